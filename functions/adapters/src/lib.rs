@@ -1,1 +1,15 @@
-//! brfed adapters.
+//! brfed adapters: the ports of `brfed-core` implemented with kube (data planes) and the AWS SDK
+//! (S3), function configuration loaded once, and the Lambda glue that turns a step's
+//! [`brfed_core::StepError`] into the runtime's `Diagnostic` whose `errorType` is the error name.
+//! Every SDK and kube error is classified here, once.
+
+pub mod config;
+pub mod kube_planes;
+pub mod lambda;
+pub mod runtime;
+pub mod s3_store;
+
+pub use config::FunctionConfig;
+pub use kube_planes::KubeRegistry;
+pub use runtime::Runtime;
+pub use s3_store::S3Store;

@@ -1,1 +1,15 @@
-fn main() {}
+//! Lambda `backup-teardown`: move every existing member to `teardown`; the initialize member is always asked to resume GC.
+
+use brfed_adapters::{Runtime, lambda};
+use brfed_core::steps;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let runtime = Runtime::load().await?;
+    lambda::serve(move |input: steps::StepInput, _ctx| {
+        let runtime = runtime.clone();
+        async move { steps::teardown(&runtime.env(), input).await }
+    })
+    .await
+}

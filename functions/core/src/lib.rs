@@ -1,1 +1,16 @@
-//! brfed domain.
+//! brfed domain: the federation specs users already have (`VolumeBackup`), their validation,
+//! the data-plane member objects brfed creates, status aggregation, and the decisions of every
+//! backup step. Nothing here talks to AWS or Kubernetes: the outside world is reached through
+//! the port traits of [`ports`], implemented in `brfed-adapters` (and by in-memory fakes in tests).
+
+pub mod backup;
+pub mod catalog;
+pub mod error;
+pub mod member;
+pub mod names;
+pub mod ports;
+pub mod spec;
+pub mod status;
+pub mod steps;
+
+pub use error::{ERROR_NAMES, FAILURE_NAMES, RETRYABLE_ERROR_NAMES, StepError};

@@ -1,0 +1,184 @@
+//! [`DataPlanes`] on Kubernetes: one kube client per kubeconfig context (context name =
+//! `k8sClusterName`, as in the original), built once per process and reused across invocations.
+//! `kube::Error`s are classified here into brfed's error names.
+
+use brfed_core::StepError;
+use brfed_core::member::MemberRef;
+use brfed_core::ports::{Created, DataPlanes, Observation};
+use futures::{StreamExt, future::join_all, stream::select_all};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("pingcap.com", "v1alpha1", kind), plural)
+}
+
+/// The data planes of one kubeconfig.
+#[derive(Clone)]
+pub struct KubeRegistry {
+    clients: BTreeMap<String, Client>,
+    backups: ApiResource,
+    tidb_clusters: ApiResource,
+}
+
+impl KubeRegistry {
+    /// Builds one client per context of `kubeconfig` (YAML text).
+    pub async fn from_yaml(kubeconfig: &str) -> Result<Self, StepError> {
+        let kc = Kubeconfig::from_yaml(kubeconfig).map_err(|e| StepError::Configuration(format!("kubeconfig: {e}")))?;
+        let mut clients = BTreeMap::new();
+        for ctx in &kc.contexts {
+            let opts = KubeConfigOptions { context: Some(ctx.name.clone()), ..Default::default() };
+            let mut config = Config::from_custom_kubeconfig(kc.clone(), &opts)
+                .await
+                .map_err(|e| StepError::Configuration(format!("kubeconfig context {}: {e}", ctx.name)))?;
+            config.connect_timeout = Some(Duration::from_secs(5));
+            config.read_timeout = Some(Duration::from_secs(60));
+            let client = Client::try_from(config).map_err(|e| StepError::Configuration(format!("client for {}: {e}", ctx.name)))?;
+            clients.insert(ctx.name.clone(), client);
+        }
+        if clients.is_empty() {
+            return Err(StepError::Configuration("the kubeconfig has no contexts".into()));
+        }
+        Ok(Self { clients, backups: resource("Backup", "backups"), tidb_clusters: resource("TidbCluster", "tidbclusters") })
+    }
+
+    fn client(&self, cluster: &str) -> Result<&Client, StepError> {
+        self.clients.get(cluster).ok_or_else(|| StepError::UnknownCluster(format!("no kubeconfig context `{cluster}`")))
+    }
+
+    fn backups(&self, cluster: &str, namespace: &str) -> Result<Api<DynamicObject>, StepError> {
+        Ok(Api::namespaced_with(self.client(cluster)?.clone(), namespace, &self.backups))
+    }
+
+    async fn read(&self, m: &MemberRef) -> Observation {
+        match self.get_backup(m).await {
+            Ok(Some(v)) => Observation::Present(v),
+            Ok(None) => Observation::Absent,
+            Err(e) => Observation::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// Classifies a kube error: connection problems, 5xx and 429 are retryable
+/// (`DataPlaneUnreachable`), other API refusals are `DataPlaneRejected`.
+pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
+    match &e {
+        kube::Error::Api(status) if status.code == 404 => {
+            StepError::MemberMissing(format!("{cluster}: {what}: not found ({})", status.message))
+        }
+        kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+            StepError::DataPlaneUnreachable(format!("{cluster}: {what}: {} {}", status.code, status.message))
+        }
+        kube::Error::Api(status) => StepError::DataPlaneRejected(format!("{cluster}: {what}: {} {}", status.code, status.message)),
+        _ => StepError::DataPlaneUnreachable(format!("{cluster}: {what}: {e}")),
+    }
+}
+
+fn to_value(obj: &DynamicObject) -> Value {
+    serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+impl DataPlanes for KubeRegistry {
+    fn cluster_names(&self) -> HashSet<String> {
+        self.clients.keys().cloned().collect()
+    }
+
+    async fn probe(&self, cluster: &str) -> Result<(), StepError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client(cluster)?.clone(), &self.backups);
+        match api.list_metadata(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(StepError::DataPlaneRejected(format!(
+                "{cluster}: the Backup CRD (backups.pingcap.com) is not installed"
+            ))),
+            Err(e) => Err(classify(cluster, "probe", e)),
+        }
+    }
+
+    async fn get_tidb_cluster(&self, cluster: &str, namespace: &str, name: &str) -> Result<Option<Value>, StepError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client(cluster)?.clone(), namespace, &self.tidb_clusters);
+        api.get_opt(name).await.map(|o| o.as_ref().map(to_value)).map_err(|e| classify(cluster, "get TidbCluster", e))
+    }
+
+    async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
+        self.backups(&m.k8s_cluster_name, &m.tc_namespace)?
+            .get_opt(&m.backup_name)
+            .await
+            .map(|o| o.as_ref().map(to_value))
+            .map_err(|e| classify(&m.k8s_cluster_name, "get Backup", e))
+    }
+
+    async fn create_backup(&self, cluster: &str, object: &Value) -> Result<Created, StepError> {
+        let obj: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| StepError::Internal(e.to_string()))?;
+        let ns = obj.metadata.namespace.clone().unwrap_or_default();
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api = self.backups(cluster, &ns)?;
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => Ok(Created::Created),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let existing = api.get_opt(&name).await.map_err(|e| classify(cluster, "get Backup", e))?;
+                match existing {
+                    Some(o) => Ok(Created::AlreadyExists(to_value(&o))),
+                    None => Err(StepError::DataPlaneUnreachable(format!("{cluster}: Backup {ns}/{name} conflicted and vanished"))),
+                }
+            }
+            Err(e) => Err(classify(cluster, "create Backup", e)),
+        }
+    }
+
+    async fn patch_backup_spec(&self, m: &MemberRef, spec: &Value) -> Result<(), StepError> {
+        let patch = serde_json::json!({ "spec": spec });
+        self.backups(&m.k8s_cluster_name, &m.tc_namespace)?
+            .patch(&m.backup_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&m.k8s_cluster_name, "patch Backup", e))
+    }
+
+    async fn observe_backups(
+        &self,
+        members: &[MemberRef],
+        budget: Duration,
+        done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
+    ) -> Vec<Observation> {
+        let mut obs: Vec<Observation> = join_all(members.iter().map(|m| self.read(m))).await;
+        if budget.is_zero() || done(&obs) {
+            return obs;
+        }
+        let deadline = Instant::now() + budget;
+        let mut streams = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let Ok(api) = self.backups(&m.k8s_cluster_name, &m.tc_namespace) else { continue };
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={}", m.backup_name)).timeout(290);
+            streams.push(watcher(api, cfg).default_backoff().map(move |e| (i, e)).boxed());
+        }
+        let mut merged = select_all(streams);
+        let mut seen = vec![false; members.len()];
+        while let Ok(Some((i, event))) = tokio::time::timeout_at(deadline, merged.next()).await {
+            match event {
+                Ok(watcher::Event::Init) => seen[i] = false,
+                Ok(watcher::Event::InitApply(o)) | Ok(watcher::Event::Apply(o)) => {
+                    seen[i] = true;
+                    obs[i] = Observation::Present(to_value(&o));
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if !seen[i] {
+                        obs[i] = Observation::Absent;
+                    }
+                }
+                Ok(watcher::Event::Delete(_)) => obs[i] = Observation::Absent,
+                Err(e) => obs[i] = Observation::Unreachable(format!("{}: watch: {e}", members[i].k8s_cluster_name)),
+            }
+            if done(&obs) {
+                break;
+            }
+        }
+        obs
+    }
+}

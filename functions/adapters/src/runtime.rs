@@ -1,0 +1,54 @@
+//! Everything a step function builds once per process: configuration, the AWS config, the S3
+//! store and the data-plane registry.
+
+use crate::{FunctionConfig, KubeRegistry, S3Store};
+use brfed_core::StepError;
+use brfed_core::steps::Env;
+use std::sync::Arc;
+
+/// Clients and configuration of one function process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: FunctionConfig,
+    planes: KubeRegistry,
+    store: S3Store,
+}
+
+impl Runtime {
+    /// Loads the configuration from the environment, and builds the clients. The kubeconfig is
+    /// read from a path or from `s3://bucket/key`.
+    pub async fn load() -> Result<Self, StepError> {
+        let config = FunctionConfig::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        let store = S3Store::new(&sdk, config.s3_path_style);
+        let text = match config.kubeconfig.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, key) = rest
+                    .split_once('/')
+                    .ok_or_else(|| StepError::Configuration(format!("`{}` is not s3://bucket/key", config.kubeconfig)))?;
+                store
+                    .get_text(bucket, key)
+                    .await?
+                    .ok_or_else(|| StepError::Configuration(format!("kubeconfig {} does not exist", config.kubeconfig)))?
+            }
+            None => std::fs::read_to_string(&config.kubeconfig)
+                .map_err(|e| StepError::Configuration(format!("kubeconfig {}: {e}", config.kubeconfig)))?,
+        };
+        let planes = KubeRegistry::from_yaml(&text).await?;
+        Ok(Self { inner: Arc::new(Inner { config, planes, store }) })
+    }
+
+    /// The environment the core steps run in.
+    pub fn env(&self) -> Env<'_, KubeRegistry, S3Store> {
+        Env {
+            planes: &self.inner.planes,
+            store: &self.inner.store,
+            catalog_bucket: &self.inner.config.catalog_bucket,
+            observe_budget: self.inner.config.observe_budget,
+        }
+    }
+}

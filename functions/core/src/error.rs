@@ -1,0 +1,141 @@
+//! The one error type of the backup steps. Variant names are the public error names: they are
+//! what a Lambda reports as `errorType`, what the state machines match in `Retry`/`Catch`, and
+//! what logs and metrics carry. They never change once published.
+
+use thiserror::Error;
+
+/// Why a step could not do its work.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// The input is not a valid federated backup spec; nothing was done. Terminal.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// A `k8sClusterName` names no context of the data-plane kubeconfig. Terminal.
+    #[error("unknown data plane: {0}")]
+    UnknownCluster(String),
+    /// A member object of that name exists and belongs to something else (reference §10 item 8). Terminal.
+    #[error("member name conflict: {0}")]
+    MemberNameConflict(String),
+    /// A federated backup of that namespace/name exists already (from another execution). Terminal.
+    #[error("backup exists: {0}")]
+    BackupExists(String),
+    /// A member's TidbCluster is missing or cannot take a volume-snapshot backup. Terminal.
+    #[error("TidbCluster not ready for a federated backup: {0}")]
+    TidbClusterInvalid(String),
+    /// A member S3 prefix already holds a backup (`clustermeta`), see reference §10 item 7. Terminal.
+    #[error("S3 prefix in use: {0}")]
+    S3PrefixInUse(String),
+    /// A data plane's API server could not be reached or answered 5xx/429. Retryable.
+    #[error("data plane unreachable: {0}")]
+    DataPlaneUnreachable(String),
+    /// A data plane refused a request (4xx other than 404/409/429: schema validation, missing CRD, RBAC). Terminal.
+    #[error("data plane rejected the request: {0}")]
+    DataPlaneRejected(String),
+    /// A member object brfed created is gone. Terminal.
+    #[error("member missing: {0}")]
+    MemberMissing(String),
+    /// The catalog (S3) could not be read or written. Retryable.
+    #[error("catalog unavailable: {0}")]
+    CatalogUnavailable(String),
+    /// Another writer changed the catalog document between read and write. Retryable.
+    #[error("catalog conflict: {0}")]
+    CatalogConflict(String),
+    /// The configuration of the function is wrong (missing kubeconfig, bucket). Terminal.
+    #[error("configuration error: {0}")]
+    Configuration(String),
+    /// A bug: a state the step cannot be in. Terminal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StepError {
+    /// The stable public name of this error (the variant name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::UnknownCluster(_) => "UnknownCluster",
+            Self::MemberNameConflict(_) => "MemberNameConflict",
+            Self::S3PrefixInUse(_) => "S3PrefixInUse",
+            Self::BackupExists(_) => "BackupExists",
+            Self::TidbClusterInvalid(_) => "TidbClusterInvalid",
+            Self::DataPlaneUnreachable(_) => "DataPlaneUnreachable",
+            Self::DataPlaneRejected(_) => "DataPlaneRejected",
+            Self::MemberMissing(_) => "MemberMissing",
+            Self::CatalogUnavailable(_) => "CatalogUnavailable",
+            Self::CatalogConflict(_) => "CatalogConflict",
+            Self::Configuration(_) => "Configuration",
+            Self::Internal(_) => "Internal",
+        }
+    }
+
+    /// Whether running the same step again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        RETRYABLE_ERROR_NAMES.contains(&self.name())
+    }
+}
+
+/// Every error name a step can return.
+pub const ERROR_NAMES: &[&str] = &[
+    "InvalidSpec",
+    "UnknownCluster",
+    "MemberNameConflict",
+    "S3PrefixInUse",
+    "BackupExists",
+    "TidbClusterInvalid",
+    "DataPlaneUnreachable",
+    "DataPlaneRejected",
+    "MemberMissing",
+    "CatalogUnavailable",
+    "CatalogConflict",
+    "Configuration",
+    "Internal",
+];
+
+/// The error names the state machines retry.
+pub const RETRYABLE_ERROR_NAMES: &[&str] = &["DataPlaneUnreachable", "CatalogUnavailable", "CatalogConflict"];
+
+/// Names of the ways a federated backup can fail (the `reason` of its `Failed` condition and the
+/// `Error` of a failed execution), beyond step errors that end it.
+pub const FAILURE_NAMES: &[&str] = &[
+    "InitializeFailed",
+    "MemberFailed",
+    "MemberInvalid",
+    "MemberMissing",
+    "PhaseDeadlineExceeded",
+    "DeadlineExceeded",
+    "ExecutionAborted",
+    "ExecutionTimedOut",
+    "ExecutionFailed",
+    "TeardownIncomplete",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_name_is_listed() {
+        let all = [
+            StepError::InvalidSpec(String::new()),
+            StepError::UnknownCluster(String::new()),
+            StepError::MemberNameConflict(String::new()),
+            StepError::S3PrefixInUse(String::new()),
+            StepError::BackupExists(String::new()),
+            StepError::TidbClusterInvalid(String::new()),
+            StepError::DataPlaneUnreachable(String::new()),
+            StepError::DataPlaneRejected(String::new()),
+            StepError::MemberMissing(String::new()),
+            StepError::CatalogUnavailable(String::new()),
+            StepError::CatalogConflict(String::new()),
+            StepError::Configuration(String::new()),
+            StepError::Internal(String::new()),
+        ];
+        assert_eq!(all.len(), ERROR_NAMES.len());
+        for e in all {
+            assert!(ERROR_NAMES.contains(&e.name()), "{} not listed", e.name());
+        }
+        for r in RETRYABLE_ERROR_NAMES {
+            assert!(ERROR_NAMES.contains(r));
+        }
+    }
+}

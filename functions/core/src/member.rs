@@ -1,0 +1,281 @@
+//! Data-plane member objects (`pingcap.com/v1alpha1` `Backup`): what brfed creates, and the view
+//! of one that the steps decide on (reference §3.1).
+
+use crate::names;
+use crate::spec::{BackupRequest, MemberCluster};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// API version of the data-plane objects.
+pub const DATA_PLANE_API_VERSION: &str = "pingcap.com/v1alpha1";
+
+/// `spec.federalVolumeBackupPhase` values.
+pub mod phase {
+    /// Pause GC and PD schedulers (init job), `clusters[0]` only.
+    pub const INITIALIZE: &str = "initialize";
+    /// Snapshot this data plane's volumes.
+    pub const EXECUTE: &str = "execute";
+    /// Finish: wait for jobs, resume GC if needed, set the final condition.
+    pub const TEARDOWN: &str = "teardown";
+}
+
+/// Data-plane `Backup` condition types brfed reads.
+pub mod cond {
+    /// Init job paused GC and schedulers.
+    pub const INITIALIZED: &str = "VolumeBackupInitialized";
+    /// Init job failed or ended early.
+    pub const INITIALIZE_FAILED: &str = "VolumeBackupInitializeFailed";
+    /// `backupmeta` exists: snapshots were created.
+    pub const SNAPSHOTS_CREATED: &str = "VolumeBackupSnapshotsCreated";
+    /// Resume requested and done: init job deleted.
+    pub const INITIALIZE_COMPLETE: &str = "VolumeBackupInitializeComplete";
+    /// Snapshots completed.
+    pub const VOLUME_COMPLETE: &str = "VolumeBackupComplete";
+    /// Execute failed.
+    pub const VOLUME_FAILED: &str = "VolumeBackupFailed";
+    /// Final success after teardown.
+    pub const COMPLETE: &str = "Complete";
+    /// Final failure.
+    pub const FAILED: &str = "Failed";
+    /// Spec or TidbCluster validation failed.
+    pub const INVALID: &str = "Invalid";
+    /// Cleanup failed on deletion.
+    pub const CLEAN_FAILED: &str = "CleanFailed";
+}
+
+/// Where a member lives and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRef {
+    /// Data plane (kubeconfig context).
+    pub k8s_cluster_name: String,
+    /// TidbCluster name.
+    pub tc_name: String,
+    /// Namespace of the TidbCluster and of the member object.
+    pub tc_namespace: String,
+    /// Name of the member object.
+    pub backup_name: String,
+}
+
+impl MemberRef {
+    /// The member of `cluster` for federated backup `volume_backup`.
+    pub fn new(cluster: &MemberCluster, volume_backup: &str) -> Self {
+        Self {
+            k8s_cluster_name: cluster.k8s_cluster_name.clone(),
+            tc_name: cluster.tc_name.clone(),
+            tc_namespace: cluster.tc_namespace.clone(),
+            backup_name: names::member_backup_name(volume_backup),
+        }
+    }
+
+    /// `cluster/namespace/name`, for messages.
+    pub fn display(&self) -> String {
+        format!("{}/{}/{}", self.k8s_cluster_name, self.tc_namespace, self.backup_name)
+    }
+}
+
+/// One condition of a data-plane object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// "True" or "False".
+    #[serde(default)]
+    pub status: String,
+    /// When it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// Machine-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What the steps need to know about one member `Backup`, read from the data plane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// `metadata.annotations[brfed.io/execution]`.
+    pub execution: Option<String>,
+    /// `metadata.annotations[brfed.io/federation-namespace]`.
+    pub federation_namespace: Option<String>,
+    /// Whether the object carries brfed's label for this backup.
+    pub labelled_for: Option<String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// `spec.federalVolumeBackupPhase`.
+    pub federal_phase: Option<String>,
+    /// `spec.resumeGcSchedule`.
+    pub resume_gc_schedule: bool,
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+    /// `status.backupPath`.
+    pub backup_path: Option<String>,
+    /// `status.backupSize`.
+    pub backup_size: Option<i64>,
+    /// `status.commitTs`.
+    pub commit_ts: Option<String>,
+}
+
+impl MemberView {
+    /// Reads the fields brfed needs from a `Backup` object as JSON.
+    pub fn from_object(obj: &Value) -> Self {
+        let s = |v: &Value| v.as_str().map(String::from);
+        let meta = &obj["metadata"];
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        Self {
+            execution: meta["annotations"].get(names::ANNOTATION_EXECUTION).and_then(s),
+            federation_namespace: meta["annotations"].get(names::ANNOTATION_FEDERATION_NAMESPACE).and_then(s),
+            labelled_for: meta["labels"].get(names::LABEL_VOLUME_BACKUP).and_then(s),
+            deleting: !meta["deletionTimestamp"].is_null(),
+            federal_phase: s(&spec["federalVolumeBackupPhase"]),
+            resume_gc_schedule: spec["resumeGcSchedule"].as_bool().unwrap_or(false),
+            phase: s(&status["phase"]),
+            conditions: serde_json::from_value(status["conditions"].clone()).unwrap_or_default(),
+            backup_path: s(&status["backupPath"]),
+            backup_size: status["backupSize"].as_i64(),
+            commit_ts: match &status["commitTs"] {
+                Value::String(c) => Some(c.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether condition `t` is present with status True.
+    pub fn has(&self, t: &str) -> bool {
+        self.conditions.iter().any(|c| c.type_ == t && c.status == "True")
+    }
+
+    /// The condition `t`, if present and True.
+    pub fn condition(&self, t: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == t && c.status == "True")
+    }
+
+    /// `VolumeBackupInitializeFailed`, `VolumeBackupFailed`, `Failed` or `Invalid`: the member
+    /// cannot succeed any more (reference §4.1 step 6).
+    pub fn failed(&self) -> Option<&Condition> {
+        [cond::INVALID, cond::INITIALIZE_FAILED, cond::VOLUME_FAILED, cond::FAILED]
+            .iter()
+            .find_map(|t| self.condition(t))
+    }
+
+    /// `Complete`, `Failed` or `Invalid`: the data plane is done with this member.
+    pub fn terminal(&self) -> bool {
+        self.has(cond::COMPLETE) || self.has(cond::FAILED) || self.has(cond::INVALID)
+    }
+}
+
+/// Builds the data-plane `Backup` for `member` of `req`, in federal phase `federal_phase`.
+pub fn build_member_backup(req: &BackupRequest, member: &MemberRef, federal_phase: &str, execution: &str) -> Value {
+    let mut spec = req.spec.template.clone();
+    // Fields of the federation template that the data-plane Backup does not have, or that the
+    // original does not propagate (reference §2.1): handled below or dropped on purpose.
+    spec.remove("volumeBackupInitJobMaxActiveSeconds");
+    spec.remove("snapshotsDeleteRatio");
+    spec.remove("automountServiceAccountToken");
+    if let Some(Value::Object(s3)) = spec.get_mut("s3") {
+        s3.insert("prefix".into(), Value::String(req.member_prefix(&member.k8s_cluster_name)));
+    }
+    let mut br = match spec.remove("br") {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    br.insert("cluster".into(), Value::String(member.tc_name.clone()));
+    br.insert("clusterNamespace".into(), Value::String(member.tc_namespace.clone()));
+    spec.insert("br".into(), Value::Object(br));
+    spec.insert("backupMode".into(), json!("volume-snapshot"));
+    spec.insert("backupType".into(), json!("full"));
+    spec.insert("federalVolumeBackupPhase".into(), json!(federal_phase));
+    if federal_phase == phase::INITIALIZE {
+        let secs = req.spec.template.get("volumeBackupInitJobMaxActiveSeconds").and_then(Value::as_u64).unwrap_or(600);
+        spec.insert("volumeBackupInitJobMaxActiveSeconds".into(), json!(secs));
+    }
+    if let Some(ratio) = req.spec.template.get("snapshotsDeleteRatio") {
+        spec.insert("cleanOption".into(), json!({ "snapshotsDeleteRatio": ratio }));
+    }
+    let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
+    labels[names::LABEL_VOLUME_BACKUP] = json!(req.name());
+    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
+    let mut annotations = serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
+    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
+    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
+    json!({
+        "apiVersion": DATA_PLANE_API_VERSION,
+        "kind": "Backup",
+        "metadata": {
+            "name": member.backup_name,
+            "namespace": member.tc_namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> BackupRequest {
+        BackupRequest::from_value(json!({"metadata": {"name": "bk", "namespace": "br", "labels": {"team": "db"},
+            "annotations": {"iam.amazonaws.com/role": "r"}},
+            "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb"}],
+            "template": {"s3": {"provider": "aws", "bucket": "bkt", "prefix": "p"}, "br": {"concurrency": 4},
+                "volumeBackupInitJobMaxActiveSeconds": 300, "snapshotsDeleteRatio": 0.5, "automountServiceAccountToken": false,
+                "cleanPolicy": "Delete", "toolImage": "br:v7"}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_initialize_member_carries_the_template_and_the_phase_fields() {
+        let r = req();
+        let m = MemberRef::new(&r.spec.clusters[0], r.name());
+        let b = build_member_backup(&r, &m, phase::INITIALIZE, "exec-1");
+        assert_eq!(b["metadata"]["name"], "fed-bk");
+        assert_eq!(b["metadata"]["namespace"], "tidb");
+        assert_eq!(b["metadata"]["labels"]["team"], "db");
+        assert_eq!(b["metadata"]["labels"][names::LABEL_VOLUME_BACKUP], "bk");
+        assert_eq!(b["metadata"]["annotations"]["iam.amazonaws.com/role"], "r");
+        assert_eq!(b["spec"]["s3"]["prefix"], "p-dp1");
+        assert_eq!(b["spec"]["br"]["cluster"], "basic");
+        assert_eq!(b["spec"]["br"]["clusterNamespace"], "tidb");
+        assert_eq!(b["spec"]["br"]["concurrency"], 4);
+        assert_eq!(b["spec"]["backupMode"], "volume-snapshot");
+        assert_eq!(b["spec"]["federalVolumeBackupPhase"], "initialize");
+        assert_eq!(b["spec"]["volumeBackupInitJobMaxActiveSeconds"], 300);
+        assert_eq!(b["spec"]["cleanOption"]["snapshotsDeleteRatio"], 0.5);
+        assert_eq!(b["spec"]["cleanPolicy"], "Delete");
+        assert!(b["spec"].get("automountServiceAccountToken").is_none());
+        assert!(b["spec"].get("snapshotsDeleteRatio").is_none());
+    }
+
+    #[test]
+    fn execute_members_have_no_init_deadline() {
+        let r = req();
+        let m = MemberRef::new(&r.spec.clusters[0], r.name());
+        let b = build_member_backup(&r, &m, phase::EXECUTE, "exec-1");
+        assert!(b["spec"].get("volumeBackupInitJobMaxActiveSeconds").is_none());
+    }
+
+    #[test]
+    fn a_member_view_reads_conditions_and_results() {
+        let v = MemberView::from_object(&json!({"metadata": {"annotations": {"brfed.io/execution": "e"}},
+            "spec": {"federalVolumeBackupPhase": "execute", "resumeGcSchedule": true},
+            "status": {"phase": "VolumeBackupComplete", "commitTs": "42", "backupSize": 10, "backupPath": "s3://b/p",
+                "conditions": [{"type": "VolumeBackupComplete", "status": "True"}, {"type": "Failed", "status": "False"}]}}));
+        assert!(v.has(cond::VOLUME_COMPLETE));
+        assert!(v.failed().is_none());
+        assert!(!v.terminal());
+        assert_eq!(v.commit_ts.as_deref(), Some("42"));
+        assert_eq!(v.execution.as_deref(), Some("e"));
+        assert!(v.resume_gc_schedule);
+    }
+}

@@ -1,0 +1,74 @@
+//! Naming rules shared by every step: member object names, S3 prefixes, label keys.
+
+/// Maximum length of a Kubernetes label value, and of the Job name the data plane derives from
+/// a member name (`backup-{member}-init`, `restore-data-{member}`), see reference §10 item 23.
+pub const MAX_LABEL_VALUE: usize = 63;
+
+/// Label put on every member object brfed creates: the federated backup's name.
+pub const LABEL_VOLUME_BACKUP: &str = "brfed.io/volume-backup";
+/// Annotation with the namespace of the federated object a member belongs to.
+pub const ANNOTATION_FEDERATION_NAMESPACE: &str = "brfed.io/federation-namespace";
+/// Annotation with the Step Functions execution that created the member (idempotency key).
+pub const ANNOTATION_EXECUTION: &str = "brfed.io/execution";
+/// Label marking objects managed by brfed.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "brfed";
+
+/// Name of the data-plane `Backup` of a federated backup: `fed-{name}`, the same in every data plane.
+pub fn member_backup_name(volume_backup: &str) -> String {
+    format!("fed-{volume_backup}")
+}
+
+/// Name of the data-plane init Job the operator derives from a member name (`backup-{member}-init`).
+pub fn init_job_name(member: &str) -> String {
+    format!("backup-{member}-init")
+}
+
+/// Member S3 prefix: `{template prefix}-{k8sClusterName}` (reference §2.4).
+pub fn member_prefix(template_prefix: &str, k8s_cluster_name: &str) -> String {
+    format!("{template_prefix}-{k8s_cluster_name}")
+}
+
+/// `s3://bucket/prefix` as the data plane reports it in `status.backupPath`.
+pub fn s3_path(bucket: &str, prefix: &str) -> String {
+    format!("s3://{bucket}/{prefix}")
+}
+
+/// Whether `s` is a valid RFC 1123 DNS label (lowercase alphanumerics and '-', at most 63,
+/// starting and ending with an alphanumeric).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Whether `s` is a valid RFC 1123 DNS subdomain (object names): labels joined by '.', at most 253.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_follow_the_original() {
+        assert_eq!(member_backup_name("daily-2024-05-01t00-00-00"), "fed-daily-2024-05-01t00-00-00");
+        assert_eq!(member_prefix("tidb-prod/-2024-05-01t00-00-00", "az-a"), "tidb-prod/-2024-05-01t00-00-00-az-a");
+        assert_eq!(init_job_name("fed-x"), "backup-fed-x-init");
+    }
+
+    #[test]
+    fn dns_rules_reject_what_kubernetes_rejects() {
+        assert!(is_dns_label("dp1"));
+        assert!(!is_dns_label("Dp1"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("a.b-c"));
+        assert!(!is_dns_subdomain("a..b"));
+        assert!(!is_dns_subdomain("a;rm -rf"));
+    }
+}

@@ -1,0 +1,602 @@
+//! The `VolumeBackup` (`federation.pingcap.com/v1alpha1`) users already have, as brfed accepts it:
+//! the whole object (YAML or JSON) or only its `spec` with a name, and brfed's own options.
+//! Parsing is strict where the original silently pruned or crashed (reference §10 items 2, 21),
+//! and [`BackupRequest::validate`] reports every problem at once, before any side effect.
+
+use crate::error::StepError;
+use crate::names;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
+
+/// API version of the federation objects.
+pub const FEDERATION_API_VERSION: &str = "federation.pingcap.com/v1alpha1";
+
+/// Largest accepted input document, in bytes (Step Functions' own limit is 256 KiB).
+pub const MAX_INPUT_BYTES: usize = 200 * 1024;
+
+/// Largest number of member clusters.
+pub const MAX_CLUSTERS: usize = 100;
+
+/// Fields of `spec.template` that the original's CRD defines. Anything else is refused instead of
+/// being silently pruned as the API server would.
+pub const TEMPLATE_FIELDS: &[&str] = &[
+    "additionalVolumeMounts",
+    "additionalVolumes",
+    "automountServiceAccountToken",
+    "azblob",
+    "br",
+    "calcSizeLevel",
+    "cleanPolicy",
+    "env",
+    "gcs",
+    "imagePullSecrets",
+    "local",
+    "priorityClassName",
+    "resources",
+    "s3",
+    "serviceAccount",
+    "snapshotsDeleteRatio",
+    "tolerations",
+    "toolImage",
+    "volumeBackupInitJobMaxActiveSeconds",
+];
+
+const BR_FIELDS: &[&str] = &["checkRequirements", "concurrency", "options", "sendCredToTikv"];
+const S3_FIELDS: &[&str] = &[
+    "acl",
+    "bucket",
+    "endpoint",
+    "forcePathStyle",
+    "options",
+    "path",
+    "prefix",
+    "provider",
+    "region",
+    "secretName",
+    "sse",
+    "storageClass",
+];
+
+/// One member cluster of a federated backup (`spec.clusters[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberCluster {
+    /// Kubeconfig context name of the data plane.
+    #[serde(default)]
+    pub k8s_cluster_name: String,
+    /// TidbCluster name in that data plane.
+    #[serde(default)]
+    pub tc_name: String,
+    /// TidbCluster namespace; the member `Backup` is created there.
+    #[serde(default)]
+    pub tc_namespace: String,
+}
+
+/// `spec` of a `VolumeBackup`. The template is kept as JSON so that every field the user set is
+/// carried to the members verbatim; typed accessors read what brfed itself needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeBackupSpec {
+    /// Member clusters; `clusters[0]` runs the initialize step.
+    #[serde(default)]
+    pub clusters: Vec<MemberCluster>,
+    /// Copied into every member `Backup`.
+    #[serde(default)]
+    pub template: Map<String, Value>,
+}
+
+/// Object metadata brfed reads from the input and propagates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Name of the federated backup.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace of the federated backup (control-plane side; default `default`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Copied verbatim onto every member.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Copied verbatim onto every member.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// How the observe step waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ObserveMode {
+    /// Kubernetes watch on the members; returns as soon as something happens.
+    #[default]
+    Watch,
+    /// One read per invocation, the state machine waits `pollSeconds` between reads (the
+    /// original's 30 s resync, kept as a baseline).
+    Poll,
+}
+
+/// brfed's own options, beside the original's fields. All optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Options {
+    /// Longest time any one phase may wait before the backup is torn down (`PhaseDeadlineExceeded`).
+    #[serde(default = "default_phase_timeout")]
+    pub phase_timeout_seconds: u64,
+    /// Longest time the whole backup may take before it is torn down (`DeadlineExceeded`).
+    #[serde(default = "default_deadline")]
+    pub deadline_seconds: u64,
+    /// Watch (default) or poll.
+    #[serde(default)]
+    pub observe_mode: ObserveMode,
+    /// Seconds between reads in poll mode.
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: u64,
+}
+
+fn default_phase_timeout() -> u64 {
+    3600
+}
+fn default_deadline() -> u64 {
+    6 * 3600
+}
+fn default_poll_seconds() -> u64 {
+    30
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            phase_timeout_seconds: default_phase_timeout(),
+            deadline_seconds: default_deadline(),
+            observe_mode: ObserveMode::default(),
+            poll_seconds: default_poll_seconds(),
+        }
+    }
+}
+
+/// A federated backup request, normalised from whatever form the user gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRequest {
+    /// Name, namespace, labels, annotations.
+    pub metadata: ObjectMeta,
+    /// The original's spec.
+    pub spec: VolumeBackupSpec,
+    /// Immune to schedule retention (top-level field, as in the original).
+    #[serde(default, rename = "skipGC")]
+    pub skip_gc: bool,
+    /// brfed options.
+    #[serde(default)]
+    pub options: Options,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WholeObject {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    spec: Option<Value>,
+    #[serde(default, rename = "skipGC")]
+    skip_gc: Option<bool>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    options: Option<Value>,
+    /// Spec-only form: `{"name": ..., "spec": ...}`.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+fn type_error(what: &str, e: impl std::fmt::Display) -> StepError {
+    StepError::InvalidSpec(format!("{what}: {e}"))
+}
+
+impl BackupRequest {
+    /// Parses YAML or JSON text (a whole `VolumeBackup`, or `{name, spec}`).
+    pub fn from_text(text: &str) -> Result<Self, StepError> {
+        if text.len() > MAX_INPUT_BYTES {
+            return Err(StepError::InvalidSpec(format!(
+                "input is {} bytes, more than the {MAX_INPUT_BYTES} accepted",
+                text.len()
+            )));
+        }
+        let value: Value = serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
+        Self::from_value(value)
+    }
+
+    /// Parses a JSON value: a whole `VolumeBackup`, `{"volumeBackup": {...}, "options": {...}}`,
+    /// or `{name, namespace?, spec}`. Checks only the shape; see [`Self::validate`].
+    pub fn from_value(value: Value) -> Result<Self, StepError> {
+        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_INPUT_BYTES {
+            return Err(StepError::InvalidSpec(format!(
+                "input is {size} bytes, more than the {MAX_INPUT_BYTES} accepted"
+            )));
+        }
+        let mut value = value;
+        let mut outer_options = None;
+        if let Value::Object(map) = &mut value {
+            if let Some(inner) = map.remove("volumeBackup") {
+                outer_options = map.remove("options");
+                if let Some(extra) = map.keys().next() {
+                    return Err(StepError::InvalidSpec(format!("unknown field `{extra}` beside `volumeBackup`")));
+                }
+                value = inner;
+            }
+        } else {
+            return Err(StepError::InvalidSpec("input must be an object".into()));
+        }
+        let whole: WholeObject = serde_json::from_value(value).map_err(|e| type_error("input", e))?;
+        if let Some(kind) = &whole.kind {
+            if kind != "VolumeBackup" {
+                return Err(StepError::InvalidSpec(format!("kind is `{kind}`, expected `VolumeBackup`")));
+            }
+        }
+        if let Some(api) = &whole.api_version {
+            if api != FEDERATION_API_VERSION {
+                return Err(StepError::InvalidSpec(format!(
+                    "apiVersion is `{api}`, expected `{FEDERATION_API_VERSION}`"
+                )));
+            }
+        }
+        let _ = whole.status; // a status in the input is ignored, as the API server would on create
+        let mut metadata: ObjectMeta = match whole.metadata {
+            Some(m) => serde_json::from_value(m).map_err(|e| type_error("metadata", e))?,
+            None => ObjectMeta::default(),
+        };
+        if let Some(n) = whole.name {
+            if !metadata.name.is_empty() && metadata.name != n {
+                return Err(StepError::InvalidSpec("`name` and `metadata.name` differ".into()));
+            }
+            metadata.name = n;
+        }
+        if let Some(ns) = whole.namespace {
+            metadata.namespace = ns;
+        }
+        if metadata.namespace.is_empty() {
+            metadata.namespace = "default".into();
+        }
+        let spec_value = whole.spec.ok_or_else(|| StepError::InvalidSpec("`spec` is missing".into()))?;
+        let spec: VolumeBackupSpec = serde_json::from_value(spec_value).map_err(|e| type_error("spec", e))?;
+        let options = match outer_options.or(whole.options) {
+            Some(o) => serde_json::from_value(o).map_err(|e| type_error("options", e))?,
+            None => Options::default(),
+        };
+        Ok(Self { metadata, spec, skip_gc: whole.skip_gc.unwrap_or(false), options })
+    }
+
+    /// Name of the federated backup.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// Checks everything that can be checked without the outside world, and reports every
+    /// problem at once. `known_clusters`, when given, is the set of data-plane names the
+    /// registry knows.
+    pub fn validate(&self, known_clusters: Option<&HashSet<String>>) -> Result<(), StepError> {
+        let mut problems: Vec<String> = Vec::new();
+        let name = &self.metadata.name;
+        if name.is_empty() {
+            problems.push("metadata.name is empty".into());
+        } else if !names::is_dns_subdomain(name) {
+            problems.push(format!("metadata.name `{}` is not a valid Kubernetes name", truncate(name)));
+        } else {
+            // The data plane derives Job names (`backup-fed-{name}-init`) and puts them in a pod label.
+            let job = names::init_job_name(&names::member_backup_name(name));
+            if job.len() > names::MAX_LABEL_VALUE {
+                problems.push(format!(
+                    "metadata.name `{name}` is too long: the data plane's init Job `{job}` would be {} characters, the limit is {}",
+                    job.len(),
+                    names::MAX_LABEL_VALUE
+                ));
+            }
+            if name.contains('.') {
+                problems.push(format!("metadata.name `{name}` must not contain '.' (it names the execution)"));
+            }
+        }
+        if !names::is_dns_label(&self.metadata.namespace) {
+            problems.push(format!("metadata.namespace `{}` is not a valid namespace", truncate(&self.metadata.namespace)));
+        }
+        for (k, v) in self.metadata.labels.iter() {
+            if k.is_empty() || k.len() > 253 || v.len() > names::MAX_LABEL_VALUE {
+                problems.push(format!("label `{}` is not a valid Kubernetes label", truncate(k)));
+            }
+        }
+        if self.spec.clusters.is_empty() {
+            problems.push("spec.clusters is empty".into());
+        }
+        if self.spec.clusters.len() > MAX_CLUSTERS {
+            problems.push(format!("spec.clusters has {} entries, at most {MAX_CLUSTERS} are accepted", self.spec.clusters.len()));
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in self.spec.clusters.iter().enumerate() {
+            if c.k8s_cluster_name.is_empty() {
+                problems.push(format!("spec.clusters[{i}].k8sClusterName is empty"));
+            } else if !names::is_dns_subdomain(&c.k8s_cluster_name) {
+                problems.push(format!("spec.clusters[{i}].k8sClusterName `{}` is not a valid name", truncate(&c.k8s_cluster_name)));
+            } else if let Some(known) = known_clusters {
+                if !known.contains(&c.k8s_cluster_name) {
+                    let mut k: Vec<_> = known.iter().cloned().collect();
+                    k.sort();
+                    problems.push(format!(
+                        "spec.clusters[{i}].k8sClusterName `{}` is not a known data plane (known: {})",
+                        c.k8s_cluster_name,
+                        k.join(", ")
+                    ));
+                }
+            }
+            if c.tc_name.is_empty() {
+                problems.push(format!("spec.clusters[{i}].tcName is empty"));
+            } else if !names::is_dns_subdomain(&c.tc_name) {
+                problems.push(format!("spec.clusters[{i}].tcName `{}` is not a valid name", truncate(&c.tc_name)));
+            }
+            if c.tc_namespace.is_empty() {
+                problems.push(format!("spec.clusters[{i}].tcNamespace is empty"));
+            } else if !names::is_dns_label(&c.tc_namespace) {
+                problems.push(format!("spec.clusters[{i}].tcNamespace `{}` is not a valid namespace", truncate(&c.tc_namespace)));
+            }
+            if !c.k8s_cluster_name.is_empty() && !seen.insert(c.k8s_cluster_name.clone()) {
+                problems.push(format!(
+                    "spec.clusters[{i}].k8sClusterName `{}` appears twice (one member per data plane)",
+                    c.k8s_cluster_name
+                ));
+            }
+        }
+        self.validate_template(&mut problems);
+        if self.options.phase_timeout_seconds == 0 || self.options.deadline_seconds == 0 {
+            problems.push("options: timeouts must be positive".into());
+        }
+        if self.options.poll_seconds == 0 || self.options.poll_seconds > 3600 {
+            problems.push("options.pollSeconds must be between 1 and 3600".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::InvalidSpec(problems.join("; ")))
+        }
+    }
+
+    fn validate_template(&self, problems: &mut Vec<String>) {
+        let t = &self.spec.template;
+        for key in t.keys() {
+            if !TEMPLATE_FIELDS.contains(&key.as_str()) {
+                problems.push(format!("spec.template.{} is not a field of VolumeBackupMemberSpec", truncate(key)));
+            }
+        }
+        match t.get("s3") {
+            None | Some(Value::Null) => problems.push(
+                "spec.template.s3 is missing: EBS volume-snapshot backups need an S3 location for their metadata".into(),
+            ),
+            Some(Value::Object(s3)) => {
+                for key in s3.keys() {
+                    if !S3_FIELDS.contains(&key.as_str()) {
+                        problems.push(format!("spec.template.s3.{} is not a field of S3StorageProvider", truncate(key)));
+                    }
+                }
+                match s3.get("bucket") {
+                    Some(Value::String(b)) if valid_bucket(b) => {}
+                    Some(Value::String(b)) => problems.push(format!("spec.template.s3.bucket `{}` is not a valid bucket name", truncate(b))),
+                    _ => problems.push("spec.template.s3.bucket is missing".into()),
+                }
+                match s3.get("provider") {
+                    Some(Value::String(p)) if p == "aws" => {}
+                    Some(Value::String(p)) => problems.push(format!(
+                        "spec.template.s3.provider is `{}`: EBS snapshots need provider `aws`",
+                        truncate(p)
+                    )),
+                    _ => problems.push("spec.template.s3.provider is missing (the CRD requires it; use `aws`)".into()),
+                }
+                match s3.get("prefix") {
+                    None => {}
+                    Some(Value::String(p)) if p.len() <= 512 && !p.starts_with('/') && !p.contains("..") => {}
+                    Some(_) => problems.push("spec.template.s3.prefix must be a relative path string without `..`".into()),
+                }
+                for key in ["region", "endpoint", "secretName", "storageClass", "acl", "sse", "path"] {
+                    if let Some(v) = s3.get(key) {
+                        if !v.is_string() {
+                            problems.push(format!("spec.template.s3.{key} must be a string"));
+                        }
+                    }
+                }
+            }
+            Some(_) => problems.push("spec.template.s3 must be an object".into()),
+        }
+        if let Some(br) = t.get("br") {
+            match br {
+                Value::Object(m) => {
+                    for key in m.keys() {
+                        if !BR_FIELDS.contains(&key.as_str()) {
+                            problems.push(format!(
+                                "spec.template.br.{} is not a field of the federation's BRConfig (brfed sets cluster and clusterNamespace itself)",
+                                truncate(key)
+                            ));
+                        }
+                    }
+                    if let Some(c) = m.get("concurrency") {
+                        if !c.as_u64().is_some_and(|c| c <= u32::MAX as u64) {
+                            problems.push("spec.template.br.concurrency must be a non-negative integer".into());
+                        }
+                    }
+                    if let Some(o) = m.get("options") {
+                        if !o.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                            problems.push("spec.template.br.options must be a list of strings".into());
+                        }
+                    }
+                }
+                _ => problems.push("spec.template.br must be an object".into()),
+            }
+        }
+        match t.get("cleanPolicy") {
+            None => {}
+            Some(Value::String(p)) if ["Retain", "OnFailure", "Delete"].contains(&p.as_str()) => {}
+            Some(p) => problems.push(format!("spec.template.cleanPolicy {p} is not one of Retain, OnFailure, Delete")),
+        }
+        match t.get("calcSizeLevel") {
+            None => {}
+            Some(Value::String(p)) if ["all", "full", "incremental", "none"].contains(&p.as_str()) => {}
+            Some(p) => problems.push(format!("spec.template.calcSizeLevel {p} is not one of all, full, incremental, none")),
+        }
+        match t.get("volumeBackupInitJobMaxActiveSeconds") {
+            None => {}
+            Some(v) if v.as_u64().is_some_and(|s| (1..=86_400).contains(&s)) => {}
+            Some(v) => problems.push(format!("spec.template.volumeBackupInitJobMaxActiveSeconds {v} must be an integer from 1 to 86400")),
+        }
+        match t.get("snapshotsDeleteRatio") {
+            None => {}
+            Some(v) if v.as_f64().is_some_and(|r| (0.1..=2.0).contains(&r)) => {}
+            // The original silently resets out-of-range values to 1; brfed says so.
+            Some(v) => problems.push(format!("spec.template.snapshotsDeleteRatio {v} must be a number from 0.1 to 2.0")),
+        }
+        for (key, want) in [
+            ("toolImage", "string"),
+            ("serviceAccount", "string"),
+            ("priorityClassName", "string"),
+            ("env", "array"),
+            ("tolerations", "array"),
+            ("imagePullSecrets", "array"),
+            ("additionalVolumes", "array"),
+            ("additionalVolumeMounts", "array"),
+            ("resources", "object"),
+            ("automountServiceAccountToken", "boolean"),
+        ] {
+            if let Some(v) = t.get(key) {
+                let ok = match want {
+                    "string" => v.is_string(),
+                    "array" => v.is_array(),
+                    "object" => v.is_object(),
+                    _ => v.is_boolean(),
+                };
+                if !ok {
+                    problems.push(format!("spec.template.{key} must be a {want}"));
+                }
+            }
+        }
+    }
+
+    /// `template.s3.bucket` (validated non-empty).
+    pub fn bucket(&self) -> &str {
+        self.spec.template.get("s3").and_then(|s| s.get("bucket")).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// `template.s3.prefix` (may be empty).
+    pub fn prefix(&self) -> &str {
+        self.spec.template.get("s3").and_then(|s| s.get("prefix")).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// `template.cleanPolicy`, defaulting to `Retain` as the data-plane CRD does.
+    pub fn clean_policy(&self) -> &str {
+        self.spec.template.get("cleanPolicy").and_then(Value::as_str).unwrap_or("Retain")
+    }
+
+    /// S3 prefix of the member in `k8s_cluster_name`.
+    pub fn member_prefix(&self, k8s_cluster_name: &str) -> String {
+        names::member_prefix(self.prefix(), k8s_cluster_name)
+    }
+}
+
+fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && b.as_bytes()[0].is_ascii_alphanumeric()
+        && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
+}
+
+fn truncate(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+apiVersion: federation.pingcap.com/v1alpha1
+kind: VolumeBackup
+metadata:
+  name: bk1
+  namespace: br
+  annotations: {iam.amazonaws.com/role: "arn:aws:iam::1:role/x"}
+spec:
+  clusters:
+  - {k8sClusterName: dp1, tcName: basic, tcNamespace: tidb}
+  - {k8sClusterName: dp2, tcName: basic, tcNamespace: tidb}
+  template:
+    br: {sendCredToTikv: false}
+    s3: {provider: aws, region: us-west-2, bucket: brfed-backups, prefix: tidb-prod}
+    toolImage: pingcap/br:v7.5.1
+    cleanPolicy: Delete
+"#;
+
+    fn known() -> HashSet<String> {
+        ["dp1", "dp2", "dp3"].into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_originals_yaml_is_accepted_as_is() {
+        let r = BackupRequest::from_text(YAML).unwrap();
+        r.validate(Some(&known())).unwrap();
+        assert_eq!(r.name(), "bk1");
+        assert_eq!(r.metadata.namespace, "br");
+        assert_eq!(r.bucket(), "brfed-backups");
+        assert_eq!(r.member_prefix("dp2"), "tidb-prod-dp2");
+        assert_eq!(r.clean_policy(), "Delete");
+        assert_eq!(r.options.observe_mode, ObserveMode::Watch);
+    }
+
+    #[test]
+    fn a_spec_with_a_name_is_accepted() {
+        let v = serde_json::json!({"name": "bk2", "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "a", "tcNamespace": "b"}],
+            "template": {"s3": {"provider": "aws", "bucket": "bkt"}}}, "options": {"observeMode": "poll", "pollSeconds": 5}});
+        let r = BackupRequest::from_value(v).unwrap();
+        r.validate(Some(&known())).unwrap();
+        assert_eq!(r.metadata.namespace, "default");
+        assert_eq!(r.options.observe_mode, ObserveMode::Poll);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let v = serde_json::json!({"metadata": {"name": "bk"}, "spec": {"clusters": [
+            {"k8sClusterName": "dp1", "tcName": "a", "tcNamespace": "b"},
+            {"k8sClusterName": "dp1", "tcName": "a", "tcNamespace": "b"},
+            {"k8sClusterName": "nope", "tcName": "", "tcNamespace": "b"}],
+            "template": {"cleanPolicy": "Sometimes", "calcSizeLevel": "x", "bogus": 1}}});
+        let err = BackupRequest::from_value(v).unwrap().validate(Some(&known())).unwrap_err();
+        let StepError::InvalidSpec(msg) = err else { panic!("wrong error") };
+        for needle in ["appears twice", "not a known data plane", "tcName is empty", "s3 is missing", "cleanPolicy", "calcSizeLevel", "bogus"] {
+            assert!(msg.contains(needle), "{needle} missing from {msg}");
+        }
+    }
+
+    #[test]
+    fn empty_clusters_and_long_names_are_refused() {
+        let v = serde_json::json!({"metadata": {"name": "a".repeat(60)}, "spec": {"clusters": [], "template": {"s3": {"provider": "aws", "bucket": "bkt"}}}});
+        let StepError::InvalidSpec(msg) = BackupRequest::from_value(v).unwrap().validate(None).unwrap_err() else { panic!() };
+        assert!(msg.contains("clusters is empty"));
+        assert!(msg.contains("too long"));
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields_are_named_errors() {
+        for v in [
+            serde_json::json!({"metadata": {"name": "x"}, "spec": {"clusters": "dp1"}}),
+            serde_json::json!({"metadata": {"name": "x"}, "spec": {"clusters": [], "extra": 1}}),
+            serde_json::json!({"kind": "Backup", "metadata": {"name": "x"}, "spec": {}}),
+            serde_json::json!({"metadata": {"name": "x"}}),
+            serde_json::json!([1, 2]),
+        ] {
+            assert!(matches!(BackupRequest::from_value(v), Err(StepError::InvalidSpec(_))));
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! `VolumeBackup.status` (reference §2.1): conditions, per-member entries, and the aggregates
+//! (`commitTs` = minimum member commitTs, `backupSize` = sum, readable size, time taken).
+
+use crate::member::{MemberRef, MemberView};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `VolumeBackup` condition types (= phase values).
+pub mod vbk {
+    /// Backup started.
+    pub const RUNNING: &str = "Running";
+    /// All snapshots created and GC/schedulers resumed.
+    pub const SNAPSHOTS_CREATED: &str = "SnapshotsCreated";
+    /// Done, all members Complete.
+    pub const COMPLETE: &str = "Complete";
+    /// Done, failed.
+    pub const FAILED: &str = "Failed";
+}
+
+/// One condition of a federated object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FedCondition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True"/"False".
+    pub status: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// Reason (a failure name on `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `status.backups[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Data plane.
+    pub k8s_cluster_name: String,
+    /// TidbCluster name.
+    pub tc_name: String,
+    /// TidbCluster namespace.
+    pub tc_namespace: String,
+    /// Member `Backup` name.
+    pub backup_name: String,
+    /// Member `status.phase`.
+    pub phase: String,
+    /// `s3://bucket/prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_path: Option<String>,
+    /// Bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_size: Option<i64>,
+    /// Resolved TS of this member's snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_ts: Option<String>,
+    /// From the member's failure condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// From the member's failure condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `VolumeBackup.status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeBackupStatus {
+    /// One per created member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<MemberStatus>,
+    /// When `Running` was first set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_started: Option<String>,
+    /// When the backup ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_completed: Option<String>,
+    /// Go duration string, rounded to seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_taken: Option<String>,
+    /// Sum of member sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_size: Option<i64>,
+    /// SI humanized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_size_readable: Option<String>,
+    /// Minimum member commitTs (on Complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_ts: Option<String>,
+    /// Type of the last condition written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<FedCondition>,
+}
+
+/// RFC 3339 with seconds, as Kubernetes writes times.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl VolumeBackupStatus {
+    /// Writes condition `type_` (True) and makes it the phase. An existing True condition of the
+    /// same type keeps its transition time (reference §2.1).
+    pub fn set_condition(&mut self, type_: &str, reason: Option<&str>, message: Option<&str>, now: DateTime<Utc>) {
+        let reason = reason.map(String::from);
+        let message = message.map(String::from);
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) if c.status == "True" => {
+                c.reason = reason;
+                c.message = message;
+            }
+            Some(c) => {
+                c.status = "True".into();
+                c.last_transition_time = Some(rfc3339(now));
+                c.reason = reason;
+                c.message = message;
+            }
+            None => self.conditions.push(FedCondition {
+                type_: type_.into(),
+                status: "True".into(),
+                last_transition_time: Some(rfc3339(now)),
+                reason,
+                message,
+            }),
+        }
+        self.phase = Some(type_.into());
+        if type_ == vbk::RUNNING && self.time_started.is_none() {
+            self.time_started = Some(rfc3339(now));
+        }
+    }
+
+    /// Whether condition `type_` is True.
+    pub fn has(&self, type_: &str) -> bool {
+        self.conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+    }
+
+    /// Whether the backup has ended.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase.as_deref(), Some(vbk::COMPLETE) | Some(vbk::FAILED))
+    }
+
+    /// Upserts `status.backups[]` from what was observed (key: backupName + k8sClusterName).
+    pub fn refresh_members(&mut self, observed: &[(MemberRef, Option<MemberView>)]) {
+        for (m, view) in observed {
+            let Some(view) = view else { continue };
+            let mut entry = MemberStatus {
+                k8s_cluster_name: m.k8s_cluster_name.clone(),
+                tc_name: m.tc_name.clone(),
+                tc_namespace: m.tc_namespace.clone(),
+                backup_name: m.backup_name.clone(),
+                phase: view.phase.clone().unwrap_or_default(),
+                backup_path: view.backup_path.clone(),
+                backup_size: view.backup_size,
+                commit_ts: view.commit_ts.clone(),
+                reason: None,
+                message: None,
+            };
+            if let Some(c) = view.failed() {
+                entry.reason = c.reason.clone();
+                entry.message = c.message.clone();
+            }
+            match self
+                .backups
+                .iter_mut()
+                .find(|b| b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name)
+            {
+                Some(b) => *b = entry,
+                None => self.backups.push(entry),
+            }
+        }
+    }
+
+    /// Ends the backup: sizes summed, time taken, and on success the minimum commitTs.
+    /// Returns the failure name if the commitTs of a complete backup cannot be trusted.
+    pub fn finish(&mut self, failure: Option<(&str, &str)>, now: DateTime<Utc>) {
+        let size: i64 = self.backups.iter().filter_map(|b| b.backup_size).sum();
+        self.backup_size = Some(size);
+        self.backup_size_readable = Some(humanize_bytes(size.max(0) as u64));
+        self.time_completed = Some(rfc3339(now));
+        if let Some(started) = self.time_started.as_deref().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
+            let secs = (now - started.with_timezone(&Utc)).num_milliseconds().max(0) as f64 / 1000.0;
+            self.time_taken = Some(go_duration(secs.round() as u64));
+        }
+        match failure {
+            Some((reason, message)) => self.set_condition(vbk::FAILED, Some(reason), Some(message), now),
+            None => match min_commit_ts(&self.backups) {
+                Ok(ts) => {
+                    self.commit_ts = Some(ts.to_string());
+                    self.set_condition(vbk::COMPLETE, None, None, now);
+                }
+                Err(msg) => self.set_condition(vbk::FAILED, Some("MemberFailed"), Some(&msg), now),
+            },
+        }
+    }
+}
+
+/// Minimum of the members' commitTs; every member must have a numeric one.
+pub fn min_commit_ts(members: &[MemberStatus]) -> Result<u64, String> {
+    let mut min: Option<u64> = None;
+    if members.is_empty() {
+        return Err("no member reported a commitTs".into());
+    }
+    for m in members {
+        let ts = m
+            .commit_ts
+            .as_deref()
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .filter(|t| *t > 0)
+            .ok_or_else(|| format!("member {} in {} reported no valid commitTs", m.backup_name, m.k8s_cluster_name))?;
+        min = Some(min.map_or(ts, |m| m.min(ts)));
+    }
+    min.ok_or_else(|| "no commitTs".into())
+}
+
+/// Bytes in SI units the way the original shows them (go-humanize `Bytes`): `83 MB`, `1.2 TB`.
+pub fn humanize_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
+    let e = e.min(UNITS.len() - 1);
+    let val = (n as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {}", UNITS[e])
+    } else {
+        format!("{val:.0} {}", UNITS[e])
+    }
+}
+
+/// A Go `time.Duration` string for whole seconds: `0s`, `45s`, `12m3s`, `1h0m5s`.
+pub fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_the_originals() {
+        assert_eq!(humanize_bytes(0), "0 B");
+        assert_eq!(humanize_bytes(82854982), "83 MB");
+        assert_eq!(humanize_bytes(1_234_567), "1.2 MB");
+        assert_eq!(humanize_bytes(1_200_000_000_000), "1.2 TB");
+        assert_eq!(humanize_bytes(999), "999 B");
+    }
+
+    #[test]
+    fn durations_read_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(723), "12m3s");
+        assert_eq!(go_duration(3605), "1h0m5s");
+    }
+
+    #[test]
+    fn commit_ts_is_the_minimum_and_must_be_numeric() {
+        let m = |ts: Option<&str>| MemberStatus { commit_ts: ts.map(String::from), ..Default::default() };
+        assert_eq!(min_commit_ts(&[m(Some("30")), m(Some("10")), m(Some("20"))]), Ok(10));
+        assert!(min_commit_ts(&[m(Some("30")), m(None)]).is_err());
+        assert!(min_commit_ts(&[m(Some("x"))]).is_err());
+        assert!(min_commit_ts(&[]).is_err());
+    }
+
+    #[test]
+    fn a_repeated_condition_keeps_its_transition_time() {
+        let mut s = VolumeBackupStatus::default();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let t1 = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z").unwrap().with_timezone(&Utc);
+        s.set_condition(vbk::RUNNING, None, None, t0);
+        s.set_condition(vbk::RUNNING, None, None, t1);
+        assert_eq!(s.conditions.len(), 1);
+        assert_eq!(s.conditions[0].last_transition_time.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(s.time_started.as_deref(), Some("2026-01-01T00:00:00Z"));
+        s.finish(None, t1);
+        assert_eq!(s.phase.as_deref(), Some(vbk::FAILED), "no members => no commitTs => failed");
+        assert_eq!(s.time_taken.as_deref(), Some("10m0s"));
+    }
+}

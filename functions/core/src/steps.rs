@@ -1,0 +1,692 @@
+//! The backup steps, one function per Lambda, generic over the ports. Each is idempotent: run
+//! again after a crash or a Step Functions retry it finds its own earlier work (the catalog
+//! document's execution, the members' annotations and phase fields) and does nothing twice.
+
+use crate::backup::{Await, Failure, Verdict, judge, views};
+use crate::catalog::{Catalog, VolumeBackupDoc};
+use crate::error::StepError;
+use crate::member::{MemberRef, MemberView, build_member_backup, cond, phase};
+use crate::ports::{Created, DataPlanes, ObjectStore, Observation};
+use crate::spec::{BackupRequest, ObserveMode, Options};
+use crate::status::{rfc3339, vbk};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// What every step is given besides its input.
+pub struct Env<'a, D, S> {
+    /// The data planes.
+    pub planes: &'a D,
+    /// S3.
+    pub store: &'a S,
+    /// Bucket of the catalog.
+    pub catalog_bucket: &'a str,
+    /// Longest time one observe invocation may watch.
+    pub observe_budget: Duration,
+}
+
+impl<D, S: ObjectStore> Env<'_, D, S> {
+    fn catalog(&self) -> Catalog<'_, S> {
+        Catalog::new(self.store, self.catalog_bucket)
+    }
+}
+
+/// The small state a backup execution carries from step to step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupContext {
+    /// Federated backup name (= execution name).
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Execution ARN.
+    pub execution: String,
+    /// Members in `spec.clusters` order; `members[0]` initializes.
+    pub members: Vec<MemberRef>,
+    /// Options in force.
+    pub options: Options,
+    /// Overall deadline, RFC 3339.
+    pub deadline: String,
+}
+
+/// The phase the execution is in, and since when (for phase deadlines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phase {
+    /// Phase name.
+    pub name: String,
+    /// RFC 3339 with ms.
+    pub started_at: String,
+}
+
+impl Phase {
+    fn now(name: &str) -> Self {
+        Self { name: name.into(), started_at: now_ms() }
+    }
+}
+
+fn now_ms() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StepError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StepError::Internal(format!("bad time `{s}` in state: {e}")))
+}
+
+/// Input of the start step: the execution input and the execution's identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartInput {
+    /// Whatever the execution was started with (a `VolumeBackup`, YAML-derived JSON).
+    pub input: Value,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// Output of the start step: the whole initial state of the execution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartOutput {
+    /// Context.
+    pub backup: BackupContext,
+    /// Phase `Initialize`.
+    pub phase: Phase,
+    /// Always null at start (the failure path fills it).
+    pub failure: Option<Failure>,
+    /// Always null at start.
+    pub observed: Option<ObserveOutput>,
+}
+
+/// Input of the mutating steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInput {
+    /// Context.
+    pub backup: BackupContext,
+    /// Why the backup is failing, on the failure path.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+}
+
+/// Input of the observe step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObserveInput {
+    /// Context.
+    pub backup: BackupContext,
+    /// What to wait for.
+    #[serde(rename = "await")]
+    pub awaited: Await,
+    /// Current phase.
+    pub phase: Phase,
+}
+
+/// Output of the observe step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObserveOutput {
+    /// `met`, `pending` or `failed`.
+    pub verdict: String,
+    /// On `failed`.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// Seconds the state machine should wait before observing again (0 in watch mode).
+    pub wait_seconds: u64,
+}
+
+/// Input of the finalize step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizeInput {
+    /// Context.
+    pub backup: BackupContext,
+    /// Why the backup failed, if it did.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// The last observation (of the teardown wait).
+    #[serde(default)]
+    pub observed: Option<ObserveOutput>,
+}
+
+fn member_of(view: &MemberView, execution: &str, namespace: &str) -> bool {
+    view.execution.as_deref() == Some(execution) && view.federation_namespace.as_deref().unwrap_or(namespace) == namespace
+}
+
+/// Start: validate, check every data plane and prefix (reporting every problem at once), record
+/// the backup in the catalog, and create the initialize member in `clusters[0]`.
+pub async fn start<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StartInput) -> Result<StartOutput, StepError> {
+    let req = BackupRequest::from_value(input.input)?;
+    req.validate(None)?;
+    if let Err(StepError::InvalidSpec(m)) = req.validate(Some(&env.planes.cluster_names())) {
+        return Err(StepError::UnknownCluster(m));
+    }
+    let execution = input.execution;
+    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
+    let members: Vec<MemberRef> = req.spec.clusters.iter().map(|c| MemberRef::new(c, &name)).collect();
+
+    let existing = env.catalog().get(&ns, &name).await?;
+    let resumed = match &existing {
+        Some((doc, _)) if doc.brfed.execution == execution => true,
+        Some((doc, _)) => {
+            return Err(StepError::BackupExists(format!(
+                "VolumeBackup {ns}/{name} already exists (execution {}, phase {}); choose another name",
+                doc.brfed.execution,
+                doc.status.phase.as_deref().unwrap_or("unknown")
+            )));
+        }
+        None => false,
+    };
+    if !resumed {
+        preflight(env, &req, &members, &execution).await?;
+    }
+    let now = Utc::now();
+    let mut doc = VolumeBackupDoc::new(&req, &execution, members.clone(), &rfc3339(now));
+    doc.status.set_condition(vbk::RUNNING, None, None, now);
+    let doc = env.catalog().create(&doc).await?;
+    if doc.brfed.execution != execution {
+        return Err(StepError::BackupExists(format!("VolumeBackup {ns}/{name} was just created by {}", doc.brfed.execution)));
+    }
+    let init = &members[0];
+    let object = build_member_backup(&req, init, phase::INITIALIZE, &execution);
+    ensure_member(env, init, &object, &execution, &ns).await?;
+    let deadline = now + chrono::Duration::seconds(req.options.deadline_seconds as i64);
+    Ok(StartOutput {
+        backup: BackupContext {
+            name,
+            namespace: ns,
+            execution,
+            members,
+            options: req.options.clone(),
+            deadline: rfc3339(deadline),
+        },
+        phase: Phase::now("Initialize"),
+        failure: None,
+        observed: None,
+    })
+}
+
+async fn preflight<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    req: &BackupRequest,
+    members: &[MemberRef],
+    execution: &str,
+) -> Result<(), StepError> {
+    let checks = members.iter().map(|m| async move {
+        let mut unreachable = Vec::new();
+        let mut problems = Vec::new();
+        let mut conflicts = Vec::new();
+        if let Err(e) = env.planes.probe(&m.k8s_cluster_name).await {
+            match e {
+                StepError::DataPlaneUnreachable(msg) => unreachable.push(msg),
+                other => problems.push(format!("{}: {other}", m.k8s_cluster_name)),
+            }
+            return (unreachable, problems, conflicts);
+        }
+        match env.planes.get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name).await {
+            Ok(None) => problems.push(format!(
+                "TidbCluster {}/{} does not exist in {}",
+                m.tc_namespace, m.tc_name, m.k8s_cluster_name
+            )),
+            Ok(Some(tc)) => problems.extend(tidb_cluster_problems(m, &tc)),
+            Err(StepError::DataPlaneUnreachable(msg)) => unreachable.push(msg),
+            Err(e) => problems.push(e.to_string()),
+        }
+        match env.planes.get_backup(m).await {
+            Ok(Some(obj)) => {
+                let v = MemberView::from_object(&obj);
+                if !member_of(&v, execution, &req.metadata.namespace) {
+                    conflicts.push(format!(
+                        "Backup {}/{} already exists in {} and belongs to {}",
+                        m.tc_namespace,
+                        m.backup_name,
+                        m.k8s_cluster_name,
+                        v.execution.as_deref().unwrap_or("something else")
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(StepError::DataPlaneUnreachable(msg)) => unreachable.push(msg),
+            Err(e) => problems.push(e.to_string()),
+        }
+        (unreachable, problems, conflicts)
+    });
+    let results = join_all(checks).await;
+    let mut unreachable = Vec::new();
+    let mut problems = Vec::new();
+    let mut conflicts = Vec::new();
+    for (u, p, c) in results {
+        unreachable.extend(u);
+        problems.extend(p);
+        conflicts.extend(c);
+    }
+    if !unreachable.is_empty() {
+        return Err(StepError::DataPlaneUnreachable(unreachable.join("; ")));
+    }
+    if !conflicts.is_empty() {
+        return Err(StepError::MemberNameConflict(conflicts.join("; ")));
+    }
+    if !problems.is_empty() {
+        return Err(StepError::TidbClusterInvalid(problems.join("; ")));
+    }
+    let bucket = req.bucket();
+    let mut used = Vec::new();
+    for m in members {
+        let key = format!("{}/clustermeta", req.member_prefix(&m.k8s_cluster_name));
+        if env.store.exists(bucket, &key).await? {
+            used.push(format!("s3://{bucket}/{key}"));
+        }
+    }
+    if !used.is_empty() {
+        return Err(StepError::S3PrefixInUse(format!(
+            "{} already exist: every backup needs its own spec.template.s3.prefix",
+            used.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// What keeps a TidbCluster from a volume-snapshot backup (the data plane's own validation,
+/// reference §3.1 step 1), checked up front.
+pub fn tidb_cluster_problems(m: &MemberRef, tc: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    let at = format!("TidbCluster {}/{} in {}", m.tc_namespace, m.tc_name, m.k8s_cluster_name);
+    if tc["spec"]["acrossK8s"].as_bool() != Some(true) {
+        p.push(format!("{at} does not have spec.acrossK8s: true"));
+    }
+    if tc["spec"]["tikv"]["replicas"].as_i64().unwrap_or(0) <= 0 {
+        p.push(format!("{at} has no TiKV replicas"));
+    }
+    if tc["status"]["tikv"]["stores"].as_object().is_none_or(|s| s.is_empty()) {
+        p.push(format!("{at} reports no TiKV stores in status.tikv.stores"));
+    }
+    p
+}
+
+async fn ensure_member<D: DataPlanes, S>(
+    env: &Env<'_, D, S>,
+    m: &MemberRef,
+    object: &Value,
+    execution: &str,
+    namespace: &str,
+) -> Result<(), StepError> {
+    match env.planes.create_backup(&m.k8s_cluster_name, object).await? {
+        Created::Created => {
+            tracing::info!(cluster = %m.k8s_cluster_name, member = %m.backup_name, "member created");
+            Ok(())
+        }
+        Created::AlreadyExists(obj) => {
+            let v = MemberView::from_object(&obj);
+            if member_of(&v, execution, namespace) {
+                Ok(())
+            } else {
+                Err(StepError::MemberNameConflict(format!(
+                    "Backup {}/{} in {} belongs to {}",
+                    m.tc_namespace,
+                    m.backup_name,
+                    m.k8s_cluster_name,
+                    v.execution.as_deref().unwrap_or("something else")
+                )))
+            }
+        }
+    }
+}
+
+/// Execute: move the initialize member to `execute` and create the other members in `execute`.
+pub async fn execute<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+    let ctx = &input.backup;
+    let (doc, _) = env
+        .catalog()
+        .get(&ctx.namespace, &ctx.name)
+        .await?
+        .ok_or_else(|| StepError::CatalogUnavailable(format!("no catalog document for {}/{}", ctx.namespace, ctx.name)))?;
+    let req = doc.request();
+    let init = &ctx.members[0];
+    let current = env
+        .planes
+        .get_backup(init)
+        .await?
+        .ok_or_else(|| StepError::MemberMissing(format!("initialize member {} is gone", init.display())))?;
+    if MemberView::from_object(&current).federal_phase.as_deref() == Some(phase::INITIALIZE) {
+        env.planes.patch_backup_spec(init, &json!({"federalVolumeBackupPhase": phase::EXECUTE})).await?;
+    }
+    let creations = ctx.members[1..].iter().map(|m| {
+        let object = build_member_backup(&req, m, phase::EXECUTE, &ctx.execution);
+        async move { ensure_member(env, m, &object, &ctx.execution, &ctx.namespace).await }
+    });
+    for r in join_all(creations).await {
+        r?;
+    }
+    Ok(Phase::now("Execute"))
+}
+
+/// Resume GC and scheduling: ask the initialize member to resume (`resumeGcSchedule: true`).
+pub async fn resume_gc<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+    let ctx = &input.backup;
+    env.planes.patch_backup_spec(&ctx.members[0], &json!({"resumeGcSchedule": true})).await?;
+    let at = now_ms();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            if d.brfed.resume_requested_at.is_some() {
+                return false;
+            }
+            d.brfed.resume_requested_at = Some(at.clone());
+            true
+        })
+        .await?;
+    Ok(Phase::now("ResumeGc"))
+}
+
+/// Result of a teardown request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeardownReport {
+    /// Members moved to `teardown` now.
+    pub requested: Vec<String>,
+    /// Members already in teardown.
+    pub already: Vec<String>,
+    /// Members that were never created.
+    pub absent: Vec<String>,
+    /// Data planes that could not be reached.
+    pub unreachable: Vec<String>,
+}
+
+/// Moves every existing member to `teardown`; the initialize member is always asked to resume GC
+/// and schedulers too. Best effort over all members before reporting unreachable ones.
+pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef]) -> TeardownReport {
+    let work = members.iter().enumerate().map(|(i, m)| async move {
+        let obj = match planes.get_backup(m).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return ("absent", m.display()),
+            Err(e) => return ("unreachable", format!("{}: {e}", m.display())),
+        };
+        let v = MemberView::from_object(&obj);
+        let needs_resume = i == 0 && !v.resume_gc_schedule;
+        if v.federal_phase.as_deref() == Some(phase::TEARDOWN) && !needs_resume {
+            return ("already", m.display());
+        }
+        let mut patch = json!({"federalVolumeBackupPhase": phase::TEARDOWN});
+        if i == 0 {
+            patch["resumeGcSchedule"] = json!(true);
+        }
+        match planes.patch_backup_spec(m, &patch).await {
+            Ok(()) => ("requested", m.display()),
+            Err(StepError::MemberMissing(_)) => ("absent", m.display()),
+            Err(e) => ("unreachable", format!("{}: {e}", m.display())),
+        }
+    });
+    let mut r = TeardownReport::default();
+    for (kind, what) in join_all(work).await {
+        match kind {
+            "requested" => r.requested.push(what),
+            "already" => r.already.push(what),
+            "absent" => r.absent.push(what),
+            _ => r.unreachable.push(what),
+        }
+    }
+    r
+}
+
+/// Teardown: every existing member to `teardown`, resume requested on the initialize member.
+/// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told.
+pub async fn teardown<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+    let ctx = &input.backup;
+    let report = request_teardown(env.planes, &ctx.members).await;
+    tracing::info!(requested = ?report.requested, already = ?report.already, unreachable = ?report.unreachable, "teardown");
+    let at = now_ms();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            if d.brfed.teardown_requested_at.is_some() {
+                return false;
+            }
+            d.brfed.teardown_requested_at = Some(at.clone());
+            true
+        })
+        .await?;
+    if !report.unreachable.is_empty() {
+        return Err(StepError::DataPlaneUnreachable(format!(
+            "teardown could not reach: {}",
+            report.unreachable.join("; ")
+        )));
+    }
+    Ok(Phase::now("Teardown"))
+}
+
+/// Observe: watch the members until the awaited condition holds, one fails, the watch budget
+/// is spent, or a deadline passes.
+pub async fn observe<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: ObserveInput) -> Result<ObserveOutput, StepError> {
+    let ctx = &input.backup;
+    let now = Utc::now();
+    let phase_deadline = parse_time(&input.phase.started_at)? + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
+    let overall = parse_time(&ctx.deadline)?;
+    let (deadline, deadline_name) =
+        if phase_deadline < overall { (phase_deadline, "PhaseDeadlineExceeded") } else { (overall, "DeadlineExceeded") };
+    let watched: &[MemberRef] = if input.awaited == Await::Initialized { &ctx.members[..1] } else { &ctx.members };
+    let budget = match ctx.options.observe_mode {
+        ObserveMode::Poll => Duration::ZERO,
+        ObserveMode::Watch => env.observe_budget.min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
+    };
+    let awaited = input.awaited;
+    let done = move |obs: &[Observation]| judge(awaited, watched, obs) != Verdict::Pending;
+    let obs = env.planes.observe_backups(watched, budget, &done).await;
+    let mut verdict = judge(awaited, watched, &obs);
+    if verdict == Verdict::Pending && Utc::now() >= deadline {
+        let what = if deadline_name == "PhaseDeadlineExceeded" {
+            format!("phase {} ran longer than {} s", input.phase.name, ctx.options.phase_timeout_seconds)
+        } else {
+            format!("the backup ran longer than {} s", ctx.options.deadline_seconds)
+        };
+        verdict = Verdict::Failed(Failure::new(deadline_name, format!("{what} while waiting for {}", awaited.describe())));
+    }
+    record_observation(env, ctx, awaited, &verdict, &obs).await?;
+    let (name, failure) = match verdict {
+        Verdict::Met => ("met", None),
+        Verdict::Pending => ("pending", None),
+        Verdict::Failed(f) => ("failed", Some(f)),
+    };
+    let wait_seconds = match (ctx.options.observe_mode, name) {
+        (ObserveMode::Poll, "pending") => ctx.options.poll_seconds,
+        _ => 0,
+    };
+    Ok(ObserveOutput { verdict: name.into(), failure, wait_seconds })
+}
+
+async fn record_observation<D, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    ctx: &BackupContext,
+    awaited: Await,
+    verdict: &Verdict,
+    obs: &[Observation],
+) -> Result<(), StepError> {
+    let pairs: Vec<(MemberRef, Option<MemberView>)> = ctx.members.iter().cloned().zip(views(obs)).collect();
+    let at = now_ms();
+    let now = Utc::now();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            let before = d.clone();
+            d.status.refresh_members(&pairs);
+            if *verdict == Verdict::Met {
+                match awaited {
+                    Await::SnapshotsCreated if d.brfed.snapshots_created_observed_at.is_none() => {
+                        d.brfed.snapshots_created_observed_at = Some(at.clone());
+                    }
+                    Await::GcResumed if !d.status.has(vbk::SNAPSHOTS_CREATED) => {
+                        d.status.set_condition(vbk::SNAPSHOTS_CREATED, None, None, now);
+                    }
+                    _ => {}
+                }
+            }
+            *d != before
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Finalize: read every member once more, decide Complete or Failed, and write the final
+/// catalog document, which is also the execution's output.
+pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: FinalizeInput) -> Result<VolumeBackupDoc, StepError> {
+    let ctx = &input.backup;
+    let obs = env.planes.observe_backups(&ctx.members, Duration::ZERO, &|_: &[Observation]| true).await;
+    let pairs: Vec<(MemberRef, Option<MemberView>)> = ctx.members.iter().cloned().zip(views(&obs)).collect();
+    let failure = decide_failure(input.failure.as_ref(), input.observed.as_ref(), &pairs, &obs);
+    let now = Utc::now();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            if d.status.is_terminal() {
+                return false;
+            }
+            d.status.refresh_members(&pairs);
+            let f = failure.as_ref().map(|f| (f.error.as_str(), f.message()));
+            d.status.finish(f.as_ref().map(|(e, m)| (*e, m.as_str())), now);
+            true
+        })
+        .await
+}
+
+fn decide_failure(
+    failure: Option<&Failure>,
+    observed: Option<&ObserveOutput>,
+    pairs: &[(MemberRef, Option<MemberView>)],
+    obs: &[Observation],
+) -> Option<Failure> {
+    if let Some(f) = failure {
+        return Some(f.clone());
+    }
+    if let Some(Failure { error, cause }) = observed.and_then(|o| o.failure.as_ref()) {
+        return Some(Failure::new("TeardownIncomplete", format!("{error}: {cause}")));
+    }
+    if let Some((m, _)) = pairs.iter().find(|(_, v)| v.as_ref().is_some_and(|v| v.has(cond::INITIALIZE_FAILED))) {
+        return Some(Failure::new("InitializeFailed", format!("member {} is VolumeBackupInitializeFailed", m.display())));
+    }
+    let failed: Vec<&MemberRef> = pairs
+        .iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| v.has(cond::FAILED) || v.has(cond::INVALID)))
+        .map(|(m, _)| m)
+        .collect();
+    if !failed.is_empty() {
+        let names: Vec<_> = failed.iter().map(|m| m.backup_name.as_str()).collect();
+        let clusters: Vec<_> = failed.iter().map(|m| m.k8s_cluster_name.as_str()).collect();
+        return Some(Failure::new(
+            "MemberFailed",
+            format!("backup members {} of clusters {} failed", names.join(","), clusters.join(",")),
+        ));
+    }
+    let missing: Vec<String> = pairs
+        .iter()
+        .zip(obs)
+        .filter(|(_, o)| !matches!(o, Observation::Present(_)))
+        .map(|((m, _), _)| m.display())
+        .collect();
+    if !missing.is_empty() {
+        return Some(Failure::new("MemberMissing", format!("members not readable at the end: {}", missing.join(", "))));
+    }
+    let incomplete: Vec<String> =
+        pairs.iter().filter(|(_, v)| !v.as_ref().is_some_and(|v| v.has(cond::COMPLETE))).map(|(m, _)| m.display()).collect();
+    if !incomplete.is_empty() {
+        return Some(Failure::new("TeardownIncomplete", format!("members not Complete: {}", incomplete.join(", "))));
+    }
+    None
+}
+
+/// The Step Functions "Execution Status Change" event the abort step receives (the fields it uses).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatusChange {
+    /// `detail`.
+    pub detail: ExecutionDetail,
+}
+
+/// `detail` of an execution status change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetail {
+    /// Execution ARN.
+    pub execution_arn: String,
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED.
+    pub status: String,
+    /// The execution input, as a JSON string.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Error name, on FAILED.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Cause, on FAILED.
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// What the abort step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortReport {
+    /// `nothing-to-do`, `torn-down`.
+    pub action: String,
+    /// Why.
+    pub detail: String,
+    /// Teardown details.
+    #[serde(default)]
+    pub teardown: Option<TeardownReport>,
+}
+
+/// Abort: an execution stopped, timed out or failed outside the workflow's own failure path. If
+/// its backup is still `Running` in the catalog, tear every member down (GC resumed) and mark it
+/// `Failed`. Harmless for executions that ended normally.
+pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: ExecutionStatusChange) -> Result<AbortReport, StepError> {
+    let d = event.detail;
+    let failure_name = match d.status.as_str() {
+        "ABORTED" => "ExecutionAborted",
+        "TIMED_OUT" => "ExecutionTimedOut",
+        "FAILED" => "ExecutionFailed",
+        other => return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("status {other}"), teardown: None }),
+    };
+    let Some(req) = d
+        .input
+        .as_deref()
+        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+        .and_then(|v| BackupRequest::from_value(v).ok())
+    else {
+        return Ok(AbortReport { action: "nothing-to-do".into(), detail: "input is not a backup request".into(), teardown: None });
+    };
+    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
+    let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
+        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("no catalog document for {ns}/{name}"), teardown: None });
+    };
+    if doc.brfed.execution != d.execution_arn {
+        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("{ns}/{name} belongs to {}", doc.brfed.execution), teardown: None });
+    }
+    if doc.status.is_terminal() {
+        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("{ns}/{name} already ended"), teardown: None });
+    }
+    let report = request_teardown(env.planes, &doc.brfed.members).await;
+    let cause = match (d.error.as_deref(), d.cause.as_deref()) {
+        (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
+        _ => format!("execution {} ended {}", d.execution_arn, d.status),
+    };
+    let message = format!(
+        "{cause}; teardown requested for {} member(s){}",
+        report.requested.len() + report.already.len(),
+        if report.unreachable.is_empty() { String::new() } else { format!(", unreachable: {}", report.unreachable.join("; ")) }
+    );
+    let now = Utc::now();
+    let obs = env.planes.observe_backups(&doc.brfed.members, Duration::ZERO, &|_: &[Observation]| true).await;
+    let pairs: Vec<(MemberRef, Option<MemberView>)> = doc.brfed.members.iter().cloned().zip(views(&obs)).collect();
+    let at = now_ms();
+    env.catalog()
+        .update(&ns, &name, |doc| {
+            if doc.status.is_terminal() {
+                return false;
+            }
+            doc.status.refresh_members(&pairs);
+            doc.brfed.teardown_requested_at.get_or_insert(at.clone());
+            doc.status.finish(Some((failure_name, &message)), now);
+            true
+        })
+        .await?;
+    if !report.unreachable.is_empty() {
+        return Err(StepError::DataPlaneUnreachable(message));
+    }
+    Ok(AbortReport { action: "torn-down".into(), detail: message, teardown: Some(report) })
+}
