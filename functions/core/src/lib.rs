@@ -12,5 +12,7 @@ pub mod ports;
 pub mod spec;
 pub mod status;
 pub mod steps;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{ERROR_NAMES, FAILURE_NAMES, RETRYABLE_ERROR_NAMES, StepError};

@@ -15,6 +15,10 @@ pub const FEDERATION_API_VERSION: &str = "federation.pingcap.com/v1alpha1";
 /// Largest accepted input document, in bytes (Step Functions' own limit is 256 KiB).
 pub const MAX_INPUT_BYTES: usize = 200 * 1024;
 
+/// Longest overall deadline: below the state machines' 24 h `TimeoutSeconds`, so brfed's own
+/// deadline (with teardown) always fires first.
+pub const MAX_DEADLINE_SECONDS: u64 = 23 * 3600;
+
 /// Largest number of member clusters.
 pub const MAX_CLUSTERS: usize = 100;
 
@@ -353,6 +357,11 @@ impl BackupRequest {
         self.validate_template(&mut problems);
         if self.options.phase_timeout_seconds == 0 || self.options.deadline_seconds == 0 {
             problems.push("options: timeouts must be positive".into());
+        }
+        if self.options.deadline_seconds > MAX_DEADLINE_SECONDS {
+            problems.push(format!(
+                "options.deadlineSeconds must be at most {MAX_DEADLINE_SECONDS} (the state machine's own timeout is 24 h)"
+            ));
         }
         if self.options.poll_seconds == 0 || self.options.poll_seconds > 3600 {
             problems.push("options.pollSeconds must be between 1 and 3600".into());

@@ -392,11 +392,14 @@ pub struct TeardownReport {
     pub absent: Vec<String>,
     /// Data planes that could not be reached.
     pub unreachable: Vec<String>,
+    /// Objects of the member's name that belong to something else: left alone.
+    pub foreign: Vec<String>,
 }
 
 /// Moves every existing member to `teardown`; the initialize member is always asked to resume GC
 /// and schedulers too. Best effort over all members before reporting unreachable ones.
-pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef]) -> TeardownReport {
+/// Members that belong to another execution (a name conflict) are never touched.
+pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef], execution: &str) -> TeardownReport {
     let work = members.iter().enumerate().map(|(i, m)| async move {
         let obj = match planes.get_backup(m).await {
             Ok(Some(o)) => o,
@@ -404,6 +407,9 @@ pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef]) 
             Err(e) => return ("unreachable", format!("{}: {e}", m.display())),
         };
         let v = MemberView::from_object(&obj);
+        if v.execution.as_deref() != Some(execution) {
+            return ("foreign", m.display());
+        }
         let needs_resume = i == 0 && !v.resume_gc_schedule;
         if v.federal_phase.as_deref() == Some(phase::TEARDOWN) && !needs_resume {
             return ("already", m.display());
@@ -424,6 +430,7 @@ pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef]) 
             "requested" => r.requested.push(what),
             "already" => r.already.push(what),
             "absent" => r.absent.push(what),
+            "foreign" => r.foreign.push(what),
             _ => r.unreachable.push(what),
         }
     }
@@ -434,7 +441,7 @@ pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef]) 
 /// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told.
 pub async fn teardown<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
     let ctx = &input.backup;
-    let report = request_teardown(env.planes, &ctx.members).await;
+    let report = request_teardown(env.planes, &ctx.members, &ctx.execution).await;
     tracing::info!(requested = ?report.requested, already = ?report.already, unreachable = ?report.unreachable, "teardown");
     let at = now_ms();
     env.catalog()
@@ -525,15 +532,28 @@ async fn record_observation<D, S: ObjectStore>(
         .map(|_| ())
 }
 
+/// Output of the finalize step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizeOutput {
+    /// The final catalog document (the execution's output on success).
+    pub document: VolumeBackupDoc,
+    /// Failure name when the backup failed (the execution's error).
+    pub error: Option<String>,
+    /// What happened (the execution's cause).
+    pub cause: Option<String>,
+}
+
 /// Finalize: read every member once more, decide Complete or Failed, and write the final
 /// catalog document, which is also the execution's output.
-pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: FinalizeInput) -> Result<VolumeBackupDoc, StepError> {
+pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: FinalizeInput) -> Result<FinalizeOutput, StepError> {
     let ctx = &input.backup;
     let obs = env.planes.observe_backups(&ctx.members, Duration::ZERO, &|_: &[Observation]| true).await;
     let pairs: Vec<(MemberRef, Option<MemberView>)> = ctx.members.iter().cloned().zip(views(&obs)).collect();
     let failure = decide_failure(input.failure.as_ref(), input.observed.as_ref(), &pairs, &obs);
     let now = Utc::now();
-    env.catalog()
+    let document = env
+        .catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
             if d.status.is_terminal() {
                 return false;
@@ -543,7 +563,21 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input:
             d.status.finish(f.as_ref().map(|(e, m)| (*e, m.as_str())), now);
             true
         })
-        .await
+        .await?;
+    let failed = document.status.conditions.iter().rev().find(|c| c.type_ == vbk::FAILED && document.status.phase.as_deref() == Some(vbk::FAILED));
+    let (error, cause) = match failed {
+        Some(c) => (
+            Some(c.reason.clone().unwrap_or_else(|| "MemberFailed".into())),
+            Some(format!(
+                "VolumeBackup {}/{} failed: {}",
+                ctx.namespace,
+                ctx.name,
+                c.message.clone().unwrap_or_default()
+            )),
+        ),
+        None => (None, None),
+    };
+    Ok(FinalizeOutput { document, error, cause })
 }
 
 fn decide_failure(
@@ -660,7 +694,7 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: Ex
     if doc.status.is_terminal() {
         return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("{ns}/{name} already ended"), teardown: None });
     }
-    let report = request_teardown(env.planes, &doc.brfed.members).await;
+    let report = request_teardown(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
     let cause = match (d.error.as_deref(), d.cause.as_deref()) {
         (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
         _ => format!("execution {} ended {}", d.execution_arn, d.status),
@@ -690,3 +724,7 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: Ex
     }
     Ok(AbortReport { action: "torn-down".into(), detail: message, teardown: Some(report) })
 }
+
+#[cfg(test)]
+#[path = "steps_tests.rs"]
+mod tests;

@@ -1,0 +1,234 @@
+//! Stateful in-memory fakes of the ports, for unit tests here and in other crates (feature
+//! `testing`). They hold objects, apply merge patches like an API server, and can be told to fail.
+
+use crate::error::StepError;
+use crate::member::MemberRef;
+use crate::ports::{Created, DataPlanes, ObjectStore, Observation, Precondition, Versioned};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+type Key = (String, String, String);
+
+/// Fake data planes: objects by (cluster, namespace, name).
+#[derive(Default)]
+pub struct FakePlanes {
+    /// Known data-plane names.
+    pub clusters: Vec<String>,
+    backups: Mutex<BTreeMap<Key, Value>>,
+    tidb_clusters: Mutex<BTreeMap<Key, Value>>,
+    down: Mutex<HashSet<String>>,
+    /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
+    pub log: Mutex<Vec<String>>,
+}
+
+impl FakePlanes {
+    /// Data planes `dp1..dpN`, each with a ready TidbCluster `tidb/basic`.
+    pub fn new(n: usize) -> Self {
+        let planes = Self { clusters: (1..=n).map(|i| format!("dp{i}")).collect(), ..Default::default() };
+        for c in planes.clusters.clone() {
+            planes.put_tidb_cluster(&c, "tidb", "basic", json!({"spec": {"acrossK8s": true, "tikv": {"replicas": 1}},
+                "status": {"tikv": {"stores": {"1": {"id": "1"}}}}}));
+        }
+        planes
+    }
+
+    /// Adds or replaces a TidbCluster.
+    pub fn put_tidb_cluster(&self, cluster: &str, ns: &str, name: &str, tc: Value) {
+        self.tidb_clusters.lock().unwrap().insert((cluster.into(), ns.into(), name.into()), tc);
+    }
+
+    /// Takes a data plane down or brings it back.
+    pub fn set_down(&self, cluster: &str, down: bool) {
+        let mut d = self.down.lock().unwrap();
+        if down {
+            d.insert(cluster.into());
+        } else {
+            d.remove(cluster);
+        }
+    }
+
+    fn check(&self, cluster: &str) -> Result<(), StepError> {
+        if !self.clusters.iter().any(|c| c == cluster) {
+            return Err(StepError::UnknownCluster(cluster.into()));
+        }
+        if self.down.lock().unwrap().contains(cluster) {
+            return Err(StepError::DataPlaneUnreachable(format!("{cluster}: connection refused")));
+        }
+        Ok(())
+    }
+
+    /// A member object, as stored.
+    pub fn backup(&self, cluster: &str, ns: &str, name: &str) -> Option<Value> {
+        self.backups.lock().unwrap().get(&(cluster.into(), ns.into(), name.into())).cloned()
+    }
+
+    /// Plays the data plane: appends condition `type_` (True) to a member and makes it the phase.
+    pub fn add_condition(&self, cluster: &str, ns: &str, name: &str, type_: &str) {
+        let mut b = self.backups.lock().unwrap();
+        let obj = b.get_mut(&(cluster.into(), ns.into(), name.into())).expect("member exists");
+        let status = obj.as_object_mut().unwrap().entry("status").or_insert_with(|| json!({"conditions": []}));
+        status["conditions"].as_array_mut().unwrap().push(json!({"type": type_, "status": "True"}));
+        status["phase"] = json!(type_);
+    }
+
+    /// Sets `status` fields of a member.
+    pub fn set_status(&self, cluster: &str, ns: &str, name: &str, fields: Value) {
+        let mut b = self.backups.lock().unwrap();
+        let obj = b.get_mut(&(cluster.into(), ns.into(), name.into())).expect("member exists");
+        let status = obj.as_object_mut().unwrap().entry("status").or_insert_with(|| json!({"conditions": []}));
+        merge(status, &fields);
+    }
+
+    /// Puts an object directly (e.g. a foreign one, to make a name conflict).
+    pub fn put_backup(&self, cluster: &str, obj: Value) {
+        let key = (cluster.into(), obj["metadata"]["namespace"].as_str().unwrap().into(), obj["metadata"]["name"].as_str().unwrap().into());
+        self.backups.lock().unwrap().insert(key, obj);
+    }
+
+    /// Number of member objects.
+    pub fn backup_count(&self) -> usize {
+        self.backups.lock().unwrap().len()
+    }
+}
+
+/// JSON merge patch (RFC 7386).
+pub fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().unwrap();
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+impl DataPlanes for FakePlanes {
+    fn cluster_names(&self) -> HashSet<String> {
+        self.clusters.iter().cloned().collect()
+    }
+
+    async fn probe(&self, cluster: &str) -> Result<(), StepError> {
+        self.check(cluster)
+    }
+
+    async fn get_tidb_cluster(&self, cluster: &str, namespace: &str, name: &str) -> Result<Option<Value>, StepError> {
+        self.check(cluster)?;
+        Ok(self.tidb_clusters.lock().unwrap().get(&(cluster.into(), namespace.into(), name.into())).cloned())
+    }
+
+    async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        Ok(self.backup(&m.k8s_cluster_name, &m.tc_namespace, &m.backup_name))
+    }
+
+    async fn create_backup(&self, cluster: &str, object: &Value) -> Result<Created, StepError> {
+        self.check(cluster)?;
+        let key: Key = (
+            cluster.into(),
+            object["metadata"]["namespace"].as_str().unwrap_or_default().into(),
+            object["metadata"]["name"].as_str().unwrap_or_default().into(),
+        );
+        let mut b = self.backups.lock().unwrap();
+        if let Some(existing) = b.get(&key) {
+            return Ok(Created::AlreadyExists(existing.clone()));
+        }
+        self.log.lock().unwrap().push(format!("create {}/{}/{}", key.0, key.1, key.2));
+        b.insert(key, object.clone());
+        Ok(Created::Created)
+    }
+
+    async fn patch_backup_spec(&self, m: &MemberRef, spec: &Value) -> Result<(), StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        let mut b = self.backups.lock().unwrap();
+        let obj = b
+            .get_mut(&(m.k8s_cluster_name.clone(), m.tc_namespace.clone(), m.backup_name.clone()))
+            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
+        merge(&mut obj["spec"], spec);
+        self.log.lock().unwrap().push(format!("patch {} {spec}", m.display()));
+        Ok(())
+    }
+
+    async fn observe_backups(
+        &self,
+        members: &[MemberRef],
+        _budget: Duration,
+        _done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
+    ) -> Vec<Observation> {
+        let mut out = Vec::new();
+        for m in members {
+            out.push(match self.get_backup(m).await {
+                Ok(Some(v)) => Observation::Present(v),
+                Ok(None) => Observation::Absent,
+                Err(e) => Observation::Unreachable(e.to_string()),
+            });
+        }
+        out
+    }
+}
+
+/// Fake object store with ETags and preconditions.
+#[derive(Default)]
+pub struct FakeStore {
+    objects: Mutex<BTreeMap<(String, String), (Value, u64)>>,
+    /// When set, every call fails with `CatalogUnavailable`.
+    pub broken: Mutex<bool>,
+}
+
+impl FakeStore {
+    /// Puts an object directly.
+    pub fn put(&self, bucket: &str, key: &str, v: Value) {
+        self.objects.lock().unwrap().insert((bucket.into(), key.into()), (v, 1));
+    }
+
+    /// Reads an object directly.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Value> {
+        self.objects.lock().unwrap().get(&(bucket.into(), key.into())).map(|(v, _)| v.clone())
+    }
+
+    fn check(&self) -> Result<(), StepError> {
+        if *self.broken.lock().unwrap() { Err(StepError::CatalogUnavailable("fake store is broken".into())) } else { Ok(()) }
+    }
+}
+
+impl ObjectStore for FakeStore {
+    async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
+        self.check()?;
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.into(), key.into()))
+            .map(|(v, n)| Versioned { value: v.clone(), etag: format!("\"{n}\"") }))
+    }
+
+    async fn put_json(&self, bucket: &str, key: &str, value: &Value, precondition: Precondition) -> Result<(), StepError> {
+        self.check()?;
+        let mut o = self.objects.lock().unwrap();
+        let k = (bucket.to_string(), key.to_string());
+        let current = o.get(&k).map(|(_, n)| *n);
+        match (&precondition, current) {
+            (Precondition::IfAbsent, Some(_)) => return Err(StepError::CatalogConflict(key.into())),
+            (Precondition::IfMatch(e), Some(n)) if *e != format!("\"{n}\"") => return Err(StepError::CatalogConflict(key.into())),
+            (Precondition::IfMatch(_), None) => return Err(StepError::CatalogConflict(key.into())),
+            _ => {}
+        }
+        o.insert(k, (value.clone(), current.unwrap_or(0) + 1));
+        Ok(())
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
+        self.check()?;
+        Ok(self.objects.lock().unwrap().contains_key(&(bucket.into(), key.into())))
+    }
+}
