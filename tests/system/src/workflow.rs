@@ -1,0 +1,117 @@
+//! Helpers for tests that run brfed's workflows on the local world's Step Functions: start an
+//! execution, wait for it, read its history, read the catalog.
+
+use crate::dataplane::World;
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Step Functions of the emulator, and the deployed state machines.
+pub struct Workflows {
+    /// Client.
+    pub sfn: aws_sdk_sfn::Client,
+    /// ARN of `volume-backup`.
+    pub backup_arn: String,
+}
+
+/// The end of an execution.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Execution ARN.
+    pub arn: String,
+    /// SUCCEEDED, FAILED, ABORTED, TIMED_OUT.
+    pub status: String,
+    /// Output document (on success).
+    pub output: Option<Value>,
+    /// Error name (on failure).
+    pub error: Option<String>,
+    /// Cause (on failure).
+    pub cause: Option<String>,
+}
+
+impl Workflows {
+    /// From `AWS_ENDPOINT_URL` and `BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN`.
+    pub async fn from_env() -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let backup_arn = std::env::var("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN")
+            .expect("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN is not set: start the world with make world-up");
+        Self { sfn: aws_sdk_sfn::Client::new(&sdk), backup_arn }
+    }
+
+    /// Starts `state_machine` with execution name `name` (always named: the emulator collides unnamed ones).
+    pub async fn start(&self, state_machine: &str, name: &str, input: &Value) -> String {
+        let out = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("StartExecution");
+        out.execution_arn().to_string()
+    }
+
+    /// Waits until the execution is no longer RUNNING.
+    pub async fn wait(&self, arn: &str, timeout: Duration) -> Finished {
+        let start = Instant::now();
+        loop {
+            let d = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
+            if d.status() != &ExecutionStatus::Running {
+                return Finished {
+                    arn: arn.to_string(),
+                    status: d.status().as_str().to_string(),
+                    output: d.output().and_then(|o| serde_json::from_str(o).ok()),
+                    error: d.error().map(String::from),
+                    cause: d.cause().map(String::from),
+                };
+            }
+            assert!(start.elapsed() < timeout, "execution {arn} still RUNNING after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops a running execution.
+    pub async fn stop(&self, arn: &str) {
+        self.sfn.stop_execution().execution_arn(arn).error("TestStop").cause("stopped by a test").send().await.expect("StopExecution");
+    }
+
+    /// Names of the states entered, in order, and the number of history events.
+    pub async fn entered_states(&self, arn: &str) -> (Vec<String>, usize) {
+        let mut names = Vec::new();
+        let mut count = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("GetExecutionHistory");
+            for e in page.events() {
+                count += 1;
+                if let Some(d) = e.state_entered_event_details() {
+                    names.push(d.name().to_string());
+                }
+            }
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return (names, count);
+            }
+        }
+    }
+}
+
+/// The catalog document of `namespace/name`.
+pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
+    let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
+    let key = brfed_core::catalog::backup_key(namespace, name);
+    let s3 = &world.cloud.s3;
+    match s3.get_object().bucket(&bucket).key(&key).send().await {
+        Ok(o) => Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap()),
+        Err(_) => None,
+    }
+}
