@@ -42,9 +42,14 @@ world-up: ## Start the local world with N data planes (default 3)
 world-down: ## Stop everything the world started
 	@$(WORLD) down
 
-world-env: ## Print the exports for a shell: eval "$$(make -s world-env)"
+world-env: ## Print the exports that let a shell talk to the world (eval them)
 	@$(WORLD) env
 
 demo: ## Set up, start the world, back up the 3-cluster TiDB, print the result
 	@$(WORLD) setup
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && infra/local/demo.sh
+
+bench: ## Watch vs 30 s-poll backup side by side on the local world; prints the table
+	@$(WORLD) setup
+	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
+	  cargo run -q -p brfed-system-tests --bin brfed-bench

@@ -1,1 +1,4 @@
 //! system test support
+
+pub mod dataplane;
+pub mod workflow;

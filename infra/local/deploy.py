@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Deploys brfed's AWS resources into the local emulator (infra/local/aws.sh start first).
+
+    "$(infra/local/setup-python.sh)/bin/python" infra/local/deploy.py [--with-fixtures]
+
+* S3 bucket brfed-backups.
+* One Lambda function per crate under functions/ that has src/main.rs (tests/smoke-fn too with
+  --with-fixtures), named after the crate directory; moto needs them to exist: the emulator
+  answers Invoke of an unknown function with ResourceNotFoundException, as Lambda does.
+* One state machine per statemachines/*.asl.json (tests/fixtures/*.asl.json too with
+  --with-fixtures), named after the file stem, with ${...} placeholders substituted:
+  ${<CamelCrate>FunctionArn}, ${<CamelStem>StateMachineArn}, ${CatalogBucket}. An unknown
+  placeholder is an error.
+* EventBridge rules of infra/local/rules.json (and tests/fixtures/rules.json with
+  --with-fixtures), format below; placeholders are substituted there too.
+* $WORLD/deployed.env: export BRFED_<STEM>_STATE_MACHINE_ARN=... lines.
+
+rules.json:
+    {"rules": [
+      {"name": "smoke-failed", "description": "optional",
+       "eventPattern": {"source": ["aws.states"], ...}      # or "scheduleExpression": "rate(5 minutes)"
+       "state": "ENABLED",                                   # optional
+       "targets": [
+         {"id": "notify", "function": "smoke-fn"},           # a function crate name,
+         {"id": "run", "stateMachine": "smoke",              # or a state machine stem,
+          "input": {"x": 1}},                                # constant input (JSON value), or
+         {"id": "raw", "arn": "${SmokeFnFunctionArn}",       # any ARN,
+          "inputPath": "$.detail"}                           # or a JSONPath into the event
+       ]}]}
+
+Every StartExecution caller must pass a `name` (moto names unnamed executions "None" and the
+second unnamed one collides; the local emulator patches that, real code should not rely on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "us-west-2"
+ACCOUNT = "123456789012"
+BUCKET = os.environ.get("BRFED_BUCKET", "brfed-backups")
+LAMBDA_ROLE = "brfed-local-lambda"
+STATES_ROLE = "brfed-local-states"
+EVENTS_ROLE = "brfed-local-events"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:-]+)\}")
+
+
+def camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name) if part)
+
+
+def upper_snake(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def state_machine_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def function_crates(with_fixtures: bool) -> dict[str, Path]:
+    dirs = sorted(p for p in (REPO / "functions").iterdir() if (p / "src" / "main.rs").is_file())
+    if with_fixtures and (REPO / "tests" / "smoke-fn" / "src" / "main.rs").is_file():
+        dirs.append(REPO / "tests" / "smoke-fn")
+    crates = {}
+    for d in dirs:
+        manifest = (d / "Cargo.toml").read_text(encoding="utf-8")
+        m = re.search(r'^name\s*=\s*"([^"]+)"', manifest, re.M)
+        if m and m.group(1) != d.name:
+            sys.exit(f"deploy: crate {d} is named {m.group(1)!r}; a function crate's package (and so its "
+                     f"binary) must be named like its directory, the function name")
+        crates[d.name] = d
+    return crates
+
+
+def definitions(with_fixtures: bool) -> dict[str, Path]:
+    files = sorted((REPO / "statemachines").glob("*.asl.json"))
+    if with_fixtures:
+        files += sorted((REPO / "tests" / "fixtures").glob("*.asl.json"))
+    out: dict[str, Path] = {}
+    for f in files:
+        stem = f.name[: -len(".asl.json")]
+        if stem in out:
+            sys.exit(f"deploy: two state machines named {stem}: {out[stem]} and {f}")
+        out[stem] = f
+    return out
+
+
+def substitute(text: str, mapping: dict[str, str], where: Path) -> str:
+    missing = sorted({m.group(1) for m in PLACEHOLDER.finditer(text) if m.group(1) not in mapping})
+    if missing:
+        known = ", ".join(sorted(mapping))
+        sys.exit(f"deploy: {where}: no value for placeholder(s) {', '.join('${' + m + '}' for m in missing)}"
+                 f"\n  known: {known}")
+    return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], text)
+
+
+def ensure_role(iam, name: str, service: str) -> None:
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+
+
+def dummy_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n# placeholder: the local world runs the cargo-built binary\n")
+    return buf.getvalue()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Deploy brfed's AWS resources into the local emulator.")
+    ap.add_argument("--with-fixtures", action="store_true",
+                    help="also deploy tests/smoke-fn, tests/fixtures/*.asl.json and tests/fixtures/rules.json")
+    ap.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:15000"))
+    ap.add_argument("--function-timeout", type=int, default=300,
+                    help="Timeout (s) of every function: the emulator stops waiting for an invocation then")
+    ap.add_argument("--world", default=os.environ.get("BRFED_WORLD_DIR") or str(REPO / ".world"))
+    args = ap.parse_args()
+
+    session = boto3.session.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        region_name=REGION,
+    )
+    cfg = Config(retries={"max_attempts": 2}, read_timeout=60)
+    client = lambda svc: session.client(svc, endpoint_url=args.endpoint, config=cfg)  # noqa: E731
+    s3, iam, lam, sfn, events = (client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events"))
+
+    # --- bucket -----------------------------------------------------------------------------------
+    try:
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        print(f"bucket {BUCKET}: created")
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+        print(f"bucket {BUCKET}: exists")
+
+    ensure_role(iam, LAMBDA_ROLE, "lambda.amazonaws.com")
+    ensure_role(iam, STATES_ROLE, "states.amazonaws.com")
+    ensure_role(iam, EVENTS_ROLE, "events.amazonaws.com")
+
+    # --- functions ----------------------------------------------------------------------------------
+    crates = function_crates(args.with_fixtures)
+    existing = set()
+    for page in lam.get_paginator("list_functions").paginate():
+        existing.update(f["FunctionName"] for f in page["Functions"])
+    for name in crates:
+        if name in existing:
+            lam.update_function_configuration(FunctionName=name, Timeout=args.function_timeout)
+            print(f"function {name}: updated")
+        else:
+            lam.create_function(
+                FunctionName=name,
+                Runtime="provided.al2023",
+                Handler="bootstrap",
+                Role=role_arn(LAMBDA_ROLE),
+                Code={"ZipFile": dummy_zip()},
+                Timeout=args.function_timeout,
+                MemorySize=128,
+                Architectures=["x86_64"],
+            )
+            print(f"function {name}: created")
+
+    # --- placeholders -------------------------------------------------------------------------------
+    sms = definitions(args.with_fixtures)
+    mapping = {"CatalogBucket": BUCKET}
+    mapping.update({f"{camel(n)}FunctionArn": function_arn(n) for n in crates})
+    mapping.update({f"{camel(s)}StateMachineArn": state_machine_arn(s) for s in sms})
+
+    # --- state machines -----------------------------------------------------------------------------
+    current = {}
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        current.update({m["name"]: m["stateMachineArn"] for m in page["stateMachines"]})
+    deployed: dict[str, str] = {}
+    for stem, path in sms.items():
+        definition = substitute(path.read_text(encoding="utf-8"), mapping, path)
+        try:
+            json.loads(definition)
+        except ValueError as e:
+            sys.exit(f"deploy: {path}: not JSON after substitution: {e}")
+        try:
+            if stem in current:
+                sfn.update_state_machine(stateMachineArn=current[stem], definition=definition,
+                                         roleArn=role_arn(STATES_ROLE))
+                arn = current[stem]
+                print(f"state machine {stem}: updated")
+            else:
+                arn = sfn.create_state_machine(name=stem, definition=definition, roleArn=role_arn(STATES_ROLE),
+                                               type="STANDARD")["stateMachineArn"]
+                print(f"state machine {stem}: created")
+        except ClientError as e:
+            sys.exit(f"deploy: {path}: {e}")
+        deployed[stem] = arn
+
+    # --- rules --------------------------------------------------------------------------------------
+    rule_files = [REPO / "infra" / "local" / "rules.json"]
+    if args.with_fixtures:
+        rule_files.append(REPO / "tests" / "fixtures" / "rules.json")
+    for rf in rule_files:
+        if not rf.is_file():
+            continue
+        doc = json.loads(substitute(rf.read_text(encoding="utf-8"), mapping, rf))
+        for rule in doc.get("rules", []):
+            deploy_rule(events, rule, crates, deployed, rf)
+
+    # --- deployed.env -------------------------------------------------------------------------------
+    world = Path(args.world)
+    world.mkdir(parents=True, exist_ok=True)
+    lines = [f"export BRFED_{upper_snake(stem)}_STATE_MACHINE_ARN={arn}" for stem, arn in sorted(deployed.items())]
+    fd, tmp = tempfile.mkstemp(dir=world, prefix=".deployed.env.")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + ("\n" if lines else ""))
+    os.replace(tmp, world / "deployed.env")
+    print(f"wrote {world / 'deployed.env'} ({len(lines)} state machine(s))")
+    return 0
+
+
+def deploy_rule(events, rule: dict, crates: dict, deployed: dict, where: Path) -> None:
+    name = rule["name"]
+    kwargs = {"Name": name, "State": rule.get("state", "ENABLED"), "Description": rule.get("description", "")}
+    if "eventPattern" in rule:
+        kwargs["EventPattern"] = json.dumps(rule["eventPattern"])
+    if "scheduleExpression" in rule:
+        kwargs["ScheduleExpression"] = rule["scheduleExpression"]
+    if "EventPattern" not in kwargs and "ScheduleExpression" not in kwargs:
+        sys.exit(f"deploy: {where}: rule {name} needs eventPattern or scheduleExpression")
+    events.put_rule(**kwargs)
+    targets = []
+    for t in rule.get("targets", []):
+        target = {"Id": t["id"]}
+        if "function" in t:
+            if t["function"] not in crates:
+                sys.exit(f"deploy: {where}: rule {name}: unknown function {t['function']}")
+            target["Arn"] = function_arn(t["function"])
+        elif "stateMachine" in t:
+            if t["stateMachine"] not in deployed:
+                sys.exit(f"deploy: {where}: rule {name}: unknown state machine {t['stateMachine']}")
+            target["Arn"] = deployed[t["stateMachine"]]
+            target["RoleArn"] = role_arn(EVENTS_ROLE)
+        elif "arn" in t:
+            target["Arn"] = t["arn"]
+            if ":states:" in t["arn"]:
+                target["RoleArn"] = role_arn(EVENTS_ROLE)
+        else:
+            sys.exit(f"deploy: {where}: rule {name}: target {t['id']} needs function, stateMachine or arn")
+        if "input" in t:
+            target["Input"] = json.dumps(t["input"])
+        if "inputPath" in t:
+            target["InputPath"] = t["inputPath"]
+        targets.append(target)
+    old = {t["Id"] for t in events.list_targets_by_rule(Rule=name).get("Targets", [])}
+    stale = sorted(old - {t["Id"] for t in targets})
+    if stale:
+        events.remove_targets(Rule=name, Ids=stale)
+    if targets:
+        events.put_targets(Rule=name, Targets=targets)
+    kind = "schedule " + rule["scheduleExpression"] if "scheduleExpression" in rule else "event pattern"
+    print(f"rule {name}: {kind}, {len(targets)} target(s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1165 @@
+#!/usr/bin/env python3
+"""brfed's local AWS: one process around moto's server.
+
+What it adds to moto 5.2.5 (see the "AWS emulator" section of infra/local/README.md):
+
+* moto's server, in-process, on 127.0.0.1:15000, with Step Functions ASL execution turned on,
+  Lambda without Docker and no preloaded EC2 AMIs.
+* Lambda Invoke forwarding: every Invoke that reaches moto (from a client, from the ASL
+  interpreter, from the event pump) goes to the Lambda runtime-API host (`cargo lambda watch`)
+  on 127.0.0.1:19000 by function name; a function error comes back as real Lambda does it
+  (200 + X-Amz-Function-Error: Unhandled + {"errorType", "errorMessage"}).
+* A function-instance pool ("spawn" mode, the default): the prebuilt function binaries are
+  started by this process against the host's runtime API, lazily, one more instance whenever
+  all are busy (up to BRFED_LAMBDA_MAX_CONCURRENCY per function), with the environment of the
+  function's configuration; they are recycled when the binary, $WORLD/functions.env or the
+  function configuration changes.
+* The event pump: fires EventBridge schedule rules (rate/cron) and delivers Step Functions
+  "Execution Status Change" events to matching rules' Lambda / state machine targets; moto
+  stores rules but fires nothing. PutEvents to rules with Lambda / state machine targets is
+  routed through the same delivery.
+* A control endpoint under http://127.0.0.1:15000/_brfed/ (clock, fire a rule now, deliveries).
+* StartExecution without a name gets a UUID name (moto would name it "None").
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import collections
+import datetime as dt
+import http.client
+import ipaddress
+import itertools
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from typing import Any, Callable
+
+# --- environment that must be in place before moto is imported ----------------------------------
+HOST = os.environ.get("BRFED_EMULATOR_HOST", "127.0.0.1")
+PORT = int(os.environ.get("BRFED_EMULATOR_PORT", "15000"))
+os.environ["MOTO_PORT"] = str(PORT)  # the ASL interpreter calls services at http://localhost:$MOTO_PORT
+os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
+os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+for _proxy_var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+    os.environ.pop(_proxy_var, None)  # every call here is loopback
+os.environ["NO_PROXY"] = "*"
+
+import boto3  # noqa: E402
+from botocore.config import Config as BotoConfig  # noqa: E402
+from moto.core.config import default_user_config  # noqa: E402
+
+default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+default_user_config.setdefault("lambda", {})["use_docker"] = False
+default_user_config.setdefault("batch", {})["use_docker"] = False
+
+from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
+from moto.events.models import Rule, events_backends  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.stepfunctions.parser.models import (  # noqa: E402
+    StepFunctionsParserBackend,
+    stepfunctions_parser_backends,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+LOG = logging.getLogger("brfed.emulator")
+
+LAMBDA_HOST = os.environ.get("BRFED_LAMBDA_HOST", "127.0.0.1:19000")
+LAMBDA_MODE = os.environ.get("BRFED_LAMBDA_MODE", "spawn")  # spawn | watch
+MAX_CONCURRENCY = int(os.environ.get("BRFED_LAMBDA_MAX_CONCURRENCY", "4"))
+PUMP_INTERVAL = float(os.environ.get("BRFED_PUMP_INTERVAL", "0.5"))
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+WORLD = os.environ.get("BRFED_WORLD_DIR") or os.path.join(REPO, ".world")
+CACHE = os.environ.get("BRFED_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "brfed")
+TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(CACHE, "target")
+PROFILE_DIR = os.environ.get("BRFED_LAMBDA_PROFILE_DIR", "debug")
+BIN_DIR = os.environ.get("BRFED_LAMBDA_BIN_DIR") or os.path.join(TARGET_DIR, PROFILE_DIR)
+FUNCTIONS_ENV = os.environ.get("BRFED_FUNCTIONS_ENV") or os.path.join(WORLD, "functions.env")
+ENDPOINT = f"http://{HOST}:{PORT}"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(tz=dt.timezone.utc)
+
+
+def iso_z(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms(t: dt.datetime | None) -> int | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+def function_name_of(ref: str) -> tuple[str, str | None]:
+    """Name and qualifier of a FunctionName parameter: a name, `name:qualifier`, a partial ARN
+    `123456789012:function:name[:q]` or a full ARN `arn:aws:lambda:R:A:function:name[:q]`."""
+    parts = ref.split(":")
+    if ref.startswith("arn:"):
+        return parts[6], (parts[7] if len(parts) > 7 else None)
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[2], (parts[3] if len(parts) > 3 else None)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+# =================================================================================================
+# Function instances ("spawn" mode)
+# =================================================================================================
+class FunctionPool:
+    """Starts prebuilt function binaries against the runtime-API host, on demand.
+
+    One instance handles one invocation at a time (lambda_runtime's sequential loop), exactly
+    like a Lambda execution environment; when every instance of a function is busy, one more is
+    started, up to MAX_CONCURRENCY. Instances stay up (warm) until the emulator stops, or until
+    their binary / environment changes (then they are replaced once the function is idle).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.log_dir = os.path.join(WORLD, "logs", "lambda")
+        self._env_file_cache: tuple[float, dict[str, str]] = (-1.0, {})
+
+    def _functions_env(self) -> dict[str, str]:
+        try:
+            mtime = os.stat(FUNCTIONS_ENV).st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._env_file_cache[0] == mtime:
+            return self._env_file_cache[1]
+        env: dict[str, str] = {}
+        with open(FUNCTIONS_ENV, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if line.startswith("export "):
+                    line = line[len("export "):]
+                key, sep, value = line.partition("=")
+                if not sep:
+                    continue
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                    value = value[1:-1]
+                env[key.strip()] = value
+        self._env_file_cache = (mtime, env)
+        return env
+
+    def environment(self, name: str, fn: Any) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "TMPDIR", "TZ", "RUST_LOG", "RUST_BACKTRACE")
+            or k.startswith("BRFED_")
+            or k.startswith("SSL_CERT")
+        }
+        region = getattr(fn, "region", None) or os.environ["AWS_DEFAULT_REGION"]
+        env.update(
+            {
+                "AWS_LAMBDA_RUNTIME_API": f"http://{LAMBDA_HOST}/.rt/{name}",
+                "AWS_LAMBDA_FUNCTION_NAME": name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(getattr(fn, "memory_size", 128) or 128),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(getattr(fn, "timeout", 3) or 3),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{name}",
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ENDPOINT_URL": ENDPOINT,
+                "BRFED_BUCKET": os.environ.get("BRFED_BUCKET", "brfed-backups"),
+            }
+        )
+        env.update(self._functions_env())
+        env.update({k: str(v) for k, v in (getattr(fn, "environment_vars", None) or {}).items()})
+        return env
+
+    def binary(self, name: str) -> str:
+        return os.path.join(BIN_DIR, name)
+
+    def _spawn(self, name: str, env: dict[str, str]) -> subprocess.Popen:
+        os.makedirs(self.log_dir, exist_ok=True)
+        log = open(os.path.join(self.log_dir, f"{name}.log"), "ab", buffering=0)
+        try:
+            proc = subprocess.Popen(
+                [self.binary(name)],
+                env=env,
+                cwd=WORLD if os.path.isdir(WORLD) else "/",
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+            )
+        finally:
+            log.close()
+        LOG.info("started instance of %s (pid %d)", name, proc.pid)
+        return proc
+
+    @staticmethod
+    def _stop(procs: list[subprocess.Popen]) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + 3
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def acquire(self, name: str, fn: Any) -> None:
+        """Called before forwarding one invocation: makes sure an idle instance will take it."""
+        binary = self.binary(name)
+        try:
+            st = os.stat(binary)
+        except FileNotFoundError:
+            raise FunctionNotBuilt(name, binary) from None
+        env = self.environment(name, fn)
+        signature = (st.st_mtime_ns, st.st_size, tuple(sorted(env.items())))
+        to_stop: list[subprocess.Popen] = []
+        with self.lock:
+            pool = self.pools.setdefault(name, {"procs": [], "inflight": 0, "signature": None})
+            alive = []
+            for p in pool["procs"]:
+                if p.poll() is None:
+                    alive.append(p)
+                else:
+                    LOG.warning("instance of %s (pid %d) exited with %s", name, p.pid, p.returncode)
+            pool["procs"] = alive
+            if pool["signature"] != signature and pool["inflight"] == 0:
+                if alive:
+                    LOG.info("binary or environment of %s changed: replacing %d instance(s)", name, len(alive))
+                to_stop, pool["procs"] = alive, []
+                pool["signature"] = signature
+            pool["inflight"] += 1
+            wanted = min(pool["inflight"], MAX_CONCURRENCY)
+            while len(pool["procs"]) < wanted:
+                pool["procs"].append(self._spawn(name, env))
+        if to_stop:
+            self._stop(to_stop)
+
+    def all_exited(self, name: str) -> bool:
+        with self.lock:
+            procs = self.pools.get(name, {}).get("procs", [])
+            return bool(procs) and all(p.poll() is not None for p in procs)
+
+    def drain(self, name: str) -> None:
+        """Every instance of `name` died (typically at init: a missing variable, a bad config).
+
+        The runtime-API host keeps queued invocations until some instance polls for them, so a
+        later instance would replay them. Answer them all now with Runtime.ExitError, as Lambda
+        fails invocations whose runtime exited."""
+        with self.lock:
+            pool = self.pools.get(name)
+            if not pool or not pool["procs"] or any(p.poll() is None for p in pool["procs"]):
+                return
+            codes = sorted({p.returncode for p in pool["procs"]})
+            pool["procs"] = []
+            tail = ""
+            try:
+                with open(os.path.join(self.log_dir, f"{name}.log"), "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - 800))
+                    tail = f.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+                    tail = " | ".join(tail)
+            except OSError:
+                pass
+            body = _error_body("Runtime.ExitError", f"Runtime exited with error: exit status {codes}. {tail}")
+            host, _, port = LAMBDA_HOST.rpartition(":")
+            for _ in range(1000):
+                conn = http.client.HTTPConnection(host, int(port), timeout=0.3)
+                try:
+                    conn.request("GET", f"/.rt/{name}/2018-06-01/runtime/invocation/next")
+                    resp = conn.getresponse()
+                    resp.read()
+                    req_id = resp.getheader("lambda-runtime-aws-request-id")
+                except OSError:  # nothing queued: the long poll timed out
+                    break
+                finally:
+                    conn.close()
+                if resp.status != 200 or not req_id:
+                    break
+                conn = http.client.HTTPConnection(host, int(port), timeout=5)
+                try:
+                    conn.request("POST", f"/.rt/{name}/2018-06-01/runtime/invocation/{req_id}/error", body=body,
+                                 headers={"Content-Type": "application/json",
+                                          "Lambda-Runtime-Function-Error-Type": "Runtime.ExitError"})
+                    conn.getresponse().read()
+                finally:
+                    conn.close()
+                LOG.warning("%s: answered queued invocation %s with Runtime.ExitError", name, req_id)
+
+    def release(self, name: str) -> None:
+        with self.lock:
+            pool = self.pools.get(name)
+            if pool:
+                pool["inflight"] = max(0, pool["inflight"] - 1)
+
+    def stop_all(self) -> None:
+        with self.lock:
+            procs = [p for pool in self.pools.values() for p in pool["procs"]]
+            self.pools.clear()
+        self._stop(procs)
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                name: {
+                    "instances": [p.pid for p in pool["procs"] if p.poll() is None],
+                    "inflight": pool["inflight"],
+                }
+                for name, pool in self.pools.items()
+            }
+
+
+class FunctionNotBuilt(Exception):
+    def __init__(self, name: str, path: str):
+        super().__init__(f"function binary {path} does not exist: build it (cargo build -p {name})")
+
+
+POOL = FunctionPool()
+
+
+# =================================================================================================
+# Lambda Invoke forwarding (patches moto's Docker-less Lambda backend)
+# =================================================================================================
+def _post_invocation(name: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    host, _, port = LAMBDA_HOST.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            f"/2015-03-31/functions/{name}/invocations",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+_CALLS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="invoke")
+
+
+def forward_invoke(name: str, body: bytes, timeout: float, fn: Any) -> tuple[int, bytes]:
+    """POSTs one invocation to the runtime-API host; returns (status, body) of its answer."""
+    if LAMBDA_MODE != "spawn":
+        return _post_invocation(name, body, timeout)
+    POOL.acquire(name, fn)
+    try:
+        call = _CALLS.submit(_post_invocation, name, body, timeout)
+        while True:
+            # (not call.result(timeout=...): a socket timeout inside the call is also a TimeoutError)
+            if futures_wait([call], timeout=0.25).done:
+                return call.result()
+            if POOL.all_exited(name):
+                POOL.drain(name)  # answers this invocation too, with Runtime.ExitError
+    finally:
+        POOL.release(name)
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def forwarded_lambda_invoke(
+    self: LambdaSimpleBackend,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: dict[str, str],
+) -> bytes | None:
+    name, arn_qualifier = function_name_of(function_name)
+    fn = self.get_function(name, qualifier or arn_qualifier)  # ResourceNotFoundException like Lambda
+    payload = body if isinstance(body, bytes) else (body or "").encode()
+    if not payload:
+        payload = b"{}"
+    invocation_type = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    timeout = float(getattr(fn, "timeout", None) or 3)
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        threading.Thread(
+            target=_invoke_and_log, args=(name, payload, timeout, fn), daemon=True, name=f"event-{name}"
+        ).start()
+        return b""
+    started = time.monotonic()
+    status, answer = _invoke(name, payload, timeout, fn)
+    LOG.info("invoke %s -> %s in %.0f ms", name, status, (time.monotonic() - started) * 1000)
+    if status != 200:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return answer
+
+
+def _invoke(name: str, payload: bytes, timeout: float, fn: Any) -> tuple[int, bytes]:
+    """Invokes and normalises the answer: (200, result) or (500, {"errorType","errorMessage"})."""
+    try:
+        status, answer = forward_invoke(name, payload, timeout, fn)
+    except FunctionNotBuilt as e:
+        return 500, _error_body("Runtime.InvalidEntrypoint", str(e))
+    except TimeoutError:
+        return 500, _error_body("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
+    except OSError as e:
+        return 500, _error_body(
+            "Runtime.Unavailable", f"the Lambda runtime host at {LAMBDA_HOST} is not reachable: {e}"
+        )
+    if status == 200:
+        return 200, answer
+    if status == 500:
+        # The function reported an error through the runtime API: the host relays its body.
+        try:
+            doc = json.loads(answer or b"null")
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and "errorType" in doc:
+            return 500, answer
+        return 500, _error_body("Runtime.Unknown", (answer or b"").decode("utf-8", "replace"))
+    if status in (408, 504):
+        return 500, _error_body("Sandbox.Timedout", f"Task timed out (runtime host answered {status})")
+    return 500, _error_body(
+        "Runtime.Unknown", f"runtime host answered {status}: {(answer or b'').decode('utf-8', 'replace')[:500]}"
+    )
+
+
+def _invoke_and_log(name: str, payload: bytes, timeout: float, fn: Any) -> None:
+    status, answer = _invoke(name, payload, timeout, fn)
+    LOG.info("async invoke %s -> %s %s", name, status, answer[:300])
+
+
+LambdaSimpleBackend.invoke = forwarded_lambda_invoke  # type: ignore[method-assign]
+
+
+# --- StartExecution without a name: AWS generates a UUID; moto would name it "None" -------------
+_original_start_execution = StepFunctionsParserBackend.start_execution
+
+
+def _start_execution_with_default_name(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+    return _original_start_execution(
+        self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+    )
+
+
+StepFunctionsParserBackend.start_execution = _start_execution_with_default_name  # type: ignore[method-assign]
+
+
+# =================================================================================================
+# EventBridge event patterns
+# =================================================================================================
+_MISSING = object()
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _wildcard(pattern: str) -> re.Pattern:
+    return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.S)
+
+
+def _string_op(op: str, arg: Any, v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    if op in ("prefix", "suffix") and isinstance(arg, dict):
+        arg = arg.get("equals-ignore-case")
+        v, arg = v.lower(), str(arg).lower()
+    if op == "prefix":
+        return v.startswith(arg)
+    if op == "suffix":
+        return v.endswith(arg)
+    if op == "equals-ignore-case":
+        return v.lower() == str(arg).lower()
+    if op == "wildcard":
+        return bool(_wildcard(arg).match(v))
+    raise ValueError(op)
+
+
+def _numeric(arg: list, v: Any) -> bool:
+    if not _is_number(v):
+        return False
+    ops = {"=": v.__eq__, "<": v.__lt__, "<=": v.__le__, ">": v.__gt__, ">=": v.__ge__}
+    for i in range(0, len(arg) - 1, 2):
+        if not ops[arg[i]](arg[i + 1]):
+            return False
+    return True
+
+
+def _scalar_eq(cond: Any, v: Any) -> bool:
+    if isinstance(cond, bool) or isinstance(v, bool):
+        return isinstance(cond, bool) and isinstance(v, bool) and cond == v
+    if _is_number(cond):
+        return _is_number(v) and float(cond) == float(v)
+    return cond == v  # strings and null
+
+
+def _one(cond: Any, v: Any) -> bool:
+    """One condition of a leaf list against one (present) event value."""
+    if not isinstance(cond, dict):
+        return _scalar_eq(cond, v)
+    (op, arg), = cond.items()
+    if op in ("prefix", "suffix", "equals-ignore-case", "wildcard"):
+        return _string_op(op, arg, v)
+    if op == "numeric":
+        return _numeric(arg, v)
+    if op == "cidr":
+        try:
+            return isinstance(v, str) and ipaddress.ip_address(v) in ipaddress.ip_network(arg, strict=False)
+        except ValueError:
+            return False
+    if op == "anything-but":
+        if isinstance(arg, list):
+            return not any(_scalar_eq(a, v) for a in arg)
+        if isinstance(arg, dict):
+            (inner, inner_arg), = arg.items()
+            args = inner_arg if isinstance(inner_arg, list) else [inner_arg]
+            return isinstance(v, str) and not any(_string_op(inner, a, v) for a in args)
+        return not _scalar_eq(arg, v)
+    raise ValueError(f"unsupported event pattern operator {op!r}")
+
+
+def _leaf(conds: list, value: Any) -> bool:
+    for cond in conds:
+        if isinstance(cond, dict) and "exists" in cond:
+            present = value is not _MISSING and not isinstance(value, dict)
+            if bool(cond["exists"]) == present:
+                return True
+            continue
+        if value is _MISSING:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(_one(cond, v) for v in values):
+            return True
+    return False
+
+
+def pattern_matches(pattern: dict, event: Any) -> bool:
+    """EventBridge content filtering: exact values, lists (OR), prefix, suffix,
+    equals-ignore-case, wildcard, anything-but, numeric, cidr, exists, nested keys, $or."""
+    for key, cond in pattern.items():
+        if key == "$or":
+            if not any(pattern_matches(p, event) for p in cond):
+                return False
+            continue
+        value = event.get(key, _MISSING) if isinstance(event, dict) else _MISSING
+        if isinstance(cond, dict):
+            if value is _MISSING:
+                value = {}
+            if not isinstance(value, dict) or not pattern_matches(cond, value):
+                return False
+        elif isinstance(cond, list):
+            if not _leaf(cond, value):
+                return False
+        else:
+            raise ValueError(f"event pattern value for {key!r} must be an object or an array")
+    return True
+
+
+# =================================================================================================
+# Schedule expressions
+# =================================================================================================
+_MONTHS = {m: i for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
+_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}
+
+
+def _aws_dow(d: dt.date) -> int:
+    return (d.weekday() + 1) % 7 + 1  # 1 = Sunday ... 7 = Saturday
+
+
+def _parse_set(field: str, lo: int, hi: int, names: dict[str, int] | None = None) -> set[int]:
+    def num(s: str) -> int:
+        s = s.upper()
+        if names and s in names:
+            return names[s]
+        n = int(s)
+        if not lo <= n <= hi:
+            raise ValueError(f"{n} outside {lo}-{hi}")
+        return n
+
+    out: set[int] = set()
+    for part in field.split(","):
+        step = 1
+        if "/" in part:
+            part, step_s = part.split("/", 1)
+            step = int(step_s)
+            if step < 1:
+                raise ValueError("step must be >= 1")
+        if part == "*":
+            a, b = lo, hi
+        elif "-" in part:
+            a_s, b_s = part.split("-", 1)
+            a, b = num(a_s), num(b_s)
+        else:
+            a = num(part)
+            b = hi if step != 1 else a
+        if a <= b:
+            out.update(range(a, b + 1, step))
+        else:  # wrap-around range such as FRI-MON
+            out.update(x for i, x in enumerate(itertools.chain(range(a, hi + 1), range(lo, b + 1))) if i % step == 0)
+    return out
+
+
+class Cron:
+    """EventBridge cron: minutes hours day-of-month month day-of-week year (UTC)."""
+
+    def __init__(self, expr: str):
+        fields = expr.split()
+        if len(fields) != 6:
+            raise ValueError(f"cron needs 6 fields, got {len(fields)}: {expr!r}")
+        mi, ho, dom, mon, dow, yr = fields
+        self.minutes = sorted(_parse_set(mi, 0, 59))
+        self.hours = sorted(_parse_set(ho, 0, 23))
+        self.months = _parse_set(mon, 1, 12, _MONTHS)
+        self.years = None if yr == "*" else _parse_set(yr, 1970, 2199)
+        if dom != "?" and dow != "?":
+            raise ValueError("one of day-of-month and day-of-week must be '?'")
+        self.dom = None if dom == "?" else self._day_of_month(dom)
+        self.dow = None if dow == "?" else self._day_of_week(dow)
+
+    @staticmethod
+    def _day_of_month(field: str) -> Callable[[dt.date], bool]:
+        tests: list[Callable[[dt.date], bool]] = []
+        plain: list[str] = []
+        for part in field.upper().split(","):
+            if part == "L":
+                tests.append(lambda d: d.day == calendar.monthrange(d.year, d.month)[1])
+            elif part == "LW":
+                def last_weekday(d: dt.date) -> bool:
+                    last = dt.date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
+                    while last.weekday() >= 5:
+                        last -= dt.timedelta(days=1)
+                    return d == last
+                tests.append(last_weekday)
+            elif part.endswith("W"):
+                n = int(part[:-1])
+
+                def nearest_weekday(d: dt.date, n: int = n) -> bool:
+                    days = calendar.monthrange(d.year, d.month)[1]
+                    target = dt.date(d.year, d.month, min(n, days))
+                    if target.weekday() == 5:  # Saturday -> Friday, or Monday if the 1st
+                        target = target + dt.timedelta(days=2) if target.day == 1 else target - dt.timedelta(days=1)
+                    elif target.weekday() == 6:  # Sunday -> Monday, or Friday if month end
+                        target = target - dt.timedelta(days=2) if target.day == days else target + dt.timedelta(days=1)
+                    return d == target
+                tests.append(nearest_weekday)
+            else:
+                plain.append(part)
+        if plain:
+            days = _parse_set(",".join(plain), 1, 31)
+            tests.append(lambda d: d.day in days)
+        return lambda d: any(t(d) for t in tests)
+
+    @staticmethod
+    def _day_of_week(field: str) -> Callable[[dt.date], bool]:
+        tests: list[Callable[[dt.date], bool]] = []
+        plain: list[str] = []
+        for part in field.upper().split(","):
+            if "#" in part:
+                day_s, nth_s = part.split("#", 1)
+                day = _DAYS.get(day_s) or int(day_s)
+                nth = int(nth_s)
+                tests.append(lambda d, day=day, nth=nth: _aws_dow(d) == day and (d.day - 1) // 7 + 1 == nth)
+            elif part.endswith("L"):
+                day_s = part[:-1] or "7"
+                day = _DAYS.get(day_s) or int(day_s)
+                tests.append(
+                    lambda d, day=day: _aws_dow(d) == day
+                    and d.day + 7 > calendar.monthrange(d.year, d.month)[1]
+                )
+            else:
+                plain.append(part)
+        if plain:
+            days = _parse_set(",".join(plain), 1, 7, _DAYS)
+            tests.append(lambda d: _aws_dow(d) in days)
+        return lambda d: any(t(d) for t in tests)
+
+    def _day_ok(self, d: dt.date) -> bool:
+        if d.month not in self.months or (self.years is not None and d.year not in self.years):
+            return False
+        if self.dom is not None and not self.dom(d):
+            return False
+        if self.dow is not None and not self.dow(d):
+            return False
+        return True
+
+    def next_after(self, t: dt.datetime) -> dt.datetime | None:
+        t = t.astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
+        day = t.date()
+        for _ in range(366 * 5):
+            if self._day_ok(day):
+                for h in self.hours:
+                    for m in self.minutes:
+                        cand = dt.datetime(day.year, day.month, day.day, h, m, tzinfo=dt.timezone.utc)
+                        if cand > t:
+                            return cand
+            day += dt.timedelta(days=1)
+        return None
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_CRON = re.compile(r"^cron\((.*)\)$")
+
+
+class Schedule:
+    def __init__(self, expr: str):
+        self.expr = expr.strip()
+        m = _RATE.match(self.expr)
+        if m:
+            n = int(m.group(1))
+            if n < 1:
+                raise ValueError("rate must be positive")
+            unit = {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]
+            self.period: dt.timedelta | None = dt.timedelta(seconds=n * unit)
+            self.cron: Cron | None = None
+            return
+        m = _CRON.match(self.expr)
+        if not m:
+            raise ValueError(f"unsupported schedule expression {expr!r}")
+        self.period = None
+        self.cron = Cron(m.group(1))
+
+    def next_after(self, t: dt.datetime) -> dt.datetime | None:
+        if self.period is not None:
+            return t + self.period
+        assert self.cron is not None
+        return self.cron.next_after(t)
+
+
+# =================================================================================================
+# The event pump
+# =================================================================================================
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class Pump:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.offset = dt.timedelta(0)  # virtual clock = real clock + offset (schedules only)
+        self.schedules: dict[tuple, dict[str, Any]] = {}
+        self.seen: dict[tuple, str] = {}
+        self.deliveries: collections.deque = collections.deque(maxlen=2000)
+        self.seq = itertools.count(1)
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="deliver")
+        self.stop = threading.Event()
+        cfg = BotoConfig(read_timeout=900, connect_timeout=5, retries={"max_attempts": 1})
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._client_lock = threading.Lock()
+        self._session, self._cfg = session, cfg
+        os.makedirs(os.path.join(WORLD, "logs"), exist_ok=True)
+        self.journal = open(os.path.join(WORLD, "logs", "event-pump.jsonl"), "a", encoding="utf-8")
+
+    def client(self, service: str, region: str) -> Any:
+        with self._client_lock:
+            c = self._clients.get((service, region))
+            if c is None:
+                c = self._session.client(service, region_name=region, endpoint_url=ENDPOINT, config=self._cfg)
+                self._clients[(service, region)] = c
+            return c
+
+    def now(self) -> dt.datetime:
+        return utc_now() + self.offset
+
+    # --- loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stop.wait(PUMP_INTERVAL):
+            try:
+                self.scan_executions()
+                self.scan_schedules()
+            except Exception:  # keep pumping whatever happens
+                LOG.exception("event pump tick failed")
+
+    # --- Step Functions execution status changes ----------------------------------------------------
+    def scan_executions(self) -> None:
+        for account_id, regions in list(stepfunctions_parser_backends.items()):
+            for region, backend in list(regions.items()):
+                for sm in list(backend.state_machines):
+                    for ex in list(getattr(sm, "executions", [])):
+                        status = getattr(ex.exec_status, "value", ex.exec_status)
+                        if status is None:
+                            continue
+                        key = (ex.exec_arn, epoch_ms(ex.start_date))
+                        prev = self.seen.get(key)
+                        if prev == status:
+                            continue
+                        self.seen[key] = status
+                        if prev is None and status != "RUNNING":
+                            self.emit_status(account_id, region, ex, "RUNNING")
+                        self.emit_status(account_id, region, ex, status)
+
+    def emit_status(self, account_id: str, region: str, ex: Any, status: str) -> None:
+        terminal = status in TERMINAL
+        output = None
+        if status == "SUCCEEDED":
+            output = json.dumps(ex.output, separators=(",", ":"))
+        raw_input = getattr(ex, "execution_input", None)
+        if not isinstance(raw_input, str):
+            raw_input = json.dumps(ex.input_data, separators=(",", ":"))
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": account_id,
+            "time": iso_z(utc_now()),
+            "region": region,
+            "resources": [ex.exec_arn],
+            "detail": {
+                "executionArn": ex.exec_arn,
+                "stateMachineArn": ex.state_machine_arn,
+                "name": ex.name,
+                "status": status,
+                "startDate": epoch_ms(ex.start_date),
+                "stopDate": epoch_ms(ex.stop_date) if terminal else None,
+                "input": raw_input,
+                "output": output,
+                "inputDetails": {"included": True},
+                "outputDetails": {"included": True} if output is not None else None,
+                "error": ex.error if terminal else None,
+                "cause": ex.cause if terminal else None,
+            },
+        }
+        self.put_event(account_id, region, "default", event)
+
+    def put_event(self, account_id: str, region: str, bus_name: str, event: dict) -> int:
+        """Delivers one event to every enabled pattern rule of the bus that matches it."""
+        backend = events_backends[account_id][region]
+        bus = backend.event_buses.get(bus_name)
+        if bus is None:
+            return 0
+        matched = 0
+        for rule in list(bus.rules.values()):
+            raw = getattr(rule.event_pattern, "_raw_pattern", None)
+            if rule.state != "ENABLED" or not raw:
+                continue
+            try:
+                ok = pattern_matches(json.loads(raw), event)
+            except Exception as e:
+                LOG.warning("rule %s: bad event pattern %s: %s", rule.name, raw, e)
+                continue
+            if ok:
+                matched += 1
+                for target in list(rule.targets):
+                    self.executor.submit(self.deliver, rule, target, event, "pattern")
+        return matched
+
+    # --- schedules -----------------------------------------------------------------------------------
+    def scan_schedules(self) -> list[dict]:
+        fired: list[dict] = []
+        with self.lock:
+            now = self.now()
+            live = set()
+            for account_id, regions in list(events_backends.items()):
+                for region, backend in list(regions.items()):
+                    for bus_name, bus in list(backend.event_buses.items()):
+                        for rule in list(bus.rules.values()):
+                            expr = rule.scheduled_expression
+                            if not expr:
+                                continue
+                            key = (account_id, region, bus_name, rule.name)
+                            live.add(key)
+                            st = self.schedules.get(key)
+                            if st is None or st["expr"] != expr:
+                                try:
+                                    sched = Schedule(expr)
+                                except Exception as e:
+                                    if st is None or st.get("error") != str(e):
+                                        LOG.warning("rule %s: %s", rule.name, e)
+                                    self.schedules[key] = {"expr": expr, "error": str(e), "next": None}
+                                    continue
+                                st = {"expr": expr, "sched": sched, "next": sched.next_after(now), "error": None}
+                                self.schedules[key] = st
+                            if st.get("error"):
+                                continue
+                            count = 0
+                            while st["next"] is not None and st["next"] <= now and count < 1000:
+                                due = st["next"]
+                                st["next"] = st["sched"].next_after(due)
+                                count += 1
+                                if rule.state == "ENABLED":
+                                    fired.extend(self.fire(account_id, region, rule, due, wait=False))
+            for key in list(self.schedules):
+                if key not in live:
+                    del self.schedules[key]
+        return fired
+
+    def fire(self, account_id: str, region: str, rule: Any, when: dt.datetime, wait: bool) -> list[dict]:
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": account_id,
+            "time": iso_z(when),
+            "region": region,
+            "resources": [rule.arn],
+            "detail": {},
+        }
+        futures = [self.executor.submit(self.deliver, rule, t, event, "schedule") for t in list(rule.targets)]
+        if not wait:
+            return [{"rule": rule.name, "time": event["time"], "targets": len(futures)}]
+        return [f.result() for f in futures]
+
+    # --- delivery ------------------------------------------------------------------------------------
+    @staticmethod
+    def _json_path(doc: Any, path: str) -> Any:
+        if path in ("$", ""):
+            return doc
+        if not path.startswith("$."):
+            raise ValueError(f"unsupported InputPath {path!r}")
+        for part in path[2:].split("."):
+            m = re.match(r"^([^\[]*)((?:\[\d+\])*)$", part)
+            if not m:
+                raise ValueError(f"unsupported InputPath {path!r}")
+            if m.group(1):
+                doc = doc[m.group(1)]
+            for idx in re.findall(r"\[(\d+)\]", m.group(2)):
+                doc = doc[int(idx)]
+        return doc
+
+    def target_input(self, target: dict, event: dict) -> str:
+        if target.get("Input") is not None:
+            return target["Input"]
+        if target.get("InputPath"):
+            return json.dumps(self._json_path(event, target["InputPath"]))
+        transformer = target.get("InputTransformer")
+        if transformer:
+            values = {k: self._json_path(event, p) for k, p in (transformer.get("InputPathsMap") or {}).items()}
+            out = transformer.get("InputTemplate", "")
+            for k, v in values.items():
+                out = out.replace(f'"<{k}>"', json.dumps(v) if isinstance(v, str) else json.dumps(json.dumps(v)))
+                out = out.replace(f"<{k}>", v if isinstance(v, str) else json.dumps(v))
+            return out
+        return json.dumps(event)
+
+    def deliver(self, rule: Any, target: dict, event: dict, kind: str) -> dict:
+        arn = target.get("Arn", "")
+        record: dict[str, Any] = {
+            "seq": next(self.seq),
+            "at": iso_z(utc_now()),
+            "kind": kind,
+            "rule": rule.name,
+            "target": target.get("Id"),
+            "arn": arn,
+            "event": {"id": event.get("id"), "detail-type": event.get("detail-type"), "time": event.get("time")},
+        }
+        if kind == "pattern":
+            record["event"]["detail"] = event.get("detail")
+        region = arn.split(":")[3] if arn.count(":") >= 5 else rule.region_name
+        try:
+            payload = self.target_input(target, event)
+            if ":lambda:" in arn and ":function:" in arn:
+                r = self.client("lambda", region).invoke(FunctionName=arn, Payload=payload.encode())
+                body = r["Payload"].read().decode("utf-8", "replace")
+                record["result"] = {"statusCode": r["StatusCode"], "functionError": r.get("FunctionError")}
+                try:
+                    record["result"]["payload"] = json.loads(body)
+                except ValueError:
+                    record["result"]["payload"] = body
+                record["ok"] = r.get("FunctionError") is None
+            elif ":states:" in arn and ":stateMachine:" in arn:
+                r = self.client("stepfunctions", region).start_execution(
+                    stateMachineArn=arn, name=str(uuid.uuid4()), input=payload
+                )
+                record["result"] = {"executionArn": r["executionArn"]}
+                record["ok"] = True
+            else:
+                record["ok"] = False
+                record["result"] = {"skipped": "the pump delivers to Lambda functions and state machines only"}
+        except Exception as e:
+            record["ok"] = False
+            record["result"] = {"error": f"{type(e).__name__}: {e}"}
+        LOG.info("delivered %s event of rule %s to %s: ok=%s", kind, rule.name, arn, record["ok"])
+        with self.lock:
+            self.deliveries.append(record)
+            self.journal.write(json.dumps(record, default=str) + "\n")
+            self.journal.flush()
+        return record
+
+
+PUMP = Pump()
+
+# --- PutEvents: deliver to Lambda / state machine targets (moto only knows logs, SQS, buses...) ---
+_original_send_to_targets = Rule.send_to_targets
+
+
+def _is_pump_target(target: dict) -> bool:
+    arn = target.get("Arn", "")
+    return (":lambda:" in arn and ":function:" in arn) or (":states:" in arn and ":stateMachine:" in arn)
+
+
+def _send_to_targets(self: Rule, original_event: dict, transform_input: bool = True) -> None:
+    raw = getattr(self.event_pattern, "_raw_pattern", None)
+    if not raw:
+        return  # schedule rules do not receive events
+    event = dict(original_event)
+    event.pop("ingestion-time", None)
+    if _is_number(event.get("time")):
+        event["time"] = iso_z(dt.datetime.fromtimestamp(event["time"], tz=dt.timezone.utc))
+    if not pattern_matches(json.loads(raw), event):
+        return
+    ours = [t for t in self.targets if _is_pump_target(t)]
+    for target in ours:
+        PUMP.executor.submit(PUMP.deliver, self, target, event, "pattern")
+    others = [t for t in self.targets if not _is_pump_target(t)]
+    if others:
+        saved = self.targets
+        self.targets = others
+        try:
+            _original_send_to_targets(self, original_event, transform_input)
+        finally:
+            self.targets = saved
+
+
+Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+
+
+# =================================================================================================
+# Control endpoint: /_brfed/...
+# =================================================================================================
+def _find_rule(name: str, bus: str = "default", account: str | None = None, region: str | None = None):
+    account = account or "123456789012"
+    region = region or os.environ["AWS_DEFAULT_REGION"]
+    backend = events_backends[account][region]
+    b = backend.event_buses.get(bus)
+    rule = b.rules.get(name) if b else None
+    return account, region, rule
+
+
+def control(environ: dict, start_response: Any) -> list[bytes]:
+    method = environ["REQUEST_METHOD"]
+    path = environ.get("PATH_INFO", "")
+    query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length else b""
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    status, doc = "404 Not Found", {"error": f"no route {method} {path}"}
+    try:
+        if path == "/_brfed/health":
+            status, doc = "200 OK", {"ok": True, "lambdaMode": LAMBDA_MODE, "lambdaHost": LAMBDA_HOST,
+                                     "clock": iso_z(PUMP.now()), "offsetSeconds": PUMP.offset.total_seconds()}
+        elif path == "/_brfed/clock" and method == "GET":
+            status, doc = "200 OK", {"now": iso_z(PUMP.now()), "offsetSeconds": PUMP.offset.total_seconds()}
+        elif path == "/_brfed/clock/advance" and method == "POST":
+            seconds = float(body.get("seconds", query.get("seconds", 0)))
+            if seconds < 0:
+                raise ValueError("the clock only moves forward")
+            with PUMP.lock:
+                PUMP.offset += dt.timedelta(seconds=seconds)
+                fired = PUMP.scan_schedules()
+            status, doc = "200 OK", {"now": iso_z(PUMP.now()), "offsetSeconds": PUMP.offset.total_seconds(), "fired": fired}
+        elif path == "/_brfed/schedules" and method == "GET":
+            with PUMP.lock:
+                doc = {"now": iso_z(PUMP.now()), "schedules": [
+                    {"account": k[0], "region": k[1], "bus": k[2], "rule": k[3], "expression": v["expr"],
+                     "next": iso_z(v["next"]) if v.get("next") else None, "error": v.get("error")}
+                    for k, v in PUMP.schedules.items()]}
+            status = "200 OK"
+        elif path.startswith("/_brfed/rules/") and path.endswith("/fire") and method == "POST":
+            name = path[len("/_brfed/rules/"):-len("/fire")]
+            account, region, rule = _find_rule(name, body.get("bus", "default"), body.get("account"), body.get("region"))
+            if rule is None:
+                status, doc = "404 Not Found", {"error": f"no rule {name}"}
+            elif not rule.scheduled_expression:
+                status, doc = "400 Bad Request", {"error": f"rule {name} has no ScheduleExpression"}
+            else:
+                results = PUMP.fire(account, region, rule, PUMP.now(), wait=True)
+                status, doc = "200 OK", {"rule": name, "deliveries": results}
+        elif path == "/_brfed/deliveries" and method == "GET":
+            since = int(query.get("since", 0))
+            rule = query.get("rule")
+            with PUMP.lock:
+                items = [d for d in PUMP.deliveries if d["seq"] > since and (rule is None or d["rule"] == rule)]
+            status, doc = "200 OK", {"deliveries": items}
+        elif path == "/_brfed/functions" and method == "GET":
+            status, doc = "200 OK", {"mode": LAMBDA_MODE, "binDir": BIN_DIR, "maxConcurrency": MAX_CONCURRENCY,
+                                     "functions": POOL.status()}
+    except Exception as e:
+        status, doc = "400 Bad Request", {"error": f"{type(e).__name__}: {e}"}
+    out = json.dumps(doc, default=str).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+
+
+class App:
+    def __init__(self) -> None:
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/_brfed/"):
+            return control(environ, start_response)
+        return self.moto(environ, start_response)
+
+
+# =================================================================================================
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default=os.environ.get("BRFED_EMULATOR_LOG_LEVEL", "INFO"))
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if os.environ.get("BRFED_EMULATOR_ACCESS_LOG", "0") != "1":
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    server = make_server(HOST, PORT, App(), threaded=True, request_handler=MotoRequestHandler)
+    pump_thread = threading.Thread(target=PUMP.run, name="event-pump", daemon=True)
+    pump_thread.start()
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        # Everything lives in memory: stop the function instances and leave at once (a graceful
+        # werkzeug shutdown plus the executors' exit joins took over 2 s).
+        LOG.info("signal %d: stopping function instances and exiting", signum)
+        PUMP.stop.set()
+        POOL.stop_all()
+        with PUMP.lock:
+            PUMP.journal.flush()
+        logging.shutdown()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    LOG.info("moto %s on %s (lambda mode %s, runtime host %s, binaries %s)",
+             __import__("moto").__version__, ENDPOINT, LAMBDA_MODE, LAMBDA_HOST, BIN_DIR)
+    try:
+        server.serve_forever()
+    finally:
+        PUMP.stop.set()
+        POOL.stop_all()
+        LOG.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

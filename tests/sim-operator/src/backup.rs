@@ -1,0 +1,994 @@
+//! The data-plane `Backup` contract for `backupMode: volume-snapshot` (reference §3.1, §4.2 step 5).
+//!
+//! One pass = at most one status write. Order of a pass: deletion, finalizer, terminal states,
+//! validation, then by `federalVolumeBackupPhase`: queued job reports, resume request, init-job
+//! health, start of the phase's job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::DynamicObject;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::faults::{FaultOutcome, FaultPhase, FaultPlan};
+use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report, Stop, sleep_or_stop, wait_stop};
+use crate::kubeobj::{backup_resource, str_at};
+use crate::member::{
+    Drained, Member, SIMULATED_FAULT, Storage, pd_key, readable_size, tc_bool, tc_json,
+    tc_store_count, tc_tikv_replicas,
+};
+use crate::meta::{
+    self, BACKUPMETA, CLUSTERMETA, CloudSnapBackup, SnapshotsTaken, TAG_CLUSTER, TAG_PLANE,
+};
+use crate::sim::{Next, Sim, SimError};
+
+/// Finalizer guarding the data of `Delete`/`OnFailure` backups.
+pub const BACKUP_FINALIZER: &str = "tidb.pingcap.com/backup-protection";
+/// Tag added to every snapshot, naming the member that took it.
+pub const TAG_BACKUP: &str = "sim.brfed.dev/backup";
+
+/// Backup condition types.
+pub mod cond {
+    /// Job created.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// Execute job preparing.
+    pub const PREPARE: &str = "Prepare";
+    /// Job running.
+    pub const RUNNING: &str = "Running";
+    /// GC and schedulers paused.
+    pub const INITIALIZED: &str = "VolumeBackupInitialized";
+    /// Pausing failed or the init job died too early.
+    pub const INITIALIZE_FAILED: &str = "VolumeBackupInitializeFailed";
+    /// `backupmeta` exists.
+    pub const SNAPSHOTS_CREATED: &str = "VolumeBackupSnapshotsCreated";
+    /// GC and schedulers resumed after the snapshots were created.
+    pub const INITIALIZE_COMPLETE: &str = "VolumeBackupInitializeComplete";
+    /// Snapshots completed.
+    pub const VOLUME_COMPLETE: &str = "VolumeBackupComplete";
+    /// Execute failed.
+    pub const VOLUME_FAILED: &str = "VolumeBackupFailed";
+    /// Final success.
+    pub const COMPLETE: &str = "Complete";
+    /// Final failure.
+    pub const FAILED: &str = "Failed";
+    /// Spec or TidbCluster invalid.
+    pub const INVALID: &str = "Invalid";
+    /// Data deleted.
+    pub const CLEAN: &str = "Clean";
+    /// Data deletion failed.
+    pub const CLEAN_FAILED: &str = "CleanFailed";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CleanPolicy {
+    Retain,
+    OnFailure,
+    Delete,
+}
+
+fn clean_policy(obj: &DynamicObject) -> CleanPolicy {
+    match str_at(obj, "/spec/cleanPolicy") {
+        Some("Delete") => CleanPolicy::Delete,
+        Some("OnFailure") => CleanPolicy::OnFailure,
+        _ => CleanPolicy::Retain,
+    }
+}
+
+fn has_finalizer(obj: &DynamicObject) -> bool {
+    obj.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == BACKUP_FINALIZER))
+}
+
+/// One reconcile pass of a `Backup`.
+pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
+    let plane = sim.plane(&key.plane)?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(plane.client.clone(), &key.namespace, &backup_resource());
+    let Some(obj) = api.get_opt(&key.name).await? else {
+        sim.jobs.forget(key);
+        return Ok(Next::Done);
+    };
+    if str_at(&obj, "/spec/backupMode") != Some("volume-snapshot") {
+        return Ok(Next::Done);
+    }
+    let uid = obj.metadata.uid.clone().unwrap_or_default();
+    let m = Member {
+        sim,
+        key,
+        api,
+        obj,
+        uid,
+    };
+
+    if m.obj.metadata.deletion_timestamp.is_some() {
+        return deletion(&m).await;
+    }
+    if clean_policy(&m.obj) != CleanPolicy::Retain && !has_finalizer(&m.obj) {
+        m.write(|o| {
+            let f = o.metadata.finalizers.get_or_insert_with(Vec::new);
+            if f.iter().any(|x| x == BACKUP_FINALIZER) {
+                return false;
+            }
+            f.push(BACKUP_FINALIZER.to_string());
+            true
+        })
+        .await?;
+        return Ok(Next::Soon);
+    }
+
+    let failed = m.has(cond::FAILED) || m.has(cond::VOLUME_FAILED);
+    if failed {
+        // a failed member must not keep GC and schedulers paused
+        stop_init_job(&m, Stop::Graceful);
+    }
+    if m.has(cond::COMPLETE) || m.has(cond::FAILED) || m.has(cond::INVALID) {
+        return Ok(Next::Done);
+    }
+
+    let tc = m.tidb_cluster().await?;
+    if let Err(why) = validate(&m, tc.as_ref()) {
+        return m
+            .condition(cond::INVALID, "InvalidSpec", why)
+            .await
+            .map(|_| Next::Done);
+    }
+    let tc = tc.expect("validated");
+    let faults = m.faults(Some(&tc));
+
+    // reports queued by the jobs come first, in order
+    let (init, exec) = m.state(|s| (s.init.clone(), s.exec.clone()));
+    for job in [&init, &exec].into_iter().flatten() {
+        match m.drain_conditions(job).await? {
+            Drained::Empty => {}
+            Drained::Wrote => return Ok(Next::Soon),
+            Drained::Special(Report::CheckBackupMeta { bucket, key }) => {
+                if m.sim.cloud.exists(&bucket, &key).await? {
+                    m.condition(
+                        cond::SNAPSHOTS_CREATED,
+                        "",
+                        format!("s3://{bucket}/{key} exists"),
+                    )
+                    .await?;
+                    job.pop_report();
+                    return Ok(Next::Soon);
+                }
+                return Ok(Next::After(Duration::from_millis(200)));
+            }
+            Drained::Special(other) => {
+                tracing::warn!(?other, "unexpected report from a backup job");
+                job.pop_report();
+                return Ok(Next::Soon);
+            }
+        }
+    }
+
+    match str_at(&m.obj, "/spec/federalVolumeBackupPhase") {
+        Some("initialize") | Some("execute") => {
+            if let Some(next) = resume(&m, &faults).await? {
+                return Ok(next);
+            }
+            if let Some(next) = watch_init_job(&m).await? {
+                return Ok(next);
+            }
+            if str_at(&m.obj, "/spec/federalVolumeBackupPhase") == Some("initialize") {
+                initialize(&m, &tc, m.plan(&faults, FaultPhase::Initialize)).await
+            } else {
+                execute(&m, &tc, &faults).await
+            }
+        }
+        Some("teardown") => teardown(&m, m.plan(&faults, FaultPhase::Teardown)).await,
+        _ => Ok(Next::Done),
+    }
+}
+
+fn validate(m: &Member<'_>, tc: Option<&DynamicObject>) -> Result<(), String> {
+    let Some((tc_ns, tc_name)) = m.tc_ref() else {
+        return Err("spec.br.cluster is not set".into());
+    };
+    if m.storage().is_none() {
+        return Err("spec.s3.bucket is not set".into());
+    }
+    let Some(tc) = tc else {
+        return Err(format!("TidbCluster {tc_ns}/{tc_name} not found"));
+    };
+    if !tc_bool(tc, "/spec/acrossK8s") {
+        return Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} is not acrossK8s: volume-snapshot backup needs spec.acrossK8s: true"
+        ));
+    }
+    if tc_store_count(tc) == 0 {
+        return Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} has no TiKV stores in status.tikv.stores"
+        ));
+    }
+    if tc_tikv_replicas(tc) <= 0 {
+        return Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} has spec.tikv.replicas <= 0"
+        ));
+    }
+    Ok(())
+}
+
+fn stop_init_job(m: &Member<'_>, how: Stop) {
+    m.state(|s| {
+        if let Some(init) = s.init.as_ref().filter(|j| j.ended().is_none()) {
+            init.request_stop(how);
+            s.init_stopped_by_operator = true;
+        }
+    });
+}
+
+/// `resumeGcSchedule: true` on the init member whose snapshots exist: delete the init job.
+async fn resume(m: &Member<'_>, faults: &crate::faults::Faults) -> Result<Option<Next>, SimError> {
+    let requested = m
+        .obj
+        .data
+        .pointer("/spec/resumeGcSchedule")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    let init = m.state(|s| s.init.clone());
+    let is_init_member = init.is_some() || m.has(cond::INITIALIZED);
+    if !requested
+        || !is_init_member
+        || !m.has(cond::SNAPSHOTS_CREATED)
+        || m.has(cond::INITIALIZE_COMPLETE)
+        || m.has(cond::INITIALIZE_FAILED)
+    {
+        return Ok(None);
+    }
+    let plan = m.plan(faults, FaultPhase::Resume);
+    match plan.outcome {
+        Some(FaultOutcome::Invalid) => {
+            return m
+                .condition(
+                    cond::INVALID,
+                    SIMULATED_FAULT,
+                    "simulated: invalid at resume",
+                )
+                .await
+                .map(Some);
+        }
+        Some(FaultOutcome::Hang) => return Ok(Some(Next::Poll)),
+        Some(FaultOutcome::Fail) => {
+            stop_init_job(m, Stop::Graceful);
+            return m
+                .condition(
+                    cond::INITIALIZE_FAILED,
+                    SIMULATED_FAULT,
+                    "simulated: resuming GC and schedulers failed",
+                )
+                .await
+                .map(Some);
+        }
+        None => {}
+    }
+    if let Some(left) = m.delay_left("resume", plan.delay) {
+        return Ok(Some(Next::After(left)));
+    }
+    let how = if plan.crash_init_job.is_some() {
+        Stop::Crash
+    } else {
+        Stop::Graceful
+    };
+    stop_init_job(m, how);
+    if let Some(init) = &init {
+        init.wait_ended(Duration::from_secs(10)).await;
+    }
+    m.condition(
+        cond::INITIALIZE_COMPLETE,
+        "",
+        "init job deleted: GC and schedulers resumed",
+    )
+    .await
+    .map(Some)
+}
+
+/// While initializing or initialized (and not yet resumed), the init job must stay alive.
+async fn watch_init_job(m: &Member<'_>) -> Result<Option<Next>, SimError> {
+    if m.has(cond::INITIALIZE_COMPLETE) || m.has(cond::INITIALIZE_FAILED) {
+        return Ok(None);
+    }
+    let (init, by_operator) = m.state(|s| (s.init.clone(), s.init_stopped_by_operator));
+    let reason = match &init {
+        Some(job) => match job.ended() {
+            None | Some(JobEnd::Failed) => return Ok(None),
+            Some(_) if by_operator => return Ok(None),
+            Some(JobEnd::Deleted | JobEnd::Aborted) => "InitializeJobDeleted",
+            Some(_) => "InitializeJobCompletedOrFailed",
+        },
+        None => {
+            let started = m.has(cond::INITIALIZED)
+                || (str_at(&m.obj, "/spec/federalVolumeBackupPhase") == Some("initialize")
+                    && m.has(cond::SCHEDULED));
+            if !started {
+                return Ok(None);
+            }
+            "InitializeJobDeleted"
+        }
+    };
+    let end = init.as_ref().and_then(|j| j.ended());
+    let message = match end {
+        Some(JobEnd::DeadlineExceeded) => "init job exceeded volumeBackupInitJobMaxActiveSeconds before all snapshots were created and resume was requested".to_string(),
+        Some(JobEnd::Crashed) => "init job failed before all snapshots were created and resume was requested".to_string(),
+        Some(other) => format!("init job ended ({other:?}) before all snapshots were created and resume was requested"),
+        None => "init job not found before all snapshots were created and resume was requested".to_string(),
+    };
+    m.condition(cond::INITIALIZE_FAILED, reason, message)
+        .await
+        .map(Some)
+}
+
+/// Phase `initialize`: start the init job.
+async fn initialize(m: &Member<'_>, tc: &DynamicObject, plan: FaultPlan) -> Result<Next, SimError> {
+    if m.state(|s| s.init.is_some()) || m.has(cond::INITIALIZED) || m.has(cond::INITIALIZE_FAILED) {
+        return Ok(Next::Poll);
+    }
+    if plan.outcome == Some(FaultOutcome::Invalid) {
+        return m
+            .condition(
+                cond::INVALID,
+                SIMULATED_FAULT,
+                "simulated: invalid at initialize",
+            )
+            .await
+            .map(|_| Next::Done);
+    }
+    let max_active = m
+        .obj
+        .data
+        .pointer("/spec/volumeBackupInitJobMaxActiveSeconds")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(600);
+    let args = InitArgs {
+        pd_key: pd_key(tc),
+        holder: m.key.holder(),
+        deadline: Instant::now() + Duration::from_secs(max_active),
+        ttl: m.sim.cfg.pd_lease_ttl,
+        step: m.sim.cfg.step_delay,
+        plan,
+    };
+    let sim = m.sim.clone();
+    let job = Job::spawn(
+        format!("backup-{}-init", m.key.name),
+        m.sim.trigger(m.key),
+        vec![
+            CondReport::new(cond::SCHEDULED)
+                .message("init job created")
+                .into(),
+        ],
+        move |job, stop| run_init_job(sim, job, stop, args),
+    );
+    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "init job created");
+    m.state(|s| s.init = Some(job));
+    Ok(Next::Soon)
+}
+
+struct InitArgs {
+    pd_key: String,
+    holder: String,
+    deadline: Instant,
+    ttl: Duration,
+    step: Duration,
+    plan: FaultPlan,
+}
+
+/// The init job: `br operator pause-gc-and-schedulers`, alive until deleted, renewing its lease.
+async fn run_init_job(
+    sim: Arc<Sim>,
+    job: Arc<Job>,
+    mut stop: watch::Receiver<Option<Stop>>,
+    a: InitArgs,
+) -> JobEnd {
+    // until the pause is taken, a stop or the deadline simply ends the job
+    let before_pause = async {
+        if let Some(s) = sleep_or_stop(&mut stop, a.step).await {
+            return Err(s);
+        }
+        job.report(CondReport::new(cond::RUNNING).message("pausing GC and schedulers"));
+        if let Some(s) = sleep_or_stop(&mut stop, a.plan.delay).await {
+            return Err(s);
+        }
+        match a.plan.outcome {
+            Some(FaultOutcome::Fail) => Ok(false),
+            Some(FaultOutcome::Hang) => Err(wait_stop(&mut stop).await),
+            _ => Ok(true),
+        }
+    };
+    let proceed = tokio::select! {
+        r = before_pause => r,
+        () = tokio::time::sleep_until(a.deadline) => return JobEnd::DeadlineExceeded,
+    };
+    match proceed {
+        Err(Stop::Graceful) => return JobEnd::Deleted,
+        Err(Stop::Crash) => return JobEnd::Crashed,
+        Ok(false) => {
+            job.report(
+                CondReport::new(cond::INITIALIZE_FAILED)
+                    .reason(SIMULATED_FAULT)
+                    .message("simulated: pausing GC and schedulers failed"),
+            );
+            return JobEnd::Failed;
+        }
+        Ok(true) => {}
+    }
+
+    sim.pd.pause(&a.pd_key, &a.holder, a.ttl);
+    job.report(CondReport::new(cond::INITIALIZED).message("GC is paused; Schedulers are paused"));
+    let crash_at = a.plan.crash_init_job.map(|d| Instant::now() + d);
+    let renew_every = (a.ttl / 3).max(Duration::from_millis(10));
+    let mut next_renew = Instant::now() + renew_every;
+    loop {
+        tokio::select! {
+            s = wait_stop(&mut stop) => match s {
+                Stop::Graceful => {
+                    sim.pd.resume(&a.pd_key, &a.holder, "init job deleted: graceful stop");
+                    return JobEnd::Deleted;
+                }
+                Stop::Crash => return JobEnd::Crashed,
+            },
+            () = tokio::time::sleep_until(next_renew) => {
+                sim.pd.renew(&a.pd_key, &a.holder, a.ttl);
+                next_renew = Instant::now() + renew_every;
+            }
+            () = tokio::time::sleep_until(a.deadline) => {
+                sim.pd.resume(&a.pd_key, &a.holder, "init job killed at activeDeadlineSeconds");
+                return JobEnd::DeadlineExceeded;
+            }
+            () = async { tokio::time::sleep_until(crash_at.unwrap_or(a.deadline)).await }, if crash_at.is_some() => {
+                tracing::info!(holder = %a.holder, "simulated: init job crashed without resuming");
+                return JobEnd::Crashed;
+            }
+        }
+    }
+}
+
+/// Phase `execute`: write the manifests and `clustermeta`, then start the execute job.
+async fn execute(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    faults: &crate::faults::Faults,
+) -> Result<Next, SimError> {
+    if m.state(|s| s.exec.is_some()) {
+        return Ok(Next::Poll);
+    }
+    if m.has(cond::PREPARE) || m.has(cond::SNAPSHOTS_CREATED) {
+        // the execute job was started by an earlier run of the simulator and is gone
+        return m
+            .condition(
+                cond::VOLUME_FAILED,
+                "AlreadyFailed",
+                "execute job not found (simulator restarted)",
+            )
+            .await;
+    }
+    let plan = m.plan(faults, FaultPhase::Execute);
+    if plan.outcome == Some(FaultOutcome::Invalid) {
+        return m
+            .condition(
+                cond::INVALID,
+                SIMULATED_FAULT,
+                "simulated: invalid at execute",
+            )
+            .await
+            .map(|_| Next::Done);
+    }
+    let storage = m.storage().expect("validated");
+    let cloud = &m.sim.cloud;
+    let clustermeta_key = storage.key(CLUSTERMETA);
+    if cloud.exists(&storage.bucket, &clustermeta_key).await? {
+        return m
+            .condition(
+                cond::FAILED,
+                "FileExistedInExternalStorage",
+                format!("s3://{}/{clustermeta_key} already exists: the backup storage is already in use", storage.bucket),
+            )
+            .await
+            .map(|_| Next::Done);
+    }
+    let cluster_key = pd_key(tc);
+    let volumes = match cloud
+        .volumes_tagged(&[(TAG_CLUSTER, &cluster_key), (TAG_PLANE, &m.key.plane)])
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return m.retry_failed("GetVolumesFailed", e.to_string()).await,
+    };
+    let tc_value = tc_json(tc);
+    let cluster = match meta::cluster_meta(&tc_value, &volumes) {
+        Ok(c) => c,
+        Err(why) => return m.retry_failed("PrepareClusterMetaFailed", why).await,
+    };
+    let tc_ns = tc.metadata.namespace.clone().unwrap_or_default();
+    let tc_name = tc.metadata.name.clone().unwrap_or_default();
+    let manifest_key = storage.key(&format!("manifests/{tc_ns}/TidbCluster/{tc_name}.yaml"));
+    if !cloud.exists(&storage.bucket, &manifest_key).await? {
+        let yaml = serde_yaml::to_string(&meta::strip_object(&tc_value)).unwrap_or_default();
+        cloud
+            .put(&storage.bucket, &manifest_key, yaml.into_bytes())
+            .await?;
+    }
+    let body = serde_json::to_vec(&cluster).expect("clustermeta serializes");
+    cloud.put(&storage.bucket, &clustermeta_key, body).await?;
+
+    if let Some(after) = plan.crash_init_job {
+        crash_init_job_later(m, after);
+    }
+    let calc_size = matches!(
+        str_at(&m.obj, "/spec/calcSizeLevel").unwrap_or("all"),
+        "all" | "full" | "incremental"
+    );
+    let args = ExecArgs {
+        storage: storage.clone(),
+        holder: m.key.holder(),
+        version: tc
+            .data
+            .pointer("/spec/version")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("v7.5.1")
+            .to_string(),
+        calc_size,
+        plan,
+        snap_plan: m.plan(faults, FaultPhase::SnapshotsCreated),
+        init: m.state(|s| s.init.clone()),
+    };
+    let sim = m.sim.clone();
+    let first = CondReport::new(cond::SCHEDULED)
+        .message("execute job created")
+        .field("backupPath", json!(storage.path()));
+    let job = Job::spawn(
+        format!("backup-{}", m.key.name),
+        m.sim.trigger(m.key),
+        vec![first.into()],
+        move |job, _stop| run_exec_job(sim, job, args),
+    );
+    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "execute job created");
+    m.state(|s| s.exec = Some(job));
+    Ok(Next::Soon)
+}
+
+/// Kills the member's own init job (no resume) after `after`, once.
+fn crash_init_job_later(m: &Member<'_>, after: Duration) {
+    let init = m.state(|s| {
+        if s.fired.insert("crash-init-job") {
+            s.init.clone()
+        } else {
+            None
+        }
+    });
+    match init {
+        Some(init) => crash_later(init, after),
+        None => {
+            tracing::warn!(holder = %m.key.holder(), "crash-init-job: this member has no init job")
+        }
+    }
+}
+
+fn crash_later(init: Arc<Job>, after: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        init.request_stop(Stop::Crash);
+    });
+}
+
+struct ExecArgs {
+    storage: Storage,
+    holder: String,
+    version: String,
+    calc_size: bool,
+    plan: FaultPlan,
+    snap_plan: FaultPlan,
+    init: Option<Arc<Job>>,
+}
+
+fn volume_failed(message: impl Into<String>) -> CondReport {
+    CondReport::new(cond::VOLUME_FAILED)
+        .reason("BackupFailed")
+        .message(message)
+}
+
+/// The execute job: `br backup full --type=aws-ebs`.
+async fn run_exec_job(sim: Arc<Sim>, job: Arc<Job>, a: ExecArgs) -> JobEnd {
+    let step = sim.cfg.step_delay;
+    tokio::time::sleep(step).await;
+    job.report(CondReport::new(cond::PREPARE));
+    tokio::time::sleep(step).await;
+    job.report(CondReport::new(cond::RUNNING));
+    tokio::time::sleep(a.plan.delay).await;
+    match a.plan.outcome {
+        Some(FaultOutcome::Fail) => {
+            job.report(
+                volume_failed("simulated: BR failed before creating snapshots")
+                    .reason(SIMULATED_FAULT),
+            );
+            return JobEnd::Failed;
+        }
+        Some(FaultOutcome::Hang) => std::future::pending::<()>().await,
+        _ => {}
+    }
+    let cloud = &sim.cloud;
+    let cluster: CloudSnapBackup = match cloud
+        .get(&a.storage.bucket, &a.storage.key(CLUSTERMETA))
+        .await
+    {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                job.report(volume_failed(format!("clustermeta is not valid: {e}")));
+                return JobEnd::Failed;
+            }
+        },
+        Ok(None) => {
+            job.report(volume_failed("clustermeta not found"));
+            return JobEnd::Failed;
+        }
+        Err(e) => {
+            job.report(volume_failed(format!("reading clustermeta: {e}")));
+            return JobEnd::Failed;
+        }
+    };
+    let resolved_ts = sim.tso.next();
+    let volume_ids: Vec<String> = cluster.volumes().map(|v| v.volume_id.clone()).collect();
+    let volumes = match cloud.volumes_by_id(&volume_ids).await {
+        Ok(v) => v,
+        Err(e) => {
+            job.report(volume_failed(format!("describing volumes: {e}")));
+            return JobEnd::Failed;
+        }
+    };
+    let mut snapshots = BTreeMap::new();
+    for v in &volumes {
+        let mut tags = v.tags.clone();
+        tags.insert(TAG_BACKUP.to_string(), a.holder.clone());
+        match cloud
+            .create_snapshot(
+                &v.id,
+                &format!("brfed-sim backup {} of {}", a.holder, v.id),
+                &tags,
+            )
+            .await
+        {
+            Ok(id) => {
+                snapshots.insert(v.id.clone(), (id, v.az.clone()));
+            }
+            Err(e) => {
+                // BR deletes what it created when its own run fails
+                for (snap, _) in snapshots.values() {
+                    let _ = cloud.delete_snapshot(snap).await;
+                }
+                job.report(volume_failed(format!("creating snapshots: {e}")));
+                return JobEnd::Failed;
+            }
+        }
+    }
+    let taken = SnapshotsTaken {
+        cluster_version: a.version.clone(),
+        resolved_ts,
+        snapshots,
+        region: cloud.region.clone(),
+    };
+    let backupmeta = meta::backup_meta(&cluster, &taken);
+    let backupmeta_key = a.storage.key(BACKUPMETA);
+    let body = serde_json::to_vec(&backupmeta).expect("backupmeta serializes");
+    if let Err(e) = cloud.put(&a.storage.bucket, &backupmeta_key, body).await {
+        job.report(volume_failed(format!("writing backupmeta: {e}")));
+        return JobEnd::Failed;
+    }
+    job.report(Report::CheckBackupMeta {
+        bucket: a.storage.bucket.clone(),
+        key: backupmeta_key,
+    });
+
+    // fault point: snapshots created, not completed yet
+    if let (Some(after), Some(init)) = (a.snap_plan.crash_init_job, &a.init) {
+        crash_later(init.clone(), after);
+    }
+    tokio::time::sleep(a.snap_plan.delay).await;
+    match a.snap_plan.outcome {
+        Some(FaultOutcome::Fail) => {
+            job.report(
+                volume_failed("simulated: a snapshot entered the error state")
+                    .reason(SIMULATED_FAULT),
+            );
+            return JobEnd::Failed;
+        }
+        Some(FaultOutcome::Hang) => std::future::pending::<()>().await,
+        _ => {}
+    }
+    tokio::time::sleep(sim.cfg.snapshot_complete_delay).await;
+    let ids = backupmeta.snapshot_ids();
+    match cloud.snapshots_by_id(&ids).await {
+        Ok(found) if found.len() == ids.len() && found.iter().all(|s| s.state == "completed") => {}
+        Ok(found) => {
+            job.report(volume_failed(format!(
+                "only {} of {} snapshots completed",
+                found.len(),
+                ids.len()
+            )));
+            return JobEnd::Failed;
+        }
+        Err(e) => {
+            job.report(volume_failed(format!("waiting for snapshots: {e}")));
+            return JobEnd::Failed;
+        }
+    }
+    let size: u64 = if a.calc_size {
+        volumes
+            .iter()
+            .map(|v| u64::try_from(v.size_gib).unwrap_or(0) << 30)
+            .sum()
+    } else {
+        0
+    };
+    job.report(
+        CondReport::new(cond::VOLUME_COMPLETE)
+            .message(format!("EBS backup success, resolved_ts={resolved_ts}"))
+            .field("commitTs", json!(resolved_ts.to_string()))
+            .field("backupPath", json!(a.storage.path()))
+            .field("backupSize", json!(size))
+            .field("backupSizeReadable", json!(readable_size(size))),
+    );
+    JobEnd::Succeeded
+}
+
+/// Phase `teardown`: wait for the execute job, stop the init job unless resumed, then finish.
+async fn teardown(m: &Member<'_>, plan: FaultPlan) -> Result<Next, SimError> {
+    let (init, exec) = m.state(|s| (s.init.clone(), s.exec.clone()));
+    if exec.as_ref().is_some_and(|j| !j.is_done()) {
+        return Ok(Next::Poll);
+    }
+    match plan.outcome {
+        Some(FaultOutcome::Invalid) => {
+            return m
+                .condition(
+                    cond::INVALID,
+                    SIMULATED_FAULT,
+                    "simulated: invalid at teardown",
+                )
+                .await
+                .map(|_| Next::Done);
+        }
+        Some(FaultOutcome::Hang) => return Ok(Next::Poll),
+        _ => {}
+    }
+    if let Some(left) = m.delay_left("teardown", plan.delay) {
+        return Ok(Next::After(left));
+    }
+    let mut init_ended_by_itself = false;
+    if !m.has(cond::INITIALIZE_COMPLETE) {
+        match &init {
+            Some(job) => match job.ended() {
+                None => {
+                    stop_init_job(m, Stop::Graceful);
+                    job.wait_ended(Duration::from_secs(10)).await;
+                }
+                Some(JobEnd::Deleted | JobEnd::Aborted) => {}
+                Some(_) => init_ended_by_itself = !m.state(|s| s.init_stopped_by_operator),
+            },
+            None => init_ended_by_itself = m.has(cond::INITIALIZED),
+        }
+    }
+    if plan.outcome == Some(FaultOutcome::Fail) {
+        return m
+            .condition(cond::FAILED, SIMULATED_FAULT, "simulated: teardown failed")
+            .await
+            .map(|_| Next::Done);
+    }
+    let failure = if m.has(cond::INITIALIZE_FAILED) {
+        Some(("VolumeBackupInitializeFailed", "initialize failed"))
+    } else if m.has(cond::VOLUME_FAILED) {
+        Some(("VolumeBackupFailed", "volume backup failed"))
+    } else if init_ended_by_itself {
+        Some((
+            "InitializeJobCompletedOrFailed",
+            "init job ended by itself: GC/scheduler pause not guaranteed",
+        ))
+    } else {
+        None
+    };
+    match failure {
+        Some((reason, message)) => m.condition(cond::FAILED, reason, message).await?,
+        None => {
+            m.condition(cond::COMPLETE, "", "volume snapshot backup complete")
+                .await?
+        }
+    };
+    Ok(Next::Done)
+}
+
+/// Deletion: `Retain` keeps the data, `Delete` (and `OnFailure` when failed) runs the clean job.
+async fn deletion(m: &Member<'_>) -> Result<Next, SimError> {
+    if !has_finalizer(&m.obj) {
+        m.sim.jobs.forget(m.key);
+        return Ok(Next::Done);
+    }
+    // the member's jobs go first
+    m.state(|s| {
+        if let Some(exec) = s.exec.as_ref().filter(|j| j.ended().is_none()) {
+            exec.abort();
+        }
+    });
+    stop_init_job(m, Stop::Graceful);
+
+    let policy = clean_policy(&m.obj);
+    let clean =
+        policy == CleanPolicy::Delete || (policy == CleanPolicy::OnFailure && m.has(cond::FAILED));
+    if !clean || m.has(cond::CLEAN) {
+        remove_finalizer(m).await?;
+        return Ok(Next::Done);
+    }
+    if m.has(cond::CLEAN_FAILED) {
+        return Ok(Next::Done);
+    }
+    let job = m.state(|s| s.clean.clone());
+    let Some(job) = job else {
+        if str_at(&m.obj, "/status/backupPath").is_none() {
+            return m
+                .condition(cond::CLEAN, "", "no backup data to clean")
+                .await;
+        }
+        let Some(storage) = m.storage() else {
+            return m
+                .condition(cond::CLEAN, "", "no backup storage to clean")
+                .await;
+        };
+        let ratio = m
+            .obj
+            .data
+            .pointer("/spec/cleanOption/snapshotsDeleteRatio")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|r| (0.1..=2.0).contains(r))
+            .unwrap_or(1.0);
+        let tc = m.tidb_cluster().await.ok().flatten();
+        let args = CleanArgs {
+            storage,
+            backup_failed: m.has(cond::FAILED),
+            ratio,
+            plan: m.plan(&m.faults(tc.as_ref()), FaultPhase::Clean),
+        };
+        let sim = m.sim.clone();
+        let job = Job::spawn(
+            format!("clean-{}", m.key.name),
+            m.sim.trigger(m.key),
+            Vec::new(),
+            move |job, _| run_clean_job(sim, job, args),
+        );
+        m.state(|s| s.clean = Some(job));
+        return Ok(Next::Soon);
+    };
+    match m.drain_conditions(&job).await? {
+        Drained::Wrote => Ok(Next::Soon),
+        _ => Ok(Next::Poll),
+    }
+}
+
+async fn remove_finalizer(m: &Member<'_>) -> Result<(), SimError> {
+    m.write(|o| {
+        let Some(f) = o.metadata.finalizers.as_mut() else {
+            return false;
+        };
+        let before = f.len();
+        f.retain(|x| x != BACKUP_FINALIZER);
+        f.len() != before
+    })
+    .await?;
+    m.sim.jobs.forget(m.key);
+    Ok(())
+}
+
+struct CleanArgs {
+    storage: Storage,
+    backup_failed: bool,
+    ratio: f64,
+    plan: FaultPlan,
+}
+
+fn clean_failed(message: impl Into<String>) -> CondReport {
+    CondReport::new(cond::CLEAN_FAILED)
+        .reason("CleanBackupDataFailed")
+        .message(message)
+}
+
+/// The clean job: delete the snapshots listed in `backupmeta`, then the objects under the prefix.
+async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
+    tokio::time::sleep(sim.cfg.step_delay + a.plan.delay).await;
+    match a.plan.outcome {
+        Some(FaultOutcome::Fail) => {
+            job.report(clean_failed("simulated: clean job failed").reason(SIMULATED_FAULT));
+            return JobEnd::Failed;
+        }
+        Some(FaultOutcome::Hang) => std::future::pending::<()>().await,
+        _ => {}
+    }
+    let cloud = &sim.cloud;
+    let backupmeta_key = a.storage.key(BACKUPMETA);
+    let snapshot_ids = match cloud.get(&a.storage.bucket, &backupmeta_key).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<CloudSnapBackup>(&bytes) {
+            Ok(meta) => meta.snapshot_ids(),
+            Err(e) => {
+                job.report(clean_failed(format!("backupmeta is not valid: {e}")));
+                return JobEnd::Failed;
+            }
+        },
+        Ok(None) if a.backup_failed => {
+            tracing::warn!(path = %a.storage.path(), "backupmeta not found for a failed backup: nothing to delete, check manually");
+            Vec::new()
+        }
+        Ok(None) => {
+            job.report(clean_failed(format!(
+                "s3://{}/{backupmeta_key} not found",
+                a.storage.bucket
+            )));
+            return JobEnd::Failed;
+        }
+        Err(e) => {
+            job.report(clean_failed(format!("reading backupmeta: {e}")));
+            return JobEnd::Failed;
+        }
+    };
+    // sequential deletions; after every 10, wait so that the rate stays <= ratio per second
+    let batch_min = Duration::from_secs_f64(10.0 / a.ratio);
+    let mut batch_start = Instant::now();
+    for (i, id) in snapshot_ids.iter().enumerate() {
+        if let Err(e) = cloud.delete_snapshot(id).await {
+            job.report(clean_failed(format!("deleting snapshot {id}: {e}")));
+            return JobEnd::Failed;
+        }
+        if (i + 1) % 10 == 0 {
+            let spent = batch_start.elapsed();
+            if spent < batch_min {
+                tokio::time::sleep(batch_min - spent).await;
+            }
+            batch_start = Instant::now();
+        }
+    }
+    let deleted = if a.storage.prefix.is_empty() {
+        // never wipe a whole bucket: only what a backup writes
+        let mut n = 0;
+        for name in [
+            meta::CLUSTERMETA,
+            meta::BACKUPMETA,
+            meta::RESTOREMETA,
+            "backup.lock",
+        ] {
+            if cloud.exists(&a.storage.bucket, name).await.unwrap_or(false)
+                && cloud
+                    .s3
+                    .delete_object()
+                    .bucket(&a.storage.bucket)
+                    .key(name)
+                    .send()
+                    .await
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        cloud
+            .delete_prefix(&a.storage.bucket, "manifests/")
+            .await
+            .map(|m| m + n)
+    } else {
+        cloud
+            .delete_prefix(&a.storage.bucket, &format!("{}/", a.storage.prefix))
+            .await
+    };
+    match deleted {
+        Ok(n) => {
+            job.report(CondReport::new(cond::CLEAN).message(format!(
+                "deleted {} snapshots and {n} objects",
+                snapshot_ids.len()
+            )));
+            JobEnd::Succeeded
+        }
+        Err(e) => {
+            job.report(clean_failed(format!("deleting backup data: {e}")));
+            JobEnd::Failed
+        }
+    }
+}

@@ -1,0 +1,737 @@
+//! The data-plane `Restore` contract for `restoreMode: volume-snapshot` (reference §3.2).
+//!
+//! `restore-volume` creates real EBS volumes from the backup's snapshots, writes `restoremeta`, then
+//! starts TiKV (annotation on the TidbCluster) with or without warmup; `restore-data` records the
+//! truncation in the simulated PD; `restore-finish` takes the TidbCluster out of recovery mode.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+use crate::faults::{FaultOutcome, FaultPhase, FaultPlan};
+use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report};
+use crate::kubeobj::{str_at, tidbcluster_resource, update_object};
+use crate::member::{Drained, Member, SIMULATED_FAULT, Storage, pd_key, tc_bool, tc_tikv_replicas};
+use crate::meta::{
+    self, BACKUPMETA, CloudSnapBackup, RESTOREMETA, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE,
+    TAG_PV_NAME, TAG_PVC_NAME, TAG_PVC_NAMESPACE, TAG_STORE, TAG_VOLUME_NAME,
+};
+use crate::sim::{Next, Sim, SimError};
+
+/// Annotation telling the operator that TiKV may start on the restored volumes.
+pub const VOLUMES_READY_ANNOTATION: &str = "tidb.pingcap.com/tikv-volumes-ready";
+/// Tag naming the Restore (uid) that created a volume, used to delete them after a failure.
+pub const TAG_RESTORE_UID: &str = "sim.brfed.dev/restore-uid";
+
+/// Restore condition types.
+pub mod cond {
+    /// Job created.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// Job running.
+    pub const RUNNING: &str = "Running";
+    /// Volumes restored, `restoremeta` written.
+    pub const VOLUME_COMPLETE: &str = "VolumeComplete";
+    /// Volumes of a failed restore-volume deleted.
+    pub const CLEAN_VOLUME_COMPLETE: &str = "CleanVolumeComplete";
+    /// Warmup jobs started.
+    pub const WARMUP_STARTED: &str = "WarmUpStarted";
+    /// Warmup jobs finished.
+    pub const WARMUP_COMPLETE: &str = "WarmUpComplete";
+    /// TiKV up on the restored volumes.
+    pub const TIKV_COMPLETE: &str = "TikvComplete";
+    /// Data recovered to the resolved ts.
+    pub const DATA_COMPLETE: &str = "DataComplete";
+    /// Final success.
+    pub const COMPLETE: &str = "Complete";
+    /// Failure.
+    pub const FAILED: &str = "Failed";
+    /// Spec or TidbCluster invalid.
+    pub const INVALID: &str = "Invalid";
+}
+
+/// One reconcile pass of a `Restore`.
+pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
+    let plane = sim.plane(&key.plane)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        plane.client.clone(),
+        &key.namespace,
+        &crate::kubeobj::restore_resource(),
+    );
+    let Some(obj) = api.get_opt(&key.name).await? else {
+        sim.jobs.forget(key);
+        return Ok(Next::Done);
+    };
+    if str_at(&obj, "/spec/restoreMode") != Some("volume-snapshot") {
+        return Ok(Next::Done);
+    }
+    if obj.metadata.deletion_timestamp.is_some() {
+        sim.jobs.forget(key);
+        return Ok(Next::Done);
+    }
+    let uid = obj.metadata.uid.clone().unwrap_or_default();
+    let m = Member {
+        sim,
+        key,
+        api,
+        obj,
+        uid,
+    };
+
+    if m.has(cond::FAILED) {
+        return clean_failed_volumes(&m).await;
+    }
+    if m.has(cond::COMPLETE) || m.has(cond::INVALID) {
+        return Ok(Next::Done);
+    }
+    let tc = m.tidb_cluster().await?;
+
+    let (volume_job, data_job) = m.state(|s| (s.restore_volume.clone(), s.restore_data.clone()));
+    for job in [&volume_job, &data_job].into_iter().flatten() {
+        match m.drain_conditions(job).await? {
+            Drained::Empty => {}
+            Drained::Wrote => return Ok(Next::Soon),
+            Drained::Special(report) => {
+                let Some(tc) = &tc else {
+                    return Ok(Next::After(Duration::from_secs(1)));
+                };
+                handle_special(&m, tc, &report).await?;
+                job.pop_report();
+                return Ok(Next::Soon);
+            }
+        }
+    }
+
+    let phase = str_at(&m.obj, "/spec/federalVolumeRestorePhase")
+        .unwrap_or_default()
+        .to_string();
+    let backup = match validate(&m, tc.as_ref(), &phase).await? {
+        Ok(b) => b,
+        Err(why) => {
+            return m
+                .condition(cond::INVALID, "InvalidSpec", why)
+                .await
+                .map(|_| Next::Done);
+        }
+    };
+    let tc = tc.expect("validated");
+    let faults = m.faults(Some(&tc));
+
+    match phase.as_str() {
+        "restore-volume" => {
+            if let Some(job) = volume_job {
+                return Ok(if job.is_done() {
+                    Next::Done
+                } else {
+                    Next::Poll
+                });
+            }
+            let plan = m.plan(&faults, FaultPhase::RestoreVolume);
+            if plan.outcome == Some(FaultOutcome::Invalid) {
+                return m
+                    .condition(
+                        cond::INVALID,
+                        SIMULATED_FAULT,
+                        "simulated: invalid at restore-volume",
+                    )
+                    .await
+                    .map(|_| Next::Done);
+            }
+            start_restore_volume(&m, &tc, backup, plan, m.plan(&faults, FaultPhase::Warmup));
+            Ok(Next::Soon)
+        }
+        "restore-data" => {
+            if !m.has(cond::TIKV_COMPLETE) {
+                return Ok(Next::Poll);
+            }
+            if let Some(job) = data_job {
+                return Ok(if job.is_done() {
+                    Next::Done
+                } else {
+                    Next::Poll
+                });
+            }
+            let plan = m.plan(&faults, FaultPhase::RestoreData);
+            if plan.outcome == Some(FaultOutcome::Invalid) {
+                return m
+                    .condition(
+                        cond::INVALID,
+                        SIMULATED_FAULT,
+                        "simulated: invalid at restore-data",
+                    )
+                    .await
+                    .map(|_| Next::Done);
+            }
+            start_restore_data(&m, &tc, &backup, plan);
+            Ok(Next::Soon)
+        }
+        "restore-finish" => {
+            restore_finish(&m, &tc, m.plan(&faults, FaultPhase::RestoreFinish)).await
+        }
+        _ => Ok(Next::Done),
+    }
+}
+
+/// Validation of a volume-snapshot restore; `Ok(Err(why))` means `Invalid`.
+async fn validate(
+    m: &Member<'_>,
+    tc: Option<&DynamicObject>,
+    phase: &str,
+) -> Result<Result<Arc<CloudSnapBackup>, String>, SimError> {
+    let Some((tc_ns, tc_name)) = m.tc_ref() else {
+        return Ok(Err("spec.br.cluster is not set".into()));
+    };
+    let Some(storage) = m.storage() else {
+        return Ok(Err("spec.s3.bucket is not set".into()));
+    };
+    let Some(tc) = tc else {
+        return Ok(Err(format!("TidbCluster {tc_ns}/{tc_name} not found")));
+    };
+    if !tc_bool(tc, "/spec/acrossK8s") {
+        return Ok(Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} is not acrossK8s"
+        )));
+    }
+    if phase != "restore-finish" && !tc_bool(tc, "/spec/recoveryMode") {
+        return Ok(Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} is not in recovery mode (spec.recoveryMode: true)"
+        )));
+    }
+    let cached = m.state(|s| s.backupmeta.clone());
+    let backup = match cached {
+        Some(b) => b,
+        None => match m
+            .sim
+            .cloud
+            .get(&storage.bucket, &storage.key(BACKUPMETA))
+            .await
+        {
+            Ok(Some(bytes)) => match serde_json::from_slice::<CloudSnapBackup>(&bytes) {
+                Ok(b) => {
+                    let b = Arc::new(b);
+                    m.state(|s| s.backupmeta = Some(b.clone()));
+                    b
+                }
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "{}/backupmeta is not valid: {e}",
+                        storage.path()
+                    )));
+                }
+            },
+            Ok(None) => return Ok(Err(format!("{}/backupmeta not found", storage.path()))),
+            Err(e) if e.transient => return Err(e.into()),
+            Err(e) => return Ok(Err(format!("reading {}/backupmeta: {e}", storage.path()))),
+        },
+    };
+    match &backup.cluster_info {
+        Some(info) if info.full_backup_type == meta::FULL_BACKUP_TYPE && info.resolved_ts != 0 => {}
+        _ => {
+            return Ok(Err(format!(
+                "{}/backupmeta is not an aws-ebs backup with a resolved ts",
+                storage.path()
+            )));
+        }
+    }
+    let want = backup.backup_tikv_replicas().unwrap_or(-1);
+    if tc_tikv_replicas(tc) != want {
+        return Ok(Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} has {} TiKV replicas, the backup has {want}",
+            tc_tikv_replicas(tc)
+        )));
+    }
+    let tc_value = serde_json::to_value(tc).unwrap_or(Value::Null);
+    if meta::storage_volume_count(&tc_value) != backup.backup_storage_volume_count() {
+        return Ok(Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} has {} TiKV storageVolumes, the backup has {}",
+            meta::storage_volume_count(&tc_value),
+            backup.backup_storage_volume_count()
+        )));
+    }
+    if meta::tiflash_replicas(&tc_value) != backup.backup_tiflash_replicas() {
+        return Ok(Err(format!(
+            "TidbCluster {tc_ns}/{tc_name} TiFlash replicas differ from the backup's"
+        )));
+    }
+    Ok(Ok(backup))
+}
+
+async fn update_tc(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    mutate: impl FnMut(&mut DynamicObject) -> bool,
+) -> Result<(), SimError> {
+    let plane = m.sim.plane(&m.key.plane)?;
+    let ns = tc.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(plane.client.clone(), &ns, &tidbcluster_resource());
+    let uid = tc.metadata.uid.clone().unwrap_or_default();
+    update_object(
+        &api,
+        tc.metadata.name.as_deref().unwrap_or_default(),
+        &uid,
+        mutate,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn handle_special(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    report: &Report,
+) -> Result<(), SimError> {
+    match report {
+        Report::AnnotateVolumesReady => {
+            let value = format!("{}/{}", m.key.namespace, m.key.name);
+            update_tc(m, tc, |o| {
+                let a = o.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                a.insert(VOLUMES_READY_ANNOTATION.to_string(), value.clone()) != Some(value.clone())
+            })
+            .await
+        }
+        Report::TikvStarted => {
+            // TiKV keeps its store ids on the restored volumes: show them as this plane's stores
+            let stores = m
+                .state(|s| s.backupmeta.clone())
+                .map(|b| b.tikv.stores.iter().map(|s| s.store_id).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let tc_name = tc.metadata.name.clone().unwrap_or_default();
+            let tc_ns = tc.metadata.namespace.clone().unwrap_or_default();
+            update_tc(m, tc, |o| {
+                if o.data
+                    .pointer("/status/tikv/stores")
+                    .and_then(Value::as_object)
+                    .is_some_and(|s| !s.is_empty())
+                {
+                    return false;
+                }
+                let map: serde_json::Map<String, Value> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        (
+                            id.to_string(),
+                            crate::seed::store_status(*id, &tc_name, &tc_ns, i),
+                        )
+                    })
+                    .collect();
+                let status = crate::kubeobj::status_mut(o);
+                let tikv = status.entry("tikv").or_insert_with(|| json!({}));
+                if !tikv.is_object() {
+                    *tikv = json!({});
+                }
+                tikv["stores"] = Value::Object(map);
+                true
+            })
+            .await?;
+            m.condition(
+                cond::TIKV_COMPLETE,
+                "",
+                "TiKV started on the restored volumes",
+            )
+            .await
+            .map(|_| ())
+        }
+        other => {
+            tracing::warn!(?other, "unexpected report from a restore job");
+            Ok(())
+        }
+    }
+}
+
+/// A failed restore-volume deletes the volumes it created, then `CleanVolumeComplete`.
+async fn clean_failed_volumes(m: &Member<'_>) -> Result<Next, SimError> {
+    if m.has(cond::VOLUME_COMPLETE)
+        || m.has(cond::CLEAN_VOLUME_COMPLETE)
+        || str_at(&m.obj, "/spec/federalVolumeRestorePhase") != Some("restore-volume")
+    {
+        return Ok(Next::Done);
+    }
+    if m.state(|s| {
+        s.restore_volume
+            .as_ref()
+            .is_some_and(|j| j.ended().is_none())
+    }) {
+        return Ok(Next::Poll);
+    }
+    let volumes = m
+        .sim
+        .cloud
+        .volumes_tagged(&[(TAG_RESTORE_UID, &m.uid)])
+        .await?;
+    for v in &volumes {
+        m.sim.cloud.delete_volume(&v.id).await?;
+    }
+    m.condition(
+        cond::CLEAN_VOLUME_COMPLETE,
+        "",
+        format!("deleted {} restored volumes", volumes.len()),
+    )
+    .await
+    .map(|_| Next::Done)
+}
+
+struct VolumeArgs {
+    storage: Storage,
+    backup: Arc<CloudSnapBackup>,
+    volume_az: Option<String>,
+    volume_type: String,
+    warmup: String,
+    strategy: String,
+    target_key: String,
+    plane: String,
+    tc_name: String,
+    tc_ns: String,
+    uid: String,
+    plan: FaultPlan,
+    warmup_plan: FaultPlan,
+}
+
+fn start_restore_volume(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    backup: Arc<CloudSnapBackup>,
+    plan: FaultPlan,
+    warmup_plan: FaultPlan,
+) {
+    let volume_type = m
+        .obj
+        .data
+        .pointer("/spec/br/options")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|o| o.strip_prefix("--volume-type=").map(String::from))
+        .unwrap_or_else(|| "gp3".to_string());
+    let args = VolumeArgs {
+        storage: m.storage().expect("validated"),
+        backup,
+        volume_az: str_at(&m.obj, "/spec/volumeAZ").map(String::from),
+        volume_type,
+        warmup: str_at(&m.obj, "/spec/warmup").unwrap_or("").to_string(),
+        strategy: str_at(&m.obj, "/spec/warmupStrategy")
+            .unwrap_or("hybrid")
+            .to_string(),
+        target_key: pd_key(tc),
+        plane: m.key.plane.clone(),
+        tc_name: tc.metadata.name.clone().unwrap_or_default(),
+        tc_ns: tc.metadata.namespace.clone().unwrap_or_default(),
+        uid: m.uid.clone(),
+        plan,
+        warmup_plan,
+    };
+    let sim = m.sim.clone();
+    let job = Job::spawn(
+        format!("restore-{}", m.key.name),
+        m.sim.trigger(m.key),
+        vec![
+            CondReport::new(cond::SCHEDULED)
+                .message("restore-volume job created")
+                .into(),
+        ],
+        move |job, _| run_restore_volume(sim, job, args),
+    );
+    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "restore-volume job created");
+    m.state(|s| s.restore_volume = Some(job));
+}
+
+fn failed(reason: &str, message: impl Into<String>) -> CondReport {
+    CondReport::new(cond::FAILED)
+        .reason(reason)
+        .message(message)
+}
+
+/// `br restore full --type=aws-ebs --prepare`, then TiKV start and warmup as the spec says.
+async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobEnd {
+    let step = sim.cfg.step_delay;
+    tokio::time::sleep(step).await;
+    job.report(CondReport::new(cond::RUNNING));
+    tokio::time::sleep(a.plan.delay).await;
+    if a.plan.outcome == Some(FaultOutcome::Hang) {
+        std::future::pending::<()>().await;
+    }
+    let cloud = &sim.cloud;
+    let ids = a.backup.snapshot_ids();
+    let snapshots = match cloud.snapshots_by_id(&ids).await {
+        Ok(s) => s
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect::<BTreeMap<_, _>>(),
+        Err(e) => {
+            job.report(failed(
+                "RestoreVolumeFailed",
+                format!("describing snapshots: {e}"),
+            ));
+            return JobEnd::Failed;
+        }
+    };
+    let mut restored = BTreeMap::new();
+    for (ordinal, store) in a.backup.tikv.stores.iter().enumerate() {
+        for v in &store.volumes {
+            let Some(snap) = snapshots.get(&v.snapshot_id) else {
+                job.report(failed(
+                    "RestoreVolumeFailed",
+                    format!(
+                        "snapshot {} of volume {} not found",
+                        v.snapshot_id, v.volume_id
+                    ),
+                ));
+                return JobEnd::Failed;
+            };
+            let az = a.volume_az.clone().unwrap_or_else(|| v.volume_az.clone());
+            let vol_name = snap
+                .tags
+                .get(TAG_VOLUME_NAME)
+                .cloned()
+                .unwrap_or_else(|| meta::DATA_VOLUME_NAME.to_string());
+            let pvc = format!("{vol_name}-{}-tikv-{ordinal}", a.tc_name);
+            let pv = format!(
+                "pvc-{}-{}",
+                a.uid.get(..8).unwrap_or(&a.uid),
+                restored.len()
+            );
+            let mut tags: BTreeMap<String, String> = snap
+                .tags
+                .iter()
+                .map(|(k, v)| (format!("snapshot/{k}"), v.clone()))
+                .collect();
+            tags.extend([
+                ("TiDBCluster-BR".to_string(), "true".to_string()),
+                (
+                    "snapshot/createdFromSnapshotId".to_string(),
+                    snap.id.clone(),
+                ),
+                ("CSIVolumeName".to_string(), pv.clone()),
+                (TAG_PV_NAME.to_string(), pv),
+                (TAG_PVC_NAME.to_string(), pvc),
+                (TAG_PVC_NAMESPACE.to_string(), a.tc_ns.clone()),
+                (TAG_CLUSTER.to_string(), a.target_key.clone()),
+                (TAG_PLANE.to_string(), a.plane.clone()),
+                (TAG_STORE.to_string(), store.store_id.to_string()),
+                (TAG_VOLUME_NAME.to_string(), vol_name),
+                (TAG_RESTORE_UID.to_string(), a.uid.clone()),
+            ]);
+            if let Some(path) = snap.tags.get(TAG_MOUNT_PATH) {
+                tags.insert(TAG_MOUNT_PATH.to_string(), path.clone());
+            }
+            let token = format!("{}-{}", a.uid, snap.id);
+            match cloud
+                .create_volume_from_snapshot(&snap.id, &az, &a.volume_type, &tags, &token)
+                .await
+            {
+                Ok(id) => {
+                    restored.insert(v.volume_id.clone(), id);
+                }
+                Err(e) => {
+                    job.report(failed(
+                        "RestoreVolumeFailed",
+                        format!("creating a volume from {}: {e}", snap.id),
+                    ));
+                    return JobEnd::Failed;
+                }
+            }
+        }
+    }
+    if a.plan.outcome == Some(FaultOutcome::Fail) {
+        job.report(failed(
+            SIMULATED_FAULT,
+            "simulated: restore-volume failed after creating volumes",
+        ));
+        return JobEnd::Failed;
+    }
+    let new_ids: Vec<String> = restored.values().cloned().collect();
+    let mut available = false;
+    for _ in 0..50 {
+        match cloud.volumes_by_id(&new_ids).await {
+            Ok(vols)
+                if vols.len() == new_ids.len() && vols.iter().all(|v| v.state == "available") =>
+            {
+                available = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    if !available {
+        job.report(failed(
+            "RestoreVolumeFailed",
+            "restored volumes did not become available",
+        ));
+        return JobEnd::Failed;
+    }
+    let restoremeta = meta::restore_meta(&a.backup, &restored);
+    let body = serde_json::to_vec(&restoremeta).expect("restoremeta serializes");
+    if let Err(e) = cloud
+        .put(&a.storage.bucket, &a.storage.key(RESTOREMETA), body)
+        .await
+    {
+        job.report(failed(
+            "RestoreVolumeFailed",
+            format!("writing restoremeta: {e}"),
+        ));
+        return JobEnd::Failed;
+    }
+    let resolved_ts = a.backup.cluster_info.as_ref().map_or(0, |i| i.resolved_ts);
+    job.report(
+        CondReport::new(cond::VOLUME_COMPLETE)
+            .message(format!("EBS restore success, resolved_ts={resolved_ts}"))
+            .field("commitTs", json!(resolved_ts.to_string())),
+    );
+    start_tikv(&sim, &job, &a).await
+}
+
+/// Warmup phase of the job: reports `WarmUpStarted` then `WarmUpComplete`, or `Failed`.
+async fn warm_up(sim: &Sim, job: &Job, plan: FaultPlan) -> bool {
+    job.report(CondReport::new(cond::WARMUP_STARTED));
+    tokio::time::sleep(sim.cfg.warmup_duration + plan.delay).await;
+    match plan.outcome {
+        Some(FaultOutcome::Fail) => {
+            job.report(failed(SIMULATED_FAULT, "simulated: a warmup job failed"));
+            false
+        }
+        Some(FaultOutcome::Hang) => std::future::pending().await,
+        _ => {
+            job.report(CondReport::new(cond::WARMUP_COMPLETE));
+            true
+        }
+    }
+}
+
+async fn start_tikv(sim: &Sim, job: &Job, a: &VolumeArgs) -> JobEnd {
+    let step = sim.cfg.step_delay;
+    let ok = |b: bool| if b { JobEnd::Succeeded } else { JobEnd::Failed };
+    match (a.warmup.as_str(), a.strategy.as_str()) {
+        ("sync" | "async", "check-wal-only") => {
+            if !warm_up(sim, job, a.warmup_plan).await {
+                return JobEnd::Failed;
+            }
+            job.report(CondReport::new(cond::COMPLETE).message("WAL check passed"));
+            JobEnd::Succeeded
+        }
+        ("sync", _) => {
+            if !warm_up(sim, job, a.warmup_plan).await {
+                return JobEnd::Failed;
+            }
+            job.report(Report::AnnotateVolumesReady);
+            tokio::time::sleep(step).await;
+            job.report(Report::TikvStarted);
+            JobEnd::Succeeded
+        }
+        ("async", _) => {
+            job.report(Report::AnnotateVolumesReady);
+            let tikv = async {
+                tokio::time::sleep(step).await;
+                job.report(Report::TikvStarted);
+            };
+            let ((), warmed) = tokio::join!(tikv, warm_up(sim, job, a.warmup_plan));
+            ok(warmed)
+        }
+        _ => {
+            job.report(Report::AnnotateVolumesReady);
+            tokio::time::sleep(step).await;
+            job.report(Report::TikvStarted);
+            JobEnd::Succeeded
+        }
+    }
+}
+
+fn start_restore_data(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    backup: &CloudSnapBackup,
+    plan: FaultPlan,
+) {
+    let pd = pd_key(tc);
+    let holder = m.key.holder();
+    let resolved_ts = backup.cluster_info.as_ref().map_or(0, |i| i.resolved_ts);
+    let sim = m.sim.clone();
+    let job = Job::spawn(
+        format!("restore-data-{}", m.key.name),
+        m.sim.trigger(m.key),
+        Vec::new(),
+        move |job, _| async move {
+            tokio::time::sleep(sim.cfg.step_delay).await;
+            job.report(CondReport::new(cond::RUNNING).message("restore-data job running"));
+            tokio::time::sleep(sim.cfg.step_delay + plan.delay).await;
+            match plan.outcome {
+                Some(FaultOutcome::Fail) => {
+                    job.report(failed(SIMULATED_FAULT, "simulated: restore-data failed"));
+                    return JobEnd::Failed;
+                }
+                Some(FaultOutcome::Hang) => std::future::pending::<()>().await,
+                _ => {}
+            }
+            sim.pd.record_restore_data(&pd, &holder, resolved_ts);
+            job.report(
+                CondReport::new(cond::DATA_COMPLETE)
+                    .message(format!("data recovered to resolved_ts={resolved_ts}")),
+            );
+            JobEnd::Succeeded
+        },
+    );
+    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "restore-data job created");
+    m.state(|s| s.restore_data = Some(job));
+}
+
+/// `restore-finish`: leave recovery mode (only when the TidbCluster is still in it), then `Complete`.
+async fn restore_finish(
+    m: &Member<'_>,
+    tc: &DynamicObject,
+    plan: FaultPlan,
+) -> Result<Next, SimError> {
+    match plan.outcome {
+        Some(FaultOutcome::Invalid) => {
+            return m
+                .condition(
+                    cond::INVALID,
+                    SIMULATED_FAULT,
+                    "simulated: invalid at restore-finish",
+                )
+                .await
+                .map(|_| Next::Done);
+        }
+        Some(FaultOutcome::Hang) => return Ok(Next::Poll),
+        _ => {}
+    }
+    let finished = m.state(|s| s.finish_done);
+    if !finished && !tc_bool(tc, "/spec/recoveryMode") {
+        // the real operator does nothing here, and the Restore never completes
+        return Ok(Next::Poll);
+    }
+    if let Some(left) = m.delay_left("restore-finish", m.sim.cfg.step_delay + plan.delay) {
+        return Ok(Next::After(left));
+    }
+    if plan.outcome == Some(FaultOutcome::Fail) {
+        return m
+            .condition(
+                cond::FAILED,
+                SIMULATED_FAULT,
+                "simulated: restore-finish failed",
+            )
+            .await
+            .map(|_| Next::Done);
+    }
+    if !finished {
+        update_tc(m, tc, |o| {
+            let mut changed = false;
+            if let Some(spec) = o.data.get_mut("spec").and_then(Value::as_object_mut) {
+                changed |=
+                    spec.insert("recoveryMode".to_string(), json!(false)) != Some(json!(false));
+            }
+            if let Some(a) = o.metadata.annotations.as_mut() {
+                changed |= a.remove(VOLUMES_READY_ANNOTATION).is_some();
+            }
+            changed
+        })
+        .await?;
+        m.state(|s| s.finish_done = true);
+    }
+    m.condition(cond::COMPLETE, "", "TiKV restarted, recovery mode off")
+        .await
+        .map(|_| Next::Done)
+}

@@ -1,0 +1,436 @@
+//! Helpers for tests that play the federation by hand against the data planes of the local world:
+//! build member `Backup`/`Restore` objects, wait for conditions, record phase walks, and read the
+//! simulated PD of the simulated TiDB Operator.
+//!
+//! The world must be up: `KUBECONFIG` (contexts = data planes), `AWS_ENDPOINT_URL` (the emulator),
+//! the simulated operator running with its HTTP endpoint on `SIM_HTTP_ADDR` (default
+//! `127.0.0.1:18080`). `BRFED_BUCKET` names the bucket (default `brfed-system-tests`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use brfed_sim_operator::cloud::Cloud;
+use brfed_sim_operator::kubeobj::{
+    DataPlane, backup_resource, data_planes, restore_resource, tidbcluster_resource,
+};
+use futures::StreamExt;
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+/// How long a test waits for one awaited state.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The local world as the tests see it.
+pub struct World {
+    /// Kubeconfig path.
+    pub kubeconfig: PathBuf,
+    /// Data planes, in kubeconfig order.
+    pub planes: Vec<DataPlane>,
+    /// EC2 and S3 of the emulator.
+    pub cloud: Cloud,
+    /// Bucket for backups.
+    pub bucket: String,
+    /// `host:port` of the simulator's HTTP endpoint.
+    pub sim_http: String,
+}
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: these tests need the local world (make world-up; eval \"$(make world-env)\"), \
+             with the simulated operator running"
+        ),
+    }
+}
+
+impl World {
+    /// Connects to the world described by the environment; panics with a clear message when it is missing.
+    pub async fn from_env() -> Self {
+        let kubeconfig = PathBuf::from(
+            required_env("KUBECONFIG")
+                .split(':')
+                .next()
+                .unwrap_or_default(),
+        );
+        required_env("AWS_ENDPOINT_URL");
+        let planes = data_planes(&kubeconfig, &[])
+            .await
+            .expect("kubeconfig with data-plane contexts");
+        assert!(
+            planes.len() >= 2,
+            "the world needs at least 2 data planes, kubeconfig has {}",
+            planes.len()
+        );
+        let region = brfed_sim_operator::config::region_from(&|k| std::env::var(k).ok());
+        let cloud = Cloud::from_env(&region).await;
+        let bucket =
+            std::env::var("BRFED_BUCKET").unwrap_or_else(|_| "brfed-system-tests".to_string());
+        cloud.ensure_bucket(&bucket).await.expect("backup bucket");
+        let sim_http =
+            std::env::var("SIM_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:18080".to_string());
+        let world = Self {
+            kubeconfig,
+            planes,
+            cloud,
+            bucket,
+            sim_http,
+        };
+        let health = world.http_get("/healthz").await;
+        assert!(
+            health.is_ok(),
+            "the simulated operator does not answer on {}: {health:?}",
+            world.sim_http
+        );
+        world
+    }
+
+    /// Names of the first `n` data planes (at most all of them).
+    pub fn plane_names(&self, n: usize) -> Vec<String> {
+        self.planes.iter().take(n).map(|p| p.name.clone()).collect()
+    }
+
+    fn client(&self, plane: &str) -> kube::Client {
+        self.planes
+            .iter()
+            .find(|p| p.name == plane)
+            .unwrap_or_else(|| panic!("no data plane {plane}"))
+            .client
+            .clone()
+    }
+
+    /// `Backup` API of a namespace in a data plane.
+    pub fn backups(&self, plane: &str, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client(plane), ns, &backup_resource())
+    }
+
+    /// `Restore` API of a namespace in a data plane.
+    pub fn restores(&self, plane: &str, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client(plane), ns, &restore_resource())
+    }
+
+    /// `TidbCluster` API of a namespace in a data plane.
+    pub fn tidbclusters(&self, plane: &str, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client(plane), ns, &tidbcluster_resource())
+    }
+
+    async fn http_get(&self, path: &str) -> Result<(u16, String), String> {
+        let url = format!("http://{}{path}", self.sim_http);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .into();
+            let mut resp = agent.get(&url).call().map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| e.to_string())?;
+            Ok((status, body))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// The simulated PD of a TiDB cluster (`GET /pd/{key}`); `None` when it was never touched.
+    pub async fn pd(&self, key: &str) -> Option<Value> {
+        let (status, body) = self
+            .http_get(&format!("/pd/{key}"))
+            .await
+            .expect("simulator HTTP endpoint");
+        match status {
+            200 => Some(serde_json::from_str(&body).expect("PD JSON")),
+            404 => None,
+            other => panic!("GET /pd/{key}: HTTP {other}: {body}"),
+        }
+    }
+}
+
+/// A name unique to this test run: `{prefix}-{pid}-{millis}` (lowercase, DNS-safe).
+pub fn unique(prefix: &str) -> String {
+    let ms = chrono::Utc::now().timestamp_millis() % 100_000_000;
+    format!("{prefix}-{}-{ms}", std::process::id())
+}
+
+/// Builder of a member `Backup` (volume-snapshot), as the federation creates it.
+#[derive(Debug, Clone)]
+pub struct BackupMember {
+    obj: Value,
+}
+
+impl BackupMember {
+    /// A member `name` in `ns` for TidbCluster `tc` (same namespace), storing under `s3://bucket/prefix`.
+    pub fn new(name: &str, ns: &str, tc: &str, bucket: &str, prefix: &str, phase: &str) -> Self {
+        Self {
+            obj: json!({
+                "apiVersion": "pingcap.com/v1alpha1",
+                "kind": "Backup",
+                "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "system-test"}},
+                "spec": {
+                    "backupMode": "volume-snapshot",
+                    "backupType": "full",
+                    "federalVolumeBackupPhase": phase,
+                    "br": {"cluster": tc, "clusterNamespace": ns},
+                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix, "region": "us-west-2"},
+                    "cleanPolicy": "Retain",
+                    "calcSizeLevel": "all",
+                    "toolImage": "pingcap/br:v7.5.1",
+                },
+            }),
+        }
+    }
+
+    /// `volumeBackupInitJobMaxActiveSeconds` (initialize member).
+    pub fn init_deadline(mut self, seconds: u64) -> Self {
+        self.obj["spec"]["volumeBackupInitJobMaxActiveSeconds"] = json!(seconds);
+        self
+    }
+
+    /// `cleanPolicy` and `cleanOption.snapshotsDeleteRatio`.
+    pub fn clean_policy(mut self, policy: &str, ratio: f64) -> Self {
+        self.obj["spec"]["cleanPolicy"] = json!(policy);
+        self.obj["spec"]["cleanOption"] = json!({"snapshotsDeleteRatio": ratio});
+        self
+    }
+
+    /// An annotation (e.g. `sim.brfed.dev/fault`).
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.obj["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    /// The object.
+    pub fn build(self) -> DynamicObject {
+        serde_json::from_value(self.obj).expect("a Backup object")
+    }
+}
+
+/// Builder of a member `Restore` (volume-snapshot).
+#[derive(Debug, Clone)]
+pub struct RestoreMember {
+    obj: Value,
+}
+
+impl RestoreMember {
+    /// A member `name` in `ns` for TidbCluster `tc`, restoring from `s3://bucket/prefix` into `az`.
+    pub fn new(name: &str, ns: &str, tc: &str, bucket: &str, prefix: &str, az: &str) -> Self {
+        Self {
+            obj: json!({
+                "apiVersion": "pingcap.com/v1alpha1",
+                "kind": "Restore",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "restoreMode": "volume-snapshot",
+                    "backupType": "full",
+                    "federalVolumeRestorePhase": "restore-volume",
+                    "volumeAZ": az,
+                    "br": {"cluster": tc, "clusterNamespace": ns},
+                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix, "region": "us-west-2"},
+                    "toolImage": "pingcap/br:v7.5.1",
+                },
+            }),
+        }
+    }
+
+    /// `warmup` and `warmupStrategy`.
+    pub fn warmup(mut self, mode: &str, strategy: &str) -> Self {
+        self.obj["spec"]["warmup"] = json!(mode);
+        self.obj["spec"]["warmupStrategy"] = json!(strategy);
+        self
+    }
+
+    /// The object.
+    pub fn build(self) -> DynamicObject {
+        serde_json::from_value(self.obj).expect("a Restore object")
+    }
+}
+
+/// Creates an object.
+pub async fn create(api: &Api<DynamicObject>, obj: &DynamicObject) -> DynamicObject {
+    api.create(&PostParams::default(), obj)
+        .await
+        .expect("create member")
+}
+
+/// Merge-patches `spec` of an object (how a test moves a member to its next phase).
+pub async fn patch_spec(api: &Api<DynamicObject>, name: &str, spec: Value) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patching {name}: {e}"));
+}
+
+/// Condition `ty` is present with status `True`.
+pub fn has(obj: &DynamicObject, ty: &str) -> bool {
+    conditions(obj)
+        .iter()
+        .any(|c| c["type"] == ty && c["status"] == "True")
+}
+
+/// The conditions of an object.
+pub fn conditions(obj: &DynamicObject) -> Vec<Value> {
+    obj.data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The condition `ty`.
+pub fn condition(obj: &DynamicObject, ty: &str) -> Option<Value> {
+    conditions(obj).into_iter().find(|c| c["type"] == ty)
+}
+
+/// Condition types in the order they were first written.
+pub fn condition_types(obj: &DynamicObject) -> Vec<String> {
+    conditions(obj)
+        .iter()
+        .filter_map(|c| c["type"].as_str().map(String::from))
+        .collect()
+}
+
+/// A string of `status`.
+pub fn status_str(obj: &DynamicObject, field: &str) -> String {
+    obj.data
+        .pointer(&format!("/status/{field}"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until `pred` holds for the object (re-read every 100 ms), at most `timeout`.
+pub async fn wait_for(
+    api: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(obj)) => {
+                if pred(&obj) {
+                    return obj;
+                }
+                last = Some(obj);
+            }
+            Ok(None) => last = None,
+            Err(e) => tracing::warn!(name, error = %e, "get failed while waiting"),
+        }
+        if start.elapsed() > timeout {
+            let seen = last.map(|o| (status_str(&o, "phase"), condition_types(&o)));
+            panic!(
+                "timed out after {timeout:?} waiting for {name} to be {what}; last seen (phase, conditions): {seen:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for condition `ty` on the object; fails at once on a terminal failure condition it was not waiting for.
+pub async fn wait_condition(api: &Api<DynamicObject>, name: &str, ty: &str) -> DynamicObject {
+    let obj = wait_for(api, name, ty, WAIT, |o| {
+        has(o, ty)
+            || [
+                "Failed",
+                "Invalid",
+                "VolumeBackupFailed",
+                "VolumeBackupInitializeFailed",
+            ]
+            .iter()
+            .any(|f| *f != ty && has(o, f))
+    })
+    .await;
+    assert!(
+        has(&obj, ty),
+        "{name} failed while waiting for {ty}: conditions {:?}",
+        conditions(&obj)
+    );
+    obj
+}
+
+/// Waits until the object is gone.
+pub async fn wait_gone(api: &Api<DynamicObject>, name: &str) {
+    let start = Instant::now();
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(start.elapsed() < WAIT, "{name} still exists after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Records every distinct `status.phase` one object goes through (from a watch started before it exists).
+pub struct PhaseLog {
+    phases: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PhaseLog {
+    /// Starts watching `name`.
+    pub async fn start(api: Api<DynamicObject>, name: &str) -> Self {
+        let phases = Arc::new(Mutex::new(Vec::new()));
+        let sink = phases.clone();
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            let mut events = watcher(api, cfg).default_backoff().boxed();
+            while let Some(ev) = events.next().await {
+                let obj = match ev {
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                        continue;
+                    }
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
+                    _ => continue,
+                };
+                let phase = status_str(&obj, "phase");
+                if phase.is_empty() {
+                    continue;
+                }
+                let mut log = sink.lock().expect("phase log");
+                if log.last() != Some(&phase) {
+                    log.push(phase);
+                }
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx).await;
+        Self { phases, task }
+    }
+
+    /// The phases so far.
+    pub fn phases(&self) -> Vec<String> {
+        self.phases.lock().expect("phase log").clone()
+    }
+}
+
+impl Drop for PhaseLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// True when `expected` appears in `seen` in order (other entries may be interleaved).
+pub fn is_subsequence(expected: &[&str], seen: &[String]) -> bool {
+    let mut it = seen.iter();
+    expected.iter().all(|e| it.any(|s| s == e))
+}
+
+/// PD events of one kind.
+pub fn pd_events<'a>(pd: &'a Value, kind: &str) -> Vec<&'a Value> {
+    pd["events"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["kind"] == kind).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,1164 @@
+//! The data-plane contract, driven by hand: these tests play the federation themselves, writing the
+//! data-plane `Backup`/`Restore` objects directly with kube (no brfed code), and check what the
+//! simulated TiDB Operator does against the real apiservers and the AWS emulator of the world.
+//!
+//! They need the world: `KUBECONFIG`, `AWS_ENDPOINT_URL`, the simulated operator on `SIM_HTTP_ADDR`.
+//! Each test uses its own namespace and TiDB cluster key, so they run in parallel.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use brfed_sim_operator::seed::{
+    SeededPlane, TidbClusterSeed, seed_restore_target, seed_tidb_cluster,
+};
+use brfed_system_tests::dataplane::{
+    BackupMember, PhaseLog, RestoreMember, WAIT, World, condition, condition_types, create, has,
+    is_subsequence, patch_spec, pd_events, status_str, unique, wait_condition, wait_for, wait_gone,
+};
+use kube::api::DeleteParams;
+use serde_json::{Value, json};
+
+const FAULT: &str = "sim.brfed.dev/fault";
+const TC: &str = "basic";
+const STORES: usize = 2;
+const GIB: u64 = 1 << 30;
+
+/// One federated backup played by hand.
+struct Backup<'a> {
+    world: &'a World,
+    ns: String,
+    name: String,
+    planes: Vec<String>,
+    prefix: String,
+}
+
+impl Backup<'_> {
+    fn member_prefix(&self, plane: &str) -> String {
+        format!("{}-{plane}", self.prefix)
+    }
+
+    fn member(&self, plane: &str, phase: &str) -> BackupMember {
+        BackupMember::new(
+            &self.name,
+            &self.ns,
+            TC,
+            &self.world.bucket,
+            &self.member_prefix(plane),
+            phase,
+        )
+    }
+
+    fn api(&self, plane: &str) -> kube::Api<kube::api::DynamicObject> {
+        self.world.backups(plane, &self.ns)
+    }
+
+    /// initialize on the first plane, then execute everywhere, until all snapshots are created.
+    async fn start(&self, customize: impl Fn(BackupMember) -> BackupMember) {
+        let init = &self.planes[0];
+        create(
+            &self.api(init),
+            &customize(self.member(init, "initialize").init_deadline(600)).build(),
+        )
+        .await;
+        wait_condition(&self.api(init), &self.name, "VolumeBackupInitialized").await;
+        patch_spec(
+            &self.api(init),
+            &self.name,
+            json!({"federalVolumeBackupPhase": "execute"}),
+        )
+        .await;
+        for plane in &self.planes[1..] {
+            create(
+                &self.api(plane),
+                &customize(self.member(plane, "execute")).build(),
+            )
+            .await;
+        }
+    }
+
+    /// The happy remainder: resume once all snapshots exist, wait for completion, tear down.
+    async fn finish(&self) -> BTreeMap<String, kube::api::DynamicObject> {
+        for plane in &self.planes {
+            wait_condition(&self.api(plane), &self.name, "VolumeBackupSnapshotsCreated").await;
+        }
+        let init = &self.planes[0];
+        patch_spec(
+            &self.api(init),
+            &self.name,
+            json!({"resumeGcSchedule": true}),
+        )
+        .await;
+        wait_condition(
+            &self.api(init),
+            &self.name,
+            "VolumeBackupInitializeComplete",
+        )
+        .await;
+        for plane in &self.planes {
+            wait_condition(&self.api(plane), &self.name, "VolumeBackupComplete").await;
+        }
+        for plane in &self.planes {
+            patch_spec(
+                &self.api(plane),
+                &self.name,
+                json!({"federalVolumeBackupPhase": "teardown"}),
+            )
+            .await;
+        }
+        let mut done = BTreeMap::new();
+        for plane in &self.planes {
+            done.insert(
+                plane.clone(),
+                wait_condition(&self.api(plane), &self.name, "Complete").await,
+            );
+        }
+        done
+    }
+
+    async fn object(&self, key: &str, plane: &str) -> Option<Value> {
+        let bytes = self
+            .world
+            .cloud
+            .get(
+                &self.world.bucket,
+                &format!("{}/{key}", self.member_prefix(plane)),
+            )
+            .await
+            .expect("S3 get")?;
+        Some(
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{key} of {plane} is not JSON: {e}")),
+        )
+    }
+}
+
+async fn seed(
+    world: &World,
+    ns: &str,
+    key: &str,
+    planes: &[String],
+    customize: impl Fn(TidbClusterSeed) -> TidbClusterSeed,
+) -> Vec<SeededPlane> {
+    let s = customize(TidbClusterSeed::new(ns, TC, key).stores_per_plane(STORES));
+    seed_tidb_cluster(&world.kubeconfig, planes, &s)
+        .await
+        .expect("seed the TiDB cluster")
+}
+
+fn sorted_keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(3);
+    let ns = unique("dpc-happy");
+    let key = ns.clone();
+    let seeded = seed(&world, &ns, &key, &planes, |s| s).await;
+    let bk = Backup {
+        world: &world,
+        ns: ns.clone(),
+        name: "fed-bk".into(),
+        planes: planes.clone(),
+        prefix: format!("{ns}/happy"),
+    };
+    let mut logs = BTreeMap::new();
+    for plane in &planes {
+        logs.insert(
+            plane.clone(),
+            PhaseLog::start(bk.api(plane), &bk.name).await,
+        );
+    }
+
+    bk.start(|m| m).await;
+    let pd_while_paused = world
+        .pd(&key)
+        .await
+        .expect("the PD of the cluster exists once initialized");
+    assert_eq!(
+        pd_while_paused["paused"], true,
+        "GC/schedulers are paused after VolumeBackupInitialized: {pd_while_paused}"
+    );
+    let done = bk.finish().await;
+
+    // conditions, in the order they were first written, and the phase walk
+    let init = &planes[0];
+    let init_types = condition_types(&done[init]);
+    assert_eq!(
+        init_types[..5],
+        [
+            "Scheduled",
+            "Running",
+            "VolumeBackupInitialized",
+            "Prepare",
+            "VolumeBackupSnapshotsCreated"
+        ],
+        "init member conditions: {init_types:?}"
+    );
+    assert_eq!(init_types.last().map(String::as_str), Some("Complete"));
+    let mut tail: Vec<&str> = init_types[5..init_types.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    tail.sort_unstable();
+    assert_eq!(
+        tail,
+        ["VolumeBackupComplete", "VolumeBackupInitializeComplete"],
+        "init member conditions: {init_types:?}"
+    );
+    assert!(
+        is_subsequence(
+            &[
+                "Scheduled",
+                "Running",
+                "VolumeBackupInitialized",
+                "Scheduled",
+                "Prepare",
+                "Running",
+                "VolumeBackupSnapshotsCreated",
+                "Complete"
+            ],
+            &logs[init].phases()
+        ),
+        "init member phase walk: {:?}",
+        logs[init].phases()
+    );
+    for plane in &planes[1..] {
+        assert_eq!(
+            condition_types(&done[plane]),
+            [
+                "Scheduled",
+                "Prepare",
+                "Running",
+                "VolumeBackupSnapshotsCreated",
+                "VolumeBackupComplete",
+                "Complete"
+            ],
+            "{plane} conditions"
+        );
+        assert!(
+            is_subsequence(
+                &[
+                    "Scheduled",
+                    "Prepare",
+                    "Running",
+                    "VolumeBackupSnapshotsCreated",
+                    "VolumeBackupComplete",
+                    "Complete"
+                ],
+                &logs[plane].phases()
+            ),
+            "{plane} phase walk: {:?}",
+            logs[plane].phases()
+        );
+    }
+    for obj in done.values() {
+        for c in condition_types(obj) {
+            let c = condition(obj, &c).expect("condition");
+            assert_eq!(c["status"], "True");
+            assert!(
+                c["lastTransitionTime"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with('Z')),
+                "{c}"
+            );
+        }
+        assert_eq!(status_str(obj, "phase"), "Complete");
+    }
+
+    // status fields and S3 metadata, per member
+    let mut commit_tss = BTreeSet::new();
+    let mut snapshots_by_plane = BTreeMap::new();
+    for (plane, seeded_plane) in planes.iter().zip(&seeded) {
+        let obj = &done[plane];
+        let commit_ts: u64 = status_str(obj, "commitTs")
+            .parse()
+            .expect("commitTs is a TSO");
+        commit_tss.insert(commit_ts);
+        assert_eq!(
+            status_str(obj, "backupPath"),
+            format!("s3://{}/{}", world.bucket, bk.member_prefix(plane))
+        );
+        assert_eq!(
+            obj.data
+                .pointer("/status/backupSize")
+                .and_then(Value::as_u64),
+            Some(STORES as u64 * 10 * GIB)
+        );
+
+        let cluster = bk
+            .object("clustermeta", plane)
+            .await
+            .expect("clustermeta exists");
+        assert_eq!(
+            sorted_keys(&cluster),
+            ["kubernetes", "options", "pd", "tidb", "tikv"]
+        );
+        let meta = bk
+            .object("backupmeta", plane)
+            .await
+            .expect("backupmeta exists");
+        assert_eq!(
+            sorted_keys(&meta),
+            [
+                "cluster_info",
+                "kubernetes",
+                "options",
+                "pd",
+                "region",
+                "tidb",
+                "tikv"
+            ]
+        );
+        assert_eq!(
+            sorted_keys(&meta["cluster_info"]),
+            [
+                "cluster_version",
+                "full_backup_type",
+                "replicas",
+                "resolved_ts"
+            ]
+        );
+        assert_eq!(meta["cluster_info"]["full_backup_type"], "aws-ebs");
+        assert_eq!(meta["cluster_info"]["cluster_version"], "v7.5.1");
+        assert_eq!(
+            meta["cluster_info"]["resolved_ts"].as_u64(),
+            Some(commit_ts),
+            "commitTs = backupmeta resolved_ts"
+        );
+        assert_eq!(
+            meta["tikv"]["replicas"].as_u64(),
+            Some((STORES * planes.len()) as u64),
+            "whole-cluster store count"
+        );
+        assert_eq!(
+            sorted_keys(&meta["kubernetes"]),
+            ["crd_tidb_cluster", "options", "pvcs", "pvs"]
+        );
+        assert_eq!(
+            meta["kubernetes"]["crd_tidb_cluster"]["metadata"]["name"],
+            TC
+        );
+        assert_eq!(meta["region"], world.cloud.region);
+        let mut volume_ids = Vec::new();
+        let mut snaps = Vec::new();
+        for store in meta["tikv"]["stores"].as_array().expect("stores") {
+            assert!(
+                seeded_plane
+                    .store_ids
+                    .contains(&store["store_id"].as_u64().expect("store_id"))
+            );
+            for v in store["volumes"].as_array().expect("volumes") {
+                assert_eq!(
+                    sorted_keys(v),
+                    [
+                        "restore_volume_id",
+                        "snapshot_id",
+                        "status",
+                        "type",
+                        "volume_az",
+                        "volume_id"
+                    ]
+                );
+                assert_eq!(v["type"], "storage.data-dir");
+                assert_eq!(v["volume_az"], seeded_plane.az.as_str());
+                volume_ids.push(v["volume_id"].as_str().expect("volume_id").to_string());
+                snaps.push(v["snapshot_id"].as_str().expect("snapshot_id").to_string());
+            }
+        }
+        let mut seeded_ids = seeded_plane.volume_ids.clone();
+        seeded_ids.sort();
+        volume_ids.sort();
+        assert_eq!(
+            volume_ids, seeded_ids,
+            "{plane}: snapshots of this plane's TiKV volumes"
+        );
+        let manifest = format!(
+            "{}/manifests/{ns}/TidbCluster/{TC}.yaml",
+            bk.member_prefix(plane)
+        );
+        assert!(
+            world
+                .cloud
+                .exists(&world.bucket, &manifest)
+                .await
+                .expect("S3 head"),
+            "{manifest} exists"
+        );
+
+        // real snapshots in the emulator, from the right volumes, with the volumes' tags
+        let found = world
+            .cloud
+            .snapshots_by_id(&snaps)
+            .await
+            .expect("DescribeSnapshots");
+        assert_eq!(found.len(), snaps.len());
+        for s in &found {
+            assert!(seeded_plane.volume_ids.contains(&s.volume_id));
+            assert_eq!(s.tags.get("sim.brfed.dev/tidb-cluster"), Some(&key));
+            assert!(s.tags.contains_key("kubernetes.io/created-for/pvc/name"));
+        }
+        snapshots_by_plane.insert(plane.clone(), snaps);
+    }
+    assert_eq!(
+        commit_tss.len(),
+        planes.len(),
+        "every member read its own resolved ts: {commit_tss:?}"
+    );
+
+    // exactly one pause and one resume, nothing left paused
+    let pd = world.pd(&key).await.expect("PD");
+    assert_eq!(pd["paused"], false, "{pd}");
+    assert_eq!(
+        (
+            pd["pauseCount"].as_u64(),
+            pd["resumeCount"].as_u64(),
+            pd["expireCount"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{pd}"
+    );
+    let holder = format!("{init}/{ns}/{}", bk.name);
+    assert_eq!(pd_events(&pd, "pause")[0]["by"], holder.as_str());
+    assert_eq!(pd_events(&pd, "resume")[0]["by"], holder.as_str());
+    assert!(pd_events(&pd, "pause")[0]["at"].as_str() < pd_events(&pd, "resume")[0]["at"].as_str());
+
+    // ---- restore into new TidbClusters in recovery mode
+    let ns2 = unique("dpc-restore");
+    let key2 = ns2.clone();
+    seed_restore_target(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&ns2, TC, &key2).stores_per_plane(STORES),
+    )
+    .await
+    .expect("seed restore targets");
+    let rt = "fed-rt";
+    // a different AZ than the source for each plane proves volumeAZ is honoured
+    let target_az: BTreeMap<String, String> = planes
+        .iter()
+        .zip(&seeded)
+        .map(|(p, s)| {
+            let next = match s.az.chars().last() {
+                Some('a') => 'b',
+                Some('b') => 'c',
+                _ => 'a',
+            };
+            (p.clone(), format!("{}{next}", &s.az[..s.az.len() - 1]))
+        })
+        .collect();
+    let restores = |plane: &str| world.restores(plane, &ns2);
+    let mut rlogs = BTreeMap::new();
+    for plane in &planes {
+        rlogs.insert(plane.clone(), PhaseLog::start(restores(plane), rt).await);
+        let member = RestoreMember::new(
+            rt,
+            &ns2,
+            TC,
+            &world.bucket,
+            &bk.member_prefix(plane),
+            &target_az[plane],
+        )
+        .warmup("sync", "hybrid");
+        create(&restores(plane), &member.build()).await;
+    }
+    let mut commit_by_plane = BTreeMap::new();
+    for plane in &planes {
+        let obj = wait_condition(&restores(plane), rt, "TikvComplete").await;
+        let ts: u64 = status_str(&obj, "commitTs")
+            .parse()
+            .expect("restore commitTs");
+        assert_eq!(
+            ts.to_string(),
+            status_str(&done[plane], "commitTs"),
+            "{plane}: restore commitTs = the backup's resolved ts"
+        );
+        commit_by_plane.insert(plane.clone(), ts);
+        let tc = world
+            .tidbclusters(plane, &ns2)
+            .get(TC)
+            .await
+            .expect("target TC");
+        assert_eq!(
+            tc.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("tidb.pingcap.com/tikv-volumes-ready"))
+                .map(String::as_str),
+            Some(format!("{ns2}/{rt}").as_str())
+        );
+    }
+    let (chosen, min_ts) = commit_by_plane
+        .iter()
+        .min_by_key(|(_, ts)| **ts)
+        .map(|(p, t)| (p.clone(), *t))
+        .expect("members");
+    patch_spec(
+        &restores(&chosen),
+        rt,
+        json!({"federalVolumeRestorePhase": "restore-data"}),
+    )
+    .await;
+    wait_condition(&restores(&chosen), rt, "DataComplete").await;
+    for plane in &planes {
+        patch_spec(
+            &restores(plane),
+            rt,
+            json!({"federalVolumeRestorePhase": "restore-finish"}),
+        )
+        .await;
+    }
+    for plane in &planes {
+        let obj = wait_condition(&restores(plane), rt, "Complete").await;
+        let mut expected = vec![
+            "Scheduled",
+            "Running",
+            "VolumeComplete",
+            "WarmUpStarted",
+            "WarmUpComplete",
+            "TikvComplete",
+        ];
+        if *plane == chosen {
+            expected.push("DataComplete");
+        }
+        expected.push("Complete");
+        assert_eq!(
+            condition_types(&obj),
+            expected,
+            "{plane} restore conditions"
+        );
+        assert!(
+            is_subsequence(&expected, &rlogs[plane].phases()),
+            "{plane} restore phase walk: {:?}",
+            rlogs[plane].phases()
+        );
+
+        // real volumes from this plane's snapshots, in the requested AZ, tagged like BR does
+        let snaps = &snapshots_by_plane[plane];
+        let mut restored = Vec::new();
+        for snap in snaps {
+            let vols = world
+                .cloud
+                .volumes_tagged(&[("snapshot/createdFromSnapshotId", snap.as_str())])
+                .await
+                .expect("DescribeVolumes");
+            assert_eq!(vols.len(), 1, "one volume restored from {snap}");
+            let v = &vols[0];
+            assert_eq!(v.snapshot_id.as_deref(), Some(snap.as_str()));
+            assert_eq!(v.az, target_az[plane]);
+            assert_eq!(
+                v.tags.get("TiDBCluster-BR").map(String::as_str),
+                Some("true")
+            );
+            restored.push(v.id.clone());
+        }
+        let restoremeta = world
+            .cloud
+            .get(
+                &world.bucket,
+                &format!("{}/restoremeta", bk.member_prefix(plane)),
+            )
+            .await
+            .expect("S3 get")
+            .expect("restoremeta exists");
+        let restoremeta: Value = serde_json::from_slice(&restoremeta).expect("restoremeta JSON");
+        let mut listed: Vec<String> = restoremeta["tikv"]["stores"]
+            .as_array()
+            .expect("stores")
+            .iter()
+            .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+            .map(|v| {
+                v["restore_volume_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        listed.sort();
+        restored.sort();
+        assert_eq!(
+            listed, restored,
+            "{plane}: restoremeta lists the restored volumes"
+        );
+
+        let tc = world
+            .tidbclusters(plane, &ns2)
+            .get(TC)
+            .await
+            .expect("target TC");
+        assert_eq!(
+            tc.data.pointer("/spec/recoveryMode"),
+            Some(&json!(false)),
+            "{plane}: recovery mode left"
+        );
+        assert!(
+            tc.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key("tidb.pingcap.com/tikv-volumes-ready")),
+            "{plane}: volumes-ready annotation dropped"
+        );
+    }
+    let pd2 = world.pd(&key2).await.expect("PD of the restored cluster");
+    let runs = pd2["restoreData"].as_array().expect("restoreData");
+    assert_eq!(runs.len(), 1, "restore-data ran once: {pd2}");
+    assert_eq!(runs[0]["by"], format!("{chosen}/{ns2}/{rt}").as_str());
+    assert_eq!(runs[0]["resolvedTs"].as_u64(), Some(min_ts));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_invalid_when_their_tidb_cluster_does_not_fit() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(1);
+    let ns = unique("dpc-invalid");
+    seed(&world, &ns, &ns, &planes, |s| s.across_k8s(false)).await;
+    let api = world.backups(&planes[0], &ns);
+    let member = BackupMember::new(
+        "fed-inv",
+        &ns,
+        TC,
+        &world.bucket,
+        &format!("{ns}/inv-{}", planes[0]),
+        "initialize",
+    );
+    create(&api, &member.build()).await;
+    let obj = wait_condition(&api, "fed-inv", "Invalid").await;
+    let invalid = condition(&obj, "Invalid").expect("Invalid condition");
+    assert_eq!(invalid["reason"], "InvalidSpec");
+    assert!(
+        invalid["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("acrossK8s")),
+        "{invalid}"
+    );
+    assert_eq!(status_str(&obj, "phase"), "Invalid");
+    assert!(!has(&obj, "Scheduled"), "no init job for an invalid member");
+    assert!(world.pd(&ns).await.is_none(), "nothing was paused");
+
+    // a volume-snapshot restore needs its TidbCluster in recovery mode
+    let live = TidbClusterSeed::new(&ns, "live", format!("{ns}-live")).stores_per_plane(1);
+    seed_tidb_cluster(&world.kubeconfig, &planes, &live)
+        .await
+        .expect("seed");
+    let restores = world.restores(&planes[0], &ns);
+    let restore = RestoreMember::new(
+        "fed-rinv",
+        &ns,
+        "live",
+        &world.bucket,
+        &format!("{ns}/none-{}", planes[0]),
+        "us-west-2a",
+    );
+    create(&restores, &restore.build()).await;
+    let obj = wait_condition(&restores, "fed-rinv", "Invalid").await;
+    let invalid = condition(&obj, "Invalid").expect("Invalid condition");
+    assert!(
+        invalid["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recovery mode")),
+        "{invalid}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execute_fault_fails_the_member_and_teardown_leaves_nothing_paused() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(3);
+    let ns = unique("dpc-fault");
+    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let failing = planes[1].clone();
+    let rule = format!("{failing}:execute:fail");
+    let bk = Backup {
+        world: &world,
+        ns: ns.clone(),
+        name: "fed-fault".into(),
+        planes: planes.clone(),
+        prefix: format!("{ns}/fault"),
+    };
+    // the federation copies the VolumeBackup's annotations onto every member
+    bk.start(|m| m.annotation(FAULT, &rule)).await;
+    let failed = wait_for(
+        &bk.api(&failing),
+        &bk.name,
+        "VolumeBackupFailed",
+        WAIT,
+        |o| has(o, "VolumeBackupFailed"),
+    )
+    .await;
+    assert_eq!(
+        condition(&failed, "VolumeBackupFailed").expect("condition")["reason"],
+        "SimulatedFault"
+    );
+    assert!(
+        !has(&failed, "VolumeBackupSnapshotsCreated"),
+        "the fault hits before snapshots"
+    );
+
+    // teardown everywhere, resume requested on the initialized member (as the federation does)
+    for plane in &planes {
+        let mut spec = json!({"federalVolumeBackupPhase": "teardown"});
+        if *plane == planes[0] {
+            spec["resumeGcSchedule"] = json!(true);
+        }
+        patch_spec(&bk.api(plane), &bk.name, spec).await;
+    }
+    let end = wait_for(&bk.api(&failing), &bk.name, "Failed", WAIT, |o| {
+        has(o, "Failed")
+    })
+    .await;
+    assert_eq!(
+        condition(&end, "Failed").expect("Failed")["reason"],
+        "VolumeBackupFailed"
+    );
+    for plane in planes.iter().filter(|p| **p != failing) {
+        wait_for(&bk.api(plane), &bk.name, "terminal", WAIT, |o| {
+            has(o, "Complete") || has(o, "Failed")
+        })
+        .await;
+    }
+    let pd = world.pd(&ns).await.expect("PD");
+    assert_eq!(pd["paused"], false, "{pd}");
+    assert_eq!(
+        (
+            pd["pauseCount"].as_u64(),
+            pd["resumeCount"].as_u64(),
+            pd["expireCount"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{pd}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3_objects() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(3);
+    let ns = unique("dpc-clean");
+    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let bk = Backup {
+        world: &world,
+        ns: ns.clone(),
+        name: "fed-clean".into(),
+        planes: planes.clone(),
+        prefix: format!("{ns}/clean"),
+    };
+    bk.start(|m| m.clean_policy("Delete", 2.0)).await;
+    let done = bk.finish().await;
+
+    let mut snapshots = BTreeMap::new();
+    for plane in &planes {
+        let obj = &done[plane];
+        assert!(
+            obj.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|x| x == "tidb.pingcap.com/backup-protection")),
+            "{plane}: a Delete backup is protected by a finalizer"
+        );
+        let meta = bk.object("backupmeta", plane).await.expect("backupmeta");
+        let ids: Vec<String> = meta["tikv"]["stores"]
+            .as_array()
+            .expect("stores")
+            .iter()
+            .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+            .map(|v| v["snapshot_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            world
+                .cloud
+                .snapshots_by_id(&ids)
+                .await
+                .expect("DescribeSnapshots")
+                .len(),
+            ids.len()
+        );
+        snapshots.insert(plane.clone(), ids);
+    }
+    for plane in &planes {
+        bk.api(plane)
+            .delete(&bk.name, &DeleteParams::default())
+            .await
+            .expect("delete member");
+    }
+    for plane in &planes {
+        wait_gone(&bk.api(plane), &bk.name).await;
+        for id in &snapshots[plane] {
+            let res = world.cloud.snapshots_by_id(std::slice::from_ref(id)).await;
+            match res {
+                Ok(found) => assert!(found.is_empty(), "{plane}: snapshot {id} still exists"),
+                Err(e) => assert_eq!(
+                    e.code.as_deref(),
+                    Some("InvalidSnapshot.NotFound"),
+                    "{plane}: {e}"
+                ),
+            }
+        }
+        let left = world
+            .cloud
+            .list(&world.bucket, &format!("{}/", bk.member_prefix(plane)))
+            .await
+            .expect("S3 list");
+        assert!(
+            left.is_empty(),
+            "{plane}: objects left under the prefix: {left:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_pause() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(1);
+    let ns = unique("dpc-crash");
+    seed(&world, &ns, &ns, &planes, |s| s).await;
+    // a rule on the TidbCluster applies to every member of that cluster
+    let tcs = world.tidbclusters(&planes[0], &ns);
+    tcs.patch(
+        TC,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({"metadata": {"annotations": {FAULT: "*:initialize:crash-init-job=300"}}}),
+        ),
+    )
+    .await
+    .expect("annotate the TidbCluster");
+    let api = world.backups(&planes[0], &ns);
+    let member = BackupMember::new(
+        "fed-crash",
+        &ns,
+        TC,
+        &world.bucket,
+        &format!("{ns}/crash-{}", planes[0]),
+        "initialize",
+    );
+    create(&api, &member.build()).await;
+    let obj = wait_for(
+        &api,
+        "fed-crash",
+        "VolumeBackupInitializeFailed",
+        WAIT,
+        |o| has(o, "VolumeBackupInitializeFailed"),
+    )
+    .await;
+    assert!(
+        has(&obj, "VolumeBackupInitialized"),
+        "it had paused before dying: {:?}",
+        condition_types(&obj)
+    );
+    assert_eq!(
+        condition(&obj, "VolumeBackupInitializeFailed").expect("condition")["reason"],
+        "InitializeJobCompletedOrFailed"
+    );
+
+    patch_spec(
+        &api,
+        "fed-crash",
+        json!({"federalVolumeBackupPhase": "teardown", "resumeGcSchedule": true}),
+    )
+    .await;
+    let end = wait_for(&api, "fed-crash", "Failed", WAIT, |o| has(o, "Failed")).await;
+    assert_eq!(
+        condition(&end, "Failed").expect("Failed")["reason"],
+        "VolumeBackupInitializeFailed"
+    );
+    let pd = world.pd(&ns).await.expect("PD");
+    assert_eq!(
+        (pd["pauseCount"].as_u64(), pd["resumeCount"].as_u64()),
+        (Some(1), Some(0)),
+        "a dead job resumes nothing: {pd}"
+    );
+    let expired = pd["expireCount"].as_u64() == Some(1) && pd["paused"] == false;
+    let still_leased = pd["paused"] == true && pd["leaseExpiresAt"].is_string();
+    assert!(
+        expired || still_leased,
+        "the pause ends only when its lease runs out: {pd}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_job_deadline_fails_initialize_and_resumes_gc() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(1);
+    let ns = unique("dpc-deadline");
+    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let api = world.backups(&planes[0], &ns);
+    let member = BackupMember::new(
+        "fed-dl",
+        &ns,
+        TC,
+        &world.bucket,
+        &format!("{ns}/dl-{}", planes[0]),
+        "initialize",
+    )
+    .init_deadline(2);
+    create(&api, &member.build()).await;
+    wait_condition(&api, "fed-dl", "VolumeBackupInitialized").await;
+    // nobody moves it to execute: the init job hits activeDeadlineSeconds
+    let obj = wait_for(&api, "fed-dl", "VolumeBackupInitializeFailed", WAIT, |o| {
+        has(o, "VolumeBackupInitializeFailed")
+    })
+    .await;
+    let failed = condition(&obj, "VolumeBackupInitializeFailed").expect("condition");
+    assert_eq!(failed["reason"], "InitializeJobCompletedOrFailed");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("volumeBackupInitJobMaxActiveSeconds")),
+        "{failed}"
+    );
+    let pd = world.pd(&ns).await.expect("PD");
+    assert_eq!(pd["paused"], false, "{pd}");
+    assert_eq!(
+        (pd["pauseCount"].as_u64(), pd["resumeCount"].as_u64()),
+        (Some(1), Some(1)),
+        "{pd}"
+    );
+    let pause = pd_events(&pd, "pause")[0]["at"].as_str().expect("at");
+    let resume = pd_events(&pd, "resume")[0]["at"].as_str().expect("at");
+    let window = chrono::DateTime::parse_from_rfc3339(resume).expect("rfc3339")
+        - chrono::DateTime::parse_from_rfc3339(pause).expect("rfc3339");
+    assert!(
+        window < chrono::Duration::seconds(3),
+        "paused for {window} with a 2 s deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_retain_backup_keeps_its_snapshots_and_s3_objects() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(1);
+    let ns = unique("dpc-retain");
+    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let bk = Backup {
+        world: &world,
+        ns: ns.clone(),
+        name: "fed-keep".into(),
+        planes: planes.clone(),
+        prefix: format!("{ns}/keep"),
+    };
+    bk.start(|m| m).await;
+    let done = bk.finish().await;
+    let plane = &planes[0];
+    assert!(
+        done[plane]
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_none_or(Vec::is_empty),
+        "Retain: no finalizer"
+    );
+    let meta = bk.object("backupmeta", plane).await.expect("backupmeta");
+    let ids: Vec<String> = meta["tikv"]["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+        .map(|v| v["snapshot_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    bk.api(plane)
+        .delete(&bk.name, &DeleteParams::default())
+        .await
+        .expect("delete member");
+    wait_gone(&bk.api(plane), &bk.name).await;
+    assert_eq!(
+        world
+            .cloud
+            .snapshots_by_id(&ids)
+            .await
+            .expect("DescribeSnapshots")
+            .len(),
+        ids.len(),
+        "snapshots kept"
+    );
+    let left = world
+        .cloud
+        .list(&world.bucket, &format!("{}/", bk.member_prefix(plane)))
+        .await
+        .expect("S3 list");
+    assert!(
+        left.iter().any(|k| k.ends_with("/backupmeta"))
+            && left.iter().any(|k| k.ends_with("/clustermeta")),
+        "{left:?}"
+    );
+
+    // the kept data still occupies the prefix: a new backup there is refused
+    let again = bk.member(plane, "execute").build();
+    create(&bk.api(plane), &again).await;
+    let refused = wait_for(&bk.api(plane), &bk.name, "Failed", WAIT, |o| {
+        has(o, "Failed")
+    })
+    .await;
+    assert_eq!(
+        condition(&refused, "Failed").expect("Failed")["reason"],
+        "FileExistedInExternalStorage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_volume() {
+    let world = World::from_env().await;
+    let planes = world.plane_names(3);
+    let ns = unique("dpc-variants");
+    // stores with a second (raft) volume: a restore needs the same storageVolumes layout
+    let raft = |s: TidbClusterSeed| s.storage_volume("raft", "/var/lib/raft", "5Gi");
+    seed(&world, &ns, &ns, &planes, raft).await;
+    let bk = Backup {
+        world: &world,
+        ns: ns.clone(),
+        name: "fed-src".into(),
+        planes: planes.clone(),
+        prefix: format!("{ns}/src"),
+    };
+    bk.start(|m| m).await;
+    bk.finish().await;
+    let first = planes[0].clone();
+    let second = planes[1].clone();
+    let last = planes[planes.len() - 1].clone();
+    let az = |plane: &str| brfed_sim_operator::seed::default_az(&world.cloud.region, plane, 0);
+
+    // three independent one-member restores, each into its own recovery-mode TidbCluster
+    let target = |suffix: &str| unique(&format!("dpc-rv-{suffix}"));
+    let (ns_wal, ns_async, ns_fail) = (target("wal"), target("async"), target("fail"));
+    for (tns, plane) in [(&ns_wal, &first), (&ns_async, &second), (&ns_fail, &last)] {
+        let s = raft(TidbClusterSeed::new(tns.as_str(), TC, tns.as_str()).stores_per_plane(STORES));
+        seed_restore_target(&world.kubeconfig, std::slice::from_ref(plane), &s)
+            .await
+            .expect("restore target");
+    }
+    let wal = RestoreMember::new(
+        "fed-wal",
+        &ns_wal,
+        TC,
+        &world.bucket,
+        &bk.member_prefix(&first),
+        &az(&first),
+    )
+    .warmup("sync", "check-wal-only");
+    create(&world.restores(&first, &ns_wal), &wal.build()).await;
+    let asy = RestoreMember::new(
+        "fed-async",
+        &ns_async,
+        TC,
+        &world.bucket,
+        &bk.member_prefix(&second),
+        &az(&second),
+    )
+    .warmup("async", "hybrid");
+    create(&world.restores(&second, &ns_async), &asy.build()).await;
+    let mut fail = RestoreMember::new(
+        "fed-fail",
+        &ns_fail,
+        TC,
+        &world.bucket,
+        &bk.member_prefix(&last),
+        &az(&last),
+    )
+    .build();
+    fail.metadata.annotations = Some(BTreeMap::from([(
+        FAULT.to_string(),
+        format!("{last}:restore-volume:fail"),
+    )]));
+    create(&world.restores(&last, &ns_fail), &fail).await;
+
+    let wal_done = wait_condition(&world.restores(&first, &ns_wal), "fed-wal", "Complete").await;
+    assert_eq!(
+        condition_types(&wal_done),
+        [
+            "Scheduled",
+            "Running",
+            "VolumeComplete",
+            "WarmUpStarted",
+            "WarmUpComplete",
+            "Complete"
+        ],
+        "check-wal-only completes without starting TiKV"
+    );
+    let wal_tc = world
+        .tidbclusters(&first, &ns_wal)
+        .get(TC)
+        .await
+        .expect("TC");
+    assert_eq!(
+        wal_tc.data.pointer("/spec/recoveryMode"),
+        Some(&json!(true)),
+        "check-wal-only leaves recovery mode alone"
+    );
+
+    let async_api = world.restores(&second, &ns_async);
+    let async_obj = wait_for(
+        &async_api,
+        "fed-async",
+        "TikvComplete and WarmUpComplete",
+        WAIT,
+        |o| has(o, "TikvComplete") && has(o, "WarmUpComplete"),
+    )
+    .await;
+    let types = condition_types(&async_obj);
+    assert_eq!(
+        types[..4],
+        ["Scheduled", "Running", "VolumeComplete", "WarmUpStarted"],
+        "{types:?}"
+    );
+    let async_tc = world
+        .tidbclusters(&second, &ns_async)
+        .get(TC)
+        .await
+        .expect("TC");
+    assert_eq!(
+        async_tc
+            .data
+            .pointer("/status/tikv/stores")
+            .and_then(Value::as_object)
+            .map(|s| s.len()),
+        Some(STORES),
+        "TiKV came up with the backup's stores"
+    );
+
+    let backupmeta = bk.object("backupmeta", &first).await.expect("backupmeta");
+    let types: Vec<&str> = backupmeta["tikv"]["stores"][0]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        types,
+        ["storage.data-dir", ""],
+        "the data volume first, then the raft volume"
+    );
+
+    let fail_api = world.restores(&last, &ns_fail);
+    let failed = wait_for(&fail_api, "fed-fail", "CleanVolumeComplete", WAIT, |o| {
+        has(o, "CleanVolumeComplete")
+    })
+    .await;
+    assert!(
+        has(&failed, "Failed") && !has(&failed, "VolumeComplete"),
+        "{:?}",
+        condition_types(&failed)
+    );
+    assert_eq!(
+        condition(&failed, "Failed").expect("Failed")["reason"],
+        "SimulatedFault"
+    );
+    let meta = bk.object("backupmeta", &last).await.expect("backupmeta");
+    for store in meta["tikv"]["stores"].as_array().expect("stores") {
+        for v in store["volumes"].as_array().expect("volumes") {
+            let snap = v["snapshot_id"].as_str().expect("snapshot_id");
+            let left = world
+                .cloud
+                .volumes_tagged(&[("snapshot/createdFromSnapshotId", snap)])
+                .await
+                .expect("DescribeVolumes");
+            assert!(
+                left.is_empty(),
+                "volumes restored from {snap} by the failed member are deleted: {left:?}"
+            );
+        }
+    }
+}
