@@ -1,0 +1,55 @@
+//! A data plane whose API server is down for the whole run: the backup is refused before anything
+//! is paused or created anywhere. Its own test binary, so that taking dp3 down never overlaps
+//! another test (cargo runs test binaries one after another).
+
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
+use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::workflow::{Workflows, catalog_doc};
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+fn dataplanes(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/local/dataplanes.sh");
+    let st = Command::new(script).args(args).status().expect("dataplanes.sh");
+    assert!(st.success(), "dataplanes.sh {args:?} failed");
+}
+
+/// Brings the data plane back even when the test fails.
+struct Down(&'static str);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        dataplanes(&["start-one", self.0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect() {
+    let world = World::from_env().await;
+    let flows = Workflows::from_env().await;
+    let ns = unique("bk-down");
+    let key = format!("{ns}-tidb");
+    let planes = world.plane_names(3);
+    seed_tidb_cluster(&world.kubeconfig, &planes, &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(1)).await.unwrap();
+    let name = format!("down-{}", &ns[ns.len() - 8..]);
+    let clusters: Vec<_> = planes.iter().map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns})).collect();
+    let input = json!({"metadata": {"name": name, "namespace": "br"},
+        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
+
+    let down = Down("dp3");
+    dataplanes(&["stop-one", "dp3"]);
+    let arn = flows.start(&flows.backup_arn, &name, &input).await;
+    let done = flows.wait(&arn, Duration::from_secs(120)).await;
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some("DataPlaneUnreachable"), "{done:?}");
+    assert!(done.cause.as_deref().unwrap_or_default().contains("dp3"), "{done:?}");
+    drop(down);
+
+    for p in ["dp1", "dp2", "dp3"] {
+        assert!(world.backups(p, &ns).get_opt(&format!("fed-{name}")).await.unwrap().is_none(), "a member was created in {p}");
+    }
+    assert!(catalog_doc(&world, "br", &name).await.is_none(), "a refused backup leaves no catalog record");
+    let pd = world.pd(&key).await;
+    assert!(pd.as_ref().is_none_or(|p| p["pauseCount"] == 0), "GC was paused: {pd:?}");
+}
