@@ -47,7 +47,7 @@ world-env: ## Print the exports that let a shell talk to the world (eval them)
 
 demo: ## Set up, start the world, back up the 3-cluster TiDB, print the result
 	@$(WORLD) setup
-	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && infra/local/demo.sh
+	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && python infra/local/demo.py
 
 bench: ## Watch vs 30 s-poll backup side by side on the local world; prints the table
 	@$(WORLD) setup

@@ -23,20 +23,31 @@ impl FunctionConfig {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let kubeconfig = get("BRFED_KUBECONFIG")
             .or_else(|| get("KUBECONFIG"))
-            .ok_or_else(|| StepError::Configuration("BRFED_KUBECONFIG is not set (a path or s3://bucket/key)".into()))?;
+            .ok_or_else(|| {
+                StepError::Configuration(
+                    "BRFED_KUBECONFIG is not set (a path or s3://bucket/key)".into(),
+                )
+            })?;
         let catalog_bucket = get("BRFED_CATALOG_BUCKET")
             .or_else(|| get("BRFED_BUCKET"))
             .ok_or_else(|| StepError::Configuration("BRFED_CATALOG_BUCKET is not set".into()))?;
         let observe_budget = match get("BRFED_OBSERVE_BUDGET_SECONDS") {
-            Some(v) => Duration::from_secs(
-                v.parse().map_err(|_| StepError::Configuration(format!("BRFED_OBSERVE_BUDGET_SECONDS `{v}` is not a number")))?,
-            ),
+            Some(v) => Duration::from_secs(v.parse().map_err(|_| {
+                StepError::Configuration(format!(
+                    "BRFED_OBSERVE_BUDGET_SECONDS `{v}` is not a number"
+                ))
+            })?),
             None => Duration::from_secs(20),
         };
         let s3_path_style = match get("BRFED_S3_PATH_STYLE") {
             Some(v) => v == "true" || v == "1",
             None => get("AWS_ENDPOINT_URL").is_some(),
         };
-        Ok(Self { kubeconfig, catalog_bucket, observe_budget, s3_path_style })
+        Ok(Self {
+            kubeconfig,
+            catalog_bucket,
+            observe_budget,
+            s3_path_style,
+        })
     }
 }

@@ -17,13 +17,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("pingcap.com", "v1alpha1", kind), plural)
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("pingcap.com", "v1alpha1", kind),
+        plural,
+    )
 }
 
 /// The data planes of one kubeconfig.
 #[derive(Clone)]
 pub struct KubeRegistry {
     clients: BTreeMap<String, Client>,
+    /// Clients without a read timeout, for watches (the server ends them at `timeoutSeconds`).
+    watch_clients: BTreeMap<String, Client>,
     backups: ApiResource,
     tidb_clusters: ApiResource,
 }
@@ -31,30 +36,56 @@ pub struct KubeRegistry {
 impl KubeRegistry {
     /// Builds one client per context of `kubeconfig` (YAML text).
     pub async fn from_yaml(kubeconfig: &str) -> Result<Self, StepError> {
-        let kc = Kubeconfig::from_yaml(kubeconfig).map_err(|e| StepError::Configuration(format!("kubeconfig: {e}")))?;
+        let kc = Kubeconfig::from_yaml(kubeconfig)
+            .map_err(|e| StepError::Configuration(format!("kubeconfig: {e}")))?;
         let mut clients = BTreeMap::new();
+        let mut watch_clients = BTreeMap::new();
         for ctx in &kc.contexts {
-            let opts = KubeConfigOptions { context: Some(ctx.name.clone()), ..Default::default() };
+            let opts = KubeConfigOptions {
+                context: Some(ctx.name.clone()),
+                ..Default::default()
+            };
             let mut config = Config::from_custom_kubeconfig(kc.clone(), &opts)
                 .await
-                .map_err(|e| StepError::Configuration(format!("kubeconfig context {}: {e}", ctx.name)))?;
+                .map_err(|e| {
+                    StepError::Configuration(format!("kubeconfig context {}: {e}", ctx.name))
+                })?;
             config.connect_timeout = Some(Duration::from_secs(5));
-            config.read_timeout = Some(Duration::from_secs(60));
-            let client = Client::try_from(config).map_err(|e| StepError::Configuration(format!("client for {}: {e}", ctx.name)))?;
-            clients.insert(ctx.name.clone(), client);
+            let mut watch_config = config.clone();
+            watch_config.read_timeout = None;
+            config.read_timeout = Some(Duration::from_secs(30));
+            let build = |c: Config| {
+                Client::try_from(c)
+                    .map_err(|e| StepError::Configuration(format!("client for {}: {e}", ctx.name)))
+            };
+            clients.insert(ctx.name.clone(), build(config)?);
+            watch_clients.insert(ctx.name.clone(), build(watch_config)?);
         }
         if clients.is_empty() {
-            return Err(StepError::Configuration("the kubeconfig has no contexts".into()));
+            return Err(StepError::Configuration(
+                "the kubeconfig has no contexts".into(),
+            ));
         }
-        Ok(Self { clients, backups: resource("Backup", "backups"), tidb_clusters: resource("TidbCluster", "tidbclusters") })
+        Ok(Self {
+            clients,
+            watch_clients,
+            backups: resource("Backup", "backups"),
+            tidb_clusters: resource("TidbCluster", "tidbclusters"),
+        })
     }
 
     fn client(&self, cluster: &str) -> Result<&Client, StepError> {
-        self.clients.get(cluster).ok_or_else(|| StepError::UnknownCluster(format!("no kubeconfig context `{cluster}`")))
+        self.clients
+            .get(cluster)
+            .ok_or_else(|| StepError::UnknownCluster(format!("no kubeconfig context `{cluster}`")))
     }
 
     fn backups(&self, cluster: &str, namespace: &str) -> Result<Api<DynamicObject>, StepError> {
-        Ok(Api::namespaced_with(self.client(cluster)?.clone(), namespace, &self.backups))
+        Ok(Api::namespaced_with(
+            self.client(cluster)?.clone(),
+            namespace,
+            &self.backups,
+        ))
     }
 
     async fn read(&self, m: &MemberRef) -> Observation {
@@ -74,9 +105,15 @@ pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
             StepError::MemberMissing(format!("{cluster}: {what}: not found ({})", status.message))
         }
         kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
-            StepError::DataPlaneUnreachable(format!("{cluster}: {what}: {} {}", status.code, status.message))
+            StepError::DataPlaneUnreachable(format!(
+                "{cluster}: {what}: {} {}",
+                status.code, status.message
+            ))
         }
-        kube::Error::Api(status) => StepError::DataPlaneRejected(format!("{cluster}: {what}: {} {}", status.code, status.message)),
+        kube::Error::Api(status) => StepError::DataPlaneRejected(format!(
+            "{cluster}: {what}: {} {}",
+            status.code, status.message
+        )),
         _ => StepError::DataPlaneUnreachable(format!("{cluster}: {what}: {e}")),
     }
 }
@@ -92,18 +129,33 @@ impl DataPlanes for KubeRegistry {
 
     async fn probe(&self, cluster: &str) -> Result<(), StepError> {
         let api: Api<DynamicObject> = Api::all_with(self.client(cluster)?.clone(), &self.backups);
-        match api.list_metadata(&kube::api::ListParams::default().limit(1)).await {
+        match api
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(StepError::DataPlaneRejected(format!(
-                "{cluster}: the Backup CRD (backups.pingcap.com) is not installed"
-            ))),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(StepError::DataPlaneRejected(
+                format!("{cluster}: the Backup CRD (backups.pingcap.com) is not installed"),
+            )),
             Err(e) => Err(classify(cluster, "probe", e)),
         }
     }
 
-    async fn get_tidb_cluster(&self, cluster: &str, namespace: &str, name: &str) -> Result<Option<Value>, StepError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client(cluster)?.clone(), namespace, &self.tidb_clusters);
-        api.get_opt(name).await.map(|o| o.as_ref().map(to_value)).map_err(|e| classify(cluster, "get TidbCluster", e))
+    async fn get_tidb_cluster(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, StepError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client(cluster)?.clone(),
+            namespace,
+            &self.tidb_clusters,
+        );
+        api.get_opt(name)
+            .await
+            .map(|o| o.as_ref().map(to_value))
+            .map_err(|e| classify(cluster, "get TidbCluster", e))
     }
 
     async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
@@ -115,17 +167,23 @@ impl DataPlanes for KubeRegistry {
     }
 
     async fn create_backup(&self, cluster: &str, object: &Value) -> Result<Created, StepError> {
-        let obj: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| StepError::Internal(e.to_string()))?;
+        let obj: DynamicObject = serde_json::from_value(object.clone())
+            .map_err(|e| StepError::Internal(e.to_string()))?;
         let ns = obj.metadata.namespace.clone().unwrap_or_default();
         let name = obj.metadata.name.clone().unwrap_or_default();
         let api = self.backups(cluster, &ns)?;
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => Ok(Created::Created),
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let existing = api.get_opt(&name).await.map_err(|e| classify(cluster, "get Backup", e))?;
+                let existing = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| classify(cluster, "get Backup", e))?;
                 match existing {
                     Some(o) => Ok(Created::AlreadyExists(to_value(&o))),
-                    None => Err(StepError::DataPlaneUnreachable(format!("{cluster}: Backup {ns}/{name} conflicted and vanished"))),
+                    None => Err(StepError::DataPlaneUnreachable(format!(
+                        "{cluster}: Backup {ns}/{name} conflicted and vanished"
+                    ))),
                 }
             }
             Err(e) => Err(classify(cluster, "create Backup", e)),
@@ -135,7 +193,11 @@ impl DataPlanes for KubeRegistry {
     async fn patch_backup_spec(&self, m: &MemberRef, spec: &Value) -> Result<(), StepError> {
         let patch = serde_json::json!({ "spec": spec });
         self.backups(&m.k8s_cluster_name, &m.tc_namespace)?
-            .patch(&m.backup_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &m.backup_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map(|_| ())
             .map_err(|e| classify(&m.k8s_cluster_name, "patch Backup", e))
@@ -154,9 +216,22 @@ impl DataPlanes for KubeRegistry {
         let deadline = Instant::now() + budget;
         let mut streams = Vec::new();
         for (i, m) in members.iter().enumerate() {
-            let Ok(api) = self.backups(&m.k8s_cluster_name, &m.tc_namespace) else { continue };
-            let cfg = watcher::Config::default().fields(&format!("metadata.name={}", m.backup_name)).timeout(290);
-            streams.push(watcher(api, cfg).default_backoff().map(move |e| (i, e)).boxed());
+            // a client without read timeout: the server itself ends the watch at `timeoutSeconds`
+            let Some(client) = self.watch_clients.get(&m.k8s_cluster_name) else {
+                continue;
+            };
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &m.tc_namespace, &self.backups);
+            let server_timeout = (budget.as_secs() + 5).min(290) as u32;
+            let cfg = watcher::Config::default()
+                .fields(&format!("metadata.name={}", m.backup_name))
+                .timeout(server_timeout);
+            streams.push(
+                watcher(api, cfg)
+                    .default_backoff()
+                    .map(move |e| (i, e))
+                    .boxed(),
+            );
         }
         let mut merged = select_all(streams);
         let mut seen = vec![false; members.len()];
@@ -173,7 +248,12 @@ impl DataPlanes for KubeRegistry {
                     }
                 }
                 Ok(watcher::Event::Delete(_)) => obs[i] = Observation::Absent,
-                Err(e) => obs[i] = Observation::Unreachable(format!("{}: watch: {e}", members[i].k8s_cluster_name)),
+                Err(e) => {
+                    obs[i] = Observation::Unreachable(format!(
+                        "{}: watch: {e}",
+                        members[i].k8s_cluster_name
+                    ))
+                }
             }
             if done(&obs) {
                 break;

@@ -9,7 +9,10 @@ use std::future::Future;
 
 /// A step error as the Lambda runtime reports it.
 pub fn diagnostic(e: &StepError) -> Diagnostic {
-    Diagnostic { error_type: e.name().to_string(), error_message: e.to_string() }
+    Diagnostic {
+        error_type: e.name().to_string(),
+        error_message: e.to_string(),
+    }
 }
 
 /// Runs `handler` for every invocation: the event is deserialized into `I` (a malformed event is
@@ -22,22 +25,24 @@ where
     Fut: Future<Output = Result<O, StepError>> + Send,
 {
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let (payload, context) = event.into_parts();
-        let input: I = serde_json::from_value(payload).map_err(|e| {
-            let err = StepError::InvalidSpec(format!("step input does not match: {e}"));
-            tracing::error!(error = %err, "bad input");
-            diagnostic(&err)
-        })?;
-        let request_id = context.request_id.clone();
-        match handler(input, context).await {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                tracing::warn!(error.name = e.name(), error = %e, request_id, "step failed");
-                Err(diagnostic(&e))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let (payload, context) = event.into_parts();
+            let input: I = serde_json::from_value(payload).map_err(|e| {
+                let err = StepError::InvalidSpec(format!("step input does not match: {e}"));
+                tracing::error!(error = %err, "bad input");
+                diagnostic(&err)
+            })?;
+            let request_id = context.request_id.clone();
+            match handler(input, context).await {
+                Ok(out) => Ok(out),
+                Err(e) => {
+                    tracing::warn!(error.name = e.name(), error = %e, request_id, "step failed");
+                    Err(diagnostic(&e))
+                }
             }
-        }
-    }))
+        },
+    ))
     .await
 }
 

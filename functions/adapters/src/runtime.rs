@@ -27,19 +27,31 @@ impl Runtime {
         let store = S3Store::new(&sdk, config.s3_path_style);
         let text = match config.kubeconfig.strip_prefix("s3://") {
             Some(rest) => {
-                let (bucket, key) = rest
-                    .split_once('/')
-                    .ok_or_else(|| StepError::Configuration(format!("`{}` is not s3://bucket/key", config.kubeconfig)))?;
-                store
-                    .get_text(bucket, key)
-                    .await?
-                    .ok_or_else(|| StepError::Configuration(format!("kubeconfig {} does not exist", config.kubeconfig)))?
+                let (bucket, key) = rest.split_once('/').ok_or_else(|| {
+                    StepError::Configuration(format!(
+                        "`{}` is not s3://bucket/key",
+                        config.kubeconfig
+                    ))
+                })?;
+                store.get_text(bucket, key).await?.ok_or_else(|| {
+                    StepError::Configuration(format!(
+                        "kubeconfig {} does not exist",
+                        config.kubeconfig
+                    ))
+                })?
             }
-            None => std::fs::read_to_string(&config.kubeconfig)
-                .map_err(|e| StepError::Configuration(format!("kubeconfig {}: {e}", config.kubeconfig)))?,
+            None => std::fs::read_to_string(&config.kubeconfig).map_err(|e| {
+                StepError::Configuration(format!("kubeconfig {}: {e}", config.kubeconfig))
+            })?,
         };
         let planes = KubeRegistry::from_yaml(&text).await?;
-        Ok(Self { inner: Arc::new(Inner { config, planes, store }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                planes,
+                store,
+            }),
+        })
     }
 
     /// The environment the core steps run in.

@@ -15,8 +15,12 @@ pub struct S3Store {
 impl S3Store {
     /// Builds the client from the shared AWS config.
     pub fn new(sdk: &aws_config::SdkConfig, path_style: bool) -> Self {
-        let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build();
-        Self { client: aws_sdk_s3::Client::from_conf(conf) }
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf),
+        }
     }
 
     /// The underlying client.
@@ -26,12 +30,24 @@ impl S3Store {
 
     /// Reads an object as text (used for a kubeconfig kept in S3).
     pub async fn get_text(&self, bucket: &str, key: &str) -> Result<Option<String>, StepError> {
-        match self.client.get_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
-                let bytes = out.body.collect().await.map_err(|e| unavailable(bucket, key, e))?.into_bytes();
-                String::from_utf8(bytes.to_vec())
-                    .map(Some)
-                    .map_err(|_| StepError::Configuration(format!("s3://{bucket}/{key} is not UTF-8")))
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| unavailable(bucket, key, e))?
+                    .into_bytes();
+                String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| {
+                    StepError::Configuration(format!("s3://{bucket}/{key} is not UTF-8"))
+                })
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
             Err(e) => Err(unavailable(bucket, key, e)),
@@ -45,12 +61,25 @@ fn unavailable(bucket: &str, key: &str, e: impl std::fmt::Display + std::fmt::De
 
 impl ObjectStore for S3Store {
     async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
-        match self.client.get_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_string();
-                let bytes = out.body.collect().await.map_err(|e| unavailable(bucket, key, e))?.into_bytes();
-                let value: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is not JSON: {e}")))?;
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| unavailable(bucket, key, e))?
+                    .into_bytes();
+                let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is not JSON: {e}"))
+                })?;
                 Ok(Some(Versioned { value, etag }))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
@@ -58,9 +87,22 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn put_json(&self, bucket: &str, key: &str, value: &Value, precondition: Precondition) -> Result<(), StepError> {
-        let body = serde_json::to_vec_pretty(value).map_err(|e| StepError::Internal(e.to_string()))?;
-        let mut put = self.client.put_object().bucket(bucket).key(key).content_type("application/json").body(ByteStream::from(body));
+    async fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &Value,
+        precondition: Precondition,
+    ) -> Result<(), StepError> {
+        let body =
+            serde_json::to_vec_pretty(value).map_err(|e| StepError::Internal(e.to_string()))?;
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
         put = match &precondition {
             Precondition::None => put,
             Precondition::IfAbsent => put.if_none_match("*"),
@@ -69,20 +111,36 @@ impl ObjectStore for S3Store {
         match put.send().await {
             Ok(_) => Ok(()),
             // 412 PreconditionFailed: the object changed (or exists); 409 ConditionalRequestConflict: a concurrent write.
-            Err(e) if matches!(e.code(), Some("PreconditionFailed") | Some("ConditionalRequestConflict")) => {
-                Err(StepError::CatalogConflict(format!("s3://{bucket}/{key} changed concurrently")))
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+                ) =>
+            {
+                Err(StepError::CatalogConflict(format!(
+                    "s3://{bucket}/{key} changed concurrently"
+                )))
             }
             Err(e) => Err(unavailable(bucket, key, e)),
         }
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
-        match self.client.head_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
-                Err(StepError::S3PrefixInUse(format!("s3://{bucket}/{key}: access denied, cannot check the prefix is free")))
+                Err(StepError::S3PrefixInUse(format!(
+                    "s3://{bucket}/{key}: access denied, cannot check the prefix is free"
+                )))
             }
             Err(e) => Err(unavailable(bucket, key, e)),
         }

@@ -48,14 +48,21 @@ pub struct Failure {
 impl Failure {
     /// A failure named `error`.
     pub fn new(error: &str, cause: impl Into<String>) -> Self {
-        Self { error: error.into(), cause: cause.into() }
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 
     /// The human part of the cause: a Lambda error's `errorMessage` when the cause is one.
     pub fn message(&self) -> String {
         serde_json::from_str::<serde_json::Value>(&self.cause)
             .ok()
-            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(String::from))
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
             .unwrap_or_else(|| self.cause.clone())
     }
 }
@@ -88,10 +95,23 @@ fn member_failure(m: &MemberRef, v: &MemberView) -> Option<Failure> {
         cond::INITIALIZE_FAILED => "InitializeFailed",
         _ => "MemberFailed",
     };
-    let detail = [c.reason.as_deref(), c.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+    let detail = [c.reason.as_deref(), c.message.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ");
     Some(Failure::new(
         name,
-        format!("member {} is {}{}", m.display(), c.type_, if detail.is_empty() { String::new() } else { format!(" ({detail})") }),
+        format!(
+            "member {} is {}{}",
+            m.display(),
+            c.type_,
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        ),
     ))
 }
 
@@ -105,7 +125,10 @@ pub fn judge(awaited: Await, members: &[MemberRef], obs: &[Observation]) -> Verd
     for (i, (m, o)) in members.iter().zip(obs).enumerate() {
         match (o, &views[i]) {
             (Observation::Absent, _) => {
-                return Verdict::Failed(Failure::new("MemberMissing", format!("member {} is gone", m.display())));
+                return Verdict::Failed(Failure::new(
+                    "MemberMissing",
+                    format!("member {} is gone", m.display()),
+                ));
             }
             (_, Some(v)) => {
                 if let Some(f) = member_failure(m, v) {
@@ -116,7 +139,9 @@ pub fn judge(awaited: Await, members: &[MemberRef], obs: &[Observation]) -> Verd
         }
     }
     let init = views.first().and_then(Option::as_ref);
-    let all = |t: &str| views.len() == members.len() && views.iter().all(|v| v.as_ref().is_some_and(|v| v.has(t)));
+    let all = |t: &str| {
+        views.len() == members.len() && views.iter().all(|v| v.as_ref().is_some_and(|v| v.has(t)))
+    };
     let met = match awaited {
         Await::Initialized => init.is_some_and(|v| v.has(cond::INITIALIZED)),
         Await::SnapshotsCreated => all(cond::SNAPSHOTS_CREATED),
@@ -127,7 +152,11 @@ pub fn judge(awaited: Await, members: &[MemberRef], obs: &[Observation]) -> Verd
     if met { Verdict::Met } else { Verdict::Pending }
 }
 
-fn judge_terminal(members: &[MemberRef], views: &[Option<MemberView>], obs: &[Observation]) -> Verdict {
+fn judge_terminal(
+    members: &[MemberRef],
+    views: &[Option<MemberView>],
+    obs: &[Observation],
+) -> Verdict {
     // A member whose init job failed makes the backup fail at once (reference §4.1 step 7).
     for (m, v) in members.iter().zip(views) {
         if let Some(v) = v {
@@ -142,7 +171,11 @@ fn judge_terminal(members: &[MemberRef], views: &[Option<MemberView>], obs: &[Ob
         (_, Some(v)) => !v.terminal(),
         _ => true, // unreachable: cannot tell yet
     });
-    if waiting { Verdict::Pending } else { Verdict::Met }
+    if waiting {
+        Verdict::Pending
+    } else {
+        Verdict::Met
+    }
 }
 
 #[cfg(test)]
@@ -162,26 +195,47 @@ mod tests {
     }
 
     fn with(conds: &[&str]) -> Observation {
-        let c: Vec<_> = conds.iter().map(|t| json!({"type": t, "status": "True"})).collect();
+        let c: Vec<_> = conds
+            .iter()
+            .map(|t| json!({"type": t, "status": "True"}))
+            .collect();
         Observation::Present(json!({"status": {"phase": conds.last(), "conditions": c}}))
     }
 
     #[test]
     fn initialized_waits_for_the_first_member_only() {
         let m = refs(1);
-        assert_eq!(judge(Await::Initialized, &m, &[with(&["Scheduled"])]), Verdict::Pending);
-        assert_eq!(judge(Await::Initialized, &m, &[with(&["Scheduled", cond::INITIALIZED])]), Verdict::Met);
+        assert_eq!(
+            judge(Await::Initialized, &m, &[with(&["Scheduled"])]),
+            Verdict::Pending
+        );
+        assert_eq!(
+            judge(
+                Await::Initialized,
+                &m,
+                &[with(&["Scheduled", cond::INITIALIZED])]
+            ),
+            Verdict::Met
+        );
     }
 
     #[test]
     fn any_failed_member_fails_the_wait_with_its_name() {
         let m = refs(3);
-        let obs = [with(&[cond::SNAPSHOTS_CREATED]), with(&[cond::INVALID]), with(&[])];
-        let Verdict::Failed(f) = judge(Await::SnapshotsCreated, &m, &obs) else { panic!() };
+        let obs = [
+            with(&[cond::SNAPSHOTS_CREATED]),
+            with(&[cond::INVALID]),
+            with(&[]),
+        ];
+        let Verdict::Failed(f) = judge(Await::SnapshotsCreated, &m, &obs) else {
+            panic!()
+        };
         assert_eq!(f.error, "MemberInvalid");
         assert!(f.cause.contains("dp2"));
         let obs = [with(&[cond::INITIALIZE_FAILED]), with(&[]), with(&[])];
-        let Verdict::Failed(f) = judge(Await::SnapshotsCreated, &m, &obs) else { panic!() };
+        let Verdict::Failed(f) = judge(Await::SnapshotsCreated, &m, &obs) else {
+            panic!()
+        };
         assert_eq!(f.error, "InitializeFailed");
     }
 
@@ -189,27 +243,91 @@ mod tests {
     fn snapshots_created_needs_every_member() {
         let m = refs(3);
         let c = cond::SNAPSHOTS_CREATED;
-        assert_eq!(judge(Await::SnapshotsCreated, &m, &[with(&[c]), with(&[c]), with(&[])]), Verdict::Pending);
         assert_eq!(
-            judge(Await::SnapshotsCreated, &m, &[with(&[c]), with(&[c]), Observation::Unreachable("x".into())]),
+            judge(
+                Await::SnapshotsCreated,
+                &m,
+                &[with(&[c]), with(&[c]), with(&[])]
+            ),
             Verdict::Pending
         );
-        assert_eq!(judge(Await::SnapshotsCreated, &m, &[with(&[c]), with(&[c]), with(&[c])]), Verdict::Met);
-        assert!(matches!(judge(Await::SnapshotsCreated, &m, &[with(&[c]), Observation::Absent, with(&[c])]), Verdict::Failed(_)));
+        assert_eq!(
+            judge(
+                Await::SnapshotsCreated,
+                &m,
+                &[with(&[c]), with(&[c]), Observation::Unreachable("x".into())]
+            ),
+            Verdict::Pending
+        );
+        assert_eq!(
+            judge(
+                Await::SnapshotsCreated,
+                &m,
+                &[with(&[c]), with(&[c]), with(&[c])]
+            ),
+            Verdict::Met
+        );
+        assert!(matches!(
+            judge(
+                Await::SnapshotsCreated,
+                &m,
+                &[with(&[c]), Observation::Absent, with(&[c])]
+            ),
+            Verdict::Failed(_)
+        ));
     }
 
     #[test]
     fn terminal_waits_for_every_existing_member_but_not_absent_ones() {
         let m = refs(3);
-        assert_eq!(judge(Await::Terminal, &m, &[with(&["Complete"]), with(&["Running"]), Observation::Absent]), Verdict::Pending);
-        assert_eq!(judge(Await::Terminal, &m, &[with(&["Complete"]), with(&["Failed"]), Observation::Absent]), Verdict::Met);
-        assert_eq!(judge(Await::Terminal, &m, &[with(&[cond::INITIALIZE_FAILED]), with(&["Running"]), with(&[])]), Verdict::Met);
-        assert_eq!(judge(Await::Terminal, &m, &[with(&["Complete"]), Observation::Unreachable("x".into()), with(&["Complete"])]), Verdict::Pending);
+        assert_eq!(
+            judge(
+                Await::Terminal,
+                &m,
+                &[with(&["Complete"]), with(&["Running"]), Observation::Absent]
+            ),
+            Verdict::Pending
+        );
+        assert_eq!(
+            judge(
+                Await::Terminal,
+                &m,
+                &[with(&["Complete"]), with(&["Failed"]), Observation::Absent]
+            ),
+            Verdict::Met
+        );
+        assert_eq!(
+            judge(
+                Await::Terminal,
+                &m,
+                &[
+                    with(&[cond::INITIALIZE_FAILED]),
+                    with(&["Running"]),
+                    with(&[])
+                ]
+            ),
+            Verdict::Met
+        );
+        assert_eq!(
+            judge(
+                Await::Terminal,
+                &m,
+                &[
+                    with(&["Complete"]),
+                    Observation::Unreachable("x".into()),
+                    with(&["Complete"])
+                ]
+            ),
+            Verdict::Pending
+        );
     }
 
     #[test]
     fn a_lambda_cause_yields_its_message() {
-        let f = Failure::new("DataPlaneUnreachable", r#"{"errorType":"DataPlaneUnreachable","errorMessage":"dp2 down"}"#);
+        let f = Failure::new(
+            "DataPlaneUnreachable",
+            r#"{"errorType":"DataPlaneUnreachable","errorMessage":"dp2 down"}"#,
+        );
         assert_eq!(f.message(), "dp2 down");
         assert_eq!(Failure::new("X", "plain").message(), "plain");
     }

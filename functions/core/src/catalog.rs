@@ -77,15 +77,28 @@ pub struct VolumeBackupDoc {
 
 impl VolumeBackupDoc {
     /// A new document for `req`.
-    pub fn new(req: &BackupRequest, execution: &str, members: Vec<MemberRef>, created: &str) -> Self {
+    pub fn new(
+        req: &BackupRequest,
+        execution: &str,
+        members: Vec<MemberRef>,
+        created: &str,
+    ) -> Self {
         Self {
             api_version: FEDERATION_API_VERSION.into(),
             kind: "VolumeBackup".into(),
-            metadata: DocMeta { meta: req.metadata.clone(), creation_timestamp: Some(created.into()) },
+            metadata: DocMeta {
+                meta: req.metadata.clone(),
+                creation_timestamp: Some(created.into()),
+            },
             spec: req.spec.clone(),
             skip_gc: req.skip_gc,
             status: VolumeBackupStatus::default(),
-            brfed: BrfedRecord { execution: execution.into(), options: req.options.clone(), members, ..Default::default() },
+            brfed: BrfedRecord {
+                execution: execution.into(),
+                options: req.options.clone(),
+                members,
+                ..Default::default()
+            },
         }
     }
 
@@ -113,12 +126,23 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
     }
 
     /// Reads the document of `namespace/name`.
-    pub async fn get(&self, namespace: &str, name: &str) -> Result<Option<(VolumeBackupDoc, String)>, StepError> {
-        let Some(v) = self.store.get_json(self.bucket, &backup_key(namespace, name)).await? else {
+    pub async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(VolumeBackupDoc, String)>, StepError> {
+        let Some(v) = self
+            .store
+            .get_json(self.bucket, &backup_key(namespace, name))
+            .await?
+        else {
             return Ok(None);
         };
-        let doc = serde_json::from_value(v.value)
-            .map_err(|e| StepError::CatalogUnavailable(format!("catalog document {namespace}/{name} is unreadable: {e}")))?;
+        let doc = serde_json::from_value(v.value).map_err(|e| {
+            StepError::CatalogUnavailable(format!(
+                "catalog document {namespace}/{name} is unreadable: {e}"
+            ))
+        })?;
         Ok(Some((doc, v.etag)))
     }
 
@@ -126,13 +150,19 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
     pub async fn create(&self, doc: &VolumeBackupDoc) -> Result<VolumeBackupDoc, StepError> {
         let key = backup_key(&doc.metadata.meta.namespace, &doc.metadata.meta.name);
         let value = serde_json::to_value(doc).map_err(|e| StepError::Internal(e.to_string()))?;
-        match self.store.put_json(self.bucket, &key, &value, Precondition::IfAbsent).await {
+        match self
+            .store
+            .put_json(self.bucket, &key, &value, Precondition::IfAbsent)
+            .await
+        {
             Ok(()) => Ok(doc.clone()),
             Err(StepError::CatalogConflict(_)) => self
                 .get(&doc.metadata.meta.namespace, &doc.metadata.meta.name)
                 .await?
                 .map(|(d, _)| d)
-                .ok_or_else(|| StepError::CatalogConflict(format!("{key} vanished while being created"))),
+                .ok_or_else(|| {
+                    StepError::CatalogConflict(format!("{key} vanished while being created"))
+                }),
             Err(e) => Err(e),
         }
     }
@@ -148,15 +178,19 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
         let key = backup_key(namespace, name);
         let mut last = None;
         for _ in 0..5 {
-            let (mut doc, etag) = self
-                .get(namespace, name)
-                .await?
-                .ok_or_else(|| StepError::CatalogUnavailable(format!("catalog document {key} does not exist")))?;
+            let (mut doc, etag) = self.get(namespace, name).await?.ok_or_else(|| {
+                StepError::CatalogUnavailable(format!("catalog document {key} does not exist"))
+            })?;
             if !change(&mut doc) {
                 return Ok(doc);
             }
-            let value = serde_json::to_value(&doc).map_err(|e| StepError::Internal(e.to_string()))?;
-            match self.store.put_json(self.bucket, &key, &value, Precondition::IfMatch(etag)).await {
+            let value =
+                serde_json::to_value(&doc).map_err(|e| StepError::Internal(e.to_string()))?;
+            match self
+                .store
+                .put_json(self.bucket, &key, &value, Precondition::IfMatch(etag))
+                .await
+            {
                 Ok(()) => return Ok(doc),
                 Err(StepError::CatalogConflict(m)) => last = Some(m),
                 Err(e) => return Err(e),

@@ -92,7 +92,11 @@ pub const ERROR_NAMES: &[&str] = &[
 ];
 
 /// The error names the state machines retry.
-pub const RETRYABLE_ERROR_NAMES: &[&str] = &["DataPlaneUnreachable", "CatalogUnavailable", "CatalogConflict"];
+pub const RETRYABLE_ERROR_NAMES: &[&str] = &[
+    "DataPlaneUnreachable",
+    "CatalogUnavailable",
+    "CatalogConflict",
+];
 
 /// Names of the ways a federated backup can fail (the `reason` of its `Failed` condition and the
 /// `Error` of a failed execution), beyond step errors that end it.

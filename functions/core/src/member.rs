@@ -70,7 +70,10 @@ impl MemberRef {
 
     /// `cluster/namespace/name`, for messages.
     pub fn display(&self) -> String {
-        format!("{}/{}/{}", self.k8s_cluster_name, self.tc_namespace, self.backup_name)
+        format!(
+            "{}/{}/{}",
+            self.k8s_cluster_name, self.tc_namespace, self.backup_name
+        )
     }
 }
 
@@ -131,8 +134,12 @@ impl MemberView {
         let spec = &obj["spec"];
         let status = &obj["status"];
         Self {
-            execution: meta["annotations"].get(names::ANNOTATION_EXECUTION).and_then(s),
-            federation_namespace: meta["annotations"].get(names::ANNOTATION_FEDERATION_NAMESPACE).and_then(s),
+            execution: meta["annotations"]
+                .get(names::ANNOTATION_EXECUTION)
+                .and_then(s),
+            federation_namespace: meta["annotations"]
+                .get(names::ANNOTATION_FEDERATION_NAMESPACE)
+                .and_then(s),
             labelled_for: meta["labels"].get(names::LABEL_VOLUME_BACKUP).and_then(s),
             deleting: !meta["deletionTimestamp"].is_null(),
             federal_phase: s(&spec["federalVolumeBackupPhase"]),
@@ -151,20 +158,29 @@ impl MemberView {
 
     /// Whether condition `t` is present with status True.
     pub fn has(&self, t: &str) -> bool {
-        self.conditions.iter().any(|c| c.type_ == t && c.status == "True")
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
     }
 
     /// The condition `t`, if present and True.
     pub fn condition(&self, t: &str) -> Option<&Condition> {
-        self.conditions.iter().find(|c| c.type_ == t && c.status == "True")
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
     }
 
     /// `VolumeBackupInitializeFailed`, `VolumeBackupFailed`, `Failed` or `Invalid`: the member
     /// cannot succeed any more (reference §4.1 step 6).
     pub fn failed(&self) -> Option<&Condition> {
-        [cond::INVALID, cond::INITIALIZE_FAILED, cond::VOLUME_FAILED, cond::FAILED]
-            .iter()
-            .find_map(|t| self.condition(t))
+        [
+            cond::INVALID,
+            cond::INITIALIZE_FAILED,
+            cond::VOLUME_FAILED,
+            cond::FAILED,
+        ]
+        .iter()
+        .find_map(|t| self.condition(t))
     }
 
     /// `Complete`, `Failed` or `Invalid`: the data plane is done with this member.
@@ -174,7 +190,12 @@ impl MemberView {
 }
 
 /// Builds the data-plane `Backup` for `member` of `req`, in federal phase `federal_phase`.
-pub fn build_member_backup(req: &BackupRequest, member: &MemberRef, federal_phase: &str, execution: &str) -> Value {
+pub fn build_member_backup(
+    req: &BackupRequest,
+    member: &MemberRef,
+    federal_phase: &str,
+    execution: &str,
+) -> Value {
     let mut spec = req.spec.template.clone();
     // Fields of the federation template that the data-plane Backup does not have, or that the
     // original does not propagate (reference §2.1): handled below or dropped on purpose.
@@ -182,29 +203,44 @@ pub fn build_member_backup(req: &BackupRequest, member: &MemberRef, federal_phas
     spec.remove("snapshotsDeleteRatio");
     spec.remove("automountServiceAccountToken");
     if let Some(Value::Object(s3)) = spec.get_mut("s3") {
-        s3.insert("prefix".into(), Value::String(req.member_prefix(&member.k8s_cluster_name)));
+        s3.insert(
+            "prefix".into(),
+            Value::String(req.member_prefix(&member.k8s_cluster_name)),
+        );
     }
     let mut br = match spec.remove("br") {
         Some(Value::Object(m)) => m,
         _ => serde_json::Map::new(),
     };
     br.insert("cluster".into(), Value::String(member.tc_name.clone()));
-    br.insert("clusterNamespace".into(), Value::String(member.tc_namespace.clone()));
+    br.insert(
+        "clusterNamespace".into(),
+        Value::String(member.tc_namespace.clone()),
+    );
     spec.insert("br".into(), Value::Object(br));
     spec.insert("backupMode".into(), json!("volume-snapshot"));
     spec.insert("backupType".into(), json!("full"));
     spec.insert("federalVolumeBackupPhase".into(), json!(federal_phase));
     if federal_phase == phase::INITIALIZE {
-        let secs = req.spec.template.get("volumeBackupInitJobMaxActiveSeconds").and_then(Value::as_u64).unwrap_or(600);
+        let secs = req
+            .spec
+            .template
+            .get("volumeBackupInitJobMaxActiveSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(600);
         spec.insert("volumeBackupInitJobMaxActiveSeconds".into(), json!(secs));
     }
     if let Some(ratio) = req.spec.template.get("snapshotsDeleteRatio") {
-        spec.insert("cleanOption".into(), json!({ "snapshotsDeleteRatio": ratio }));
+        spec.insert(
+            "cleanOption".into(),
+            json!({ "snapshotsDeleteRatio": ratio }),
+        );
     }
     let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
     labels[names::LABEL_VOLUME_BACKUP] = json!(req.name());
     labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
-    let mut annotations = serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
+    let mut annotations =
+        serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
     annotations[names::ANNOTATION_EXECUTION] = json!(execution);
     annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
     json!({
@@ -262,15 +298,21 @@ mod tests {
         let r = req();
         let m = MemberRef::new(&r.spec.clusters[0], r.name());
         let b = build_member_backup(&r, &m, phase::EXECUTE, "exec-1");
-        assert!(b["spec"].get("volumeBackupInitJobMaxActiveSeconds").is_none());
+        assert!(
+            b["spec"]
+                .get("volumeBackupInitJobMaxActiveSeconds")
+                .is_none()
+        );
     }
 
     #[test]
     fn a_member_view_reads_conditions_and_results() {
-        let v = MemberView::from_object(&json!({"metadata": {"annotations": {"brfed.io/execution": "e"}},
+        let v = MemberView::from_object(
+            &json!({"metadata": {"annotations": {"brfed.io/execution": "e"}},
             "spec": {"federalVolumeBackupPhase": "execute", "resumeGcSchedule": true},
             "status": {"phase": "VolumeBackupComplete", "commitTs": "42", "backupSize": 10, "backupPath": "s3://b/p",
-                "conditions": [{"type": "VolumeBackupComplete", "status": "True"}, {"type": "Failed", "status": "False"}]}}));
+                "conditions": [{"type": "VolumeBackupComplete", "status": "True"}, {"type": "Failed", "status": "False"}]}}),
+        );
         assert!(v.has(cond::VOLUME_COMPLETE));
         assert!(v.failed().is_none());
         assert!(!v.terminal());

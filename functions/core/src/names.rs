@@ -40,7 +40,8 @@ pub fn s3_path(bucket: &str, prefix: &str) -> String {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -56,8 +57,14 @@ mod tests {
 
     #[test]
     fn member_names_follow_the_original() {
-        assert_eq!(member_backup_name("daily-2024-05-01t00-00-00"), "fed-daily-2024-05-01t00-00-00");
-        assert_eq!(member_prefix("tidb-prod/-2024-05-01t00-00-00", "az-a"), "tidb-prod/-2024-05-01t00-00-00-az-a");
+        assert_eq!(
+            member_backup_name("daily-2024-05-01t00-00-00"),
+            "fed-daily-2024-05-01t00-00-00"
+        );
+        assert_eq!(
+            member_prefix("tidb-prod/-2024-05-01t00-00-00", "az-a"),
+            "tidb-prod/-2024-05-01t00-00-00-az-a"
+        );
         assert_eq!(init_job_name("fed-x"), "backup-fed-x-init");
     }
 

@@ -45,13 +45,24 @@ pub trait DataPlanes: Send + Sync {
     ) -> impl Future<Output = Result<Option<Value>, StepError>> + Send;
 
     /// Reads one member `Backup`.
-    fn get_backup(&self, member: &MemberRef) -> impl Future<Output = Result<Option<Value>, StepError>> + Send;
+    fn get_backup(
+        &self,
+        member: &MemberRef,
+    ) -> impl Future<Output = Result<Option<Value>, StepError>> + Send;
 
     /// Creates a `Backup` in `cluster` (namespace from the object).
-    fn create_backup(&self, cluster: &str, object: &Value) -> impl Future<Output = Result<Created, StepError>> + Send;
+    fn create_backup(
+        &self,
+        cluster: &str,
+        object: &Value,
+    ) -> impl Future<Output = Result<Created, StepError>> + Send;
 
     /// JSON merge-patches a member's `spec`.
-    fn patch_backup_spec(&self, member: &MemberRef, spec: &Value) -> impl Future<Output = Result<(), StepError>> + Send;
+    fn patch_backup_spec(
+        &self,
+        member: &MemberRef,
+        spec: &Value,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
 
     /// Observes `members` until `done` holds for the observations, or `budget` has passed, and
     /// returns the last observations. A watch in production; `budget` zero means one read.
@@ -86,7 +97,11 @@ pub struct Versioned {
 /// An object store (S3).
 pub trait ObjectStore: Send + Sync {
     /// Reads a JSON object.
-    fn get_json(&self, bucket: &str, key: &str) -> impl Future<Output = Result<Option<Versioned>, StepError>> + Send;
+    fn get_json(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned>, StepError>> + Send;
     /// Writes a JSON object; a failed precondition is [`StepError::CatalogConflict`].
     fn put_json(
         &self,
@@ -96,5 +111,9 @@ pub trait ObjectStore: Send + Sync {
         precondition: Precondition,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
     /// Whether an object exists.
-    fn exists(&self, bucket: &str, key: &str) -> impl Future<Output = Result<bool, StepError>> + Send;
+    fn exists(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<bool, StepError>> + Send;
 }

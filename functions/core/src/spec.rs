@@ -46,7 +46,12 @@ pub const TEMPLATE_FIELDS: &[&str] = &[
     "volumeBackupInitJobMaxActiveSeconds",
 ];
 
-const BR_FIELDS: &[&str] = &["checkRequirements", "concurrency", "options", "sendCredToTikv"];
+const BR_FIELDS: &[&str] = &[
+    "checkRequirements",
+    "concurrency",
+    "options",
+    "sendCredToTikv",
+];
 const S3_FIELDS: &[&str] = &[
     "acl",
     "bucket",
@@ -212,14 +217,17 @@ impl BackupRequest {
                 text.len()
             )));
         }
-        let value: Value = serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
+        let value: Value =
+            serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
         Self::from_value(value)
     }
 
     /// Parses a JSON value: a whole `VolumeBackup`, `{"volumeBackup": {...}, "options": {...}}`,
     /// or `{name, namespace?, spec}`. Checks only the shape; see [`Self::validate`].
     pub fn from_value(value: Value) -> Result<Self, StepError> {
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_INPUT_BYTES {
             return Err(StepError::InvalidSpec(format!(
                 "input is {size} bytes, more than the {MAX_INPUT_BYTES} accepted"
@@ -231,25 +239,30 @@ impl BackupRequest {
             if let Some(inner) = map.remove("volumeBackup") {
                 outer_options = map.remove("options");
                 if let Some(extra) = map.keys().next() {
-                    return Err(StepError::InvalidSpec(format!("unknown field `{extra}` beside `volumeBackup`")));
+                    return Err(StepError::InvalidSpec(format!(
+                        "unknown field `{extra}` beside `volumeBackup`"
+                    )));
                 }
                 value = inner;
             }
         } else {
             return Err(StepError::InvalidSpec("input must be an object".into()));
         }
-        let whole: WholeObject = serde_json::from_value(value).map_err(|e| type_error("input", e))?;
-        if let Some(kind) = &whole.kind {
-            if kind != "VolumeBackup" {
-                return Err(StepError::InvalidSpec(format!("kind is `{kind}`, expected `VolumeBackup`")));
-            }
+        let whole: WholeObject =
+            serde_json::from_value(value).map_err(|e| type_error("input", e))?;
+        if let Some(kind) = &whole.kind
+            && kind != "VolumeBackup"
+        {
+            return Err(StepError::InvalidSpec(format!(
+                "kind is `{kind}`, expected `VolumeBackup`"
+            )));
         }
-        if let Some(api) = &whole.api_version {
-            if api != FEDERATION_API_VERSION {
-                return Err(StepError::InvalidSpec(format!(
-                    "apiVersion is `{api}`, expected `{FEDERATION_API_VERSION}`"
-                )));
-            }
+        if let Some(api) = &whole.api_version
+            && api != FEDERATION_API_VERSION
+        {
+            return Err(StepError::InvalidSpec(format!(
+                "apiVersion is `{api}`, expected `{FEDERATION_API_VERSION}`"
+            )));
         }
         let _ = whole.status; // a status in the input is ignored, as the API server would on create
         let mut metadata: ObjectMeta = match whole.metadata {
@@ -258,7 +271,9 @@ impl BackupRequest {
         };
         if let Some(n) = whole.name {
             if !metadata.name.is_empty() && metadata.name != n {
-                return Err(StepError::InvalidSpec("`name` and `metadata.name` differ".into()));
+                return Err(StepError::InvalidSpec(
+                    "`name` and `metadata.name` differ".into(),
+                ));
             }
             metadata.name = n;
         }
@@ -268,13 +283,21 @@ impl BackupRequest {
         if metadata.namespace.is_empty() {
             metadata.namespace = "default".into();
         }
-        let spec_value = whole.spec.ok_or_else(|| StepError::InvalidSpec("`spec` is missing".into()))?;
-        let spec: VolumeBackupSpec = serde_json::from_value(spec_value).map_err(|e| type_error("spec", e))?;
+        let spec_value = whole
+            .spec
+            .ok_or_else(|| StepError::InvalidSpec("`spec` is missing".into()))?;
+        let spec: VolumeBackupSpec =
+            serde_json::from_value(spec_value).map_err(|e| type_error("spec", e))?;
         let options = match outer_options.or(whole.options) {
             Some(o) => serde_json::from_value(o).map_err(|e| type_error("options", e))?,
             None => Options::default(),
         };
-        Ok(Self { metadata, spec, skip_gc: whole.skip_gc.unwrap_or(false), options })
+        Ok(Self {
+            metadata,
+            spec,
+            skip_gc: whole.skip_gc.unwrap_or(false),
+            options,
+        })
     }
 
     /// Name of the federated backup.
@@ -291,7 +314,10 @@ impl BackupRequest {
         if name.is_empty() {
             problems.push("metadata.name is empty".into());
         } else if !names::is_dns_subdomain(name) {
-            problems.push(format!("metadata.name `{}` is not a valid Kubernetes name", truncate(name)));
+            problems.push(format!(
+                "metadata.name `{}` is not a valid Kubernetes name",
+                truncate(name)
+            ));
         } else {
             // The data plane derives Job names (`backup-fed-{name}-init`) and puts them in a pod label.
             let job = names::init_job_name(&names::member_backup_name(name));
@@ -303,49 +329,69 @@ impl BackupRequest {
                 ));
             }
             if name.contains('.') {
-                problems.push(format!("metadata.name `{name}` must not contain '.' (it names the execution)"));
+                problems.push(format!(
+                    "metadata.name `{name}` must not contain '.' (it names the execution)"
+                ));
             }
         }
         if !names::is_dns_label(&self.metadata.namespace) {
-            problems.push(format!("metadata.namespace `{}` is not a valid namespace", truncate(&self.metadata.namespace)));
+            problems.push(format!(
+                "metadata.namespace `{}` is not a valid namespace",
+                truncate(&self.metadata.namespace)
+            ));
         }
         for (k, v) in self.metadata.labels.iter() {
             if k.is_empty() || k.len() > 253 || v.len() > names::MAX_LABEL_VALUE {
-                problems.push(format!("label `{}` is not a valid Kubernetes label", truncate(k)));
+                problems.push(format!(
+                    "label `{}` is not a valid Kubernetes label",
+                    truncate(k)
+                ));
             }
         }
         if self.spec.clusters.is_empty() {
             problems.push("spec.clusters is empty".into());
         }
         if self.spec.clusters.len() > MAX_CLUSTERS {
-            problems.push(format!("spec.clusters has {} entries, at most {MAX_CLUSTERS} are accepted", self.spec.clusters.len()));
+            problems.push(format!(
+                "spec.clusters has {} entries, at most {MAX_CLUSTERS} are accepted",
+                self.spec.clusters.len()
+            ));
         }
         let mut seen = HashSet::new();
         for (i, c) in self.spec.clusters.iter().enumerate() {
             if c.k8s_cluster_name.is_empty() {
                 problems.push(format!("spec.clusters[{i}].k8sClusterName is empty"));
             } else if !names::is_dns_subdomain(&c.k8s_cluster_name) {
-                problems.push(format!("spec.clusters[{i}].k8sClusterName `{}` is not a valid name", truncate(&c.k8s_cluster_name)));
-            } else if let Some(known) = known_clusters {
-                if !known.contains(&c.k8s_cluster_name) {
-                    let mut k: Vec<_> = known.iter().cloned().collect();
-                    k.sort();
-                    problems.push(format!(
-                        "spec.clusters[{i}].k8sClusterName `{}` is not a known data plane (known: {})",
-                        c.k8s_cluster_name,
-                        k.join(", ")
-                    ));
-                }
+                problems.push(format!(
+                    "spec.clusters[{i}].k8sClusterName `{}` is not a valid name",
+                    truncate(&c.k8s_cluster_name)
+                ));
+            } else if let Some(known) = known_clusters
+                && !known.contains(&c.k8s_cluster_name)
+            {
+                let mut k: Vec<_> = known.iter().cloned().collect();
+                k.sort();
+                problems.push(format!(
+                    "spec.clusters[{i}].k8sClusterName `{}` is not a known data plane (known: {})",
+                    c.k8s_cluster_name,
+                    k.join(", ")
+                ));
             }
             if c.tc_name.is_empty() {
                 problems.push(format!("spec.clusters[{i}].tcName is empty"));
             } else if !names::is_dns_subdomain(&c.tc_name) {
-                problems.push(format!("spec.clusters[{i}].tcName `{}` is not a valid name", truncate(&c.tc_name)));
+                problems.push(format!(
+                    "spec.clusters[{i}].tcName `{}` is not a valid name",
+                    truncate(&c.tc_name)
+                ));
             }
             if c.tc_namespace.is_empty() {
                 problems.push(format!("spec.clusters[{i}].tcNamespace is empty"));
             } else if !names::is_dns_label(&c.tc_namespace) {
-                problems.push(format!("spec.clusters[{i}].tcNamespace `{}` is not a valid namespace", truncate(&c.tc_namespace)));
+                problems.push(format!(
+                    "spec.clusters[{i}].tcNamespace `{}` is not a valid namespace",
+                    truncate(&c.tc_namespace)
+                ));
             }
             if !c.k8s_cluster_name.is_empty() && !seen.insert(c.k8s_cluster_name.clone()) {
                 problems.push(format!(
@@ -377,7 +423,10 @@ impl BackupRequest {
         let t = &self.spec.template;
         for key in t.keys() {
             if !TEMPLATE_FIELDS.contains(&key.as_str()) {
-                problems.push(format!("spec.template.{} is not a field of VolumeBackupMemberSpec", truncate(key)));
+                problems.push(format!(
+                    "spec.template.{} is not a field of VolumeBackupMemberSpec",
+                    truncate(key)
+                ));
             }
         }
         match t.get("s3") {
@@ -409,11 +458,10 @@ impl BackupRequest {
                     Some(_) => problems.push("spec.template.s3.prefix must be a relative path string without `..`".into()),
                 }
                 for key in ["region", "endpoint", "secretName", "storageClass", "acl", "sse", "path"] {
-                    if let Some(v) = s3.get(key) {
-                        if !v.is_string() {
+                    if let Some(v) = s3.get(key)
+                        && !v.is_string() {
                             problems.push(format!("spec.template.s3.{key} must be a string"));
                         }
-                    }
                 }
             }
             Some(_) => problems.push("spec.template.s3 must be an object".into()),
@@ -429,15 +477,17 @@ impl BackupRequest {
                             ));
                         }
                     }
-                    if let Some(c) = m.get("concurrency") {
-                        if !c.as_u64().is_some_and(|c| c <= u32::MAX as u64) {
-                            problems.push("spec.template.br.concurrency must be a non-negative integer".into());
-                        }
+                    if let Some(c) = m.get("concurrency")
+                        && c.as_u64().is_none_or(|c| c > u32::MAX as u64)
+                    {
+                        problems.push(
+                            "spec.template.br.concurrency must be a non-negative integer".into(),
+                        );
                     }
-                    if let Some(o) = m.get("options") {
-                        if !o.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-                            problems.push("spec.template.br.options must be a list of strings".into());
-                        }
+                    if let Some(o) = m.get("options")
+                        && !o.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                    {
+                        problems.push("spec.template.br.options must be a list of strings".into());
                     }
                 }
                 _ => problems.push("spec.template.br must be an object".into()),
@@ -446,12 +496,17 @@ impl BackupRequest {
         match t.get("cleanPolicy") {
             None => {}
             Some(Value::String(p)) if ["Retain", "OnFailure", "Delete"].contains(&p.as_str()) => {}
-            Some(p) => problems.push(format!("spec.template.cleanPolicy {p} is not one of Retain, OnFailure, Delete")),
+            Some(p) => problems.push(format!(
+                "spec.template.cleanPolicy {p} is not one of Retain, OnFailure, Delete"
+            )),
         }
         match t.get("calcSizeLevel") {
             None => {}
-            Some(Value::String(p)) if ["all", "full", "incremental", "none"].contains(&p.as_str()) => {}
-            Some(p) => problems.push(format!("spec.template.calcSizeLevel {p} is not one of all, full, incremental, none")),
+            Some(Value::String(p))
+                if ["all", "full", "incremental", "none"].contains(&p.as_str()) => {}
+            Some(p) => problems.push(format!(
+                "spec.template.calcSizeLevel {p} is not one of all, full, incremental, none"
+            )),
         }
         match t.get("volumeBackupInitJobMaxActiveSeconds") {
             None => {}
@@ -462,7 +517,9 @@ impl BackupRequest {
             None => {}
             Some(v) if v.as_f64().is_some_and(|r| (0.1..=2.0).contains(&r)) => {}
             // The original silently resets out-of-range values to 1; brfed says so.
-            Some(v) => problems.push(format!("spec.template.snapshotsDeleteRatio {v} must be a number from 0.1 to 2.0")),
+            Some(v) => problems.push(format!(
+                "spec.template.snapshotsDeleteRatio {v} must be a number from 0.1 to 2.0"
+            )),
         }
         for (key, want) in [
             ("toolImage", "string"),
@@ -492,17 +549,31 @@ impl BackupRequest {
 
     /// `template.s3.bucket` (validated non-empty).
     pub fn bucket(&self) -> &str {
-        self.spec.template.get("s3").and_then(|s| s.get("bucket")).and_then(Value::as_str).unwrap_or_default()
+        self.spec
+            .template
+            .get("s3")
+            .and_then(|s| s.get("bucket"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// `template.s3.prefix` (may be empty).
     pub fn prefix(&self) -> &str {
-        self.spec.template.get("s3").and_then(|s| s.get("prefix")).and_then(Value::as_str).unwrap_or_default()
+        self.spec
+            .template
+            .get("s3")
+            .and_then(|s| s.get("prefix"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// `template.cleanPolicy`, defaulting to `Retain` as the data-plane CRD does.
     pub fn clean_policy(&self) -> &str {
-        self.spec.template.get("cleanPolicy").and_then(Value::as_str).unwrap_or("Retain")
+        self.spec
+            .template
+            .get("cleanPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Retain")
     }
 
     /// S3 prefix of the member in `k8s_cluster_name`.
@@ -513,7 +584,8 @@ impl BackupRequest {
 
 fn valid_bucket(b: &str) -> bool {
     (3..=63).contains(&b.len())
-        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
         && b.as_bytes()[0].is_ascii_alphanumeric()
         && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -523,7 +595,9 @@ fn truncate(s: &str) -> String {
     if out.len() < s.len() {
         out.push('…');
     }
-    out.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    out.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -549,7 +623,10 @@ spec:
 "#;
 
     fn known() -> HashSet<String> {
-        ["dp1", "dp2", "dp3"].into_iter().map(String::from).collect()
+        ["dp1", "dp2", "dp3"]
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     #[test]
@@ -581,9 +658,22 @@ spec:
             {"k8sClusterName": "dp1", "tcName": "a", "tcNamespace": "b"},
             {"k8sClusterName": "nope", "tcName": "", "tcNamespace": "b"}],
             "template": {"cleanPolicy": "Sometimes", "calcSizeLevel": "x", "bogus": 1}}});
-        let err = BackupRequest::from_value(v).unwrap().validate(Some(&known())).unwrap_err();
-        let StepError::InvalidSpec(msg) = err else { panic!("wrong error") };
-        for needle in ["appears twice", "not a known data plane", "tcName is empty", "s3 is missing", "cleanPolicy", "calcSizeLevel", "bogus"] {
+        let err = BackupRequest::from_value(v)
+            .unwrap()
+            .validate(Some(&known()))
+            .unwrap_err();
+        let StepError::InvalidSpec(msg) = err else {
+            panic!("wrong error")
+        };
+        for needle in [
+            "appears twice",
+            "not a known data plane",
+            "tcName is empty",
+            "s3 is missing",
+            "cleanPolicy",
+            "calcSizeLevel",
+            "bogus",
+        ] {
             assert!(msg.contains(needle), "{needle} missing from {msg}");
         }
     }
@@ -591,7 +681,13 @@ spec:
     #[test]
     fn empty_clusters_and_long_names_are_refused() {
         let v = serde_json::json!({"metadata": {"name": "a".repeat(60)}, "spec": {"clusters": [], "template": {"s3": {"provider": "aws", "bucket": "bkt"}}}});
-        let StepError::InvalidSpec(msg) = BackupRequest::from_value(v).unwrap().validate(None).unwrap_err() else { panic!() };
+        let StepError::InvalidSpec(msg) = BackupRequest::from_value(v)
+            .unwrap()
+            .validate(None)
+            .unwrap_err()
+        else {
+            panic!()
+        };
         assert!(msg.contains("clusters is empty"));
         assert!(msg.contains("too long"));
     }
@@ -605,7 +701,10 @@ spec:
             serde_json::json!({"metadata": {"name": "x"}}),
             serde_json::json!([1, 2]),
         ] {
-            assert!(matches!(BackupRequest::from_value(v), Err(StepError::InvalidSpec(_))));
+            assert!(matches!(
+                BackupRequest::from_value(v),
+                Err(StepError::InvalidSpec(_))
+            ));
         }
     }
 }

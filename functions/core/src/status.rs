@@ -109,7 +109,13 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 impl VolumeBackupStatus {
     /// Writes condition `type_` (True) and makes it the phase. An existing True condition of the
     /// same type keeps its transition time (reference §2.1).
-    pub fn set_condition(&mut self, type_: &str, reason: Option<&str>, message: Option<&str>, now: DateTime<Utc>) {
+    pub fn set_condition(
+        &mut self,
+        type_: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
         let reason = reason.map(String::from);
         let message = message.map(String::from);
         match self.conditions.iter_mut().find(|c| c.type_ == type_) {
@@ -139,12 +145,17 @@ impl VolumeBackupStatus {
 
     /// Whether condition `type_` is True.
     pub fn has(&self, type_: &str) -> bool {
-        self.conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
     }
 
     /// Whether the backup has ended.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_deref(), Some(vbk::COMPLETE) | Some(vbk::FAILED))
+        matches!(
+            self.phase.as_deref(),
+            Some(vbk::COMPLETE) | Some(vbk::FAILED)
+        )
     }
 
     /// Upserts `status.backups[]` from what was observed (key: backupName + k8sClusterName).
@@ -167,11 +178,9 @@ impl VolumeBackupStatus {
                 entry.reason = c.reason.clone();
                 entry.message = c.message.clone();
             }
-            match self
-                .backups
-                .iter_mut()
-                .find(|b| b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name)
-            {
+            match self.backups.iter_mut().find(|b| {
+                b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name
+            }) {
                 Some(b) => *b = entry,
                 None => self.backups.push(entry),
             }
@@ -185,12 +194,21 @@ impl VolumeBackupStatus {
         self.backup_size = Some(size);
         self.backup_size_readable = Some(humanize_bytes(size.max(0) as u64));
         self.time_completed = Some(rfc3339(now));
-        if let Some(started) = self.time_started.as_deref().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
-            let secs = (now - started.with_timezone(&Utc)).num_milliseconds().max(0) as f64 / 1000.0;
+        if let Some(started) = self
+            .time_started
+            .as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        {
+            let secs = (now - started.with_timezone(&Utc))
+                .num_milliseconds()
+                .max(0) as f64
+                / 1000.0;
             self.time_taken = Some(go_duration(secs.round() as u64));
         }
         match failure {
-            Some((reason, message)) => self.set_condition(vbk::FAILED, Some(reason), Some(message), now),
+            Some((reason, message)) => {
+                self.set_condition(vbk::FAILED, Some(reason), Some(message), now)
+            }
             None => match min_commit_ts(&self.backups) {
                 Ok(ts) => {
                     self.commit_ts = Some(ts.to_string());
@@ -214,7 +232,12 @@ pub fn min_commit_ts(members: &[MemberStatus]) -> Result<u64, String> {
             .as_deref()
             .and_then(|c| c.trim().parse::<u64>().ok())
             .filter(|t| *t > 0)
-            .ok_or_else(|| format!("member {} in {} reported no valid commitTs", m.backup_name, m.k8s_cluster_name))?;
+            .ok_or_else(|| {
+                format!(
+                    "member {} in {} reported no valid commitTs",
+                    m.backup_name, m.k8s_cluster_name
+                )
+            })?;
         min = Some(min.map_or(ts, |m| m.min(ts)));
     }
     min.ok_or_else(|| "no commitTs".into())
@@ -270,8 +293,14 @@ mod tests {
 
     #[test]
     fn commit_ts_is_the_minimum_and_must_be_numeric() {
-        let m = |ts: Option<&str>| MemberStatus { commit_ts: ts.map(String::from), ..Default::default() };
-        assert_eq!(min_commit_ts(&[m(Some("30")), m(Some("10")), m(Some("20"))]), Ok(10));
+        let m = |ts: Option<&str>| MemberStatus {
+            commit_ts: ts.map(String::from),
+            ..Default::default()
+        };
+        assert_eq!(
+            min_commit_ts(&[m(Some("30")), m(Some("10")), m(Some("20"))]),
+            Ok(10)
+        );
         assert!(min_commit_ts(&[m(Some("30")), m(None)]).is_err());
         assert!(min_commit_ts(&[m(Some("x"))]).is_err());
         assert!(min_commit_ts(&[]).is_err());
@@ -280,15 +309,26 @@ mod tests {
     #[test]
     fn a_repeated_condition_keeps_its_transition_time() {
         let mut s = VolumeBackupStatus::default();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-        let t1 = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z").unwrap().with_timezone(&Utc);
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let t1 = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         s.set_condition(vbk::RUNNING, None, None, t0);
         s.set_condition(vbk::RUNNING, None, None, t1);
         assert_eq!(s.conditions.len(), 1);
-        assert_eq!(s.conditions[0].last_transition_time.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            s.conditions[0].last_transition_time.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
         assert_eq!(s.time_started.as_deref(), Some("2026-01-01T00:00:00Z"));
         s.finish(None, t1);
-        assert_eq!(s.phase.as_deref(), Some(vbk::FAILED), "no members => no commitTs => failed");
+        assert_eq!(
+            s.phase.as_deref(),
+            Some(vbk::FAILED),
+            "no members => no commitTs => failed"
+        );
         assert_eq!(s.time_taken.as_deref(), Some("10m0s"));
     }
 }

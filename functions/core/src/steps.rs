@@ -63,7 +63,10 @@ pub struct Phase {
 
 impl Phase {
     fn now(name: &str) -> Self {
-        Self { name: name.into(), started_at: now_ms() }
+        Self {
+            name: name.into(),
+            started_at: now_ms(),
+        }
     }
 }
 
@@ -153,12 +156,16 @@ pub struct FinalizeInput {
 }
 
 fn member_of(view: &MemberView, execution: &str, namespace: &str) -> bool {
-    view.execution.as_deref() == Some(execution) && view.federation_namespace.as_deref().unwrap_or(namespace) == namespace
+    view.execution.as_deref() == Some(execution)
+        && view.federation_namespace.as_deref().unwrap_or(namespace) == namespace
 }
 
 /// Start: validate, check every data plane and prefix (reporting every problem at once), record
 /// the backup in the catalog, and create the initialize member in `clusters[0]`.
-pub async fn start<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StartInput) -> Result<StartOutput, StepError> {
+pub async fn start<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: StartInput,
+) -> Result<StartOutput, StepError> {
     let req = BackupRequest::from_value(input.input)?;
     req.validate(None)?;
     if let Err(StepError::InvalidSpec(m)) = req.validate(Some(&env.planes.cluster_names())) {
@@ -166,7 +173,12 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: St
     }
     let execution = input.execution;
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let members: Vec<MemberRef> = req.spec.clusters.iter().map(|c| MemberRef::new(c, &name)).collect();
+    let members: Vec<MemberRef> = req
+        .spec
+        .clusters
+        .iter()
+        .map(|c| MemberRef::new(c, &name))
+        .collect();
 
     let existing = env.catalog().get(&ns, &name).await?;
     let resumed = match &existing {
@@ -188,7 +200,10 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: St
     doc.status.set_condition(vbk::RUNNING, None, None, now);
     let doc = env.catalog().create(&doc).await?;
     if doc.brfed.execution != execution {
-        return Err(StepError::BackupExists(format!("VolumeBackup {ns}/{name} was just created by {}", doc.brfed.execution)));
+        return Err(StepError::BackupExists(format!(
+            "VolumeBackup {ns}/{name} was just created by {}",
+            doc.brfed.execution
+        )));
     }
     let init = &members[0];
     let object = build_member_backup(&req, init, phase::INITIALIZE, &execution);
@@ -226,7 +241,11 @@ async fn preflight<D: DataPlanes, S: ObjectStore>(
             }
             return (unreachable, problems, conflicts);
         }
-        match env.planes.get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name).await {
+        match env
+            .planes
+            .get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name)
+            .await
+        {
             Ok(None) => problems.push(format!(
                 "TidbCluster {}/{} does not exist in {}",
                 m.tc_namespace, m.tc_name, m.k8s_cluster_name
@@ -293,14 +312,20 @@ async fn preflight<D: DataPlanes, S: ObjectStore>(
 /// reference §3.1 step 1), checked up front.
 pub fn tidb_cluster_problems(m: &MemberRef, tc: &Value) -> Vec<String> {
     let mut p = Vec::new();
-    let at = format!("TidbCluster {}/{} in {}", m.tc_namespace, m.tc_name, m.k8s_cluster_name);
+    let at = format!(
+        "TidbCluster {}/{} in {}",
+        m.tc_namespace, m.tc_name, m.k8s_cluster_name
+    );
     if tc["spec"]["acrossK8s"].as_bool() != Some(true) {
         p.push(format!("{at} does not have spec.acrossK8s: true"));
     }
     if tc["spec"]["tikv"]["replicas"].as_i64().unwrap_or(0) <= 0 {
         p.push(format!("{at} has no TiKV replicas"));
     }
-    if tc["status"]["tikv"]["stores"].as_object().is_none_or(|s| s.is_empty()) {
+    if tc["status"]["tikv"]["stores"]
+        .as_object()
+        .is_none_or(|s| s.is_empty())
+    {
         p.push(format!("{at} reports no TiKV stores in status.tikv.stores"));
     }
     p
@@ -313,7 +338,11 @@ async fn ensure_member<D: DataPlanes, S>(
     execution: &str,
     namespace: &str,
 ) -> Result<(), StepError> {
-    match env.planes.create_backup(&m.k8s_cluster_name, object).await? {
+    match env
+        .planes
+        .create_backup(&m.k8s_cluster_name, object)
+        .await?
+    {
         Created::Created => {
             tracing::info!(cluster = %m.k8s_cluster_name, member = %m.backup_name, "member created");
             Ok(())
@@ -336,22 +365,30 @@ async fn ensure_member<D: DataPlanes, S>(
 }
 
 /// Execute: move the initialize member to `execute` and create the other members in `execute`.
-pub async fn execute<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+pub async fn execute<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: StepInput,
+) -> Result<Phase, StepError> {
     let ctx = &input.backup;
     let (doc, _) = env
         .catalog()
         .get(&ctx.namespace, &ctx.name)
         .await?
-        .ok_or_else(|| StepError::CatalogUnavailable(format!("no catalog document for {}/{}", ctx.namespace, ctx.name)))?;
+        .ok_or_else(|| {
+            StepError::CatalogUnavailable(format!(
+                "no catalog document for {}/{}",
+                ctx.namespace, ctx.name
+            ))
+        })?;
     let req = doc.request();
     let init = &ctx.members[0];
-    let current = env
-        .planes
-        .get_backup(init)
-        .await?
-        .ok_or_else(|| StepError::MemberMissing(format!("initialize member {} is gone", init.display())))?;
+    let current = env.planes.get_backup(init).await?.ok_or_else(|| {
+        StepError::MemberMissing(format!("initialize member {} is gone", init.display()))
+    })?;
     if MemberView::from_object(&current).federal_phase.as_deref() == Some(phase::INITIALIZE) {
-        env.planes.patch_backup_spec(init, &json!({"federalVolumeBackupPhase": phase::EXECUTE})).await?;
+        env.planes
+            .patch_backup_spec(init, &json!({"federalVolumeBackupPhase": phase::EXECUTE}))
+            .await?;
     }
     let creations = ctx.members[1..].iter().map(|m| {
         let object = build_member_backup(&req, m, phase::EXECUTE, &ctx.execution);
@@ -364,9 +401,14 @@ pub async fn execute<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: 
 }
 
 /// Resume GC and scheduling: ask the initialize member to resume (`resumeGcSchedule: true`).
-pub async fn resume_gc<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+pub async fn resume_gc<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: StepInput,
+) -> Result<Phase, StepError> {
     let ctx = &input.backup;
-    env.planes.patch_backup_spec(&ctx.members[0], &json!({"resumeGcSchedule": true})).await?;
+    env.planes
+        .patch_backup_spec(&ctx.members[0], &json!({"resumeGcSchedule": true}))
+        .await?;
     let at = now_ms();
     env.catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
@@ -399,7 +441,11 @@ pub struct TeardownReport {
 /// Moves every existing member to `teardown`; the initialize member is always asked to resume GC
 /// and schedulers too. Best effort over all members before reporting unreachable ones.
 /// Members that belong to another execution (a name conflict) are never touched.
-pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef], execution: &str) -> TeardownReport {
+pub async fn request_teardown<D: DataPlanes>(
+    planes: &D,
+    members: &[MemberRef],
+    execution: &str,
+) -> TeardownReport {
     let work = members.iter().enumerate().map(|(i, m)| async move {
         let obj = match planes.get_backup(m).await {
             Ok(Some(o)) => o,
@@ -439,7 +485,10 @@ pub async fn request_teardown<D: DataPlanes>(planes: &D, members: &[MemberRef], 
 
 /// Teardown: every existing member to `teardown`, resume requested on the initialize member.
 /// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told.
-pub async fn teardown<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: StepInput) -> Result<Phase, StepError> {
+pub async fn teardown<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: StepInput,
+) -> Result<Phase, StepError> {
     let ctx = &input.backup;
     let report = request_teardown(env.planes, &ctx.members, &ctx.execution).await;
     tracing::info!(requested = ?report.requested, already = ?report.already, unreachable = ?report.unreachable, "teardown");
@@ -464,17 +513,30 @@ pub async fn teardown<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input:
 
 /// Observe: watch the members until the awaited condition holds, one fails, the watch budget
 /// is spent, or a deadline passes.
-pub async fn observe<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: ObserveInput) -> Result<ObserveOutput, StepError> {
+pub async fn observe<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: ObserveInput,
+) -> Result<ObserveOutput, StepError> {
     let ctx = &input.backup;
     let now = Utc::now();
-    let phase_deadline = parse_time(&input.phase.started_at)? + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
+    let phase_deadline = parse_time(&input.phase.started_at)?
+        + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
     let overall = parse_time(&ctx.deadline)?;
-    let (deadline, deadline_name) =
-        if phase_deadline < overall { (phase_deadline, "PhaseDeadlineExceeded") } else { (overall, "DeadlineExceeded") };
-    let watched: &[MemberRef] = if input.awaited == Await::Initialized { &ctx.members[..1] } else { &ctx.members };
+    let (deadline, deadline_name) = if phase_deadline < overall {
+        (phase_deadline, "PhaseDeadlineExceeded")
+    } else {
+        (overall, "DeadlineExceeded")
+    };
+    let watched: &[MemberRef] = if input.awaited == Await::Initialized {
+        &ctx.members[..1]
+    } else {
+        &ctx.members
+    };
     let budget = match ctx.options.observe_mode {
         ObserveMode::Poll => Duration::ZERO,
-        ObserveMode::Watch => env.observe_budget.min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
+        ObserveMode::Watch => env
+            .observe_budget
+            .min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
     };
     let awaited = input.awaited;
     let done = move |obs: &[Observation]| judge(awaited, watched, obs) != Verdict::Pending;
@@ -482,11 +544,20 @@ pub async fn observe<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: 
     let mut verdict = judge(awaited, watched, &obs);
     if verdict == Verdict::Pending && Utc::now() >= deadline {
         let what = if deadline_name == "PhaseDeadlineExceeded" {
-            format!("phase {} ran longer than {} s", input.phase.name, ctx.options.phase_timeout_seconds)
+            format!(
+                "phase {} ran longer than {} s",
+                input.phase.name, ctx.options.phase_timeout_seconds
+            )
         } else {
-            format!("the backup ran longer than {} s", ctx.options.deadline_seconds)
+            format!(
+                "the backup ran longer than {} s",
+                ctx.options.deadline_seconds
+            )
         };
-        verdict = Verdict::Failed(Failure::new(deadline_name, format!("{what} while waiting for {}", awaited.describe())));
+        verdict = Verdict::Failed(Failure::new(
+            deadline_name,
+            format!("{what} while waiting for {}", awaited.describe()),
+        ));
     }
     record_observation(env, ctx, awaited, &verdict, &obs).await?;
     let (name, failure) = match verdict {
@@ -498,7 +569,11 @@ pub async fn observe<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: 
         (ObserveMode::Poll, "pending") => ctx.options.poll_seconds,
         _ => 0,
     };
-    Ok(ObserveOutput { verdict: name.into(), failure, wait_seconds })
+    Ok(ObserveOutput {
+        verdict: name.into(),
+        failure,
+        wait_seconds,
+    })
 }
 
 async fn record_observation<D, S: ObjectStore>(
@@ -508,7 +583,8 @@ async fn record_observation<D, S: ObjectStore>(
     verdict: &Verdict,
     obs: &[Observation],
 ) -> Result<(), StepError> {
-    let pairs: Vec<(MemberRef, Option<MemberView>)> = ctx.members.iter().cloned().zip(views(obs)).collect();
+    let pairs: Vec<(MemberRef, Option<MemberView>)> =
+        ctx.members.iter().cloned().zip(views(obs)).collect();
     let at = now_ms();
     let now = Utc::now();
     env.catalog()
@@ -521,7 +597,8 @@ async fn record_observation<D, S: ObjectStore>(
                         d.brfed.snapshots_created_observed_at = Some(at.clone());
                     }
                     Await::GcResumed if !d.status.has(vbk::SNAPSHOTS_CREATED) => {
-                        d.status.set_condition(vbk::SNAPSHOTS_CREATED, None, None, now);
+                        d.status
+                            .set_condition(vbk::SNAPSHOTS_CREATED, None, None, now);
                     }
                     _ => {}
                 }
@@ -546,11 +623,23 @@ pub struct FinalizeOutput {
 
 /// Finalize: read every member once more, decide Complete or Failed, and write the final
 /// catalog document, which is also the execution's output.
-pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input: FinalizeInput) -> Result<FinalizeOutput, StepError> {
+pub async fn finalize<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    input: FinalizeInput,
+) -> Result<FinalizeOutput, StepError> {
     let ctx = &input.backup;
-    let obs = env.planes.observe_backups(&ctx.members, Duration::ZERO, &|_: &[Observation]| true).await;
-    let pairs: Vec<(MemberRef, Option<MemberView>)> = ctx.members.iter().cloned().zip(views(&obs)).collect();
-    let failure = decide_failure(input.failure.as_ref(), input.observed.as_ref(), &pairs, &obs);
+    let obs = env
+        .planes
+        .observe_backups(&ctx.members, Duration::ZERO, &|_: &[Observation]| true)
+        .await;
+    let pairs: Vec<(MemberRef, Option<MemberView>)> =
+        ctx.members.iter().cloned().zip(views(&obs)).collect();
+    let failure = decide_failure(
+        input.failure.as_ref(),
+        input.observed.as_ref(),
+        &pairs,
+        &obs,
+    );
     let now = Utc::now();
     let document = env
         .catalog()
@@ -560,11 +649,15 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input:
             }
             d.status.refresh_members(&pairs);
             let f = failure.as_ref().map(|f| (f.error.as_str(), f.message()));
-            d.status.finish(f.as_ref().map(|(e, m)| (*e, m.as_str())), now);
+            d.status
+                .finish(f.as_ref().map(|(e, m)| (*e, m.as_str())), now);
             true
         })
         .await?;
-    let failed = document.status.conditions.iter().rev().find(|c| c.type_ == vbk::FAILED && document.status.phase.as_deref() == Some(vbk::FAILED));
+    let failed =
+        document.status.conditions.iter().rev().find(|c| {
+            c.type_ == vbk::FAILED && document.status.phase.as_deref() == Some(vbk::FAILED)
+        });
     let (error, cause) = match failed {
         Some(c) => (
             Some(c.reason.clone().unwrap_or_else(|| "MemberFailed".into())),
@@ -577,7 +670,11 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, input:
         ),
         None => (None, None),
     };
-    Ok(FinalizeOutput { document, error, cause })
+    Ok(FinalizeOutput {
+        document,
+        error,
+        cause,
+    })
 }
 
 fn decide_failure(
@@ -590,14 +687,26 @@ fn decide_failure(
         return Some(f.clone());
     }
     if let Some(Failure { error, cause }) = observed.and_then(|o| o.failure.as_ref()) {
-        return Some(Failure::new("TeardownIncomplete", format!("{error}: {cause}")));
+        return Some(Failure::new(
+            "TeardownIncomplete",
+            format!("{error}: {cause}"),
+        ));
     }
-    if let Some((m, _)) = pairs.iter().find(|(_, v)| v.as_ref().is_some_and(|v| v.has(cond::INITIALIZE_FAILED))) {
-        return Some(Failure::new("InitializeFailed", format!("member {} is VolumeBackupInitializeFailed", m.display())));
+    if let Some((m, _)) = pairs
+        .iter()
+        .find(|(_, v)| v.as_ref().is_some_and(|v| v.has(cond::INITIALIZE_FAILED)))
+    {
+        return Some(Failure::new(
+            "InitializeFailed",
+            format!("member {} is VolumeBackupInitializeFailed", m.display()),
+        ));
     }
     let failed: Vec<&MemberRef> = pairs
         .iter()
-        .filter(|(_, v)| v.as_ref().is_some_and(|v| v.has(cond::FAILED) || v.has(cond::INVALID)))
+        .filter(|(_, v)| {
+            v.as_ref()
+                .is_some_and(|v| v.has(cond::FAILED) || v.has(cond::INVALID))
+        })
         .map(|(m, _)| m)
         .collect();
     if !failed.is_empty() {
@@ -605,7 +714,11 @@ fn decide_failure(
         let clusters: Vec<_> = failed.iter().map(|m| m.k8s_cluster_name.as_str()).collect();
         return Some(Failure::new(
             "MemberFailed",
-            format!("backup members {} of clusters {} failed", names.join(","), clusters.join(",")),
+            format!(
+                "backup members {} of clusters {} failed",
+                names.join(","),
+                clusters.join(",")
+            ),
         ));
     }
     let missing: Vec<String> = pairs
@@ -615,12 +728,21 @@ fn decide_failure(
         .map(|((m, _), _)| m.display())
         .collect();
     if !missing.is_empty() {
-        return Some(Failure::new("MemberMissing", format!("members not readable at the end: {}", missing.join(", "))));
+        return Some(Failure::new(
+            "MemberMissing",
+            format!("members not readable at the end: {}", missing.join(", ")),
+        ));
     }
-    let incomplete: Vec<String> =
-        pairs.iter().filter(|(_, v)| !v.as_ref().is_some_and(|v| v.has(cond::COMPLETE))).map(|(m, _)| m.display()).collect();
+    let incomplete: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.as_ref().is_some_and(|v| v.has(cond::COMPLETE)))
+        .map(|(m, _)| m.display())
+        .collect();
     if !incomplete.is_empty() {
-        return Some(Failure::new("TeardownIncomplete", format!("members not Complete: {}", incomplete.join(", "))));
+        return Some(Failure::new(
+            "TeardownIncomplete",
+            format!("members not Complete: {}", incomplete.join(", ")),
+        ));
     }
     None
 }
@@ -668,13 +790,22 @@ pub struct AbortReport {
 /// Abort: an execution stopped, timed out or failed outside the workflow's own failure path. If
 /// its backup is still `Running` in the catalog, tear every member down (GC resumed) and mark it
 /// `Failed`. Harmless for executions that ended normally.
-pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: ExecutionStatusChange) -> Result<AbortReport, StepError> {
+pub async fn abort<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    event: ExecutionStatusChange,
+) -> Result<AbortReport, StepError> {
     let d = event.detail;
     let failure_name = match d.status.as_str() {
         "ABORTED" => "ExecutionAborted",
         "TIMED_OUT" => "ExecutionTimedOut",
         "FAILED" => "ExecutionFailed",
-        other => return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("status {other}"), teardown: None }),
+        other => {
+            return Ok(AbortReport {
+                action: "nothing-to-do".into(),
+                detail: format!("status {other}"),
+                teardown: None,
+            });
+        }
     };
     let Some(req) = d
         .input
@@ -682,17 +813,33 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: Ex
         .and_then(|i| serde_json::from_str::<Value>(i).ok())
         .and_then(|v| BackupRequest::from_value(v).ok())
     else {
-        return Ok(AbortReport { action: "nothing-to-do".into(), detail: "input is not a backup request".into(), teardown: None });
+        return Ok(AbortReport {
+            action: "nothing-to-do".into(),
+            detail: "input is not a backup request".into(),
+            teardown: None,
+        });
     };
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
-        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("no catalog document for {ns}/{name}"), teardown: None });
+        return Ok(AbortReport {
+            action: "nothing-to-do".into(),
+            detail: format!("no catalog document for {ns}/{name}"),
+            teardown: None,
+        });
     };
     if doc.brfed.execution != d.execution_arn {
-        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("{ns}/{name} belongs to {}", doc.brfed.execution), teardown: None });
+        return Ok(AbortReport {
+            action: "nothing-to-do".into(),
+            detail: format!("{ns}/{name} belongs to {}", doc.brfed.execution),
+            teardown: None,
+        });
     }
     if doc.status.is_terminal() {
-        return Ok(AbortReport { action: "nothing-to-do".into(), detail: format!("{ns}/{name} already ended"), teardown: None });
+        return Ok(AbortReport {
+            action: "nothing-to-do".into(),
+            detail: format!("{ns}/{name} already ended"),
+            teardown: None,
+        });
     }
     let report = request_teardown(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
     let cause = match (d.error.as_deref(), d.cause.as_deref()) {
@@ -702,11 +849,23 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: Ex
     let message = format!(
         "{cause}; teardown requested for {} member(s){}",
         report.requested.len() + report.already.len(),
-        if report.unreachable.is_empty() { String::new() } else { format!(", unreachable: {}", report.unreachable.join("; ")) }
+        if report.unreachable.is_empty() {
+            String::new()
+        } else {
+            format!(", unreachable: {}", report.unreachable.join("; "))
+        }
     );
     let now = Utc::now();
-    let obs = env.planes.observe_backups(&doc.brfed.members, Duration::ZERO, &|_: &[Observation]| true).await;
-    let pairs: Vec<(MemberRef, Option<MemberView>)> = doc.brfed.members.iter().cloned().zip(views(&obs)).collect();
+    let obs = env
+        .planes
+        .observe_backups(
+            &doc.brfed.members,
+            Duration::ZERO,
+            &|_: &[Observation]| true,
+        )
+        .await;
+    let pairs: Vec<(MemberRef, Option<MemberView>)> =
+        doc.brfed.members.iter().cloned().zip(views(&obs)).collect();
     let at = now_ms();
     env.catalog()
         .update(&ns, &name, |doc| {
@@ -722,7 +881,11 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(env: &Env<'_, D, S>, event: Ex
     if !report.unreachable.is_empty() {
         return Err(StepError::DataPlaneUnreachable(message));
     }
-    Ok(AbortReport { action: "torn-down".into(), detail: message, teardown: Some(report) })
+    Ok(AbortReport {
+        action: "torn-down".into(),
+        detail: message,
+        teardown: Some(report),
+    })
 }
 
 #[cfg(test)]

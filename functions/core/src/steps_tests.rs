@@ -9,7 +9,12 @@ const BUCKET: &str = "catalog";
 const EXEC: &str = "arn:aws:states:us-west-2:123456789012:execution:volume-backup:bk";
 
 fn env<'a>(planes: &'a FakePlanes, store: &'a FakeStore) -> Env<'a, FakePlanes, FakeStore> {
-    Env { planes, store, catalog_bucket: BUCKET, observe_budget: Duration::from_secs(1) }
+    Env {
+        planes,
+        store,
+        catalog_bucket: BUCKET,
+        observe_budget: Duration::from_secs(1),
+    }
 }
 
 fn input(options: Value) -> Value {
@@ -24,11 +29,33 @@ fn input(options: Value) -> Value {
 }
 
 async fn started(planes: &FakePlanes, store: &FakeStore) -> StartOutput {
-    start(&env(planes, store), StartInput { input: input(json!({})), execution: EXEC.into() }).await.unwrap()
+    start(
+        &env(planes, store),
+        StartInput {
+            input: input(json!({})),
+            execution: EXEC.into(),
+        },
+    )
+    .await
+    .unwrap()
 }
 
-async fn observe_now(planes: &FakePlanes, store: &FakeStore, ctx: &BackupContext, awaited: Await) -> ObserveOutput {
-    observe(&env(planes, store), ObserveInput { backup: ctx.clone(), awaited, phase: Phase::now("x") }).await.unwrap()
+async fn observe_now(
+    planes: &FakePlanes,
+    store: &FakeStore,
+    ctx: &BackupContext,
+    awaited: Await,
+) -> ObserveOutput {
+    observe(
+        &env(planes, store),
+        ObserveInput {
+            backup: ctx.clone(),
+            awaited,
+            phase: Phase::now("x"),
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn each(planes: &FakePlanes, t: &str) {
@@ -44,61 +71,148 @@ async fn a_backup_walks_the_whole_ladder_and_every_step_is_idempotent() {
     let out = started(&planes, &store).await;
     let again = started(&planes, &store).await;
     assert_eq!(out.backup, again.backup, "start twice => same state");
-    assert_eq!(planes.backup_count(), 1, "only the initialize member exists");
+    assert_eq!(
+        planes.backup_count(),
+        1,
+        "only the initialize member exists"
+    );
     let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
     assert_eq!(init["spec"]["federalVolumeBackupPhase"], "initialize");
     let ctx = out.backup;
 
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Initialized).await.verdict, "pending");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Initialized)
+            .await
+            .verdict,
+        "pending"
+    );
     planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Initialized).await.verdict, "met");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Initialized)
+            .await
+            .verdict,
+        "met"
+    );
 
-    let step = StepInput { backup: ctx.clone(), failure: None };
+    let step = StepInput {
+        backup: ctx.clone(),
+        failure: None,
+    };
     execute(&e, step.clone()).await.unwrap();
     let log_len = planes.log.lock().unwrap().len();
     execute(&e, step.clone()).await.unwrap();
-    assert_eq!(planes.log.lock().unwrap().len(), log_len, "execute twice => no new mutation");
+    assert_eq!(
+        planes.log.lock().unwrap().len(),
+        log_len,
+        "execute twice => no new mutation"
+    );
     assert_eq!(planes.backup_count(), 3);
     for c in ["dp1", "dp2", "dp3"] {
-        assert_eq!(planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"], "execute");
-        assert_eq!(planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["s3"]["prefix"], format!("p-{c}"));
+        assert_eq!(
+            planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"],
+            "execute"
+        );
+        assert_eq!(
+            planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["s3"]["prefix"],
+            format!("p-{c}")
+        );
     }
 
     planes.add_condition("dp1", "tidb", "fed-bk", cond::SNAPSHOTS_CREATED);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::SnapshotsCreated).await.verdict, "pending");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::SnapshotsCreated)
+            .await
+            .verdict,
+        "pending"
+    );
     planes.add_condition("dp2", "tidb", "fed-bk", cond::SNAPSHOTS_CREATED);
     planes.add_condition("dp3", "tidb", "fed-bk", cond::SNAPSHOTS_CREATED);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::SnapshotsCreated).await.verdict, "met");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::SnapshotsCreated)
+            .await
+            .verdict,
+        "met"
+    );
 
     resume_gc(&e, step.clone()).await.unwrap();
     resume_gc(&e, step.clone()).await.unwrap();
-    assert_eq!(planes.backup("dp1", "tidb", "fed-bk").unwrap()["spec"]["resumeGcSchedule"], true);
-    assert!(planes.backup("dp2", "tidb", "fed-bk").unwrap()["spec"].get("resumeGcSchedule").is_none());
+    assert_eq!(
+        planes.backup("dp1", "tidb", "fed-bk").unwrap()["spec"]["resumeGcSchedule"],
+        true
+    );
+    assert!(
+        planes.backup("dp2", "tidb", "fed-bk").unwrap()["spec"]
+            .get("resumeGcSchedule")
+            .is_none()
+    );
 
     planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZE_COMPLETE);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::GcResumed).await.verdict, "met");
-    let (doc, _) = Catalog::new(&store, BUCKET).get("br", "bk").await.unwrap().unwrap();
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::GcResumed)
+            .await
+            .verdict,
+        "met"
+    );
+    let (doc, _) = Catalog::new(&store, BUCKET)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(doc.status.has(vbk::SNAPSHOTS_CREATED));
-    assert!(doc.brfed.resume_requested_at.is_some() && doc.brfed.snapshots_created_observed_at.is_some());
+    assert!(
+        doc.brfed.resume_requested_at.is_some()
+            && doc.brfed.snapshots_created_observed_at.is_some()
+    );
 
     for (c, ts) in [("dp1", "300"), ("dp2", "100"), ("dp3", "200")] {
-        planes.set_status(c, "tidb", "fed-bk", json!({"commitTs": ts, "backupSize": 1000, "backupPath": format!("s3://data/p-{c}")}));
+        planes.set_status(
+            c,
+            "tidb",
+            "fed-bk",
+            json!({"commitTs": ts, "backupSize": 1000, "backupPath": format!("s3://data/p-{c}")}),
+        );
     }
     each(&planes, cond::VOLUME_COMPLETE);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::SnapshotsComplete).await.verdict, "met");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::SnapshotsComplete)
+            .await
+            .verdict,
+        "met"
+    );
 
     teardown(&e, step.clone()).await.unwrap();
     let log_len = planes.log.lock().unwrap().len();
     teardown(&e, step.clone()).await.unwrap();
-    assert_eq!(planes.log.lock().unwrap().len(), log_len, "teardown twice => no new mutation");
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Terminal).await.verdict, "pending");
+    assert_eq!(
+        planes.log.lock().unwrap().len(),
+        log_len,
+        "teardown twice => no new mutation"
+    );
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Terminal)
+            .await
+            .verdict,
+        "pending"
+    );
     each(&planes, cond::COMPLETE);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Terminal).await.verdict, "met");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Terminal)
+            .await
+            .verdict,
+        "met"
+    );
 
-    let fin = FinalizeInput { backup: ctx.clone(), failure: None, observed: None };
+    let fin = FinalizeInput {
+        backup: ctx.clone(),
+        failure: None,
+        observed: None,
+    };
     let out = finalize(&e, fin.clone()).await.unwrap();
     let out2 = finalize(&e, fin).await.unwrap();
-    assert_eq!(out.document, out2.document, "finalize twice => same document");
+    assert_eq!(
+        out.document, out2.document,
+        "finalize twice => same document"
+    );
     let s = &out.document.status;
     assert_eq!(s.phase.as_deref(), Some("Complete"));
     assert_eq!(s.commit_ts.as_deref(), Some("100"));
@@ -120,13 +234,42 @@ async fn an_initialize_failure_tears_down_and_fails_with_its_name() {
     assert_eq!(o.verdict, "failed");
     let failure = o.failure.unwrap();
     assert_eq!(failure.error, "InitializeFailed");
-    teardown(&e, StepInput { backup: ctx.clone(), failure: Some(failure.clone()) }).await.unwrap();
+    teardown(
+        &e,
+        StepInput {
+            backup: ctx.clone(),
+            failure: Some(failure.clone()),
+        },
+    )
+    .await
+    .unwrap();
     let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
     assert_eq!(init["spec"]["federalVolumeBackupPhase"], "teardown");
-    assert_eq!(init["spec"]["resumeGcSchedule"], true, "teardown always asks for the resume");
-    assert_eq!(planes.backup_count(), 1, "members never created are not created by teardown");
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Terminal).await.verdict, "met");
-    let out = finalize(&e, FinalizeInput { backup: ctx, failure: Some(failure), observed: None }).await.unwrap();
+    assert_eq!(
+        init["spec"]["resumeGcSchedule"], true,
+        "teardown always asks for the resume"
+    );
+    assert_eq!(
+        planes.backup_count(),
+        1,
+        "members never created are not created by teardown"
+    );
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Terminal)
+            .await
+            .verdict,
+        "met"
+    );
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx,
+            failure: Some(failure),
+            observed: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(out.document.status.phase.as_deref(), Some("Failed"));
     assert_eq!(out.error.as_deref(), Some("InitializeFailed"));
     assert!(out.document.status.commit_ts.is_none());
@@ -138,27 +281,72 @@ async fn a_failed_member_names_itself_in_the_final_status() {
     let e = env(&planes, &store);
     let ctx = started(&planes, &store).await.backup;
     planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
-    execute(&e, StepInput { backup: ctx.clone(), failure: None }).await.unwrap();
+    execute(
+        &e,
+        StepInput {
+            backup: ctx.clone(),
+            failure: None,
+        },
+    )
+    .await
+    .unwrap();
     planes.add_condition("dp2", "tidb", "fed-bk", cond::VOLUME_FAILED);
     let o = observe_now(&planes, &store, &ctx, Await::SnapshotsCreated).await;
     let f = o.failure.unwrap();
     assert_eq!(f.error, "MemberFailed");
     assert!(f.cause.contains("dp2"));
-    teardown(&e, StepInput { backup: ctx.clone(), failure: Some(f.clone()) }).await.unwrap();
+    teardown(
+        &e,
+        StepInput {
+            backup: ctx.clone(),
+            failure: Some(f.clone()),
+        },
+    )
+    .await
+    .unwrap();
     for c in ["dp1", "dp2", "dp3"] {
-        assert_eq!(planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"], "teardown");
+        assert_eq!(
+            planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"],
+            "teardown"
+        );
     }
     planes.add_condition("dp1", "tidb", "fed-bk", cond::COMPLETE);
     planes.add_condition("dp2", "tidb", "fed-bk", cond::FAILED);
-    assert_eq!(observe_now(&planes, &store, &ctx, Await::Terminal).await.verdict, "pending", "dp3 still running");
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Terminal)
+            .await
+            .verdict,
+        "pending",
+        "dp3 still running"
+    );
     planes.add_condition("dp3", "tidb", "fed-bk", cond::COMPLETE);
-    let out = finalize(&e, FinalizeInput { backup: ctx, failure: Some(f), observed: None }).await.unwrap();
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx,
+            failure: Some(f),
+            observed: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(out.error.as_deref(), Some("MemberFailed"));
     assert!(out.cause.unwrap().contains("dp2"));
 }
 
-async fn start_with(planes: &FakePlanes, store: &FakeStore, input: Value) -> Result<StartOutput, StepError> {
-    start(&env(planes, store), StartInput { input, execution: EXEC.into() }).await
+async fn start_with(
+    planes: &FakePlanes,
+    store: &FakeStore,
+    input: Value,
+) -> Result<StartOutput, StepError> {
+    start(
+        &env(planes, store),
+        StartInput {
+            input,
+            execution: EXEC.into(),
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -166,40 +354,81 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
     // a data plane down
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     planes.set_down("dp2", true);
-    let err = start_with(&planes, &store, input(json!({}))).await.unwrap_err();
+    let err = start_with(&planes, &store, input(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "DataPlaneUnreachable");
     assert!(err.is_retryable());
     assert_eq!(planes.backup_count(), 0);
-    assert!(store.get(BUCKET, &crate::catalog::backup_key("br", "bk")).is_none());
+    assert!(
+        store
+            .get(BUCKET, &crate::catalog::backup_key("br", "bk"))
+            .is_none()
+    );
     // TidbCluster not acrossK8s
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
-    planes.put_tidb_cluster("dp3", "tidb", "basic", json!({"spec": {"tikv": {"replicas": 1}}, "status": {"tikv": {"stores": {"1": {}}}}}));
-    let err = start_with(&planes, &store, input(json!({}))).await.unwrap_err();
+    planes.put_tidb_cluster(
+        "dp3",
+        "tidb",
+        "basic",
+        json!({"spec": {"tikv": {"replicas": 1}}, "status": {"tikv": {"stores": {"1": {}}}}}),
+    );
+    let err = start_with(&planes, &store, input(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "TidbClusterInvalid");
     assert!(err.to_string().contains("dp3") && err.to_string().contains("acrossK8s"));
     assert_eq!(planes.backup_count(), 0);
     // a member of that name owned by someone else
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     planes.put_backup("dp2", json!({"metadata": {"name": "fed-bk", "namespace": "tidb", "annotations": {"brfed.io/execution": "other"}}, "spec": {}}));
-    let err = start_with(&planes, &store, input(json!({}))).await.unwrap_err();
+    let err = start_with(&planes, &store, input(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "MemberNameConflict");
     assert_eq!(planes.backup_count(), 1);
     // a prefix already used
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     store.put("data", "p-dp3/clustermeta", json!({}));
-    assert_eq!(start_with(&planes, &store, input(json!({}))).await.unwrap_err().name(), "S3PrefixInUse");
+    assert_eq!(
+        start_with(&planes, &store, input(json!({})))
+            .await
+            .unwrap_err()
+            .name(),
+        "S3PrefixInUse"
+    );
     assert_eq!(planes.backup_count(), 0);
     // an unknown data plane
     let (planes, store) = (FakePlanes::new(2), FakeStore::default());
-    assert_eq!(start_with(&planes, &store, input(json!({}))).await.unwrap_err().name(), "UnknownCluster");
+    assert_eq!(
+        start_with(&planes, &store, input(json!({})))
+            .await
+            .unwrap_err()
+            .name(),
+        "UnknownCluster"
+    );
     // the same name from another execution
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     started(&planes, &store).await;
     let e = env(&planes, &store);
-    let err = start(&e, StartInput { input: input(json!({})), execution: "another".into() }).await.unwrap_err();
+    let err = start(
+        &e,
+        StartInput {
+            input: input(json!({})),
+            execution: "another".into(),
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "BackupExists");
     // bad spec
-    let err = start_with(&planes, &store, json!({"metadata": {"name": "x"}, "spec": {"clusters": []}})).await.unwrap_err();
+    let err = start_with(
+        &planes,
+        &store,
+        json!({"metadata": {"name": "x"}, "spec": {"clusters": []}}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
 }
 
@@ -207,9 +436,29 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
 async fn a_phase_deadline_fails_the_wait_by_name() {
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     let e = env(&planes, &store);
-    let out = start(&e, StartInput { input: input(json!({"phaseTimeoutSeconds": 1})), execution: EXEC.into() }).await.unwrap();
-    let past = Phase { name: "Initialize".into(), started_at: (Utc::now() - chrono::Duration::seconds(5)).to_rfc3339() };
-    let o = observe(&e, ObserveInput { backup: out.backup, awaited: Await::Initialized, phase: past }).await.unwrap();
+    let out = start(
+        &e,
+        StartInput {
+            input: input(json!({"phaseTimeoutSeconds": 1})),
+            execution: EXEC.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let past = Phase {
+        name: "Initialize".into(),
+        started_at: (Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
+    };
+    let o = observe(
+        &e,
+        ObserveInput {
+            backup: out.backup,
+            awaited: Await::Initialized,
+            phase: past,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(o.verdict, "failed");
     assert_eq!(o.failure.unwrap().error, "PhaseDeadlineExceeded");
 }
@@ -218,10 +467,25 @@ async fn a_phase_deadline_fails_the_wait_by_name() {
 async fn poll_mode_asks_the_state_machine_to_wait() {
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     let e = env(&planes, &store);
-    let out = start(&e, StartInput { input: input(json!({"observeMode": "poll", "pollSeconds": 30})), execution: EXEC.into() })
-        .await
-        .unwrap();
-    let o = observe(&e, ObserveInput { backup: out.backup, awaited: Await::Initialized, phase: out.phase }).await.unwrap();
+    let out = start(
+        &e,
+        StartInput {
+            input: input(json!({"observeMode": "poll", "pollSeconds": 30})),
+            execution: EXEC.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let o = observe(
+        &e,
+        ObserveInput {
+            backup: out.backup,
+            awaited: Await::Initialized,
+            phase: out.phase,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((o.verdict.as_str(), o.wait_seconds), ("pending", 30));
 }
 
@@ -231,7 +495,15 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     let e = env(&planes, &store);
     let ctx = started(&planes, &store).await.backup;
     planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
-    execute(&e, StepInput { backup: ctx.clone(), failure: None }).await.unwrap();
+    execute(
+        &e,
+        StepInput {
+            backup: ctx.clone(),
+            failure: None,
+        },
+    )
+    .await
+    .unwrap();
     // dp3's member is replaced by a foreign object: abort must not touch it
     planes.put_backup("dp3", json!({"metadata": {"name": "fed-bk", "namespace": "tidb", "annotations": {"brfed.io/execution": "other"}}, "spec": {}}));
     let event = |status: &str| ExecutionStatusChange {
@@ -243,15 +515,39 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
             cause: None,
         },
     };
-    assert_eq!(abort(&e, event("SUCCEEDED")).await.unwrap().action, "nothing-to-do");
+    assert_eq!(
+        abort(&e, event("SUCCEEDED")).await.unwrap().action,
+        "nothing-to-do"
+    );
     let r = abort(&e, event("ABORTED")).await.unwrap();
     assert_eq!(r.action, "torn-down");
     assert_eq!(r.teardown.unwrap().foreign.len(), 1);
     let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
-    assert_eq!((init["spec"]["federalVolumeBackupPhase"].as_str(), init["spec"]["resumeGcSchedule"].as_bool()), (Some("teardown"), Some(true)));
-    assert!(planes.backup("dp3", "tidb", "fed-bk").unwrap()["spec"].get("federalVolumeBackupPhase").is_none());
-    let (doc, _) = Catalog::new(&store, BUCKET).get("br", "bk").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            init["spec"]["federalVolumeBackupPhase"].as_str(),
+            init["spec"]["resumeGcSchedule"].as_bool()
+        ),
+        (Some("teardown"), Some(true))
+    );
+    assert!(
+        planes.backup("dp3", "tidb", "fed-bk").unwrap()["spec"]
+            .get("federalVolumeBackupPhase")
+            .is_none()
+    );
+    let (doc, _) = Catalog::new(&store, BUCKET)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
-    assert_eq!(doc.status.conditions.last().unwrap().reason.as_deref(), Some("ExecutionAborted"));
-    assert_eq!(abort(&e, event("ABORTED")).await.unwrap().action, "nothing-to-do", "second delivery does nothing");
+    assert_eq!(
+        doc.status.conditions.last().unwrap().reason.as_deref(),
+        Some("ExecutionAborted")
+    );
+    assert_eq!(
+        abort(&e, event("ABORTED")).await.unwrap().action,
+        "nothing-to-do",
+        "second delivery does nothing"
+    );
 }

@@ -26,17 +26,28 @@ pub struct FakePlanes {
 impl FakePlanes {
     /// Data planes `dp1..dpN`, each with a ready TidbCluster `tidb/basic`.
     pub fn new(n: usize) -> Self {
-        let planes = Self { clusters: (1..=n).map(|i| format!("dp{i}")).collect(), ..Default::default() };
+        let planes = Self {
+            clusters: (1..=n).map(|i| format!("dp{i}")).collect(),
+            ..Default::default()
+        };
         for c in planes.clusters.clone() {
-            planes.put_tidb_cluster(&c, "tidb", "basic", json!({"spec": {"acrossK8s": true, "tikv": {"replicas": 1}},
-                "status": {"tikv": {"stores": {"1": {"id": "1"}}}}}));
+            planes.put_tidb_cluster(
+                &c,
+                "tidb",
+                "basic",
+                json!({"spec": {"acrossK8s": true, "tikv": {"replicas": 1}},
+                "status": {"tikv": {"stores": {"1": {"id": "1"}}}}}),
+            );
         }
         planes
     }
 
     /// Adds or replaces a TidbCluster.
     pub fn put_tidb_cluster(&self, cluster: &str, ns: &str, name: &str, tc: Value) {
-        self.tidb_clusters.lock().unwrap().insert((cluster.into(), ns.into(), name.into()), tc);
+        self.tidb_clusters
+            .lock()
+            .unwrap()
+            .insert((cluster.into(), ns.into(), name.into()), tc);
     }
 
     /// Takes a data plane down or brings it back.
@@ -54,36 +65,61 @@ impl FakePlanes {
             return Err(StepError::UnknownCluster(cluster.into()));
         }
         if self.down.lock().unwrap().contains(cluster) {
-            return Err(StepError::DataPlaneUnreachable(format!("{cluster}: connection refused")));
+            return Err(StepError::DataPlaneUnreachable(format!(
+                "{cluster}: connection refused"
+            )));
         }
         Ok(())
     }
 
     /// A member object, as stored.
     pub fn backup(&self, cluster: &str, ns: &str, name: &str) -> Option<Value> {
-        self.backups.lock().unwrap().get(&(cluster.into(), ns.into(), name.into())).cloned()
+        self.backups
+            .lock()
+            .unwrap()
+            .get(&(cluster.into(), ns.into(), name.into()))
+            .cloned()
     }
 
     /// Plays the data plane: appends condition `type_` (True) to a member and makes it the phase.
     pub fn add_condition(&self, cluster: &str, ns: &str, name: &str, type_: &str) {
         let mut b = self.backups.lock().unwrap();
-        let obj = b.get_mut(&(cluster.into(), ns.into(), name.into())).expect("member exists");
-        let status = obj.as_object_mut().unwrap().entry("status").or_insert_with(|| json!({"conditions": []}));
-        status["conditions"].as_array_mut().unwrap().push(json!({"type": type_, "status": "True"}));
+        let obj = b
+            .get_mut(&(cluster.into(), ns.into(), name.into()))
+            .expect("member exists");
+        let status = obj
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert_with(|| json!({"conditions": []}));
+        status["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": type_, "status": "True"}));
         status["phase"] = json!(type_);
     }
 
     /// Sets `status` fields of a member.
     pub fn set_status(&self, cluster: &str, ns: &str, name: &str, fields: Value) {
         let mut b = self.backups.lock().unwrap();
-        let obj = b.get_mut(&(cluster.into(), ns.into(), name.into())).expect("member exists");
-        let status = obj.as_object_mut().unwrap().entry("status").or_insert_with(|| json!({"conditions": []}));
+        let obj = b
+            .get_mut(&(cluster.into(), ns.into(), name.into()))
+            .expect("member exists");
+        let status = obj
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert_with(|| json!({"conditions": []}));
         merge(status, &fields);
     }
 
     /// Puts an object directly (e.g. a foreign one, to make a name conflict).
     pub fn put_backup(&self, cluster: &str, obj: Value) {
-        let key = (cluster.into(), obj["metadata"]["namespace"].as_str().unwrap().into(), obj["metadata"]["name"].as_str().unwrap().into());
+        let key = (
+            cluster.into(),
+            obj["metadata"]["namespace"].as_str().unwrap().into(),
+            obj["metadata"]["name"].as_str().unwrap().into(),
+        );
         self.backups.lock().unwrap().insert(key, obj);
     }
 
@@ -122,9 +158,19 @@ impl DataPlanes for FakePlanes {
         self.check(cluster)
     }
 
-    async fn get_tidb_cluster(&self, cluster: &str, namespace: &str, name: &str) -> Result<Option<Value>, StepError> {
+    async fn get_tidb_cluster(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, StepError> {
         self.check(cluster)?;
-        Ok(self.tidb_clusters.lock().unwrap().get(&(cluster.into(), namespace.into(), name.into())).cloned())
+        Ok(self
+            .tidb_clusters
+            .lock()
+            .unwrap()
+            .get(&(cluster.into(), namespace.into(), name.into()))
+            .cloned())
     }
 
     async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
@@ -136,14 +182,23 @@ impl DataPlanes for FakePlanes {
         self.check(cluster)?;
         let key: Key = (
             cluster.into(),
-            object["metadata"]["namespace"].as_str().unwrap_or_default().into(),
-            object["metadata"]["name"].as_str().unwrap_or_default().into(),
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
         );
         let mut b = self.backups.lock().unwrap();
         if let Some(existing) = b.get(&key) {
             return Ok(Created::AlreadyExists(existing.clone()));
         }
-        self.log.lock().unwrap().push(format!("create {}/{}/{}", key.0, key.1, key.2));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("create {}/{}/{}", key.0, key.1, key.2));
         b.insert(key, object.clone());
         Ok(Created::Created)
     }
@@ -152,10 +207,17 @@ impl DataPlanes for FakePlanes {
         self.check(&m.k8s_cluster_name)?;
         let mut b = self.backups.lock().unwrap();
         let obj = b
-            .get_mut(&(m.k8s_cluster_name.clone(), m.tc_namespace.clone(), m.backup_name.clone()))
+            .get_mut(&(
+                m.k8s_cluster_name.clone(),
+                m.tc_namespace.clone(),
+                m.backup_name.clone(),
+            ))
             .ok_or_else(|| StepError::MemberMissing(m.display()))?;
         merge(&mut obj["spec"], spec);
-        self.log.lock().unwrap().push(format!("patch {} {spec}", m.display()));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("patch {} {spec}", m.display()));
         Ok(())
     }
 
@@ -188,16 +250,27 @@ pub struct FakeStore {
 impl FakeStore {
     /// Puts an object directly.
     pub fn put(&self, bucket: &str, key: &str, v: Value) {
-        self.objects.lock().unwrap().insert((bucket.into(), key.into()), (v, 1));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert((bucket.into(), key.into()), (v, 1));
     }
 
     /// Reads an object directly.
     pub fn get(&self, bucket: &str, key: &str) -> Option<Value> {
-        self.objects.lock().unwrap().get(&(bucket.into(), key.into())).map(|(v, _)| v.clone())
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.into(), key.into()))
+            .map(|(v, _)| v.clone())
     }
 
     fn check(&self) -> Result<(), StepError> {
-        if *self.broken.lock().unwrap() { Err(StepError::CatalogUnavailable("fake store is broken".into())) } else { Ok(()) }
+        if *self.broken.lock().unwrap() {
+            Err(StepError::CatalogUnavailable("fake store is broken".into()))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -209,17 +282,30 @@ impl ObjectStore for FakeStore {
             .lock()
             .unwrap()
             .get(&(bucket.into(), key.into()))
-            .map(|(v, n)| Versioned { value: v.clone(), etag: format!("\"{n}\"") }))
+            .map(|(v, n)| Versioned {
+                value: v.clone(),
+                etag: format!("\"{n}\""),
+            }))
     }
 
-    async fn put_json(&self, bucket: &str, key: &str, value: &Value, precondition: Precondition) -> Result<(), StepError> {
+    async fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &Value,
+        precondition: Precondition,
+    ) -> Result<(), StepError> {
         self.check()?;
         let mut o = self.objects.lock().unwrap();
         let k = (bucket.to_string(), key.to_string());
         let current = o.get(&k).map(|(_, n)| *n);
         match (&precondition, current) {
-            (Precondition::IfAbsent, Some(_)) => return Err(StepError::CatalogConflict(key.into())),
-            (Precondition::IfMatch(e), Some(n)) if *e != format!("\"{n}\"") => return Err(StepError::CatalogConflict(key.into())),
+            (Precondition::IfAbsent, Some(_)) => {
+                return Err(StepError::CatalogConflict(key.into()));
+            }
+            (Precondition::IfMatch(e), Some(n)) if *e != format!("\"{n}\"") => {
+                return Err(StepError::CatalogConflict(key.into()));
+            }
             (Precondition::IfMatch(_), None) => return Err(StepError::CatalogConflict(key.into())),
             _ => {}
         }
@@ -229,6 +315,10 @@ impl ObjectStore for FakeStore {
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
         self.check()?;
-        Ok(self.objects.lock().unwrap().contains_key(&(bucket.into(), key.into())))
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .contains_key(&(bucket.into(), key.into())))
     }
 }

@@ -18,7 +18,10 @@ fn machines() -> Vec<(String, Value)> {
         let p = entry.unwrap().path();
         if p.to_string_lossy().ends_with(".asl.json") {
             let text = std::fs::read_to_string(&p).unwrap();
-            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).unwrap()));
+            out.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            ));
         }
     }
     assert!(!out.is_empty());
@@ -48,14 +51,19 @@ fn every_transition_lands_and_every_state_is_reachable() {
     for (file, asl) in machines() {
         let states = asl["States"].as_object().unwrap();
         let start = asl["StartAt"].as_str().unwrap();
-        assert!(states.contains_key(start), "{file}: StartAt {start} missing");
+        assert!(
+            states.contains_key(start),
+            "{file}: StartAt {start} missing"
+        );
         let mut seen = BTreeSet::new();
         let mut todo = vec![start.to_string()];
         while let Some(s) = todo.pop() {
             if !seen.insert(s.clone()) {
                 continue;
             }
-            let state = states.get(&s).unwrap_or_else(|| panic!("{file}: transition to missing state `{s}`"));
+            let state = states
+                .get(&s)
+                .unwrap_or_else(|| panic!("{file}: transition to missing state `{s}`"));
             let ty = state["Type"].as_str().unwrap();
             let n = nexts(state);
             if !matches!(ty, "Succeed" | "Fail") && state["End"] != Value::Bool(true) {
@@ -75,22 +83,45 @@ fn every_task_retries_lambda_service_errors_and_names_are_known() {
             if state["Type"] != "Task" {
                 continue;
             }
-            let retry = state["Retry"].as_array().unwrap_or_else(|| panic!("{file}: {name} has no Retry"));
-            let retried: Vec<&str> = retry.iter().flat_map(|r| r["ErrorEquals"].as_array().unwrap()).filter_map(Value::as_str).collect();
-            assert!(retried.contains(&"Lambda.ServiceException"), "{file}: {name} does not retry Lambda service errors");
-            assert!(retried.contains(&"Lambda.TooManyRequestsException"), "{file}: {name}");
+            let retry = state["Retry"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: {name} has no Retry"));
+            let retried: Vec<&str> = retry
+                .iter()
+                .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                retried.contains(&"Lambda.ServiceException"),
+                "{file}: {name} does not retry Lambda service errors"
+            );
+            assert!(
+                retried.contains(&"Lambda.TooManyRequestsException"),
+                "{file}: {name}"
+            );
             for r in RETRYABLE_ERROR_NAMES {
                 assert!(retried.contains(r), "{file}: {name} does not retry {r}");
             }
             for r in &retried {
                 if !r.starts_with("Lambda.") && !r.starts_with("States.") {
-                    assert!(RETRYABLE_ERROR_NAMES.contains(r), "{file}: {name} retries terminal error {r}");
+                    assert!(
+                        RETRYABLE_ERROR_NAMES.contains(r),
+                        "{file}: {name} retries terminal error {r}"
+                    );
                 }
             }
             for c in state["Catch"].as_array().into_iter().flatten() {
-                for e in c["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str) {
+                for e in c["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+                {
                     assert!(
-                        e.starts_with("States.") || e.starts_with("Lambda.") || ERROR_NAMES.contains(&e) || FAILURE_NAMES.contains(&e),
+                        e.starts_with("States.")
+                            || e.starts_with("Lambda.")
+                            || ERROR_NAMES.contains(&e)
+                            || FAILURE_NAMES.contains(&e),
                         "{file}: {name} catches unknown error {e}"
                     );
                 }
@@ -110,7 +141,9 @@ fn every_placeholder_names_a_function_crate() {
                 .split('-')
                 .map(|w| {
                     let mut c = w.chars();
-                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+                    c.next()
+                        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                        .unwrap_or_default()
                 })
                 .collect();
             crates.insert(format!("{camel}FunctionArn"), dir);
@@ -123,7 +156,10 @@ fn every_placeholder_names_a_function_crate() {
         while let Some(i) = rest.find("${") {
             let end = rest[i..].find('}').unwrap();
             let name = &rest[i + 2..i + end];
-            assert!(crates.contains_key(name), "{file}: placeholder ${{{name}}} names no function crate");
+            assert!(
+                crates.contains_key(name),
+                "{file}: placeholder ${{{name}}} names no function crate"
+            );
             found += 1;
             rest = &rest[i + end..];
         }

@@ -7,6 +7,7 @@
 //! `127.0.0.1:18080`). `BRFED_BUCKET` names the bucket (default `brfed-system-tests`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -369,16 +370,21 @@ pub async fn wait_gone(api: &Api<DynamicObject>, name: &str) {
 }
 
 /// Records every distinct `status.phase` one object goes through (from a watch started before it exists).
+///
+/// A watch that had to re-list (after an error) may have skipped phases: the log then knows it has
+/// a gap, and [`PhaseLog::assert_walk`] only judges an unbroken record.
 pub struct PhaseLog {
     phases: Arc<Mutex<Vec<String>>>,
+    gap: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PhaseLog {
-    /// Starts watching `name`.
+    /// Starts watching `name`; returns once the watch is established.
     pub async fn start(api: Api<DynamicObject>, name: &str) -> Self {
         let phases = Arc::new(Mutex::new(Vec::new()));
-        let sink = phases.clone();
+        let gap = Arc::new(AtomicBool::new(false));
+        let (sink, gap_flag) = (phases.clone(), gap.clone());
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
@@ -390,6 +396,15 @@ impl PhaseLog {
                         if let Some(tx) = ready.take() {
                             let _ = tx.send(());
                         }
+                        continue;
+                    }
+                    // a second list, or an error before it: events may have been skipped
+                    Ok(watcher::Event::Init) if ready.is_none() => {
+                        gap_flag.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    Err(_) => {
+                        gap_flag.store(true, Ordering::SeqCst);
                         continue;
                     }
                     Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
@@ -405,13 +420,30 @@ impl PhaseLog {
                 }
             }
         });
-        let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx).await;
-        Self { phases, task }
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .unwrap_or_else(|_| panic!("the watch on {name} was not established within {WAIT:?}"))
+            .expect("phase log watch task");
+        Self { phases, gap, task }
     }
 
     /// The phases so far.
     pub fn phases(&self) -> Vec<String> {
         self.phases.lock().expect("phase log").clone()
+    }
+
+    /// Asserts that the phases went through `expected` in order (unless the watch had a gap,
+    /// which is reported instead: a lost watch event is not the simulator's fault).
+    pub fn assert_walk(&self, expected: &[&str], what: &str) {
+        let seen = self.phases();
+        if self.gap.load(Ordering::SeqCst) {
+            eprintln!("note: the watch of {what} re-listed; phase walk not judged: {seen:?}");
+            return;
+        }
+        assert!(
+            is_subsequence(expected, &seen),
+            "{what} phase walk: {seen:?}, expected in order: {expected:?}"
+        );
     }
 }
 

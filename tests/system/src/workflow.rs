@@ -33,9 +33,13 @@ impl Workflows {
     /// From `AWS_ENDPOINT_URL` and `BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN`.
     pub async fn from_env() -> Self {
         let sdk = aws_config::load_from_env().await;
-        let backup_arn = std::env::var("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN")
-            .expect("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN is not set: start the world with make world-up");
-        Self { sfn: aws_sdk_sfn::Client::new(&sdk), backup_arn }
+        let backup_arn = std::env::var("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN").expect(
+            "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN is not set: start the world with make world-up",
+        );
+        Self {
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            backup_arn,
+        }
     }
 
     /// Starts `state_machine` with execution name `name` (always named: the emulator collides unnamed ones).
@@ -56,7 +60,13 @@ impl Workflows {
     pub async fn wait(&self, arn: &str, timeout: Duration) -> Finished {
         let start = Instant::now();
         loop {
-            let d = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
+            let d = self
+                .sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .expect("DescribeExecution");
             if d.status() != &ExecutionStatus::Running {
                 return Finished {
                     arn: arn.to_string(),
@@ -66,14 +76,24 @@ impl Workflows {
                     cause: d.cause().map(String::from),
                 };
             }
-            assert!(start.elapsed() < timeout, "execution {arn} still RUNNING after {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "execution {arn} still RUNNING after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// Stops a running execution.
     pub async fn stop(&self, arn: &str) {
-        self.sfn.stop_execution().execution_arn(arn).error("TestStop").cause("stopped by a test").send().await.expect("StopExecution");
+        self.sfn
+            .stop_execution()
+            .execution_arn(arn)
+            .error("TestStop")
+            .cause("stopped by a test")
+            .send()
+            .await
+            .expect("StopExecution");
     }
 
     /// Names of the states entered, in order, and the number of history events.
@@ -111,7 +131,9 @@ pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<V
     let key = brfed_core::catalog::backup_key(namespace, name);
     let s3 = &world.cloud.s3;
     match s3.get_object().bucket(&bucket).key(&key).send().await {
-        Ok(o) => Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap()),
+        Ok(o) => {
+            Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap())
+        }
         Err(_) => None,
     }
 }

@@ -10,8 +10,14 @@ use std::process::Command;
 use std::time::Duration;
 
 fn dataplanes(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/local/dataplanes.sh");
-    let st = Command::new(script).args(args).status().expect("dataplanes.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/local/dataplanes.sh"
+    );
+    let st = Command::new(script)
+        .args(args)
+        .status()
+        .expect("dataplanes.sh");
     assert!(st.success(), "dataplanes.sh {args:?} failed");
 }
 
@@ -31,9 +37,18 @@ async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect()
     let ns = unique("bk-down");
     let key = format!("{ns}-tidb");
     let planes = world.plane_names(3);
-    seed_tidb_cluster(&world.kubeconfig, &planes, &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(1)).await.unwrap();
+    seed_tidb_cluster(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(1),
+    )
+    .await
+    .unwrap();
     let name = format!("down-{}", &ns[ns.len() - 8..]);
-    let clusters: Vec<_> = planes.iter().map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns})).collect();
+    let clusters: Vec<_> = planes
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
+        .collect();
     let input = json!({"metadata": {"name": name, "namespace": "br"},
         "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
 
@@ -42,14 +57,35 @@ async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect()
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, Duration::from_secs(120)).await;
     assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("DataPlaneUnreachable"), "{done:?}");
-    assert!(done.cause.as_deref().unwrap_or_default().contains("dp3"), "{done:?}");
+    assert_eq!(
+        done.error.as_deref(),
+        Some("DataPlaneUnreachable"),
+        "{done:?}"
+    );
+    assert!(
+        done.cause.as_deref().unwrap_or_default().contains("dp3"),
+        "{done:?}"
+    );
     drop(down);
 
     for p in ["dp1", "dp2", "dp3"] {
-        assert!(world.backups(p, &ns).get_opt(&format!("fed-{name}")).await.unwrap().is_none(), "a member was created in {p}");
+        assert!(
+            world
+                .backups(p, &ns)
+                .get_opt(&format!("fed-{name}"))
+                .await
+                .unwrap()
+                .is_none(),
+            "a member was created in {p}"
+        );
     }
-    assert!(catalog_doc(&world, "br", &name).await.is_none(), "a refused backup leaves no catalog record");
+    assert!(
+        catalog_doc(&world, "br", &name).await.is_none(),
+        "a refused backup leaves no catalog record"
+    );
     let pd = world.pd(&key).await;
-    assert!(pd.as_ref().is_none_or(|p| p["pauseCount"] == 0), "GC was paused: {pd:?}");
+    assert!(
+        pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
+        "GC was paused: {pd:?}"
+    );
 }

@@ -24,16 +24,30 @@ async fn case(prefix: &str) -> Case {
     let ns = unique(prefix);
     let key = format!("{ns}-tidb");
     let planes = world.plane_names(3);
-    seed_tidb_cluster(&world.kubeconfig, &planes, &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(2))
-        .await
-        .expect("seed");
-    Case { name: format!("bk-{}", &ns[ns.len() - 8..]), world, flows, ns, key, planes }
+    seed_tidb_cluster(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(2),
+    )
+    .await
+    .expect("seed");
+    Case {
+        name: format!("bk-{}", &ns[ns.len() - 8..]),
+        world,
+        flows,
+        ns,
+        key,
+        planes,
+    }
 }
 
 impl Case {
     fn input(&self, annotations: Value, options: Value) -> Value {
-        let clusters: Vec<Value> =
-            self.planes.iter().map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns})).collect();
+        let clusters: Vec<Value> = self
+            .planes
+            .iter()
+            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
+            .collect();
         json!({
             "apiVersion": "federation.pingcap.com/v1alpha1",
             "kind": "VolumeBackup",
@@ -48,32 +62,49 @@ impl Case {
     }
 
     async fn run(&self, input: &Value) -> brfed_system_tests::workflow::Finished {
-        let arn = self.flows.start(&self.flows.backup_arn, &self.name, input).await;
+        let arn = self
+            .flows
+            .start(&self.flows.backup_arn, &self.name, input)
+            .await;
         self.flows.wait(&arn, RUN).await
     }
 
     async fn member(&self, plane: &str) -> Option<kube::api::DynamicObject> {
-        self.world.backups(plane, &self.ns).get_opt(&format!("fed-{}", self.name)).await.unwrap()
+        self.world
+            .backups(plane, &self.ns)
+            .get_opt(&format!("fed-{}", self.name))
+            .await
+            .unwrap()
     }
 
     /// GC must not be paused, and every pause must have been resumed (not expired).
     async fn assert_gc_resumed(&self, pauses: u64) {
         let pd = self.world.pd(&self.key).await;
         if pauses == 0 {
-            assert!(pd.as_ref().is_none_or(|p| p["pauseCount"] == 0), "GC was paused: {pd:?}");
+            assert!(
+                pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
+                "GC was paused: {pd:?}"
+            );
             return;
         }
         let pd = pd.expect("the PD was touched");
         assert_eq!(pd["paused"], false, "GC still paused: {pd}");
         assert_eq!(pd["pauseCount"], pauses, "{pd}");
         assert_eq!(pd["resumeCount"], pauses, "{pd}");
-        assert_eq!(pd["expireCount"], 0, "a pause expired instead of being resumed: {pd}");
+        assert_eq!(
+            pd["expireCount"], 0,
+            "a pause expired instead of being resumed: {pd}"
+        );
     }
 
     async fn assert_all_torn_down(&self) {
         for p in &self.planes {
             if let Some(m) = self.member(p).await {
-                assert_eq!(m.data["spec"]["federalVolumeBackupPhase"], "teardown", "{p}: {:?}", m.data["spec"]);
+                assert_eq!(
+                    m.data["spec"]["federalVolumeBackupPhase"], "teardown",
+                    "{p}: {:?}",
+                    m.data["spec"]
+                );
             }
         }
     }
@@ -97,14 +128,32 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
     for (b, p) in backups.iter().zip(&c.planes) {
         assert_eq!(b["k8sClusterName"], p.as_str());
         assert_eq!(b["phase"], "Complete");
-        assert_eq!(b["backupPath"], format!("s3://{}/{}/backup-{p}", c.world.bucket, c.ns));
+        assert_eq!(
+            b["backupPath"],
+            format!("s3://{}/{}/backup-{p}", c.world.bucket, c.ns)
+        );
         min = min.min(b["commitTs"].as_str().unwrap().parse().unwrap());
     }
-    assert_eq!(out["status"]["commitTs"], min.to_string(), "commitTs is the minimum of the members'");
-    let types: Vec<&str> = out["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        out["status"]["commitTs"],
+        min.to_string(),
+        "commitTs is the minimum of the members'"
+    );
+    let types: Vec<&str> = out["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["Running", "SnapshotsCreated", "Complete"]);
     assert!(out["status"]["backupSize"].as_i64().unwrap() > 0);
-    assert_eq!(catalog_doc(&c.world, "br", &c.name).await.expect("catalog document"), out, "catalog = output");
+    assert_eq!(
+        catalog_doc(&c.world, "br", &c.name)
+            .await
+            .expect("catalog document"),
+        out,
+        "catalog = output"
+    );
     c.assert_gc_resumed(1).await;
 
     let init_ladder = [
@@ -114,11 +163,19 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         "VolumeBackupComplete",
         "Complete",
     ];
-    let ladder = ["VolumeBackupSnapshotsCreated", "VolumeBackupComplete", "Complete"];
+    let ladder = [
+        "VolumeBackupSnapshotsCreated",
+        "VolumeBackupComplete",
+        "Complete",
+    ];
     for (i, log) in logs.iter().enumerate() {
         let seen = log.phases();
         let want: &[&str] = if i == 0 { &init_ladder } else { &ladder };
-        assert!(is_subsequence(want, &seen), "{}: phases {seen:?} do not walk {want:?}", c.planes[i]);
+        assert!(
+            is_subsequence(want, &seen),
+            "{}: phases {seen:?} do not walk {want:?}",
+            c.planes[i]
+        );
     }
     let (states, events) = c.flows.entered_states(&done.arn).await;
     assert!(states.contains(&"Resume GC And Scheduling".to_string()));
@@ -128,12 +185,20 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
     let c = case("bk-initfail").await;
-    let done = c.run(&c.input(json!({"sim.brfed.dev/fault": "dp1:initialize:fail"}), json!({}))).await;
+    let done = c
+        .run(&c.input(
+            json!({"sim.brfed.dev/fault": "dp1:initialize:fail"}),
+            json!({}),
+        ))
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("InitializeFailed"), "{done:?}");
     c.assert_gc_resumed(0).await;
     c.assert_all_torn_down().await;
-    assert!(c.member("dp2").await.is_none(), "no member is created after a failed initialize");
+    assert!(
+        c.member("dp2").await.is_none(),
+        "no member is created after a failed initialize"
+    );
     let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
     assert_eq!(doc["status"]["phase"], "Failed");
 }
@@ -141,23 +206,42 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
     let c = case("bk-execfail").await;
-    let done = c.run(&c.input(json!({"sim.brfed.dev/fault": "dp2:execute:fail"}), json!({}))).await;
+    let done = c
+        .run(&c.input(
+            json!({"sim.brfed.dev/fault": "dp2:execute:fail"}),
+            json!({}),
+        ))
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("MemberFailed"), "{done:?}");
-    assert!(done.cause.as_deref().unwrap_or_default().contains("dp2"), "{done:?}");
+    assert!(
+        done.cause.as_deref().unwrap_or_default().contains("dp2"),
+        "{done:?}"
+    );
     c.assert_gc_resumed(1).await;
     c.assert_all_torn_down().await;
     for p in &c.planes {
         let m = c.member(p).await.expect("member exists");
-        let phase = m.data["status"]["phase"].as_str().unwrap_or_default().to_string();
-        assert!(phase == "Complete" || phase == "Failed", "{p} ended {phase}");
+        let phase = m.data["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            phase == "Complete" || phase == "Failed",
+            "{p} ended {phase}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_member_fails_by_name() {
     let c = case("bk-invalid").await;
-    let done = c.run(&c.input(json!({"sim.brfed.dev/fault": "dp3:execute:invalid"}), json!({}))).await;
+    let done = c
+        .run(&c.input(
+            json!({"sim.brfed.dev/fault": "dp3:execute:invalid"}),
+            json!({}),
+        ))
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("MemberInvalid"), "{done:?}");
     c.assert_gc_resumed(1).await;
@@ -168,10 +252,17 @@ async fn an_invalid_member_fails_by_name() {
 async fn a_phase_deadline_tears_down_and_fails_by_name() {
     let c = case("bk-deadline").await;
     let done = c
-        .run(&c.input(json!({"sim.brfed.dev/fault": "dp2:execute:hang"}), json!({"phaseTimeoutSeconds": 4})))
+        .run(&c.input(
+            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+            json!({"phaseTimeoutSeconds": 4}),
+        ))
         .await;
     assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("PhaseDeadlineExceeded"), "{done:?}");
+    assert_eq!(
+        done.error.as_deref(),
+        Some("PhaseDeadlineExceeded"),
+        "{done:?}"
+    );
     c.assert_gc_resumed(1).await;
     c.assert_all_torn_down().await;
 }
@@ -181,12 +272,22 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     let c = case("bk-stopped").await;
     let arn = c
         .flows
-        .start(&c.flows.backup_arn, &c.name, &c.input(json!({"sim.brfed.dev/fault": "dp2:execute:hang"}), json!({})))
+        .start(
+            &c.flows.backup_arn,
+            &c.name,
+            &c.input(
+                json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+                json!({}),
+            ),
+        )
         .await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
     while c.member("dp2").await.is_none() {
-        assert!(std::time::Instant::now() < deadline, "members never created");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members never created"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(c.world.pd(&c.key).await.unwrap()["paused"], true);
@@ -197,17 +298,28 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     loop {
         let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
         if doc["status"]["phase"] == "Failed" {
-            let last = doc["status"]["conditions"].as_array().unwrap().last().unwrap().clone();
+            let last = doc["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .clone();
             assert_eq!(last["reason"], "ExecutionAborted");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "catalog never marked Failed: {doc}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "catalog never marked Failed: {doc}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     c.assert_all_torn_down().await;
     let deadline = std::time::Instant::now() + RUN;
     while c.world.pd(&c.key).await.unwrap()["paused"] == true {
-        assert!(std::time::Instant::now() < deadline, "GC still paused after abort");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC still paused after abort"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     c.assert_gc_resumed(1).await;
@@ -221,7 +333,12 @@ async fn bad_input_is_rejected_before_any_side_effect() {
     let done = c.run(&input).await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("InvalidSpec"), "{done:?}");
-    assert!(done.cause.as_deref().unwrap_or_default().contains("cleanPolicy"));
+    assert!(
+        done.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cleanPolicy")
+    );
     assert!(c.member("dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     c.assert_gc_resumed(0).await;

@@ -12,7 +12,7 @@ use brfed_sim_operator::seed::{
 };
 use brfed_system_tests::dataplane::{
     BackupMember, PhaseLog, RestoreMember, WAIT, World, condition, condition_types, create, has,
-    is_subsequence, patch_spec, pd_events, status_str, unique, wait_condition, wait_for, wait_gone,
+    patch_spec, pd_events, status_str, unique, wait_condition, wait_for, wait_gone,
 };
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
@@ -211,22 +211,18 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
         ["VolumeBackupComplete", "VolumeBackupInitializeComplete"],
         "init member conditions: {init_types:?}"
     );
-    assert!(
-        is_subsequence(
-            &[
-                "Scheduled",
-                "Running",
-                "VolumeBackupInitialized",
-                "Scheduled",
-                "Prepare",
-                "Running",
-                "VolumeBackupSnapshotsCreated",
-                "Complete"
-            ],
-            &logs[init].phases()
-        ),
-        "init member phase walk: {:?}",
-        logs[init].phases()
+    logs[init].assert_walk(
+        &[
+            "Scheduled",
+            "Running",
+            "VolumeBackupInitialized",
+            "Scheduled",
+            "Prepare",
+            "Running",
+            "VolumeBackupSnapshotsCreated",
+            "Complete",
+        ],
+        &format!("{init} backup"),
     );
     for plane in &planes[1..] {
         assert_eq!(
@@ -241,20 +237,16 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             ],
             "{plane} conditions"
         );
-        assert!(
-            is_subsequence(
-                &[
-                    "Scheduled",
-                    "Prepare",
-                    "Running",
-                    "VolumeBackupSnapshotsCreated",
-                    "VolumeBackupComplete",
-                    "Complete"
-                ],
-                &logs[plane].phases()
-            ),
-            "{plane} phase walk: {:?}",
-            logs[plane].phases()
+        logs[plane].assert_walk(
+            &[
+                "Scheduled",
+                "Prepare",
+                "Running",
+                "VolumeBackupSnapshotsCreated",
+                "VolumeBackupComplete",
+                "Complete",
+            ],
+            &format!("{plane} backup"),
         );
     }
     for obj in done.values() {
@@ -532,11 +524,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             expected,
             "{plane} restore conditions"
         );
-        assert!(
-            is_subsequence(&expected, &rlogs[plane].phases()),
-            "{plane} restore phase walk: {:?}",
-            rlogs[plane].phases()
-        );
+        rlogs[plane].assert_walk(&expected, &format!("{plane} restore"));
 
         // real volumes from this plane's snapshots, in the requested AZ, tagged like BR does
         let snaps = &snapshots_by_plane[plane];
