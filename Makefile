@@ -10,7 +10,7 @@ N ?= 3
 WORLD := infra/local/world.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build lint test test-unit test-system world-up world-down world-env demo bench
+.PHONY: help setup build lint test test-world test-unit test-system world-up world-down world-env demo bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,9 +31,15 @@ test-unit: ## Unit and contract tests that need no world
 test-system: ## System tests against a running world (make world-up first)
 	source $(BRFED_WORLD_DIR)/env && cargo test -p brfed-system-tests -- --test-threads=4
 
-test: ## Everything: setup, unit tests, world up, system tests, world down
+test: ## Everything: setup, unit tests, system tests on a world with our CRDs, and again with $BRFED_UPSTREAM_CRDS if set
 	@$(WORLD) setup
 	$(MAKE) --no-print-directory test-unit
+	@BRFED_UPSTREAM_CRDS= $(MAKE) --no-print-directory test-world CRDS="brfed's own CRDs (infra/crds)"
+	@if [ -n "$${BRFED_UPSTREAM_CRDS:-}" ]; then \
+	  $(MAKE) --no-print-directory test-world CRDS="the upstream CRDs of $$BRFED_UPSTREAM_CRDS"; fi
+
+test-world: ## World up, system tests, world down (always)
+	@echo "== system tests on a world with $(CRDS)"
 	@trap '$(WORLD) down' EXIT; $(WORLD) up $(N) && $(MAKE) --no-print-directory test-system
 
 world-up: ## Start the local world with N data planes (default 3)
