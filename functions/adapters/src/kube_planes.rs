@@ -4,7 +4,7 @@
 
 use brfed_core::StepError;
 use brfed_core::member::MemberRef;
-use brfed_core::ports::{Created, DataPlanes, Observation};
+use brfed_core::ports::{Created, DataPlanes, MemberKind, Observation};
 use futures::{StreamExt, future::join_all, stream::select_all};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -30,6 +30,7 @@ pub struct KubeRegistry {
     /// Clients without a read timeout, for watches (the server ends them at `timeoutSeconds`).
     watch_clients: BTreeMap<String, Client>,
     backups: ApiResource,
+    restores: ApiResource,
     tidb_clusters: ApiResource,
 }
 
@@ -70,6 +71,7 @@ impl KubeRegistry {
             clients,
             watch_clients,
             backups: resource("Backup", "backups"),
+            restores: resource("Restore", "restores"),
             tidb_clusters: resource("TidbCluster", "tidbclusters"),
         })
     }
@@ -80,16 +82,28 @@ impl KubeRegistry {
             .ok_or_else(|| StepError::UnknownCluster(format!("no kubeconfig context `{cluster}`")))
     }
 
-    fn backups(&self, cluster: &str, namespace: &str) -> Result<Api<DynamicObject>, StepError> {
+    fn resource(&self, kind: MemberKind) -> &ApiResource {
+        match kind {
+            MemberKind::Backup => &self.backups,
+            MemberKind::Restore => &self.restores,
+        }
+    }
+
+    fn members(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Api<DynamicObject>, StepError> {
         Ok(Api::namespaced_with(
             self.client(cluster)?.clone(),
             namespace,
-            &self.backups,
+            self.resource(kind),
         ))
     }
 
-    async fn read(&self, m: &MemberRef) -> Observation {
-        match self.get_backup(m).await {
+    async fn read(&self, kind: MemberKind, m: &MemberRef) -> Observation {
+        match self.get_member(kind, m).await {
             Ok(Some(v)) => Observation::Present(v),
             Ok(None) => Observation::Absent,
             Err(e) => Observation::Unreachable(e.to_string()),
@@ -158,41 +172,56 @@ impl DataPlanes for KubeRegistry {
             .map_err(|e| classify(cluster, "get TidbCluster", e))
     }
 
-    async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
-        self.backups(&m.k8s_cluster_name, &m.tc_namespace)?
+    async fn get_member(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+    ) -> Result<Option<Value>, StepError> {
+        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
             .get_opt(&m.backup_name)
             .await
             .map(|o| o.as_ref().map(to_value))
-            .map_err(|e| classify(&m.k8s_cluster_name, "get Backup", e))
+            .map_err(|e| classify(&m.k8s_cluster_name, kind.kind(), e))
     }
 
-    async fn create_backup(&self, cluster: &str, object: &Value) -> Result<Created, StepError> {
+    async fn create_member(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        object: &Value,
+    ) -> Result<Created, StepError> {
         let obj: DynamicObject = serde_json::from_value(object.clone())
             .map_err(|e| StepError::Internal(e.to_string()))?;
         let ns = obj.metadata.namespace.clone().unwrap_or_default();
         let name = obj.metadata.name.clone().unwrap_or_default();
-        let api = self.backups(cluster, &ns)?;
+        let api = self.members(kind, cluster, &ns)?;
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => Ok(Created::Created),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let existing = api
                     .get_opt(&name)
                     .await
-                    .map_err(|e| classify(cluster, "get Backup", e))?;
+                    .map_err(|e| classify(cluster, kind.kind(), e))?;
                 match existing {
                     Some(o) => Ok(Created::AlreadyExists(to_value(&o))),
                     None => Err(StepError::DataPlaneUnreachable(format!(
-                        "{cluster}: Backup {ns}/{name} conflicted and vanished"
+                        "{cluster}: {} {ns}/{name} conflicted and vanished",
+                        kind.kind()
                     ))),
                 }
             }
-            Err(e) => Err(classify(cluster, "create Backup", e)),
+            Err(e) => Err(classify(cluster, "create", e)),
         }
     }
 
-    async fn patch_backup_spec(&self, m: &MemberRef, spec: &Value) -> Result<(), StepError> {
+    async fn patch_member_spec(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        spec: &Value,
+    ) -> Result<(), StepError> {
         let patch = serde_json::json!({ "spec": spec });
-        self.backups(&m.k8s_cluster_name, &m.tc_namespace)?
+        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
             .patch(
                 &m.backup_name,
                 &PatchParams::default(),
@@ -200,16 +229,29 @@ impl DataPlanes for KubeRegistry {
             )
             .await
             .map(|_| ())
-            .map_err(|e| classify(&m.k8s_cluster_name, "patch Backup", e))
+            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
     }
 
-    async fn observe_backups(
+    async fn delete_member(&self, kind: MemberKind, m: &MemberRef) -> Result<bool, StepError> {
+        let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
+        match api
+            .delete(&m.backup_name, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(classify(&m.k8s_cluster_name, "delete", e)),
+        }
+    }
+
+    async fn observe_members(
         &self,
+        kind: MemberKind,
         members: &[MemberRef],
         budget: Duration,
         done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
     ) -> Vec<Observation> {
-        let mut obs: Vec<Observation> = join_all(members.iter().map(|m| self.read(m))).await;
+        let mut obs: Vec<Observation> = join_all(members.iter().map(|m| self.read(kind, m))).await;
         if budget.is_zero() || done(&obs) {
             return obs;
         }
@@ -221,7 +263,7 @@ impl DataPlanes for KubeRegistry {
                 continue;
             };
             let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), &m.tc_namespace, &self.backups);
+                Api::namespaced_with(client.clone(), &m.tc_namespace, self.resource(kind));
             let server_timeout = (budget.as_secs() + 5).min(290) as u32;
             let cfg = watcher::Config::default()
                 .fields(&format!("metadata.name={}", m.backup_name))

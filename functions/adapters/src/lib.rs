@@ -4,12 +4,14 @@
 //! Every SDK and kube error is classified here, once.
 
 pub mod config;
+pub mod ec2_volumes;
 pub mod kube_planes;
 pub mod lambda;
 pub mod runtime;
 pub mod s3_store;
 
 pub use config::FunctionConfig;
+pub use ec2_volumes::Ec2Volumes;
 pub use kube_planes::KubeRegistry;
 pub use runtime::Runtime;
 pub use s3_store::S3Store;

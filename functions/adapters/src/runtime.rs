@@ -1,8 +1,9 @@
 //! Everything a step function builds once per process: configuration, the AWS config, the S3
 //! store and the data-plane registry.
 
-use crate::{FunctionConfig, KubeRegistry, S3Store};
+use crate::{Ec2Volumes, FunctionConfig, KubeRegistry, S3Store};
 use brfed_core::StepError;
+use brfed_core::restore_steps::RestoreEnv;
 use brfed_core::steps::Env;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ struct Inner {
     config: FunctionConfig,
     planes: KubeRegistry,
     store: S3Store,
+    volumes: Ec2Volumes,
 }
 
 impl Runtime {
@@ -45,11 +47,13 @@ impl Runtime {
             })?,
         };
         let planes = KubeRegistry::from_yaml(&text).await?;
+        let volumes = Ec2Volumes::new(&sdk);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 planes,
                 store,
+                volumes,
             }),
         })
     }
@@ -61,6 +65,14 @@ impl Runtime {
             store: &self.inner.store,
             catalog_bucket: &self.inner.config.catalog_bucket,
             observe_budget: self.inner.config.observe_budget,
+        }
+    }
+
+    /// The environment the core restore steps run in.
+    pub fn restore_env(&self) -> RestoreEnv<'_, KubeRegistry, S3Store, Ec2Volumes> {
+        RestoreEnv {
+            base: self.env(),
+            volumes: &self.inner.volumes,
         }
     }
 }

@@ -113,27 +113,50 @@ impl VolumeBackupDoc {
     }
 }
 
-/// Reads and writes catalog documents.
-pub struct Catalog<'a, S> {
-    store: &'a S,
-    bucket: &'a str,
+/// A document the catalog keeps.
+pub trait CatalogDoc: Serialize + serde::de::DeserializeOwned + Clone + PartialEq {
+    /// Key of the document of `namespace/name`.
+    fn key_of(namespace: &str, name: &str) -> String;
+    /// `(namespace, name)` of this document.
+    fn id(&self) -> (&str, &str);
+    /// Execution that owns it.
+    fn execution(&self) -> &str;
 }
 
-impl<'a, S: ObjectStore> Catalog<'a, S> {
+impl CatalogDoc for VolumeBackupDoc {
+    fn key_of(namespace: &str, name: &str) -> String {
+        backup_key(namespace, name)
+    }
+    fn id(&self) -> (&str, &str) {
+        (&self.metadata.meta.namespace, &self.metadata.meta.name)
+    }
+    fn execution(&self) -> &str {
+        &self.brfed.execution
+    }
+}
+
+/// Reads and writes catalog documents of type `D`.
+pub struct Catalog<'a, S, D = VolumeBackupDoc> {
+    store: &'a S,
+    bucket: &'a str,
+    _doc: std::marker::PhantomData<D>,
+}
+
+impl<'a, S: ObjectStore, D: CatalogDoc> Catalog<'a, S, D> {
     /// A catalog in `bucket`.
     pub fn new(store: &'a S, bucket: &'a str) -> Self {
-        Self { store, bucket }
+        Self {
+            store,
+            bucket,
+            _doc: std::marker::PhantomData,
+        }
     }
 
     /// Reads the document of `namespace/name`.
-    pub async fn get(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<(VolumeBackupDoc, String)>, StepError> {
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Option<(D, String)>, StepError> {
         let Some(v) = self
             .store
-            .get_json(self.bucket, &backup_key(namespace, name))
+            .get_json(self.bucket, &D::key_of(namespace, name))
             .await?
         else {
             return Ok(None);
@@ -147,8 +170,9 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
     }
 
     /// Creates the document unless one exists; returns the stored one.
-    pub async fn create(&self, doc: &VolumeBackupDoc) -> Result<VolumeBackupDoc, StepError> {
-        let key = backup_key(&doc.metadata.meta.namespace, &doc.metadata.meta.name);
+    pub async fn create(&self, doc: &D) -> Result<D, StepError> {
+        let (namespace, name) = doc.id();
+        let key = D::key_of(namespace, name);
         let value = serde_json::to_value(doc).map_err(|e| StepError::Internal(e.to_string()))?;
         match self
             .store
@@ -157,7 +181,7 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
         {
             Ok(()) => Ok(doc.clone()),
             Err(StepError::CatalogConflict(_)) => self
-                .get(&doc.metadata.meta.namespace, &doc.metadata.meta.name)
+                .get(namespace, name)
                 .await?
                 .map(|(d, _)| d)
                 .ok_or_else(|| {
@@ -173,9 +197,9 @@ impl<'a, S: ObjectStore> Catalog<'a, S> {
         &self,
         namespace: &str,
         name: &str,
-        mut change: impl FnMut(&mut VolumeBackupDoc) -> bool,
-    ) -> Result<VolumeBackupDoc, StepError> {
-        let key = backup_key(namespace, name);
+        mut change: impl FnMut(&mut D) -> bool,
+    ) -> Result<D, StepError> {
+        let key = D::key_of(namespace, name);
         let mut last = None;
         for _ in 0..5 {
             let (mut doc, etag) = self.get(namespace, name).await?.ok_or_else(|| {

@@ -19,6 +19,21 @@ pub enum StepError {
     /// A federated backup of that namespace/name exists already (from another execution). Terminal.
     #[error("backup exists: {0}")]
     BackupExists(String),
+    /// A federated restore of that namespace/name exists already (from another execution). Terminal.
+    #[error("restore exists: {0}")]
+    RestoreExists(String),
+    /// The backup named for a restore is not in the catalog or did not complete. Terminal.
+    #[error("backup not restorable: {0}")]
+    BackupNotRestorable(String),
+    /// A member's `backupmeta` cannot be read from its S3 prefix. Terminal.
+    #[error("backup metadata unreadable: {0}")]
+    BackupMetaUnreadable(String),
+    /// The restore targets do not match the backup (clusters, TiKV replicas, volumes). Terminal.
+    #[error("topology mismatch: {0}")]
+    TopologyMismatch(String),
+    /// A member's resolved ts after restore-volume is empty or not a number. Terminal.
+    #[error("resolved ts invalid: {0}")]
+    ResolvedTsInvalid(String),
     /// A member's TidbCluster is missing or cannot take a volume-snapshot backup. Terminal.
     #[error("TidbCluster not ready for a federated backup: {0}")]
     TidbClusterInvalid(String),
@@ -58,6 +73,11 @@ impl StepError {
             Self::S3PrefixInUse(_) => "S3PrefixInUse",
             Self::BackupExists(_) => "BackupExists",
             Self::TidbClusterInvalid(_) => "TidbClusterInvalid",
+            Self::RestoreExists(_) => "RestoreExists",
+            Self::BackupNotRestorable(_) => "BackupNotRestorable",
+            Self::BackupMetaUnreadable(_) => "BackupMetaUnreadable",
+            Self::TopologyMismatch(_) => "TopologyMismatch",
+            Self::ResolvedTsInvalid(_) => "ResolvedTsInvalid",
             Self::DataPlaneUnreachable(_) => "DataPlaneUnreachable",
             Self::DataPlaneRejected(_) => "DataPlaneRejected",
             Self::MemberMissing(_) => "MemberMissing",
@@ -82,6 +102,11 @@ pub const ERROR_NAMES: &[&str] = &[
     "S3PrefixInUse",
     "BackupExists",
     "TidbClusterInvalid",
+    "RestoreExists",
+    "BackupNotRestorable",
+    "BackupMetaUnreadable",
+    "TopologyMismatch",
+    "ResolvedTsInvalid",
     "DataPlaneUnreachable",
     "DataPlaneRejected",
     "MemberMissing",
@@ -126,6 +151,11 @@ mod tests {
             StepError::S3PrefixInUse(String::new()),
             StepError::BackupExists(String::new()),
             StepError::TidbClusterInvalid(String::new()),
+            StepError::RestoreExists(String::new()),
+            StepError::BackupNotRestorable(String::new()),
+            StepError::BackupMetaUnreadable(String::new()),
+            StepError::TopologyMismatch(String::new()),
+            StepError::ResolvedTsInvalid(String::new()),
             StepError::DataPlaneUnreachable(String::new()),
             StepError::DataPlaneRejected(String::new()),
             StepError::MemberMissing(String::new()),

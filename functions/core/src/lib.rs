@@ -9,6 +9,8 @@ pub mod error;
 pub mod member;
 pub mod names;
 pub mod ports;
+pub mod restore;
+pub mod restore_steps;
 pub mod spec;
 pub mod status;
 pub mod steps;

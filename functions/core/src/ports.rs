@@ -19,6 +19,33 @@ pub enum Observation {
     Unreachable(String),
 }
 
+/// Which data-plane object a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    /// `pingcap.com/v1alpha1` `Backup`.
+    Backup,
+    /// `pingcap.com/v1alpha1` `Restore`.
+    Restore,
+}
+
+impl MemberKind {
+    /// Kind name.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Backup => "Backup",
+            Self::Restore => "Restore",
+        }
+    }
+
+    /// Resource plural.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Backup => "backups",
+            Self::Restore => "restores",
+        }
+    }
+}
+
 /// Result of a create.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -44,30 +71,41 @@ pub trait DataPlanes: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<Value>, StepError>> + Send;
 
-    /// Reads one member `Backup`.
-    fn get_backup(
+    /// Reads one member object.
+    fn get_member(
         &self,
+        kind: MemberKind,
         member: &MemberRef,
     ) -> impl Future<Output = Result<Option<Value>, StepError>> + Send;
 
-    /// Creates a `Backup` in `cluster` (namespace from the object).
-    fn create_backup(
+    /// Creates a member object in `cluster` (namespace from the object).
+    fn create_member(
         &self,
+        kind: MemberKind,
         cluster: &str,
         object: &Value,
     ) -> impl Future<Output = Result<Created, StepError>> + Send;
 
     /// JSON merge-patches a member's `spec`.
-    fn patch_backup_spec(
+    fn patch_member_spec(
         &self,
+        kind: MemberKind,
         member: &MemberRef,
         spec: &Value,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
 
+    /// Deletes a member object; `false` if it was already gone.
+    fn delete_member(
+        &self,
+        kind: MemberKind,
+        member: &MemberRef,
+    ) -> impl Future<Output = Result<bool, StepError>> + Send;
+
     /// Observes `members` until `done` holds for the observations, or `budget` has passed, and
     /// returns the last observations. A watch in production; `budget` zero means one read.
-    fn observe_backups(
+    fn observe_members(
         &self,
+        kind: MemberKind,
         members: &[MemberRef],
         budget: Duration,
         done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
@@ -116,4 +154,10 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<bool, StepError>> + Send;
+}
+
+/// EBS volumes (what the opt-in restore cleanup deletes).
+pub trait Volumes: Send + Sync {
+    /// Deletes a volume; `false` when it did not exist.
+    fn delete_volume(&self, id: &str) -> impl Future<Output = Result<bool, StepError>> + Send;
 }

@@ -217,8 +217,15 @@ impl BackupRequest {
                 text.len()
             )));
         }
-        let value: Value =
+        // Through YAML's own value, which refuses duplicate keys (JSON's keeps the last silently).
+        let yaml: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
+        if has_tag(&yaml) {
+            return Err(StepError::InvalidSpec(
+                "not YAML or JSON: YAML tags (`!name`) are not accepted".into(),
+            ));
+        }
+        let value = serde_json::to_value(&yaml).map_err(|e| type_error("not YAML or JSON", e))?;
         Self::from_value(value)
     }
 
@@ -233,23 +240,35 @@ impl BackupRequest {
                 "input is {size} bytes, more than the {MAX_INPUT_BYTES} accepted"
             )));
         }
-        let mut value = value;
-        let mut outer_options = None;
-        if let Value::Object(map) = &mut value {
-            if let Some(inner) = map.remove("volumeBackup") {
-                outer_options = map.remove("options");
-                if let Some(extra) = map.keys().next() {
-                    return Err(StepError::InvalidSpec(format!(
-                        "unknown field `{extra}` beside `volumeBackup`"
-                    )));
-                }
-                value = inner;
+        let mut map = match value {
+            Value::Object(map) => map,
+            other => return Err(shape_error("input", &other, Shape::Object)),
+        };
+        if let Some(inner) = map.remove("volumeBackup") {
+            let outer_options = map.remove("options");
+            if let Some(extra) = map.keys().next() {
+                return Err(StepError::InvalidSpec(format!(
+                    "unknown field `{}` beside `volumeBackup`",
+                    truncate(extra)
+                )));
             }
-        } else {
-            return Err(StepError::InvalidSpec("input must be an object".into()));
+            map = match inner {
+                Value::Object(inner) => inner,
+                other => return Err(shape_error("volumeBackup", &other, Shape::Object)),
+            };
+            if let Some(o) = outer_options {
+                if map.contains_key("options") {
+                    return Err(StepError::InvalidSpec(
+                        "`options` is given both beside and inside `volumeBackup`; give it once"
+                            .into(),
+                    ));
+                }
+                map.insert("options".into(), o);
+            }
         }
+        check_shapes(&map)?;
         let whole: WholeObject =
-            serde_json::from_value(value).map_err(|e| type_error("input", e))?;
+            serde_json::from_value(Value::Object(map)).map_err(|e| type_error("input", e))?;
         if let Some(kind) = &whole.kind
             && kind != "VolumeBackup"
         {
@@ -278,6 +297,11 @@ impl BackupRequest {
             metadata.name = n;
         }
         if let Some(ns) = whole.namespace {
+            if !metadata.namespace.is_empty() && metadata.namespace != ns {
+                return Err(StepError::InvalidSpec(
+                    "`namespace` and `metadata.namespace` differ".into(),
+                ));
+            }
             metadata.namespace = ns;
         }
         if metadata.namespace.is_empty() {
@@ -288,7 +312,7 @@ impl BackupRequest {
             .ok_or_else(|| StepError::InvalidSpec("`spec` is missing".into()))?;
         let spec: VolumeBackupSpec =
             serde_json::from_value(spec_value).map_err(|e| type_error("spec", e))?;
-        let options = match outer_options.or(whole.options) {
+        let options = match whole.options {
             Some(o) => serde_json::from_value(o).map_err(|e| type_error("options", e))?,
             None => Options::default(),
         };
@@ -310,44 +334,7 @@ impl BackupRequest {
     /// registry knows.
     pub fn validate(&self, known_clusters: Option<&HashSet<String>>) -> Result<(), StepError> {
         let mut problems: Vec<String> = Vec::new();
-        let name = &self.metadata.name;
-        if name.is_empty() {
-            problems.push("metadata.name is empty".into());
-        } else if !names::is_dns_subdomain(name) {
-            problems.push(format!(
-                "metadata.name `{}` is not a valid Kubernetes name",
-                truncate(name)
-            ));
-        } else {
-            // The data plane derives Job names (`backup-fed-{name}-init`) and puts them in a pod label.
-            let job = names::init_job_name(&names::member_backup_name(name));
-            if job.len() > names::MAX_LABEL_VALUE {
-                problems.push(format!(
-                    "metadata.name `{name}` is too long: the data plane's init Job `{job}` would be {} characters, the limit is {}",
-                    job.len(),
-                    names::MAX_LABEL_VALUE
-                ));
-            }
-            if name.contains('.') {
-                problems.push(format!(
-                    "metadata.name `{name}` must not contain '.' (it names the execution)"
-                ));
-            }
-        }
-        if !names::is_dns_label(&self.metadata.namespace) {
-            problems.push(format!(
-                "metadata.namespace `{}` is not a valid namespace",
-                truncate(&self.metadata.namespace)
-            ));
-        }
-        for (k, v) in self.metadata.labels.iter() {
-            if k.is_empty() || k.len() > 253 || v.len() > names::MAX_LABEL_VALUE {
-                problems.push(format!(
-                    "label `{}` is not a valid Kubernetes label",
-                    truncate(k)
-                ));
-            }
-        }
+        validate_meta(&self.metadata, "backup-fed-", &mut problems);
         if self.spec.clusters.is_empty() {
             problems.push("spec.clusters is empty".into());
         }
@@ -404,6 +391,11 @@ impl BackupRequest {
         if self.options.phase_timeout_seconds == 0 || self.options.deadline_seconds == 0 {
             problems.push("options: timeouts must be positive".into());
         }
+        if self.options.phase_timeout_seconds > MAX_DEADLINE_SECONDS {
+            problems.push(format!(
+                "options.phaseTimeoutSeconds must be at most {MAX_DEADLINE_SECONDS} (no phase outlasts the whole backup)"
+            ));
+        }
         if self.options.deadline_seconds > MAX_DEADLINE_SECONDS {
             problems.push(format!(
                 "options.deadlineSeconds must be at most {MAX_DEADLINE_SECONDS} (the state machine's own timeout is 24 h)"
@@ -442,7 +434,8 @@ impl BackupRequest {
                 match s3.get("bucket") {
                     Some(Value::String(b)) if valid_bucket(b) => {}
                     Some(Value::String(b)) => problems.push(format!("spec.template.s3.bucket `{}` is not a valid bucket name", truncate(b))),
-                    _ => problems.push("spec.template.s3.bucket is missing".into()),
+                    None | Some(Value::Null) => problems.push("spec.template.s3.bucket is missing".into()),
+                    Some(b) => problems.push(shape_problem("spec.template.s3.bucket", b, Shape::String)),
                 }
                 match s3.get("provider") {
                     Some(Value::String(p)) if p == "aws" => {}
@@ -450,18 +443,29 @@ impl BackupRequest {
                         "spec.template.s3.provider is `{}`: EBS snapshots need provider `aws`",
                         truncate(p)
                     )),
-                    _ => problems.push("spec.template.s3.provider is missing (the CRD requires it; use `aws`)".into()),
+                    None | Some(Value::Null) => problems.push("spec.template.s3.provider is missing (the CRD requires it; use `aws`)".into()),
+                    Some(p) => problems.push(shape_problem("spec.template.s3.provider", p, Shape::String)),
                 }
                 match s3.get("prefix") {
                     None => {}
-                    Some(Value::String(p)) if p.len() <= 512 && !p.starts_with('/') && !p.contains("..") => {}
-                    Some(_) => problems.push("spec.template.s3.prefix must be a relative path string without `..`".into()),
+                    Some(Value::String(p)) if p.len() <= 512 && !p.starts_with('/') && !p.contains("..") && !p.chars().any(char::is_control) => {}
+                    Some(_) => problems.push("spec.template.s3.prefix must be a relative path string without `..` or control characters".into()),
                 }
                 for key in ["region", "endpoint", "secretName", "storageClass", "acl", "sse", "path"] {
                     if let Some(v) = s3.get(key)
                         && !v.is_string() {
-                            problems.push(format!("spec.template.s3.{key} must be a string"));
+                            problems.push(shape_problem(&format!("spec.template.s3.{key}"), v, Shape::String));
                         }
+                }
+                if let Some(v) = s3.get("forcePathStyle")
+                    && !v.is_boolean()
+                {
+                    problems.push(shape_problem("spec.template.s3.forcePathStyle", v, Shape::Boolean));
+                }
+                if let Some(o) = s3.get("options")
+                    && !o.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                {
+                    problems.push("spec.template.s3.options must be a list of strings".into());
                 }
             }
             Some(_) => problems.push("spec.template.s3 must be an object".into()),
@@ -488,6 +492,17 @@ impl BackupRequest {
                         && !o.as_array().is_some_and(|a| a.iter().all(Value::is_string))
                     {
                         problems.push("spec.template.br.options must be a list of strings".into());
+                    }
+                    for key in ["checkRequirements", "sendCredToTikv"] {
+                        if let Some(v) = m.get(key)
+                            && !v.is_boolean()
+                        {
+                            problems.push(shape_problem(
+                                &format!("spec.template.br.{key}"),
+                                v,
+                                Shape::Boolean,
+                            ));
+                        }
                     }
                 }
                 _ => problems.push("spec.template.br must be an object".into()),
@@ -522,27 +537,21 @@ impl BackupRequest {
             )),
         }
         for (key, want) in [
-            ("toolImage", "string"),
-            ("serviceAccount", "string"),
-            ("priorityClassName", "string"),
-            ("env", "array"),
-            ("tolerations", "array"),
-            ("imagePullSecrets", "array"),
-            ("additionalVolumes", "array"),
-            ("additionalVolumeMounts", "array"),
-            ("resources", "object"),
-            ("automountServiceAccountToken", "boolean"),
+            ("toolImage", Shape::String),
+            ("serviceAccount", Shape::String),
+            ("priorityClassName", Shape::String),
+            ("env", Shape::List),
+            ("tolerations", Shape::List),
+            ("imagePullSecrets", Shape::List),
+            ("additionalVolumes", Shape::List),
+            ("additionalVolumeMounts", Shape::List),
+            ("resources", Shape::Object),
+            ("automountServiceAccountToken", Shape::Boolean),
         ] {
-            if let Some(v) = t.get(key) {
-                let ok = match want {
-                    "string" => v.is_string(),
-                    "array" => v.is_array(),
-                    "object" => v.is_object(),
-                    _ => v.is_boolean(),
-                };
-                if !ok {
-                    problems.push(format!("spec.template.{key} must be a {want}"));
-                }
+            if let Some(v) = t.get(key)
+                && !want.accepts(v)
+            {
+                problems.push(shape_problem(&format!("spec.template.{key}"), v, want));
             }
         }
     }
@@ -582,8 +591,254 @@ impl BackupRequest {
     }
 }
 
+/// Checks a federated object's metadata: name (a valid Kubernetes name, no '.', short enough
+/// for the data plane's Job names that start with `job_prefix`), namespace, labels.
+pub fn validate_meta(meta: &ObjectMeta, job_prefix: &str, problems: &mut Vec<String>) {
+    let name = &meta.name;
+    if name.is_empty() {
+        problems.push("metadata.name is empty".into());
+    } else if !names::is_dns_subdomain(name) {
+        problems.push(format!(
+            "metadata.name `{}` is not a valid Kubernetes name",
+            truncate(name)
+        ));
+    } else {
+        // The data plane derives Job names and puts them in a pod label: the longest is
+        // `backup-fed-{name}-init` for a backup and `restore-data-fed-{name}` for a restore.
+        let job = if job_prefix == "backup-fed-" {
+            names::init_job_name(&names::member_backup_name(name))
+        } else {
+            format!("{job_prefix}{name}")
+        };
+        if job.len() > names::MAX_LABEL_VALUE {
+            problems.push(format!(
+                "metadata.name `{name}` is too long: the data plane's Job `{job}` would be {} characters, the limit is {}",
+                job.len(),
+                names::MAX_LABEL_VALUE
+            ));
+        }
+        if name.contains('.') {
+            problems.push(format!(
+                "metadata.name `{name}` must not contain '.' (it names the execution)"
+            ));
+        }
+    }
+    if !names::is_dns_label(&meta.namespace) {
+        problems.push(format!(
+            "metadata.namespace `{}` is not a valid namespace",
+            truncate(&meta.namespace)
+        ));
+    }
+    for (k, v) in meta.labels.iter() {
+        if !is_qualified_name(k) {
+            problems.push(format!(
+                "metadata.labels: `{}` is not a valid label key ({QUALIFIED_NAME_RULE})",
+                truncate(k)
+            ));
+        } else if !is_label_value(v) {
+            problems.push(format!(
+                "metadata.labels.{k}: `{}` is not a valid label value ({LABEL_VALUE_RULE})",
+                truncate(v)
+            ));
+        }
+    }
+    for k in meta.annotations.keys() {
+        if !is_qualified_name(k) {
+            problems.push(format!(
+                "metadata.annotations: `{}` is not a valid annotation key ({QUALIFIED_NAME_RULE})",
+                truncate(k)
+            ));
+        }
+    }
+}
+
+const LABEL_VALUE_RULE: &str =
+    "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+const QUALIFIED_NAME_RULE: &str = "an optional DNS-subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+
+/// A label value: empty, or at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends.
+fn is_label_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    v.is_empty()
+        || (b.len() <= names::MAX_LABEL_VALUE
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric())
+}
+
+/// A label or annotation key: `[prefix/]name`, the prefix a DNS subdomain, the name non-empty
+/// and shaped like a label value.
+fn is_qualified_name(k: &str) -> bool {
+    let (prefix, name) = match k.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, k),
+    };
+    prefix.is_none_or(names::is_dns_subdomain) && !name.is_empty() && is_label_value(name)
+}
+
+/// The JSON type a field must have.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    String,
+    Boolean,
+    Object,
+    List,
+    Seconds,
+}
+
+impl Shape {
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            Self::String => v.is_string(),
+            Self::Boolean => v.is_boolean(),
+            Self::Object => v.is_object(),
+            Self::List => v.is_array(),
+            Self::Seconds => v.is_u64(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::String => "a string",
+            Self::Boolean => "a boolean",
+            Self::Object => "an object",
+            Self::List => "a list",
+            Self::Seconds => "a whole number of seconds",
+        }
+    }
+}
+
+/// `{path} must be {shape}, not {what it is}`.
+fn shape_problem(path: &str, v: &Value, want: Shape) -> String {
+    let found = match v {
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+        scalar => truncate(&scalar.to_string()),
+    };
+    format!("{path} must be {}, not {found}", want.describe())
+}
+
+fn shape_error(path: &str, v: &Value, want: Shape) -> StepError {
+    StepError::InvalidSpec(shape_problem(path, v, want))
+}
+
+/// Checks the fields of `map` that are present against `fields`, stopping at the first wrong one.
+fn check_fields(
+    path: &str,
+    map: &Map<String, Value>,
+    fields: &[(&str, Shape)],
+) -> Result<(), StepError> {
+    for &(field, want) in fields {
+        if let Some(v) = map.get(field)
+            && !want.accepts(v)
+        {
+            let at = if path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return Err(shape_error(&at, v, want));
+        }
+    }
+    Ok(())
+}
+
+/// The JSON types of the input, level by level, before serde reads it: serde would take a list
+/// for a struct (positionally) and names no field in its type errors.
+fn check_shapes(top: &Map<String, Value>) -> Result<(), StepError> {
+    check_fields(
+        "",
+        top,
+        &[
+            ("apiVersion", Shape::String),
+            ("kind", Shape::String),
+            ("name", Shape::String),
+            ("namespace", Shape::String),
+            ("skipGC", Shape::Boolean),
+            ("metadata", Shape::Object),
+            ("spec", Shape::Object),
+            ("options", Shape::Object),
+        ],
+    )?;
+    if let Some(Value::Object(meta)) = top.get("metadata") {
+        check_fields(
+            "metadata",
+            meta,
+            &[
+                ("name", Shape::String),
+                ("namespace", Shape::String),
+                ("labels", Shape::Object),
+                ("annotations", Shape::Object),
+            ],
+        )?;
+        for field in ["labels", "annotations"] {
+            if let Some(Value::Object(pairs)) = meta.get(field) {
+                for (k, v) in pairs {
+                    if !v.is_string() {
+                        return Err(shape_error(
+                            &format!("metadata.{field}.{}", truncate(k)),
+                            v,
+                            Shape::String,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(spec)) = top.get("spec") {
+        check_fields(
+            "spec",
+            spec,
+            &[("clusters", Shape::List), ("template", Shape::Object)],
+        )?;
+        if let Some(Value::Array(entries)) = spec.get("clusters") {
+            for (i, entry) in entries.iter().enumerate() {
+                let at = format!("spec.clusters[{i}]");
+                let Value::Object(entry) = entry else {
+                    return Err(shape_error(&at, entry, Shape::Object));
+                };
+                check_fields(
+                    &at,
+                    entry,
+                    &[
+                        ("k8sClusterName", Shape::String),
+                        ("tcName", Shape::String),
+                        ("tcNamespace", Shape::String),
+                    ],
+                )?;
+            }
+        }
+    }
+    if let Some(Value::Object(options)) = top.get("options") {
+        check_fields(
+            "options",
+            options,
+            &[
+                ("phaseTimeoutSeconds", Shape::Seconds),
+                ("deadlineSeconds", Shape::Seconds),
+                ("pollSeconds", Shape::Seconds),
+                ("observeMode", Shape::String),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a YAML value carries a tag anywhere (`!secret x`), which has no JSON meaning.
+fn has_tag(v: &serde_yaml::Value) -> bool {
+    match v {
+        serde_yaml::Value::Tagged(_) => true,
+        serde_yaml::Value::Sequence(items) => items.iter().any(has_tag),
+        serde_yaml::Value::Mapping(pairs) => pairs.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
+        _ => false,
+    }
+}
+
 fn valid_bucket(b: &str) -> bool {
-    (3..=63).contains(&b.len())
+    !b.contains("..")
+        && b.parse::<std::net::Ipv4Addr>().is_err()
+        && (3..=63).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
         && b.as_bytes()[0].is_ascii_alphanumeric()

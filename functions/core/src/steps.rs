@@ -6,7 +6,7 @@ use crate::backup::{Await, Failure, Verdict, judge, views};
 use crate::catalog::{Catalog, VolumeBackupDoc};
 use crate::error::StepError;
 use crate::member::{MemberRef, MemberView, build_member_backup, cond, phase};
-use crate::ports::{Created, DataPlanes, ObjectStore, Observation};
+use crate::ports::{Created, DataPlanes, MemberKind, ObjectStore, Observation};
 use crate::spec::{BackupRequest, ObserveMode, Options};
 use crate::status::{rfc3339, vbk};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -254,7 +254,7 @@ async fn preflight<D: DataPlanes, S: ObjectStore>(
             Err(StepError::DataPlaneUnreachable(msg)) => unreachable.push(msg),
             Err(e) => problems.push(e.to_string()),
         }
-        match env.planes.get_backup(m).await {
+        match env.planes.get_member(MemberKind::Backup, m).await {
             Ok(Some(obj)) => {
                 let v = MemberView::from_object(&obj);
                 if !member_of(&v, execution, &req.metadata.namespace) {
@@ -340,7 +340,7 @@ async fn ensure_member<D: DataPlanes, S>(
 ) -> Result<(), StepError> {
     match env
         .planes
-        .create_backup(&m.k8s_cluster_name, object)
+        .create_member(MemberKind::Backup, &m.k8s_cluster_name, object)
         .await?
     {
         Created::Created => {
@@ -382,12 +382,20 @@ pub async fn execute<D: DataPlanes, S: ObjectStore>(
         })?;
     let req = doc.request();
     let init = &ctx.members[0];
-    let current = env.planes.get_backup(init).await?.ok_or_else(|| {
-        StepError::MemberMissing(format!("initialize member {} is gone", init.display()))
-    })?;
+    let current = env
+        .planes
+        .get_member(MemberKind::Backup, init)
+        .await?
+        .ok_or_else(|| {
+            StepError::MemberMissing(format!("initialize member {} is gone", init.display()))
+        })?;
     if MemberView::from_object(&current).federal_phase.as_deref() == Some(phase::INITIALIZE) {
         env.planes
-            .patch_backup_spec(init, &json!({"federalVolumeBackupPhase": phase::EXECUTE}))
+            .patch_member_spec(
+                MemberKind::Backup,
+                init,
+                &json!({"federalVolumeBackupPhase": phase::EXECUTE}),
+            )
             .await?;
     }
     let creations = ctx.members[1..].iter().map(|m| {
@@ -407,7 +415,11 @@ pub async fn resume_gc<D: DataPlanes, S: ObjectStore>(
 ) -> Result<Phase, StepError> {
     let ctx = &input.backup;
     env.planes
-        .patch_backup_spec(&ctx.members[0], &json!({"resumeGcSchedule": true}))
+        .patch_member_spec(
+            MemberKind::Backup,
+            &ctx.members[0],
+            &json!({"resumeGcSchedule": true}),
+        )
         .await?;
     let at = now_ms();
     env.catalog()
@@ -447,7 +459,7 @@ pub async fn request_teardown<D: DataPlanes>(
     execution: &str,
 ) -> TeardownReport {
     let work = members.iter().enumerate().map(|(i, m)| async move {
-        let obj = match planes.get_backup(m).await {
+        let obj = match planes.get_member(MemberKind::Backup, m).await {
             Ok(Some(o)) => o,
             Ok(None) => return ("absent", m.display()),
             Err(e) => return ("unreachable", format!("{}: {e}", m.display())),
@@ -464,7 +476,10 @@ pub async fn request_teardown<D: DataPlanes>(
         if i == 0 {
             patch["resumeGcSchedule"] = json!(true);
         }
-        match planes.patch_backup_spec(m, &patch).await {
+        match planes
+            .patch_member_spec(MemberKind::Backup, m, &patch)
+            .await
+        {
             Ok(()) => ("requested", m.display()),
             Err(StepError::MemberMissing(_)) => ("absent", m.display()),
             Err(e) => ("unreachable", format!("{}: {e}", m.display())),
@@ -540,7 +555,10 @@ pub async fn observe<D: DataPlanes, S: ObjectStore>(
     };
     let awaited = input.awaited;
     let done = move |obs: &[Observation]| judge(awaited, watched, obs) != Verdict::Pending;
-    let obs = env.planes.observe_backups(watched, budget, &done).await;
+    let obs = env
+        .planes
+        .observe_members(MemberKind::Backup, watched, budget, &done)
+        .await;
     let mut verdict = judge(awaited, watched, &obs);
     if verdict == Verdict::Pending && Utc::now() >= deadline {
         let what = if deadline_name == "PhaseDeadlineExceeded" {
@@ -630,7 +648,12 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
     let ctx = &input.backup;
     let obs = env
         .planes
-        .observe_backups(&ctx.members, Duration::ZERO, &|_: &[Observation]| true)
+        .observe_members(
+            MemberKind::Backup,
+            &ctx.members,
+            Duration::ZERO,
+            &|_: &[Observation]| true,
+        )
         .await;
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         ctx.members.iter().cloned().zip(views(&obs)).collect();
@@ -858,7 +881,8 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     let now = Utc::now();
     let obs = env
         .planes
-        .observe_backups(
+        .observe_members(
+            MemberKind::Backup,
             &doc.brfed.members,
             Duration::ZERO,
             &|_: &[Observation]| true,

@@ -153,7 +153,7 @@ async fn a_backup_walks_the_whole_ladder_and_every_step_is_idempotent() {
             .verdict,
         "met"
     );
-    let (doc, _) = Catalog::new(&store, BUCKET)
+    let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, BUCKET)
         .get("br", "bk")
         .await
         .unwrap()
@@ -535,7 +535,7 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
             .get("federalVolumeBackupPhase")
             .is_none()
     );
-    let (doc, _) = Catalog::new(&store, BUCKET)
+    let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, BUCKET)
         .get("br", "bk")
         .await
         .unwrap()

@@ -3,7 +3,9 @@
 
 use crate::error::StepError;
 use crate::member::MemberRef;
-use crate::ports::{Created, DataPlanes, ObjectStore, Observation, Precondition, Versioned};
+use crate::ports::{
+    Created, DataPlanes, MemberKind, ObjectStore, Observation, Precondition, Versioned,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -17,6 +19,7 @@ pub struct FakePlanes {
     /// Known data-plane names.
     pub clusters: Vec<String>,
     backups: Mutex<BTreeMap<Key, Value>>,
+    restores: Mutex<BTreeMap<Key, Value>>,
     tidb_clusters: Mutex<BTreeMap<Key, Value>>,
     down: Mutex<HashSet<String>>,
     /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
@@ -58,6 +61,59 @@ impl FakePlanes {
         } else {
             d.remove(cluster);
         }
+    }
+
+    fn objects(&self, kind: MemberKind) -> &Mutex<BTreeMap<Key, Value>> {
+        match kind {
+            MemberKind::Backup => &self.backups,
+            MemberKind::Restore => &self.restores,
+        }
+    }
+
+    /// A member `Restore`, as stored.
+    pub fn restore(&self, cluster: &str, ns: &str, name: &str) -> Option<Value> {
+        self.restores
+            .lock()
+            .unwrap()
+            .get(&(cluster.into(), ns.into(), name.into()))
+            .cloned()
+    }
+
+    /// Plays the data plane for a `Restore`: appends condition `type_` and makes it the phase.
+    pub fn add_restore_condition(&self, cluster: &str, ns: &str, name: &str, type_: &str) {
+        let mut b = self.restores.lock().unwrap();
+        let obj = b
+            .get_mut(&(cluster.into(), ns.into(), name.into()))
+            .expect("member exists");
+        let status = obj
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert_with(|| json!({"conditions": []}));
+        status["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": type_, "status": "True"}));
+        status["phase"] = json!(type_);
+    }
+
+    /// Sets `status` fields of a member `Restore`.
+    pub fn set_restore_status(&self, cluster: &str, ns: &str, name: &str, fields: Value) {
+        let mut b = self.restores.lock().unwrap();
+        let obj = b
+            .get_mut(&(cluster.into(), ns.into(), name.into()))
+            .expect("member exists");
+        let status = obj
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert_with(|| json!({"conditions": []}));
+        merge(status, &fields);
+    }
+
+    /// Number of member `Restore`s.
+    pub fn restore_count(&self) -> usize {
+        self.restores.lock().unwrap().len()
     }
 
     fn check(&self, cluster: &str) -> Result<(), StepError> {
@@ -173,12 +229,30 @@ impl DataPlanes for FakePlanes {
             .cloned())
     }
 
-    async fn get_backup(&self, m: &MemberRef) -> Result<Option<Value>, StepError> {
+    async fn get_member(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+    ) -> Result<Option<Value>, StepError> {
         self.check(&m.k8s_cluster_name)?;
-        Ok(self.backup(&m.k8s_cluster_name, &m.tc_namespace, &m.backup_name))
+        Ok(self
+            .objects(kind)
+            .lock()
+            .unwrap()
+            .get(&(
+                m.k8s_cluster_name.clone(),
+                m.tc_namespace.clone(),
+                m.backup_name.clone(),
+            ))
+            .cloned())
     }
 
-    async fn create_backup(&self, cluster: &str, object: &Value) -> Result<Created, StepError> {
+    async fn create_member(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        object: &Value,
+    ) -> Result<Created, StepError> {
         self.check(cluster)?;
         let key: Key = (
             cluster.into(),
@@ -191,21 +265,29 @@ impl DataPlanes for FakePlanes {
                 .unwrap_or_default()
                 .into(),
         );
-        let mut b = self.backups.lock().unwrap();
+        let mut b = self.objects(kind).lock().unwrap();
         if let Some(existing) = b.get(&key) {
             return Ok(Created::AlreadyExists(existing.clone()));
         }
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("create {}/{}/{}", key.0, key.1, key.2));
+        self.log.lock().unwrap().push(format!(
+            "create {} {}/{}/{}",
+            kind.kind(),
+            key.0,
+            key.1,
+            key.2
+        ));
         b.insert(key, object.clone());
         Ok(Created::Created)
     }
 
-    async fn patch_backup_spec(&self, m: &MemberRef, spec: &Value) -> Result<(), StepError> {
+    async fn patch_member_spec(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        spec: &Value,
+    ) -> Result<(), StepError> {
         self.check(&m.k8s_cluster_name)?;
-        let mut b = self.backups.lock().unwrap();
+        let mut b = self.objects(kind).lock().unwrap();
         let obj = b
             .get_mut(&(
                 m.k8s_cluster_name.clone(),
@@ -217,19 +299,34 @@ impl DataPlanes for FakePlanes {
         self.log
             .lock()
             .unwrap()
-            .push(format!("patch {} {spec}", m.display()));
+            .push(format!("patch {} {} {spec}", kind.kind(), m.display()));
         Ok(())
     }
 
-    async fn observe_backups(
+    async fn delete_member(&self, kind: MemberKind, m: &MemberRef) -> Result<bool, StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        let gone = self.objects(kind).lock().unwrap().remove(&(
+            m.k8s_cluster_name.clone(),
+            m.tc_namespace.clone(),
+            m.backup_name.clone(),
+        ));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("delete {} {}", kind.kind(), m.display()));
+        Ok(gone.is_some())
+    }
+
+    async fn observe_members(
         &self,
+        kind: MemberKind,
         members: &[MemberRef],
         _budget: Duration,
         _done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
     ) -> Vec<Observation> {
         let mut out = Vec::new();
         for m in members {
-            out.push(match self.get_backup(m).await {
+            out.push(match self.get_member(kind, m).await {
                 Ok(Some(v)) => Observation::Present(v),
                 Ok(None) => Observation::Absent,
                 Err(e) => Observation::Unreachable(e.to_string()),
@@ -320,5 +417,18 @@ impl ObjectStore for FakeStore {
             .lock()
             .unwrap()
             .contains_key(&(bucket.into(), key.into())))
+    }
+}
+
+/// Fake EBS: a set of existing volume ids.
+#[derive(Default)]
+pub struct FakeVolumes {
+    /// Existing volumes.
+    pub ids: Mutex<HashSet<String>>,
+}
+
+impl Volumes for FakeVolumes {
+    async fn delete_volume(&self, id: &str) -> Result<bool, StepError> {
+        Ok(self.ids.lock().unwrap().remove(id))
     }
 }

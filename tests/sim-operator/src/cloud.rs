@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeType};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeType};
 use aws_sdk_s3::primitives::ByteStream;
 
 /// An AWS call that failed for good.
@@ -121,6 +121,14 @@ pub struct VolumeInfo {
     pub tags: BTreeMap<String, String>,
 }
 
+impl VolumeInfo {
+    /// True when the volume carries every `(key, value)` of `tags`.
+    pub fn has_tags(&self, tags: &[(&str, &str)]) -> bool {
+        tags.iter()
+            .all(|(k, want)| self.tags.get(*k).map(String::as_str) == Some(*want))
+    }
+}
+
 /// An EBS snapshot as the simulator needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
@@ -215,20 +223,17 @@ impl Cloud {
     // ---------------------------------------------------------------- EC2
 
     /// Volumes carrying every tag of `tags`.
+    ///
+    /// The tags are matched here, not by EC2 `tag:` filters: moto evaluates each tag filter by
+    /// scanning every tag of the account for every volume, which takes seconds once a long-lived
+    /// local world holds a few hundred volumes; one unfiltered listing stays well under a second.
     pub async fn volumes_tagged(
         &self,
         tags: &[(&str, &str)],
     ) -> Result<Vec<VolumeInfo>, CloudError> {
-        let filters: Vec<Filter> = tags
-            .iter()
-            .map(|(k, v)| {
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(*v)
-                    .build()
-            })
-            .collect();
-        self.describe_volumes(filters, Vec::new()).await
+        let mut volumes = self.describe_volumes(Vec::new()).await?;
+        volumes.retain(|v| v.has_tags(tags));
+        Ok(volumes)
     }
 
     /// Volumes by id (missing ones are an error).
@@ -236,21 +241,16 @@ impl Cloud {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.describe_volumes(Vec::new(), ids.to_vec()).await
+        self.describe_volumes(ids.to_vec()).await
     }
 
-    async fn describe_volumes(
-        &self,
-        filters: Vec<Filter>,
-        ids: Vec<String>,
-    ) -> Result<Vec<VolumeInfo>, CloudError> {
+    async fn describe_volumes(&self, ids: Vec<String>) -> Result<Vec<VolumeInfo>, CloudError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let page = with_backoff("DescribeVolumes", || {
                 self.ec2
                     .describe_volumes()
-                    .set_filters((!filters.is_empty()).then(|| filters.clone()))
                     .set_volume_ids((!ids.is_empty()).then(|| ids.clone()))
                     .set_next_token(token.clone())
                     .send()

@@ -325,6 +325,15 @@ async fn seed(
         Some(Cloud::from_env(&seed.region).await)
     };
     let all_ids: Vec<Vec<u64>> = (0..planes.len()).map(|i| seed.store_ids(i)).collect();
+    // what an earlier run of this seed created, listed once
+    let existing = match &cloud {
+        Some(cloud) => {
+            cloud
+                .volumes_tagged(&[(TAG_CLUSTER, seed.cluster_key.as_str())])
+                .await?
+        }
+        None => Vec::new(),
+    };
     let mut out = Vec::new();
     for (index, plane) in planes.iter().enumerate() {
         let az = seed.az_of(&plane.name, index);
@@ -356,9 +365,9 @@ async fn seed(
                         (TAG_STORE, store.as_str()),
                         (TAG_VOLUME_NAME, vol_name.as_str()),
                     ];
-                    if let Some(existing) = cloud.volumes_tagged(&wanted).await?.into_iter().next()
-                    {
-                        volume_ids.push(existing.id);
+                    let found = existing.iter().find(|v| v.has_tags(&wanted));
+                    if let Some(found) = found {
+                        volume_ids.push(found.id.clone());
                         continue;
                     }
                     let pvc = format!("{vol_name}-{}-tikv-{ordinal}", seed.name);

@@ -4,6 +4,7 @@
 //! end-to-end orchestration time, state transitions, history events, and the largest state
 //! payload. Writes the same figures as JSON to `$CARGO_TARGET_DIR/bench/backup.json`.
 
+use brfed_sim_operator::kubeobj::backup_resource;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::Workflows;
@@ -46,7 +47,10 @@ async fn run(world: &World, flows: &Workflows, mode: &str, poll_seconds: u64) ->
     let seen: Seen = Arc::default();
     let mut watchers = Vec::new();
     for (i, p) in planes.iter().enumerate() {
-        let api = world.backups(p, &ns);
+        // a watch client (no read timeout): a quiet 30 s poll interval must not end the watch
+        let plane = world.planes.iter().find(|d| &d.name == p).unwrap();
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(plane.watch_client.clone(), &ns, &backup_resource());
         let cfg = watcher::Config::default().fields(&format!("metadata.name=fed-{name}"));
         let seen = seen.clone();
         watchers.push(tokio::spawn(async move {

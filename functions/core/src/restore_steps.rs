@@ -1,0 +1,786 @@
+//! The restore steps (reference §4.4), one function per Lambda, generic over the ports, each
+//! idempotent like the backup steps.
+
+use crate::backup::{Failure, Verdict};
+use crate::catalog::{Catalog, DocMeta, VolumeBackupDoc};
+use crate::error::StepError;
+use crate::member::MemberRef;
+use crate::names;
+use crate::ports::{Created, DataPlanes, MemberKind, ObjectStore, Observation, Volumes};
+use crate::restore::{
+    Leftover, RestoreAwait, RestoreOptions, RestoreRecord, RestoreRequest, RestoreView,
+    VolumeRestoreDoc, VolumeRestoreStatus, build_member_restore, judge_restore, pick_data_member,
+    rphase,
+};
+use crate::spec::{FEDERATION_API_VERSION, ObserveMode};
+use crate::status::rfc3339;
+use crate::steps::{Env, ObserveOutput, Phase, StartInput};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The restore steps' environment: the backup one plus EBS.
+pub struct RestoreEnv<'a, D, S, V> {
+    /// Data planes, store, catalog bucket, observe budget.
+    pub base: Env<'a, D, S>,
+    /// EBS.
+    pub volumes: &'a V,
+}
+
+impl<D: DataPlanes, S: ObjectStore, V: Volumes> RestoreEnv<'_, D, S, V> {
+    fn catalog(&self) -> Catalog<'_, S, VolumeRestoreDoc> {
+        Catalog::new(self.base.store, self.base.catalog_bucket)
+    }
+}
+
+/// The small state a restore execution carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreContext {
+    /// Name (= execution name).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Execution ARN.
+    pub execution: String,
+    /// Members in spec order (`backupName` holds the member `Restore`'s name).
+    pub members: Vec<MemberRef>,
+    /// Options.
+    pub options: RestoreOptions,
+    /// Overall deadline.
+    pub deadline: String,
+    /// `template.warmup`.
+    pub warmup: String,
+    /// `template.warmupStrategy`.
+    pub warmup_strategy: String,
+}
+
+/// Output of the restore start step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStartOutput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// Phase.
+    pub phase: Phase,
+    /// null.
+    pub failure: Option<Failure>,
+    /// null.
+    pub observed: Option<ObserveOutput>,
+    /// null until restore-data is started.
+    pub data_member: Option<usize>,
+}
+
+/// Input of the restore mutating steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStepInput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// Failure, on the failure path.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// The restore-data member.
+    #[serde(default)]
+    pub data_member: Option<usize>,
+    /// The last observation.
+    #[serde(default)]
+    pub observed: Option<ObserveOutput>,
+}
+
+/// Input of the restore observe step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreObserveInput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// What to wait for.
+    #[serde(rename = "await")]
+    pub awaited: RestoreAwait,
+    /// Current phase.
+    pub phase: Phase,
+    /// The restore-data member, once chosen.
+    #[serde(default)]
+    pub data_member: Option<usize>,
+}
+
+/// Output of the restore-data step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataMemberOutput {
+    /// Index of the member running restore-data.
+    pub index: usize,
+    /// Its data plane.
+    pub k8s_cluster_name: String,
+    /// The resolved ts the whole cluster is restored to.
+    pub commit_ts: String,
+}
+
+/// Output of the restore finalize step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFinalizeOutput {
+    /// The final catalog document.
+    pub document: VolumeRestoreDoc,
+    /// Failure name.
+    pub error: Option<String>,
+    /// Cause.
+    pub cause: Option<String>,
+}
+
+fn now_ms() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StepError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StepError::Internal(format!("bad time `{s}`: {e}")))
+}
+
+/// Fills each cluster's `backup.s3` from backup `from` of the catalog.
+async fn resolve_from_backup<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    req: &mut RestoreRequest,
+) -> Result<(), StepError> {
+    let Some(from) = req.from_backup.clone() else {
+        return Ok(());
+    };
+    let (doc, _) = Catalog::<S, VolumeBackupDoc>::new(env.base.store, env.base.catalog_bucket)
+        .get(&from.namespace, &from.name)
+        .await?
+        .ok_or_else(|| {
+            StepError::BackupNotRestorable(format!(
+                "VolumeBackup {}/{} is not in the catalog",
+                from.namespace, from.name
+            ))
+        })?;
+    if doc.status.phase.as_deref() != Some("Complete") {
+        return Err(StepError::BackupNotRestorable(format!(
+            "VolumeBackup {}/{} is {}, only a Complete backup can be restored",
+            from.namespace,
+            from.name,
+            doc.status.phase.as_deref().unwrap_or("unknown")
+        )));
+    }
+    let backup_clusters: Vec<&str> = doc
+        .status
+        .backups
+        .iter()
+        .map(|b| b.k8s_cluster_name.as_str())
+        .collect();
+    let mut restore_clusters: Vec<&str> = req
+        .spec
+        .clusters
+        .iter()
+        .map(|c| c.k8s_cluster_name.as_str())
+        .collect();
+    let mut sorted = backup_clusters.clone();
+    sorted.sort();
+    restore_clusters.sort();
+    if sorted != restore_clusters {
+        return Err(StepError::TopologyMismatch(format!(
+            "the restore's clusters ({}) must be the backup's members ({})",
+            restore_clusters.join(", "),
+            backup_clusters.join(", ")
+        )));
+    }
+    for c in &mut req.spec.clusters {
+        let b = doc
+            .status
+            .backups
+            .iter()
+            .find(|b| b.k8s_cluster_name == c.k8s_cluster_name)
+            .expect("checked above");
+        let path = b.backup_path.as_deref().unwrap_or_default();
+        let (bucket, prefix) = path
+            .strip_prefix("s3://")
+            .and_then(|p| p.split_once('/'))
+            .ok_or_else(|| {
+                StepError::BackupNotRestorable(format!(
+                    "member {} has no backupPath",
+                    b.backup_name
+                ))
+            })?;
+        let mut s3 = doc
+            .spec
+            .template
+            .get("s3")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        s3["bucket"] = json!(bucket);
+        s3["prefix"] = json!(prefix);
+        c.backup.insert("s3".into(), s3);
+    }
+    Ok(())
+}
+
+async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    req: &RestoreRequest,
+    members: &[MemberRef],
+    execution: &str,
+) -> Result<(), StepError> {
+    let checks = members.iter().enumerate().map(|(i, m)| async move {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        if let Err(e) = env.base.planes.probe(&m.k8s_cluster_name).await {
+            out.push((e.name(), e.to_string()));
+            return out;
+        }
+        let at = format!("TidbCluster {}/{} in {}", m.tc_namespace, m.tc_name, m.k8s_cluster_name);
+        let tc = match env.base.planes.get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name).await {
+            Ok(Some(tc)) => tc,
+            Ok(None) => {
+                out.push(("TidbClusterInvalid", format!("{at} does not exist: create it with spec.recoveryMode: true first")));
+                return out;
+            }
+            Err(e) => {
+                out.push((e.name(), e.to_string()));
+                return out;
+            }
+        };
+        if tc["spec"]["acrossK8s"].as_bool() != Some(true) {
+            out.push(("TidbClusterInvalid", format!("{at}: set spec.acrossK8s: true")));
+        }
+        if tc["spec"]["recoveryMode"].as_bool() != Some(true) {
+            out.push(("TidbClusterInvalid", format!("{at}: set spec.recoveryMode: true (TiKV must start in recovery mode)")));
+        }
+        let Some((bucket, prefix)) = req.backup_location(i) else {
+            out.push(("InvalidSpec", format!("spec.clusters[{i}].backup.s3 is incomplete")));
+            return out;
+        };
+        match env.base.store.get_json(&bucket, &format!("{prefix}/backupmeta")).await {
+            Ok(Some(meta)) => {
+                let backup_tc = &meta.value["kubernetes"]["crd_tidb_cluster"]["spec"]["tikv"];
+                let (want, have) = (backup_tc["replicas"].as_i64(), tc["spec"]["tikv"]["replicas"].as_i64());
+                if want != have {
+                    out.push(("TopologyMismatch", format!(
+                        "{at} has {} TiKV replicas, the backup of {} has {}: they must be equal",
+                        have.unwrap_or(0), m.k8s_cluster_name, want.unwrap_or(0)
+                    )));
+                }
+                let count = |v: &Value| v["storageVolumes"].as_array().map_or(0, Vec::len);
+                if count(backup_tc) != count(&tc["spec"]["tikv"]) {
+                    out.push(("TopologyMismatch", format!(
+                        "{at} has {} TiKV storageVolumes, the backup has {}",
+                        count(&tc["spec"]["tikv"]), count(backup_tc)
+                    )));
+                }
+            }
+            Ok(None) => out.push(("BackupMetaUnreadable", format!(
+                "s3://{bucket}/{prefix}/backupmeta does not exist: spec.clusters[{i}].backup.s3.prefix must point at {}'s backup",
+                m.k8s_cluster_name
+            ))),
+            Err(e) => out.push(("BackupMetaUnreadable", format!("s3://{bucket}/{prefix}/backupmeta: {e}"))),
+        }
+        match env.base.planes.get_member(MemberKind::Restore, m).await {
+            Ok(Some(obj)) if RestoreView::from_object(&obj).execution.as_deref() != Some(execution) => {
+                out.push(("MemberNameConflict", format!("Restore {}/{} already exists in {}", m.tc_namespace, m.backup_name, m.k8s_cluster_name)));
+            }
+            Ok(_) => {}
+            Err(e) => out.push((e.name(), e.to_string())),
+        }
+        out
+    });
+    let all: Vec<(&'static str, String)> = join_all(checks).await.into_iter().flatten().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    // the most actionable name first: unreachable (retryable), then by kind
+    let message = all
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let first = [
+        "DataPlaneUnreachable",
+        "MemberNameConflict",
+        "TidbClusterInvalid",
+        "BackupMetaUnreadable",
+        "TopologyMismatch",
+    ]
+    .into_iter()
+    .find(|n| all.iter().any(|(k, _)| k == n))
+    .unwrap_or(all[0].0);
+    Err(match first {
+        "DataPlaneUnreachable" => StepError::DataPlaneUnreachable(message),
+        "MemberNameConflict" => StepError::MemberNameConflict(message),
+        "TidbClusterInvalid" => StepError::TidbClusterInvalid(message),
+        "BackupMetaUnreadable" => StepError::BackupMetaUnreadable(message),
+        "TopologyMismatch" => StepError::TopologyMismatch(message),
+        "InvalidSpec" => StepError::InvalidSpec(message),
+        _ => StepError::DataPlaneRejected(message),
+    })
+}
+
+/// Start: validate, resolve the backup, check every target, record the restore, create every
+/// member `Restore` in `restore-volume` at once.
+pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    input: StartInput,
+) -> Result<RestoreStartOutput, StepError> {
+    let mut req = RestoreRequest::from_value(input.input)?;
+    req.validate()?;
+    let known = env.base.planes.cluster_names();
+    let unknown: Vec<&str> = req
+        .spec
+        .clusters
+        .iter()
+        .map(|c| c.k8s_cluster_name.as_str())
+        .filter(|c| !known.contains(*c))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(StepError::UnknownCluster(format!(
+            "not known data planes: {}",
+            unknown.join(", ")
+        )));
+    }
+    let execution = input.execution;
+    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
+    let members: Vec<MemberRef> = req
+        .spec
+        .clusters
+        .iter()
+        .map(|c| MemberRef {
+            k8s_cluster_name: c.k8s_cluster_name.clone(),
+            tc_name: c.tc_name.clone(),
+            tc_namespace: c.tc_namespace.clone(),
+            backup_name: names::member_backup_name(&name),
+        })
+        .collect();
+    let resumed = match env.catalog().get(&ns, &name).await? {
+        Some((doc, _)) if doc.brfed.execution == execution => {
+            req.spec = doc.spec.clone();
+            true
+        }
+        Some((doc, _)) => {
+            return Err(StepError::RestoreExists(format!(
+                "VolumeRestore {ns}/{name} already exists (execution {})",
+                doc.brfed.execution
+            )));
+        }
+        None => false,
+    };
+    if !resumed {
+        resolve_from_backup(env, &mut req).await?;
+        restore_preflight(env, &req, &members, &execution).await?;
+    }
+    let now = Utc::now();
+    let mut status = VolumeRestoreStatus::default();
+    status.set_condition("Running", None, None, now);
+    status.start_step("RestoreVolume", now);
+    let doc = VolumeRestoreDoc {
+        api_version: FEDERATION_API_VERSION.into(),
+        kind: "VolumeRestore".into(),
+        metadata: DocMeta {
+            meta: req.metadata.clone(),
+            creation_timestamp: Some(rfc3339(now)),
+        },
+        spec: req.spec.clone(),
+        status,
+        brfed: RestoreRecord {
+            execution: execution.clone(),
+            options: req.options.clone(),
+            members: members.clone(),
+            from_backup: req.from_backup.clone(),
+            ..Default::default()
+        },
+    };
+    env.catalog().create(&doc).await?;
+    let creations = members.iter().enumerate().map(|(i, m)| {
+        let object = build_member_restore(&req, i, m, &execution);
+        let execution = &execution;
+        async move {
+            match env
+                .base
+                .planes
+                .create_member(MemberKind::Restore, &m.k8s_cluster_name, &object)
+                .await?
+            {
+                Created::Created => Ok(()),
+                Created::AlreadyExists(o)
+                    if RestoreView::from_object(&o).execution.as_deref() == Some(execution) =>
+                {
+                    Ok(())
+                }
+                Created::AlreadyExists(_) => Err(StepError::MemberNameConflict(format!(
+                    "Restore {} belongs to something else",
+                    m.display()
+                ))),
+            }
+        }
+    });
+    for r in join_all(creations).await {
+        r?;
+    }
+    Ok(RestoreStartOutput {
+        restore: RestoreContext {
+            name,
+            namespace: ns,
+            execution,
+            members,
+            options: req.options.clone(),
+            deadline: rfc3339(now + chrono::Duration::seconds(req.options.deadline_seconds as i64)),
+            warmup: req.warmup().into(),
+            warmup_strategy: req.warmup_strategy().into(),
+        },
+        phase: Phase {
+            name: "RestoreVolume".into(),
+            started_at: now_ms(),
+        },
+        failure: None,
+        observed: None,
+        data_member: None,
+    })
+}
+
+/// Observe: watch the member `Restore`s for `await`, recording conditions and step timings.
+pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    input: RestoreObserveInput,
+) -> Result<ObserveOutput, StepError> {
+    let ctx = &input.restore;
+    let now = Utc::now();
+    let phase_deadline = parse_time(&input.phase.started_at)?
+        + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
+    let overall = parse_time(&ctx.deadline)?;
+    let (deadline, deadline_name) = if phase_deadline < overall {
+        (phase_deadline, "PhaseDeadlineExceeded")
+    } else {
+        (overall, "DeadlineExceeded")
+    };
+    let budget = match ctx.options.observe_mode {
+        ObserveMode::Poll => Duration::ZERO,
+        ObserveMode::Watch => env
+            .base
+            .observe_budget
+            .min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
+    };
+    let (awaited, dm, async_warmup) = (input.awaited, input.data_member, ctx.warmup == "async");
+    let members = &ctx.members;
+    let done = move |obs: &[Observation]| {
+        judge_restore(awaited, members, obs, dm, async_warmup) != Verdict::Pending
+    };
+    let obs = env
+        .base
+        .planes
+        .observe_members(MemberKind::Restore, members, budget, &done)
+        .await;
+    let mut verdict = judge_restore(awaited, members, &obs, dm, async_warmup);
+    if verdict == Verdict::Pending && Utc::now() >= deadline {
+        verdict = Verdict::Failed(Failure::new(
+            deadline_name,
+            format!(
+                "phase {} waited past its deadline for {awaited:?}",
+                input.phase.name
+            ),
+        ));
+    }
+    let warmup = ctx.warmup.clone();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            let before = d.status.clone();
+            d.status.refresh(members, &obs, &warmup, dm, Utc::now());
+            d.status != before
+        })
+        .await?;
+    let (name, failure) = match verdict {
+        Verdict::Met => ("met", None),
+        Verdict::Pending => ("pending", None),
+        Verdict::Failed(f) => ("failed", Some(f)),
+    };
+    let wait_seconds = if ctx.options.observe_mode == ObserveMode::Poll && name == "pending" {
+        ctx.options.poll_seconds
+    } else {
+        0
+    };
+    Ok(ObserveOutput {
+        verdict: name.into(),
+        failure,
+        wait_seconds,
+    })
+}
+
+/// Restore data: pick the member with the minimum commitTs and move only it to `restore-data`.
+pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    input: RestoreStepInput,
+) -> Result<DataMemberOutput, StepError> {
+    let ctx = &input.restore;
+    let obs = env
+        .base
+        .planes
+        .observe_members(
+            MemberKind::Restore,
+            &ctx.members,
+            Duration::ZERO,
+            &|_: &[Observation]| true,
+        )
+        .await;
+    let views: Vec<Option<RestoreView>> = obs
+        .iter()
+        .map(|o| {
+            if let Observation::Present(v) = o {
+                Some(RestoreView::from_object(v))
+            } else {
+                None
+            }
+        })
+        .collect();
+    // already chosen (a re-run): the member already past restore-volume
+    let chosen = views.iter().position(|v| {
+        v.as_ref().is_some_and(|v| {
+            matches!(
+                v.federal_phase.as_deref(),
+                Some(rphase::RESTORE_DATA) | Some(rphase::RESTORE_FINISH)
+            )
+        })
+    });
+    let index = match chosen {
+        Some(i) => i,
+        None => {
+            let i = pick_data_member(&ctx.members, &obs)
+                .map_err(|f| StepError::ResolvedTsInvalid(f.cause))?;
+            env.base
+                .planes
+                .patch_member_spec(
+                    MemberKind::Restore,
+                    &ctx.members[i],
+                    &json!({"federalVolumeRestorePhase": rphase::RESTORE_DATA}),
+                )
+                .await?;
+            i
+        }
+    };
+    let commit_ts = views[index]
+        .as_ref()
+        .and_then(|v| v.commit_ts.clone())
+        .unwrap_or_default();
+    let now = Utc::now();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            if d.brfed.data_member == Some(index) {
+                return false;
+            }
+            d.brfed.data_member = Some(index);
+            d.status.start_step("RestoreData", now);
+            true
+        })
+        .await?;
+    Ok(DataMemberOutput {
+        index,
+        k8s_cluster_name: ctx.members[index].k8s_cluster_name.clone(),
+        commit_ts,
+    })
+}
+
+/// Restore finish: every member to `restore-finish` (TiKV restarts out of recovery mode).
+pub async fn restore_finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    input: RestoreStepInput,
+) -> Result<Phase, StepError> {
+    let ctx = &input.restore;
+    let work = ctx.members.iter().map(|m| async move {
+        let obj = env
+            .base
+            .planes
+            .get_member(MemberKind::Restore, m)
+            .await?
+            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
+        if RestoreView::from_object(&obj).federal_phase.as_deref() != Some(rphase::RESTORE_FINISH) {
+            env.base
+                .planes
+                .patch_member_spec(
+                    MemberKind::Restore,
+                    m,
+                    &json!({"federalVolumeRestorePhase": rphase::RESTORE_FINISH}),
+                )
+                .await?;
+        }
+        Ok::<_, StepError>(())
+    });
+    for r in join_all(work).await {
+        r?;
+    }
+    let now = Utc::now();
+    env.catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            let before = d.status.steps.len();
+            d.status.start_step("RestartTiKV", now);
+            d.status.steps.len() != before
+        })
+        .await?;
+    Ok(Phase {
+        name: "RestoreFinish".into(),
+        started_at: now_ms(),
+    })
+}
+
+/// Finalize: `Complete`, or `Failed` with, per data plane, what was left and how to clean it up;
+/// with `cleanupOnFailure`, deletes the member `Restore`s and the volumes they created.
+pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    input: RestoreStepInput,
+) -> Result<RestoreFinalizeOutput, StepError> {
+    let ctx = &input.restore;
+    let obs = env
+        .base
+        .planes
+        .observe_members(
+            MemberKind::Restore,
+            &ctx.members,
+            Duration::ZERO,
+            &|_: &[Observation]| true,
+        )
+        .await;
+    let failure = input.failure.clone().or_else(|| {
+        match judge_restore(
+            RestoreAwait::Complete,
+            &ctx.members,
+            &obs,
+            input.data_member,
+            ctx.warmup == "async",
+        ) {
+            Verdict::Met => None,
+            Verdict::Failed(f) => Some(f),
+            Verdict::Pending if ctx.warmup_strategy == "check-wal-only" => None,
+            Verdict::Pending => Some(Failure::new(
+                "TeardownIncomplete",
+                "members did not all reach Complete",
+            )),
+        }
+    });
+    let (doc, _) = env
+        .catalog()
+        .get(&ctx.namespace, &ctx.name)
+        .await?
+        .ok_or_else(|| StepError::CatalogUnavailable("restore document missing".into()))?;
+    let leftovers = match &failure {
+        Some(_) => leftovers(env, &doc, &obs, ctx.options.cleanup_on_failure).await,
+        None => Vec::new(),
+    };
+    let now = Utc::now();
+    let warmup = ctx.warmup.clone();
+    let document = env
+        .catalog()
+        .update(&ctx.namespace, &ctx.name, |d| {
+            if d.status.is_terminal() {
+                return false;
+            }
+            d.status
+                .refresh(&ctx.members, &obs, &warmup, input.data_member, now);
+            d.brfed.leftovers = leftovers.clone();
+            let f = failure.as_ref().map(|f| (f.error.clone(), f.message()));
+            d.status
+                .finish(f.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), now);
+            true
+        })
+        .await?;
+    let (error, cause) = match &failure {
+        Some(f) => (
+            Some(f.error.clone()),
+            Some(format!(
+                "VolumeRestore {}/{} failed: {}; what was left and how to clean it up: the catalog document's brfed.leftovers",
+                ctx.namespace,
+                ctx.name,
+                f.message()
+            )),
+        ),
+        None => (None, None),
+    };
+    Ok(RestoreFinalizeOutput {
+        document,
+        error,
+        cause,
+    })
+}
+
+async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    doc: &VolumeRestoreDoc,
+    obs: &[Observation],
+    cleanup: bool,
+) -> Vec<Leftover> {
+    let req = RestoreRequest {
+        metadata: doc.metadata.meta.clone(),
+        spec: doc.spec.clone(),
+        from_backup: None,
+        options: doc.brfed.options.clone(),
+    };
+    let mut out = Vec::new();
+    for (i, (m, o)) in doc.brfed.members.iter().zip(obs).enumerate() {
+        let mut l = Leftover {
+            k8s_cluster_name: m.k8s_cluster_name.clone(),
+            ..Default::default()
+        };
+        let ctx = format!("--context {} -n {}", m.k8s_cluster_name, m.tc_namespace);
+        if let Observation::Present(v) = o {
+            l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
+            l.phase = RestoreView::from_object(v).phase;
+        }
+        if let Some((bucket, prefix)) = req.backup_location(i) {
+            if let Ok(Some(meta)) = env
+                .base
+                .store
+                .get_json(&bucket, &format!("{prefix}/restoremeta"))
+                .await
+            {
+                for store in meta.value["tikv"]["stores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    for v in store["volumes"].as_array().into_iter().flatten() {
+                        if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty())
+                        {
+                            l.volumes.push(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(Some(tc)) = env
+            .base
+            .planes
+            .get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name)
+            .await
+        {
+            l.tidb_cluster_in_recovery_mode = tc["spec"]["recoveryMode"].as_bool() == Some(true);
+        }
+        if l.member.is_some() {
+            l.cleanup_commands
+                .push(format!("kubectl {ctx} delete restore {}", m.backup_name));
+        }
+        for v in &l.volumes {
+            l.cleanup_commands
+                .push(format!("aws ec2 delete-volume --volume-id {v}"));
+        }
+        if l.tidb_cluster_in_recovery_mode {
+            l.cleanup_commands.push(format!(
+                "kubectl {ctx} delete tidbcluster {}  # and its TiKV PVCs; re-create it with spec.recoveryMode: true before retrying",
+                m.tc_name
+            ));
+        }
+        if cleanup {
+            if l.member.is_some() {
+                match env.base.planes.delete_member(MemberKind::Restore, m).await {
+                    Ok(_) => l.cleaned.push(format!("deleted Restore {}", m.display())),
+                    Err(e) => l
+                        .cleaned
+                        .push(format!("could not delete Restore {}: {e}", m.display())),
+                }
+            }
+            for v in &l.volumes {
+                match env.volumes.delete_volume(v).await {
+                    Ok(true) => l.cleaned.push(format!("deleted volume {v}")),
+                    Ok(false) => l.cleaned.push(format!("volume {v} was already gone")),
+                    Err(e) => l.cleaned.push(format!("could not delete volume {v}: {e}")),
+                }
+            }
+        }
+        out.push(l);
+    }
+    out
+}

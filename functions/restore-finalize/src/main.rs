@@ -1,0 +1,15 @@
+//! Lambda `restore-finalize`: decide `Complete` or `Failed`; on failure report what each data plane was left with, and clean up when asked.
+
+use brfed_adapters::{Runtime, lambda};
+use brfed_core::restore_steps;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let runtime = Runtime::load().await?;
+    lambda::serve(move |input: restore_steps::RestoreStepInput, _ctx| {
+        let runtime = runtime.clone();
+        async move { restore_steps::restore_finalize(&runtime.restore_env(), input).await }
+    })
+    .await
+}
