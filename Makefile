@@ -25,7 +25,7 @@ lint: ## rustfmt check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-unit: ## Unit and contract tests that need no world
+test-unit: lint-template ## Unit and contract tests that need no world (and the AWS template lint)
 	cargo test --workspace --exclude brfed-system-tests
 
 test-system: ## System tests against a running world (make world-up first)
@@ -59,3 +59,32 @@ bench: ## Watch vs 30 s-poll backup side by side on the local world; prints the 
 	@$(WORLD) setup
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
 	  cargo run -q -p brfed-system-tests --bin brfed-bench
+
+# --- AWS: lint the template, package the functions, deploy (infra/aws, docs/deploy.md) -----------
+# Function crates = every functions/<crate>/src/main.rs. `package` builds them with cargo-lambda
+# (venv) and its zig linker against glibc $(LAMBDA_GLIBC), the glibc of Amazon Linux 2023
+# (provided.al2023), for x86_64, with the workspace's own [profile.release]:
+# --disable-optimizations drops cargo-lambda's extra flags (panic=abort would defeat
+# lambda_runtime's panic-to-error layer; target-cpu=haswell). Not part of `make test`: a cold
+# release build of the AWS SDK takes longer than the rest of the suite.
+LAMBDA_FUNCTIONS := $(sort $(patsubst functions/%/src/main.rs,%,$(wildcard functions/*/src/main.rs)))
+LAMBDA_DIR := $(CARGO_TARGET_DIR)/lambda
+LAMBDA_GLIBC := 2.34
+.PHONY: lint-template package deploy
+
+lint-template: ## cfn-lint infra/aws/template.yaml (the venv's cfn-lint); test-unit runs it
+	@venv="$$(infra/local/setup-python.sh)" && "$$venv/bin/cfn-lint" infra/aws/template.yaml
+	@echo "lint-template: infra/aws/template.yaml is clean"
+
+package: ## Release-build every function for Lambda: <target dir>/lambda/<crate>/bootstrap.zip, checked (glibc <= 2.34)
+	@venv="$$(infra/local/setup-python.sh)" && PATH="$$venv/bin:$$PATH" \
+	  cargo lambda build --release --disable-optimizations --output-format zip \
+	    --target x86_64-unknown-linux-gnu.$(LAMBDA_GLIBC) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_FUNCTIONS)) && \
+	  "$$venv/bin/python" infra/aws/check_package.py --max-glibc $(LAMBDA_GLIBC) --machine X86-64 \
+	    $(foreach f,$(LAMBDA_FUNCTIONS),$(LAMBDA_DIR)/$(f)/bootstrap.zip)
+	@ln -sfn $(LAMBDA_DIR) infra/aws/lambda
+
+deploy: ## Package and deploy to AWS (needs credentials): BRFED_ARTIFACT_BUCKET=... BRFED_PARAMS="KubeconfigLocation=s3://... BackupBucketName=..."
+	@infra/aws/deploy.sh preflight
+	@$(MAKE) --no-print-directory package
+	@infra/aws/deploy.sh deploy

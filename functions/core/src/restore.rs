@@ -757,12 +757,12 @@ impl VolumeRestoreStatus {
         if let Some(v) = data_member
             .and_then(|i| views.get(i))
             .and_then(Option::as_ref)
+            && v.has(rcond::DATA_COMPLETE)
+            && !self.has(rcond::DATA_COMPLETE)
         {
-            if v.has(rcond::DATA_COMPLETE) && !self.has(rcond::DATA_COMPLETE) {
-                self.commit_ts = v.commit_ts.clone();
-                self.set_condition(rcond::DATA_COMPLETE, None, None, now);
-                self.finish_step("RestoreData", now);
-            }
+            self.commit_ts = v.commit_ts.clone();
+            self.set_condition(rcond::DATA_COMPLETE, None, None, now);
+            self.finish_step("RestoreData", now);
         }
         if all(rcond::COMPLETE) {
             self.finish_step("RestartTiKV", now);

@@ -106,18 +106,6 @@ pub struct RestoreObserveInput {
     pub data_member: Option<usize>,
 }
 
-/// Output of the restore-data step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DataMemberOutput {
-    /// Index of the member running restore-data.
-    pub index: usize,
-    /// Its data plane.
-    pub k8s_cluster_name: String,
-    /// The resolved ts the whole cluster is restored to.
-    pub commit_ts: String,
-}
-
 /// Output of the restore finalize step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -503,11 +491,12 @@ pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
     })
 }
 
-/// Restore data: pick the member with the minimum commitTs and move only it to `restore-data`.
+/// Restore data: pick the member with the minimum commitTs and move only it to `restore-data`;
+/// returns its index (the state machine keeps it as `dataMember`).
 pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreStepInput,
-) -> Result<DataMemberOutput, StepError> {
+) -> Result<usize, StepError> {
     let ctx = &input.restore;
     let obs = env
         .base
@@ -569,11 +558,8 @@ pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
             true
         })
         .await?;
-    Ok(DataMemberOutput {
-        index,
-        k8s_cluster_name: ctx.members[index].k8s_cluster_name.clone(),
-        commit_ts,
-    })
+    tracing::info!(member = %ctx.members[index].display(), commit_ts, "restore-data");
+    Ok(index)
 }
 
 /// Restore finish: every member to `restore-finish` (TiKV restarts out of recovery mode).
@@ -720,23 +706,21 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
             l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
             l.phase = RestoreView::from_object(v).phase;
         }
-        if let Some((bucket, prefix)) = req.backup_location(i) {
-            if let Ok(Some(meta)) = env
+        if let Some((bucket, prefix)) = req.backup_location(i)
+            && let Ok(Some(meta)) = env
                 .base
                 .store
                 .get_json(&bucket, &format!("{prefix}/restoremeta"))
                 .await
+        {
+            for store in meta.value["tikv"]["stores"]
+                .as_array()
+                .into_iter()
+                .flatten()
             {
-                for store in meta.value["tikv"]["stores"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    for v in store["volumes"].as_array().into_iter().flatten() {
-                        if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty())
-                        {
-                            l.volumes.push(id.to_string());
-                        }
+                for v in store["volumes"].as_array().into_iter().flatten() {
+                    if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty()) {
+                        l.volumes.push(id.to_string());
                     }
                 }
             }

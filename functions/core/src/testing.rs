@@ -4,7 +4,7 @@
 use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
-    Created, DataPlanes, MemberKind, ObjectStore, Observation, Precondition, Versioned,
+    Created, DataPlanes, MemberKind, ObjectStore, Observation, Precondition, Versioned, Volumes,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};

@@ -147,7 +147,12 @@ fn corpus() -> Vec<Case> {
         refused(
             "nulls everywhere at the top level",
             json!({"apiVersion": null, "kind": null, "metadata": null, "spec": null}),
-            "`spec` is missing",
+            "apiVersion must be a string, not null",
+        ),
+        refused(
+            "spec as null",
+            good().set("/spec", Value::Null).value(),
+            "spec must be an object, not null",
         ),
         refused(
             "an unknown top-level field",
@@ -373,6 +378,18 @@ fn corpus() -> Vec<Case> {
             "`bad key!`",
         ),
         refused(
+            "a label with an empty key",
+            good().set("/metadata/labels", json!({"": "db"})).value(),
+            "`` is not a valid label key",
+        ),
+        refused(
+            "an annotation key whose prefix is not a DNS name",
+            good()
+                .set("/metadata/annotations", json!({"Foo_Bar/x": "y"}))
+                .value(),
+            "`Foo_Bar/x` is not a valid annotation key",
+        ),
+        refused(
             "an annotation value as an object",
             good()
                 .set("/metadata/annotations", json!({"a": {"b": 1}}))
@@ -460,6 +477,16 @@ fn corpus() -> Vec<Case> {
             "tcName as null",
             good().set("/spec/clusters/2/tcName", Value::Null).value(),
             "spec.clusters[2].tcName must be a string",
+        ),
+        refused(
+            "a cluster entry of nulls",
+            good()
+                .set(
+                    "/spec/clusters/0",
+                    json!({"k8sClusterName": null, "tcName": null, "tcNamespace": null}),
+                )
+                .value(),
+            "spec.clusters[0].k8sClusterName must be a string, not null",
         ),
         refused(
             "an unknown field in a cluster entry",
@@ -864,6 +891,11 @@ fn corpus() -> Vec<Case> {
             "timeouts must be positive",
         ),
         refused(
+            "a phase timeout of zero",
+            good().set(opts, json!({"phaseTimeoutSeconds": 0})).value(),
+            "timeouts must be positive",
+        ),
+        refused(
             "a phase timeout too large for a clock",
             good()
                 .set(opts, json!({"phaseTimeoutSeconds": 1_u64 << 62}))
@@ -974,7 +1006,7 @@ fn alias_bomb() -> String {
     let mut text = String::from("a0: &a0 [\"lol\"]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let list = vec![prev.as_str(); 9].join(", ");
+        let list = [prev.as_str(); 9].join(", ");
         text.push_str(&format!("a{i}: &a{i} [{list}]\n"));
     }
     text

@@ -137,3 +137,23 @@ pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<V
         Err(_) => None,
     }
 }
+
+/// The catalog document of restore `namespace/name`.
+pub async fn catalog_restore_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
+    let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
+    let key = brfed_core::restore::restore_key(namespace, name);
+    match world
+        .cloud
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(o) => {
+            Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap())
+        }
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,412 @@
+//! Federated restores end to end on the local world: back up the seeded 3-cluster TiDB with
+//! brfed, then restore it into recovery-mode TidbClusters with brfed's restore state machine.
+
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
+use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::workflow::{Finished, Workflows};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const RUN: Duration = Duration::from_secs(180);
+
+fn restore_arn() -> String {
+    std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN")
+        .expect("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN (make world-up)")
+}
+
+struct Case {
+    world: World,
+    flows: Workflows,
+    planes: Vec<String>,
+    backup: String,
+    backup_doc: Value,
+    target_ns: String,
+    target_key: String,
+}
+
+/// Seeds a source cluster, backs it up with brfed, seeds a restore target (`stores` TiKV per plane).
+async fn backed_up(prefix: &str, target_stores: usize) -> Case {
+    let world = World::from_env().await;
+    let flows = Workflows::from_env().await;
+    let ns = unique(prefix);
+    let planes = world.plane_names(3);
+    seed_tidb_cluster(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-src")).stores_per_plane(2),
+    )
+    .await
+    .expect("seed source");
+    let backup = format!("bk-{}", &ns[ns.len() - 8..]);
+    let clusters: Vec<Value> = planes
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
+        .collect();
+    let input = json!({"metadata": {"name": backup, "namespace": "br"},
+        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
+    let arn = flows.start(&flows.backup_arn, &backup, &input).await;
+    let done = flows.wait(&arn, RUN).await;
+    assert_eq!(done.status, "SUCCEEDED", "backup: {done:?}");
+    let target_ns = format!("{ns}-rt");
+    let target_key = format!("{ns}-dst");
+    seed_restore_target(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&target_ns, "restored", &target_key).stores_per_plane(target_stores),
+    )
+    .await
+    .expect("seed target");
+    Case {
+        world,
+        flows,
+        planes,
+        backup,
+        backup_doc: done.output.unwrap(),
+        target_ns,
+        target_key,
+    }
+}
+
+impl Case {
+    fn restore_input(
+        &self,
+        name: &str,
+        template: Value,
+        annotations: Value,
+        options: Value,
+    ) -> Value {
+        let clusters: Vec<Value> = self
+            .planes
+            .iter()
+            .map(|p| json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": self.target_ns, "azName": az(p)}))
+            .collect();
+        json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+            "metadata": {"name": name, "namespace": "br", "annotations": annotations},
+            "spec": {"clusters": clusters, "template": template},
+            "fromBackup": {"namespace": "br", "name": self.backup},
+            "options": options})
+    }
+
+    async fn restore(&self, name: &str, input: &Value) -> Finished {
+        let arn = self.flows.start(&restore_arn(), name, input).await;
+        self.flows.wait(&arn, RUN).await
+    }
+
+    async fn member(&self, plane: &str, name: &str) -> Option<kube::api::DynamicObject> {
+        self.world
+            .restores(plane, &self.target_ns)
+            .get_opt(&format!("fed-{name}"))
+            .await
+            .unwrap()
+    }
+}
+
+fn az(plane: &str) -> String {
+    brfed_sim_operator::seed::default_az("us-west-2", plane, 0)
+}
+
+fn step_names(doc: &Value) -> Vec<String> {
+    doc["status"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stepName"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minimum_member() {
+    let c = backed_up("rt-happy", 2).await;
+    let name = format!(
+        "rt-{}",
+        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+    );
+    let done = c
+        .restore(
+            &name,
+            &c.restore_input(&name, json!({}), json!({}), json!({})),
+        )
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let doc = done.output.unwrap();
+    assert_eq!(doc["status"]["phase"], "Complete");
+    assert_eq!(
+        doc["status"]["commitTs"], c.backup_doc["status"]["commitTs"],
+        "restored to the backup's minimum resolved ts"
+    );
+    let steps = step_names(&doc);
+    for s in ["RestoreVolume", "StartTiKV", "RestoreData", "RestartTiKV"] {
+        assert!(steps.contains(&s.to_string()), "{steps:?}");
+    }
+    assert!(
+        doc["status"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["timeTaken"].is_string()),
+        "{}",
+        doc["status"]["steps"]
+    );
+
+    // restore-data ran once, on the member whose backup had the minimum commitTs
+    let min_plane = c.backup_doc["status"]["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .min_by_key(|b| b["commitTs"].as_str().unwrap().parse::<u64>().unwrap())
+        .unwrap()["k8sClusterName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pd = c.world.pd(&c.target_key).await.expect("target PD");
+    let runs = pd["restoreData"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{pd}");
+    assert!(
+        runs[0]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{min_plane}/")),
+        "{runs:?} vs {min_plane}"
+    );
+    for p in &c.planes {
+        let m = c.member(p, &name).await.unwrap();
+        let phase = m.data["spec"]["federalVolumeRestorePhase"]
+            .as_str()
+            .unwrap();
+        assert_eq!(phase, "restore-finish");
+    }
+
+    // restored volumes come from exactly the backup's snapshots, in the right AZs
+    let ec2 = &c.world.cloud.ec2;
+    for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
+        let plane = b["k8sClusterName"].as_str().unwrap();
+        let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
+            .split_once('/')
+            .unwrap();
+        let meta = c
+            .world
+            .cloud
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(format!("{prefix}/restoremeta"))
+            .send()
+            .await
+            .expect("restoremeta");
+        let meta: Value =
+            serde_json::from_slice(&meta.body.collect().await.unwrap().into_bytes()).unwrap();
+        for store in meta["tikv"]["stores"].as_array().unwrap() {
+            for v in store["volumes"].as_array().unwrap() {
+                let id = v["restore_volume_id"].as_str().unwrap();
+                let vol = ec2.describe_volumes().volume_ids(id).send().await.unwrap();
+                let vol = &vol.volumes()[0];
+                assert_eq!(
+                    vol.snapshot_id(),
+                    v["snapshot_id"].as_str(),
+                    "{plane}: {id}"
+                );
+                assert_eq!(
+                    vol.availability_zone(),
+                    Some(az(plane).as_str()),
+                    "{plane}: {id}"
+                );
+            }
+        }
+        let tc = c
+            .world
+            .tidbclusters(plane, &c.target_ns)
+            .get("restored")
+            .await
+            .unwrap();
+        assert_eq!(
+            tc.data["spec"]["recoveryMode"], false,
+            "{plane} still in recovery mode"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
+    let c = backed_up("rt-warm", 2).await;
+    for (i, (warmup, strategy)) in [
+        ("sync", "hybrid"),
+        ("async", "fio"),
+        ("sync", "check-wal-only"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // each mode restores into its own fresh target
+        let ns = format!("{}-{i}", c.target_ns);
+        seed_restore_target(
+            &c.world.kubeconfig,
+            &c.planes,
+            &TidbClusterSeed::new(&ns, "restored", format!("{ns}-k")).stores_per_plane(2),
+        )
+        .await
+        .unwrap();
+        let name = format!(
+            "w{i}-{}",
+            &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+        );
+        let mut input = c.restore_input(
+            &name,
+            json!({"warmup": warmup, "warmupStrategy": strategy}),
+            json!({}),
+            json!({}),
+        );
+        for cl in input["spec"]["clusters"].as_array_mut().unwrap() {
+            cl["tcNamespace"] = json!(ns);
+        }
+        let done = c.restore(&name, &input).await;
+        assert_eq!(done.status, "SUCCEEDED", "{warmup}/{strategy}: {done:?}");
+        let doc = done.output.unwrap();
+        let types: Vec<&str> = doc["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert!(
+            types.contains(&"WarmUpComplete"),
+            "{warmup}/{strategy}: {types:?}"
+        );
+        let steps = step_names(&doc);
+        if strategy == "check-wal-only" {
+            assert!(
+                !steps.contains(&"RestoreData".to_string()),
+                "check-wal-only runs no restore-data: {steps:?}"
+            );
+            assert!(
+                c.world
+                    .pd(&format!("{ns}-k"))
+                    .await
+                    .is_none_or(|p| p["restoreData"].as_array().is_none_or(Vec::is_empty))
+            );
+        } else {
+            assert!(
+                steps.contains(&"WarmUp".to_string()) && steps.contains(&"RestoreData".to_string()),
+                "{steps:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_mismatch_is_refused_before_anything_is_created() {
+    let c = backed_up("rt-mismatch", 3).await;
+    let name = format!(
+        "mm-{}",
+        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+    );
+    let done = c
+        .restore(
+            &name,
+            &c.restore_input(&name, json!({}), json!({}), json!({})),
+        )
+        .await;
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some("TopologyMismatch"), "{done:?}");
+    assert!(
+        done.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("TiKV replicas"),
+        "{done:?}"
+    );
+    for p in &c.planes {
+        assert!(
+            c.member(p, &name).await.is_none(),
+            "a member was created in {p}"
+        );
+    }
+}
+
+async fn failing(phase: &str, cleanup: bool) {
+    let c = backed_up(&format!("rt-f{}", &phase[8..]), 2).await;
+    let name = format!(
+        "f{}-{}",
+        &phase[8..11],
+        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+    );
+    // restore-data runs on one member only (the minimum commitTs): fault every plane's
+    let fault = json!({"sim.brfed.dev/fault": format!("{}:{phase}:fail", if phase == "restore-data" { "*" } else { "dp2" })});
+    let done = c
+        .restore(
+            &name,
+            &c.restore_input(
+                &name,
+                json!({}),
+                fault,
+                json!({"cleanupOnFailure": cleanup}),
+            ),
+        )
+        .await;
+    assert_eq!(done.status, "FAILED", "{phase}");
+    assert_eq!(
+        done.error.as_deref(),
+        Some("MemberFailed"),
+        "{phase}: {done:?}"
+    );
+    let doc = brfed_system_tests::workflow::catalog_restore_doc(&c.world, "br", &name)
+        .await
+        .expect("catalog");
+    assert_eq!(doc["status"]["phase"], "Failed");
+    let left = doc["brfed"]["leftovers"]
+        .as_array()
+        .expect("leftovers report");
+    assert_eq!(left.len(), 3, "{left:?}");
+    let with_volumes = left
+        .iter()
+        .filter(|l| !l["volumes"].as_array().unwrap().is_empty())
+        .count();
+    // restore-volume failed in dp2 only: the others did create volumes; later phases: all did
+    assert!(
+        with_volumes >= 2,
+        "the report names the volumes that were created: {left:?}"
+    );
+    for l in left {
+        assert!(
+            !l["cleanupCommands"].as_array().unwrap().is_empty() || !cleanup,
+            "{l}"
+        );
+        if cleanup {
+            let plane = l["k8sClusterName"].as_str().unwrap();
+            assert!(
+                c.member(plane, &name).await.is_none(),
+                "{plane}: member left after cleanup"
+            );
+            for v in l["volumes"].as_array().unwrap() {
+                let r = c
+                    .world
+                    .cloud
+                    .ec2
+                    .describe_volumes()
+                    .volume_ids(v.as_str().unwrap())
+                    .send()
+                    .await;
+                assert!(
+                    r.is_err() || r.unwrap().volumes().is_empty(),
+                    "{plane}: volume {v} left after cleanup"
+                );
+            }
+        } else {
+            assert!(l["member"].is_string(), "{l}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_volume_failure_reports_what_was_left() {
+    failing("restore-volume", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_data_failure_is_cleaned_up_when_asked() {
+    failing("restore-data", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_finish_failure_is_cleaned_up_when_asked() {
+    failing("restore-finish", true).await;
+}
