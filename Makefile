@@ -51,12 +51,10 @@ world-down: ## Stop everything the world started
 world-env: ## Print the exports that let a shell talk to the world (eval them)
 	@$(WORLD) env
 
-demo: ## Set up, start the world, back up the 3-cluster TiDB, print the result
-	@$(WORLD) setup
+demo: ## Set up, start the world, back up the 3-cluster TiDB and restore it, print the result
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && python infra/local/demo.py
 
 bench: ## Watch vs 30 s-poll backup side by side on the local world; prints the table
-	@$(WORLD) setup
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
 	  cargo run -q -p brfed-system-tests --bin brfed-bench
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -21,6 +22,33 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BOLD, DIM, GREEN, RED, RESET = ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
+
+
+def follow(sfn, arn: str, started: float):
+    """Prints every state the execution enters, as it enters it; returns the final description."""
+    print(f"  execution {arn}\n")
+    seen = 0
+    while True:
+        events, token = [], None
+        while True:
+            kw = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kw["nextToken"] = token
+            page = sfn.get_execution_history(**kw)
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                break
+        for e in events[seen:]:
+            if e["type"].endswith("StateEntered") and e["type"] != "ChoiceStateEntered":
+                state = e["stateEnteredEventDetails"]["name"]
+                if not state.endswith("?"):
+                    print(f"  {DIM}{time.time() - started:6.1f}s{RESET}  {state}")
+        seen = len(events)
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d, time.time() - started
+        time.sleep(0.3)
 
 
 def main() -> int:
@@ -38,38 +66,9 @@ def main() -> int:
     print(f"  {len(vols)} TiKV volumes in {len({v['AvailabilityZone'] for v in vols})} AZs; input: tests/fixtures/volumebackup.yaml as VolumeBackup {name}")
     started = time.time()
     arn = sfn.start_execution(stateMachineArn=arn_sm, name=name, input=json.dumps(vbk))["executionArn"]
-    print(f"  execution {arn}\n")
-    seen = 0
-    status = "RUNNING"
-    while True:
-        events = []
-        token = None
-        while True:
-            kw = {"executionArn": arn, "maxResults": 1000}
-            if token:
-                kw["nextToken"] = token
-            page = sfn.get_execution_history(**kw)
-            events += page["events"]
-            token = page.get("nextToken")
-            if not token:
-                break
-        for e in events[seen:]:
-            t = time.time() - started
-            if e["type"].endswith("StateEntered") and e["type"] != "ChoiceStateEntered":
-                state = e["stateEnteredEventDetails"]["name"]
-                if not state.endswith("?"):
-                    print(f"  {DIM}{t:6.1f}s{RESET}  {state}")
-            elif e["type"] == "TaskStateExited" or e["type"] == "LambdaFunctionSucceeded":
-                pass
-        seen = len(events)
-        status = sfn.describe_execution(executionArn=arn)["status"]
-        if status != "RUNNING":
-            break
-        time.sleep(0.3)
-    d = sfn.describe_execution(executionArn=arn)
-    took = time.time() - started
-    if status != "SUCCEEDED":
-        print(f"\n{RED}{status}{RESET}: {d.get('error')}: {d.get('cause')}")
+    d, took = follow(sfn, arn, started)
+    if d["status"] != "SUCCEEDED":
+        print(f"\n{RED}{d['status']}{RESET}: {d.get('error')}: {d.get('cause')}")
         return 1
     doc = json.loads(d["output"])
     st = doc["status"]
@@ -94,7 +93,50 @@ def main() -> int:
     print(f"  pause-window overhead seen by brfed: all snapshots created {rec.get('snapshotsCreatedObservedAt')} -> resume requested {rec.get('resumeRequestedAt')}")
     bucket = os.environ.get("BRFED_CATALOG_BUCKET", "brfed-backups")
     print(f"  catalog: s3://{bucket}/brfed/catalog/volumebackups/br/{name}.json")
-    print(f"\n{DIM}Restore is not part of the demo yet: the federated restore workflow is still to be built.{RESET}")
+    return restore(sfn, ec2, s3, name, doc)
+
+
+def restore(sfn, ec2, s3, backup: str, backup_doc: dict) -> int:
+    """Restores the backup into new TidbClusters in recovery mode, one per data plane."""
+    name = backup.replace("demo-", "restore-")
+    # what an operator does first: TidbClusters of the same layout in recovery mode, one per data plane
+    # (the simulated operator's seeder plays that part here)
+    target_ns = name
+    sim_bin = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/brfed/target")) / "debug/brfed-sim-operator"
+    subprocess.run([str(sim_bin), "seed", "--namespace", target_ns, "--name", "basic", "--key", target_ns, "--stores", "3",
+                    "--restore-target"], check=True, capture_output=True)
+    vrt = {
+        "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+        "metadata": {"name": name, "namespace": "br"},
+        "spec": {"clusters": [
+            {"k8sClusterName": b["k8sClusterName"], "tcName": "basic", "tcNamespace": target_ns,
+             "azName": f"us-west-2{'abc'[i % 3]}"} for i, b in enumerate(backup_doc["status"]["backups"])],
+            "template": {"warmup": "sync", "warmupStrategy": "hybrid"}},
+        "fromBackup": {"namespace": "br", "name": backup},
+    }
+    print(f"\n{BOLD}Restore{RESET} of {backup} into {target_ns}/basic (TidbClusters in recovery mode) on the same data planes, sync warmup")
+    started = time.time()
+    arn = sfn.start_execution(stateMachineArn=os.environ["BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN"], name=name, input=json.dumps(vrt))["executionArn"]
+    d, took = follow(sfn, arn, started)
+    if d["status"] != "SUCCEEDED":
+        print(f"\n{RED}{d['status']}{RESET}: {d.get('error')}: {d.get('cause')}")
+        return 1
+    st = json.loads(d["output"])["status"]
+    print(f"\n{GREEN}{BOLD}{st['phase']}{RESET} in {took:.1f} s  restored to commitTs {st['commitTs']} (the backup's minimum)")
+    print("  " + "  ".join(f"{s['stepName']} {s.get('timeTaken', '?')}" for s in st["steps"]))
+    vols = 0
+    for b in backup_doc["status"]["backups"]:
+        bucket_, prefix = b["backupPath"][len("s3://"):].split("/", 1)
+        meta = json.load(s3.get_object(Bucket=bucket_, Key=f"{prefix}/restoremeta")["Body"])
+        ids = [v["restore_volume_id"] for store in meta["tikv"]["stores"] for v in store["volumes"]]
+        found = ec2.describe_volumes(VolumeIds=ids)["Volumes"]
+        vols += len(found)
+        azs = sorted({v["AvailabilityZone"] for v in found})
+        print(f"  {b['k8sClusterName']:<6} {len(found)} volumes restored from the backup's snapshots in {', '.join(azs)}")
+    sim = os.environ.get("SIM_HTTP_ADDR", "127.0.0.1:18080")
+    pd = json.load(urllib.request.urlopen(f"http://{sim}/pd/{target_ns}"))
+    for run in pd["restoreData"]:
+        print(f"  restore-data ran once, on {run['by']} (resolved ts {run['resolvedTs']})")
     return 0
 
 

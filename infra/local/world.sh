@@ -109,8 +109,11 @@ ENV
     source "$WORLD/env"
     "$CARGO_TARGET_DIR/debug/brfed-sim-operator" seed --namespace tidb --name basic --key tidb-basic --stores 3 \
       >"$WORLD/logs/seed.log" 2>&1 || die "seeding failed; see $WORLD/logs/seed.log"
+    # a restore target of the same layout: TidbClusters in recovery mode, no volumes yet
+    "$CARGO_TARGET_DIR/debug/brfed-sim-operator" seed --namespace tidb-restore --name basic --key tidb-restore --stores 3 \
+      --restore-target >>"$WORLD/logs/seed.log" 2>&1 || die "seeding failed; see $WORLD/logs/seed.log"
   )
-  say "up: $n data planes, AWS emulator, simulated operator, TiDB cluster tidb/basic seeded in $(( ($(ms) - t0) / 1000 )) s"
+  say "up: $n data planes, AWS emulator, simulated operator, TiDB cluster tidb/basic and restore target tidb-restore/basic seeded in $(( ($(ms) - t0) / 1000 )) s"
   say "use it from a shell: eval \"\$(make -s world-env)\""
 }
 

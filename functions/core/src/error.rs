@@ -35,7 +35,7 @@ pub enum StepError {
     #[error("resolved ts invalid: {0}")]
     ResolvedTsInvalid(String),
     /// A member's TidbCluster is missing or cannot take a volume-snapshot backup. Terminal.
-    #[error("TidbCluster not ready for a federated backup: {0}")]
+    #[error("TidbCluster not ready: {0}")]
     TidbClusterInvalid(String),
     /// A member S3 prefix already holds a backup (`clustermeta`), see reference §10 item 7. Terminal.
     #[error("S3 prefix in use: {0}")]
