@@ -492,10 +492,15 @@ async fn execute(
             .map(|_| Next::Done);
     }
     let cluster_key = pd_key(tc);
-    let volumes = match cloud
-        .volumes_tagged(&[(TAG_CLUSTER, &cluster_key), (TAG_PLANE, &m.key.plane)])
-        .await
-    {
+    let listed = match meta::tikv_volume_ids(tc.metadata.annotations.as_ref()) {
+        Some(ids) => cloud.volumes_by_id(&ids).await,
+        None => {
+            cloud
+                .volumes_tagged(&[(TAG_CLUSTER, &cluster_key), (TAG_PLANE, &m.key.plane)])
+                .await
+        }
+    };
+    let volumes = match listed {
         Ok(v) => v,
         Err(e) => return m.retry_failed("GetVolumesFailed", e.to_string()).await,
     };

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeType};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeType};
 use aws_sdk_s3::primitives::ByteStream;
 
 /// An AWS call that failed for good.
@@ -242,6 +242,22 @@ impl Cloud {
             return Ok(Vec::new());
         }
         self.describe_volumes(ids.to_vec()).await
+    }
+
+    /// Volumes created from `snapshot_id` (an attribute filter, cheap in the emulator too).
+    pub async fn volumes_from_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> Result<Vec<VolumeInfo>, CloudError> {
+        let filter = Filter::builder()
+            .name("snapshot-id")
+            .values(snapshot_id)
+            .build();
+        let out = with_backoff("DescribeVolumes", || {
+            self.ec2.describe_volumes().filters(filter.clone()).send()
+        })
+        .await?;
+        Ok(out.volumes().iter().map(volume_info).collect())
     }
 
     async fn describe_volumes(&self, ids: Vec<String>) -> Result<Vec<VolumeInfo>, CloudError> {

@@ -4,7 +4,7 @@
 //! reconcile, which writes them one at a time, in order. So every status write of a member goes
 //! through one serialized reconcile, and the order of conditions is the order of events.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -177,7 +177,8 @@ impl std::fmt::Debug for Job {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, tolerating poisoning (a panicked holder leaves plain data behind).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -325,6 +326,8 @@ pub struct MemberState {
     pub fired: HashSet<&'static str>,
     /// Restore: the backup's `backupmeta`, read once.
     pub backupmeta: Option<Arc<CloudSnapBackup>>,
+    /// Restore: source volume id -> restored volume id, filled by the restore-volume job.
+    pub restored: Arc<Mutex<BTreeMap<String, String>>>,
     /// Restore: recovery mode was left by this member.
     pub finish_done: bool,
 }

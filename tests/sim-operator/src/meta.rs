@@ -186,6 +186,22 @@ pub const TAG_PVC_NAMESPACE: &str = "kubernetes.io/created-for/pvc/namespace";
 pub const TAG_PV_NAME: &str = "kubernetes.io/created-for/pv/name";
 /// Volume name of the TiKV data volume.
 pub const DATA_VOLUME_NAME: &str = "tikv";
+/// Annotation of a `TidbCluster` listing the EBS volumes of its TiKV stores in this data plane, as
+/// JSON `{"<storeId>": ["vol-...", ...]}`. The local world has no core API, so no PVs to read the
+/// volume ids from (what the real operator does): the seeder and restore write them here instead.
+pub const TIKV_VOLUMES_ANNOTATION: &str = "sim.brfed.dev/tikv-volumes";
+
+/// The volume ids of [`TIKV_VOLUMES_ANNOTATION`], `None` when absent or unreadable.
+pub fn tikv_volume_ids(annotations: Option<&BTreeMap<String, String>>) -> Option<Vec<String>> {
+    let text = annotations?.get(TIKV_VOLUMES_ANNOTATION)?;
+    let by_store: BTreeMap<String, Vec<String>> = serde_json::from_str(text).ok()?;
+    Some(by_store.into_values().flatten().collect())
+}
+
+/// The value of [`TIKV_VOLUMES_ANNOTATION`] for volume ids by store.
+pub fn tikv_volumes_annotation(by_store: &BTreeMap<u64, Vec<String>>) -> String {
+    serde_json::to_string(by_store).expect("a map of strings serializes")
+}
 
 /// Removes `metadata.managedFields` (and the server-side noise) from an object.
 pub fn strip_object(obj: &Value) -> Value {
@@ -531,6 +547,19 @@ mod tests {
             restored.tikv.stores[0].volumes[0].restore_volume_id,
             "vol-new"
         );
+        let by_store = BTreeMap::from([
+            (2_u64, vec!["vol-c".to_string()]),
+            (1, vec!["vol-a".into(), "vol-b".into()]),
+        ]);
+        let annotations = BTreeMap::from([(
+            TIKV_VOLUMES_ANNOTATION.to_string(),
+            tikv_volumes_annotation(&by_store),
+        )]);
+        assert_eq!(
+            tikv_volume_ids(Some(&annotations)).unwrap(),
+            ["vol-a", "vol-b", "vol-c"]
+        );
+        assert_eq!(tikv_volume_ids(None), None);
         let round: CloudSnapBackup =
             serde_json::from_value(serde_json::to_value(&restored).unwrap()).unwrap();
         assert_eq!(round, restored);

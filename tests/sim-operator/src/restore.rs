@@ -5,7 +5,7 @@
 //! truncation in the simulated PD; `restore-finish` takes the TidbCluster out of recovery mode.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Api;
@@ -13,7 +13,7 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use crate::faults::{FaultOutcome, FaultPhase, FaultPlan};
-use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report};
+use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report, lock};
 use crate::kubeobj::{str_at, tidbcluster_resource, update_object};
 use crate::member::{Drained, Member, SIMULATED_FAULT, Storage, pd_key, tc_bool, tc_tikv_replicas};
 use crate::meta::{
@@ -294,20 +294,41 @@ async fn handle_special(
             .await
         }
         Report::TikvStarted => {
-            // TiKV keeps its store ids on the restored volumes: show them as this plane's stores
-            let stores = m
-                .state(|s| s.backupmeta.clone())
-                .map(|b| b.tikv.stores.iter().map(|s| s.store_id).collect::<Vec<_>>())
-                .unwrap_or_default();
+            // TiKV keeps its store ids on the restored volumes: show them as this plane's
+            // stores, and the restored volumes as theirs (so the restored cluster can be backed up)
+            let (backup, restored) = m.state(|s| (s.backupmeta.clone(), s.restored.clone()));
+            let restored = lock(&restored).clone();
+            let by_store: BTreeMap<u64, Vec<String>> = backup
+                .iter()
+                .flat_map(|b| b.tikv.stores.iter())
+                .map(|s| {
+                    let ids = s
+                        .volumes
+                        .iter()
+                        .filter_map(|v| restored.get(&v.volume_id).cloned());
+                    (s.store_id, ids.collect())
+                })
+                .collect();
+            let stores: Vec<u64> = by_store.keys().copied().collect();
+            let volumes_annotation = meta::tikv_volumes_annotation(&by_store);
             let tc_name = tc.metadata.name.clone().unwrap_or_default();
             let tc_ns = tc.metadata.namespace.clone().unwrap_or_default();
             update_tc(m, tc, |o| {
+                let previous = o
+                    .metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(
+                        meta::TIKV_VOLUMES_ANNOTATION.to_string(),
+                        volumes_annotation.clone(),
+                    );
+                let annotated = previous.as_ref() != Some(&volumes_annotation);
                 if o.data
                     .pointer("/status/tikv/stores")
                     .and_then(Value::as_object)
                     .is_some_and(|s| !s.is_empty())
                 {
-                    return false;
+                    return annotated;
                 }
                 let map: serde_json::Map<String, Value> = stores
                     .iter()
@@ -358,18 +379,25 @@ async fn clean_failed_volumes(m: &Member<'_>) -> Result<Next, SimError> {
     }) {
         return Ok(Next::Poll);
     }
-    let volumes = m
-        .sim
-        .cloud
-        .volumes_tagged(&[(TAG_RESTORE_UID, &m.uid)])
-        .await?;
-    for v in &volumes {
-        m.sim.cloud.delete_volume(&v.id).await?;
+    // the job of this process knows what it created; after a restart, look the volumes up by tag
+    let (ran_here, restored) = m.state(|s| (s.restore_volume.is_some(), s.restored.clone()));
+    let ids: Vec<String> = if ran_here {
+        lock(&restored).values().cloned().collect()
+    } else {
+        let tagged = m
+            .sim
+            .cloud
+            .volumes_tagged(&[(TAG_RESTORE_UID, &m.uid)])
+            .await?;
+        tagged.into_iter().map(|v| v.id).collect()
+    };
+    for id in &ids {
+        m.sim.cloud.delete_volume(id).await?;
     }
     m.condition(
         cond::CLEAN_VOLUME_COMPLETE,
         "",
-        format!("deleted {} restored volumes", volumes.len()),
+        format!("deleted {} restored volumes", ids.len()),
     )
     .await
     .map(|_| Next::Done)
@@ -389,6 +417,7 @@ struct VolumeArgs {
     uid: String,
     plan: FaultPlan,
     warmup_plan: FaultPlan,
+    restored: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 fn start_restore_volume(
@@ -424,6 +453,7 @@ fn start_restore_volume(
         uid: m.uid.clone(),
         plan,
         warmup_plan,
+        restored: m.state(|s| s.restored.clone()),
     };
     let sim = m.sim.clone();
     let job = Job::spawn(
@@ -525,6 +555,7 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
                 .await
             {
                 Ok(id) => {
+                    lock(&a.restored).insert(v.volume_id.clone(), id.clone());
                     restored.insert(v.volume_id.clone(), id);
                 }
                 Err(e) => {

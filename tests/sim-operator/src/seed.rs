@@ -14,7 +14,8 @@ use crate::cloud::{Cloud, CloudError};
 use crate::kubeobj::{PlaneError, data_planes, k8s_now, tidbcluster_resource};
 use crate::meta::{
     DATA_MOUNT_PATH, DATA_VOLUME_NAME, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE, TAG_PV_NAME,
-    TAG_PVC_NAME, TAG_PVC_NAMESPACE, TAG_STORE, TAG_VOLUME_NAME,
+    TAG_PVC_NAME, TAG_PVC_NAMESPACE, TAG_STORE, TAG_VOLUME_NAME, TIKV_VOLUMES_ANNOTATION,
+    tikv_volume_ids, tikv_volumes_annotation,
 };
 use crate::pd::TIDB_CLUSTER_LABEL;
 
@@ -265,7 +266,14 @@ fn tidb_cluster(
     obj
 }
 
-async fn upsert(api: &Api<DynamicObject>, plane: &str, desired: Value) -> Result<(), SeedError> {
+/// Creates the TidbCluster, or replaces an existing one keeping its other labels and annotations
+/// (e.g. fault rules) but dropping the annotations named in `drop`.
+async fn upsert(
+    api: &Api<DynamicObject>,
+    plane: &str,
+    desired: Value,
+    drop: &[&str],
+) -> Result<(), SeedError> {
     let obj: DynamicObject = serde_json::from_value(desired).expect("a TidbCluster object");
     let name = obj.metadata.name.clone().unwrap_or_default();
     let err = |source| SeedError::Kube {
@@ -281,7 +289,10 @@ async fn upsert(api: &Api<DynamicObject>, plane: &str, desired: Value) -> Result
             let mut labels = current.metadata.labels.unwrap_or_default();
             labels.extend(next.metadata.labels.take().unwrap_or_default());
             next.metadata.labels = Some(labels);
-            next.metadata.annotations = current.metadata.annotations;
+            let mut annotations = current.metadata.annotations.unwrap_or_default();
+            annotations.retain(|k, _| !drop.contains(&k.as_str()));
+            annotations.extend(next.metadata.annotations.take().unwrap_or_default());
+            next.metadata.annotations = Some(annotations);
             api.replace(&name, &PostParams::default(), &next)
                 .await
                 .map_err(err)?;
@@ -325,15 +336,6 @@ async fn seed(
         Some(Cloud::from_env(&seed.region).await)
     };
     let all_ids: Vec<Vec<u64>> = (0..planes.len()).map(|i| seed.store_ids(i)).collect();
-    // what an earlier run of this seed created, listed once
-    let existing = match &cloud {
-        Some(cloud) => {
-            cloud
-                .volumes_tagged(&[(TAG_CLUSTER, seed.cluster_key.as_str())])
-                .await?
-        }
-        None => Vec::new(),
-    };
     let mut out = Vec::new();
     for (index, plane) in planes.iter().enumerate() {
         let az = seed.az_of(&plane.name, index);
@@ -342,22 +344,35 @@ async fn seed(
             &seed.namespace,
             &tidbcluster_resource(),
         );
-        upsert(
-            &api,
-            &plane.name,
-            tidb_cluster(seed, index, &all_ids, restore_target),
-        )
-        .await?;
         let mut volume_ids = Vec::new();
+        let mut by_store: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         if let Some(cloud) = &cloud {
+            // what an earlier run of this seed created, found through the TidbCluster's annotation
+            let current = api
+                .get_opt(&seed.name)
+                .await
+                .map_err(|source| SeedError::Kube {
+                    plane: plane.name.clone(),
+                    source,
+                })?;
+            let known = tikv_volume_ids(
+                current
+                    .as_ref()
+                    .and_then(|tc| tc.metadata.annotations.as_ref()),
+            );
+            let existing = match known {
+                // a volume deleted since then makes the lookup fail: create them all again
+                Some(ids) => cloud.volumes_by_id(&ids).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
             let mut names = vec![(DATA_VOLUME_NAME.to_string(), DATA_MOUNT_PATH.to_string())];
             names.extend(
                 seed.storage_volumes
                     .iter()
                     .map(|v| (v.name.clone(), v.mount_path.clone())),
             );
-            for (ordinal, store) in all_ids[index].iter().enumerate() {
-                let store = store.to_string();
+            for (ordinal, store_id) in all_ids[index].iter().enumerate() {
+                let store = store_id.to_string();
                 for (vol_name, mount_path) in &names {
                     let wanted = [
                         (TAG_CLUSTER, seed.cluster_key.as_str()),
@@ -368,6 +383,10 @@ async fn seed(
                     let found = existing.iter().find(|v| v.has_tags(&wanted));
                     if let Some(found) = found {
                         volume_ids.push(found.id.clone());
+                        by_store
+                            .entry(*store_id)
+                            .or_default()
+                            .push(found.id.clone());
                         continue;
                     }
                     let pvc = format!("{vol_name}-{}-tikv-{ordinal}", seed.name);
@@ -390,10 +409,17 @@ async fn seed(
                     let id = cloud
                         .create_empty_volume(&az, seed.volume_size_gib, &tags)
                         .await?;
+                    by_store.entry(*store_id).or_default().push(id.clone());
                     volume_ids.push(id);
                 }
             }
         }
+        let mut tc = tidb_cluster(seed, index, &all_ids, restore_target);
+        if !restore_target {
+            tc["metadata"]["annotations"] =
+                json!({TIKV_VOLUMES_ANNOTATION: tikv_volumes_annotation(&by_store)});
+        }
+        upsert(&api, &plane.name, tc, &[TIKV_VOLUMES_ANNOTATION]).await?;
         tracing::info!(plane = %plane.name, namespace = %seed.namespace, name = %seed.name, %az, volumes = volume_ids.len(), restore_target, "seeded");
         out.push(SeededPlane {
             plane: plane.name.clone(),

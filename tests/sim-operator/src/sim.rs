@@ -3,7 +3,7 @@
 //! away, independently for every data plane).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::cloud::Cloud;
 use crate::config::SimConfig;
-use crate::jobs::{JobTable, Kind, ObjKey, Trigger};
+use crate::jobs::{JobTable, Kind, ObjKey, Trigger, lock};
 use crate::kubeobj::{DataPlane, backup_resource, restore_resource};
 use crate::pd::PdRegistry;
 use crate::tso::Tso;
@@ -110,10 +110,6 @@ struct KeyState {
 pub struct WorkQueue {
     tx: mpsc::UnboundedSender<ObjKey>,
     keys: Arc<Mutex<HashMap<ObjKey, KeyState>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl WorkQueue {

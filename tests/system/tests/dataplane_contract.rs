@@ -532,12 +532,13 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
         for snap in snaps {
             let vols = world
                 .cloud
-                .volumes_tagged(&[("snapshot/createdFromSnapshotId", snap.as_str())])
+                .volumes_from_snapshot(snap)
                 .await
                 .expect("DescribeVolumes");
             assert_eq!(vols.len(), 1, "one volume restored from {snap}");
             let v = &vols[0];
             assert_eq!(v.snapshot_id.as_deref(), Some(snap.as_str()));
+            assert_eq!(v.tags.get("snapshot/createdFromSnapshotId"), Some(snap));
             assert_eq!(v.az, target_az[plane]);
             assert_eq!(
                 v.tags.get("TiDBCluster-BR").map(String::as_str),
@@ -1140,7 +1141,7 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
             let snap = v["snapshot_id"].as_str().expect("snapshot_id");
             let left = world
                 .cloud
-                .volumes_tagged(&[("snapshot/createdFromSnapshotId", snap)])
+                .volumes_from_snapshot(snap)
                 .await
                 .expect("DescribeVolumes");
             assert!(
