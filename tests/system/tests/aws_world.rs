@@ -3,7 +3,8 @@
 //! event pump delivers status changes and fires schedules; the AWS CLI starts a federated backup
 //! from a `VolumeBackup` YAML.
 
-use brfed_system_tests::dataplane::unique;
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
+use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::Workflows;
 use serde_json::{Value, json};
 use std::process::Command;
