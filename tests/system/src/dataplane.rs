@@ -153,9 +153,12 @@ impl World {
 }
 
 /// A name unique to this test run: `{prefix}-{pid}-{millis}` (lowercase, DNS-safe).
+/// The last 8 characters differ between any two calls of one process (tests cut names from them).
 pub fn unique(prefix: &str) -> String {
-    let ms = chrono::Utc::now().timestamp_millis() % 100_000_000;
-    format!("{prefix}-{}-{ms}", std::process::id())
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 100;
+    let ms = chrono::Utc::now().timestamp_millis() % 1_000_000;
+    format!("{prefix}-{}-{ms:06}{n:02}", std::process::id())
 }
 
 /// Builder of a member `Backup` (volume-snapshot), as the federation creates it.
