@@ -162,4 +162,67 @@ async fn the_aws_cli_starts_a_backup_from_the_originals_yaml() {
         !again.status.success() || String::from_utf8_lossy(&again.stdout).contains(arn),
         "a second execution was started"
     );
+
+    // and the restore of it, from the original's VolumeRestore YAML, into recovery-mode TidbClusters
+    let world = World::from_env().await;
+    let target = format!("{name}-rt");
+    let planes = world.plane_names(3);
+    seed_restore_target(
+        &world.kubeconfig,
+        &planes,
+        &TidbClusterSeed::new(&target, "basic", &target).stores_per_plane(3),
+    )
+    .await
+    .unwrap();
+    let rname = format!("r{name}");
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/volumerestore.yaml"
+    ))
+    .unwrap()
+    .replace("name: NAME", &format!("name: {rname}"))
+    .replace("tcNamespace: NAMESPACE", &format!("tcNamespace: {target}"))
+    .replace("prefix: PREFIX", &format!("prefix: cli/{name}"));
+    std::fs::write(dir.join("vrt.yaml"), yaml).unwrap();
+    let conv = Command::new("python3")
+        .args(["-c", "import sys,yaml,json; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2],'w'))"])
+        .arg(dir.join("vrt.yaml"))
+        .arg(dir.join("vrt.json"))
+        .status()
+        .unwrap();
+    assert!(conv.success());
+    let restore_sm =
+        std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN").expect("restore state machine");
+    let out = Command::new("aws")
+        .args([
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &restore_sm,
+            "--name",
+            &rname,
+            "--input",
+        ])
+        .arg(format!("file://{}", dir.join("vrt.json").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = flows
+        .wait(
+            started["executionArn"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let vrt = done.output.unwrap();
+    assert_eq!(vrt["status"]["phase"], "Complete");
+    assert_eq!(
+        vrt["status"]["commitTs"], doc["status"]["commitTs"],
+        "restored to the backup's minimum resolved ts"
+    );
 }
