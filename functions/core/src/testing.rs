@@ -81,34 +81,16 @@ impl FakePlanes {
 
     /// Plays the data plane for a `Restore`: appends condition `type_` and makes it the phase.
     pub fn add_restore_condition(&self, cluster: &str, ns: &str, name: &str, type_: &str) {
-        let mut b = self.restores.lock().unwrap();
-        let obj = b
-            .get_mut(&(cluster.into(), ns.into(), name.into()))
-            .expect("member exists");
-        let status = obj
-            .as_object_mut()
-            .unwrap()
-            .entry("status")
-            .or_insert_with(|| json!({"conditions": []}));
-        status["conditions"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": type_, "status": "True"}));
-        status["phase"] = json!(type_);
+        self.with_status(MemberKind::Restore, cluster, ns, name, |st| {
+            push_condition(st, type_)
+        });
     }
 
     /// Sets `status` fields of a member `Restore`.
     pub fn set_restore_status(&self, cluster: &str, ns: &str, name: &str, fields: Value) {
-        let mut b = self.restores.lock().unwrap();
-        let obj = b
-            .get_mut(&(cluster.into(), ns.into(), name.into()))
-            .expect("member exists");
-        let status = obj
-            .as_object_mut()
-            .unwrap()
-            .entry("status")
-            .or_insert_with(|| json!({"conditions": []}));
-        merge(status, &fields);
+        self.with_status(MemberKind::Restore, cluster, ns, name, |st| {
+            merge(st, &fields)
+        });
     }
 
     /// Number of member `Restore`s.
@@ -139,34 +121,35 @@ impl FakePlanes {
 
     /// Plays the data plane: appends condition `type_` (True) to a member and makes it the phase.
     pub fn add_condition(&self, cluster: &str, ns: &str, name: &str, type_: &str) {
-        let mut b = self.backups.lock().unwrap();
-        let obj = b
-            .get_mut(&(cluster.into(), ns.into(), name.into()))
-            .expect("member exists");
-        let status = obj
-            .as_object_mut()
-            .unwrap()
-            .entry("status")
-            .or_insert_with(|| json!({"conditions": []}));
-        status["conditions"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": type_, "status": "True"}));
-        status["phase"] = json!(type_);
+        self.with_status(MemberKind::Backup, cluster, ns, name, |st| {
+            push_condition(st, type_)
+        });
     }
 
     /// Sets `status` fields of a member.
     pub fn set_status(&self, cluster: &str, ns: &str, name: &str, fields: Value) {
-        let mut b = self.backups.lock().unwrap();
-        let obj = b
+        self.with_status(MemberKind::Backup, cluster, ns, name, |st| {
+            merge(st, &fields)
+        });
+    }
+
+    fn with_status(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let mut objects = self.objects(kind).lock().unwrap();
+        let obj = objects
             .get_mut(&(cluster.into(), ns.into(), name.into()))
             .expect("member exists");
-        let status = obj
+        f(obj
             .as_object_mut()
             .unwrap()
             .entry("status")
-            .or_insert_with(|| json!({"conditions": []}));
-        merge(status, &fields);
+            .or_insert_with(|| json!({"conditions": []})));
     }
 
     /// Puts an object directly (e.g. a foreign one, to make a name conflict).
@@ -183,6 +166,14 @@ impl FakePlanes {
     pub fn backup_count(&self) -> usize {
         self.backups.lock().unwrap().len()
     }
+}
+
+fn push_condition(status: &mut Value, type_: &str) {
+    status["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": type_, "status": "True"}));
+    status["phase"] = json!(type_);
 }
 
 /// JSON merge patch (RFC 7386).
