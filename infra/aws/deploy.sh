@@ -54,8 +54,10 @@ deploy() {
     --s3-bucket "$artifacts" --s3-prefix brfed-artifacts \
     --output-template-file "$out/packaged.yaml"
   # shellcheck disable=SC2086 # BRFED_PARAMS is a list of Key=Value words
+  # The template is over CloudFormation's 51,200-byte inline limit: deploy uploads it too.
   aws cloudformation deploy \
     --template-file "$out/packaged.yaml" \
+    --s3-bucket "$artifacts" --s3-prefix brfed-artifacts \
     --stack-name "$stack" \
     --capabilities CAPABILITY_IAM \
     --no-fail-on-empty-changeset \
