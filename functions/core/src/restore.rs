@@ -9,7 +9,7 @@ use crate::member::{Condition, MemberRef};
 use crate::names;
 use crate::ports::Observation;
 use crate::spec::{FEDERATION_API_VERSION, ObjectMeta, ObserveMode, validate_meta};
-use crate::status::{FedCondition, go_duration, rfc3339};
+use crate::status::{FedCondition, condition_true, rfc3339, time_taken, write_condition};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -598,22 +598,7 @@ impl VolumeRestoreStatus {
         message: Option<&str>,
         now: DateTime<Utc>,
     ) {
-        match self.conditions.iter_mut().find(|c| c.type_ == t) {
-            Some(c) if c.status == "True" => {
-                c.reason = reason.map(String::from);
-                c.message = message.map(String::from);
-            }
-            _ => {
-                self.conditions.retain(|c| c.type_ != t);
-                self.conditions.push(FedCondition {
-                    type_: t.into(),
-                    status: "True".into(),
-                    last_transition_time: Some(rfc3339(now)),
-                    reason: reason.map(String::from),
-                    message: message.map(String::from),
-                });
-            }
-        }
+        write_condition(&mut self.conditions, t, reason, message, now);
         self.phase = Some(t.into());
         if t == "Running" && self.time_started.is_none() {
             self.time_started = Some(rfc3339(now));
@@ -622,9 +607,7 @@ impl VolumeRestoreStatus {
 
     /// Condition `t` is True.
     pub fn has(&self, t: &str) -> bool {
-        self.conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == "True")
+        condition_true(&self.conditions, t)
     }
 
     /// Ended.
@@ -651,29 +634,15 @@ impl VolumeRestoreStatus {
             .find(|s| s.step_name == name && s.time_completed.is_none())
         {
             s.time_completed = Some(rfc3339(now));
-            if let Some(t) = s
-                .time_started
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            {
-                s.time_taken = Some(go_duration(
-                    (now - t.with_timezone(&Utc)).num_seconds().max(0) as u64,
-                ));
-            }
+            s.time_taken = time_taken(s.time_started.as_deref(), now);
         }
     }
 
     /// Ends the restore.
     pub fn finish(&mut self, failure: Option<(&str, &str)>, now: DateTime<Utc>) {
         self.time_completed = Some(rfc3339(now));
-        if let Some(t) = self
-            .time_started
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        {
-            self.time_taken = Some(go_duration(
-                (now - t.with_timezone(&Utc)).num_seconds().max(0) as u64,
-            ));
+        if let Some(taken) = time_taken(self.time_started.as_deref(), now) {
+            self.time_taken = Some(taken);
         }
         match failure {
             Some((r, m)) => self.set_condition("Failed", Some(r), Some(m), now),

@@ -106,6 +106,55 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Writes condition `type_` (True) into `conditions`. An existing True condition of the same type
+/// keeps its transition time (reference §2.1); shared by the backup and restore statuses.
+pub fn write_condition(
+    conditions: &mut Vec<FedCondition>,
+    type_: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+    now: DateTime<Utc>,
+) {
+    let reason = reason.map(String::from);
+    let message = message.map(String::from);
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) if c.status == "True" => {
+            c.reason = reason;
+            c.message = message;
+        }
+        Some(c) => {
+            c.status = "True".into();
+            c.last_transition_time = Some(rfc3339(now));
+            c.reason = reason;
+            c.message = message;
+        }
+        None => conditions.push(FedCondition {
+            type_: type_.into(),
+            status: "True".into(),
+            last_transition_time: Some(rfc3339(now)),
+            reason,
+            message,
+        }),
+    }
+}
+
+/// Whether condition `type_` is True in `conditions`.
+pub fn condition_true(conditions: &[FedCondition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// The Go duration (rounded to seconds) from the RFC 3339 time `started` to `now`.
+pub fn time_taken(started: Option<&str>, now: DateTime<Utc>) -> Option<String> {
+    let started = DateTime::parse_from_rfc3339(started?).ok()?;
+    let secs = (now - started.with_timezone(&Utc))
+        .num_milliseconds()
+        .max(0) as f64
+        / 1000.0;
+    Some(go_duration(secs.round() as u64))
+}
+
 impl VolumeBackupStatus {
     /// Writes condition `type_` (True) and makes it the phase. An existing True condition of the
     /// same type keeps its transition time (reference §2.1).
@@ -116,27 +165,7 @@ impl VolumeBackupStatus {
         message: Option<&str>,
         now: DateTime<Utc>,
     ) {
-        let reason = reason.map(String::from);
-        let message = message.map(String::from);
-        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(c) if c.status == "True" => {
-                c.reason = reason;
-                c.message = message;
-            }
-            Some(c) => {
-                c.status = "True".into();
-                c.last_transition_time = Some(rfc3339(now));
-                c.reason = reason;
-                c.message = message;
-            }
-            None => self.conditions.push(FedCondition {
-                type_: type_.into(),
-                status: "True".into(),
-                last_transition_time: Some(rfc3339(now)),
-                reason,
-                message,
-            }),
-        }
+        write_condition(&mut self.conditions, type_, reason, message, now);
         self.phase = Some(type_.into());
         if type_ == vbk::RUNNING && self.time_started.is_none() {
             self.time_started = Some(rfc3339(now));
@@ -145,9 +174,7 @@ impl VolumeBackupStatus {
 
     /// Whether condition `type_` is True.
     pub fn has(&self, type_: &str) -> bool {
-        self.conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == "True")
+        condition_true(&self.conditions, type_)
     }
 
     /// Whether the backup has ended.
@@ -194,16 +221,8 @@ impl VolumeBackupStatus {
         self.backup_size = Some(size);
         self.backup_size_readable = Some(humanize_bytes(size.max(0) as u64));
         self.time_completed = Some(rfc3339(now));
-        if let Some(started) = self
-            .time_started
-            .as_deref()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        {
-            let secs = (now - started.with_timezone(&Utc))
-                .num_milliseconds()
-                .max(0) as f64
-                / 1000.0;
-            self.time_taken = Some(go_duration(secs.round() as u64));
+        if let Some(taken) = time_taken(self.time_started.as_deref(), now) {
+            self.time_taken = Some(taken);
         }
         match failure {
             Some((reason, message)) => {
