@@ -14,8 +14,8 @@ use crate::restore::{
 };
 use crate::spec::{FEDERATION_API_VERSION, ObserveMode};
 use crate::status::rfc3339;
-use crate::steps::{Env, ObserveOutput, Phase, StartInput};
-use chrono::{DateTime, Utc};
+use crate::steps::{Env, ObserveOutput, Phase, StartInput, now_ms, wait_window};
+use chrono::Utc;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -116,16 +116,6 @@ pub struct RestoreFinalizeOutput {
     pub error: Option<String>,
     /// Cause.
     pub cause: Option<String>,
-}
-
-fn now_ms() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, StepError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StepError::Internal(format!("bad time `{s}`: {e}")))
 }
 
 /// Fills each cluster's `backup.s3` from backup `from` of the catalog.
@@ -430,22 +420,13 @@ pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
     input: RestoreObserveInput,
 ) -> Result<ObserveOutput, StepError> {
     let ctx = &input.restore;
-    let now = Utc::now();
-    let phase_deadline = parse_time(&input.phase.started_at)?
-        + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
-    let overall = parse_time(&ctx.deadline)?;
-    let (deadline, deadline_name) = if phase_deadline < overall {
-        (phase_deadline, "PhaseDeadlineExceeded")
-    } else {
-        (overall, "DeadlineExceeded")
-    };
-    let budget = match ctx.options.observe_mode {
-        ObserveMode::Poll => Duration::ZERO,
-        ObserveMode::Watch => env
-            .base
-            .observe_budget
-            .min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
-    };
+    let (deadline, deadline_name, budget) = wait_window(
+        &input.phase,
+        ctx.options.phase_timeout_seconds,
+        &ctx.deadline,
+        ctx.options.observe_mode,
+        env.base.observe_budget,
+    )?;
     let (awaited, dm, async_warmup) = (input.awaited, input.data_member, ctx.warmup == "async");
     let members = &ctx.members;
     let done = move |obs: &[Observation]| {

@@ -70,14 +70,40 @@ impl Phase {
     }
 }
 
-fn now_ms() -> String {
+pub(crate) fn now_ms() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, StepError> {
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StepError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StepError::Internal(format!("bad time `{s}` in state: {e}")))
+}
+
+/// When an observe step must give up, under which failure name, and how long it may watch: the
+/// earlier of the phase deadline and the overall one; no watch at all in poll mode.
+pub(crate) fn wait_window(
+    phase: &Phase,
+    phase_timeout_seconds: u64,
+    overall_deadline: &str,
+    mode: ObserveMode,
+    observe_budget: Duration,
+) -> Result<(DateTime<Utc>, &'static str, Duration), StepError> {
+    let phase_deadline =
+        parse_time(&phase.started_at)? + chrono::Duration::seconds(phase_timeout_seconds as i64);
+    let overall = parse_time(overall_deadline)?;
+    let (deadline, name) = if phase_deadline < overall {
+        (phase_deadline, "PhaseDeadlineExceeded")
+    } else {
+        (overall, "DeadlineExceeded")
+    };
+    let budget = match mode {
+        ObserveMode::Poll => Duration::ZERO,
+        ObserveMode::Watch => {
+            observe_budget.min((deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        }
+    };
+    Ok((deadline, name, budget))
 }
 
 /// Input of the start step: the execution input and the execution's identity.
@@ -533,25 +559,17 @@ pub async fn observe<D: DataPlanes, S: ObjectStore>(
     input: ObserveInput,
 ) -> Result<ObserveOutput, StepError> {
     let ctx = &input.backup;
-    let now = Utc::now();
-    let phase_deadline = parse_time(&input.phase.started_at)?
-        + chrono::Duration::seconds(ctx.options.phase_timeout_seconds as i64);
-    let overall = parse_time(&ctx.deadline)?;
-    let (deadline, deadline_name) = if phase_deadline < overall {
-        (phase_deadline, "PhaseDeadlineExceeded")
-    } else {
-        (overall, "DeadlineExceeded")
-    };
+    let (deadline, deadline_name, budget) = wait_window(
+        &input.phase,
+        ctx.options.phase_timeout_seconds,
+        &ctx.deadline,
+        ctx.options.observe_mode,
+        env.observe_budget,
+    )?;
     let watched: &[MemberRef] = if input.awaited == Await::Initialized {
         &ctx.members[..1]
     } else {
         &ctx.members
-    };
-    let budget = match ctx.options.observe_mode {
-        ObserveMode::Poll => Duration::ZERO,
-        ObserveMode::Watch => env
-            .observe_budget
-            .min((deadline - now).to_std().unwrap_or(Duration::ZERO)),
     };
     let awaited = input.awaited;
     let done = move |obs: &[Observation]| judge(awaited, watched, obs) != Verdict::Pending;
