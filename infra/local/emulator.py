@@ -18,7 +18,18 @@ What it adds to moto 5.2.5 (see the "AWS emulator" section of infra/local/README
   "Execution Status Change" events to matching rules' Lambda / state machine targets; moto
   stores rules but fires nothing. PutEvents to rules with Lambda / state machine targets is
   routed through the same delivery.
-* A control endpoint under http://127.0.0.1:15000/_brfed/ (clock, fire a rule now, deliveries).
+* A control endpoint under http://127.0.0.1:15000/_brfed/ (clock, fire a rule now, deliveries,
+  EC2 faults and the EC2 call journal):
+    GET  /_brfed/health | /_brfed/clock | /_brfed/schedules | /_brfed/functions
+    POST /_brfed/clock/advance {"seconds": N};  POST /_brfed/rules/NAME/fire
+    GET  /_brfed/deliveries?rule=NAME&since=SEQ
+    PUT    /_brfed/faults/ec2/ACTION {"rate": 2.0, "burst": 2}  throttle EC2 ACTION (token bucket,
+           full at every PUT): calls beyond it get EC2's 503 RequestLimitExceeded, moto never sees them
+    DELETE /_brfed/faults/ec2/ACTION                            -> {"removed": bool}
+    GET    /_brfed/faults/ec2      -> {"throttles": {ACTION: {rate, burst, tokens, allowed, throttled}}}
+    GET    /_brfed/ec2-calls?action=ACTION&since=SEQ -> {"calls": [{seq, t (monotonic s), wall (epoch s),
+           action, region, throttled, snapshotId (DeleteSnapshot), status (HTTP)}], "lastSeq": N}
+    DELETE /_brfed/ec2-calls       -> {"cleared": n}; seq numbers keep counting
 * StartExecution without a name gets a UUID name (moto would name it "None").
 """
 
@@ -29,10 +40,12 @@ import calendar
 import collections
 import datetime as dt
 import http.client
+import io
 import ipaddress
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -40,6 +53,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -1038,6 +1052,175 @@ Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
 
 
 # =================================================================================================
+# EC2 fault injection: per-action throttling (token bucket) and a journal of EC2 calls
+# =================================================================================================
+# EC2's own answer to "too many requests": HTTP 503 + code RequestLimitExceeded in EC2's error
+# document. Both SDKs key on the code: botocore's legacy retry table matches it only together with
+# status 503, its standard mode and the Rust SDK (aws-runtime THROTTLING_ERRORS) on the code alone.
+_EC2_THROTTLED_XML = (
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+    "<Message>Request limit exceeded.</Message></Error></Errors>"
+    "<RequestID>{request_id}</RequestID></Response>"
+)
+_EC2_ACTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+class TokenBucket:
+    """`rate` requests/second on average, at most `burst` at once; starts full."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+        self.allowed = self.throttled = 0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.allowed += 1
+            return True
+        self.throttled += 1
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {"rate": self.rate, "burst": self.burst, "tokens": round(self.tokens, 3),
+                "allowed": self.allowed, "throttled": self.throttled}
+
+
+def _signing_scope(environ: dict) -> tuple[str, str] | None:
+    """(service, region) of a SigV4 request: the credential scope `AKID/date/region/service/aws4_request`
+    of the Authorization header (what moto itself routes by), or of a presigned URL's X-Amz-Credential."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = re.search(r"Credential=([^,\s]+)", auth)
+    if m is None:
+        qs = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        cred = (qs.get("X-Amz-Credential") or [None])[0]
+    else:
+        cred = m.group(1)
+    parts = (cred or "").split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request":
+        return None
+    return parts[3].lower(), parts[2]
+
+
+def _query_params(environ: dict) -> dict[str, str]:
+    """The Query API parameters (`Action=...&...`) of a GET query string or a form-encoded POST body.
+
+    Reading the body consumes wsgi.input, so it is put back as a BytesIO with a matching
+    CONTENT_LENGTH for moto (chunked uploads become a plain body of known length)."""
+    params = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    if "Action" in params or environ.get("REQUEST_METHOD") != "POST":
+        return params
+    if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return params
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > 0:
+        raw = environ["wsgi.input"].read(length)
+    elif environ.get("wsgi.input_terminated"):
+        raw = environ["wsgi.input"].read()
+    else:
+        return params
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    params.update(urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    return params
+
+
+class Ec2Faults:
+    """Throttles configured EC2 actions and journals every EC2 Query API call, before moto sees it.
+
+    Throttles are per action for the whole emulator (real EC2 buckets per account and region; tests
+    here use one of each). The journal keeps the last 100k calls, throttled ones included, so a test
+    can check both what the client attempted and what got through."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.throttles: dict[str, TokenBucket] = {}
+        self.calls: collections.deque = collections.deque(maxlen=100_000)
+        self.seq = itertools.count(1)
+        self.last_seq = 0
+
+    def set_throttle(self, action: str, body: dict) -> dict[str, Any]:
+        if not _EC2_ACTION.match(action):
+            raise ValueError(f"not an EC2 action name: {action!r}")
+        if "rate" not in body:
+            raise ValueError('body must be {"rate": requests per second, "burst": N}')
+        rate = float(body["rate"])
+        burst = float(body.get("burst", max(1.0, rate)))
+        if not (math.isfinite(rate) and math.isfinite(burst)) or rate < 0 or burst < 0:
+            raise ValueError("rate and burst must be finite and >= 0")
+        with self.lock:
+            self.throttles[action] = TokenBucket(rate, burst)  # a new PUT starts with a full bucket
+            return {action: self.throttles[action].describe()}
+
+    def remove_throttle(self, action: str) -> bool:
+        with self.lock:
+            return self.throttles.pop(action, None) is not None
+
+    def describe(self) -> dict[str, Any]:
+        with self.lock:
+            return {"throttles": {a: b.describe() for a, b in self.throttles.items()}}
+
+    def journal(self, action: str | None, since: int) -> dict[str, Any]:
+        with self.lock:
+            calls = [dict(c) for c in self.calls if c["seq"] > since and (action is None or c["action"] == action)]
+            return {"calls": calls, "lastSeq": self.last_seq}
+
+    def clear_journal(self) -> int:
+        with self.lock:
+            n = len(self.calls)
+            self.calls.clear()  # seq keeps counting: a `since` taken before stays meaningful
+            return n
+
+    def admit(self, environ: dict) -> tuple[dict[str, Any] | None, bool]:
+        """(journal entry, throttled) for an EC2 Query API request; (None, False) for anything else."""
+        scope = _signing_scope(environ)
+        if scope is None or scope[0] != "ec2":
+            return None, False
+        params = _query_params(environ)
+        action = params.get("Action")
+        if not action:
+            return None, False
+        now = time.monotonic()
+        with self.lock:
+            bucket = self.throttles.get(action)
+            throttled = bucket is not None and not bucket.take(now)
+            self.last_seq = next(self.seq)
+            entry: dict[str, Any] = {
+                "seq": self.last_seq, "t": now, "wall": time.time(), "action": action,
+                "region": scope[1], "throttled": throttled,
+                "snapshotId": params.get("SnapshotId") if action == "DeleteSnapshot" else None,
+                "status": 503 if throttled else None,
+            }
+            self.calls.append(entry)
+        return entry, throttled
+
+    def record_status(self, entry: dict[str, Any], status: str) -> None:
+        with self.lock:
+            entry["status"] = int(status.split(" ", 1)[0])
+
+
+EC2_FAULTS = Ec2Faults()
+
+
+def ec2_throttled(start_response: Any) -> list[bytes]:
+    request_id = str(uuid.uuid4())
+    out = _EC2_THROTTLED_XML.format(request_id=request_id).encode()
+    start_response("503 Service Unavailable", [
+        ("Content-Type", "text/xml;charset=UTF-8"),
+        ("Content-Length", str(len(out))),
+        ("x-amzn-RequestId", request_id),  # where the Rust SDK looks for the request id
+    ])
+    return [out]
+
+
+# =================================================================================================
 # Control endpoint: /_brfed/...
 # =================================================================================================
 def _find_rule(name: str, bus: str = "default", account: str | None = None, region: str | None = None):
@@ -1103,6 +1286,16 @@ def control(environ: dict, start_response: Any) -> list[bytes]:
         elif path == "/_brfed/functions" and method == "GET":
             status, doc = "200 OK", {"mode": LAMBDA_MODE, "binDir": BIN_DIR, "maxConcurrency": MAX_CONCURRENCY,
                                      "functions": POOL.status()}
+        elif path == "/_brfed/faults/ec2" and method == "GET":
+            status, doc = "200 OK", EC2_FAULTS.describe()
+        elif path.startswith("/_brfed/faults/ec2/") and method == "PUT":
+            status, doc = "200 OK", EC2_FAULTS.set_throttle(path[len("/_brfed/faults/ec2/"):], body)
+        elif path.startswith("/_brfed/faults/ec2/") and method == "DELETE":
+            status, doc = "200 OK", {"removed": EC2_FAULTS.remove_throttle(path[len("/_brfed/faults/ec2/"):])}
+        elif path == "/_brfed/ec2-calls" and method == "GET":
+            status, doc = "200 OK", EC2_FAULTS.journal(query.get("action"), int(query.get("since", 0)))
+        elif path == "/_brfed/ec2-calls" and method == "DELETE":
+            status, doc = "200 OK", {"cleared": EC2_FAULTS.clear_journal()}
     except Exception as e:
         status, doc = "400 Bad Request", {"error": f"{type(e).__name__}: {e}"}
     out = json.dumps(doc, default=str).encode()
@@ -1117,7 +1310,21 @@ class App:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("PATH_INFO", "").startswith("/_brfed/"):
             return control(environ, start_response)
-        return self.moto(environ, start_response)
+        try:
+            entry, throttled = EC2_FAULTS.admit(environ)
+        except Exception:  # a fault-injection bug must not take EC2 down: let moto answer
+            LOG.exception("EC2 fault injection failed; passing the request to moto")
+            entry, throttled = None, False
+        if entry is None:
+            return self.moto(environ, start_response)
+        if throttled:
+            return ec2_throttled(start_response)
+
+        def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            EC2_FAULTS.record_status(entry, status)
+            return start_response(status, headers, exc_info)
+
+        return self.moto(environ, recording_start_response)
 
 
 # =================================================================================================

@@ -75,6 +75,9 @@ write_env() {
     "$HERE/dataplanes.sh" env
     "$HERE/aws.sh" env
     echo "export BRFED_CATALOG_BUCKET=$CATALOG_BUCKET"
+    # the target of the schedule rules `brfed schedule apply` makes (the state machine ARNs come
+    # from deploy.py's deployed.env, through aws.sh env)
+    echo "export BRFED_SCHEDULE_TICK_FUNCTION_ARN=arn:aws:lambda:${AWS_REGION:-us-west-2}:123456789012:function:schedule-tick"
     echo "export SIM_HTTP_ADDR=$SIM_ADDR"
     echo "export BRFED_WORLD_DIR=$WORLD"
     echo "export PATH=$venv/bin:\$PATH"
@@ -92,6 +95,9 @@ up() {
 BRFED_KUBECONFIG=$WORLD/kubeconfig
 BRFED_CATALOG_BUCKET=$CATALOG_BUCKET
 BRFED_OBSERVE_BUDGET_SECONDS=${BRFED_OBSERVE_BUDGET_SECONDS:-20}
+BRFED_WORK_BUDGET_SECONDS=${BRFED_WORK_BUDGET_SECONDS:-240}
+BRFED_BACKUP_STATE_MACHINE_ARN=arn:aws:states:${AWS_REGION:-us-west-2}:123456789012:stateMachine:volume-backup
+BRFED_DELETE_STATE_MACHINE_ARN=arn:aws:states:${AWS_REGION:-us-west-2}:123456789012:stateMachine:volume-backup-delete
 RUST_LOG=${RUST_LOG:-info}
 ENV
   BRFED_SKIP_BUILD=1 "$HERE/aws.sh" start

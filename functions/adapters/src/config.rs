@@ -14,11 +14,15 @@ pub struct FunctionConfig {
     pub observe_budget: Duration,
     /// Whether S3 needs path-style addressing (emulators).
     pub s3_path_style: bool,
+    /// Longest time one invocation of a long step (snapshot deletion) works before it returns
+    /// with a cursor; below the function's timeout.
+    pub work_budget: Duration,
 }
 
 impl FunctionConfig {
     /// Reads `BRFED_KUBECONFIG`, `BRFED_CATALOG_BUCKET`, `BRFED_OBSERVE_BUDGET_SECONDS` (default 20),
-    /// and `BRFED_S3_PATH_STYLE` (default: true when `AWS_ENDPOINT_URL` is set).
+    /// `BRFED_S3_PATH_STYLE` (default: true when `AWS_ENDPOINT_URL` is set) and
+    /// `BRFED_WORK_BUDGET_SECONDS` (default 600).
     pub fn from_env() -> Result<Self, StepError> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let kubeconfig = get("BRFED_KUBECONFIG")
@@ -31,14 +35,16 @@ impl FunctionConfig {
         let catalog_bucket = get("BRFED_CATALOG_BUCKET")
             .or_else(|| get("BRFED_BUCKET"))
             .ok_or_else(|| StepError::Configuration("BRFED_CATALOG_BUCKET is not set".into()))?;
-        let observe_budget = match get("BRFED_OBSERVE_BUDGET_SECONDS") {
-            Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-                StepError::Configuration(format!(
-                    "BRFED_OBSERVE_BUDGET_SECONDS `{v}` is not a number"
-                ))
-            })?),
-            None => Duration::from_secs(20),
+        let seconds = |k: &str, default: u64| -> Result<Duration, StepError> {
+            match get(k) {
+                Some(v) => v.parse().map(Duration::from_secs).map_err(|_| {
+                    StepError::Configuration(format!("{k} `{v}` is not a number of seconds"))
+                }),
+                None => Ok(Duration::from_secs(default)),
+            }
         };
+        let observe_budget = seconds("BRFED_OBSERVE_BUDGET_SECONDS", 20)?;
+        let work_budget = seconds("BRFED_WORK_BUDGET_SECONDS", 600)?;
         let s3_path_style = match get("BRFED_S3_PATH_STYLE") {
             Some(v) => v == "true" || v == "1",
             None => get("AWS_ENDPOINT_URL").is_some(),
@@ -48,6 +54,7 @@ impl FunctionConfig {
             catalog_bucket,
             observe_budget,
             s3_path_style,
+            work_budget,
         })
     }
 }

@@ -1,22 +1,37 @@
 //! [`Volumes`] on EC2.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::Filter;
 use brfed_core::StepError;
-use brfed_core::ports::Volumes;
+use brfed_core::ports::{SnapshotDeletion, Volumes};
 
 /// EBS through the EC2 API.
 #[derive(Clone, Debug)]
 pub struct Ec2Volumes {
     client: aws_sdk_ec2::Client,
+    /// Without the SDK's retries: snapshot deletion paces and backs off itself, and must see
+    /// every throttled call to do so.
+    once: aws_sdk_ec2::Client,
 }
 
 impl Ec2Volumes {
     /// From the shared AWS config (the SDK's standard retry absorbs throttling).
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let once = aws_sdk_ec2::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self {
             client: aws_sdk_ec2::Client::new(sdk),
+            once: aws_sdk_ec2::Client::from_conf(once),
         }
     }
+}
+
+fn throttled(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("RequestLimitExceeded") | Some("Throttling") | Some("ThrottlingException")
+    )
 }
 
 impl Volumes for Ec2Volumes {
@@ -25,13 +40,67 @@ impl Volumes for Ec2Volumes {
             Ok(_) => Ok(true),
             // EC2 error codes are not modelled as types: matched by code, here only.
             Err(e) if e.code() == Some("InvalidVolume.NotFound") => Ok(false),
-            Err(e) if matches!(e.code(), Some("RequestLimitExceeded") | Some("Throttling")) => Err(
-                StepError::DataPlaneUnreachable(format!("EC2 throttled DeleteVolume {id}")),
-            ),
+            Err(e) if throttled(e.code()) => Err(StepError::Ec2Unavailable(format!(
+                "EC2 throttled DeleteVolume {id}"
+            ))),
             Err(e) => Err(StepError::DataPlaneRejected(format!(
                 "DeleteVolume {id}: {}",
                 e.message().unwrap_or("failed")
             ))),
         }
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, StepError> {
+        match self.once.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => Ok(SnapshotDeletion::Deleted),
+            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {
+                Ok(SnapshotDeletion::NotFound)
+            }
+            Err(e) if throttled(e.code()) => Ok(SnapshotDeletion::Throttled),
+            // In use by an AMI, or not ours to delete: a person must look.
+            Err(e)
+                if e.code().is_some_and(|c| {
+                    c.starts_with("InvalidSnapshot") || c == "UnauthorizedOperation"
+                }) =>
+            {
+                Err(StepError::DataPlaneRejected(format!(
+                    "DeleteSnapshot {id}: {}: {}",
+                    e.code().unwrap_or_default(),
+                    e.message().unwrap_or("refused")
+                )))
+            }
+            Err(e) => Err(StepError::Ec2Unavailable(format!(
+                "DeleteSnapshot {id}: {e:?}"
+            ))),
+        }
+    }
+
+    async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A filter, not SnapshotIds: an unknown id in SnapshotIds fails the whole call.
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .filters(
+                Filter::builder()
+                    .name("snapshot-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeSnapshots: {e:?}")))?;
+            out.extend(
+                page.snapshots()
+                    .iter()
+                    .filter_map(|s| s.snapshot_id().map(String::from)),
+            );
+        }
+        Ok(out)
     }
 }

@@ -35,8 +35,13 @@ pub struct KubeRegistry {
 }
 
 impl KubeRegistry {
-    /// Builds one client per context of `kubeconfig` (YAML text).
-    pub async fn from_yaml(kubeconfig: &str) -> Result<Self, StepError> {
+    /// Builds one client per context of `kubeconfig` (YAML text). A context whose user runs
+    /// `aws eks get-token` gets EKS tokens signed in-process with `aws`'s credentials instead
+    /// (see [`crate::eks_token`]).
+    pub async fn from_yaml(
+        kubeconfig: &str,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, StepError> {
         let kc = Kubeconfig::from_yaml(kubeconfig)
             .map_err(|e| StepError::Configuration(format!("kubeconfig: {e}")))?;
         let mut clients = BTreeMap::new();
@@ -51,12 +56,17 @@ impl KubeRegistry {
                 .map_err(|e| {
                     StepError::Configuration(format!("kubeconfig context {}: {e}", ctx.name))
                 })?;
+            let eks = crate::eks_token::replace_aws_exec(&mut config, aws)
+                .await
+                .map_err(|e| {
+                    StepError::Configuration(format!("kubeconfig context {}: {e}", ctx.name))
+                })?;
             config.connect_timeout = Some(Duration::from_secs(5));
             let mut watch_config = config.clone();
             watch_config.read_timeout = None;
             config.read_timeout = Some(Duration::from_secs(30));
             let build = |c: Config| {
-                Client::try_from(c)
+                crate::eks_token::client(c, eks.as_ref())
                     .map_err(|e| StepError::Configuration(format!("client for {}: {e}", ctx.name)))
             };
             clients.insert(ctx.name.clone(), build(config)?);

@@ -5,13 +5,20 @@
 
 pub mod config;
 pub mod ec2_volumes;
+pub mod eventbridge_rules;
+pub mod eks_token;
 pub mod kube_planes;
 pub mod lambda;
 pub mod runtime;
 pub mod s3_store;
+pub mod scheduler;
+pub mod sfn_executions;
 
 pub use config::FunctionConfig;
 pub use ec2_volumes::Ec2Volumes;
 pub use kube_planes::KubeRegistry;
 pub use runtime::Runtime;
+pub use eventbridge_rules::EventBridgeRules;
 pub use s3_store::S3Store;
+pub use scheduler::SchedulerRuntime;
+pub use sfn_executions::SfnExecutions;

@@ -46,7 +46,7 @@ impl Runtime {
                 StepError::Configuration(format!("kubeconfig {}: {e}", config.kubeconfig))
             })?,
         };
-        let planes = KubeRegistry::from_yaml(&text).await?;
+        let planes = KubeRegistry::from_yaml(&text, &sdk).await?;
         let volumes = Ec2Volumes::new(&sdk);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -66,6 +66,19 @@ impl Runtime {
             catalog_bucket: &self.inner.config.catalog_bucket,
             observe_budget: self.inner.config.observe_budget,
         }
+    }
+
+    /// Pacing of brfed's own snapshot deletions, with this function's work budget.
+    pub fn pacing(&self) -> brfed_core::delete::Pacing {
+        brfed_core::delete::Pacing {
+            budget: self.inner.config.work_budget,
+            ..Default::default()
+        }
+    }
+
+    /// EBS volumes and snapshots.
+    pub fn volumes(&self) -> &Ec2Volumes {
+        &self.inner.volumes
     }
 
     /// The environment the core restore steps run in.

@@ -145,4 +145,39 @@ impl ObjectStore for S3Store {
             Err(e) => Err(unavailable(bucket, key, e)),
         }
     }
+
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable(bucket, prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
+            Err(e) => Err(unavailable(bucket, key, e)),
+        }
+    }
 }

@@ -38,6 +38,9 @@ pub struct BrfedRecord {
     /// When teardown was requested, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown_requested_at: Option<String>,
+    /// The deletion of this backup, once one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<crate::delete::DeletionRecord>,
 }
 
 /// Object metadata of a catalog document.

@@ -55,6 +55,24 @@ pub enum StepError {
     /// Another writer changed the catalog document between read and write. Retryable.
     #[error("catalog conflict: {0}")]
     CatalogConflict(String),
+    /// No federated backup of that namespace/name is in the catalog. Terminal.
+    #[error("backup not found: {0}")]
+    BackupNotFound(String),
+    /// The federated backup is still running and cannot be deleted. Terminal.
+    #[error("backup running: {0}")]
+    BackupRunning(String),
+    /// No backup schedule of that namespace/name is in the catalog. Terminal.
+    #[error("schedule not found: {0}")]
+    ScheduleNotFound(String),
+    /// EC2 kept throttling or failing (after brfed's own backoff). Retryable.
+    #[error("EC2 unavailable: {0}")]
+    Ec2Unavailable(String),
+    /// Step Functions could not be asked (start/describe an execution). Retryable.
+    #[error("Step Functions unavailable: {0}")]
+    StepFunctionsUnavailable(String),
+    /// EventBridge refused or could not be asked (schedule rules). Terminal for the caller.
+    #[error("EventBridge unavailable: {0}")]
+    EventBridgeUnavailable(String),
     /// The configuration of the function is wrong (missing kubeconfig, bucket). Terminal.
     #[error("configuration error: {0}")]
     Configuration(String),
@@ -83,6 +101,12 @@ impl StepError {
             Self::MemberMissing(_) => "MemberMissing",
             Self::CatalogUnavailable(_) => "CatalogUnavailable",
             Self::CatalogConflict(_) => "CatalogConflict",
+            Self::BackupNotFound(_) => "BackupNotFound",
+            Self::BackupRunning(_) => "BackupRunning",
+            Self::ScheduleNotFound(_) => "ScheduleNotFound",
+            Self::Ec2Unavailable(_) => "Ec2Unavailable",
+            Self::StepFunctionsUnavailable(_) => "StepFunctionsUnavailable",
+            Self::EventBridgeUnavailable(_) => "EventBridgeUnavailable",
             Self::Configuration(_) => "Configuration",
             Self::Internal(_) => "Internal",
         }
@@ -112,6 +136,12 @@ pub const ERROR_NAMES: &[&str] = &[
     "MemberMissing",
     "CatalogUnavailable",
     "CatalogConflict",
+    "BackupNotFound",
+    "BackupRunning",
+    "ScheduleNotFound",
+    "Ec2Unavailable",
+    "StepFunctionsUnavailable",
+    "EventBridgeUnavailable",
     "Configuration",
     "Internal",
 ];
@@ -121,6 +151,8 @@ pub const RETRYABLE_ERROR_NAMES: &[&str] = &[
     "DataPlaneUnreachable",
     "CatalogUnavailable",
     "CatalogConflict",
+    "Ec2Unavailable",
+    "StepFunctionsUnavailable",
 ];
 
 /// Names of the ways a federated backup can fail (the `reason` of its `Failed` condition and the
@@ -136,6 +168,9 @@ pub const FAILURE_NAMES: &[&str] = &[
     "ExecutionTimedOut",
     "ExecutionFailed",
     "TeardownIncomplete",
+    "CleanFailed",
+    "SnapshotsRemain",
+    "DeletionDeadlineExceeded",
 ];
 
 #[cfg(test)]
@@ -161,6 +196,12 @@ mod tests {
             StepError::MemberMissing(String::new()),
             StepError::CatalogUnavailable(String::new()),
             StepError::CatalogConflict(String::new()),
+            StepError::BackupNotFound(String::new()),
+            StepError::BackupRunning(String::new()),
+            StepError::ScheduleNotFound(String::new()),
+            StepError::Ec2Unavailable(String::new()),
+            StepError::StepFunctionsUnavailable(String::new()),
+            StepError::EventBridgeUnavailable(String::new()),
             StepError::Configuration(String::new()),
             StepError::Internal(String::new()),
         ];

@@ -5,12 +5,17 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod cron;
+pub mod delete;
 pub mod error;
 pub mod member;
 pub mod names;
 pub mod ports;
 pub mod restore;
 pub mod restore_steps;
+pub mod retention;
+pub mod schedule;
+pub mod scheduling;
 pub mod spec;
 pub mod status;
 pub mod steps;

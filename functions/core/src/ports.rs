@@ -154,10 +154,101 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<bool, StepError>> + Send;
+    /// Keys under `prefix`, in key order (every page).
+    fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+    /// Deletes an object; deleting a missing object is not an error.
+    fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
 }
 
-/// EBS volumes (what the opt-in restore cleanup deletes).
+/// What one snapshot deletion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotDeletion {
+    /// Deleted now.
+    Deleted,
+    /// There was no such snapshot (`InvalidSnapshot.NotFound`): counts as done.
+    NotFound,
+    /// EC2 throttled the call (`RequestLimitExceeded`); try again later.
+    Throttled,
+}
+
+/// EBS volumes and snapshots (what the opt-in restore cleanup and the backup deletion touch).
 pub trait Volumes: Send + Sync {
     /// Deletes a volume; `false` when it did not exist.
     fn delete_volume(&self, id: &str) -> impl Future<Output = Result<bool, StepError>> + Send;
+    /// Deletes a snapshot once, without retrying: throttling is reported, the caller paces.
+    fn delete_snapshot(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<SnapshotDeletion, StepError>> + Send;
+    /// Which of `ids` still exist.
+    fn existing_snapshots(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+}
+
+/// What a start of an execution found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// A new execution (its ARN).
+    New(String),
+    /// An execution of that name exists already (at-least-once delivery, a retry): nothing new.
+    AlreadyExists,
+}
+
+/// Step Functions executions, by state machine and execution name.
+pub trait Executions: Send + Sync {
+    /// Starts execution `name` of `state_machine` with `input`.
+    fn start(
+        &self,
+        state_machine: &str,
+        name: &str,
+        input: &Value,
+    ) -> impl Future<Output = Result<Started, StepError>> + Send;
+    /// Status of execution `name` of `state_machine` (`RUNNING`, `SUCCEEDED`, ...), `None` when
+    /// there is none.
+    fn status(
+        &self,
+        state_machine: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StepError>> + Send;
+}
+
+/// An EventBridge schedule rule whose one target is a Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRule {
+    /// Rule name.
+    pub name: String,
+    /// `cron(...)` or `rate(...)`.
+    pub expression: String,
+    /// Enabled (fires) or disabled.
+    pub enabled: bool,
+    /// Description.
+    pub description: String,
+    /// ARN of the target function.
+    pub target_arn: String,
+    /// Target input: a JSON template where `<time>` is the event's time (an input transformer).
+    pub input_template: String,
+}
+
+/// EventBridge rules.
+pub trait Rules: Send + Sync {
+    /// Creates or replaces a schedule rule and its target.
+    fn put(&self, rule: &ScheduleRule) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Enables or disables a rule; `false` when there is no such rule.
+    fn set_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<bool, StepError>> + Send;
+    /// Deletes a rule and its targets; `false` when there was none.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<bool, StepError>> + Send;
 }

@@ -4,7 +4,8 @@
 use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
-    Created, DataPlanes, MemberKind, ObjectStore, Observation, Precondition, Versioned, Volumes,
+    Created, DataPlanes, Executions, MemberKind, ObjectStore, Observation, Precondition, Rules,
+    ScheduleRule, SnapshotDeletion, Started, Versioned, Volumes,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -344,6 +345,14 @@ impl FakeStore {
             .insert((bucket.into(), key.into()), (v, 1));
     }
 
+    /// Removes an object directly.
+    pub fn remove(&self, bucket: &str, key: &str) {
+        self.objects
+            .lock()
+            .unwrap()
+            .remove(&(bucket.into(), key.into()));
+    }
+
     /// Reads an object directly.
     pub fn get(&self, bucket: &str, key: &str) -> Option<Value> {
         self.objects
@@ -409,17 +418,154 @@ impl ObjectStore for FakeStore {
             .unwrap()
             .contains_key(&(bucket.into(), key.into())))
     }
+
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+        self.check()?;
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        self.check()?;
+        self.objects
+            .lock()
+            .unwrap()
+            .remove(&(bucket.into(), key.into()));
+        Ok(())
+    }
 }
 
-/// Fake EBS: a set of existing volume ids.
+/// Fake EBS: existing volume and snapshot ids, and a throttle that refuses every `n`-th
+/// snapshot deletion.
 #[derive(Default)]
 pub struct FakeVolumes {
     /// Existing volumes.
     pub ids: Mutex<HashSet<String>>,
+    /// Existing snapshots.
+    pub snapshots: Mutex<HashSet<String>>,
+    /// When non-zero, every `throttle_every`-th `DeleteSnapshot` is throttled.
+    pub throttle_every: Mutex<usize>,
+    /// Every `DeleteSnapshot` call: (snapshot, throttled).
+    pub snapshot_calls: Mutex<Vec<(String, bool)>>,
 }
 
 impl Volumes for FakeVolumes {
     async fn delete_volume(&self, id: &str) -> Result<bool, StepError> {
         Ok(self.ids.lock().unwrap().remove(id))
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, StepError> {
+        let mut calls = self.snapshot_calls.lock().unwrap();
+        let every = *self.throttle_every.lock().unwrap();
+        if every > 0 && (calls.len() + 1).is_multiple_of(every) {
+            calls.push((id.to_string(), true));
+            return Ok(SnapshotDeletion::Throttled);
+        }
+        calls.push((id.to_string(), false));
+        Ok(if self.snapshots.lock().unwrap().remove(id) {
+            SnapshotDeletion::Deleted
+        } else {
+            SnapshotDeletion::NotFound
+        })
+    }
+
+    async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
+        let have = self.snapshots.lock().unwrap();
+        Ok(ids.iter().filter(|i| have.contains(*i)).cloned().collect())
+    }
+}
+
+/// Fake Step Functions: executions by (state machine, name), with their input and status.
+#[derive(Default)]
+pub struct FakeExecutions {
+    /// (state machine, name) -> (input, status).
+    pub runs: Mutex<BTreeMap<(String, String), (Value, String)>>,
+}
+
+impl FakeExecutions {
+    /// Sets the status of an execution.
+    pub fn set_status(&self, state_machine: &str, name: &str, status: &str) {
+        if let Some(r) = self
+            .runs
+            .lock()
+            .unwrap()
+            .get_mut(&(state_machine.into(), name.into()))
+        {
+            r.1 = status.into();
+        }
+    }
+
+    /// Names of the executions of `state_machine`.
+    pub fn names(&self, state_machine: &str) -> Vec<String> {
+        self.runs
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(sm, _)| sm == state_machine)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+}
+
+impl Executions for FakeExecutions {
+    async fn start(
+        &self,
+        state_machine: &str,
+        name: &str,
+        input: &Value,
+    ) -> Result<Started, StepError> {
+        let mut runs = self.runs.lock().unwrap();
+        let key = (state_machine.to_string(), name.to_string());
+        if runs.contains_key(&key) {
+            return Ok(Started::AlreadyExists);
+        }
+        runs.insert(key, (input.clone(), "RUNNING".into()));
+        Ok(Started::New(format!("{state_machine}:{name}")))
+    }
+
+    async fn status(&self, state_machine: &str, name: &str) -> Result<Option<String>, StepError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .get(&(state_machine.into(), name.into()))
+            .map(|r| r.1.clone()))
+    }
+}
+
+/// Fake EventBridge rules.
+#[derive(Default)]
+pub struct FakeRules {
+    /// Rules by name.
+    pub rules: Mutex<BTreeMap<String, ScheduleRule>>,
+}
+
+impl Rules for FakeRules {
+    async fn put(&self, rule: &ScheduleRule) -> Result<(), StepError> {
+        self.rules
+            .lock()
+            .unwrap()
+            .insert(rule.name.clone(), rule.clone());
+        Ok(())
+    }
+
+    async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, StepError> {
+        Ok(match self.rules.lock().unwrap().get_mut(name) {
+            Some(r) => {
+                r.enabled = enabled;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StepError> {
+        Ok(self.rules.lock().unwrap().remove(name).is_some())
     }
 }

@@ -1046,6 +1046,16 @@ impl ObjectStore for WatchedStore {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.exists(bucket, key).await
     }
+
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_keys(bucket, prefix).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_object(bucket, key).await
+    }
 }
 
 /// Runs the start step on three fresh data planes and an empty catalog.

@@ -1,7 +1,9 @@
 //! The AWS template (`infra/aws/template.yaml`) is data checked here against the workspace:
 //! every function crate is deployed as a function named after it, every ASL placeholder is
 //! supplied by its state machine's substitutions and nothing extra is, the function roles stay
-//! narrow, and the abort rule reaches `backup-abort`. No network: the template is only parsed.
+//! narrow, the abort rule reaches `backup-abort`, the retention sweep rule reaches
+//! `retention-sweep`, and the CLI's schedule rules may invoke `schedule-tick`. No network: the
+//! template is only parsed.
 //!
 //! The template is written with long-form intrinsics (`Fn::Sub:`), but short-form tags (`!Sub`)
 //! are read too, turned into the same long form, so either style passes.
@@ -201,7 +203,67 @@ fn asl_files() -> Vec<(String, String)> {
 
 /// The EC2 actions a function calls (`functions/adapters/src/ec2_volumes.rs`), by crate: the
 /// only EC2 grants a function role may have.
-const EC2_CALLS: &[(&str, &str)] = &[("restore-finalize", "ec2:DeleteVolume")];
+const EC2_CALLS: &[(&str, &str)] = &[
+    // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
+    ("restore-finalize", "ec2:DeleteVolume"),
+    // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
+    ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
+    // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
+    ("backup-delete-finish", "ec2:DescribeSnapshots"),
+];
+
+/// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.
+/// A statement may grant one of these on `"*"` only when it grants nothing else, so that the
+/// `"*"` reaches no action that could be narrowed. Everything else in EC2 must name an ARN.
+const EC2_WITHOUT_RESOURCE_LEVEL: &[&str] = &["ec2:DescribeSnapshots"];
+
+/// The Step Functions calls of the scheduled functions (`functions/adapters/src/sfn_executions.rs`),
+/// by crate: the state machine (its ASL file) whose executions it starts. `Executions::start`
+/// asks `DescribeExecution` first (a repeated start is reported as one), and `schedule-tick` also
+/// asks it of the last backups; so each gets `states:StartExecution` on that state machine and
+/// `states:DescribeExecution` on its executions, and nothing else of Step Functions.
+const SFN_CALLS: &[(&str, &str)] = &[
+    ("schedule-tick", "volume-backup.asl.json"),
+    ("retention-sweep", "volume-backup-delete.asl.json"),
+];
+
+/// Functions whose timeout is neither an observe's (900 s) nor a short step's (60 s), and why.
+const OTHER_TIMEOUTS: &[(&str, u64)] = &[
+    // Reads every schedule and its backups from the catalog and may start one deletion each.
+    ("retention-sweep", 300),
+];
+
+/// How a function crate builds its clients, read from its `src/main.rs`.
+#[derive(Debug, PartialEq)]
+enum FnRuntime {
+    /// `Runtime::load`: kubeconfig, catalog, data planes (every `backup-*`/`restore-*` step).
+    Steps,
+    /// `SchedulerRuntime::load` (`functions/adapters/src/scheduler.rs`): catalog and Step
+    /// Functions only, no kubeconfig.
+    Scheduler,
+}
+
+fn main_rs(krate: &str) -> String {
+    std::fs::read_to_string(root().join("functions").join(krate).join("src/main.rs")).unwrap()
+}
+
+fn runtime_of(krate: &str) -> FnRuntime {
+    let text = main_rs(krate);
+    if text.contains("SchedulerRuntime::load") {
+        FnRuntime::Scheduler
+    } else if text.contains("Runtime::load") {
+        FnRuntime::Steps
+    } else {
+        panic!(
+            "{krate}: src/main.rs loads neither Runtime nor SchedulerRuntime; teach this test its configuration"
+        )
+    }
+}
+
+/// The crates whose step paces itself against a work budget (`runtime.pacing()`).
+fn uses_work_budget(krate: &str) -> bool {
+    main_rs(krate).contains(".pacing()")
+}
 
 #[test]
 fn the_template_is_plain_cloudformation_that_parses() {
@@ -256,34 +318,86 @@ fn every_lambda_function_of_the_template_is_a_function_crate() {
 #[test]
 fn every_function_gets_its_configuration_from_parameters_and_the_agreed_limits() {
     let t = template();
+    let (backup_sm, _) = state_machine_of(&t, "volume-backup.asl.json");
+    let (delete_sm, _) = state_machine_of(&t, "volume-backup-delete.asl.json");
     for krate in function_crates() {
         let id = function_id(&krate);
-        let p = &resource(&t, &id)["Properties"];
+        let f = resource(&t, &id);
+        let p = &f["Properties"];
         let env = &p["Environment"]["Variables"];
-        assert_eq!(
-            ref_of(&env["BRFED_KUBECONFIG"]),
-            Some("KubeconfigLocation"),
-            "{id}"
-        );
         assert!(
             !env["BRFED_CATALOG_BUCKET"].is_null(),
             "{id}: BRFED_CATALOG_BUCKET"
         );
-        assert_eq!(
-            ref_of(&env["BRFED_OBSERVE_BUDGET_SECONDS"]),
-            Some("ObserveBudgetSeconds"),
-            "{id}"
-        );
-        // An observe step holds a watch for up to the budget; every other step is short.
-        let timeout = if krate.ends_with("-observe") { 900 } else { 60 };
+        // What each runtime reads at start-up (`FunctionConfig::from_env`,
+        // `SchedulerRuntime::load`): a step function without its kubeconfig fails its cold
+        // start, and a scheduled function has no business with the data planes, so it gets
+        // neither the variable nor the grant to read the kubeconfig.
+        match runtime_of(&krate) {
+            FnRuntime::Steps => {
+                assert_eq!(
+                    ref_of(&env["BRFED_KUBECONFIG"]),
+                    Some("KubeconfigLocation"),
+                    "{id}"
+                );
+                assert_eq!(
+                    ref_of(&env["BRFED_OBSERVE_BUDGET_SECONDS"]),
+                    Some("ObserveBudgetSeconds"),
+                    "{id}"
+                );
+            }
+            FnRuntime::Scheduler => {
+                assert!(
+                    env["BRFED_KUBECONFIG"].is_null(),
+                    "{id}: a scheduled function needs no kubeconfig"
+                );
+                assert_eq!(
+                    ref_of(&env["BRFED_BACKUP_STATE_MACHINE_ARN"]),
+                    Some(backup_sm.as_str()),
+                    "{id}"
+                );
+                assert_eq!(
+                    ref_of(&env["BRFED_DELETE_STATE_MACHINE_ARN"]),
+                    Some(delete_sm.as_str()),
+                    "{id}"
+                );
+                let role = get_att(&p["Role"], "Arn").unwrap();
+                let role_text = serde_yaml::to_string(resource(&t, role)).unwrap();
+                assert!(
+                    !role_text.contains("KubeconfigLocation"),
+                    "{role}: a scheduled function must not read the kubeconfig"
+                );
+            }
+        }
+        // An observe step holds a watch for up to the budget, a paced step works for up to
+        // its work budget; every other step is short.
+        let long = krate.ends_with("-observe") || uses_work_budget(&krate);
+        let timeout = OTHER_TIMEOUTS
+            .iter()
+            .find(|(k, _)| *k == krate)
+            .map(|(_, s)| *s)
+            .unwrap_or(if long { 900 } else { 60 });
         assert_eq!(p["Timeout"].as_u64(), Some(timeout), "{id}: Timeout");
         assert_eq!(p["MemorySize"].as_u64(), Some(256), "{id}: MemorySize");
+        if uses_work_budget(&krate) {
+            assert_eq!(
+                ref_of(&env["BRFED_WORK_BUDGET_SECONDS"]),
+                Some("WorkBudgetSeconds"),
+                "{id}: its work budget"
+            );
+        }
     }
     let budget = &t["Parameters"]["ObserveBudgetSeconds"];
     assert_eq!(budget["Default"].as_u64(), Some(600));
     assert!(
         budget["MaxValue"].as_u64().unwrap() < 900,
         "the observe budget must stay under the observe function's timeout"
+    );
+    let work = &t["Parameters"]["WorkBudgetSeconds"];
+    assert_eq!(work["Default"].as_u64(), Some(780));
+    assert!(
+        work["MaxValue"].as_u64().unwrap() < 900,
+        "the work budget must stay under the paced function's timeout"
     );
 }
 
@@ -404,6 +518,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
         );
         let stmts = statements(role);
         assert!(!stmts.is_empty(), "{role_id} grants nothing");
+        let mut sfn_granted = BTreeSet::new();
         for s in stmts {
             assert_eq!(s["Effect"].as_str(), Some("Allow"), "{role_id}");
             assert!(
@@ -414,23 +529,67 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 .into_iter()
                 .map(|a| a.as_str().expect("actions are plain strings"))
                 .collect();
+            let sfn = SFN_CALLS
+                .iter()
+                .find(|(k, _)| *k == krate)
+                .map(|(_, file)| *file);
             for a in &actions {
                 assert!(
                     *a != "*" && !a.ends_with(":*"),
                     "{role_id}: wildcard action {a}"
                 );
-                // Only what the functions call: their logs, S3, and the EC2 actions listed.
+                // Only what the functions call: their logs, S3, the EC2 actions listed, and
+                // for the scheduled functions the two Step Functions calls.
                 assert!(
                     a.starts_with("logs:")
                         || a.starts_with("s3:")
-                        || EC2_CALLS.contains(&(krate.as_str(), *a)),
+                        || EC2_CALLS.contains(&(krate.as_str(), *a))
+                        || (sfn.is_some()
+                            && ["states:StartExecution", "states:DescribeExecution"].contains(a)),
                     "{role_id}: {krate} does not call {a}"
                 );
             }
             if actions.iter().any(|a| a.starts_with("ec2:")) {
+                let describe_only = actions
+                    .iter()
+                    .all(|a| EC2_WITHOUT_RESOURCE_LEVEL.contains(a));
                 for r in one_or_many(&s["Resource"]) {
+                    if describe_only && r.as_str() == Some("*") {
+                        continue;
+                    }
                     let arn = r.as_str().or_else(|| sub_text(r)).unwrap_or_default();
                     assert!(arn.starts_with("arn:"), "{role_id}: EC2 resource {r:?}");
+                }
+            }
+            if let Some(file) = sfn
+                && actions.iter().any(|a| a.starts_with("states:"))
+            {
+                // Exactly the one state machine: StartExecution on it, DescribeExecution on its
+                // executions (`execution:<name>:*`, which no other machine's name matches).
+                let (sm_id, _) = state_machine_of(&t, file);
+                let executions = format!(
+                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{NamePrefix}}-{}:*",
+                    file.trim_end_matches(".asl.json")
+                );
+                assert_eq!(
+                    actions.len(),
+                    1,
+                    "{role_id}: one Step Functions action a statement"
+                );
+                for r in one_or_many(&s["Resource"]) {
+                    match actions[0] {
+                        "states:StartExecution" => assert_eq!(
+                            ref_of(r),
+                            Some(sm_id.as_str()),
+                            "{role_id}: StartExecution on {sm_id} only"
+                        ),
+                        _ => assert_eq!(
+                            sub_text(r),
+                            Some(executions.as_str()),
+                            "{role_id}: DescribeExecution on the executions of {sm_id} only"
+                        ),
+                    }
+                    sfn_granted.insert(actions[0]);
                 }
             }
             if actions.iter().any(|a| a.starts_with("s3:")) {
@@ -450,6 +609,13 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                     assert!(!path.ends_with("}/*"), "{role_id}: {arn} is a whole bucket");
                 }
             }
+        }
+        if SFN_CALLS.iter().any(|(k, _)| *k == krate) {
+            assert_eq!(
+                sfn_granted,
+                BTreeSet::from(["states:DescribeExecution", "states:StartExecution"]),
+                "{role_id}: {krate} starts and describes executions"
+            );
         }
     }
 }
@@ -573,6 +739,118 @@ fn the_abort_rule_sends_aborted_timed_out_and_failed_backups_to_backup_abort() {
     assert!(
         allowed,
         "EventBridge may not invoke backup-abort for {rule_id}"
+    );
+}
+
+/// The local world's rule of `function` (`infra/local/rules.json`).
+fn local_rule(function: &str) -> serde_json::Value {
+    let local: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
+    )
+    .unwrap();
+    local["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["targets"][0]["function"] == function)
+        .unwrap_or_else(|| panic!("infra/local/rules.json has no rule for {function}"))
+        .clone()
+}
+
+/// Whether a `lambda:InvokeFunction` permission for `events.amazonaws.com` on `function` (a
+/// crate) from this account matches `source`.
+fn events_may_invoke(t: &Value, function: &str, source: impl Fn(&Value) -> bool) -> bool {
+    of_type(t, "AWS::Lambda::Permission")
+        .into_iter()
+        .any(|(_, perm)| {
+            let q = &perm["Properties"];
+            let f = &q["FunctionName"];
+            ref_of(f).or_else(|| get_att(f, "Arn")) == Some(function_id(function).as_str())
+                && q["Action"].as_str() == Some("lambda:InvokeFunction")
+                && q["Principal"].as_str() == Some("events.amazonaws.com")
+                && ref_of(&q["SourceAccount"]) == Some("AWS::AccountId")
+                && source(&q["SourceArn"])
+        })
+}
+
+#[test]
+fn the_retention_sweep_rule_runs_retention_sweep_on_the_local_worlds_schedule() {
+    let t = template();
+    let rules: Vec<_> = of_type(&t, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| {
+            one_or_many(&r["Properties"]["Targets"])
+                .into_iter()
+                .any(|x| get_att(&x["Arn"], "Arn") == Some(function_id("retention-sweep").as_str()))
+        })
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule runs retention-sweep");
+    let (rule_id, rule) = &rules[0];
+    let p = &rule["Properties"];
+    assert_eq!(
+        sub_text(&p["Name"]),
+        Some("${NamePrefix}-retention-sweep"),
+        "{rule_id}"
+    );
+    let param = ref_of(&p["ScheduleExpression"])
+        .unwrap_or_else(|| panic!("{rule_id}: ScheduleExpression must be a parameter"));
+    assert_eq!(
+        t["Parameters"][param]["Default"].as_str(),
+        local_rule("retention-sweep")["scheduleExpression"].as_str(),
+        "{param}: the default is the local world's schedule"
+    );
+    let targets = one_or_many(&p["Targets"]);
+    assert_eq!(targets.len(), 1, "{rule_id}: one target");
+    assert!(
+        targets[0]["Input"].is_null()
+            && targets[0]["InputPath"].is_null()
+            && targets[0]["InputTransformer"].is_null(),
+        "{rule_id}: the sweep reads the scheduled event's `time`; no input of its own"
+    );
+    assert!(
+        events_may_invoke(&t, "retention-sweep", |s| get_att(s, "Arn")
+            == Some(rule_id.as_str())),
+        "EventBridge may not invoke retention-sweep for {rule_id}"
+    );
+}
+
+#[test]
+fn the_clis_schedule_rules_may_invoke_schedule_tick_and_only_it() {
+    let t = template();
+    // The rules are made at run time (`brfed_core::schedule::rule_name`), so the permission is
+    // on their name pattern; it must cover the names the code makes, short and hashed.
+    let pattern = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/";
+    let covers = |s: &Value| {
+        sub_text(s)
+            .and_then(|a| a.strip_prefix(pattern))
+            .and_then(|n| n.strip_suffix('*'))
+            .is_some_and(|prefix| {
+                !prefix.is_empty()
+                    && [
+                        brfed_core::schedule::rule_name("br", "daily"),
+                        brfed_core::schedule::rule_name(&"n".repeat(40), &"S".repeat(30)),
+                    ]
+                    .iter()
+                    .all(|r| r.starts_with(prefix))
+            })
+    };
+    assert!(
+        events_may_invoke(&t, "schedule-tick", covers),
+        "EventBridge may not invoke schedule-tick from the brfed-schedule-* rules"
+    );
+    for krate in function_crates() {
+        if krate != "schedule-tick" {
+            assert!(
+                !events_may_invoke(&t, &krate, covers),
+                "the schedule rules may invoke {krate}"
+            );
+        }
+    }
+    let out = &t["Outputs"]["ScheduleTickFunctionArn"]["Value"];
+    assert_eq!(
+        get_att(out, "Arn"),
+        Some(function_id("schedule-tick").as_str()),
+        "the CLI reads the rules' target from the ScheduleTickFunctionArn output"
     );
 }
 

@@ -157,3 +157,32 @@ pub async fn catalog_restore_doc(world: &World, namespace: &str, name: &str) -> 
         Err(_) => None,
     }
 }
+
+/// ARN of a deployed state machine of `statemachines/{stem}.asl.json` (the emulator's account and
+/// region).
+pub fn state_machine(stem: &str) -> String {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-west-2".into());
+    format!("arn:aws:states:{region}:123456789012:stateMachine:{stem}")
+}
+
+/// Calls the emulator's control endpoint (`/_brfed/...`): `method` GET, POST, PUT or DELETE, an
+/// optional JSON body; returns the JSON answer (`Null` when there is none).
+pub fn emulator(method: &str, path: &str, body: Option<&Value>) -> Value {
+    let url = format!(
+        "{}{path}",
+        std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL")
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut resp = match method {
+        "POST" => agent.post(&url).send(body.as_bytes()),
+        "PUT" => agent.put(&url).send(body.as_bytes()),
+        "DELETE" => agent.delete(&url).call(),
+        _ => agent.get(&url).call(),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null)
+}

@@ -1,0 +1,137 @@
+//! [`Rules`] on EventBridge (the default bus).
+
+use aws_sdk_eventbridge::error::ProvideErrorMetadata;
+use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
+use brfed_core::StepError;
+use brfed_core::ports::{Rules, ScheduleRule};
+
+/// Id of the one target of a schedule rule.
+pub const TICK_TARGET_ID: &str = "schedule-tick";
+
+/// EventBridge schedule rules.
+#[derive(Clone, Debug)]
+pub struct EventBridgeRules {
+    client: aws_sdk_eventbridge::Client,
+}
+
+impl EventBridgeRules {
+    /// From the shared AWS config.
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_eventbridge::Client::new(sdk),
+        }
+    }
+}
+
+fn unavailable(what: &str, e: impl ProvideErrorMetadata + std::fmt::Debug) -> StepError {
+    StepError::EventBridgeUnavailable(format!(
+        "{what}: {}",
+        e.message()
+            .map(String::from)
+            .unwrap_or_else(|| format!("{e:?}"))
+    ))
+}
+
+fn not_found(code: Option<&str>) -> bool {
+    code == Some("ResourceNotFoundException")
+}
+
+impl Rules for EventBridgeRules {
+    async fn put(&self, rule: &ScheduleRule) -> Result<(), StepError> {
+        self.client
+            .put_rule()
+            .name(&rule.name)
+            .schedule_expression(&rule.expression)
+            .state(if rule.enabled {
+                RuleState::Enabled
+            } else {
+                RuleState::Disabled
+            })
+            .description(&rule.description)
+            .send()
+            .await
+            .map_err(|e| unavailable(&format!("PutRule {}", rule.name), e))?;
+        let transformer = InputTransformer::builder()
+            .input_paths_map("time", "$.time")
+            .input_template(&rule.input_template)
+            .build()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let target = Target::builder()
+            .id(TICK_TARGET_ID)
+            .arn(&rule.target_arn)
+            .input_transformer(transformer)
+            .build()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let out = self
+            .client
+            .put_targets()
+            .rule(&rule.name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| unavailable(&format!("PutTargets {}", rule.name), e))?;
+        if out.failed_entry_count() > 0 {
+            return Err(StepError::EventBridgeUnavailable(format!(
+                "PutTargets {}: {:?}",
+                rule.name,
+                out.failed_entries()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, StepError> {
+        let res = if enabled {
+            self.client
+                .enable_rule()
+                .name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        e.code().map(String::from),
+                        unavailable(&format!("EnableRule {name}"), e),
+                    )
+                })
+        } else {
+            self.client
+                .disable_rule()
+                .name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        e.code().map(String::from),
+                        unavailable(&format!("DisableRule {name}"), e),
+                    )
+                })
+        };
+        match res {
+            Ok(()) => Ok(true),
+            Err((code, _)) if not_found(code.as_deref()) => Ok(false),
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StepError> {
+        match self
+            .client
+            .remove_targets()
+            .rule(name)
+            .ids(TICK_TARGET_ID)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if not_found(e.code()) => return Ok(false),
+            Err(e) => return Err(unavailable(&format!("RemoveTargets {name}"), e)),
+        }
+        match self.client.delete_rule().name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(e.code()) => Ok(false),
+            Err(e) => Err(unavailable(&format!("DeleteRule {name}"), e)),
+        }
+    }
+}

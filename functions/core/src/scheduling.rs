@@ -1,0 +1,550 @@
+//! Backup schedules on EventBridge (reference §4.3): the schedule as the catalog keeps it, its
+//! management (apply, pause, resume, delete, list: what the CLI calls), the tick that one rule
+//! delivery runs, and the retention sweep.
+//!
+//! A schedule is a catalog document (`VolumeBackupSchedule`-shaped) plus one EventBridge rule
+//! (`cron(...)`/`rate(...)`, see [`crate::cron`]) whose target is the `schedule-tick` function
+//! with `{"namespace", "name", "time": <event time>}`. Pausing disables the rule and sets
+//! `spec.pause` (the tick also checks it). The sweep runs on its own rule, paused or not.
+
+use crate::catalog::{CATALOG_PREFIX, Catalog, CatalogDoc, DocMeta, VolumeBackupDoc};
+use crate::error::StepError;
+use crate::ports::{Executions, ObjectStore, Rules, ScheduleRule, Started};
+use crate::retention::{self, Candidate, Decision};
+use crate::schedule::{
+    LABEL_BACKUP_SCHEDULE, SCHEDULE_KIND, ScheduleRequest, VolumeBackupScheduleSpec, rule_name,
+    tick_backup_name,
+};
+use crate::spec::FEDERATION_API_VERSION;
+use crate::status::rfc3339;
+use chrono::{DateTime, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+/// Key of the document of schedule `namespace/name`.
+pub fn schedule_key(namespace: &str, name: &str) -> String {
+    format!("{CATALOG_PREFIX}/volumebackupschedules/{namespace}/{name}.json")
+}
+
+/// `VolumeBackupSchedule.status` (reference §2.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// Name of the last backup a tick started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<String>,
+    /// Its scheduled time (not when it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<String>,
+}
+
+/// brfed's record beside the original's fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleRecord {
+    /// EventBridge rule name.
+    pub rule: String,
+    /// Its schedule expression.
+    pub expression: String,
+}
+
+/// A `VolumeBackupSchedule` as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleDoc {
+    /// `federation.pingcap.com/v1alpha1`.
+    pub api_version: String,
+    /// `VolumeBackupSchedule`.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: DocMeta,
+    /// Spec as given.
+    pub spec: VolumeBackupScheduleSpec,
+    /// Status.
+    #[serde(default)]
+    pub status: ScheduleStatus,
+    /// brfed's record.
+    #[serde(default)]
+    pub brfed: ScheduleRecord,
+}
+
+impl ScheduleDoc {
+    /// The request this document was made from.
+    pub fn request(&self) -> ScheduleRequest {
+        ScheduleRequest {
+            metadata: self.metadata.meta.clone(),
+            spec: self.spec.clone(),
+        }
+    }
+}
+
+impl CatalogDoc for ScheduleDoc {
+    fn key_of(namespace: &str, name: &str) -> String {
+        schedule_key(namespace, name)
+    }
+    fn id(&self) -> (&str, &str) {
+        (&self.metadata.meta.namespace, &self.metadata.meta.name)
+    }
+    fn execution(&self) -> &str {
+        ""
+    }
+}
+
+/// What schedule management and the scheduled functions are given.
+pub struct SchedulerEnv<'a, S, X> {
+    /// S3.
+    pub store: &'a S,
+    /// Bucket of the catalog.
+    pub catalog_bucket: &'a str,
+    /// Step Functions.
+    pub executions: &'a X,
+    /// ARN of the `volume-backup` state machine.
+    pub backup_state_machine: &'a str,
+    /// ARN of the `volume-backup-delete` state machine.
+    pub delete_state_machine: &'a str,
+}
+
+impl<S: ObjectStore, X> SchedulerEnv<'_, S, X> {
+    fn schedules(&self) -> Catalog<'_, S, ScheduleDoc> {
+        Catalog::new(self.store, self.catalog_bucket)
+    }
+
+    /// Every schedule document (of `namespace`, or of all namespaces).
+    pub async fn list(&self, namespace: Option<&str>) -> Result<Vec<ScheduleDoc>, StepError> {
+        let prefix = match namespace {
+            Some(ns) => format!("{CATALOG_PREFIX}/volumebackupschedules/{ns}/"),
+            None => format!("{CATALOG_PREFIX}/volumebackupschedules/"),
+        };
+        let mut out = Vec::new();
+        for key in self.store.list_keys(self.catalog_bucket, &prefix).await? {
+            let Some(v) = self.store.get_json(self.catalog_bucket, &key).await? else {
+                continue;
+            };
+            match serde_json::from_value::<ScheduleDoc>(v.value) {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::warn!(key, error = %e, "unreadable schedule document skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The backups a schedule made (label `tidb.pingcap.com/backup-schedule`), from the catalog.
+    pub async fn backups_of(
+        &self,
+        namespace: &str,
+        schedule: &str,
+    ) -> Result<Vec<VolumeBackupDoc>, StepError> {
+        // Scheduled backups are named `{schedule}-{ts}`: list that prefix, then check the label.
+        let prefix = format!("{CATALOG_PREFIX}/volumebackups/{namespace}/{schedule}-");
+        let mut out = Vec::new();
+        for key in self.store.list_keys(self.catalog_bucket, &prefix).await? {
+            let Some(v) = self.store.get_json(self.catalog_bucket, &key).await? else {
+                continue;
+            };
+            if let Ok(d) = serde_json::from_value::<VolumeBackupDoc>(v.value)
+                && d.metadata
+                    .meta
+                    .labels
+                    .get(LABEL_BACKUP_SCHEDULE)
+                    .map(String::as_str)
+                    == Some(schedule)
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+// --- management -------------------------------------------------------------------------------
+
+/// Target input of a schedule rule: the schedule, and the event's time. The placeholder is
+/// quoted: EventBridge then puts the string value inside those quotes.
+pub fn tick_input_template(namespace: &str, name: &str) -> String {
+    json!({"namespace": namespace, "name": name, "time": "<time>"}).to_string()
+}
+
+/// Creates or updates a schedule from the user's `VolumeBackupSchedule` (validated, every
+/// problem at once, before anything is written), then its rule. The status is kept on update.
+pub async fn apply<S: ObjectStore, X, R: Rules>(
+    env: &SchedulerEnv<'_, S, X>,
+    rules: &R,
+    tick_function_arn: &str,
+    request: &ScheduleRequest,
+    known_clusters: Option<&HashSet<String>>,
+) -> Result<ScheduleDoc, StepError> {
+    request.validate(known_clusters)?;
+    let expression = request
+        .eventbridge_schedule()
+        .map_err(|e| StepError::InvalidSpec(format!("spec.schedule: {e}")))?
+        .expression();
+    let (ns, name) = (
+        request.metadata.namespace.clone(),
+        request.metadata.name.clone(),
+    );
+    let rule = rule_name(&ns, &name);
+    let schedules = env.schedules();
+    let doc = match schedules.get(&ns, &name).await? {
+        None => {
+            let doc = ScheduleDoc {
+                api_version: FEDERATION_API_VERSION.into(),
+                kind: SCHEDULE_KIND.into(),
+                metadata: DocMeta {
+                    meta: request.metadata.clone(),
+                    creation_timestamp: Some(rfc3339(Utc::now())),
+                },
+                spec: request.spec.clone(),
+                status: ScheduleStatus::default(),
+                brfed: ScheduleRecord {
+                    rule: rule.clone(),
+                    expression: expression.clone(),
+                },
+            };
+            schedules.create(&doc).await?
+        }
+        Some(_) => {
+            schedules
+                .update(&ns, &name, |d| {
+                    d.metadata.meta = request.metadata.clone();
+                    d.spec = request.spec.clone();
+                    d.brfed = ScheduleRecord {
+                        rule: rule.clone(),
+                        expression: expression.clone(),
+                    };
+                    true
+                })
+                .await?
+        }
+    };
+    rules
+        .put(&ScheduleRule {
+            name: rule,
+            expression,
+            enabled: !doc.spec.pause,
+            description: format!(
+                "brfed VolumeBackupSchedule {ns}/{name}: {}",
+                doc.spec.schedule
+            ),
+            target_arn: tick_function_arn.into(),
+            input_template: tick_input_template(&ns, &name),
+        })
+        .await?;
+    Ok(doc)
+}
+
+/// Pauses (`true`) or resumes a schedule: `spec.pause` and the rule's state.
+pub async fn set_paused<S: ObjectStore, X, R: Rules>(
+    env: &SchedulerEnv<'_, S, X>,
+    rules: &R,
+    namespace: &str,
+    name: &str,
+    paused: bool,
+) -> Result<ScheduleDoc, StepError> {
+    let schedules = env.schedules();
+    if schedules.get(namespace, name).await?.is_none() {
+        return Err(StepError::ScheduleNotFound(format!("{namespace}/{name}")));
+    }
+    let doc = schedules
+        .update(namespace, name, |d| {
+            let change = d.spec.pause != paused;
+            d.spec.pause = paused;
+            change
+        })
+        .await?;
+    if !rules.set_enabled(&doc.brfed.rule, !paused).await? {
+        return Err(StepError::EventBridgeUnavailable(format!(
+            "rule {} of schedule {namespace}/{name} does not exist; apply the schedule again",
+            doc.brfed.rule
+        )));
+    }
+    Ok(doc)
+}
+
+/// Deletes a schedule: its rule, then its document. Its backups stay (unlike the original,
+/// whose owner references delete them all, reference §10 item 10); delete them by name.
+pub async fn remove<S: ObjectStore, X, R: Rules>(
+    env: &SchedulerEnv<'_, S, X>,
+    rules: &R,
+    namespace: &str,
+    name: &str,
+) -> Result<ScheduleDoc, StepError> {
+    let (doc, _) = env
+        .schedules()
+        .get(namespace, name)
+        .await?
+        .ok_or_else(|| StepError::ScheduleNotFound(format!("{namespace}/{name}")))?;
+    rules.delete(&doc.brfed.rule).await?;
+    env.store
+        .delete_object(env.catalog_bucket, &schedule_key(namespace, name))
+        .await?;
+    Ok(doc)
+}
+
+// --- the tick ---------------------------------------------------------------------------------
+
+/// Input of `schedule-tick` (what the rule's input transformer makes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TickInput {
+    /// Schedule namespace.
+    pub namespace: String,
+    /// Schedule name.
+    pub name: String,
+    /// The event's time: the scheduled time of this tick (RFC 3339).
+    pub time: String,
+}
+
+/// What a tick did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickOutput {
+    /// `namespace/name`.
+    pub schedule: String,
+    /// `started`, `duplicate`, `paused`, `stale`, `lastBackupRunning`.
+    pub result: String,
+    /// The backup of this tick.
+    pub backup: String,
+    /// Its execution ARN, when started now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// Why nothing was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Step `schedule-tick`: starts the backup of one tick, unless the schedule is paused, this
+/// tick is older than the last one (a late delivery: only the latest tick runs), or the last
+/// backup of the schedule or of any schedule of its group still runs. The backup's name is the
+/// execution name, so a repeated delivery of the same tick starts nothing.
+pub async fn tick<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    input: TickInput,
+) -> Result<TickOutput, StepError> {
+    let (ns, name) = (input.namespace.clone(), input.name.clone());
+    let at = DateTime::parse_from_rfc3339(&input.time)
+        .map_err(|e| StepError::InvalidSpec(format!("tick time `{}`: {e}", input.time)))?
+        .with_timezone(&Utc)
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .ok_or_else(|| StepError::InvalidSpec(format!("tick time `{}`", input.time)))?;
+    let schedules = env.schedules();
+    let (doc, _) = schedules.get(&ns, &name).await?.ok_or_else(|| {
+        StepError::ScheduleNotFound(format!(
+            "{ns}/{name}: its rule fired but the schedule is not in the catalog (delete the rule)"
+        ))
+    })?;
+    let backup = tick_backup_name(&name, at);
+    let out = |result: &str, reason: Option<String>, execution: Option<String>| TickOutput {
+        schedule: format!("{ns}/{name}"),
+        result: result.into(),
+        backup: backup.clone(),
+        execution,
+        reason,
+    };
+    if doc.spec.pause {
+        return Ok(out("paused", Some("spec.pause is set".into()), None));
+    }
+    let request = doc.request().backup_request_for_tick(at);
+    let input_doc =
+        serde_json::to_value(&request).map_err(|e| StepError::Internal(e.to_string()))?;
+    if doc.status.last_backup.as_deref() != Some(backup.as_str()) {
+        if let Some(last) = doc.status.last_backup_time.as_deref()
+            && DateTime::parse_from_rfc3339(last).is_ok_and(|t| t.with_timezone(&Utc) > at)
+        {
+            return Ok(out(
+                "stale",
+                Some(format!(
+                    "a later tick ({last}) already ran; only the latest runs"
+                )),
+                None,
+            ));
+        }
+        if let Some(busy) = running_backup(env, &doc).await? {
+            return Ok(out(
+                "lastBackupRunning",
+                Some(format!("{busy} is still running")),
+                None,
+            ));
+        }
+        let (b, t) = (backup.clone(), rfc3339(at));
+        let updated = schedules
+            .update(&ns, &name, |d| {
+                if d.status.last_backup.as_deref() == Some(b.as_str()) {
+                    return false;
+                }
+                d.status.last_backup = Some(b.clone());
+                d.status.last_backup_time = Some(t.clone());
+                true
+            })
+            .await?;
+        if updated.status.last_backup.as_deref() != Some(backup.as_str()) {
+            return Err(StepError::CatalogConflict(format!(
+                "{ns}/{name} changed during the tick"
+            )));
+        }
+    }
+    // Recorded: start it (again after a crash between the two is fine: same name, same input).
+    match env
+        .executions
+        .start(env.backup_state_machine, &backup, &input_doc)
+        .await?
+    {
+        Started::New(arn) => Ok(out("started", None, Some(arn))),
+        Started::AlreadyExists => Ok(out(
+            "duplicate",
+            Some("an execution of this tick exists already".into()),
+            None,
+        )),
+    }
+}
+
+/// The last backup of `doc`'s schedule, or of a schedule of its group, still running.
+async fn running_backup<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    doc: &ScheduleDoc,
+) -> Result<Option<String>, StepError> {
+    let mut lasts: Vec<String> = doc.status.last_backup.iter().cloned().collect();
+    if let Some(group) = doc.request().group() {
+        for other in env.list(Some(&doc.metadata.meta.namespace)).await? {
+            if other.request().group() == Some(group) {
+                lasts.extend(other.status.last_backup.iter().cloned());
+            }
+        }
+    }
+    for last in lasts {
+        if env
+            .executions
+            .status(env.backup_state_machine, &last)
+            .await?
+            .as_deref()
+            == Some("RUNNING")
+        {
+            return Ok(Some(last));
+        }
+    }
+    Ok(None)
+}
+
+// --- the retention sweep ----------------------------------------------------------------------
+
+/// What the sweep did for one schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepEntry {
+    /// `namespace/name`.
+    pub schedule: String,
+    /// Backup whose deletion was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<String>,
+    /// Why (or why nothing).
+    pub reason: String,
+    /// Backups whose deletion ended `CleanFailed` (they need a person).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clean_failed: Vec<String>,
+}
+
+/// Output of `retention-sweep`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepOutput {
+    /// The time the sweep judged age against.
+    pub now: String,
+    /// One entry per schedule.
+    pub schedules: Vec<SweepEntry>,
+}
+
+/// Step `retention-sweep`: for every schedule (paused ones too) starts the deletion of at most
+/// one backup that its retention policy lets go (see [`retention::decide`]). `event` is the
+/// scheduled event; its `time` is "now" (so that a test or an operator can sweep as of a time).
+pub async fn sweep<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    event: &Value,
+) -> Result<SweepOutput, StepError> {
+    let now = match event.get("time").and_then(Value::as_str) {
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map_err(|e| StepError::InvalidSpec(format!("event time `{t}`: {e}")))?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let mut out = SweepOutput {
+        now: rfc3339(now),
+        schedules: Vec::new(),
+    };
+    for doc in env.list(None).await? {
+        let (ns, name) = (
+            doc.metadata.meta.namespace.clone(),
+            doc.metadata.meta.name.clone(),
+        );
+        let mut entry = SweepEntry {
+            schedule: format!("{ns}/{name}"),
+            deleting: None,
+            reason: String::new(),
+            clean_failed: Vec::new(),
+        };
+        let policy = match doc.request().retention() {
+            Ok(p) => p,
+            Err(e) => {
+                entry.reason = format!("no retention: {e}");
+                out.schedules.push(entry);
+                continue;
+            }
+        };
+        let backups = env.backups_of(&ns, &name).await?;
+        let candidates: Vec<Candidate> = backups
+            .iter()
+            .map(|b| Candidate {
+                name: b.metadata.meta.name.clone(),
+                created: b
+                    .metadata
+                    .creation_timestamp
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(now),
+                phase: b.status.phase.clone(),
+                skip_gc: b.skip_gc,
+                deletion: b.brfed.deletion.as_ref().map(|d| d.state.clone()),
+            })
+            .collect();
+        entry.clean_failed = candidates
+            .iter()
+            .filter(|c| c.deletion.as_deref() == Some("CleanFailed"))
+            .map(|c| c.name.clone())
+            .collect();
+        match retention::decide(policy, &candidates, now) {
+            Decision::Keep(why) => entry.reason = why,
+            Decision::Delete { name: victim, why } => {
+                let exec = format!("retention-{victim}");
+                let started = env
+                    .executions
+                    .start(
+                        env.delete_state_machine,
+                        &exec,
+                        &json!({"name": victim, "namespace": ns}),
+                    )
+                    .await?;
+                entry.reason = match started {
+                    Started::New(_) => why,
+                    Started::AlreadyExists => format!("{why} (its deletion was started before)"),
+                };
+                entry.deleting = Some(victim);
+            }
+        }
+        out.schedules.push(entry);
+    }
+    Ok(out)
+}
+
+/// Reads a schedule document (for `get`).
+pub async fn get<S: ObjectStore, X>(
+    env: &SchedulerEnv<'_, S, X>,
+    namespace: &str,
+    name: &str,
+) -> Result<ScheduleDoc, StepError> {
+    env.schedules()
+        .get(namespace, name)
+        .await?
+        .map(|(d, _)| d)
+        .ok_or_else(|| StepError::ScheduleNotFound(format!("{namespace}/{name}")))
+}

@@ -1,0 +1,380 @@
+//! The deletion steps on in-memory fakes: what is deleted by whom, what is verified, what is
+//! refused, and the pacing of brfed's own snapshot deletions under throttling.
+
+use brfed_core::catalog::{Catalog, VolumeBackupDoc, backup_key};
+use brfed_core::delete::{self, CleanBy, DeleteStartInput, DeleteStepInput, Pacing, manifest_key};
+use brfed_core::member::MemberRef;
+use brfed_core::ports::DataPlanes;
+use brfed_core::spec::BackupRequest;
+use brfed_core::status::MemberStatus;
+use brfed_core::steps::Env;
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const CATALOG: &str = "catalog";
+const DATA: &str = "data";
+const EXEC: &str = "arn:aws:states:us-west-2:123456789012:execution:volume-backup-delete:d1";
+
+fn env<'a>(planes: &'a FakePlanes, store: &'a FakeStore) -> Env<'a, FakePlanes, FakeStore> {
+    Env {
+        planes,
+        store,
+        catalog_bucket: CATALOG,
+        observe_budget: Duration::ZERO,
+    }
+}
+
+/// A `phase` backup `bk` over dp1..dp3 with 2 snapshots per member, in the catalog, S3 and EC2.
+fn seed(planes: &FakePlanes, store: &FakeStore, ec2: &FakeVolumes, phase: &str, policy: &str) {
+    let clusters: Vec<Value> = ["dp1", "dp2", "dp3"]
+        .iter()
+        .map(|c| json!({"k8sClusterName": c, "tcName": "basic", "tcNamespace": "tidb"}))
+        .collect();
+    let req = BackupRequest::from_value(json!({
+        "metadata": {"name": "bk", "namespace": "br"},
+        "spec": {"clusters": clusters,
+          "template": {"s3": {"provider": "aws", "bucket": DATA, "prefix": "p"},
+                       "cleanPolicy": policy, "snapshotsDeleteRatio": 5.0}}}))
+    .unwrap();
+    let members: Vec<MemberRef> = req
+        .spec
+        .clusters
+        .iter()
+        .map(|c| MemberRef::new(c, "bk"))
+        .collect();
+    let mut doc = VolumeBackupDoc::new(&req, "exec-bk", members.clone(), "2026-01-01T00:00:00Z");
+    doc.status.phase = Some(phase.into());
+    for m in &members {
+        doc.status.backups.push(MemberStatus {
+            k8s_cluster_name: m.k8s_cluster_name.clone(),
+            tc_name: m.tc_name.clone(),
+            tc_namespace: m.tc_namespace.clone(),
+            backup_name: m.backup_name.clone(),
+            phase: "Complete".into(),
+            ..Default::default()
+        });
+        let snaps: Vec<String> = (0..2)
+            .map(|i| format!("snap-{}-{i}", m.k8s_cluster_name))
+            .collect();
+        ec2.snapshots.lock().unwrap().extend(snaps.iter().cloned());
+        let volumes: Vec<Value> = snaps
+            .iter()
+            .map(|s| json!({"volume_id": "vol", "type": "storage.data-dir", "snapshot_id": s}))
+            .collect();
+        let meta = json!({"tikv": {"stores": [{"store_id": 1, "volumes": volumes}]}});
+        let prefix = format!("p-{}", m.k8s_cluster_name);
+        store.put(DATA, &format!("{prefix}/backupmeta"), meta);
+        store.put(DATA, &format!("{prefix}/clustermeta"), json!({}));
+        if planes.cluster_names().contains(&m.k8s_cluster_name) {
+            planes.put_backup(
+                &m.k8s_cluster_name,
+                json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Backup",
+                       "metadata": {"name": "fed-bk", "namespace": "tidb"}, "spec": {}}),
+            );
+        }
+    }
+    store.put(
+        CATALOG,
+        &backup_key("br", "bk"),
+        serde_json::to_value(&doc).unwrap(),
+    );
+}
+
+fn start_input(extra: Value) -> DeleteStartInput {
+    let mut input = json!({"name": "bk", "namespace": "br"});
+    if let Value::Object(m) = extra {
+        input.as_object_mut().unwrap().extend(m);
+    }
+    DeleteStartInput {
+        input,
+        execution: EXEC.into(),
+    }
+}
+
+fn step(out: &delete::DeleteStartOutput, cursor: usize) -> DeleteStepInput {
+    DeleteStepInput {
+        deletion: Some(out.deletion.clone()),
+        cursor,
+        input: None,
+        failure: None,
+    }
+}
+
+/// What the data planes' clean jobs do for `Delete`: snapshots and objects go.
+fn data_planes_clean(store: &FakeStore, ec2: &FakeVolumes, clusters: &[&str]) {
+    for c in clusters {
+        ec2.snapshots
+            .lock()
+            .unwrap()
+            .retain(|s| !s.starts_with(&format!("snap-{c}-")));
+        for k in ["backupmeta", "clustermeta"] {
+            store.remove(DATA, &format!("p-{c}/{k}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let e = env(&planes, &store);
+    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    assert!(
+        out.deletion
+            .members
+            .iter()
+            .all(|m| m.clean_by == CleanBy::DataPlane && m.data_deleted && m.snapshots == 2)
+    );
+    assert_eq!(planes.backup_count(), 0, "every member Backup deleted");
+    let again = delete::start(&e, start_input(json!({}))).await.unwrap();
+    assert_eq!(
+        again.deletion.members, out.deletion.members,
+        "start is idempotent"
+    );
+    assert_eq!(
+        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        "met"
+    );
+
+    // The data planes did not clean yet: finish reports what remains and keeps the record.
+    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    assert_eq!(r.result, "CleanFailed");
+    assert_eq!(r.failure.as_ref().unwrap().error, "SnapshotsRemain");
+    assert_eq!(r.remaining_snapshots.len(), 6);
+    let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, CATALOG)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
+    assert!(
+        doc.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "CleanFailed")
+    );
+
+    data_planes_clean(&store, &ec2, &["dp1", "dp2", "dp3"]);
+    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert_eq!(r.snapshots_deleted, 6);
+    assert!(store.get(CATALOG, &backup_key("br", "bk")).is_none());
+    assert!(store.get(CATALOG, &manifest_key("br", "bk")).is_none());
+}
+
+#[tokio::test]
+async fn retain_keeps_the_data_and_reports_it() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Retain");
+    let e = env(&planes, &store);
+    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    assert!(out.deletion.members.iter().all(|m| !m.data_deleted));
+    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    assert_eq!(
+        (r.result.as_str(), r.snapshots_retained, r.snapshots_deleted),
+        ("Cleaned", 6, 0)
+    );
+    assert_eq!(ec2.snapshots.lock().unwrap().len(), 6, "nothing deleted");
+}
+
+#[tokio::test]
+async fn on_failure_deletes_only_a_failed_backup() {
+    for (phase, deletes) in [("Complete", false), ("Failed", true)] {
+        let (planes, store, ec2) = (
+            FakePlanes::new(3),
+            FakeStore::default(),
+            FakeVolumes::default(),
+        );
+        seed(&planes, &store, &ec2, phase, "OnFailure");
+        let out = delete::start(&env(&planes, &store), start_input(json!({})))
+            .await
+            .unwrap();
+        assert!(
+            out.deletion
+                .members
+                .iter()
+                .all(|m| m.data_deleted == deletes),
+            "{phase}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Running", "Delete");
+    let e = env(&planes, &store);
+    let err = delete::start(&e, start_input(json!({}))).await.unwrap_err();
+    assert_eq!(err.name(), "BackupRunning");
+    assert_eq!(planes.backup_count(), 3, "no member deleted");
+    assert!(store.get(CATALOG, &manifest_key("br", "bk")).is_none());
+
+    let mut other = start_input(json!({}));
+    other.input = json!({"name": "nope", "namespace": "br"});
+    assert_eq!(
+        delete::start(&e, other).await.unwrap_err().name(),
+        "BackupNotFound"
+    );
+    for bad in [
+        json!({"name": "Bad_Name"}),
+        json!({"name": "bk", "namespace": "br", "extra": 1}),
+        json!({"name": "bk", "namespace": "br", "options": {"snapshotsPerSecond": 0}}),
+        json!({"name": "bk", "namespace": "br", "options": {"timeoutSeconds": 0}}),
+        json!("bk"),
+    ] {
+        let mut i = start_input(json!({}));
+        i.input = bad.clone();
+        assert_eq!(
+            delete::start(&e, i).await.unwrap_err().name(),
+            "InvalidSpec",
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_clean_failed_member_fails_the_deletion() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let e = env(&planes, &store);
+    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    // A data plane whose clean job failed keeps the member, with CleanFailed.
+    planes.put_backup(
+        "dp2",
+        json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Backup",
+               "metadata": {"name": "fed-bk", "namespace": "tidb"}, "spec": {},
+               "status": {"conditions": [{"type": "CleanFailed", "status": "True"}]}}),
+    );
+    let o = delete::observe(&e, step(&out, 0)).await.unwrap();
+    assert_eq!(o.verdict, "failed");
+    assert_eq!(o.failure.unwrap().error, "CleanFailed");
+    assert_eq!(o.remaining, vec!["dp2/tidb/fed-bk".to_string()]);
+    assert!(planes.backup("dp2", "tidb", "fed-bk").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_throttling() {
+    // dp3 is no longer in the kubeconfig.
+    let (planes, store, ec2) = (
+        FakePlanes::new(2),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    for i in 2..40 {
+        ec2.snapshots
+            .lock()
+            .unwrap()
+            .insert(format!("snap-dp3-{i}"));
+    }
+    let mut meta = store.get(DATA, "p-dp3/backupmeta").unwrap();
+    meta["tikv"]["stores"][0]["volumes"] = Value::Array(
+        (0..40)
+            .map(|i| json!({"volume_id": "vol", "snapshot_id": format!("snap-dp3-{i}")}))
+            .collect(),
+    );
+    store.put(DATA, "p-dp3/backupmeta", meta);
+    *ec2.throttle_every.lock().unwrap() = 4;
+    let e = env(&planes, &store);
+    let out = delete::start(
+        &e,
+        start_input(json!({"options": {"snapshotsPerSecond": 2.0}})),
+    )
+    .await
+    .unwrap();
+    let dp3 = &out.deletion.members[2];
+    assert_eq!((dp3.clean_by, dp3.snapshots), (CleanBy::Brfed, 40));
+    assert_eq!(out.deletion.snapshots_per_second, 2.0);
+
+    let pacing = Pacing {
+        budget: Duration::from_secs(3600),
+        ..Pacing::default()
+    };
+    let t0 = tokio::time::Instant::now();
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+        .await
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(p.done);
+    assert_eq!(p.deleted, 40);
+    assert!(p.throttled > 0, "the fake throttled some calls");
+    // 40 accepted deletions at 2/s, plus backoff after every throttled call: never faster.
+    assert!(took >= Duration::from_millis(19_500), "took {took:?}");
+    assert!(
+        store.get(DATA, "p-dp3/backupmeta").is_none(),
+        "objects deleted"
+    );
+    data_planes_clean(&store, &ec2, &["dp1", "dp2"]);
+    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+        .await
+        .unwrap();
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert_eq!(r.snapshots_deleted, 44);
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_deletion_stops_at_its_budget_and_resumes_at_the_cursor() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(2),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let e = env(&planes, &store);
+    let out = delete::start(
+        &e,
+        start_input(json!({"options": {"snapshotsPerSecond": 1.0}})),
+    )
+    .await
+    .unwrap();
+    let pacing = Pacing {
+        budget: Duration::from_millis(500),
+        ..Pacing::default()
+    };
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+        .await
+        .unwrap();
+    assert!(!p.done);
+    assert_eq!(p.cursor, 1);
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, p.cursor), Pacing::default())
+        .await
+        .unwrap();
+    assert!(p.done);
+    assert_eq!((p.cursor, p.deleted), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn endless_throttling_is_ec2_unavailable() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(2),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    *ec2.throttle_every.lock().unwrap() = 1;
+    let e = env(&planes, &store);
+    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let err = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Ec2Unavailable");
+    assert_eq!(ec2.snapshot_calls.lock().unwrap().len(), 8);
+}

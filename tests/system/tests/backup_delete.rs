@@ -1,0 +1,213 @@
+//! Deleting federated backups on the local world (`volume-backup-delete`): the data planes clean
+//! up per `cleanPolicy` (the simulated operator's clean job deletes real snapshots and objects in
+//! the emulator), brfed verifies with EC2 and S3, and the catalog record goes.
+
+use brfed_core::delete::snapshot_ids;
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
+use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::workflow::{Workflows, catalog_doc, state_machine};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const RUN: Duration = Duration::from_secs(120);
+
+struct Case {
+    world: World,
+    flows: Workflows,
+    ns: String,
+    name: String,
+    planes: Vec<String>,
+}
+
+impl Case {
+    async fn new(prefix: &str) -> Self {
+        let world = World::from_env().await;
+        let flows = Workflows::from_env().await;
+        let ns = unique(prefix);
+        let planes = world.plane_names(3);
+        seed_tidb_cluster(
+            &world.kubeconfig,
+            &planes,
+            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
+        )
+        .await
+        .expect("seed");
+        Self {
+            name: format!("bk-{}", &ns[ns.len() - 8..]),
+            world,
+            flows,
+            ns,
+            planes,
+        }
+    }
+
+    fn prefix(&self, plane: &str) -> String {
+        format!("{}/backup-{plane}", self.ns)
+    }
+
+    /// Runs a backup with `policy` to Complete; returns the snapshot ids per plane.
+    async fn backup(&self, policy: &str) -> Vec<(String, Vec<String>)> {
+        let clusters: Vec<Value> = self
+            .planes
+            .iter()
+            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
+            .collect();
+        let input = json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+            "metadata": {"name": self.name, "namespace": "br"},
+            "spec": {"clusters": clusters, "template": {
+                "br": {"sendCredToTikv": false},
+                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
+                       "prefix": format!("{}/backup", self.ns)},
+                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": policy, "snapshotsDeleteRatio": 2.0}}});
+        let arn = self
+            .flows
+            .start(&self.flows.backup_arn, &self.name, &input)
+            .await;
+        let done = self.flows.wait(&arn, RUN).await;
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        let mut out = Vec::new();
+        for p in &self.planes {
+            let meta = self
+                .world
+                .cloud
+                .get(
+                    &self.world.bucket,
+                    &format!("{}/backupmeta", self.prefix(p)),
+                )
+                .await
+                .unwrap()
+                .expect("backupmeta");
+            let ids = snapshot_ids(&serde_json::from_slice(&meta).unwrap());
+            assert_eq!(ids.len(), 2, "2 stores per plane");
+            out.push((p.clone(), ids));
+        }
+        out
+    }
+
+    async fn delete(&self, input: Value) -> brfed_system_tests::workflow::Finished {
+        let arn = self
+            .flows
+            .start(
+                &state_machine("volume-backup-delete"),
+                &format!("delete-{}", self.name),
+                &input,
+            )
+            .await;
+        self.flows.wait(&arn, RUN).await
+    }
+
+    async fn existing(&self, ids: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in ids {
+            if self
+                .world
+                .cloud
+                .snapshots_by_id(std::slice::from_ref(id))
+                .await
+                .is_ok_and(|s| !s.is_empty())
+            {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
+    let c = Case::new("del").await;
+    let snaps = c.backup("Delete").await;
+    let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
+    assert_eq!(c.existing(&all).await.len(), 6);
+
+    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let out = done.output.unwrap();
+    assert_eq!(out["result"], "Cleaned", "{out}");
+    assert_eq!(out["snapshotsDeleted"], 6, "{out}");
+    assert!(
+        c.existing(&all).await.is_empty(),
+        "every snapshot is gone in EC2"
+    );
+    for p in &c.planes {
+        let left = c
+            .world
+            .cloud
+            .list(&c.world.bucket, &format!("{}/", c.prefix(p)))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{p}: objects left {left:?}");
+        let member = c
+            .world
+            .backups(p, &c.ns)
+            .get_opt(&format!("fed-{}", c.name))
+            .await
+            .unwrap();
+        assert!(member.is_none(), "{p}: member Backup still there");
+    }
+    assert!(
+        catalog_doc(&c.world, "br", &c.name).await.is_none(),
+        "catalog record removed"
+    );
+
+    // Deleting it again: named, nothing done.
+    let arn = c
+        .flows
+        .start(
+            &state_machine("volume-backup-delete"),
+            &format!("again-{}", c.name),
+            &json!({"name": c.name, "namespace": "br"}),
+        )
+        .await;
+    let again = c.flows.wait(&arn, RUN).await;
+    assert_eq!(again.status, "FAILED");
+    assert_eq!(again.error.as_deref(), Some("BackupNotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retain_policy_keeps_snapshots_and_says_so() {
+    let c = Case::new("ret").await;
+    let snaps = c.backup("Retain").await;
+    let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
+    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let out = done.output.unwrap();
+    assert_eq!(
+        (out["result"].as_str(), out["snapshotsRetained"].as_u64()),
+        (Some("Cleaned"), Some(6)),
+        "{out}"
+    );
+    assert_eq!(
+        c.existing(&all).await.len(),
+        6,
+        "Retain keeps every snapshot"
+    );
+    assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_backup_is_not_deleted() {
+    let c = Case::new("run").await;
+    // A catalog record of a backup still running (its execution is elsewhere).
+    let doc = json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+        "metadata": {"name": c.name, "namespace": "br"},
+        "spec": {"clusters": [{"k8sClusterName": c.planes[0], "tcName": "basic", "tcNamespace": c.ns}],
+                 "template": {"s3": {"provider": "aws", "bucket": c.world.bucket, "prefix": "x"}, "cleanPolicy": "Delete"}},
+        "status": {"phase": "Running"}, "brfed": {"execution": "elsewhere"}});
+    let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| c.world.bucket.clone());
+    c.world
+        .cloud
+        .put(
+            &bucket,
+            &brfed_core::catalog::backup_key("br", &c.name),
+            doc.to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some("BackupRunning"), "{done:?}");
+    let kept = catalog_doc(&c.world, "br", &c.name).await.unwrap();
+    assert!(kept["brfed"].get("deletion").is_none(), "nothing recorded");
+}
