@@ -1,7 +1,7 @@
 //! [`Volumes`] on EC2.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, Tag};
 use brfed_core::StepError;
 use brfed_core::ports::{SnapshotDeletion, Volumes};
 
@@ -100,6 +100,56 @@ impl Volumes for Ec2Volumes {
                     .iter()
                     .filter_map(|s| s.snapshot_id().map(String::from)),
             );
+        }
+        Ok(out)
+    }
+
+    async fn tag_snapshots(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> Result<(), StepError> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        for chunk in ids.chunks(500) {
+            self.client
+                .create_tags()
+                .set_resources(Some(chunk.to_vec()))
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(|e| StepError::Ec2Unavailable(format!("CreateTags: {e:?}")))?;
+        }
+        Ok(())
+    }
+
+    async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name("tag-key").values(key).build())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeSnapshots: {e:?}")))?;
+            for s in page.snapshots() {
+                let value = s
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value());
+                if let (Some(id), Some(v)) = (s.snapshot_id(), value) {
+                    out.push((id.to_string(), v.to_string()));
+                }
+            }
         }
         Ok(out)
     }

@@ -590,7 +590,6 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
     pacing: Pacing,
 ) -> Result<SnapshotProgress, StepError> {
     let ctx = context(&input)?;
-    let started = tokio::time::Instant::now();
     let mut progress = SnapshotProgress {
         cursor: input.cursor,
         done: false,
@@ -609,18 +608,48 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
         return Ok(progress);
     }
     let manifest = load_manifest(env, ctx).await?;
-    let ids: Vec<&String> = ours
+    let ids: Vec<String> = ours
         .iter()
-        .flat_map(|(i, _)| manifest.members.get(*i).into_iter().flatten())
+        .flat_map(|(i, _)| manifest.members.get(*i).into_iter().flatten().cloned())
         .collect();
-    let interval = Duration::from_secs_f64(1.0 / ctx.snapshots_per_second);
+    progress = delete_paced(volumes, &ids, ctx.snapshots_per_second, pacing, progress).await?;
+    if progress.cursor < ids.len() {
+        progress.done = false;
+        return Ok(progress);
+    }
+    for (_, m) in &ours {
+        for key in env
+            .store
+            .list_keys(&m.bucket, &format!("{}/", m.prefix))
+            .await?
+        {
+            env.store.delete_object(&m.bucket, &key).await?;
+        }
+    }
+    progress.done = true;
+    Ok(progress)
+}
+
+/// Deletes `ids[progress.cursor..]` one at a time, at most `per_second` calls per second
+/// (throttled attempts included), backing off on throttling, `NotFound` = done; stops before a
+/// call that could not start within `pacing.budget`. Returns the advanced progress (`done` when
+/// every id is processed).
+pub async fn delete_paced<V: Volumes>(
+    volumes: &V,
+    ids: &[String],
+    per_second: f64,
+    pacing: Pacing,
+    mut progress: SnapshotProgress,
+) -> Result<SnapshotProgress, StepError> {
+    let started = tokio::time::Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / per_second);
     let mut next_slot = tokio::time::Instant::now();
     while progress.cursor < ids.len() {
         // Stop before a call that could not start within the budget.
         if next_slot.max(tokio::time::Instant::now()) - started >= pacing.budget {
             return Ok(progress);
         }
-        let id = ids[progress.cursor];
+        let id = &ids[progress.cursor];
         let mut backoff = pacing.first_backoff;
         let mut attempt = 0;
         loop {
@@ -646,15 +675,6 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
             break;
         }
         progress.cursor += 1;
-    }
-    for (_, m) in &ours {
-        for key in env
-            .store
-            .list_keys(&m.bucket, &format!("{}/", m.prefix))
-            .await?
-        {
-            env.store.delete_object(&m.bucket, &key).await?;
-        }
     }
     progress.done = true;
     Ok(progress)

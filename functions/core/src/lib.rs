@@ -10,6 +10,7 @@ pub mod delete;
 pub mod error;
 pub mod member;
 pub mod names;
+pub mod orphans;
 pub mod ports;
 pub mod restore;
 pub mod restore_steps;

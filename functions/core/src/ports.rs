@@ -193,6 +193,17 @@ pub trait Volumes: Send + Sync {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+    /// Tags snapshots (existing tags of other keys stay).
+    fn tag_snapshots(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Snapshots of this account that carry tag `key`: `(snapshot id, tag value)`.
+    fn tagged_snapshots(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StepError>> + Send;
 }
 
 /// What a start of an execution found.

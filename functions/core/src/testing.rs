@@ -453,6 +453,8 @@ pub struct FakeVolumes {
     pub throttle_every: Mutex<usize>,
     /// Every `DeleteSnapshot` call: (snapshot, throttled).
     pub snapshot_calls: Mutex<Vec<(String, bool)>>,
+    /// Snapshot tags.
+    pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl Volumes for FakeVolumes {
@@ -478,6 +480,34 @@ impl Volumes for FakeVolumes {
     async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
         let have = self.snapshots.lock().unwrap();
         Ok(ids.iter().filter(|i| have.contains(*i)).cloned().collect())
+    }
+
+    async fn tag_snapshots(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> Result<(), StepError> {
+        let have = self.snapshots.lock().unwrap();
+        let mut all = self.tags.lock().unwrap();
+        for id in ids.iter().filter(|i| have.contains(*i)) {
+            let t = all.entry(id.clone()).or_default();
+            for (k, v) in tags {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
+        let have = self.snapshots.lock().unwrap();
+        Ok(self
+            .tags
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| have.contains(*id))
+            .filter_map(|(id, t)| t.get(key).map(|v| (id.clone(), v.clone())))
+            .collect())
     }
 }
 
