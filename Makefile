@@ -28,8 +28,8 @@ lint: ## rustfmt check and clippy with warnings denied
 test-unit: lint-template ## Unit and contract tests that need no world (and the AWS template lint)
 	cargo test --workspace --exclude brfed-system-tests
 
-test-system: ## System tests against a running world (make world-up first)
-	source $(BRFED_WORLD_DIR)/env && cargo test -p brfed-system-tests -- --test-threads=4
+test-system: ## System tests against a running world (make world-up first); builds the brfed CLI they run
+	source $(BRFED_WORLD_DIR)/env && cargo build -p brfed-cli && cargo test -p brfed-system-tests -- --test-threads=4
 
 test: ## Everything: setup, unit tests, system tests on a world with our CRDs, and again with $BRFED_UPSTREAM_CRDS if set
 	@$(WORLD) setup

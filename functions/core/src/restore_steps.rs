@@ -118,15 +118,16 @@ pub struct RestoreFinalizeOutput {
     pub cause: Option<String>,
 }
 
-/// Fills each cluster's `backup.s3` from backup `from` of the catalog.
-async fn resolve_from_backup<D: DataPlanes, S: ObjectStore, V: Volumes>(
-    env: &RestoreEnv<'_, D, S, V>,
+/// Fills each cluster's `backup.s3` from the backup `fromBackup` names, read from the catalog:
+/// it must be `Complete` and have exactly the restore's clusters as members.
+pub async fn resolve_from_backup<D, S: ObjectStore>(
+    env: &Env<'_, D, S>,
     req: &mut RestoreRequest,
 ) -> Result<(), StepError> {
     let Some(from) = req.from_backup.clone() else {
         return Ok(());
     };
-    let (doc, _) = Catalog::<S, VolumeBackupDoc>::new(env.base.store, env.base.catalog_bucket)
+    let (doc, _) = Catalog::<S, VolumeBackupDoc>::new(env.store, env.catalog_bucket)
         .get(&from.namespace, &from.name)
         .await?
         .ok_or_else(|| {
@@ -195,20 +196,26 @@ async fn resolve_from_backup<D: DataPlanes, S: ObjectStore, V: Volumes>(
     Ok(())
 }
 
-async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
-    env: &RestoreEnv<'_, D, S, V>,
+/// The checks of every restore target [`restore_start`] runs before its first side effect, each
+/// problem with its error name: the data plane answers, the TidbCluster exists with `acrossK8s`
+/// and `recoveryMode`, the member's `backupmeta` is readable and its TiKV topology matches, no
+/// `Restore` of that name belongs to another execution (`execution` `""` for a dry run: any
+/// existing one). Reads only; `req` must have every backup location (see
+/// [`resolve_from_backup`]).
+pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
     req: &RestoreRequest,
     members: &[MemberRef],
     execution: &str,
-) -> Result<(), StepError> {
+) -> Vec<(&'static str, String)> {
     let checks = members.iter().enumerate().map(|(i, m)| async move {
         let mut out: Vec<(&'static str, String)> = Vec::new();
-        if let Err(e) = env.base.planes.probe(&m.k8s_cluster_name).await {
+        if let Err(e) = env.planes.probe(&m.k8s_cluster_name).await {
             out.push((e.name(), e.to_string()));
             return out;
         }
         let at = format!("TidbCluster {}/{} in {}", m.tc_namespace, m.tc_name, m.k8s_cluster_name);
-        let tc = match env.base.planes.get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name).await {
+        let tc = match env.planes.get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name).await {
             Ok(Some(tc)) => tc,
             Ok(None) => {
                 out.push(("TidbClusterInvalid", format!("{at} does not exist: create it with spec.recoveryMode: true first")));
@@ -229,7 +236,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
             out.push(("InvalidSpec", format!("spec.clusters[{i}].backup.s3 is incomplete")));
             return out;
         };
-        match env.base.store.get_json(&bucket, &format!("{prefix}/backupmeta")).await {
+        match env.store.get_json(&bucket, &format!("{prefix}/backupmeta")).await {
             Ok(Some(meta)) => {
                 let backup_tc = &meta.value["kubernetes"]["crd_tidb_cluster"]["spec"]["tikv"];
                 let (want, have) = (backup_tc["replicas"].as_i64(), tc["spec"]["tikv"]["replicas"].as_i64());
@@ -253,7 +260,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
             ))),
             Err(e) => out.push(("BackupMetaUnreadable", format!("s3://{bucket}/{prefix}/backupmeta: {e}"))),
         }
-        match env.base.planes.get_member(MemberKind::Restore, m).await {
+        match env.planes.get_member(MemberKind::Restore, m).await {
             Ok(Some(obj)) if RestoreView::from_object(&obj).execution.as_deref() != Some(execution) => {
                 out.push(("MemberNameConflict", format!("Restore {}/{} already exists in {}", m.tc_namespace, m.backup_name, m.k8s_cluster_name)));
             }
@@ -262,7 +269,16 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
         }
         out
     });
-    let all: Vec<(&'static str, String)> = join_all(checks).await.into_iter().flatten().collect();
+    join_all(checks).await.into_iter().flatten().collect()
+}
+
+async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    req: &RestoreRequest,
+    members: &[MemberRef],
+    execution: &str,
+) -> Result<(), StepError> {
+    let all = restore_problems(&env.base, req, members, execution).await;
     if all.is_empty() {
         return Ok(());
     }
@@ -293,6 +309,20 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
     })
 }
 
+/// The member `Restore`s of `req`, in `spec.clusters` order (`backupName` holds each one's name).
+pub fn restore_members(req: &RestoreRequest) -> Vec<MemberRef> {
+    req.spec
+        .clusters
+        .iter()
+        .map(|c| MemberRef {
+            k8s_cluster_name: c.k8s_cluster_name.clone(),
+            tc_name: c.tc_name.clone(),
+            tc_namespace: c.tc_namespace.clone(),
+            backup_name: names::member_backup_name(req.name()),
+        })
+        .collect()
+}
+
 /// Start: validate, resolve the backup, check every target, record the restore, create every
 /// member `Restore` in `restore-volume` at once.
 pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
@@ -317,17 +347,7 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     }
     let execution = input.execution;
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let members: Vec<MemberRef> = req
-        .spec
-        .clusters
-        .iter()
-        .map(|c| MemberRef {
-            k8s_cluster_name: c.k8s_cluster_name.clone(),
-            tc_name: c.tc_name.clone(),
-            tc_namespace: c.tc_namespace.clone(),
-            backup_name: names::member_backup_name(&name),
-        })
-        .collect();
+    let members = restore_members(&req);
     let resumed = match env.catalog().get(&ns, &name).await? {
         Some((doc, _)) if doc.brfed.execution == execution => {
             req.spec = doc.spec.clone();
@@ -342,7 +362,7 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
         None => false,
     };
     if !resumed {
-        resolve_from_backup(env, &mut req).await?;
+        resolve_from_backup(&env.base, &mut req).await?;
         restore_preflight(env, &req, &members, &execution).await?;
     }
     let now = Utc::now();

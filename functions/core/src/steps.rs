@@ -209,17 +209,11 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
     let existing = env.catalog().get(&ns, &name).await?;
     let resumed = match &existing {
         Some((doc, _)) if doc.brfed.execution == execution => true,
-        Some((doc, _)) => {
-            return Err(StepError::BackupExists(format!(
-                "VolumeBackup {ns}/{name} already exists (execution {}, phase {}); choose another name",
-                doc.brfed.execution,
-                doc.status.phase.as_deref().unwrap_or("unknown")
-            )));
-        }
+        Some((doc, _)) => return Err(StepError::BackupExists(backup_exists_message(doc))),
         None => false,
     };
     if !resumed {
-        preflight(env, &req, &members, &execution).await?;
+        preflight(env, &req, Some(&execution)).await.into_result()?;
     }
     let now = Utc::now();
     let mut doc = VolumeBackupDoc::new(&req, &execution, members.clone(), &rfc3339(now));
@@ -250,88 +244,252 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
     })
 }
 
-async fn preflight<D: DataPlanes, S: ObjectStore>(
+/// One problem a [`preflight`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The problem by itself: its name says what kind, its message what is wrong.
+    pub error: StepError,
+    /// How [`Preflight::into_result`] words it inside the one error it makes of a kind.
+    summary: String,
+    /// Found in S3 (catalog, prefixes) rather than in a data plane.
+    from_store: bool,
+}
+
+impl Problem {
+    /// A problem the preflight words itself: the message is the summary.
+    fn found(error: StepError) -> Self {
+        let summary = match &error {
+            StepError::DataPlaneUnreachable(m)
+            | StepError::UnknownCluster(m)
+            | StepError::BackupExists(m)
+            | StepError::MemberNameConflict(m)
+            | StepError::TidbClusterInvalid(m) => m.clone(),
+            other => other.to_string(),
+        };
+        Self {
+            error,
+            summary,
+            from_store: false,
+        }
+    }
+
+    /// An error a data plane answered: an unreachable one by its message, others whole.
+    fn answered(error: StepError) -> Self {
+        let summary = match &error {
+            StepError::DataPlaneUnreachable(m) => m.clone(),
+            other => other.to_string(),
+        };
+        Self {
+            error,
+            summary,
+            from_store: false,
+        }
+    }
+
+    /// A problem found in S3.
+    fn stored(error: StepError, summary: String) -> Self {
+        Self {
+            error,
+            summary,
+            from_store: true,
+        }
+    }
+}
+
+/// Everything that keeps a backup from starting, found without a side effect: every problem of
+/// every kind at once (`brfed preflight` shows them all; [`start`] turns them into one error).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preflight {
+    /// In the order found: per member in `spec.clusters` order, then the S3 prefixes.
+    pub problems: Vec<Problem>,
+}
+
+impl Preflight {
+    /// No problem.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The one error [`start`] returns: the most actionable kind first — an unreachable data
+    /// plane (retryable), an unknown one, an existing backup, a member name conflict, a
+    /// TidbCluster (or other data-plane) problem, the catalog failing, a used S3 prefix — with
+    /// every message of that kind.
+    pub fn into_result(self) -> Result<(), StepError> {
+        let joined = |name: &str| {
+            let parts: Vec<&str> = self
+                .problems
+                .iter()
+                .filter(|p| p.error.name() == name)
+                .map(|p| p.summary.as_str())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join("; "))
+        };
+        if let Some(m) = joined("DataPlaneUnreachable") {
+            return Err(StepError::DataPlaneUnreachable(m));
+        }
+        if let Some(m) = joined("UnknownCluster") {
+            return Err(StepError::UnknownCluster(m));
+        }
+        if let Some(m) = joined("BackupExists") {
+            return Err(StepError::BackupExists(m));
+        }
+        if let Some(m) = joined("MemberNameConflict") {
+            return Err(StepError::MemberNameConflict(m));
+        }
+        let data_plane: Vec<&str> = self
+            .problems
+            .iter()
+            .filter(|p| !p.from_store)
+            .map(|p| p.summary.as_str())
+            .collect();
+        if !data_plane.is_empty() {
+            return Err(StepError::TidbClusterInvalid(data_plane.join("; ")));
+        }
+        if let Some(p) = self
+            .problems
+            .iter()
+            .find(|p| !matches!(p.error, StepError::S3PrefixInUse(_)))
+        {
+            return Err(p.error.clone());
+        }
+        if let Some(m) = joined("S3PrefixInUse") {
+            return Err(StepError::S3PrefixInUse(format!(
+                "{m} already exist: every backup needs its own spec.template.s3.prefix"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The checks [`start`] runs before its first side effect, on their own and reporting every
+/// problem: the data planes are known and answer (with the `Backup` CRD), no other backup of
+/// that namespace/name is in the catalog, each TidbCluster exists, is `acrossK8s` and has TiKV
+/// stores, no member `fed-{name}` belongs to something else, and no member S3 prefix holds a
+/// `clustermeta`. Reads only. `execution` is the execution the backup runs as (its own member
+/// objects and catalog document are not problems); `None` for a dry run. `req` must be valid
+/// ([`BackupRequest::validate`] with no known clusters).
+pub async fn preflight<D: DataPlanes, S: ObjectStore>(
     env: &Env<'_, D, S>,
     req: &BackupRequest,
-    members: &[MemberRef],
-    execution: &str,
-) -> Result<(), StepError> {
+    execution: Option<&str>,
+) -> Preflight {
+    let name = req.name();
+    let ns = &req.metadata.namespace;
+    let known = env.planes.cluster_names();
+    let mut report = Preflight::default();
+    let unknown: Vec<String> = req
+        .spec
+        .clusters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !known.contains(&c.k8s_cluster_name))
+        .map(|(i, c)| {
+            let mut k: Vec<_> = known.iter().cloned().collect();
+            k.sort();
+            format!(
+                "spec.clusters[{i}].k8sClusterName `{}` is not a known data plane (known: {})",
+                c.k8s_cluster_name,
+                k.join(", ")
+            )
+        })
+        .collect();
+    report.problems.extend(
+        unknown
+            .into_iter()
+            .map(|m| Problem::found(StepError::UnknownCluster(m))),
+    );
+    match env.catalog().get(ns, name).await {
+        Ok(Some((doc, _))) if Some(doc.brfed.execution.as_str()) != execution => {
+            report.problems.push(Problem::found(StepError::BackupExists(
+                backup_exists_message(&doc),
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => report
+            .problems
+            .push(Problem::stored(e.clone(), e.to_string())),
+    }
+    let members: Vec<MemberRef> = req
+        .spec
+        .clusters
+        .iter()
+        .filter(|c| known.contains(&c.k8s_cluster_name))
+        .map(|c| MemberRef::new(c, name))
+        .collect();
     let checks = members.iter().map(|m| async move {
-        let mut unreachable = Vec::new();
-        let mut problems = Vec::new();
-        let mut conflicts = Vec::new();
+        let mut found = Vec::new();
         if let Err(e) = env.planes.probe(&m.k8s_cluster_name).await {
-            match e {
-                StepError::DataPlaneUnreachable(msg) => unreachable.push(msg),
-                other => problems.push(format!("{}: {other}", m.k8s_cluster_name)),
+            let mut problem = Problem::answered(e);
+            if !matches!(problem.error, StepError::DataPlaneUnreachable(_)) {
+                problem.summary = format!("{}: {}", m.k8s_cluster_name, problem.error);
             }
-            return (unreachable, problems, conflicts);
+            found.push(problem);
+            return found;
         }
         match env
             .planes
             .get_tidb_cluster(&m.k8s_cluster_name, &m.tc_namespace, &m.tc_name)
             .await
         {
-            Ok(None) => problems.push(format!(
+            Ok(None) => found.push(Problem::found(StepError::TidbClusterInvalid(format!(
                 "TidbCluster {}/{} does not exist in {}",
                 m.tc_namespace, m.tc_name, m.k8s_cluster_name
-            )),
-            Ok(Some(tc)) => problems.extend(tidb_cluster_problems(m, &tc)),
-            Err(StepError::DataPlaneUnreachable(msg)) => unreachable.push(msg),
-            Err(e) => problems.push(e.to_string()),
+            )))),
+            Ok(Some(tc)) => found.extend(
+                tidb_cluster_problems(m, &tc)
+                    .into_iter()
+                    .map(|p| Problem::found(StepError::TidbClusterInvalid(p))),
+            ),
+            Err(e) => found.push(Problem::answered(e)),
         }
         match env.planes.get_member(MemberKind::Backup, m).await {
             Ok(Some(obj)) => {
                 let v = MemberView::from_object(&obj);
-                if !member_of(&v, execution, &req.metadata.namespace) {
-                    conflicts.push(format!(
+                if execution.is_none_or(|x| !member_of(&v, x, ns)) {
+                    found.push(Problem::found(StepError::MemberNameConflict(format!(
                         "Backup {}/{} already exists in {} and belongs to {}",
                         m.tc_namespace,
                         m.backup_name,
                         m.k8s_cluster_name,
                         v.execution.as_deref().unwrap_or("something else")
-                    ));
+                    ))));
                 }
             }
             Ok(None) => {}
-            Err(StepError::DataPlaneUnreachable(msg)) => unreachable.push(msg),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => found.push(Problem::answered(e)),
         }
-        (unreachable, problems, conflicts)
+        found
     });
-    let results = join_all(checks).await;
-    let mut unreachable = Vec::new();
-    let mut problems = Vec::new();
-    let mut conflicts = Vec::new();
-    for (u, p, c) in results {
-        unreachable.extend(u);
-        problems.extend(p);
-        conflicts.extend(c);
-    }
-    if !unreachable.is_empty() {
-        return Err(StepError::DataPlaneUnreachable(unreachable.join("; ")));
-    }
-    if !conflicts.is_empty() {
-        return Err(StepError::MemberNameConflict(conflicts.join("; ")));
-    }
-    if !problems.is_empty() {
-        return Err(StepError::TidbClusterInvalid(problems.join("; ")));
-    }
+    report
+        .problems
+        .extend(join_all(checks).await.into_iter().flatten());
     let bucket = req.bucket();
-    let mut used = Vec::new();
-    for m in members {
-        let key = format!("{}/clustermeta", req.member_prefix(&m.k8s_cluster_name));
-        if env.store.exists(bucket, &key).await? {
-            used.push(format!("s3://{bucket}/{key}"));
+    for c in &req.spec.clusters {
+        let key = format!("{}/clustermeta", req.member_prefix(&c.k8s_cluster_name));
+        match env.store.exists(bucket, &key).await {
+            Ok(true) => report
+                .problems
+                .push(Problem::stored(
+                    StepError::S3PrefixInUse(format!(
+                        "s3://{bucket}/{key} already exists: every backup needs its own spec.template.s3.prefix"
+                    )),
+                    format!("s3://{bucket}/{key}"),
+                )),
+            Ok(false) => {}
+            Err(e) => report.problems.push(Problem::stored(e.clone(), e.to_string())),
         }
     }
-    if !used.is_empty() {
-        return Err(StepError::S3PrefixInUse(format!(
-            "{} already exist: every backup needs its own spec.template.s3.prefix",
-            used.join(", ")
-        )));
-    }
-    Ok(())
+    report
+}
+
+fn backup_exists_message(doc: &VolumeBackupDoc) -> String {
+    format!(
+        "VolumeBackup {}/{} already exists (execution {}, phase {}); choose another name",
+        doc.metadata.meta.namespace,
+        doc.metadata.meta.name,
+        doc.brfed.execution,
+        doc.status.phase.as_deref().unwrap_or("unknown")
+    )
 }
 
 /// What keeps a TidbCluster from a volume-snapshot backup (the data plane's own validation,

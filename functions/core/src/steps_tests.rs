@@ -433,6 +433,50 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
 }
 
 #[tokio::test]
+async fn a_preflight_reports_every_problem_at_once_and_start_names_the_most_actionable() {
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    // dp1: a member of that name owned by someone else; dp2: no TidbCluster; dp3: prefix used;
+    // dp4: not a data plane at all.
+    planes.put_backup("dp1", json!({"metadata": {"name": "fed-bk", "namespace": "tidb", "annotations": {"brfed.io/execution": "other"}}, "spec": {}}));
+    store.put("data", "p-dp3/clustermeta", json!({}));
+    let mut v = input(json!({}));
+    v["spec"]["clusters"][1]["tcName"] = json!("missing");
+    v["spec"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"k8sClusterName": "dp4", "tcName": "basic", "tcNamespace": "tidb"}));
+    let req = BackupRequest::from_value(v).unwrap();
+    req.validate(None).unwrap();
+    let log_len = planes.log.lock().unwrap().len();
+    let report = preflight(&env(&planes, &store), &req, None).await;
+    let names: Vec<&str> = report.problems.iter().map(|p| p.error.name()).collect();
+    for want in ["UnknownCluster", "MemberNameConflict", "S3PrefixInUse"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.error.to_string().contains("does not exist in dp2")),
+        "{report:?}"
+    );
+    assert_eq!(planes.log.lock().unwrap().len(), log_len, "no mutation");
+    assert!(
+        store
+            .get(BUCKET, &crate::catalog::backup_key("br", "bk"))
+            .is_none()
+    );
+    assert_eq!(
+        report.clone().into_result().unwrap_err().name(),
+        "UnknownCluster"
+    );
+    // a clean one
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let req = BackupRequest::from_value(input(json!({}))).unwrap();
+    assert!(preflight(&env(&planes, &store), &req, None).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_phase_deadline_fails_the_wait_by_name() {
     let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     let e = env(&planes, &store);

@@ -378,3 +378,31 @@ async fn endless_throttling_is_ec2_unavailable() {
     assert_eq!(err.name(), "Ec2Unavailable");
     assert_eq!(ec2.snapshot_calls.lock().unwrap().len(), 8);
 }
+
+#[tokio::test]
+async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
+    let (planes, store, ec2) = (FakePlanes::new(3), FakeStore::default(), FakeVolumes::default());
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let e = env(&planes, &store);
+    delete::start(&e, start_input(json!({}))).await.unwrap();
+    let event: brfed_core::steps::ExecutionStatusChange = serde_json::from_value(json!({
+        "detail": {"executionArn": EXEC, "status": "ABORTED",
+                   "input": json!({"name": "bk", "namespace": "br"}).to_string()}}))
+    .unwrap();
+    let r = delete::aborted(&e, &event).await.unwrap();
+    assert_eq!(r.action, "marked-clean-failed");
+    let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, CATALOG)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
+    let c = doc.status.conditions.iter().find(|c| c.type_ == "CleanFailed").unwrap();
+    assert_eq!(c.reason.as_deref(), Some("ExecutionAborted"));
+    // Again (at-least-once delivery), or for another execution: nothing.
+    assert_eq!(delete::aborted(&e, &event).await.unwrap().action, "nothing-to-do");
+    // And a new deletion is allowed.
+    let mut again = start_input(json!({}));
+    again.execution = "another".into();
+    assert!(delete::start(&e, again).await.is_ok());
+}

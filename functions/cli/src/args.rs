@@ -1,0 +1,427 @@
+//! The command tree, as clap reads it. Every flag's help here is what `brfed ... --help` prints.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Federated EBS-snapshot backups and restores of one TiDB cluster spread over \
+several Kubernetes clusters (BR Federation's VolumeBackup, VolumeRestore, VolumeBackupSchedule), \
+run by brfed's Step Functions state machines.";
+
+const CONFIGURATION: &str = "\
+Where brfed is (a flag, or its environment variable; the output of brfed's CloudFormation
+stack that holds the value):
+  --catalog-bucket         BRFED_CATALOG_BUCKET
+                           CatalogBucketName
+  --backup-state-machine   BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN
+                           VolumeBackupStateMachineArn
+  --restore-state-machine  BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN
+                           VolumeRestoreStateMachineArn
+  --delete-state-machine   BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN
+                           VolumeBackupDeleteStateMachineArn
+  --tick-function          BRFED_SCHEDULE_TICK_FUNCTION_ARN
+                           ScheduleTickFunctionArn
+  --kubeconfig             BRFED_KUBECONFIG, else the first path of KUBECONFIG
+                           (preflight only: the data planes, contexts = k8sClusterName)
+AWS: the SDK's standard environment and profile (AWS_PROFILE, AWS_REGION, ...).
+AWS_ENDPOINT_URL sends every call elsewhere (the local world: eval \"$(make -s world-env)\"),
+with S3 path-style addressing (BRFED_S3_PATH_STYLE=true|false overrides).
+
+Exit status: 0 done; 1 the operation failed (an execution failed, a preflight found problems,
+a name is not in the catalog, AWS could not be reached); 2 bad input (unreadable file,
+invalid spec, bad flag, missing configuration).";
+
+/// `brfed`: the whole command line.
+#[derive(Debug, Parser)]
+#[command(name = "brfed", version, about = ABOUT, after_long_help = CONFIGURATION, after_help = "Where brfed is (settings, AWS) and exit status: brfed --help")]
+#[command(arg_required_else_help = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes (flags may stand anywhere on the line).
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Output format: table (kubectl-like), wide (more columns), json or yaml (the catalog
+    /// documents themselves)
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Namespace of the federated object [default: default; for -f, the file's]
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Bucket of the brfed catalog
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_CATALOG_BUCKET",
+        hide_env_values = true,
+        value_name = "BUCKET",
+        help_heading = "Configuration"
+    )]
+    pub catalog_bucket: Option<String>,
+
+    /// ARN of the volume-backup state machine
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Configuration"
+    )]
+    pub backup_state_machine: Option<String>,
+
+    /// ARN of the volume-restore state machine
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Configuration"
+    )]
+    pub restore_state_machine: Option<String>,
+
+    /// ARN of the volume-backup-delete state machine
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Configuration"
+    )]
+    pub delete_state_machine: Option<String>,
+
+    /// ARN of the schedule-tick function (the target of schedule rules)
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Configuration"
+    )]
+    pub tick_function: Option<String>,
+
+    /// Kubeconfig of the data planes (contexts = k8sClusterName): a path or s3://bucket/key
+    /// [default: $KUBECONFIG's first path]
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_KUBECONFIG",
+        hide_env_values = true,
+        value_name = "PATH",
+        help_heading = "Configuration"
+    )]
+    pub kubeconfig: Option<String>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    // Columns, as `kubectl get`.
+    Table,
+    // More columns, as `kubectl get -o wide`.
+    Wide,
+    // JSON.
+    Json,
+    // YAML.
+    Yaml,
+}
+
+impl Output {
+    /// Whether the output is a document (json or yaml) rather than text for people.
+    pub fn is_document(self) -> bool {
+        matches!(self, Self::Json | Self::Yaml)
+    }
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Federated backups (VolumeBackup, vbk)
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Federated restores (VolumeRestore, vrt)
+    #[command(subcommand)]
+    Restore(RestoreCommand),
+    /// Backup schedules (VolumeBackupSchedule, vbks) on EventBridge rules
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Dry-run a VolumeBackup or VolumeRestore: every problem at once, nothing created
+    #[command(
+        long_about = "Dry-run a VolumeBackup (or a VolumeRestore, by its kind or fromBackup): \
+the checks the start step runs before its first side effect, all of them, every problem reported \
+at once. Reads only: no execution, no catalog document, no member object.\n\n\
+VolumeBackup: every data plane known (a context of --kubeconfig) and answering with the Backup \
+CRD installed; no backup of that namespace/name in the catalog; each TidbCluster exists, is \
+acrossK8s and has TiKV stores; no member Backup fed-NAME exists; no member S3 prefix holds a \
+clustermeta.\n\
+VolumeRestore: the backup named by fromBackup is Complete and has the restore's clusters; each \
+target TidbCluster exists with acrossK8s and recoveryMode; each member's backupmeta is readable and \
+its TiKV topology matches; no Restore fed-NAME exists; no restore of that name in the catalog.\n\n\
+Exit status: 0 no problem, 1 problems (listed on stdout), 2 the file itself is invalid."
+    )]
+    Preflight(FileArg),
+}
+
+/// `-f FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct FileArg {
+    /// YAML or JSON file, `-` for standard input
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `--wait` and `--timeout`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitArgs {
+    /// Wait until the execution ends, showing its progress, then print the result
+    /// (exit 1 when it failed)
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds (the execution goes on)
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub timeout: Option<u64>,
+}
+
+/// `brfed backup ...`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Start a backup from a VolumeBackup file (execution name = metadata.name)
+    #[command(
+        long_about = "Start a backup from a VolumeBackup file as BR Federation users have it \
+(YAML or JSON; also {\"volumeBackup\": ..., \"options\": ...} or {name, namespace, spec}). The file \
+is parsed and validated here first, every problem at once, before any call. Then StartExecution on \
+the volume-backup state machine, execution name = metadata.name, input = the file as JSON."
+    )]
+    Create {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Show one backup as a table row (or its catalog document with -o json|yaml)
+    Get {
+        /// Name of the VolumeBackup
+        name: String,
+    },
+    /// List the backups of a namespace (or of all)
+    List {
+        /// All namespaces
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Show one backup in detail: members, conditions, the GC pause window, deletion
+    Describe {
+        /// Name of the VolumeBackup
+        name: String,
+    },
+    /// Delete a backup: its members, and per cleanPolicy its snapshots and objects
+    #[command(
+        long_about = "Delete a backup: StartExecution of the volume-backup-delete state \
+machine with {\"name\", \"namespace\"}, execution name delete-NAME-UNIXSECONDS. Each data plane \
+cleans up per cleanPolicy; brfed verifies with EC2 and S3 and removes the catalog document \
+(Cleaned), or keeps it with what remains (CleanFailed)."
+    )]
+    Delete {
+        /// Name of the VolumeBackup
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// `brfed restore ...`.
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Start a restore from a VolumeRestore file (execution name = metadata.name)
+    #[command(
+        long_about = "Start a restore from a VolumeRestore file: as BR Federation users have \
+it (each spec.clusters[].backup.s3 pointing at that member's backup), or with \
+\"fromBackup\": {\"namespace\": ..., \"name\": ...} beside spec to take each member's backup \
+location from the catalog (spec.clusters[] then need no backup, but an azName). Parsed and \
+validated here first; then StartExecution on the volume-restore state machine, execution name = \
+metadata.name, input = the file as JSON."
+    )]
+    Create {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Show one restore as a table row (or its catalog document with -o json|yaml)
+    Get {
+        /// Name of the VolumeRestore
+        name: String,
+    },
+    /// List the restores of a namespace (or of all)
+    List {
+        /// All namespaces
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Show one restore in detail: members, steps, conditions, leftovers of a failure
+    Describe {
+        /// Name of the VolumeRestore
+        name: String,
+    },
+}
+
+/// `brfed schedule ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create or update a schedule from a VolumeBackupSchedule file, and its EventBridge rule
+    Apply {
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Stop a schedule from starting backups (spec.pause, rule disabled; retention still runs)
+    Pause {
+        /// Name of the VolumeBackupSchedule
+        name: String,
+    },
+    /// Let a paused schedule start backups again
+    Resume {
+        /// Name of the VolumeBackupSchedule
+        name: String,
+    },
+    /// Delete a schedule and its rule (its backups stay; delete them with `brfed backup delete`)
+    Delete {
+        /// Name of the VolumeBackupSchedule
+        name: String,
+    },
+    /// List the schedules of a namespace (or of all)
+    List {
+        /// All namespaces
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Show one schedule as a table row (or its catalog document with -o json|yaml)
+    Get {
+        /// Name of the VolumeBackupSchedule
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("brfed").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_anywhere_on_the_line() {
+        let cli = parse(&["backup", "get", "bk1", "-n", "br", "-o", "wide"]).unwrap();
+        assert_eq!(cli.global.output, Output::Wide);
+        assert_eq!(cli.global.namespace.as_deref(), Some("br"));
+        assert!(
+            matches!(cli.command, Command::Backup(BackupCommand::Get { ref name }) if name == "bk1")
+        );
+        let cli = parse(&[
+            "-o",
+            "json",
+            "backup",
+            "create",
+            "-f",
+            "vbk.yaml",
+            "--wait",
+            "--timeout",
+            "60",
+        ])
+        .unwrap();
+        let Command::Backup(BackupCommand::Create { file, wait }) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(file.file, PathBuf::from("vbk.yaml"));
+        assert!(wait.wait);
+        assert_eq!(wait.timeout, Some(60));
+        assert!(matches!(
+            parse(&["schedule", "list", "-A"]).unwrap().command,
+            Command::Schedule(ScheduleCommand::List {
+                all_namespaces: true
+            })
+        ));
+        assert!(matches!(
+            parse(&["preflight", "-f", "-"]).unwrap().command,
+            Command::Preflight(_)
+        ));
+    }
+
+    #[test]
+    fn bad_lines_are_usage_errors_with_exit_status_2() {
+        for (args, kind) in [
+            (
+                &["backup", "create"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["backup", "create", "-f", "x", "--timeout", "5"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["backup", "get", "bk1", "-o", "xml"][..],
+                ErrorKind::InvalidValue,
+            ),
+            (&["backup", "frobnicate"][..], ErrorKind::InvalidSubcommand),
+            (
+                &["restore", "delete", "x"][..],
+                ErrorKind::InvalidSubcommand,
+            ),
+            (
+                &["schedule", "pause"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["backup", "delete", "x", "--timeout", "abc", "--wait"][..],
+                ErrorKind::ValueValidation,
+            ),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.kind(), kind, "{args:?}: {e}");
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+        let e = parse(&[]).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "no command: help on stderr, status 2");
+        let e = parse(&["--help"]).unwrap_err();
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::DisplayHelp, 0));
+    }
+
+    #[test]
+    fn the_help_names_every_setting_and_its_stack_output() {
+        let help = Cli::command().render_long_help().to_string();
+        for needle in [
+            "BRFED_CATALOG_BUCKET",
+            "CatalogBucketName",
+            "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
+            "VolumeBackupStateMachineArn",
+            "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
+            "VolumeRestoreStateMachineArn",
+            "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
+            "VolumeBackupDeleteStateMachineArn",
+            "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+            "ScheduleTickFunctionArn",
+            "AWS_ENDPOINT_URL",
+            "KUBECONFIG",
+            "Exit status",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from --help");
+        }
+    }
+}

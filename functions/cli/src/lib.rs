@@ -1,0 +1,67 @@
+//! `brfed`, the command line of brfed: start federated backups, restores and deletions on the
+//! state machines (optionally waiting, with progress), read the catalog like `kubectl get` and
+//! `kubectl describe`, manage backup schedules (catalog documents + EventBridge rules), and
+//! dry-run a `VolumeBackup` or `VolumeRestore` against the data planes (`preflight`).
+//!
+//! It decides nothing itself: parsing, validation, the preflight checks and schedule
+//! management are `brfed-core`'s, the clients `brfed-adapters`'. One module per command group;
+//! the binary (`src/bin/brfed.rs`) only parses the line and turns an error into an exit status
+//! (2 bad input, 1 a failed operation). See `docs/cli.md`.
+
+pub mod args;
+pub mod backup;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod preflight;
+pub mod render;
+pub mod restore;
+pub mod schedule;
+pub mod wait;
+
+use args::{Cli, Command, Output};
+use config::{Aws, Setting, Settings};
+pub use error::CliError;
+
+/// What every command is given.
+pub struct Ctx {
+    /// `-o`.
+    pub output: Output,
+    /// `-n`, when given.
+    pub namespace: Option<String>,
+    /// Configuration values.
+    pub settings: Settings,
+}
+
+impl Ctx {
+    /// The namespace of a named object: `-n`, else `default`.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// The catalog bucket, or the error that says where it comes from.
+    pub fn bucket(&self) -> Result<String, CliError> {
+        self.settings.require(Setting::CatalogBucket)
+    }
+
+    /// The AWS clients (loading the SDK configuration makes no call).
+    pub async fn aws(&self) -> Aws {
+        Aws::load().await
+    }
+}
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = Ctx {
+        output: cli.global.output,
+        namespace: cli.global.namespace.clone().filter(|n| !n.is_empty()),
+        settings: Settings::from_global(&cli.global),
+    };
+    match cli.command {
+        Command::Backup(c) => backup::run(&ctx, c).await,
+        Command::Restore(c) => restore::run(&ctx, c).await,
+        Command::Schedule(c) => schedule::run(&ctx, c).await,
+        Command::Preflight(f) => preflight::run(&ctx, &f.file).await,
+    }
+}

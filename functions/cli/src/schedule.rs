@@ -1,0 +1,285 @@
+//! `brfed schedule apply|pause|resume|delete|list|get`: `brfed_core::scheduling` on the catalog
+//! and EventBridge.
+
+use crate::args::{Output, ScheduleCommand};
+use crate::backup::no_resources;
+use crate::config::{Aws, Setting};
+use crate::error::CliError;
+use crate::render::{age, document, emit, list_document, note, table};
+use crate::{Ctx, input};
+use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
+use brfed_core::StepError;
+use brfed_core::schedule::ScheduleRequest;
+use brfed_core::scheduling::{self, ScheduleDoc};
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// Runs one `schedule` command.
+pub async fn run(ctx: &Ctx, cmd: ScheduleCommand) -> Result<(), CliError> {
+    match cmd {
+        ScheduleCommand::Apply { file } => apply(ctx, &file.file).await,
+        ScheduleCommand::Pause { name } => set_paused(ctx, &name, true).await,
+        ScheduleCommand::Resume { name } => set_paused(ctx, &name, false).await,
+        ScheduleCommand::Delete { name } => delete(ctx, &name).await,
+        ScheduleCommand::List { all_namespaces } => list(ctx, all_namespaces).await,
+        ScheduleCommand::Get { name } => get(ctx, &name).await,
+    }
+}
+
+/// The scheduling environment: the catalog, and the state machine ARNs when they are set (only
+/// the tick and the sweep use them; no command here does).
+fn runtime(ctx: &Ctx, aws: &Aws) -> Result<SchedulerRuntime, CliError> {
+    let s = &ctx.settings;
+    Ok(SchedulerRuntime::from_parts(
+        &aws.sdk,
+        ctx.bucket()?,
+        s.get(Setting::BackupStateMachine)
+            .unwrap_or_default()
+            .into(),
+        s.get(Setting::DeleteStateMachine)
+            .unwrap_or_default()
+            .into(),
+    )?)
+}
+
+/// Reads and validates a `VolumeBackupSchedule` file (every problem at once), `-n` applied.
+pub fn read_request(path: &Path, namespace: Option<&str>) -> Result<ScheduleRequest, CliError> {
+    let mut doc = input::read(path)?;
+    let about = |e: brfed_core::StepError| CliError::from(e).about(&doc.source);
+    let mut req = ScheduleRequest::from_text(&doc.text).map_err(about)?;
+    if namespace.is_some() {
+        input::apply_namespace(&mut doc.value, namespace)?;
+        req = ScheduleRequest::from_value(doc.value.clone()).map_err(about)?;
+    }
+    req.validate(None).map_err(about)?;
+    Ok(req)
+}
+
+/// `ScheduleNotFound` said as the other commands say a missing name.
+fn named(e: StepError) -> CliError {
+    match e {
+        StepError::ScheduleNotFound(id) => CliError::failed(
+            "ScheduleNotFound",
+            format!("VolumeBackupSchedule {id} is not in the catalog"),
+        ),
+        other => other.into(),
+    }
+}
+
+fn summary(doc: &ScheduleDoc, what: &str) -> String {
+    let m = &doc.metadata.meta;
+    format!(
+        "volumebackupschedule {}/{} {what} (rule {} {}, {})",
+        m.namespace,
+        m.name,
+        doc.brfed.rule,
+        if doc.spec.pause {
+            "disabled"
+        } else {
+            "enabled"
+        },
+        doc.brfed.expression
+    )
+}
+
+fn show(ctx: &Ctx, doc: &ScheduleDoc, what: &str) -> Result<(), CliError> {
+    emit(&if ctx.output.is_document() {
+        document(doc, ctx.output)?
+    } else {
+        summary(doc, what)
+    });
+    Ok(())
+}
+
+async fn apply(ctx: &Ctx, path: &Path) -> Result<(), CliError> {
+    let req = read_request(path, ctx.namespace.as_deref())?;
+    let tick = ctx.settings.require(Setting::TickFunction)?;
+    let aws = ctx.aws().await;
+    let rt = runtime(ctx, &aws)?;
+    let doc = scheduling::apply(
+        &rt.env(),
+        &EventBridgeRules::new(&aws.sdk),
+        &tick,
+        &req,
+        None,
+    )
+    .await?;
+    show(ctx, &doc, "configured")
+}
+
+async fn set_paused(ctx: &Ctx, name: &str, paused: bool) -> Result<(), CliError> {
+    let aws = ctx.aws().await;
+    let rt = runtime(ctx, &aws)?;
+    let rules = EventBridgeRules::new(&aws.sdk);
+    let doc = scheduling::set_paused(&rt.env(), &rules, ctx.namespace(), name, paused)
+        .await
+        .map_err(named)?;
+    show(ctx, &doc, if paused { "paused" } else { "resumed" })
+}
+
+async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {
+    let aws = ctx.aws().await;
+    let rt = runtime(ctx, &aws)?;
+    let rules = EventBridgeRules::new(&aws.sdk);
+    let ns = ctx.namespace();
+    let doc = scheduling::remove(&rt.env(), &rules, ns, name)
+        .await
+        .map_err(named)?;
+    let kept = rt.env().backups_of(ns, name).await?.len();
+    if ctx.output.is_document() {
+        return show(ctx, &doc, "deleted");
+    }
+    emit(&format!(
+        "volumebackupschedule {ns}/{name} deleted (rule {} removed); its {kept} backup(s) stay in the catalog: delete them with brfed backup delete",
+        doc.brfed.rule
+    ));
+    Ok(())
+}
+
+async fn get(ctx: &Ctx, name: &str) -> Result<(), CliError> {
+    let aws = ctx.aws().await;
+    let rt = runtime(ctx, &aws)?;
+    let doc = scheduling::get(&rt.env(), ctx.namespace(), name)
+        .await
+        .map_err(named)?;
+    if ctx.output.is_document() {
+        emit(&document(&doc, ctx.output)?);
+    } else {
+        emit(&table_of(&[doc], ctx.output, false, Utc::now()));
+    }
+    Ok(())
+}
+
+async fn list(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliError> {
+    let aws = ctx.aws().await;
+    let rt = runtime(ctx, &aws)?;
+    let ns = (!all_namespaces).then(|| ctx.namespace());
+    let mut docs = rt.env().list(ns).await?;
+    docs.sort_by(|a, b| {
+        (&a.metadata.meta.namespace, &a.metadata.meta.name)
+            .cmp(&(&b.metadata.meta.namespace, &b.metadata.meta.name))
+    });
+    if ctx.output.is_document() {
+        emit(&list_document(&docs, ctx.output)?);
+    } else if docs.is_empty() {
+        note(&no_resources(ns));
+    } else {
+        emit(&table_of(&docs, ctx.output, all_namespaces, Utc::now()));
+    }
+    Ok(())
+}
+
+/// Columns of `schedule get|list` (`kubectl get vbks -o wide`'s, LASTBACKUP and LASTBACKUPTIME
+/// always shown).
+pub const HEADERS: &[&str] = &[
+    "NAME",
+    "SCHEDULE",
+    "MAXBACKUPS",
+    "MAXRESERVEDTIME",
+    "PAUSED",
+    "LASTBACKUP",
+    "LASTBACKUPTIME",
+    "AGE",
+];
+/// The `-o wide` columns.
+pub const WIDE: &[&str] = &["RULE", "EXPRESSION"];
+
+/// The table of `docs`.
+pub fn table_of(
+    docs: &[ScheduleDoc],
+    output: Output,
+    all_namespaces: bool,
+    now: DateTime<Utc>,
+) -> String {
+    let wide = output == Output::Wide;
+    let mut headers: Vec<&str> = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    headers.extend_from_slice(HEADERS);
+    if wide {
+        headers.extend_from_slice(WIDE);
+    }
+    let rows: Vec<Vec<String>> = docs
+        .iter()
+        .map(|d| {
+            let mut row = Vec::new();
+            if all_namespaces {
+                row.push(d.metadata.meta.namespace.clone());
+            }
+            row.extend([
+                d.metadata.meta.name.clone(),
+                d.spec.schedule.clone(),
+                d.spec
+                    .max_backups
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                d.spec.max_reserved_time.clone().unwrap_or_default(),
+                d.spec.pause.to_string(),
+                d.status.last_backup.clone().unwrap_or_default(),
+                d.status.last_backup_time.clone().unwrap_or_default(),
+                age(d.metadata.creation_timestamp.as_deref(), now),
+            ]);
+            if wide {
+                row.push(d.brfed.rule.clone());
+                row.push(d.brfed.expression.clone());
+            }
+            row
+        })
+        .collect();
+    table(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::parse_time;
+    use serde_json::json;
+
+    #[test]
+    fn list_prints_the_printer_columns_of_vbks() {
+        let doc: ScheduleDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackupSchedule",
+            "metadata": {"name": "daily", "namespace": "br", "creationTimestamp": "2024-05-01T00:00:00Z"},
+            "spec": {"schedule": "0 0 * * *", "maxReservedTime": "168h",
+                     "backupTemplate": {"clusters": [], "template": {}}},
+            "status": {"lastBackup": "daily-2024-05-02t00-00-00", "lastBackupTime": "2024-05-02T00:00:00Z"},
+            "brfed": {"rule": "brfed-schedule-br.daily", "expression": "cron(0 0 * * ? *)"}
+        }))
+        .unwrap();
+        let now = parse_time("2024-05-03T00:00:00Z").unwrap();
+        let t = table_of(std::slice::from_ref(&doc), Output::Wide, false, now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "NAME",
+                "SCHEDULE",
+                "MAXBACKUPS",
+                "MAXRESERVEDTIME",
+                "PAUSED",
+                "LASTBACKUP",
+                "LASTBACKUPTIME",
+                "AGE",
+                "RULE",
+                "EXPRESSION"
+            ]
+        );
+        for cell in [
+            "daily",
+            "0 0 * * *",
+            "168h",
+            "false",
+            "daily-2024-05-02t00-00-00",
+            "2d",
+            "brfed-schedule-br.daily",
+            "cron(0 0 * * ? *)",
+        ] {
+            assert!(lines[1].contains(cell), "{cell} missing from {}", lines[1]);
+        }
+        assert_eq!(
+            summary(&doc, "configured"),
+            "volumebackupschedule br/daily configured (rule brfed-schedule-br.daily enabled, cron(0 0 * * ? *))"
+        );
+    }
+}
