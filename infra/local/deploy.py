@@ -20,6 +20,8 @@ rules.json:
       {"name": "smoke-failed", "description": "optional",
        "eventPattern": {"source": ["aws.states"], ...}      # or "scheduleExpression": "rate(5 minutes)"
        "state": "ENABLED",                                   # optional
+       "needsFixtures": true,                                # optional: only with --with-fixtures
+                                                             # (its targets are fixtures)
        "targets": [
          {"id": "notify", "function": "smoke-fn"},           # a function crate name,
          {"id": "run", "stateMachine": "smoke",              # or a state machine stem,
@@ -228,6 +230,9 @@ def main() -> int:
             continue
         doc = json.loads(substitute(rf.read_text(encoding="utf-8"), mapping, rf))
         for rule in doc.get("rules", []):
+            if rule.get("needsFixtures") and not args.with_fixtures:
+                print(f"rule {rule['name']}: skipped (needs --with-fixtures)")
+                continue
             deploy_rule(events, rule, crates, deployed, rf)
 
     # --- deployed.env -------------------------------------------------------------------------------

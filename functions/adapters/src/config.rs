@@ -17,12 +17,14 @@ pub struct FunctionConfig {
     /// Longest time one invocation of a long step (snapshot deletion) works before it returns
     /// with a cursor; below the function's timeout.
     pub work_budget: Duration,
+    /// EventBridge bus of brfed's events (a name or an ARN).
+    pub event_bus: String,
 }
 
 impl FunctionConfig {
     /// Reads `BRFED_KUBECONFIG`, `BRFED_CATALOG_BUCKET`, `BRFED_OBSERVE_BUDGET_SECONDS` (default 20),
     /// `BRFED_S3_PATH_STYLE` (default: true when `AWS_ENDPOINT_URL` is set) and
-    /// `BRFED_WORK_BUDGET_SECONDS` (default 600).
+    /// `BRFED_WORK_BUDGET_SECONDS` (default 600) and `BRFED_EVENT_BUS` (default `default`).
     pub fn from_env() -> Result<Self, StepError> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let kubeconfig = get("BRFED_KUBECONFIG")
@@ -55,6 +57,7 @@ impl FunctionConfig {
             observe_budget,
             s3_path_style,
             work_budget,
+            event_bus: get("BRFED_EVENT_BUS").unwrap_or_else(|| "default".into()),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! [`DataPlanes`] on Kubernetes: one kube client per kubeconfig context (context name =
 //! `k8sClusterName`, as in the original), built once per process and reused across invocations.
-//! `kube::Error`s are classified here into brfed's error names.
+//! `kube::Error`s are classified here into brfed's error names. Each call to one data plane runs in
+//! a `data_plane` span with its `cluster` (kube's own log lines inside it carry it too), and every
+//! error is logged once, with `cluster`, where it is classified.
 
 use brfed_core::StepError;
 use brfed_core::member::MemberRef;
@@ -124,6 +126,7 @@ impl KubeRegistry {
 /// Classifies a kube error: connection problems, 5xx and 429 are retryable
 /// (`DataPlaneUnreachable`), other API refusals are `DataPlaneRejected`.
 pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
+    tracing::warn!(cluster, what, error = %e, "data plane call failed");
     match &e {
         kube::Error::Api(status) if status.code == 404 => {
             StepError::MemberMissing(format!("{cluster}: {what}: not found ({})", status.message))
@@ -151,6 +154,7 @@ impl DataPlanes for KubeRegistry {
         self.clients.keys().cloned().collect()
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %cluster))]
     async fn probe(&self, cluster: &str) -> Result<(), StepError> {
         let api: Api<DynamicObject> = Api::all_with(self.client(cluster)?.clone(), &self.backups);
         match api
@@ -165,6 +169,7 @@ impl DataPlanes for KubeRegistry {
         }
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %cluster))]
     async fn get_tidb_cluster(
         &self,
         cluster: &str,
@@ -182,6 +187,7 @@ impl DataPlanes for KubeRegistry {
             .map_err(|e| classify(cluster, "get TidbCluster", e))
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
     async fn get_member(
         &self,
         kind: MemberKind,
@@ -194,6 +200,7 @@ impl DataPlanes for KubeRegistry {
             .map_err(|e| classify(&m.k8s_cluster_name, kind.kind(), e))
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %cluster))]
     async fn create_member(
         &self,
         kind: MemberKind,
@@ -224,6 +231,7 @@ impl DataPlanes for KubeRegistry {
         }
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
     async fn patch_member_spec(
         &self,
         kind: MemberKind,
@@ -242,6 +250,7 @@ impl DataPlanes for KubeRegistry {
             .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
     async fn delete_member(&self, kind: MemberKind, m: &MemberRef) -> Result<bool, StepError> {
         let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
         match api
@@ -301,6 +310,13 @@ impl DataPlanes for KubeRegistry {
                 }
                 Ok(watcher::Event::Delete(_)) => obs[i] = Observation::Absent,
                 Err(e) => {
+                    let m = &members[i];
+                    tracing::warn!(
+                        cluster = %m.k8s_cluster_name,
+                        member = %m.backup_name,
+                        error = %e,
+                        "watch failed"
+                    );
                     obs[i] = Observation::Unreachable(format!(
                         "{}: watch: {e}",
                         members[i].k8s_cluster_name

@@ -1,6 +1,7 @@
 //! Everything a step function builds once per process: configuration, the AWS config, the S3
-//! store and the data-plane registry.
+//! store, the data-plane registry and the event bus.
 
+use crate::emit::{Emitter, EventBus};
 use crate::{Ec2Volumes, FunctionConfig, KubeRegistry, S3Store};
 use brfed_core::StepError;
 use brfed_core::restore_steps::RestoreEnv;
@@ -18,6 +19,7 @@ struct Inner {
     planes: KubeRegistry,
     store: S3Store,
     volumes: Ec2Volumes,
+    events: EventBus,
 }
 
 impl Runtime {
@@ -48,12 +50,14 @@ impl Runtime {
         };
         let planes = KubeRegistry::from_yaml(&text, &sdk).await?;
         let volumes = Ec2Volumes::new(&sdk);
+        let events = EventBus::new(&sdk, &config.event_bus);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 planes,
                 store,
                 volumes,
+                events,
             }),
         })
     }
@@ -79,6 +83,16 @@ impl Runtime {
     /// EBS volumes and snapshots.
     pub fn volumes(&self) -> &Ec2Volumes {
         &self.inner.volumes
+    }
+
+    /// brfed's event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Metrics and events of ended backups, restores and deletions (`docs/signals.md`).
+    pub fn signals(&self) -> Emitter<'_> {
+        Emitter::new(self)
     }
 
     /// The environment the core restore steps run in.

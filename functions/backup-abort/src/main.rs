@@ -1,4 +1,4 @@
-//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed`.
+//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed`; then its metrics and `VolumeBackup Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::steps;
@@ -9,7 +9,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let runtime = Runtime::load().await?;
     lambda::serve(move |input: steps::ExecutionStatusChange, _ctx| {
         let runtime = runtime.clone();
-        async move { steps::abort(&runtime.env(), input).await }
+        async move {
+            let event = input.clone();
+            let result = steps::abort(&runtime.env(), input).await;
+            runtime.signals().backup_aborted(&event, &result).await;
+            result
+        }
     })
     .await
 }

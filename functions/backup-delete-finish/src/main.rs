@@ -1,4 +1,4 @@
-//! Lambda `backup-delete-finish`: verify with EC2 and S3 that what `cleanPolicy` deletes is gone, then remove the catalog record (`Cleaned`) or keep it with `CleanFailed` and what remains.
+//! Lambda `backup-delete-finish`: verify with EC2 and S3 that what `cleanPolicy` deletes is gone, then remove the catalog record (`Cleaned`) or keep it with `CleanFailed` and what remains; then its metrics and `VolumeBackup Cleaned`/`CleanFailed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::delete;
@@ -9,7 +9,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let runtime = Runtime::load().await?;
     lambda::serve(move |input: delete::DeleteStepInput, _ctx| {
         let runtime = runtime.clone();
-        async move { delete::finish(&runtime.env(), runtime.volumes(), input).await }
+        async move {
+            // Read before the step: a cleaned backup's record (and its requestedAt) is removed.
+            let requested_at = runtime.signals().deletion_requested_at(&input).await;
+            let ctx = input.deletion.clone();
+            let out = delete::finish(&runtime.env(), runtime.volumes(), input).await?;
+            let signals = runtime.signals();
+            signals
+                .cleanup_ended(ctx.as_ref(), &out, requested_at.as_deref())
+                .await;
+            Ok(out)
+        }
     })
     .await
 }

@@ -227,6 +227,21 @@ const SFN_CALLS: &[(&str, &str)] = &[
     ("retention-sweep", "volume-backup-delete.asl.json"),
 ];
 
+/// The crates that put brfed's events on EventBridge (`docs/signals.md`): their `src/main.rs`
+/// calls `runtime.signals()` (`functions/adapters/src/emit.rs`) after its step. Exactly these get
+/// `events:PutEvents`, alone in its statement, on the default bus only (`BRFED_EVENT_BUS` is left
+/// at its default `default`) and only for events of source `brfed` (`events:source`).
+const EVENT_EMITTERS: &[&str] = &[
+    "backup-finalize",
+    "backup-abort",
+    "restore-finalize",
+    "backup-delete-finish",
+];
+
+/// The ARN of the default event bus, as the template spells it.
+const DEFAULT_BUS: &str =
+    "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default";
+
 /// Functions whose timeout is neither an observe's (900 s) nor a short step's (60 s), and why.
 const OTHER_TIMEOUTS: &[(&str, u64)] = &[
     // Reads every schedule and its backups from the catalog and may start one deletion each.
@@ -258,6 +273,11 @@ fn runtime_of(krate: &str) -> FnRuntime {
             "{krate}: src/main.rs loads neither Runtime nor SchedulerRuntime; teach this test its configuration"
         )
     }
+}
+
+/// Whether a crate emits brfed's events (`runtime.signals()` in its `src/main.rs`).
+fn emits_events(krate: &str) -> bool {
+    main_rs(krate).contains(".signals()")
 }
 
 /// The crates whose step paces itself against a work budget (`runtime.pacing()`).
@@ -519,6 +539,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
         let stmts = statements(role);
         assert!(!stmts.is_empty(), "{role_id} grants nothing");
         let mut sfn_granted = BTreeSet::new();
+        let mut events_granted = false;
         for s in stmts {
             assert_eq!(s["Effect"].as_str(), Some("Allow"), "{role_id}");
             assert!(
@@ -545,9 +566,27 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                         || a.starts_with("s3:")
                         || EC2_CALLS.contains(&(krate.as_str(), *a))
                         || (sfn.is_some()
-                            && ["states:StartExecution", "states:DescribeExecution"].contains(a)),
+                            && ["states:StartExecution", "states:DescribeExecution"].contains(a))
+                        || (*a == "events:PutEvents" && EVENT_EMITTERS.contains(&krate.as_str())),
                     "{role_id}: {krate} does not call {a}"
                 );
+            }
+            if actions.contains(&"events:PutEvents") {
+                // brfed's events only: the default bus, source `brfed`, nothing else granted.
+                assert_eq!(actions, ["events:PutEvents"], "{role_id}: PutEvents alone");
+                let resources = one_or_many(&s["Resource"]);
+                assert_eq!(resources.len(), 1, "{role_id}: one bus");
+                assert_eq!(
+                    sub_text(resources[0]),
+                    Some(DEFAULT_BUS),
+                    "{role_id}: PutEvents on the default bus only"
+                );
+                assert_eq!(
+                    s["Condition"]["StringEquals"]["events:source"].as_str(),
+                    Some("brfed"),
+                    "{role_id}: PutEvents of source brfed only"
+                );
+                events_granted = true;
             }
             if actions.iter().any(|a| a.starts_with("ec2:")) {
                 let describe_only = actions
@@ -610,6 +649,11 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 }
             }
         }
+        assert_eq!(
+            events_granted,
+            EVENT_EMITTERS.contains(&krate.as_str()),
+            "{role_id}: events:PutEvents exactly for the crates that emit events"
+        );
         if SFN_CALLS.iter().any(|(k, _)| *k == krate) {
             assert_eq!(
                 sfn_granted,
@@ -618,6 +662,19 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
             );
         }
     }
+}
+
+#[test]
+fn the_event_emitters_are_the_crates_whose_main_emits_signals() {
+    let emitting: BTreeSet<String> = function_crates()
+        .into_iter()
+        .filter(|k| emits_events(k))
+        .collect();
+    let listed: BTreeSet<String> = EVENT_EMITTERS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(
+        emitting, listed,
+        "EVENT_EMITTERS must list exactly the crates that call runtime.signals()"
+    );
 }
 
 #[test]
@@ -644,6 +701,13 @@ fn every_function_and_state_machine_logs_to_its_own_log_group_with_the_retention
                 panic!("{id}: LoggingConfig.LogGroup must be a log group of the template")
             });
         check(lg, &format!("/aws/lambda/${{NamePrefix}}-{krate}"));
+        // JSON: Lambda sets AWS_LAMBDA_LOG_FORMAT=JSON and `lambda::init_tracing` writes one
+        // flat JSON object per line, with the execution and cluster (docs/signals.md).
+        assert_eq!(
+            resource(&t, &id)["Properties"]["LoggingConfig"]["LogFormat"].as_str(),
+            Some("JSON"),
+            "{id}: LoggingConfig.LogFormat"
+        );
     }
     for (file, _) in asl_files() {
         let (id, sm) = state_machine_of(&t, &file);

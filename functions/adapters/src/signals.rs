@@ -1,0 +1,842 @@
+//! What brfed tells the outside world when a backup, a restore or a backup deletion ends, built
+//! without I/O: CloudWatch metrics in the Embedded Metric Format (EMF: one JSON object on one
+//! stdout line, which CloudWatch Logs turns into metrics, no SDK call) and one EventBridge event.
+//! [`crate::emit`] writes and sends them; `docs/signals.md` defines every metric and event.
+//!
+//! The metric names are the original's (`fed_volume_backup_*`, labels `namespace`, `tc` and
+//! `status`), plus brfed's own pause window and restore metrics. `tc` is the sorted,
+//! comma-joined `tcName`s of the clusters, as the original's label.
+
+use brfed_core::catalog::VolumeBackupDoc;
+use brfed_core::delete::{DeleteContext, DeleteResult};
+use brfed_core::restore::VolumeRestoreDoc;
+use brfed_core::status::{FedCondition, go_duration, vbk};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// CloudWatch namespace of every metric.
+pub const METRIC_NAMESPACE: &str = "brfed";
+/// `source` of every event.
+pub const EVENT_SOURCE: &str = "brfed";
+/// Longest `cause` an event carries (characters); the catalog document has the whole story.
+pub const CAUSE_LIMIT: usize = 2048;
+
+/// Dimensions of the status counters.
+const BY_STATUS: &[&str] = &["namespace", "tc", "status"];
+/// Dimensions of the other metrics.
+const BY_CLUSTER: &[&str] = &["namespace", "tc"];
+
+/// CloudWatch units brfed uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Durations.
+    Seconds,
+    /// Sizes, in GiB (bytes / 2^30, as the original's `total_size_gb`).
+    Gigabytes,
+    /// Counters (always 1: one ended backup).
+    Count,
+}
+
+impl Unit {
+    /// The unit as CloudWatch spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Seconds => "Seconds",
+            Unit::Gigabytes => "Gigabytes",
+            Unit::Count => "Count",
+        }
+    }
+}
+
+/// One metric directive: a dimension set and the metrics (name, unit) reported under it.
+type Directive = (Vec<String>, Vec<(String, Unit)>);
+
+/// One EMF document: root members (dimension values, metric values, other properties) and the
+/// directives that tell CloudWatch which root members are metrics, under which dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emf {
+    namespace: String,
+    timestamp_ms: i64,
+    members: Map<String, Value>,
+    directives: Vec<Directive>,
+}
+
+impl Emf {
+    /// An empty document of `namespace`, timestamped `at`.
+    pub fn new(namespace: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            timestamp_ms: at.timestamp_millis(),
+            members: Map::new(),
+            directives: Vec::new(),
+        }
+    }
+
+    /// A dimension value (EMF wants it as a string root member). CloudWatch refuses an empty
+    /// dimension value, so an empty one is written `-`.
+    pub fn dimension(mut self, key: &str, value: &str) -> Self {
+        let value = if value.trim().is_empty() { "-" } else { value };
+        self.members.insert(key.into(), Value::String(value.into()));
+        self
+    }
+
+    /// A root member that is neither a dimension nor a metric (searchable in Logs Insights).
+    pub fn property(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.members.insert(key.into(), value.into());
+        self
+    }
+
+    /// Metric `name` = `value` in `unit`, under the dimension set `dimensions` (keys set with
+    /// [`Self::dimension`]). Metrics of one dimension set share one directive. A value that is
+    /// not finite is left out.
+    pub fn metric(mut self, dimensions: &[&str], name: &str, unit: Unit, value: f64) -> Self {
+        let Some(number) = serde_json::Number::from_f64(value) else {
+            return self;
+        };
+        self.members.insert(name.into(), Value::Number(number));
+        let dims: Vec<String> = dimensions.iter().map(|d| d.to_string()).collect();
+        match self.directives.iter_mut().find(|(d, _)| *d == dims) {
+            Some((_, metrics)) => metrics.push((name.into(), unit)),
+            None => self.directives.push((dims, vec![(name.into(), unit)])),
+        }
+        self
+    }
+
+    /// Whether no metric was added.
+    pub fn is_empty(&self) -> bool {
+        self.directives.is_empty()
+    }
+
+    /// The document: `_aws` (timestamp in ms, one directive per dimension set) beside the root
+    /// members.
+    pub fn to_json(&self) -> Value {
+        let directives: Vec<Value> = self
+            .directives
+            .iter()
+            .map(|(dims, metrics)| {
+                json!({
+                    "Namespace": self.namespace,
+                    "Dimensions": [dims],
+                    "Metrics": metrics
+                        .iter()
+                        .map(|(name, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut root = self.members.clone();
+        root.insert(
+            "_aws".into(),
+            json!({"Timestamp": self.timestamp_ms, "CloudWatchMetrics": directives}),
+        );
+        Value::Object(root)
+    }
+
+    /// The document as the one line CloudWatch Logs reads.
+    pub fn line(&self) -> String {
+        self.to_json().to_string()
+    }
+}
+
+/// `detail` of a brfed event. Every key is always there (`null` when it does not apply), so
+/// that rules can match on any of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail {
+    /// Namespace of the `VolumeBackup` / `VolumeRestore`.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// `Complete`, `Failed`, `Cleaned` or `CleanFailed`.
+    pub phase: String,
+    /// The backup's or restore's commitTs.
+    pub commit_ts: Option<String>,
+    /// Bytes (backups).
+    pub backup_size: Option<i64>,
+    /// Go duration: the backup's or restore's `timeTaken`, the deletion's duration.
+    pub time_taken: Option<String>,
+    /// The failure name.
+    pub error: Option<String>,
+    /// What happened (at most [`CAUSE_LIMIT`] characters).
+    pub cause: Option<String>,
+    /// The Step Functions execution ARN.
+    pub execution: String,
+}
+
+/// One EventBridge event of source [`EVENT_SOURCE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `VolumeBackup Complete`, `VolumeBackup Failed`, `VolumeRestore Complete`,
+    /// `VolumeRestore Failed`, `VolumeBackup Cleaned`, `VolumeBackup CleanFailed`.
+    pub detail_type: String,
+    /// The detail.
+    pub detail: EventDetail,
+}
+
+/// What one ended backup, restore or deletion emits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// The EMF document.
+    pub metrics: Emf,
+    /// The event.
+    pub event: Event,
+}
+
+/// The `tc` dimension: the `tcName`s sorted and comma-joined (duplicates kept, as the original).
+pub fn tc_dimension<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    names.join(",")
+}
+
+fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Seconds from `from` to `to` (RFC 3339), when both are readable and in order.
+fn seconds_between(from: Option<&str>, to: Option<&str>) -> Option<f64> {
+    let d = time(to)? - time(from)?;
+    (d >= chrono::Duration::zero()).then(|| d.num_milliseconds() as f64 / 1000.0)
+}
+
+fn true_condition<'a>(conditions: &'a [FedCondition], type_: &str) -> Option<&'a FedCondition> {
+    conditions
+        .iter()
+        .rev()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+fn limited(s: &str) -> String {
+    match s.char_indices().nth(CAUSE_LIMIT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The failure name and cause of an ended object: the ones given, else its `Failed` condition.
+fn failure(
+    phase: &str,
+    conditions: &[FedCondition],
+    error: Option<&str>,
+    cause: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    if phase != vbk::FAILED {
+        return (None, None);
+    }
+    let failed = true_condition(conditions, vbk::FAILED);
+    let error = error
+        .map(String::from)
+        .or_else(|| failed.and_then(|c| c.reason.clone()));
+    let cause = cause
+        .map(String::from)
+        .or_else(|| failed.and_then(|c| c.message.clone()));
+    (error, cause.as_deref().map(limited))
+}
+
+/// The signal of a backup that ended (`Complete` or `Failed`); `None` while it has not.
+/// `error`/`cause` are the finalize step's; without them the `Failed` condition's are used.
+///
+/// Metrics: `fed_volume_backup_status` (1, by namespace, tc, status) and, by namespace and tc,
+/// `fed_volume_backup_total_time_sec` (`timeCompleted - timeStarted`),
+/// `fed_volume_backup_total_size_gb` (when the size is known and above 0) and
+/// `fed_volume_backup_pause_window_sec` (`SnapshotsCreated` condition time - `timeStarted`:
+/// from the backup's start, before which nothing is paused, to brfed's observation that the
+/// initialize member resumed GC and the PD schedulers; absent when the backup never got there).
+pub fn backup_ended(
+    doc: &VolumeBackupDoc,
+    error: Option<&str>,
+    cause: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<Signal> {
+    let status = &doc.status;
+    let phase = status.phase.as_deref().filter(|_| status.is_terminal())?;
+    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
+    let mut m = Emf::new(METRIC_NAMESPACE, now)
+        .dimension("namespace", ns)
+        .dimension(
+            "tc",
+            &tc_dimension(doc.spec.clusters.iter().map(|c| c.tc_name.as_str())),
+        )
+        .dimension("status", phase)
+        .property("name", name.as_str())
+        .property("execution", doc.brfed.execution.as_str())
+        .metric(BY_STATUS, "fed_volume_backup_status", Unit::Count, 1.0);
+    let started = status.time_started.as_deref();
+    if let Some(s) = seconds_between(started, status.time_completed.as_deref()) {
+        m = m.metric(
+            BY_CLUSTER,
+            "fed_volume_backup_total_time_sec",
+            Unit::Seconds,
+            s,
+        );
+    }
+    if let Some(bytes) = status.backup_size.filter(|b| *b > 0) {
+        m = m.metric(
+            BY_CLUSTER,
+            "fed_volume_backup_total_size_gb",
+            Unit::Gigabytes,
+            bytes as f64 / f64::from(1u32 << 30),
+        );
+    }
+    let resumed = true_condition(&status.conditions, vbk::SNAPSHOTS_CREATED)
+        .and_then(|c| c.last_transition_time.as_deref());
+    if let Some(s) = seconds_between(started, resumed) {
+        m = m.metric(
+            BY_CLUSTER,
+            "fed_volume_backup_pause_window_sec",
+            Unit::Seconds,
+            s,
+        );
+    }
+    let (error, cause) = failure(phase, &status.conditions, error, cause);
+    Some(Signal {
+        metrics: m,
+        event: Event {
+            detail_type: format!("VolumeBackup {phase}"),
+            detail: EventDetail {
+                namespace: ns.clone(),
+                name: name.clone(),
+                phase: phase.into(),
+                commit_ts: status.commit_ts.clone(),
+                backup_size: status.backup_size,
+                time_taken: status.time_taken.clone(),
+                error,
+                cause,
+                execution: doc.brfed.execution.clone(),
+            },
+        },
+    })
+}
+
+/// The signal of a restore that ended: `fed_volume_restore_status` (1, by namespace, tc,
+/// status) and `fed_volume_restore_total_time_sec` (`timeCompleted - timeStarted`).
+pub fn restore_ended(
+    doc: &VolumeRestoreDoc,
+    error: Option<&str>,
+    cause: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<Signal> {
+    let status = &doc.status;
+    let phase = status.phase.as_deref().filter(|_| status.is_terminal())?;
+    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
+    let mut m = Emf::new(METRIC_NAMESPACE, now)
+        .dimension("namespace", ns)
+        .dimension(
+            "tc",
+            &tc_dimension(doc.spec.clusters.iter().map(|c| c.tc_name.as_str())),
+        )
+        .dimension("status", phase)
+        .property("name", name.as_str())
+        .property("execution", doc.brfed.execution.as_str())
+        .metric(BY_STATUS, "fed_volume_restore_status", Unit::Count, 1.0);
+    if let Some(s) = seconds_between(
+        status.time_started.as_deref(),
+        status.time_completed.as_deref(),
+    ) {
+        m = m.metric(
+            BY_CLUSTER,
+            "fed_volume_restore_total_time_sec",
+            Unit::Seconds,
+            s,
+        );
+    }
+    let (error, cause) = failure(phase, &status.conditions, error, cause);
+    Some(Signal {
+        metrics: m,
+        event: Event {
+            detail_type: format!("VolumeRestore {phase}"),
+            detail: EventDetail {
+                namespace: ns.clone(),
+                name: name.clone(),
+                phase: phase.into(),
+                commit_ts: status.commit_ts.clone(),
+                backup_size: None,
+                time_taken: status.time_taken.clone(),
+                error,
+                cause,
+                execution: doc.brfed.execution.clone(),
+            },
+        },
+    })
+}
+
+/// The signal of a backup deletion that ended `Cleaned` or `CleanFailed` (a rejected one emits
+/// nothing): `fed_volume_backup_cleanup_status` (1, by namespace, tc, status) and
+/// `fed_volume_backup_cleanup_total_time_sec` (`now - requested_at`, the deletion record's
+/// `requestedAt`, as the original measures from the deletion timestamp; absent when unknown).
+pub fn cleanup_ended(
+    ctx: &DeleteContext,
+    result: &DeleteResult,
+    requested_at: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<Signal> {
+    let phase = result.result.as_str();
+    if phase != "Cleaned" && phase != "CleanFailed" {
+        return None;
+    }
+    let now_text = now.to_rfc3339();
+    let took = seconds_between(requested_at, Some(&now_text));
+    let mut m = Emf::new(METRIC_NAMESPACE, now)
+        .dimension("namespace", &ctx.namespace)
+        .dimension(
+            "tc",
+            &tc_dimension(ctx.members.iter().map(|m| m.member.tc_name.as_str())),
+        )
+        .dimension("status", phase)
+        .property("name", ctx.name.as_str())
+        .property("execution", ctx.execution.as_str())
+        .metric(
+            BY_STATUS,
+            "fed_volume_backup_cleanup_status",
+            Unit::Count,
+            1.0,
+        );
+    if let Some(s) = took {
+        m = m.metric(
+            BY_CLUSTER,
+            "fed_volume_backup_cleanup_total_time_sec",
+            Unit::Seconds,
+            s,
+        );
+    }
+    Some(Signal {
+        metrics: m,
+        event: Event {
+            detail_type: format!("VolumeBackup {phase}"),
+            detail: EventDetail {
+                namespace: ctx.namespace.clone(),
+                name: ctx.name.clone(),
+                phase: phase.into(),
+                commit_ts: None,
+                backup_size: None,
+                time_taken: took.map(|s| go_duration(s.round() as u64)),
+                error: result.failure.as_ref().map(|f| f.error.clone()),
+                cause: result.failure.as_ref().map(|f| limited(&f.message())),
+                execution: ctx.execution.clone(),
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brfed_core::backup::Failure;
+    use brfed_core::delete::{CleanBy, DeleteMember};
+    use brfed_core::member::MemberRef;
+
+    /// Checks `doc` against the Embedded Metric Format specification (CloudWatch User Guide,
+    /// "Specification: Embedded metric format"): a JSON object whose `_aws` member holds a
+    /// numeric `Timestamp` (ms since the epoch) and a `CloudWatchMetrics` array of directives;
+    /// each directive has a `Namespace` (1-255 characters), `Dimensions` (an array of dimension
+    /// sets, each an array of at most 30 keys naming root members whose values are strings) and
+    /// `Metrics` (at most 100 definitions, each a `Name` of 1-255 characters naming a root member
+    /// whose value is a number or an array of at most 100 numbers, an optional `Unit` among
+    /// CloudWatch's units, and nothing else). Returns every violation.
+    fn emf_violations(doc: &Value) -> Vec<String> {
+        const UNITS: &[&str] = &[
+            "Seconds",
+            "Microseconds",
+            "Milliseconds",
+            "Bytes",
+            "Kilobytes",
+            "Megabytes",
+            "Gigabytes",
+            "Terabytes",
+            "Bits",
+            "Kilobits",
+            "Megabits",
+            "Gigabits",
+            "Terabits",
+            "Percent",
+            "Count",
+            "Bytes/Second",
+            "Kilobytes/Second",
+            "Megabytes/Second",
+            "Gigabytes/Second",
+            "Terabytes/Second",
+            "Bits/Second",
+            "Kilobits/Second",
+            "Megabits/Second",
+            "Gigabits/Second",
+            "Terabits/Second",
+            "Count/Second",
+            "None",
+        ];
+        let mut v = Vec::new();
+        let Some(root) = doc.as_object() else {
+            return vec!["the root is not an object".into()];
+        };
+        let aws = &doc["_aws"];
+        let Some(aws_obj) = aws.as_object() else {
+            return vec!["no _aws object".into()];
+        };
+        for k in aws_obj.keys() {
+            if k != "Timestamp" && k != "CloudWatchMetrics" {
+                v.push(format!("_aws has an unknown member {k}"));
+            }
+        }
+        if !aws["Timestamp"].is_i64() && !aws["Timestamp"].is_u64() {
+            v.push("_aws.Timestamp is not an integer number of ms".into());
+        }
+        let Some(directives) = aws["CloudWatchMetrics"].as_array() else {
+            v.push("_aws.CloudWatchMetrics is not an array".into());
+            return v;
+        };
+        for d in directives {
+            let Some(obj) = d.as_object() else {
+                v.push("a directive is not an object".into());
+                continue;
+            };
+            for k in obj.keys() {
+                if !["Namespace", "Dimensions", "Metrics"].contains(&k.as_str()) {
+                    v.push(format!("a directive has an unknown member {k}"));
+                }
+            }
+            match d["Namespace"].as_str() {
+                Some(n) if !n.is_empty() && n.len() <= 255 => {}
+                _ => v.push("Namespace is not a 1-255 character string".into()),
+            }
+            let Some(sets) = d["Dimensions"].as_array() else {
+                v.push("Dimensions is not an array".into());
+                continue;
+            };
+            for set in sets {
+                let Some(keys) = set.as_array() else {
+                    v.push("a dimension set is not an array".into());
+                    continue;
+                };
+                if keys.len() > 30 {
+                    v.push("a dimension set has more than 30 keys".into());
+                }
+                for k in keys {
+                    match k.as_str().and_then(|k| root.get(k)) {
+                        Some(Value::String(s)) if !s.trim().is_empty() => {}
+                        _ => v.push(format!("dimension {k} is not a non-empty root string")),
+                    }
+                }
+            }
+            let Some(metrics) = d["Metrics"].as_array() else {
+                v.push("Metrics is not an array".into());
+                continue;
+            };
+            if metrics.len() > 100 {
+                v.push("more than 100 metrics in a directive".into());
+            }
+            for m in metrics {
+                for k in m.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !["Name", "Unit", "StorageResolution"].contains(&k.as_str()) {
+                        v.push(format!("a metric definition has an unknown member {k}"));
+                    }
+                }
+                let name = m["Name"].as_str().unwrap_or_default();
+                if name.is_empty() || name.len() > 255 {
+                    v.push(format!(
+                        "metric name {:?} is not 1-255 characters",
+                        m["Name"]
+                    ));
+                }
+                match root.get(name) {
+                    Some(Value::Number(_)) => {}
+                    Some(Value::Array(a)) if a.len() <= 100 && a.iter().all(Value::is_number) => {}
+                    _ => v.push(format!("metric {name} has no numeric root member")),
+                }
+                if let Some(u) = m.get("Unit")
+                    && !u.as_str().is_some_and(|u| UNITS.contains(&u))
+                {
+                    v.push(format!("metric {name}: unit {u} is not a CloudWatch unit"));
+                }
+            }
+        }
+        v
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn condition(type_: &str, time: &str, reason: Option<&str>, msg: Option<&str>) -> Value {
+        json!({"type": type_, "status": "True", "lastTransitionTime": time,
+               "reason": reason, "message": msg})
+    }
+
+    /// A catalog document of backup `br/bk1` over tc `b` (dp1) and `a` (dp2), with `status`.
+    fn backup_doc(status: Value) -> VolumeBackupDoc {
+        serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+            "metadata": {"name": "bk1", "namespace": "br"},
+            "spec": {"clusters": [
+                {"k8sClusterName": "dp1", "tcName": "b", "tcNamespace": "tidb"},
+                {"k8sClusterName": "dp2", "tcName": "a", "tcNamespace": "tidb"}],
+                "template": {}},
+            "status": status,
+            "brfed": {"execution": "arn:aws:states:us-west-2:1:execution:volume-backup:bk1"},
+        }))
+        .unwrap()
+    }
+
+    fn complete_backup() -> VolumeBackupDoc {
+        backup_doc(json!({
+            "timeStarted": "2026-01-02T03:00:00Z",
+            "timeCompleted": "2026-01-02T03:10:30Z",
+            "timeTaken": "10m30s",
+            "backupSize": 3_221_225_472_i64,
+            "commitTs": "447",
+            "phase": "Complete",
+            "conditions": [
+                condition("Running", "2026-01-02T03:00:00Z", None, None),
+                condition("SnapshotsCreated", "2026-01-02T03:01:15Z", None, None),
+                condition("Complete", "2026-01-02T03:10:30Z", None, None),
+            ],
+        }))
+    }
+
+    const NOW: &str = "2026-01-02T03:10:31.250Z";
+
+    #[test]
+    fn a_complete_backup_emits_the_originals_metrics_and_the_pause_window_as_valid_emf() {
+        let s = backup_ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        let doc: Value = serde_json::from_str(&s.metrics.line()).unwrap();
+        assert_eq!(emf_violations(&doc), Vec::<String>::new(), "{doc}");
+        assert_eq!(doc["_aws"]["Timestamp"], at(NOW).timestamp_millis());
+        assert_eq!(doc["namespace"], "br");
+        assert_eq!(doc["tc"], "a,b", "sorted, comma-joined tcNames");
+        assert_eq!(doc["status"], "Complete");
+        assert_eq!(doc["fed_volume_backup_status"], 1.0);
+        assert_eq!(doc["fed_volume_backup_total_time_sec"], 630.0);
+        assert_eq!(doc["fed_volume_backup_total_size_gb"], 3.0, "GiB");
+        assert_eq!(doc["fed_volume_backup_pause_window_sec"], 75.0);
+        assert_eq!(doc["execution"], s.event.detail.execution);
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2, "{doc}");
+        assert_eq!(
+            directives[0],
+            json!({"Namespace": "brfed", "Dimensions": [["namespace", "tc", "status"]],
+                   "Metrics": [{"Name": "fed_volume_backup_status", "Unit": "Count"}]})
+        );
+        assert_eq!(
+            directives[1],
+            json!({"Namespace": "brfed", "Dimensions": [["namespace", "tc"]],
+                   "Metrics": [
+                       {"Name": "fed_volume_backup_total_time_sec", "Unit": "Seconds"},
+                       {"Name": "fed_volume_backup_total_size_gb", "Unit": "Gigabytes"},
+                       {"Name": "fed_volume_backup_pause_window_sec", "Unit": "Seconds"}]})
+        );
+        assert!(!s.metrics.line().contains('\n'), "one line");
+    }
+
+    #[test]
+    fn a_complete_backup_event_carries_the_small_detail_and_never_the_members() {
+        let s = backup_ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        assert_eq!(s.event.detail_type, "VolumeBackup Complete");
+        assert_eq!(
+            serde_json::to_value(&s.event.detail).unwrap(),
+            json!({"namespace": "br", "name": "bk1", "phase": "Complete", "commitTs": "447",
+                   "backupSize": 3_221_225_472_i64, "timeTaken": "10m30s", "error": null,
+                   "cause": null,
+                   "execution": "arn:aws:states:us-west-2:1:execution:volume-backup:bk1"})
+        );
+    }
+
+    #[test]
+    fn a_backup_that_failed_before_gc_resumed_has_no_pause_window_and_names_its_failure() {
+        let doc = backup_doc(json!({
+            "timeStarted": "2026-01-02T03:00:00Z",
+            "timeCompleted": "2026-01-02T03:02:00Z",
+            "phase": "Failed",
+            "conditions": [
+                condition("Running", "2026-01-02T03:00:00Z", None, None),
+                condition("Failed", "2026-01-02T03:02:00Z", Some("ExecutionAborted"),
+                          Some("execution arn ended ABORTED")),
+            ],
+        }));
+        let s = backup_ended(&doc, None, None, at(NOW)).unwrap();
+        let m = s.metrics.to_json();
+        assert_eq!(emf_violations(&m), Vec::<String>::new());
+        assert_eq!(m["status"], "Failed");
+        assert_eq!(m["fed_volume_backup_total_time_sec"], 120.0);
+        assert!(m.get("fed_volume_backup_pause_window_sec").is_none());
+        assert!(
+            m.get("fed_volume_backup_total_size_gb").is_none(),
+            "no size"
+        );
+        assert_eq!(s.event.detail_type, "VolumeBackup Failed");
+        assert_eq!(s.event.detail.error.as_deref(), Some("ExecutionAborted"));
+        assert_eq!(
+            s.event.detail.cause.as_deref(),
+            Some("execution arn ended ABORTED")
+        );
+        let given = backup_ended(&doc, Some("MemberFailed"), Some("dp2 failed"), at(NOW))
+            .unwrap()
+            .event
+            .detail;
+        assert_eq!(given.error.as_deref(), Some("MemberFailed"));
+        assert_eq!(given.cause.as_deref(), Some("dp2 failed"));
+    }
+
+    #[test]
+    fn a_running_backup_emits_nothing() {
+        let doc = backup_doc(
+            json!({"timeStarted": "2026-01-02T03:00:00Z", "phase": "Running",
+            "conditions": [condition("Running", "2026-01-02T03:00:00Z", None, None)]}),
+        );
+        assert!(backup_ended(&doc, None, None, at(NOW)).is_none());
+    }
+
+    #[test]
+    fn a_long_cause_is_cut() {
+        let long = "x".repeat(CAUSE_LIMIT + 10);
+        let doc = backup_doc(json!({"phase": "Failed"}));
+        let s = backup_ended(&doc, Some("MemberFailed"), Some(&long), at(NOW)).unwrap();
+        assert_eq!(
+            s.event.detail.cause.unwrap().chars().count(),
+            CAUSE_LIMIT + 1
+        );
+    }
+
+    #[test]
+    fn a_restore_emits_its_status_and_total_time() {
+        let doc: VolumeRestoreDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+            "metadata": {"name": "rt1", "namespace": "br"},
+            "spec": {"clusters": [
+                {"k8sClusterName": "dp1", "tcName": "z", "tcNamespace": "t", "azName": "a"},
+                {"k8sClusterName": "dp2", "tcName": "y", "tcNamespace": "t", "azName": "b"}],
+                "template": {}},
+            "status": {"timeStarted": "2026-01-02T03:00:00Z",
+                       "timeCompleted": "2026-01-02T03:00:42Z", "timeTaken": "42s",
+                       "commitTs": "99", "phase": "Failed",
+                       "conditions": [condition("Failed", "2026-01-02T03:00:42Z",
+                                                Some("MemberFailed"), Some("dp1"))]},
+            "brfed": {"execution": "arn:x"},
+        }))
+        .unwrap();
+        let s = restore_ended(&doc, Some("MemberFailed"), Some("restore failed"), at(NOW)).unwrap();
+        let m = s.metrics.to_json();
+        assert_eq!(emf_violations(&m), Vec::<String>::new(), "{m}");
+        assert_eq!(m["tc"], "y,z");
+        assert_eq!(m["status"], "Failed");
+        assert_eq!(m["fed_volume_restore_status"], 1.0);
+        assert_eq!(m["fed_volume_restore_total_time_sec"], 42.0);
+        assert_eq!(s.event.detail_type, "VolumeRestore Failed");
+        assert_eq!(s.event.detail.commit_ts.as_deref(), Some("99"));
+        assert_eq!(s.event.detail.backup_size, None);
+        assert_eq!(s.event.detail.cause.as_deref(), Some("restore failed"));
+    }
+
+    fn deletion() -> DeleteContext {
+        let member = |plane: &str, tc: &str| DeleteMember {
+            member: MemberRef {
+                k8s_cluster_name: plane.into(),
+                tc_name: tc.into(),
+                tc_namespace: "tidb".into(),
+                backup_name: "fed-bk1".into(),
+            },
+            bucket: "b".into(),
+            prefix: "p".into(),
+            clean_by: CleanBy::DataPlane,
+            data_deleted: true,
+            snapshots: 2,
+        };
+        DeleteContext {
+            name: "bk1".into(),
+            namespace: "br".into(),
+            execution: "arn:delete".into(),
+            deadline: "2026-01-02T09:00:00Z".into(),
+            snapshots_per_second: 1.0,
+            clean_policy: "Delete".into(),
+            members: vec![member("dp1", "basic"), member("dp2", "basic")],
+        }
+    }
+
+    fn result(result: &str, failure: Option<Failure>) -> DeleteResult {
+        DeleteResult {
+            name: "bk1".into(),
+            namespace: "br".into(),
+            result: result.into(),
+            snapshots_deleted: 4,
+            snapshots_retained: 0,
+            remaining_snapshots: Vec::new(),
+            remaining_objects: Vec::new(),
+            failure,
+        }
+    }
+
+    #[test]
+    fn a_cleaned_backup_emits_the_cleanup_status_and_the_time_since_the_deletion_was_asked() {
+        let s = cleanup_ended(
+            &deletion(),
+            &result("Cleaned", None),
+            Some("2026-01-02T03:09:31.250Z"),
+            at(NOW),
+        )
+        .unwrap();
+        let m = s.metrics.to_json();
+        assert_eq!(emf_violations(&m), Vec::<String>::new(), "{m}");
+        assert_eq!(m["tc"], "basic,basic", "duplicates kept, as the original");
+        assert_eq!(m["status"], "Cleaned");
+        assert_eq!(m["fed_volume_backup_cleanup_status"], 1.0);
+        assert_eq!(m["fed_volume_backup_cleanup_total_time_sec"], 60.0);
+        assert_eq!(s.event.detail_type, "VolumeBackup Cleaned");
+        assert_eq!(s.event.detail.time_taken.as_deref(), Some("1m0s"));
+        assert_eq!(s.event.detail.error, None);
+        assert_eq!(s.event.detail.execution, "arn:delete");
+    }
+
+    #[test]
+    fn a_clean_failure_names_its_failure_and_a_rejected_deletion_emits_nothing() {
+        let f = Failure::new("SnapshotsRemain", "2 snapshot(s) remain");
+        let s = cleanup_ended(&deletion(), &result("CleanFailed", Some(f)), None, at(NOW)).unwrap();
+        let m = s.metrics.to_json();
+        assert_eq!(emf_violations(&m), Vec::<String>::new());
+        assert!(m.get("fed_volume_backup_cleanup_total_time_sec").is_none());
+        assert_eq!(s.event.detail_type, "VolumeBackup CleanFailed");
+        assert_eq!(s.event.detail.error.as_deref(), Some("SnapshotsRemain"));
+        assert_eq!(
+            s.event.detail.cause.as_deref(),
+            Some("2 snapshot(s) remain")
+        );
+        assert!(cleanup_ended(&deletion(), &result("Rejected", None), None, at(NOW)).is_none());
+    }
+
+    #[test]
+    fn the_spec_checker_catches_what_cloudwatch_would_refuse() {
+        let ok = Emf::new("brfed", at(NOW))
+            .dimension("namespace", "br")
+            .metric(&["namespace"], "m", Unit::Count, 1.0)
+            .to_json();
+        assert!(emf_violations(&ok).is_empty());
+        let mut bad = ok.clone();
+        bad["namespace"] = json!(3);
+        assert!(
+            !emf_violations(&bad).is_empty(),
+            "a dimension must be a string"
+        );
+        let mut bad = ok.clone();
+        bad["m"] = json!("1");
+        assert!(
+            !emf_violations(&bad).is_empty(),
+            "a metric must be a number"
+        );
+        let mut bad = ok.clone();
+        bad["_aws"]["Timestamp"] = json!("2026-01-02T03:10:31Z");
+        assert!(!emf_violations(&bad).is_empty(), "ms since the epoch");
+        let mut bad = ok;
+        bad["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("GiB");
+        assert!(!emf_violations(&bad).is_empty(), "a CloudWatch unit");
+    }
+
+    #[test]
+    fn an_empty_dimension_value_and_a_non_finite_metric_are_never_written() {
+        let m = Emf::new("brfed", at(NOW))
+            .dimension("tc", "")
+            .metric(&["tc"], "bad", Unit::Seconds, f64::NAN)
+            .to_json();
+        assert_eq!(m["tc"], "-");
+        assert!(m.get("bad").is_none());
+        assert_eq!(m["_aws"]["CloudWatchMetrics"], json!([]));
+    }
+}
