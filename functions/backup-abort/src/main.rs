@@ -1,7 +1,7 @@
-//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed`; then its metrics and `VolumeBackup Failed` event (`docs/signals.md`).
+//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed` (a stopped `volume-backup-delete` execution: mark its backup `CleanFailed`, not left `Deleting`); then its metrics and `VolumeBackup Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::steps;
+use brfed_core::{delete, steps};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,6 +10,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::serve(move |input: steps::ExecutionStatusChange, _ctx| {
         let runtime = runtime.clone();
         async move {
+            // The same rule covers volume-backup-delete: a stopped deletion must not stay
+            // `Deleting` (it would refuse later deletions and stall retention).
+            let deletion = input
+                .detail
+                .state_machine_arn
+                .as_deref()
+                .is_some_and(|a| a.ends_with("volume-backup-delete"));
+            if deletion {
+                return delete::aborted(&runtime.env(), &input).await;
+            }
             let event = input.clone();
             let result = steps::abort(&runtime.env(), input).await;
             runtime.signals().backup_aborted(&event, &result).await;

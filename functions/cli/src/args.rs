@@ -170,6 +170,23 @@ its TiKV topology matches; no Restore fed-NAME exists; no restore of that name i
 Exit status: 0 no problem, 1 problems (listed on stdout), 2 the file itself is invalid."
     )]
     Preflight(FileArg),
+    /// Snapshots tagged with a backup that is no longer in the catalog; deleted only with --delete
+    #[command(
+        long_about = "Lists the snapshots that backup-finalize tagged with their federated backup \
+(brfed.dev/volumebackup = NAMESPACE/NAME) whose backup is no longer in the catalog: left by a \
+deletion with cleanPolicy Retain, a catalog record removed by hand, or a deletion that could not \
+finish. Nothing is deleted unless --delete is given; then they are deleted one at a time, at most \
+--snapshots-per-second, backing off when EC2 throttles, a snapshot already gone counting as done.\n\n\
+Exit status: 0 done, 1 an AWS call failed, 2 bad arguments."
+    )]
+    Orphans {
+        /// Delete them
+        #[arg(long)]
+        delete: bool,
+        /// Deletion rate
+        #[arg(long, default_value_t = 1.0)]
+        snapshots_per_second: f64,
+    },
 }
 
 /// `-f FILE`.

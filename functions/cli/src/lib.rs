@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod input;
+pub mod orphans;
 pub mod preflight;
 pub mod render;
 pub mod restore;
@@ -63,5 +64,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Restore(c) => restore::run(&ctx, c).await,
         Command::Schedule(c) => schedule::run(&ctx, c).await,
         Command::Preflight(f) => preflight::run(&ctx, &f.file).await,
+        Command::Orphans {
+            delete,
+            snapshots_per_second,
+        } => orphans::run(&ctx, delete, snapshots_per_second).await,
     }
 }

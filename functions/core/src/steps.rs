@@ -960,6 +960,9 @@ pub struct ExecutionStatusChange {
 pub struct ExecutionDetail {
     /// Execution ARN.
     pub execution_arn: String,
+    /// Its state machine.
+    #[serde(default)]
+    pub state_machine_arn: Option<String>,
     /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED.
     pub status: String,
     /// The execution input, as a JSON string.

@@ -210,6 +210,8 @@ const EC2_CALLS: &[(&str, &str)] = &[
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
     ("backup-delete-finish", "ec2:DescribeSnapshots"),
+    // Tags the members' snapshots with their backup (`orphans::tag_backup_snapshots`).
+    ("backup-finalize", "ec2:CreateTags"),
 ];
 
 /// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.

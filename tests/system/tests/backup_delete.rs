@@ -47,6 +47,14 @@ impl Case {
 
     /// Runs a backup with `policy` to Complete; returns the snapshot ids per plane.
     async fn backup(&self, policy: &str) -> Vec<(String, Vec<String>)> {
+        self.backup_annotated(policy, json!({})).await
+    }
+
+    async fn backup_annotated(
+        &self,
+        policy: &str,
+        annotations: Value,
+    ) -> Vec<(String, Vec<String>)> {
         let clusters: Vec<Value> = self
             .planes
             .iter()
@@ -54,7 +62,7 @@ impl Case {
             .collect();
         let input = json!({
             "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br"},
+            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
             "spec": {"clusters": clusters, "template": {
                 "br": {"sendCredToTikv": false},
                 "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
@@ -184,6 +192,67 @@ async fn retain_policy_keeps_snapshots_and_says_so() {
         "Retain keeps every snapshot"
     );
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
+    let c = Case::new("stp").await;
+    // dp2's clean job hangs: the deletion waits on it.
+    c.backup_annotated("Delete", json!({"sim.brfed.dev/fault": "dp2:clean:hang"}))
+        .await;
+    let arn = c
+        .flows
+        .start(
+            &state_machine("volume-backup-delete"),
+            &format!("delete-{}", c.name),
+            &json!({"name": c.name, "namespace": "br"}),
+        )
+        .await;
+    // Until the catalog says Deleting, then stop it as from the console.
+    let mut deleting = false;
+    for _ in 0..100 {
+        let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
+        if doc["brfed"]["deletion"]["state"] == "Deleting" {
+            deleting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(deleting);
+    c.flows.stop(&arn).await;
+    let mut state = Value::Null;
+    for _ in 0..150 {
+        let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
+        state = doc["brfed"]["deletion"]["state"].clone();
+        if state == "CleanFailed" {
+            let cond = doc["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["type"] == "CleanFailed")
+                .cloned()
+                .unwrap();
+            assert_eq!(cond["reason"], "ExecutionAborted");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "CleanFailed", "the abort rule marked it");
+    // Not stuck: another deletion starts (and waits on dp2 again, then is stopped too).
+    let again = c
+        .flows
+        .start(
+            &state_machine("volume-backup-delete"),
+            &format!("again-{}", c.name),
+            &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}}),
+        )
+        .await;
+    let done = c.flows.wait(&again, RUN).await;
+    assert_eq!(
+        done.error.as_deref(),
+        Some("DeletionDeadlineExceeded"),
+        "{done:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
