@@ -1,4 +1,5 @@
 //! system test support
 
+pub mod bench;
 pub mod dataplane;
 pub mod workflow;

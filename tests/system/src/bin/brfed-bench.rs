@@ -1,252 +1,566 @@
-//! `make bench`: runs the same happy-path federated backup in watch mode and in 30 s-poll mode,
-//! side by side on the local world, and prints one table: the pause-window overhead (last member
-//! snapshots created → resume requested, both seen by one observer watching the members), the
-//! end-to-end orchestration time, state transitions, history events, and the largest state
-//! payload. Writes the same figures as JSON to `$CARGO_TARGET_DIR/bench/backup.json`.
+//! `make bench`: brfed's performance figures, as one table, from the local world.
+//!
+//! - Live runs, watch mode and the 30 s-poll baseline side by side in the same run: repeated
+//!   happy-path 3-cluster backups (`BRFED_BENCH_RUNS` in watch mode, one after the other, while
+//!   `BRFED_BENCH_POLL_RUNS` poll-mode ones run one after the other beside them), each with one
+//!   observer watching every member: pause-window overhead (last member snapshots created →
+//!   resume requested) p50/p95, pause window, end-to-end time, state transitions, history
+//!   events, largest payload; then a restore of the first watch backup (`fromBackup`) into
+//!   freshly seeded recovery-mode TidbClusters, in watch mode and in poll mode.
+//! - Every Lambda function: init time (spawned as Lambda does, until its first
+//!   `GET /runtime/invocation/next`), debug binary and release zip sizes, peak RSS.
+//! - At scale (`BRFED_BENCH_MEMBERS` × `BRFED_BENCH_VOLUMES`, default 50 × 200) without data
+//!   planes: brfed's real state objects carried through the real ASL; and the state transitions
+//!   and history events of a 1 h and a 24 h backup for several observe budgets.
+//!
+//! Writes everything as JSON to `$CARGO_TARGET_DIR/bench/bench.json`; see docs/performance.md.
 
-use brfed_sim_operator::kubeobj::backup_resource;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::bench::asl::Walk;
+use brfed_system_tests::bench::model::{self, Facts, Modelled, Scenario};
+use brfed_system_tests::bench::runs::{self, BackupRun, RestoreRun};
+use brfed_system_tests::bench::stats::Summary;
+use brfed_system_tests::bench::{lambda, scale};
+use brfed_system_tests::dataplane::World;
 use brfed_system_tests::workflow::Workflows;
-use chrono::{DateTime, Utc};
-use comfy_table::{Table, presets::UTF8_FULL};
-use futures::StreamExt;
-use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use chrono::Utc;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL};
+use serde_json::json;
+use std::time::Instant;
 
-#[derive(Debug, Default, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Figures {
-    mode: String,
-    status: String,
-    pause_overhead_ms: Option<i64>,
-    pause_window_ms: Option<i64>,
-    end_to_end_ms: i64,
-    state_transitions: usize,
-    history_events: usize,
-    largest_payload_bytes: usize,
-    member_changes_observed: usize,
-}
-
-type Seen = Arc<Mutex<Vec<(DateTime<Utc>, usize, Value)>>>;
-
-async fn run(world: &World, flows: &Workflows, mode: &str, poll_seconds: u64) -> Figures {
-    let ns = unique(&format!("bench-{mode}"));
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
-    let name = format!("bench-{mode}-{}", &ns[ns.len() - 6..]);
-    // one observer for every member: arrival times of their changes, ms precision
-    let seen: Seen = Arc::default();
-    let mut watchers = Vec::new();
-    for (i, p) in planes.iter().enumerate() {
-        // a watch client (no read timeout): a quiet 30 s poll interval must not end the watch
-        let plane = world.planes.iter().find(|d| &d.name == p).unwrap();
-        let api: kube::Api<kube::api::DynamicObject> =
-            kube::Api::namespaced_with(plane.watch_client.clone(), &ns, &backup_resource());
-        let cfg = watcher::Config::default().fields(&format!("metadata.name=fed-{name}"));
-        let seen = seen.clone();
-        watchers.push(tokio::spawn(async move {
-            let mut s = watcher(api, cfg)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(Ok(o)) = s.next().await {
-                seen.lock()
-                    .unwrap()
-                    .push((Utc::now(), i, serde_json::to_value(&o).unwrap()));
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let clusters: Vec<Value> = planes
+fn env_num(names: &[&str], default: u64) -> u64 {
+    names
         .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-        .collect();
-    let input = json!({
-        "metadata": {"name": name, "namespace": "bench"},
-        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}},
-        "options": {"observeMode": mode, "pollSeconds": poll_seconds},
-    });
-    let arn = flows.start(&flows.backup_arn, &name, &input).await;
-    let done = flows.wait(&arn, Duration::from_secs(900)).await;
-    for w in watchers {
-        w.abort();
-    }
-    let d = flows
-        .sfn
-        .describe_execution()
-        .execution_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    let started = d.start_date().to_millis().unwrap_or_default();
-    let stopped = d
-        .stop_date()
-        .map(|t| t.to_millis().unwrap())
-        .unwrap_or_default();
-    let (states, events) = flows.entered_states(&arn).await;
-    let largest = largest_payload(flows, &arn).await;
-    let seen = seen.lock().unwrap().clone();
-    let first = |pred: &dyn Fn(usize, &Value) -> bool| {
-        seen.iter()
-            .filter(|(_, i, o)| pred(*i, o))
-            .map(|(t, _, _)| *t)
-            .min()
-    };
-    let has = |o: &Value, t: &str| {
-        o["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"))
-    };
-    let created: Vec<Option<DateTime<Utc>>> = (0..planes.len())
-        .map(|m| first(&|i, o| i == m && has(o, "VolumeBackupSnapshotsCreated")))
-        .collect();
-    let last_created = created
-        .iter()
-        .copied()
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| v.into_iter().max());
-    let resume = first(&|i, o| i == 0 && o["spec"]["resumeGcSchedule"] == true);
-    let paused = first(&|i, o| i == 0 && has(o, "VolumeBackupInitialized"));
-    let resumed = first(&|i, o| i == 0 && has(o, "VolumeBackupInitializeComplete"));
-    Figures {
-        mode: mode.into(),
-        status: done.status,
-        pause_overhead_ms: last_created
-            .zip(resume)
-            .map(|(a, b)| (b - a).num_milliseconds()),
-        pause_window_ms: paused.zip(resumed).map(|(a, b)| (b - a).num_milliseconds()),
-        end_to_end_ms: stopped - started,
-        state_transitions: states.len(),
-        history_events: events,
-        largest_payload_bytes: largest,
-        member_changes_observed: seen.len(),
-    }
-}
-
-async fn largest_payload(flows: &Workflows, arn: &str) -> usize {
-    let mut max = 0;
-    let mut token = None;
-    loop {
-        let page = flows
-            .sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-            .unwrap();
-        for e in page.events() {
-            let sizes = [
-                e.state_entered_event_details()
-                    .and_then(|d| d.input())
-                    .map(str::len),
-                e.state_exited_event_details()
-                    .and_then(|d| d.output())
-                    .map(str::len),
-                e.lambda_function_succeeded_event_details()
-                    .and_then(|d| d.output())
-                    .map(str::len),
-                e.task_succeeded_event_details()
-                    .and_then(|d| d.output())
-                    .map(str::len),
-            ];
-            max = sizes.into_iter().flatten().fold(max, usize::max);
-        }
-        token = page.next_token().map(String::from);
-        if token.is_none() {
-            return max;
-        }
-    }
+        .find_map(|n| std::env::var(n).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 fn ms(v: Option<i64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v} ms"))
 }
 
+fn p50_p95(s: &Summary) -> String {
+    format!("{} / {}", ms(s.p50), ms(s.p95))
+}
+
+fn size(n: usize) -> String {
+    if n < 10 * 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.2} MiB", n as f64 / 1024.0 / 1024.0)
+    }
+}
+
+fn mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / 1024.0 / 1024.0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+fn results(runs: &[String]) -> String {
+    if runs.is_empty() {
+        return "not run".into();
+    }
+    let ok = runs.iter().filter(|s| *s == "SUCCEEDED").count();
+    if ok == runs.len() {
+        format!("{ok}/{} SUCCEEDED", runs.len())
+    } else {
+        format!("{ok}/{} SUCCEEDED ({})", runs.len(), runs.join(", "))
+    }
+}
+
+fn range(v: &[usize]) -> String {
+    match (v.iter().min(), v.iter().max()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}–{b}"),
+        _ => "n/a".into(),
+    }
+}
+
+/// Summaries of a set of backup runs.
+fn backup_summary(runs: &[BackupRun]) -> serde_json::Value {
+    json!({
+        "runs": runs,
+        "pauseOverheadMs": Summary::of(runs.iter().map(|r| r.pause_overhead_ms)),
+        "pauseWindowMs": Summary::of(runs.iter().map(|r| r.pause_window_ms)),
+        "endToEndMs": Summary::of(runs.iter().map(|r| Some(r.end_to_end_ms))),
+    })
+}
+
+fn modelled<'a>(v: &'a [Modelled], workflow: &str, scenario: &str) -> &'a Walk {
+    &v.iter()
+        .find(|m| m.workflow == workflow && m.scenario == scenario)
+        .expect("modelled scenario")
+        .walk
+}
+
 #[tokio::main]
 async fn main() {
-    let poll_seconds: u64 = std::env::var("BENCH_POLL_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let poll_seconds = env_num(&["BRFED_BENCH_POLL_SECONDS", "BENCH_POLL_SECONDS"], 30);
+    let n_watch = env_num(&["BRFED_BENCH_RUNS"], 5) as usize;
+    let n_poll = env_num(&["BRFED_BENCH_POLL_RUNS"], 3) as usize;
+    let starts = env_num(&["BRFED_BENCH_INIT_STARTS"], 3) as usize;
+    let members = env_num(&["BRFED_BENCH_MEMBERS"], 50) as usize;
+    let volumes = env_num(&["BRFED_BENCH_VOLUMES"], 200) as usize;
     let world = World::from_env().await;
     let flows = Workflows::from_env().await;
+    let began = Instant::now();
     eprintln!(
-        "bench: one backup in watch mode and one in {poll_seconds} s-poll mode, side by side (the poll one takes minutes)"
+        "bench: {n_watch} watch-mode backups then 2 restores, beside {n_poll} {poll_seconds} s-poll backups (each about a minute)"
     );
-    let (watch, poll) = tokio::join!(
-        run(&world, &flows, "watch", poll_seconds),
-        run(&world, &flows, "poll", poll_seconds)
-    );
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL).set_header(vec![
-        "3-cluster backup, instant data plane",
-        "watch",
-        &format!("{poll_seconds} s poll"),
-    ]);
-    let rows: Vec<(&str, String, String)> = vec![
-        ("result", watch.status.clone(), poll.status.clone()),
+    let watch_side = async {
+        let mut backups = Vec::new();
+        for i in 0..n_watch {
+            let r = runs::backup(&world, &flows, "watch", poll_seconds).await;
+            eprintln!(
+                "bench: watch backup {}/{n_watch}: {} in {} ms",
+                i + 1,
+                r.status,
+                r.end_to_end_ms
+            );
+            backups.push(r);
+        }
+        let mut restores: Vec<RestoreRun> = Vec::new();
+        if let Some(source) = backups.iter().find(|r| r.status == "SUCCEEDED") {
+            let modes: &[&str] = if n_poll > 0 {
+                &["watch", "poll"]
+            } else {
+                &["watch"]
+            };
+            for mode in modes {
+                let r = runs::restore(&world, &flows, source, mode, poll_seconds).await;
+                eprintln!(
+                    "bench: {mode} restore: {} in {} ms",
+                    r.status, r.end_to_end_ms
+                );
+                restores.push(r);
+            }
+        }
+        (backups, restores)
+    };
+    let poll_side = async {
+        let mut backups = Vec::new();
+        for i in 0..n_poll {
+            let r = runs::backup(&world, &flows, "poll", poll_seconds).await;
+            eprintln!(
+                "bench: poll backup {}/{n_poll}: {} in {} ms",
+                i + 1,
+                r.status,
+                r.end_to_end_ms
+            );
+            backups.push(r);
+        }
+        backups
+    };
+    let ((watch, restores), poll) = tokio::join!(watch_side, poll_side);
+    let live_seconds = began.elapsed().as_secs();
+    eprintln!("bench: live runs took {live_seconds} s; starting every function {starts} times");
+    let functions = lambda::measure(&lambda::function_names(), starts).await;
+
+    // at scale, and the extrapolation
+    let payloads = scale::payloads(members, volumes);
+    let laws: Vec<scale::Law> = [
+        ("watch", 20),
+        ("watch", 600),
+        ("watch", 840),
+        ("poll", poll_seconds),
+    ]
+    .into_iter()
+    .map(|(m, i)| scale::law(m, i))
+    .collect();
+    let extrapolations: Vec<scale::Extrapolation> = [1.0, 24.0]
+        .into_iter()
+        .flat_map(|h| {
+            laws.iter()
+                .map(move |l| scale::extrapolate(&l.mode, l.interval_seconds, h))
+        })
+        .collect();
+    let ext = |mode: &str, interval: u64, hours: f64| {
+        extrapolations
+            .iter()
+            .find(|e| e.mode == mode && e.interval_seconds == interval && e.hours == hours)
+            .expect("extrapolated")
+    };
+
+    // the model, for this run's own 3 members: does it find what the history shows?
+    let three = Facts {
+        volume_bytes: 10 << 30,
+        ..Facts::new(2)
+    };
+    let source = watch.iter().find(|r| r.status == "SUCCEEDED");
+    let backup_check = source.map(|r| {
         (
-            "pause-window overhead (last snapshots created → resume requested)",
-            ms(watch.pause_overhead_ms),
-            ms(poll.pause_overhead_ms),
-        ),
-        (
-            "GC/scheduler pause window (initialized → resumed)",
-            ms(watch.pause_window_ms),
-            ms(poll.pause_window_ms),
-        ),
-        (
-            "end-to-end orchestration time",
-            ms(Some(watch.end_to_end_ms)),
-            ms(Some(poll.end_to_end_ms)),
-        ),
-        (
-            "state transitions",
-            watch.state_transitions.to_string(),
-            poll.state_transitions.to_string(),
-        ),
-        (
-            "history events",
-            watch.history_events.to_string(),
-            poll.history_events.to_string(),
-        ),
-        (
-            "largest state payload",
-            format!("{} B", watch.largest_payload_bytes),
-            format!("{} B", poll.largest_payload_bytes),
-        ),
-    ];
-    for (k, a, b) in rows {
-        table.add_row(vec![k.to_string(), a, b]);
-    }
-    println!("{table}");
-    let dir = std::path::PathBuf::from(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )
-    .join("bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("backup.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(
-            &json!({"date": Utc::now().to_rfc3339(), "watch": watch, "poll": poll}),
+            model::walk_backup(&r.input, &r.arn, &three, Scenario::default()),
+            r,
         )
-        .unwrap(),
-    )
-    .unwrap();
+    });
+    let restore_check = source.and_then(|s| {
+        restores
+            .iter()
+            .find(|r| r.mode == "watch" && r.status == "SUCCEEDED")
+            .map(|r| {
+                (
+                    model::walk_restore(&r.input, &s.input, &r.arn, &three, Scenario::default()),
+                    r,
+                )
+            })
+    });
+
+    // --- the table ------------------------------------------------------------------------------
+    let ws = |f: fn(&BackupRun) -> Option<i64>| Summary::of(watch.iter().map(f));
+    let ps = |f: fn(&BackupRun) -> Option<i64>| Summary::of(poll.iter().map(f));
+    let overhead = (ws(|r| r.pause_overhead_ms), ps(|r| r.pause_overhead_ms));
+    let window = (ws(|r| r.pause_window_ms), ps(|r| r.pause_window_ms));
+    let e2e = (ws(|r| Some(r.end_to_end_ms)), ps(|r| Some(r.end_to_end_ms)));
+    let overhead_ok = overhead.0.p95.is_some_and(|v| v <= 1000);
+    let restore_of = |mode: &str| restores.iter().find(|r| r.mode == mode);
+    let rcell = |mode: &str, f: &dyn Fn(&RestoreRun) -> String| {
+        restore_of(mode).map_or_else(|| "not run".to_string(), f)
+    };
+
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(150)
+        .set_header(vec![
+            "brfed bench (local world)".to_string(),
+            "watch".to_string(),
+            format!("{poll_seconds} s poll"),
+            "issue".to_string(),
+        ]);
+    let mut row = |a: &str, b: String, c: String, d: String| {
+        table.add_row(vec![a.to_string(), b, c, d]);
+    };
+    row(
+        &format!("3-CLUSTER BACKUP, instant data plane: {n_watch} watch / {n_poll} poll runs"),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    row(
+        "result",
+        results(&watch.iter().map(|r| r.status.clone()).collect::<Vec<_>>()),
+        results(&poll.iter().map(|r| r.status.clone()).collect::<Vec<_>>()),
+        String::new(),
+    );
+    row(
+        "pause-window overhead p50 / p95",
+        p50_p95(&overhead.0),
+        p50_p95(&overhead.1),
+        format!("p95 ≤ 1 s in watch mode: {}", verdict(overhead_ok)),
+    );
+    row(
+        "GC/scheduler pause window p50 / p95",
+        p50_p95(&window.0),
+        p50_p95(&window.1),
+        String::new(),
+    );
+    row(
+        "end-to-end time p50 / p95",
+        p50_p95(&e2e.0),
+        p50_p95(&e2e.1),
+        String::new(),
+    );
+    row(
+        "state transitions",
+        range(
+            &watch
+                .iter()
+                .map(|r| r.state_transitions)
+                .collect::<Vec<_>>(),
+        ),
+        range(&poll.iter().map(|r| r.state_transitions).collect::<Vec<_>>()),
+        String::new(),
+    );
+    row(
+        "history events",
+        range(&watch.iter().map(|r| r.history_events).collect::<Vec<_>>()),
+        range(&poll.iter().map(|r| r.history_events).collect::<Vec<_>>()),
+        String::new(),
+    );
+    row(
+        "largest state payload",
+        size(
+            watch
+                .iter()
+                .map(|r| r.largest_payload_bytes)
+                .max()
+                .unwrap_or_default(),
+        ),
+        size(
+            poll.iter()
+                .map(|r| r.largest_payload_bytes)
+                .max()
+                .unwrap_or_default(),
+        ),
+        String::new(),
+    );
+    row(
+        "3-CLUSTER RESTORE of the first watch backup (fromBackup): 1 run each",
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    row(
+        "result",
+        rcell("watch", &|r| {
+            r.error
+                .as_ref()
+                .map_or(r.status.clone(), |e| format!("{} ({e})", r.status))
+        }),
+        rcell("poll", &|r| {
+            r.error
+                .as_ref()
+                .map_or(r.status.clone(), |e| format!("{} ({e})", r.status))
+        }),
+        String::new(),
+    );
+    row(
+        "end-to-end time",
+        rcell("watch", &|r| ms(Some(r.end_to_end_ms))),
+        rcell("poll", &|r| ms(Some(r.end_to_end_ms))),
+        String::new(),
+    );
+    row(
+        "state transitions / history events",
+        rcell("watch", &|r| {
+            format!("{} / {}", r.state_transitions, r.history_events)
+        }),
+        rcell("poll", &|r| {
+            format!("{} / {}", r.state_transitions, r.history_events)
+        }),
+        String::new(),
+    );
+    row(
+        "largest state payload",
+        rcell("watch", &|r| size(r.largest_payload_bytes)),
+        rcell("poll", &|r| size(r.largest_payload_bytes)),
+        String::new(),
+    );
+    row(
+        &format!("LAMBDA FUNCTIONS ({starts} starts each)"),
+        "init p50 · peak RSS served (init-only)".into(),
+        "debug binary · release zip (unzipped)".into(),
+        String::new(),
+    );
+    for f in &functions {
+        let rss = match (f.rss_served_kib, f.rss_init_kib) {
+            (Some(s), Some(i)) => format!("{} ({})", mib(s * 1024), mib(i * 1024)),
+            (None, Some(i)) => format!("- ({})", mib(i * 1024)),
+            (Some(s), None) => mib(s * 1024),
+            (None, None) => "n/a".into(),
+        };
+        let init = if f.init_failures.is_empty() {
+            ms(f.init_p50_ms)
+        } else {
+            format!("{} ({} failed)", ms(f.init_p50_ms), f.init_failures.len())
+        };
+        let zip = match (f.release_zip_bytes, f.release_bootstrap_bytes) {
+            (Some(z), Some(b)) => format!("{} ({})", mib(z), mib(b)),
+            (Some(z), None) => mib(z),
+            _ => "no zip".into(),
+        };
+        row(
+            &f.name,
+            format!("{init} · {rss}"),
+            format!("{} · {zip}", f.debug_binary_bytes.map_or("n/a".into(), mib)),
+            String::new(),
+        );
+    }
+    row(
+        &format!(
+            "AT SCALE: {members} data planes × {volumes} volumes, modelled (state objects through the ASL)"
+        ),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    let t = &payloads.typical;
+    let l = &payloads.longest_names;
+    let under = |w: &Walk| w.largest_payload_bytes < 64 * 1024;
+    let pair = |v: &[Modelled], wf: &str, a: &str, b: &str| {
+        let (x, y) = (modelled(v, wf, a), modelled(v, wf, b));
+        (
+            format!(
+                "{} / {}",
+                size(x.largest_payload_bytes),
+                size(y.largest_payload_bytes)
+            ),
+            under(x) && under(y),
+        )
+    };
+    let (b_cell, b_ok) = pair(t, "backup", "complete", "every member failed");
+    row(
+        "largest payload, backup: complete / all members failed",
+        b_cell,
+        String::new(),
+        format!("< 64 KiB: {}", verdict(b_ok)),
+    );
+    let (r_cell, r_ok) = pair(t, "restore", "complete", "failed (leftovers report)");
+    let rc = modelled(t, "restore", "failed, cleanupOnFailure");
+    row(
+        "largest payload, restore: complete / failed / failed + cleanupOnFailure",
+        format!("{r_cell} / {}", size(rc.largest_payload_bytes)),
+        String::new(),
+        format!(
+            "< 64 KiB: {}{}",
+            verdict(r_ok && under(rc)),
+            if modelled(t, "restore", "complete").largest_payload_bytes < 64 * 1024 && !r_ok {
+                " (complete PASS; failed: brfed.leftovers lists every volume)"
+            } else {
+                ""
+            }
+        ),
+    );
+    let (d_cell, d_ok) = pair(t, "delete", "cleaned", "CleanFailed (longest lists)");
+    row(
+        "largest payload, delete: cleaned / CleanFailed",
+        d_cell,
+        String::new(),
+        format!("< 64 KiB: {}", verdict(d_ok)),
+    );
+    let lb = modelled(l, "backup", "every member failed");
+    let lr = modelled(l, "restore", "complete");
+    row(
+        "largest payload, every name at its length limit: backup failed / restore complete",
+        format!(
+            "{} / {}",
+            size(lb.largest_payload_bytes),
+            size(lr.largest_payload_bytes)
+        ),
+        String::new(),
+        format!(
+            "worst case; < 64 KiB: {}, < 256 KiB (AWS): {}",
+            verdict(under(lb) && under(lr)),
+            verdict(lb.largest_payload_bytes.max(lr.largest_payload_bytes) < 256 * 1024)
+        ),
+    );
+    row(
+        "model check, this run's 3 members: states/events/payload, model vs measured",
+        backup_check.as_ref().map_or("n/a".into(), |(w, r)| {
+            format!(
+                "backup {}/{}/{} vs {}/{}/{}",
+                w.states_entered,
+                w.history_events,
+                w.largest_payload_bytes,
+                r.state_transitions,
+                r.history_events,
+                r.largest_payload_bytes
+            )
+        }),
+        restore_check.as_ref().map_or("n/a".into(), |(w, r)| {
+            format!(
+                "restore {}/{}/{} vs {}/{}/{} (watch)",
+                w.states_entered,
+                w.history_events,
+                w.largest_payload_bytes,
+                r.state_transitions,
+                r.history_events,
+                r.largest_payload_bytes
+            )
+        }),
+        String::new(),
+    );
+    let hour_ok = |i: u64| ext("watch", i, 1.0).state_transitions <= 100;
+    row(
+        "1 h backup: state transitions (watch: budget 20 s / 600 s / 840 s)",
+        format!(
+            "{} / {} / {}",
+            ext("watch", 20, 1.0).state_transitions,
+            ext("watch", 600, 1.0).state_transitions,
+            ext("watch", 840, 1.0).state_transitions
+        ),
+        ext("poll", poll_seconds, 1.0).state_transitions.to_string(),
+        format!(
+            "≤ 100: {} at 600 and 840 s, {} at 20 s",
+            verdict(hour_ok(600) && hour_ok(840)),
+            verdict(hour_ok(20))
+        ),
+    );
+    row(
+        "1 h backup: history events (same budgets)",
+        format!(
+            "{} / {} / {}",
+            ext("watch", 20, 1.0).history_events,
+            ext("watch", 600, 1.0).history_events,
+            ext("watch", 840, 1.0).history_events
+        ),
+        ext("poll", poll_seconds, 1.0).history_events.to_string(),
+        String::new(),
+    );
+    let day = |i: u64, mode: &str| {
+        let e = ext(mode, i, 24.0);
+        format!("{} / {}", e.state_transitions, e.history_events)
+    };
+    let law_of = |mode: &str, i: u64| {
+        laws.iter()
+            .find(|l| l.mode == mode && l.interval_seconds == i)
+            .expect("law")
+    };
+    row(
+        "24 h backup: transitions / events (budget 20 s · 840 s)",
+        format!("{} · {}", day(20, "watch"), day(840, "watch")),
+        day(poll_seconds, "poll"),
+        format!(
+            "{} events reached after {:.1} h (20 s), {:.0} h (840 s), {:.1} h (poll)",
+            scale::HISTORY_LIMIT,
+            law_of("watch", 20).max_hours_within_history_limit,
+            law_of("watch", 840).max_hours_within_history_limit,
+            law_of("poll", poll_seconds).max_hours_within_history_limit
+        ),
+    );
+    println!("{table}");
+
+    // --- JSON ------------------------------------------------------------------------------------
+    let thresholds = json!([
+        {"what": "pause-window overhead p95 ≤ 1 s in watch mode", "value": overhead.0.p95, "pass": overhead_ok},
+        {"what": "≤ 100 state transitions for a 1 h backup (watch, budget 600 s and 840 s)",
+            "value": [ext("watch", 600, 1.0).state_transitions, ext("watch", 840, 1.0).state_transitions],
+            "pass": hour_ok(600) && hour_ok(840)},
+        {"what": "≤ 100 state transitions for a 1 h backup (watch, local budget 20 s)",
+            "value": ext("watch", 20, 1.0).state_transitions, "pass": hour_ok(20)},
+        {"what": format!("largest payload < 64 KiB at {members} × {volumes}: backup"), "pass": b_ok},
+        {"what": format!("largest payload < 64 KiB at {members} × {volumes}: restore, complete"),
+            "value": modelled(t, "restore", "complete").largest_payload_bytes,
+            "pass": under(modelled(t, "restore", "complete"))},
+        {"what": format!("largest payload < 64 KiB at {members} × {volumes}: restore, failed (leftovers)"),
+            "value": modelled(t, "restore", "failed (leftovers report)").largest_payload_bytes,
+            "pass": under(modelled(t, "restore", "failed (leftovers report)")) && under(rc)},
+        {"what": format!("largest payload < 64 KiB at {members} × {volumes}: delete"), "pass": d_ok},
+    ]);
+    let doc = json!({
+        "date": Utc::now().to_rfc3339(),
+        "command": "make bench",
+        "config": {"watchRuns": n_watch, "pollRuns": n_poll, "pollSeconds": poll_seconds,
+            "initStarts": starts, "members": members, "volumes": volumes, "liveSeconds": live_seconds},
+        "backup": {"watch": backup_summary(&watch), "poll": backup_summary(&poll)},
+        "restore": restores,
+        "lambda": functions,
+        "scale": {"payloads": payloads, "laws": laws, "extrapolations": extrapolations},
+        "modelCheck": {
+            "backup": backup_check.map(|(w, r)| json!({"modelled": w, "measured": {"states": r.state_transitions, "events": r.history_events, "largestPayloadBytes": r.largest_payload_bytes}})),
+            "restore": restore_check.map(|(w, r)| json!({"modelled": w, "measured": {"states": r.state_transitions, "events": r.history_events, "largestPayloadBytes": r.largest_payload_bytes}})),
+        },
+        "thresholds": thresholds,
+    });
+    let dir = lambda::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let path = dir.join("bench.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("JSON"))
+        .expect("write bench.json");
     println!("written to {}", path.display());
-    if watch.status != "SUCCEEDED" || poll.status != "SUCCEEDED" {
+    let failed = watch
+        .iter()
+        .chain(&poll)
+        .map(|r| &r.status)
+        .chain(restores.iter().map(|r| &r.status))
+        .any(|s| s != "SUCCEEDED");
+    if failed || watch.is_empty() {
         std::process::exit(1);
     }
 }
