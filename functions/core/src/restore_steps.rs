@@ -110,7 +110,7 @@ pub struct RestoreObserveInput {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreFinalizeOutput {
-    /// The final catalog document.
+    /// The final catalog document, without `brfed.leftovers` (read those from the catalog).
     pub document: VolumeRestoreDoc,
     /// Failure name.
     pub error: Option<String>,
@@ -677,6 +677,11 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
         ),
         None => (None, None),
     };
+    // The state carries the document without its leftovers: they list every volume and a command
+    // per volume (over Step Functions' 256 KiB at a few thousand volumes); the catalog keeps them
+    // and the cause says where.
+    let mut document = document;
+    document.brfed.leftovers.clear();
     Ok(RestoreFinalizeOutput {
         document,
         error,

@@ -553,6 +553,7 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     let event = |status: &str| ExecutionStatusChange {
         detail: ExecutionDetail {
             execution_arn: EXEC.into(),
+            state_machine_arn: None,
             status: status.into(),
             input: Some(input(json!({})).to_string()),
             error: None,

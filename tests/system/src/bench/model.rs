@@ -523,6 +523,9 @@ fn restore_finalize(
             leftovers,
         },
     };
+    // As restore_finalize: the state's copy leaves the leftovers to the catalog.
+    let mut document = document;
+    document.brfed.leftovers.clear();
     let (error, cause) = match &failure {
         Some(f) => (
             Some(f.error.clone()),
