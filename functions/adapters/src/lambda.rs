@@ -71,7 +71,9 @@ where
                     tracing::error!(error = %err, "bad input");
                     diagnostic(&err)
                 })?;
-                match handler(input, context).await {
+                // Boxed: a step's future can be deep enough that the compiler's layout query of
+                // the whole service future overflows its depth limit.
+                match Box::pin(handler(input, context)).await {
                     Ok(out) => Ok(out),
                     Err(e) => {
                         tracing::warn!(error.name = e.name(), error = %e, "step failed");

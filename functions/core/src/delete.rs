@@ -890,7 +890,10 @@ pub async fn aborted<D, S: ObjectStore>(
     };
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
     let Some((doc, _)) = catalog.get(&req.namespace, &req.name).await? else {
-        return Ok(nothing(format!("{}/{} is not in the catalog", req.namespace, req.name)));
+        return Ok(nothing(format!(
+            "{}/{} is not in the catalog",
+            req.namespace, req.name
+        )));
     };
     let deleting = doc
         .brfed
@@ -907,7 +910,10 @@ pub async fn aborted<D, S: ObjectStore>(
         "deletion execution {} ended {}{}; some members may still be cleaning up: delete the backup again",
         d.execution_arn,
         d.status,
-        d.cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+        d.cause
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default()
     );
     let arn = d.execution_arn.clone();
     catalog

@@ -381,7 +381,11 @@ async fn endless_throttling_is_ec2_unavailable() {
 
 #[tokio::test]
 async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
-    let (planes, store, ec2) = (FakePlanes::new(3), FakeStore::default(), FakeVolumes::default());
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
     delete::start(&e, start_input(json!({}))).await.unwrap();
@@ -397,10 +401,18 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
         .unwrap()
         .unwrap();
     assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
-    let c = doc.status.conditions.iter().find(|c| c.type_ == "CleanFailed").unwrap();
+    let c = doc
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CleanFailed")
+        .unwrap();
     assert_eq!(c.reason.as_deref(), Some("ExecutionAborted"));
     // Again (at-least-once delivery), or for another execution: nothing.
-    assert_eq!(delete::aborted(&e, &event).await.unwrap().action, "nothing-to-do");
+    assert_eq!(
+        delete::aborted(&e, &event).await.unwrap().action,
+        "nothing-to-do"
+    );
     // And a new deletion is allowed.
     let mut again = start_input(json!({}));
     again.execution = "another".into();
