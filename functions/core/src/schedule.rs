@@ -93,23 +93,7 @@ impl ScheduleRequest {
     /// whose server-set fields are ignored as for a `VolumeBackup`), a wrong `kind` or
     /// `apiVersion`. Checks only the shape; see [`Self::validate`].
     pub fn from_text(text: &str) -> Result<Self, StepError> {
-        if text.len() > MAX_INPUT_BYTES {
-            return Err(StepError::InvalidSpec(format!(
-                "input is {} bytes, more than the {MAX_INPUT_BYTES} accepted",
-                text.len()
-            )));
-        }
-        // Through YAML's own value, which refuses duplicate keys.
-        let yaml: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
-        if has_tag(&yaml) {
-            return Err(invalid(
-                "not YAML or JSON: YAML tags (`!name`) are not accepted",
-            ));
-        }
-        let value =
-            serde_json::to_value(&yaml).map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
-        Self::from_value(value)
+        Self::from_value(crate::spec::parse_document(text)?)
     }
 
     /// Parses a JSON value: a whole `VolumeBackupSchedule`. See [`Self::from_text`].
@@ -751,16 +735,6 @@ fn describe(v: &Value) -> String {
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "an object".into(),
         scalar => truncate(&scalar.to_string()),
-    }
-}
-
-/// Whether a YAML value carries a tag anywhere (`!secret x`), which has no JSON meaning.
-fn has_tag(v: &serde_yaml::Value) -> bool {
-    match v {
-        serde_yaml::Value::Tagged(_) => true,
-        serde_yaml::Value::Sequence(items) => items.iter().any(has_tag),
-        serde_yaml::Value::Mapping(pairs) => pairs.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
-        _ => false,
     }
 }
 

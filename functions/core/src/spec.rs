@@ -211,22 +211,7 @@ fn type_error(what: &str, e: impl std::fmt::Display) -> StepError {
 impl BackupRequest {
     /// Parses YAML or JSON text (a whole `VolumeBackup`, or `{name, spec}`).
     pub fn from_text(text: &str) -> Result<Self, StepError> {
-        if text.len() > MAX_INPUT_BYTES {
-            return Err(StepError::InvalidSpec(format!(
-                "input is {} bytes, more than the {MAX_INPUT_BYTES} accepted",
-                text.len()
-            )));
-        }
-        // Through YAML's own value, which refuses duplicate keys (JSON's keeps the last silently).
-        let yaml: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
-        if has_tag(&yaml) {
-            return Err(StepError::InvalidSpec(
-                "not YAML or JSON: YAML tags (`!name`) are not accepted".into(),
-            ));
-        }
-        let value = serde_json::to_value(&yaml).map_err(|e| type_error("not YAML or JSON", e))?;
-        Self::from_value(value)
+        Self::from_value(parse_document(text)?)
     }
 
     /// Parses a JSON value: a whole `VolumeBackup`, `{"volumeBackup": {...}, "options": {...}}`,
@@ -823,6 +808,26 @@ fn check_shapes(top: &Map<String, Value>) -> Result<(), StepError> {
         )?;
     }
     Ok(())
+}
+
+/// Parses the YAML or JSON text of an input document into JSON: at most [`MAX_INPUT_BYTES`],
+/// duplicate keys refused (through YAML's own value: JSON's keeps the last silently), YAML tags
+/// refused (no JSON meaning).
+pub fn parse_document(text: &str) -> Result<Value, StepError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(StepError::InvalidSpec(format!(
+            "input is {} bytes, more than the {MAX_INPUT_BYTES} accepted",
+            text.len()
+        )));
+    }
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
+    if has_tag(&yaml) {
+        return Err(StepError::InvalidSpec(
+            "not YAML or JSON: YAML tags (`!name`) are not accepted".into(),
+        ));
+    }
+    serde_json::to_value(&yaml).map_err(|e| type_error("not YAML or JSON", e))
 }
 
 /// Whether a YAML value carries a tag anywhere (`!secret x`), which has no JSON meaning.
