@@ -437,7 +437,15 @@ impl PhaseLog {
 
     /// Asserts that the phases went through `expected` in order (unless the watch had a gap,
     /// which is reported instead: a lost watch event is not the simulator's fault).
-    pub fn assert_walk(&self, expected: &[&str], what: &str) {
+    /// The watch may deliver the last change a moment after the test saw it by a read: give it
+    /// up to 10 s.
+    pub async fn assert_walk(&self, expected: &[&str], what: &str) {
+        for _ in 0..200 {
+            if is_subsequence(expected, &self.phases()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let seen = self.phases();
         if self.gap.load(Ordering::SeqCst) {
             eprintln!("note: the watch of {what} re-listed; phase walk not judged: {seen:?}");

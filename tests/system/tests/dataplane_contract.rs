@@ -211,19 +211,21 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
         ["VolumeBackupComplete", "VolumeBackupInitializeComplete"],
         "init member conditions: {init_types:?}"
     );
-    logs[init].assert_walk(
-        &[
-            "Scheduled",
-            "Running",
-            "VolumeBackupInitialized",
-            "Scheduled",
-            "Prepare",
-            "Running",
-            "VolumeBackupSnapshotsCreated",
-            "Complete",
-        ],
-        &format!("{init} backup"),
-    );
+    logs[init]
+        .assert_walk(
+            &[
+                "Scheduled",
+                "Running",
+                "VolumeBackupInitialized",
+                "Scheduled",
+                "Prepare",
+                "Running",
+                "VolumeBackupSnapshotsCreated",
+                "Complete",
+            ],
+            &format!("{init} backup"),
+        )
+        .await;
     for plane in &planes[1..] {
         assert_eq!(
             condition_types(&done[plane]),
@@ -237,17 +239,19 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             ],
             "{plane} conditions"
         );
-        logs[plane].assert_walk(
-            &[
-                "Scheduled",
-                "Prepare",
-                "Running",
-                "VolumeBackupSnapshotsCreated",
-                "VolumeBackupComplete",
-                "Complete",
-            ],
-            &format!("{plane} backup"),
-        );
+        logs[plane]
+            .assert_walk(
+                &[
+                    "Scheduled",
+                    "Prepare",
+                    "Running",
+                    "VolumeBackupSnapshotsCreated",
+                    "VolumeBackupComplete",
+                    "Complete",
+                ],
+                &format!("{plane} backup"),
+            )
+            .await;
     }
     for obj in done.values() {
         for c in condition_types(obj) {
@@ -524,7 +528,9 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             expected,
             "{plane} restore conditions"
         );
-        rlogs[plane].assert_walk(&expected, &format!("{plane} restore"));
+        rlogs[plane]
+            .assert_walk(&expected, &format!("{plane} restore"))
+            .await;
 
         // real volumes from this plane's snapshots, in the requested AZ, tagged like BR does
         let snaps = &snapshots_by_plane[plane];
