@@ -10,7 +10,7 @@ N ?= 3
 WORLD := infra/local/world.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build lint test test-world test-unit test-system world-up world-down world-env demo bench
+.PHONY: help setup build lint test test-world test-unit test-system world-up world-down world-env demo bench test-faults
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ demo: ## Set up, start the world, back up the 3-cluster TiDB and restore it, pri
 bench: ## Benchmarks on the local world (watch vs 30 s poll: pause-window p50/p95, backup and restore end to end, history, Lambda init/RSS/size, 50x200 payloads); one table + JSON
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
 	  cargo run -q -p brfed-system-tests --bin brfed-bench
+
+test-faults: ## Fault matrix on the local world (backup/restore phase x failed, invalid, API down/restart, Lambda kill, stopped, deadline); table + JSON, fails if a cell leaves anything paused or unaccounted (BRFED_FAULTS=backup:execute:* for a subset)
+	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
+	  cargo run -q -p brfed-system-tests --bin brfed-faults
 
 # --- AWS: lint the template, package the functions, deploy (infra/aws, docs/deploy.md) -----------
 # Function crates = every functions/<crate>/src/main.rs. `package` builds them with cargo-lambda

@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod dataplane;
+pub mod faults;
 pub mod workflow;

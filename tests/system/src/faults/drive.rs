@@ -1,0 +1,208 @@
+//! Injecting a cell's fault into a running execution and waiting for its end.
+
+use super::disrupt::{function_instances, kill9, stop_plane};
+use super::probe::Probe;
+use super::{Cell, Fault};
+use crate::dataplane::World;
+use crate::workflow::{Finished, Workflows};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The world as every cell sees it.
+pub struct Ctx {
+    /// Data planes, EC2/S3, the simulator.
+    pub world: World,
+    /// Step Functions.
+    pub flows: Workflows,
+}
+
+/// What the injection did.
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// When the fault happened (see docs/reliability.md for each kind).
+    pub fault_at: Option<DateTime<Utc>>,
+    /// The fault really happened as the cell describes it.
+    pub produced: bool,
+    /// How the execution ended (`None`: still running at the timeout).
+    pub finished: Option<Finished>,
+    /// What happened on the way.
+    pub notes: Vec<String>,
+}
+
+/// How long any execution of a cell may take.
+pub const RUN: Duration = Duration::from_secs(240);
+
+async fn wait_observe_inflight(function: &str, timeout: Duration) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let f = function.to_string();
+        let (_, inflight) = tokio::task::spawn_blocking(move || function_instances(&f))
+            .await
+            .unwrap_or_default();
+        if inflight > 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Injects `cell`'s fault into execution `arn` (the fault annotation is already in its input) and
+/// waits for the execution to end.
+pub async fn inject_and_wait(ctx: &Ctx, cell: &Cell, probe: &Probe, arn: &str) -> Injected {
+    let mut inj = Injected {
+        produced: true,
+        ..Injected::default()
+    };
+    if matches!(
+        cell.fault,
+        Fault::Stopped | Fault::ApiDown | Fault::ApiRestart | Fault::LambdaKill
+    ) {
+        match probe.wait_at_phase(Duration::from_secs(150)).await {
+            None => {
+                inj.produced = false;
+                inj.notes.push(format!(
+                    "the {} member never reached {}: fault not injected",
+                    cell.fault_plane(),
+                    cell.phase
+                ));
+            }
+            Some(_) => match cell.fault {
+                Fault::Stopped => {
+                    inj.fault_at = Some(Utc::now());
+                    let r = ctx
+                        .flows
+                        .sfn
+                        .stop_execution()
+                        .execution_arn(arn)
+                        .error("FaultMatrixStop")
+                        .cause("stopped by brfed-faults")
+                        .send()
+                        .await;
+                    if let Err(e) = r {
+                        inj.produced = false;
+                        inj.notes.push(format!("StopExecution: {e:?}"));
+                    }
+                }
+                Fault::ApiDown => {
+                    inj.fault_at = Some(Utc::now());
+                    match blocking(|| stop_plane("dp2")).await {
+                        Ok(down) => {
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                            if let Err(e) = blocking(move || down.start()).await {
+                                inj.notes.push(e);
+                            }
+                        }
+                        Err(e) => {
+                            inj.produced = false;
+                            inj.notes.push(e);
+                        }
+                    }
+                }
+                Fault::ApiRestart => {
+                    if !wait_observe_inflight(cell.observe_function(), Duration::from_secs(20))
+                        .await
+                    {
+                        inj.notes
+                            .push("no observe invocation in flight at the restart".into());
+                    }
+                    inj.fault_at = Some(Utc::now());
+                    match blocking(|| stop_plane("dp2")).await {
+                        Ok(down) => {
+                            if let Err(e) = blocking(move || down.start()).await {
+                                inj.notes.push(e);
+                            }
+                        }
+                        Err(e) => {
+                            inj.produced = false;
+                            inj.notes.push(e);
+                        }
+                    }
+                }
+                Fault::LambdaKill => {
+                    let f = cell.observe_function();
+                    if !wait_observe_inflight(f, Duration::from_secs(20)).await {
+                        inj.produced = false;
+                        inj.notes
+                            .push(format!("no {f} invocation in flight to kill"));
+                    } else {
+                        // let the invocation get into its watch
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let fname = f.to_string();
+                        let (pids, inflight) = blocking(move || function_instances(&fname)).await;
+                        inj.fault_at = Some(Utc::now());
+                        let killed = kill9(&pids);
+                        inj.notes.push(format!(
+                            "{f}: {inflight} in flight; kill -9 of its {} instance(s): {}",
+                            pids.len(),
+                            killed.join(", ")
+                        ));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    let run = if cell.fault == Fault::LambdaKill {
+        Duration::from_secs(480)
+    } else {
+        RUN
+    };
+    inj.finished = super::checks::wait_execution(&ctx.flows, arn, run).await;
+    if cell.fault == Fault::Stopped
+        && let Some(at) = inj.fault_at
+        && let Ok(d) = ctx
+            .flows
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+        && let Some(stop) = d.stop_date()
+    {
+        let ms = stop.to_millis().unwrap_or_default() - at.timestamp_millis();
+        inj.notes.push(format!(
+            "the execution's stopDate is {} after StopExecution (the emulator ends an execution between states: the in-flight Task finishes first)",
+            super::checks::secs(ms)
+        ));
+    }
+    match cell.fault {
+        Fault::Failed | Fault::Invalid => {
+            inj.fault_at = probe.failed();
+            if inj.fault_at.is_none() {
+                inj.produced = false;
+                inj.notes.push(format!(
+                    "no {} member was seen Failed/Invalid",
+                    cell.fault_plane()
+                ));
+            }
+        }
+        Fault::Deadline => {
+            inj.fault_at = probe.at_phase();
+            if inj.fault_at.is_none() {
+                inj.produced = false;
+                inj.notes.push(format!(
+                    "the {} member was never seen at {}",
+                    cell.fault_plane(),
+                    cell.phase
+                ));
+            }
+        }
+        _ => {}
+    }
+    inj
+}
+
+/// Apis of the planes a cell's fault applies to.
+pub fn fault_planes(world: &World, cell: &Cell) -> Vec<String> {
+    match cell.fault_plane() {
+        "*" => world.plane_names(3),
+        p => vec![p.to_string()],
+    }
+}
