@@ -4,6 +4,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, Tag};
 use brfed_core::StepError;
 use brfed_core::ports::{SnapshotDeletion, Volumes};
+use std::collections::BTreeMap;
 
 /// EBS through the EC2 API.
 #[derive(Clone, Debug)]
@@ -24,6 +25,36 @@ impl Ec2Volumes {
             client: aws_sdk_ec2::Client::new(sdk),
             once: aws_sdk_ec2::Client::from_conf(once),
         }
+    }
+}
+
+impl Ec2Volumes {
+    /// `DescribeVolumes` with `filters`, every page: id -> tags, into `out`.
+    async fn volumes_with_tags(
+        &self,
+        filters: Vec<Filter>,
+        out: &mut BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<(), StepError> {
+        let mut pages = self
+            .client
+            .describe_volumes()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeVolumes: {e:?}")))?;
+            for v in page.volumes() {
+                let Some(id) = v.volume_id() else { continue };
+                let tags = v
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect();
+                out.insert(id.to_string(), tags);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +157,45 @@ impl Volumes for Ec2Volumes {
                 .map_err(|e| StepError::Ec2Unavailable(format!("CreateTags: {e:?}")))?;
         }
         Ok(())
+    }
+
+    async fn volume_tags(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
+        let mut out = BTreeMap::new();
+        // A filter, not VolumeIds: an unknown id in VolumeIds fails the whole call. At most 200
+        // values a filter.
+        for chunk in ids.chunks(200) {
+            let filter = Filter::builder()
+                .name("volume-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            self.volumes_with_tags(vec![filter], &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    async fn restored_volumes(
+        &self,
+        namespace: &str,
+        snapshots: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
+        let mut out = BTreeMap::new();
+        for chunk in snapshots.chunks(200) {
+            let filters = vec![
+                Filter::builder()
+                    .name("tag:kubernetes.io/created-for/pvc/namespace")
+                    .values(namespace)
+                    .build(),
+                Filter::builder()
+                    .name("tag:snapshot/createdFromSnapshotId")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            ];
+            self.volumes_with_tags(filters, &mut out).await?;
+        }
+        Ok(out)
     }
 
     async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {

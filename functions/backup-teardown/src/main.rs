@@ -1,4 +1,5 @@
-//! Lambda `backup-teardown`: move every existing member to `teardown`; the initialize member is always asked to resume GC.
+//! Lambda `backup-teardown`: move every existing member to `teardown`; the initialize member is always asked to resume GC
+//! (deleted instead when it is `Invalid`: its data plane ignores it, and deleting it stops its init job).
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::steps;

@@ -187,6 +187,21 @@ impl MemberView {
     pub fn terminal(&self) -> bool {
         self.has(cond::COMPLETE) || self.has(cond::FAILED) || self.has(cond::INVALID)
     }
+
+    /// Whether this initialize member can only be stopped from holding GC and PD schedulers
+    /// paused by deleting it: it is `Invalid`, and nothing shows that its init job has ended
+    /// (`VolumeBackupInitializeComplete`: deleted after the resume; `VolumeBackupInitializeFailed`:
+    /// ended or stopped). The data plane no longer reconciles an `Invalid` Backup, so it acts on
+    /// neither `resumeGcSchedule` nor `teardown`, and the init job would keep renewing the pause
+    /// until `volumeBackupInitJobMaxActiveSeconds`. Deleting the Backup stops the Job it owns
+    /// (reference §4.2: running backup Jobs are stopped first, or garbage-collected with their
+    /// owner), and BR resumes GC and schedulers as it is stopped. `Failed` members are not
+    /// included: the data plane deletes their init job itself (reference §3.1 step 4).
+    pub fn strands_init_job(&self) -> bool {
+        self.has(cond::INVALID)
+            && !self.has(cond::INITIALIZE_COMPLETE)
+            && !self.has(cond::INITIALIZE_FAILED)
+    }
 }
 
 /// Builds the data-plane `Backup` for `member` of `req`, in federal phase `federal_phase`.

@@ -4,7 +4,7 @@
 use crate::error::StepError;
 use crate::member::MemberRef;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -199,6 +199,20 @@ pub trait Volumes: Send + Sync {
         ids: &[String],
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// The tags of those of `ids` that exist (`DescribeVolumes` filtered by `volume-id`: a
+    /// volume that does not exist is left out, not an error).
+    fn volume_tags(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, BTreeMap<String, String>>, StepError>> + Send;
+    /// Volumes restored from any of `snapshots` for PVCs of `namespace` (tags
+    /// `snapshot/createdFromSnapshotId` and `kubernetes.io/created-for/pvc/namespace`), with
+    /// their tags.
+    fn restored_volumes(
+        &self,
+        namespace: &str,
+        snapshots: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, BTreeMap<String, String>>, StepError>> + Send;
     /// Snapshots of this account that carry tag `key`: `(snapshot id, tag value)`.
     fn tagged_snapshots(
         &self,

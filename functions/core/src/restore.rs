@@ -443,6 +443,31 @@ pub enum RestoreAwait {
     DataRestored,
     /// Every member `Complete` (and `WarmUpComplete` for async warmup).
     Complete,
+    /// On the failure path: every member has settled ([`volumes_settled`]), so that the
+    /// leftovers report names every volume the restore created. Member failures do not end it.
+    Settled,
+}
+
+/// A member has settled for the leftovers report: it no longer creates volumes that the report
+/// could miss. It is gone, it has ended (`Complete`, `Failed`, `Invalid`, `CleanVolumeComplete`),
+/// or its volumes are known (`VolumeComplete`: its `restoremeta` lists them). A member still in
+/// restore-volume, or one that cannot be asked, has not.
+pub fn volumes_settled(o: &Observation) -> bool {
+    match o {
+        Observation::Absent => true,
+        Observation::Unreachable(_) => false,
+        Observation::Present(v) => {
+            let v = RestoreView::from_object(v);
+            v.has(rcond::VOLUME_COMPLETE)
+                || v.has(rcond::COMPLETE)
+                || v.has(rcond::FAILED)
+                || v.has(rcond::INVALID)
+                || matches!(
+                    v.phase.as_deref(),
+                    Some("Complete" | "Failed" | "Invalid" | "CleanVolumeComplete")
+                )
+        }
+    }
 }
 
 /// Judges restore observations.
@@ -463,7 +488,13 @@ pub fn judge_restore(
             }
         })
         .collect();
-    for ((m, o), v) in members.iter().zip(obs).zip(&views) {
+    // Settling is the failure path itself: member failures do not end it.
+    for ((m, o), v) in members
+        .iter()
+        .zip(obs)
+        .zip(&views)
+        .filter(|_| awaited != RestoreAwait::Settled)
+    {
         if matches!(o, Observation::Absent) {
             return Verdict::Failed(Failure::new(
                 "MemberMissing",
@@ -484,6 +515,7 @@ pub fn judge_restore(
         RestoreAwait::Complete => {
             all(rcond::COMPLETE) && (!async_warmup || all(rcond::WARMUP_COMPLETE))
         }
+        RestoreAwait::Settled => obs.iter().all(volumes_settled),
     };
     if met { Verdict::Met } else { Verdict::Pending }
 }
@@ -772,8 +804,19 @@ pub struct Leftover {
     pub member: Option<String>,
     /// Its phase.
     pub phase: Option<String>,
-    /// EBS volumes the member created (from `restoremeta`), still existing unless cleaned up.
+    /// EBS volumes the member created, still existing unless cleaned up: those of its
+    /// `restoremeta` whose tags say they were created for this member's TidbCluster
+    /// (`kubernetes.io/created-for/pvc/namespace` and `.../pvc/name`). Every restore of one
+    /// backup writes the same `restoremeta`, so its ids alone could name another restore's
+    /// volumes.
     pub volumes: Vec<String>,
+    /// Volumes of `restoremeta` that exist but carry no `created-for` tags yet (so they may be
+    /// another restore's): listed, never deleted by the cleanup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed_volumes: Vec<String>,
+    /// What the report could not know (a member still creating volumes, EC2 not answering).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The TidbCluster is still in recovery mode.
     pub tidb_cluster_in_recovery_mode: bool,
     /// Shell commands that clean up what is left.

@@ -10,7 +10,7 @@ use crate::ports::{Created, DataPlanes, MemberKind, ObjectStore, Observation, Vo
 use crate::restore::{
     Leftover, RestoreAwait, RestoreOptions, RestoreRecord, RestoreRequest, RestoreView,
     VolumeRestoreDoc, VolumeRestoreStatus, build_member_restore, judge_restore, pick_data_member,
-    rphase,
+    rphase, volumes_settled,
 };
 use crate::spec::{FEDERATION_API_VERSION, ObserveMode};
 use crate::status::rfc3339;
@@ -434,15 +434,24 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     })
 }
 
+/// The longest the failure path waits for the members to settle before the leftovers report
+/// (less when `phaseTimeoutSeconds` is less): a member that never settles (a hung job) must not
+/// hold the report back for the whole phase timeout. The report notes members still running.
+pub const SETTLE_LIMIT_SECONDS: u64 = 900;
+
 /// Observe: watch the member `Restore`s for `await`, recording conditions and step timings.
 pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreObserveInput,
 ) -> Result<ObserveOutput, StepError> {
     let ctx = &input.restore;
+    let phase_timeout = match input.awaited {
+        RestoreAwait::Settled => ctx.options.phase_timeout_seconds.min(SETTLE_LIMIT_SECONDS),
+        _ => ctx.options.phase_timeout_seconds,
+    };
     let (deadline, deadline_name, budget) = wait_window(
         &input.phase,
-        ctx.options.phase_timeout_seconds,
+        phase_timeout,
         &ctx.deadline,
         ctx.options.observe_mode,
         env.base.observe_budget,
@@ -639,13 +648,25 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
             )),
         }
     });
+    conclude(env, ctx, &obs, failure, input.data_member).await
+}
+
+/// Writes the end of a restore: `Complete`, or `Failed` with the leftovers report (and the
+/// opt-in cleanup). Shared by finalize and the abort of a stopped execution.
+async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    ctx: &RestoreContext,
+    obs: &[Observation],
+    failure: Option<Failure>,
+    data_member: Option<usize>,
+) -> Result<RestoreFinalizeOutput, StepError> {
     let (doc, _) = env
         .catalog()
         .get(&ctx.namespace, &ctx.name)
         .await?
         .ok_or_else(|| StepError::CatalogUnavailable("restore document missing".into()))?;
     let leftovers = match &failure {
-        Some(_) => leftovers(env, &doc, &obs, ctx.options.cleanup_on_failure).await,
+        Some(_) => leftovers(env, &doc, obs, ctx.options.cleanup_on_failure).await,
         None => Vec::new(),
     };
     let now = Utc::now();
@@ -657,7 +678,7 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 return false;
             }
             d.status
-                .refresh(&ctx.members, &obs, &warmup, input.data_member, now);
+                .refresh(&ctx.members, obs, &warmup, data_member, now);
             d.brfed.leftovers = leftovers.clone();
             let f = failure.as_ref().map(|f| (f.error.clone(), f.message()));
             d.status
@@ -689,6 +710,197 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
     })
 }
 
+/// What the abort of a restore execution did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreAbortReport {
+    /// `failed` (the restore was marked `Failed` with its leftovers) or `nothing-to-do`.
+    pub action: String,
+    /// Why.
+    pub detail: String,
+    /// The end written, when `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<RestoreFinalizeOutput>,
+}
+
+/// On a `volume-restore` execution that ended ABORTED, TIMED_OUT or FAILED outside its own
+/// failure path (a stop, the state machine's timeout, a step out of retries): waits up to the
+/// observe budget for the members to settle ([`volumes_settled`]), then marks the restore
+/// `Failed` (`ExecutionAborted`, `ExecutionTimedOut`, `ExecutionFailed`) with the same
+/// leftovers report (and opt-in cleanup) as finalize. Nothing to do for a restore that already
+/// ended or belongs to another execution. Members are not stopped: the data-plane operator has
+/// no way to cancel a running `Restore`; the report says which ones were still running.
+pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    event: &crate::steps::ExecutionStatusChange,
+) -> Result<RestoreAbortReport, StepError> {
+    let d = &event.detail;
+    let nothing = |detail: String| RestoreAbortReport {
+        action: "nothing-to-do".into(),
+        detail,
+        ended: None,
+    };
+    let failure_name = match d.status.as_str() {
+        "ABORTED" => "ExecutionAborted",
+        "TIMED_OUT" => "ExecutionTimedOut",
+        "FAILED" => "ExecutionFailed",
+        other => return Ok(nothing(format!("status {other}"))),
+    };
+    let Some(req) = d
+        .input
+        .as_deref()
+        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+        .and_then(|v| RestoreRequest::from_value(v).ok())
+    else {
+        return Ok(nothing("input is not a restore request".into()));
+    };
+    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
+    let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
+        return Ok(nothing(format!("no catalog document for {ns}/{name}")));
+    };
+    if doc.brfed.execution != d.execution_arn {
+        return Ok(nothing(format!(
+            "{ns}/{name} belongs to {}",
+            doc.brfed.execution
+        )));
+    }
+    if doc.status.is_terminal() {
+        return Ok(nothing(format!("{ns}/{name} already ended")));
+    }
+    let stored = RestoreRequest {
+        metadata: doc.metadata.meta.clone(),
+        spec: doc.spec.clone(),
+        from_backup: None,
+        options: doc.brfed.options.clone(),
+    };
+    let ctx = RestoreContext {
+        name: name.clone(),
+        namespace: ns.clone(),
+        execution: doc.brfed.execution.clone(),
+        members: doc.brfed.members.clone(),
+        options: doc.brfed.options.clone(),
+        deadline: String::new(),
+        warmup: stored.warmup().into(),
+        warmup_strategy: stored.warmup_strategy().into(),
+    };
+    let obs = env
+        .base
+        .planes
+        .observe_members(
+            MemberKind::Restore,
+            &ctx.members,
+            env.base.observe_budget,
+            &|obs: &[Observation]| obs.iter().all(volumes_settled),
+        )
+        .await;
+    let cause = match (d.error.as_deref(), d.cause.as_deref()) {
+        (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
+        (Some(e), None) => format!("execution {} ended {}: {e}", d.execution_arn, d.status),
+        _ => format!("execution {} ended {}", d.execution_arn, d.status),
+    };
+    let failure = Failure::new(failure_name, cause);
+    let ended = conclude(env, &ctx, &obs, Some(failure), doc.brfed.data_member).await?;
+    Ok(RestoreAbortReport {
+        action: "failed".into(),
+        detail: format!("{ns}/{name} marked Failed ({failure_name})"),
+        ended: Some(ended),
+    })
+}
+
+/// Tag the data plane's CSI driver puts on a volume: the namespace of the PVC it was created for.
+pub const TAG_PVC_NAMESPACE: &str = "kubernetes.io/created-for/pvc/namespace";
+/// The name of that PVC (`{volume}-{tidbcluster}-tikv-{ordinal}`).
+pub const TAG_PVC_NAME: &str = "kubernetes.io/created-for/pvc/name";
+
+/// Whose a volume of `restoremeta` is, from its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    /// Created for this member's TidbCluster.
+    Member,
+    /// Created for another TidbCluster (another restore of the same backup).
+    Other,
+    /// No `created-for` tags yet.
+    Unknown,
+}
+
+fn owner(tags: &std::collections::BTreeMap<String, String>, m: &MemberRef) -> Owner {
+    let Some(ns) = tags.get(TAG_PVC_NAMESPACE) else {
+        return Owner::Unknown;
+    };
+    let pvc_matches = tags
+        .get(TAG_PVC_NAME)
+        .is_none_or(|pvc| pvc.contains(&format!("-{}-tikv-", m.tc_name)));
+    if *ns == m.tc_namespace && pvc_matches {
+        Owner::Member
+    } else {
+        Owner::Other
+    }
+}
+
+/// The volumes member `i` created, with whose they are: those restored from its backup's
+/// snapshots for PVCs of its namespace (found by their tags, whatever `restoremeta` says now),
+/// and those of `restoremeta` that carry no `created-for` tags yet. Also returns the ids of
+/// `restoremeta`, for when EC2 cannot be asked.
+async fn member_volumes<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    req: &RestoreRequest,
+    i: usize,
+    m: &MemberRef,
+) -> (Result<Vec<(String, Owner)>, StepError>, Vec<String>) {
+    let Some((bucket, prefix)) = req.backup_location(i) else {
+        return (Ok(Vec::new()), Vec::new());
+    };
+    let read = |key: &'static str| {
+        let (bucket, prefix) = (bucket.clone(), prefix.clone());
+        async move {
+            env.base
+                .store
+                .get_json(&bucket, &format!("{prefix}/{key}"))
+                .await
+                .ok()
+                .flatten()
+                .map(|m| m.value)
+        }
+    };
+    let mut listed = Vec::new();
+    if let Some(meta) = read("restoremeta").await {
+        for store in meta["tikv"]["stores"].as_array().into_iter().flatten() {
+            for v in store["volumes"].as_array().into_iter().flatten() {
+                if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty()) {
+                    listed.push(id.to_string());
+                }
+            }
+        }
+    }
+    let snapshots = read("backupmeta")
+        .await
+        .map(|meta| crate::delete::snapshot_ids(&meta))
+        .unwrap_or_default();
+    let result = async {
+        let mut out: Vec<(String, Owner)> = env
+            .volumes
+            .restored_volumes(&m.tc_namespace, &snapshots)
+            .await?
+            .iter()
+            .map(|(id, tags)| (id.clone(), owner(tags, m)))
+            .collect();
+        let rest: Vec<String> = listed
+            .iter()
+            .filter(|id| !out.iter().any(|(o, _)| o == *id))
+            .cloned()
+            .collect();
+        if !rest.is_empty() {
+            for (id, tags) in env.volumes.volume_tags(&rest).await? {
+                out.push((id, owner(&tags, m)));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+    .await;
+    (result, listed)
+}
+
 async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     doc: &VolumeRestoreDoc,
@@ -708,27 +920,40 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
             ..Default::default()
         };
         let ctx = format!("--context {} -n {}", m.k8s_cluster_name, m.tc_namespace);
-        if let Observation::Present(v) = o {
-            l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
-            l.phase = RestoreView::from_object(v).phase;
+        match o {
+            Observation::Present(v) => {
+                l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
+                l.phase = RestoreView::from_object(v).phase;
+            }
+            Observation::Unreachable(e) => {
+                l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
+                l.notes
+                    .push(format!("data plane unreachable, member state unknown: {e}"));
+            }
+            Observation::Absent => {}
         }
-        if let Some((bucket, prefix)) = req.backup_location(i)
-            && let Ok(Some(meta)) = env
-                .base
-                .store
-                .get_json(&bucket, &format!("{prefix}/restoremeta"))
-                .await
-        {
-            for store in meta.value["tikv"]["stores"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                for v in store["volumes"].as_array().into_iter().flatten() {
-                    if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty()) {
-                        l.volumes.push(id.to_string());
+        if !volumes_settled(o) {
+            l.notes.push(format!(
+                "the member was still creating volumes when this was written: volumes it created later are not listed (they carry the tag {TAG_PVC_NAMESPACE}={})",
+                m.tc_namespace
+            ));
+        }
+        let (found, listed) = member_volumes(env, &req, i, m).await;
+        match found {
+            Ok(volumes) => {
+                for (id, o) in volumes {
+                    match o {
+                        Owner::Member => l.volumes.push(id),
+                        Owner::Unknown => l.unconfirmed_volumes.push(id),
+                        Owner::Other => {}
                     }
                 }
+            }
+            Err(e) => {
+                l.notes.push(format!(
+                    "could not ask EC2 which volumes are this restore's ({e}): the volumes of restoremeta are listed unconfirmed"
+                ));
+                l.unconfirmed_volumes = listed;
             }
         }
         if let Ok(Some(tc)) = env
@@ -746,6 +971,12 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
         for v in &l.volumes {
             l.cleanup_commands
                 .push(format!("aws ec2 delete-volume --volume-id {v}"));
+        }
+        if !l.unconfirmed_volumes.is_empty() {
+            l.cleanup_commands.push(format!(
+                "aws ec2 describe-volumes --volume-ids {}  # check whose they are before deleting them",
+                l.unconfirmed_volumes.join(" ")
+            ));
         }
         if l.tidb_cluster_in_recovery_mode {
             l.cleanup_commands.push(format!(
@@ -773,4 +1004,103 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
         out.push(l);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::rcond;
+    use std::collections::BTreeMap;
+
+    fn member() -> MemberRef {
+        MemberRef {
+            k8s_cluster_name: "dp1".into(),
+            tc_name: "basic".into(),
+            tc_namespace: "tidb".into(),
+            backup_name: "fed-r1".into(),
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_volume_is_the_members_only_when_created_for_its_tidbcluster() {
+        let m = member();
+        let ours = tags(&[
+            (TAG_PVC_NAMESPACE, "tidb"),
+            (TAG_PVC_NAME, "tikv-basic-tikv-0"),
+        ]);
+        assert_eq!(owner(&ours, &m), Owner::Member);
+        let other_ns = tags(&[
+            (TAG_PVC_NAMESPACE, "tidb-2"),
+            (TAG_PVC_NAME, "tikv-basic-tikv-0"),
+        ]);
+        assert_eq!(owner(&other_ns, &m), Owner::Other);
+        let other_tc = tags(&[
+            (TAG_PVC_NAMESPACE, "tidb"),
+            (TAG_PVC_NAME, "tikv-basic2-tikv-0"),
+        ]);
+        assert_eq!(owner(&other_tc, &m), Owner::Other);
+        let untagged = tags(&[("TiDBCluster-BR", "true")]);
+        assert_eq!(owner(&untagged, &m), Owner::Unknown);
+    }
+
+    fn restore_obj(phase: &str, conditions: &[&str]) -> Observation {
+        let conds: Vec<Value> = conditions
+            .iter()
+            .map(|t| json!({"type": t, "status": "True"}))
+            .collect();
+        Observation::Present(json!({
+            "metadata": {"name": "fed-r1"},
+            "status": {"phase": phase, "conditions": conds}
+        }))
+    }
+
+    #[test]
+    fn a_member_settles_once_its_volumes_are_known_or_it_has_ended() {
+        assert!(!volumes_settled(&restore_obj("Running", &[])));
+        assert!(!volumes_settled(&Observation::Unreachable("down".into())));
+        assert!(volumes_settled(&Observation::Absent));
+        assert!(volumes_settled(&restore_obj(
+            "TikvComplete",
+            &[rcond::VOLUME_COMPLETE, rcond::TIKV_COMPLETE]
+        )));
+        assert!(volumes_settled(&restore_obj("Failed", &[rcond::FAILED])));
+        assert!(volumes_settled(&restore_obj("Invalid", &[rcond::INVALID])));
+        assert!(volumes_settled(&restore_obj("CleanVolumeComplete", &[])));
+    }
+
+    #[test]
+    fn settling_waits_for_a_running_member_and_ignores_failed_ones() {
+        let members = vec![member(), member(), member()];
+        let failed = restore_obj("Failed", &[rcond::FAILED]);
+        let running = restore_obj("Running", &[]);
+        let done = restore_obj("VolumeComplete", &[rcond::VOLUME_COMPLETE]);
+        let judge =
+            |obs: &[Observation]| judge_restore(RestoreAwait::Settled, &members, obs, None, false);
+        assert_eq!(
+            judge(&[failed.clone(), running, done.clone()]),
+            Verdict::Pending
+        );
+        assert_eq!(
+            judge(&[failed.clone(), done.clone(), Observation::Absent]),
+            Verdict::Met
+        );
+        // Any other wait ends at the failure.
+        assert!(matches!(
+            judge_restore(
+                RestoreAwait::VolumesRestored,
+                &members,
+                &[failed, done.clone(), done],
+                None,
+                false
+            ),
+            Verdict::Failed(_)
+        ));
+    }
 }

@@ -66,6 +66,13 @@ pub struct MemberStatus {
     /// From the member's failure condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// brfed's own field: when brfed deleted this member before the backup ended (RFC 3339, ms).
+    /// Only an `Invalid` initialize member is deleted (see [`MemberView::strands_init_job`]): its
+    /// data plane no longer acts on it, and deleting it is what stops its init job and resumes
+    /// GC. The entry keeps the member's last phase, reason and message; its data (snapshots,
+    /// `backupmeta`) goes or stays as the backup's `cleanPolicy` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 /// `VolumeBackup.status`.
@@ -200,18 +207,69 @@ impl VolumeBackupStatus {
                 commit_ts: view.commit_ts.clone(),
                 reason: None,
                 message: None,
+                deleted_at: None,
             };
             if let Some(c) = view.failed() {
                 entry.reason = c.reason.clone();
                 entry.message = c.message.clone();
             }
-            match self.backups.iter_mut().find(|b| {
-                b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name
-            }) {
-                Some(b) => *b = entry,
+            match self.member_mut(m) {
+                Some(b) => {
+                    // a member brfed deleted may still be read while its data plane cleans up
+                    entry.deleted_at = b.deleted_at.take();
+                    *b = entry;
+                }
                 None => self.backups.push(entry),
             }
         }
+    }
+
+    fn member_mut(&mut self, m: &MemberRef) -> Option<&mut MemberStatus> {
+        self.backups
+            .iter_mut()
+            .find(|b| b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name)
+    }
+
+    /// Records that brfed deleted member `m` at `at` (kept if already recorded), refreshing its
+    /// entry from `view` (what it was when deleted) first; an entry is added when there is none.
+    pub fn mark_deleted(&mut self, m: &MemberRef, view: Option<&MemberView>, at: &str) {
+        if let Some(v) = view {
+            self.refresh_members(&[(m.clone(), Some(v.clone()))]);
+        }
+        if self.member_mut(m).is_none() {
+            self.backups.push(MemberStatus {
+                k8s_cluster_name: m.k8s_cluster_name.clone(),
+                tc_name: m.tc_name.clone(),
+                tc_namespace: m.tc_namespace.clone(),
+                backup_name: m.backup_name.clone(),
+                ..Default::default()
+            });
+        }
+        let entry = self.member_mut(m).expect("just added");
+        entry.deleted_at.get_or_insert_with(|| at.to_string());
+    }
+
+    /// Whether brfed recorded member `m` as deleted.
+    pub fn is_deleted(&self, m: &MemberRef) -> bool {
+        self.backups.iter().any(|b| {
+            b.backup_name == m.backup_name
+                && b.k8s_cluster_name == m.k8s_cluster_name
+                && b.deleted_at.is_some()
+        })
+    }
+
+    /// `cluster/namespace/name` of every member brfed deleted, in entry order.
+    pub fn deleted_members(&self) -> Vec<String> {
+        self.backups
+            .iter()
+            .filter(|b| b.deleted_at.is_some())
+            .map(|b| {
+                format!(
+                    "{}/{}/{}",
+                    b.k8s_cluster_name, b.tc_namespace, b.backup_name
+                )
+            })
+            .collect()
     }
 
     /// Ends the backup: sizes summed, time taken, and on success the minimum commitTs.
@@ -323,6 +381,42 @@ mod tests {
         assert!(min_commit_ts(&[m(Some("30")), m(None)]).is_err());
         assert!(min_commit_ts(&[m(Some("x"))]).is_err());
         assert!(min_commit_ts(&[]).is_err());
+    }
+
+    #[test]
+    fn a_deleted_member_keeps_its_record_when_read_again() {
+        let m = MemberRef {
+            k8s_cluster_name: "dp1".into(),
+            tc_name: "basic".into(),
+            tc_namespace: "tidb".into(),
+            backup_name: "fed-bk".into(),
+        };
+        let invalid = MemberView {
+            phase: Some("Invalid".into()),
+            deleting: true,
+            ..Default::default()
+        };
+        let mut s = VolumeBackupStatus::default();
+        s.mark_deleted(&m, Some(&invalid), "2026-01-01T00:00:00.000Z");
+        assert_eq!(s.backups.len(), 1);
+        assert_eq!(s.backups[0].phase, "Invalid");
+        s.mark_deleted(&m, None, "2026-01-01T00:05:00.000Z");
+        assert_eq!(
+            s.backups[0].deleted_at.as_deref(),
+            Some("2026-01-01T00:00:00.000Z"),
+            "the first deletion time stays"
+        );
+        // still present while its data plane cleans up: refreshed, still deleted
+        s.refresh_members(&[(m.clone(), Some(invalid))]);
+        assert!(s.is_deleted(&m));
+        assert_eq!(s.deleted_members(), ["dp1/tidb/fed-bk"]);
+        // a member never seen gets an entry
+        let mut s = VolumeBackupStatus::default();
+        s.mark_deleted(&m, None, "t");
+        assert_eq!(s.backups[0].backup_name, "fed-bk");
+        assert!(s.is_deleted(&m));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["backups"][0]["deletedAt"], "t");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::StepError;
 use crate::member::{MemberRef, MemberView, build_member_backup, cond, phase};
 use crate::ports::{Created, DataPlanes, MemberKind, ObjectStore, Observation};
 use crate::spec::{BackupRequest, ObserveMode, Options};
-use crate::status::{rfc3339, vbk};
+use crate::status::{VolumeBackupStatus, rfc3339, vbk};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -522,11 +522,24 @@ async fn ensure_member<D: DataPlanes, S>(
     execution: &str,
     namespace: &str,
 ) -> Result<(), StepError> {
-    match env
+    let created = match env
         .planes
         .create_member(MemberKind::Backup, &m.k8s_cluster_name, object)
-        .await?
+        .await
     {
+        // A create answered 404 names no member: the data plane does not serve Backups in that
+        // namespace (yet). The preflight saw the CRD and the TidbCluster's namespace, so this is an
+        // API server that is starting again and has not loaded its CRDs: retryable, not
+        // `MemberMissing` (which would end the backup at once).
+        Err(StepError::MemberMissing(why)) => {
+            return Err(StepError::DataPlaneUnreachable(format!(
+                "{}: could not create Backup {}/{}: the data plane does not serve Backups there (yet; an API server that is starting?): {why}",
+                m.k8s_cluster_name, m.tc_namespace, m.backup_name
+            )));
+        }
+        other => other?,
+    };
+    match created {
         Created::Created => {
             tracing::info!(cluster = %m.k8s_cluster_name, member = %m.backup_name, "member created");
             Ok(())
@@ -549,6 +562,8 @@ async fn ensure_member<D: DataPlanes, S>(
 }
 
 /// Execute: move the initialize member to `execute` and create the other members in `execute`.
+/// Every data plane is tried; those that could not be told are named together in one
+/// `DataPlaneUnreachable` (retried by the state machine, which then creates what is missing).
 pub async fn execute<D: DataPlanes, S: ObjectStore>(
     env: &Env<'_, D, S>,
     input: StepInput,
@@ -586,10 +601,29 @@ pub async fn execute<D: DataPlanes, S: ObjectStore>(
         let object = build_member_backup(&req, m, phase::EXECUTE, &ctx.execution);
         async move { ensure_member(env, m, &object, &ctx.execution, &ctx.namespace).await }
     });
-    for r in join_all(creations).await {
-        r?;
+    // Every plane is tried; a plane that could not be told is named, with every other one.
+    let errors: Vec<StepError> = join_all(creations)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if let Some(e) = errors.iter().find(|e| !e.is_retryable()) {
+        return Err(e.clone());
     }
-    Ok(Phase::now("Execute"))
+    let unreachable: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| match e {
+            StepError::DataPlaneUnreachable(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    match errors.first() {
+        None => Ok(Phase::now("Execute")),
+        Some(_) if unreachable.len() == errors.len() => {
+            Err(StepError::DataPlaneUnreachable(unreachable.join("; ")))
+        }
+        Some(e) => Err(e.clone()),
+    }
 }
 
 /// Resume GC and scheduling: ask the initialize member to resume (`resumeGcSchedule: true`).
@@ -632,29 +666,60 @@ pub struct TeardownReport {
     pub unreachable: Vec<String>,
     /// Objects of the member's name that belong to something else: left alone.
     pub foreign: Vec<String>,
+    /// Members deleted now, or found being deleted: an `Invalid` initialize member, whose
+    /// data plane acts on neither `teardown` nor `resumeGcSchedule`; deleting it stops its init
+    /// job, which resumes GC and schedulers ([`MemberView::strands_init_job`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
 }
 
 /// Moves every existing member to `teardown`; the initialize member is always asked to resume GC
-/// and schedulers too. Best effort over all members before reporting unreachable ones.
-/// Members that belong to another execution (a name conflict) are never touched.
+/// and schedulers too, and is deleted instead when it is `Invalid` with its init job possibly
+/// alive. Best effort over all members before reporting unreachable ones. Members that belong
+/// to another execution (a name conflict) are never touched.
 pub async fn request_teardown<D: DataPlanes>(
     planes: &D,
     members: &[MemberRef],
     execution: &str,
 ) -> TeardownReport {
+    teardown_members(planes, members, execution).await.0
+}
+
+/// [`request_teardown`], with what each deleted member was when it was deleted.
+async fn teardown_members<D: DataPlanes>(
+    planes: &D,
+    members: &[MemberRef],
+    execution: &str,
+) -> (TeardownReport, Vec<(MemberRef, MemberView)>) {
     let work = members.iter().enumerate().map(|(i, m)| async move {
         let obj = match planes.get_member(MemberKind::Backup, m).await {
             Ok(Some(o)) => o,
-            Ok(None) => return ("absent", m.display()),
-            Err(e) => return ("unreachable", format!("{}: {e}", m.display())),
+            Ok(None) => return ("absent", m.display(), None),
+            Err(e) => return ("unreachable", format!("{}: {e}", m.display()), None),
         };
         let v = MemberView::from_object(&obj);
         if v.execution.as_deref() != Some(execution) {
-            return ("foreign", m.display());
+            return ("foreign", m.display(), None);
+        }
+        if i == 0 && v.strands_init_job() {
+            if v.deleting {
+                return ("deleted", m.display(), Some(v));
+            }
+            return match planes.delete_member(MemberKind::Backup, m).await {
+                Ok(_) => {
+                    tracing::warn!(member = %m.display(), "initialize member is Invalid: deleted so that its init job stops and GC resumes");
+                    ("deleted", m.display(), Some(v))
+                }
+                Err(e) => (
+                    "unreachable",
+                    format!("{}: delete: {e}", m.display()),
+                    None,
+                ),
+            };
         }
         let needs_resume = i == 0 && !v.resume_gc_schedule;
         if v.federal_phase.as_deref() == Some(phase::TEARDOWN) && !needs_resume {
-            return ("already", m.display());
+            return ("already", m.display(), None);
         }
         let mut patch = json!({"federalVolumeBackupPhase": phase::TEARDOWN});
         if i == 0 {
@@ -664,41 +729,87 @@ pub async fn request_teardown<D: DataPlanes>(
             .patch_member_spec(MemberKind::Backup, m, &patch)
             .await
         {
-            Ok(()) => ("requested", m.display()),
-            Err(StepError::MemberMissing(_)) => ("absent", m.display()),
-            Err(e) => ("unreachable", format!("{}: {e}", m.display())),
+            Ok(()) => ("requested", m.display(), None),
+            Err(StepError::MemberMissing(_)) => ("absent", m.display(), None),
+            Err(e) => ("unreachable", format!("{}: {e}", m.display()), None),
         }
     });
     let mut r = TeardownReport::default();
-    for (kind, what) in join_all(work).await {
+    let mut deleted = Vec::new();
+    for ((kind, what, view), m) in join_all(work).await.into_iter().zip(members) {
         match kind {
             "requested" => r.requested.push(what),
             "already" => r.already.push(what),
             "absent" => r.absent.push(what),
             "foreign" => r.foreign.push(what),
+            "deleted" => {
+                r.deleted.push(what);
+                if let Some(v) = view {
+                    deleted.push((m.clone(), v));
+                }
+            }
             _ => r.unreachable.push(what),
         }
     }
-    r
+    (r, deleted)
 }
 
-/// Teardown: every existing member to `teardown`, resume requested on the initialize member.
+/// Records in `status` the members [`teardown_members`] deleted. An initialize member found
+/// absent that brfed last saw `Invalid` was deleted by an earlier teardown whose record was not
+/// written (the step failed after the deletion and was retried): recorded too.
+fn record_deleted(
+    status: &mut VolumeBackupStatus,
+    members: &[MemberRef],
+    report: &TeardownReport,
+    deleted: &[(MemberRef, MemberView)],
+    at: &str,
+) {
+    for (m, v) in deleted {
+        status.mark_deleted(m, Some(v), at);
+    }
+    if let Some(init) = members.first()
+        && report.absent.contains(&init.display())
+        && status.backups.iter().any(|b| {
+            b.k8s_cluster_name == init.k8s_cluster_name
+                && b.backup_name == init.backup_name
+                && b.phase == cond::INVALID
+        })
+    {
+        status.mark_deleted(init, None, at);
+    }
+}
+
+/// What a failure message adds when brfed deleted members: which, and why.
+fn deleted_note(status: &VolumeBackupStatus) -> String {
+    let deleted = status.deleted_members();
+    if deleted.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; brfed deleted {} (Invalid initialize member: its data plane acts on neither teardown nor resumeGcSchedule, so deleting it is what stops its init job and resumes GC; its snapshots and backupmeta go or stay as cleanPolicy says)",
+        deleted.join(", ")
+    )
+}
+
+/// Teardown: every existing member to `teardown`, resume requested on the initialize member (an
+/// `Invalid` one is deleted instead, and recorded in the catalog document).
 /// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told.
 pub async fn teardown<D: DataPlanes, S: ObjectStore>(
     env: &Env<'_, D, S>,
     input: StepInput,
 ) -> Result<Phase, StepError> {
     let ctx = &input.backup;
-    let report = request_teardown(env.planes, &ctx.members, &ctx.execution).await;
-    tracing::info!(requested = ?report.requested, already = ?report.already, unreachable = ?report.unreachable, "teardown");
+    let (report, deleted) = teardown_members(env.planes, &ctx.members, &ctx.execution).await;
+    tracing::info!(requested = ?report.requested, already = ?report.already, deleted = ?report.deleted, unreachable = ?report.unreachable, "teardown");
     let at = now_ms();
     env.catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
-            if d.brfed.teardown_requested_at.is_some() {
-                return false;
-            }
-            d.brfed.teardown_requested_at = Some(at.clone());
-            true
+            let before = d.clone();
+            d.brfed
+                .teardown_requested_at
+                .get_or_insert_with(|| at.clone());
+            record_deleted(&mut d.status, &ctx.members, &report, &deleted, &at);
+            *d != before
         })
         .await?;
     if !report.unreachable.is_empty() {
@@ -833,12 +944,6 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
         .await;
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         ctx.members.iter().cloned().zip(views(&obs)).collect();
-    let failure = decide_failure(
-        input.failure.as_ref(),
-        input.observed.as_ref(),
-        &pairs,
-        &obs,
-    );
     let now = Utc::now();
     let document = env
         .catalog()
@@ -847,7 +952,16 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
                 return false;
             }
             d.status.refresh_members(&pairs);
-            let f = failure.as_ref().map(|f| (f.error.as_str(), f.message()));
+            let failure = decide_failure(
+                input.failure.as_ref(),
+                input.observed.as_ref(),
+                &pairs,
+                &obs,
+                &d.status,
+            );
+            let f = failure
+                .as_ref()
+                .map(|f| (f.error.as_str(), f.message() + &deleted_note(&d.status)));
             d.status
                 .finish(f.as_ref().map(|(e, m)| (*e, m.as_str())), now);
             true
@@ -876,11 +990,15 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
     })
 }
 
+/// Why a backup that reached finalize failed, if it did: the failure it carries, else what the
+/// members say. `status` is the catalog's (refreshed from `pairs`): members brfed deleted count as
+/// what they were, `Invalid`.
 fn decide_failure(
     failure: Option<&Failure>,
     observed: Option<&ObserveOutput>,
     pairs: &[(MemberRef, Option<MemberView>)],
     obs: &[Observation],
+    status: &VolumeBackupStatus,
 ) -> Option<Failure> {
     if let Some(f) = failure {
         return Some(f.clone());
@@ -900,19 +1018,33 @@ fn decide_failure(
             format!("member {} is VolumeBackupInitializeFailed", m.display()),
         ));
     }
-    let failed: Vec<&MemberRef> = pairs
+    // (member, Invalid?) of every member that ended Failed or Invalid, in spec order
+    let deleted = |m: &MemberRef, o: &Observation| {
+        !matches!(o, Observation::Present(_)) && status.is_deleted(m)
+    };
+    let failed: Vec<(&MemberRef, bool)> = pairs
         .iter()
-        .filter(|(_, v)| {
-            v.as_ref()
-                .is_some_and(|v| v.has(cond::FAILED) || v.has(cond::INVALID))
+        .zip(obs)
+        .filter_map(|((m, v), o)| match v {
+            Some(v) if v.has(cond::INVALID) => Some((m, true)),
+            Some(v) if v.has(cond::FAILED) => Some((m, false)),
+            _ if deleted(m, o) => Some((m, true)),
+            _ => None,
         })
-        .map(|(m, _)| m)
         .collect();
-    if !failed.is_empty() {
-        let names: Vec<_> = failed.iter().map(|m| m.backup_name.as_str()).collect();
-        let clusters: Vec<_> = failed.iter().map(|m| m.k8s_cluster_name.as_str()).collect();
+    if let Some((_, invalid)) = failed.first() {
+        let names: Vec<_> = failed.iter().map(|(m, _)| m.backup_name.as_str()).collect();
+        let clusters: Vec<_> = failed
+            .iter()
+            .map(|(m, _)| m.k8s_cluster_name.as_str())
+            .collect();
+        // named like the observe step names a failed member (`backup::judge`): the first one's
         return Some(Failure::new(
-            "MemberFailed",
+            if *invalid {
+                "MemberInvalid"
+            } else {
+                "MemberFailed"
+            },
             format!(
                 "backup members {} of clusters {} failed",
                 names.join(","),
@@ -1043,7 +1175,8 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
             teardown: None,
         });
     }
-    let report = request_teardown(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
+    let (report, deleted) =
+        teardown_members(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
     let cause = match (d.error.as_deref(), d.cause.as_deref()) {
         (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
         _ => format!("execution {} ended {}", d.execution_arn, d.status),
@@ -1070,6 +1203,8 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         doc.brfed.members.iter().cloned().zip(views(&obs)).collect();
     let at = now_ms();
+    let members = doc.brfed.members.clone();
+    let mut detail = message.clone();
     env.catalog()
         .update(&ns, &name, |doc| {
             if doc.status.is_terminal() {
@@ -1077,16 +1212,18 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
             }
             doc.status.refresh_members(&pairs);
             doc.brfed.teardown_requested_at.get_or_insert(at.clone());
-            doc.status.finish(Some((failure_name, &message)), now);
+            record_deleted(&mut doc.status, &members, &report, &deleted, &at);
+            detail = format!("{message}{}", deleted_note(&doc.status));
+            doc.status.finish(Some((failure_name, &detail)), now);
             true
         })
         .await?;
     if !report.unreachable.is_empty() {
-        return Err(StepError::DataPlaneUnreachable(message));
+        return Err(StepError::DataPlaneUnreachable(detail));
     }
     Ok(AbortReport {
         action: "torn-down".into(),
-        detail: message,
+        detail,
         teardown: Some(report),
     })
 }

@@ -596,3 +596,327 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
         "second delivery does nothing"
     );
 }
+
+/// A backup whose every member has created its snapshots (GC still paused).
+async fn at_snapshots_created(planes: &FakePlanes, store: &FakeStore) -> BackupContext {
+    let e = env(planes, store);
+    let ctx = started(planes, store).await.backup;
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
+    execute(&e, step(&ctx)).await.unwrap();
+    each(planes, cond::SNAPSHOTS_CREATED);
+    assert_eq!(
+        observe_now(planes, store, &ctx, Await::SnapshotsCreated)
+            .await
+            .verdict,
+        "met"
+    );
+    ctx
+}
+
+fn step(ctx: &BackupContext) -> StepInput {
+    StepInput {
+        backup: ctx.clone(),
+        failure: None,
+    }
+}
+
+async fn catalog_doc(store: &FakeStore) -> VolumeBackupDoc {
+    Catalog::<_, VolumeBackupDoc>::new(store, BUCKET)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+fn entry<'a>(doc: &'a VolumeBackupDoc, cluster: &str) -> &'a crate::status::MemberStatus {
+    doc.status
+        .backups
+        .iter()
+        .find(|b| b.k8s_cluster_name == cluster)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_invalid_initialize_member_is_deleted_at_teardown_so_its_init_job_stops() {
+    // backup:resume:invalid — the data plane ignores an Invalid Backup: neither teardown nor
+    // resumeGcSchedule stops its init job, deleting the Backup does.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    resume_gc(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INVALID);
+    let o = observe_now(&planes, &store, &ctx, Await::GcResumed).await;
+    let failure = o.failure.unwrap();
+    assert_eq!(failure.error, "MemberInvalid");
+    let input = StepInput {
+        backup: ctx.clone(),
+        failure: Some(failure.clone()),
+    };
+    teardown(&e, input.clone()).await.unwrap();
+    assert!(
+        planes.backup("dp1", "tidb", "fed-bk").is_none(),
+        "the Invalid initialize member is deleted"
+    );
+    assert!(
+        planes
+            .log
+            .lock()
+            .unwrap()
+            .contains(&"delete Backup dp1/tidb/fed-bk".to_string())
+    );
+    for c in ["dp2", "dp3"] {
+        let m = planes.backup(c, "tidb", "fed-bk").unwrap();
+        assert_eq!(m["spec"]["federalVolumeBackupPhase"], "teardown");
+        assert!(m["spec"].get("resumeGcSchedule").is_none());
+    }
+    let log_len = planes.log.lock().unwrap().len();
+    teardown(&e, input).await.unwrap();
+    assert_eq!(
+        planes.log.lock().unwrap().len(),
+        log_len,
+        "teardown twice => no new mutation"
+    );
+    let doc = catalog_doc(&store).await;
+    let dp1 = entry(&doc, "dp1");
+    assert!(
+        dp1.deleted_at.is_some(),
+        "the deletion is recorded: {dp1:?}"
+    );
+    assert_eq!(dp1.phase, cond::INVALID, "with what the member was");
+    assert!(entry(&doc, "dp2").deleted_at.is_none());
+
+    planes.add_condition("dp2", "tidb", "fed-bk", cond::COMPLETE);
+    planes.add_condition("dp3", "tidb", "fed-bk", cond::COMPLETE);
+    assert_eq!(
+        observe_now(&planes, &store, &ctx, Await::Terminal)
+            .await
+            .verdict,
+        "met"
+    );
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx,
+            failure: Some(failure),
+            observed: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.error.as_deref(), Some("MemberInvalid"));
+    let cause = out.cause.unwrap();
+    assert!(cause.contains("brfed deleted dp1/tidb/fed-bk"), "{cause}");
+    assert!(
+        entry(&out.document, "dp1").deleted_at.is_some(),
+        "finalize keeps the record"
+    );
+}
+
+#[tokio::test]
+async fn other_initialize_members_and_other_invalid_members_are_torn_down_not_deleted() {
+    // Failed: the data plane deletes its init job itself; resumed: the init job is gone.
+    for (cluster, conds) in [
+        ("dp1", &[cond::FAILED][..]),
+        ("dp1", &[cond::INITIALIZE_COMPLETE, cond::INVALID][..]),
+        ("dp1", &[cond::INITIALIZE_FAILED, cond::INVALID][..]),
+        ("dp2", &[cond::INVALID][..]),
+    ] {
+        let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+        let e = env(&planes, &store);
+        let ctx = at_snapshots_created(&planes, &store).await;
+        for c in conds {
+            planes.add_condition(cluster, "tidb", "fed-bk", c);
+        }
+        teardown(&e, step(&ctx)).await.unwrap();
+        assert_eq!(planes.backup_count(), 3, "{cluster} {conds:?}");
+        let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
+        assert_eq!(
+            (
+                init["spec"]["federalVolumeBackupPhase"].as_str(),
+                init["spec"]["resumeGcSchedule"].as_bool()
+            ),
+            (Some("teardown"), Some(true)),
+            "{cluster} {conds:?}"
+        );
+        assert!(
+            catalog_doc(&store)
+                .await
+                .status
+                .backups
+                .iter()
+                .all(|b| b.deleted_at.is_none())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_whose_record_failed_is_recorded_by_the_retried_teardown() {
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INVALID);
+    observe_now(&planes, &store, &ctx, Await::SnapshotsComplete).await;
+    *store.broken.lock().unwrap() = true;
+    assert_eq!(
+        teardown(&e, step(&ctx)).await.unwrap_err().name(),
+        "CatalogUnavailable"
+    );
+    assert!(planes.backup("dp1", "tidb", "fed-bk").is_none());
+    *store.broken.lock().unwrap() = false;
+    teardown(&e, step(&ctx)).await.unwrap();
+    assert!(
+        entry(&catalog_doc(&store).await, "dp1")
+            .deleted_at
+            .is_some(),
+        "absent now, Invalid when last seen: deleted by the first attempt"
+    );
+}
+
+#[tokio::test]
+async fn an_aborted_execution_deletes_an_invalid_initialize_member_and_says_so() {
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    resume_gc(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INVALID);
+    let r = abort(
+        &e,
+        ExecutionStatusChange {
+            detail: ExecutionDetail {
+                execution_arn: EXEC.into(),
+                state_machine_arn: None,
+                status: "ABORTED".into(),
+                input: Some(input(json!({})).to_string()),
+                error: None,
+                cause: None,
+            },
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.action, "torn-down");
+    let report = r.teardown.unwrap();
+    assert_eq!(report.deleted, ["dp1/tidb/fed-bk"]);
+    assert_eq!(report.requested.len(), 2);
+    assert!(planes.backup("dp1", "tidb", "fed-bk").is_none());
+    assert!(
+        r.detail.contains("brfed deleted dp1/tidb/fed-bk"),
+        "{}",
+        r.detail
+    );
+    let doc = catalog_doc(&store).await;
+    assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
+    let failed = doc.status.conditions.last().unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("ExecutionAborted"));
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("brfed deleted dp1/tidb/fed-bk")
+    );
+    assert!(entry(&doc, "dp1").deleted_at.is_some());
+}
+
+#[tokio::test]
+async fn a_member_invalid_at_teardown_fails_the_backup_member_invalid() {
+    // backup:teardown:invalid — no failure before teardown; dp2 turns Invalid in it.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    resume_gc(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZE_COMPLETE);
+    each(&planes, cond::VOLUME_COMPLETE);
+    teardown(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::COMPLETE);
+    planes.add_condition("dp2", "tidb", "fed-bk", cond::INVALID);
+    planes.add_condition("dp3", "tidb", "fed-bk", cond::COMPLETE);
+    let observed = observe_now(&planes, &store, &ctx, Await::Terminal).await;
+    assert_eq!(observed.verdict, "met");
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx,
+            failure: None,
+            observed: Some(observed),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.error.as_deref(), Some("MemberInvalid"));
+    assert!(out.cause.unwrap().contains("dp2"));
+}
+
+#[tokio::test]
+async fn execute_retries_a_plane_that_answers_404_while_starting_and_names_every_plane() {
+    // backup:initialize:api-down — dp2's API server is up again but does not serve the Backup
+    // CRD yet: its create answers 404, which must be retried, not end the backup MemberMissing.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = started(&planes, &store).await.backup;
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
+    planes.set_serving("dp2", false);
+    let err = execute(&e, step(&ctx)).await.unwrap_err();
+    assert_eq!(err.name(), "DataPlaneUnreachable", "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("dp2"), "{err}");
+    assert!(
+        planes.backup("dp3", "tidb", "fed-bk").is_some(),
+        "the others are created"
+    );
+    // dp2 serves Backups again: the retry creates its member and finds dp3's
+    planes.set_serving("dp2", true);
+    execute(&e, step(&ctx)).await.unwrap();
+    assert_eq!(planes.backup_count(), 3);
+    assert_eq!(
+        planes.backup("dp2", "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"],
+        "execute"
+    );
+
+    // two planes that cannot be told are both named
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = started(&planes, &store).await.backup;
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INITIALIZED);
+    planes.set_serving("dp2", false);
+    planes.set_down("dp3", true);
+    let err = execute(&e, step(&ctx)).await.unwrap_err();
+    assert_eq!(err.name(), "DataPlaneUnreachable");
+    let m = err.to_string();
+    assert!(m.contains("dp2") && m.contains("dp3"), "{m}");
+    // a name conflict is not retried, whatever else happened
+    planes.set_down("dp3", false);
+    planes.put_backup("dp3", json!({"metadata": {"name": "fed-bk", "namespace": "tidb", "annotations": {"brfed.io/execution": "other"}}, "spec": {}}));
+    assert_eq!(
+        execute(&e, step(&ctx)).await.unwrap_err().name(),
+        "MemberNameConflict"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_initialize_member_counts_as_invalid_not_missing() {
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::INVALID);
+    teardown(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp2", "tidb", "fed-bk", cond::COMPLETE);
+    planes.add_condition("dp3", "tidb", "fed-bk", cond::COMPLETE);
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx,
+            failure: None,
+            observed: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.error.as_deref(), Some("MemberInvalid"));
+    let cause = out.cause.unwrap();
+    assert!(
+        cause.contains("of clusters dp1 failed") && cause.contains("brfed deleted dp1/tidb/fed-bk"),
+        "{cause}"
+    );
+}

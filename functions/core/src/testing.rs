@@ -23,6 +23,7 @@ pub struct FakePlanes {
     restores: Mutex<BTreeMap<Key, Value>>,
     tidb_clusters: Mutex<BTreeMap<Key, Value>>,
     down: Mutex<HashSet<String>>,
+    not_serving: Mutex<HashSet<String>>,
     /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
     pub log: Mutex<Vec<String>>,
 }
@@ -62,6 +63,29 @@ impl FakePlanes {
         } else {
             d.remove(cluster);
         }
+    }
+
+    /// Makes a data plane answer, but not serve its member resources (404 as from an API server
+    /// that is starting and does not serve the CRDs yet): reads find nothing (`get_opt` reads a 404
+    /// as absent), creations and patches fail `MemberMissing` (how the kube adapter classifies a
+    /// 404), deletions find nothing.
+    pub fn set_serving(&self, cluster: &str, serving: bool) {
+        let mut d = self.not_serving.lock().unwrap();
+        if serving {
+            d.remove(cluster);
+        } else {
+            d.insert(cluster.into());
+        }
+    }
+
+    fn serving(&self, cluster: &str) -> bool {
+        !self.not_serving.lock().unwrap().contains(cluster)
+    }
+
+    fn not_found(cluster: &str, what: &str) -> StepError {
+        StepError::MemberMissing(format!(
+            "{cluster}: {what}: not found (the server could not find the requested resource)"
+        ))
     }
 
     fn objects(&self, kind: MemberKind) -> &Mutex<BTreeMap<Key, Value>> {
@@ -227,6 +251,9 @@ impl DataPlanes for FakePlanes {
         m: &MemberRef,
     ) -> Result<Option<Value>, StepError> {
         self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Ok(None);
+        }
         Ok(self
             .objects(kind)
             .lock()
@@ -246,6 +273,9 @@ impl DataPlanes for FakePlanes {
         object: &Value,
     ) -> Result<Created, StepError> {
         self.check(cluster)?;
+        if !self.serving(cluster) {
+            return Err(Self::not_found(cluster, "create"));
+        }
         let key: Key = (
             cluster.into(),
             object["metadata"]["namespace"]
@@ -279,6 +309,9 @@ impl DataPlanes for FakePlanes {
         spec: &Value,
     ) -> Result<(), StepError> {
         self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
+        }
         let mut b = self.objects(kind).lock().unwrap();
         let obj = b
             .get_mut(&(
@@ -297,6 +330,9 @@ impl DataPlanes for FakePlanes {
 
     async fn delete_member(&self, kind: MemberKind, m: &MemberRef) -> Result<bool, StepError> {
         self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Ok(false);
+        }
         let gone = self.objects(kind).lock().unwrap().remove(&(
             m.k8s_cluster_name.clone(),
             m.tc_namespace.clone(),
@@ -455,6 +491,8 @@ pub struct FakeVolumes {
     pub snapshot_calls: Mutex<Vec<(String, bool)>>,
     /// Snapshot tags.
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Volume tags (of volumes in `ids`).
+    pub volume_tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl Volumes for FakeVolumes {
@@ -496,6 +534,41 @@ impl Volumes for FakeVolumes {
             }
         }
         Ok(())
+    }
+
+    async fn volume_tags(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
+        let have = self.ids.lock().unwrap();
+        let tags = self.volume_tags.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter(|i| have.contains(*i))
+            .map(|i| (i.clone(), tags.get(i).cloned().unwrap_or_default()))
+            .collect())
+    }
+
+    async fn restored_volumes(
+        &self,
+        namespace: &str,
+        snapshots: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
+        let have = self.ids.lock().unwrap();
+        Ok(self
+            .volume_tags
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| have.contains(*id))
+            .filter(|(_, t)| {
+                t.get("kubernetes.io/created-for/pvc/namespace")
+                    .is_some_and(|n| n == namespace)
+                    && t.get("snapshot/createdFromSnapshotId")
+                        .is_some_and(|s| snapshots.contains(s))
+            })
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect())
     }
 
     async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {

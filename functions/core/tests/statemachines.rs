@@ -102,8 +102,39 @@ fn every_task_retries_lambda_service_errors_and_names_are_known() {
             for r in RETRYABLE_ERROR_NAMES {
                 assert!(retried.contains(r), "{file}: {name} does not retry {r}");
             }
+            // A function process that died (Lambda answers `Runtime.ExitError`) or hung to its
+            // timeout (`Sandbox.Timedout`): every step is idempotent, so it is run again, at
+            // most twice, in a retrier of its own (a timeout of an observe costs 15 minutes).
+            let crash = retry
+                .iter()
+                .find(|r| {
+                    r["ErrorEquals"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e == "Runtime.ExitError")
+                })
+                .unwrap_or_else(|| panic!("{file}: {name} does not retry Runtime.ExitError"));
+            let crash_names: Vec<&str> = crash["ErrorEquals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(
+                crash_names,
+                ["Runtime.ExitError", "Sandbox.Timedout"],
+                "{file}: {name}"
+            );
+            assert!(
+                crash["MaxAttempts"].as_u64().unwrap() <= 2,
+                "{file}: {name}"
+            );
             for r in &retried {
-                if !r.starts_with("Lambda.") && !r.starts_with("States.") {
+                if !r.starts_with("Lambda.")
+                    && !r.starts_with("States.")
+                    && !crash_names.contains(r)
+                {
                     assert!(
                         RETRYABLE_ERROR_NAMES.contains(r),
                         "{file}: {name} retries terminal error {r}"

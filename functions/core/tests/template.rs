@@ -206,6 +206,10 @@ fn asl_files() -> Vec<(String, String)> {
 const EC2_CALLS: &[(&str, &str)] = &[
     // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
     ("restore-finalize", "ec2:DeleteVolume"),
+    ("restore-abort", "ec2:DeleteVolume"),
+    // Whose the volumes of `restoremeta` are (`Ec2Volumes::volume_tags`).
+    ("restore-finalize", "ec2:DescribeVolumes"),
+    ("restore-abort", "ec2:DescribeVolumes"),
     // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
@@ -217,7 +221,7 @@ const EC2_CALLS: &[(&str, &str)] = &[
 /// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.
 /// A statement may grant one of these on `"*"` only when it grants nothing else, so that the
 /// `"*"` reaches no action that could be narrowed. Everything else in EC2 must name an ARN.
-const EC2_WITHOUT_RESOURCE_LEVEL: &[&str] = &["ec2:DescribeSnapshots"];
+const EC2_WITHOUT_RESOURCE_LEVEL: &[&str] = &["ec2:DescribeSnapshots", "ec2:DescribeVolumes"];
 
 /// The Step Functions calls of the scheduled functions (`functions/adapters/src/sfn_executions.rs`),
 /// by crate: the state machine (its ASL file) whose executions it starts. `Executions::start`
@@ -237,6 +241,7 @@ const EVENT_EMITTERS: &[&str] = &[
     "backup-finalize",
     "backup-abort",
     "restore-finalize",
+    "restore-abort",
     "backup-delete-finish",
 ];
 
@@ -248,6 +253,8 @@ const DEFAULT_BUS: &str =
 const OTHER_TIMEOUTS: &[(&str, u64)] = &[
     // Reads every schedule and its backups from the catalog and may start one deletion each.
     ("retention-sweep", 300),
+    // Waits up to the observe budget for a stopped restore's members to settle.
+    ("restore-abort", 900),
 ];
 
 /// How a function crate builds its clients, read from its `src/main.rs`.

@@ -5,6 +5,7 @@ use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_c
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Finished, Workflows};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(180);
@@ -75,10 +76,21 @@ impl Case {
         annotations: Value,
         options: Value,
     ) -> Value {
+        self.restore_input_into(&self.target_ns, name, template, annotations, options)
+    }
+
+    fn restore_input_into(
+        &self,
+        target_ns: &str,
+        name: &str,
+        template: Value,
+        annotations: Value,
+        options: Value,
+    ) -> Value {
         let clusters: Vec<Value> = self
             .planes
             .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": self.target_ns, "azName": az(p)}))
+            .map(|p| json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": target_ns, "azName": az(p)}))
             .collect();
         json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
             "metadata": {"name": name, "namespace": "br", "annotations": annotations},
@@ -409,4 +421,158 @@ async fn a_restore_data_failure_is_cleaned_up_when_asked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_finish_failure_is_cleaned_up_when_asked() {
     failing("restore-finish", true).await;
+}
+
+/// The volumes in EC2 restored for PVCs of `namespace` (the simulator tags them as the CSI driver
+/// does).
+async fn volumes_for(c: &Case, namespace: &str) -> BTreeSet<String> {
+    let out = c
+        .world
+        .cloud
+        .ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:kubernetes.io/created-for/pvc/namespace")
+                .values(namespace)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.volumes()
+        .iter()
+        .filter_map(|v| v.volume_id().map(String::from))
+        .collect()
+}
+
+fn reported_volumes(doc: &Value) -> BTreeSet<String> {
+    doc["brfed"]["leftovers"]
+        .as_array()
+        .expect("leftovers report")
+        .iter()
+        .flat_map(|l| l["volumes"].as_array().unwrap().clone())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn wait_catalog(c: &Case, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(doc) =
+            brfed_system_tests::workflow::catalog_restore_doc(&c.world, "br", name).await
+            && ok(&doc)
+        {
+            return doc;
+        }
+        assert!(start.elapsed() < RUN, "{name}: {what} not seen in {RUN:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
+    let c = backed_up("rt-stop", 2).await;
+    let name = format!(
+        "st-{}",
+        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+    );
+    let input = c.restore_input(
+        &name,
+        json!({}),
+        json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}),
+        json!({}),
+    );
+    let arn = c.flows.start(&restore_arn(), &name, &input).await;
+    // dp1 and dp3 created their volumes; dp2 hangs in restore-volume
+    let start = std::time::Instant::now();
+    loop {
+        let mut ready = c.member("dp2", &name).await.is_some();
+        for p in ["dp1", "dp3"] {
+            ready &= c.member(p, &name).await.is_some_and(|m| {
+                m.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x["type"] == "VolumeComplete")
+            });
+        }
+        if ready {
+            break;
+        }
+        assert!(
+            start.elapsed() < RUN,
+            "members never reached restore-volume"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.flows.stop(&arn).await;
+    let doc = wait_catalog(&c, &name, "Failed", |d| d["status"]["phase"] == "Failed").await;
+    let status = doc["status"].to_string();
+    assert!(status.contains("ExecutionAborted"), "{status}");
+    let left = doc["brfed"]["leftovers"].as_array().expect("leftovers");
+    assert_eq!(left.len(), 3, "{left:?}");
+    for l in left {
+        let plane = l["k8sClusterName"].as_str().unwrap();
+        assert!(l["member"].is_string(), "{plane}: {l}");
+        assert_eq!(l["tidbClusterInRecoveryMode"], true, "{plane}: {l}");
+        let notes = l["notes"].as_array().map(Vec::len).unwrap_or(0);
+        if plane == "dp2" {
+            assert!(notes > 0, "dp2 was still creating volumes: {l}");
+        } else {
+            assert_eq!(l["volumes"].as_array().unwrap().len(), 2, "{plane}: {l}");
+        }
+    }
+    // every volume of this restore that exists is in the report
+    let have = volumes_for(&c, &c.target_ns).await;
+    assert_eq!(reported_volumes(&doc), have);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_of_one_backup_report_only_their_own_volumes() {
+    let c = backed_up("rt-own", 2).await;
+    let other_ns = format!("{}-2", c.target_ns);
+    seed_restore_target(
+        &c.world.kubeconfig,
+        &c.planes,
+        &TidbClusterSeed::new(&other_ns, "restored", format!("{}-2", c.target_key))
+            .stores_per_plane(2),
+    )
+    .await
+    .expect("seed second target");
+    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    // B hangs at restore-data until its phase deadline; meanwhile A restores the same backup
+    // (and rewrites the backup's restoremeta with its own volumes).
+    let b = format!("ob-{suffix}");
+    let b_input = c.restore_input_into(
+        &other_ns,
+        &b,
+        json!({}),
+        json!({"sim.brfed.dev/fault": "*:restore-data:hang"}),
+        json!({"phaseTimeoutSeconds": 45}),
+    );
+    let b_arn = c.flows.start(&restore_arn(), &b, &b_input).await;
+    wait_catalog(&c, &b, "RestoreData", |d| {
+        step_names(d).contains(&"RestoreData".to_string())
+    })
+    .await;
+    let a = format!("oa-{suffix}");
+    let done = c
+        .restore(&a, &c.restore_input(&a, json!({}), json!({}), json!({})))
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let b_done = c.flows.wait(&b_arn, RUN).await;
+    assert_eq!(b_done.status, "FAILED", "{b_done:?}");
+    let doc = brfed_system_tests::workflow::catalog_restore_doc(&c.world, "br", &b)
+        .await
+        .unwrap();
+    let reported = reported_volumes(&doc);
+    let mine = volumes_for(&c, &other_ns).await;
+    let theirs = volumes_for(&c, &c.target_ns).await;
+    assert_eq!(mine.len(), 6, "two TiKV stores a plane");
+    assert_eq!(reported, mine, "B's report names exactly B's volumes");
+    assert!(
+        reported.is_disjoint(&theirs),
+        "{reported:?} vs A's {theirs:?}"
+    );
 }
