@@ -274,6 +274,11 @@ class FunctionPool:
         if to_stop:
             self._stop(to_stop)
 
+    def deaths(self, name: str) -> int:
+        """How many times every instance of `name` had died (each drain counts one)."""
+        with self.lock:
+            return self.pools.get(name, {}).get("deaths", 0)
+
     def all_exited(self, name: str) -> bool:
         with self.lock:
             procs = self.pools.get(name, {}).get("procs", [])
@@ -291,6 +296,7 @@ class FunctionPool:
                 return
             codes = sorted({p.returncode for p in pool["procs"]})
             pool["procs"] = []
+            pool["deaths"] = pool.get("deaths", 0) + 1
             tail = ""
             try:
                 with open(os.path.join(self.log_dir, f"{name}.log"), "rb") as f:
@@ -383,6 +389,7 @@ def forward_invoke(name: str, body: bytes, timeout: float, fn: Any) -> tuple[int
     if LAMBDA_MODE != "spawn":
         return _post_invocation(name, body, timeout)
     POOL.acquire(name, fn)
+    deaths = POOL.deaths(name)
     try:
         call = _CALLS.submit(_post_invocation, name, body, timeout)
         while True:
@@ -390,7 +397,15 @@ def forward_invoke(name: str, body: bytes, timeout: float, fn: Any) -> tuple[int
             if futures_wait([call], timeout=0.25).done:
                 return call.result()
             if POOL.all_exited(name):
-                POOL.drain(name)  # answers this invocation too, with Runtime.ExitError
+                POOL.drain(name)  # answers the queued invocations with Runtime.ExitError
+            if POOL.deaths(name) != deaths:  # (this or another invocation drained)
+                if futures_wait([call], timeout=1.0).done:
+                    return call.result()
+                # Not queued, so taken by an instance that has died: Lambda fails such an
+                # invocation at once with Runtime.ExitError (the runtime-API host would hold it
+                # until the function timeout). Its call is left to end at that timeout.
+                LOG.warning("%s: an instance died during an invocation: Runtime.ExitError", name)
+                return 500, _error_body("Runtime.ExitError", f"RequestId: the runtime of {name} exited during the invocation")
     finally:
         POOL.release(name)
 

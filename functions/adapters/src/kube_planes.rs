@@ -123,11 +123,40 @@ impl KubeRegistry {
     }
 }
 
-/// Classifies a kube error: connection problems, 5xx and 429 are retryable
-/// (`DataPlaneUnreachable`), other API refusals are `DataPlaneRejected`.
+/// A 404 that is not about an object but about the resource itself: the API server does not
+/// serve it (yet). A restarted API server answers so until its CRDs are served again; an object
+/// that does not exist is `<resource> "<name>" not found`.
+fn resource_not_served(status: &kube::core::Status) -> bool {
+    status.code == 404
+        && status.details.as_ref().is_none_or(|d| d.name.is_empty())
+        && !status.message.ends_with("not found")
+}
+
+/// `get`, with `None` only for an object that does not exist (`get_opt` also turns "the server
+/// could not find the requested resource" into `None`, which would make a member of a restarting
+/// data plane look deleted).
+async fn get_object(
+    api: &Api<DynamicObject>,
+    name: &str,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    match api.get(name).await {
+        Ok(o) => Ok(Some(o)),
+        Err(kube::Error::Api(s)) if s.code == 404 && !resource_not_served(&s) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Classifies a kube error: connection problems, 5xx, 429 and a resource not served (yet) are
+/// retryable (`DataPlaneUnreachable`), other API refusals are `DataPlaneRejected`.
 pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
     tracing::warn!(cluster, what, error = %e, "data plane call failed");
     match &e {
+        kube::Error::Api(status) if resource_not_served(status) => {
+            StepError::DataPlaneUnreachable(format!(
+                "{cluster}: {what}: the API server does not serve the resource (starting, or its CRD is missing): {}",
+                status.message
+            ))
+        }
         kube::Error::Api(status) if status.code == 404 => {
             StepError::MemberMissing(format!("{cluster}: {what}: not found ({})", status.message))
         }
@@ -181,7 +210,7 @@ impl DataPlanes for KubeRegistry {
             namespace,
             &self.tidb_clusters,
         );
-        api.get_opt(name)
+        get_object(&api, name)
             .await
             .map(|o| o.as_ref().map(to_value))
             .map_err(|e| classify(cluster, "get TidbCluster", e))
@@ -193,11 +222,13 @@ impl DataPlanes for KubeRegistry {
         kind: MemberKind,
         m: &MemberRef,
     ) -> Result<Option<Value>, StepError> {
-        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
-            .get_opt(&m.backup_name)
-            .await
-            .map(|o| o.as_ref().map(to_value))
-            .map_err(|e| classify(&m.k8s_cluster_name, kind.kind(), e))
+        get_object(
+            &self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?,
+            &m.backup_name,
+        )
+        .await
+        .map(|o| o.as_ref().map(to_value))
+        .map_err(|e| classify(&m.k8s_cluster_name, kind.kind(), e))
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %cluster))]
@@ -215,8 +246,7 @@ impl DataPlanes for KubeRegistry {
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => Ok(Created::Created),
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let existing = api
-                    .get_opt(&name)
+                let existing = get_object(&api, &name)
                     .await
                     .map_err(|e| classify(cluster, kind.kind(), e))?;
                 match existing {
@@ -328,5 +358,33 @@ impl DataPlanes for KubeRegistry {
             }
         }
         obs
+    }
+}
+
+#[cfg(test)]
+mod not_served_tests {
+    use super::*;
+    use kube::core::Status;
+
+    /// As the API server sends it.
+    fn status(v: serde_json::Value) -> Status {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_missing_object_is_absent_but_a_resource_not_served_is_unreachable() {
+        let missing = status(serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "message": "backups.pingcap.com \"fed-a\" not found",
+            "reason": "NotFound", "details": {"name": "fed-a", "group": "pingcap.com", "kind": "backups"},
+            "code": 404}));
+        assert!(!resource_not_served(&missing));
+        let restarting = status(serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "message": "the server could not find the requested resource",
+            "reason": "NotFound", "details": {}, "code": 404}));
+        assert!(resource_not_served(&restarting));
+        let e = classify("dp2", "get Backup", kube::Error::Api(restarting.boxed()));
+        assert_eq!(e.name(), "DataPlaneUnreachable", "{e}");
+        let e = classify("dp2", "get Backup", kube::Error::Api(missing.boxed()));
+        assert_eq!(e.name(), "MemberMissing", "{e}");
     }
 }

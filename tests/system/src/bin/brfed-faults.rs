@@ -6,8 +6,7 @@
 //! Each cell runs in its own namespace (its own TiDB cluster and PD). The non-disruptive cells
 //! (failed, invalid, stopped, deadline) run side by side (`BRFED_FAULTS_CONCURRENCY`, default 4);
 //! the disruptive ones (API down, API restart, Lambda kill) run afterwards one at a time with
-//! nothing else running. `BRFED_FAULTS=backup:execute:*,restore,*:*:failed` runs a subset;
-//! `BRFED_FAULTS_LAMBDA_KILL=1` adds the lambda-kill cells (n/a by default: see docs/reliability.md).
+//! nothing else running. `BRFED_FAULTS=backup:execute:*,restore,*:*:failed` runs a subset.
 //!
 //! Prints one table, writes `$CARGO_TARGET_DIR/faults/faults.json`, and exits non-zero when a cell
 //! that ran is not clean (something paused, a member not terminal, something unaccounted for, or

@@ -53,6 +53,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
+/// brfed deletes an `Invalid` initialize member at once (its init job would keep GC paused), often
+/// before the 250 ms probe sees it: the catalog document then records the member's last phase and
+/// `deletedAt`. Returns that time when the fault plane's member is recorded so.
+async fn deleted_failing_member(ctx: &Ctx, cell: &Cell, arn: &str) -> Option<DateTime<Utc>> {
+    let name = arn.rsplit(':').next()?;
+    let doc = crate::workflow::catalog_doc(&ctx.world, "br", name).await?;
+    let entry = doc["status"]["backups"]
+        .as_array()?
+        .iter()
+        .find(|b| b["k8sClusterName"] == cell.fault_plane())?
+        .clone();
+    let phase = entry["phase"].as_str().unwrap_or_default();
+    let failing = phase.ends_with("Invalid") || phase.ends_with("Failed");
+    let at = entry["deletedAt"].as_str()?;
+    failing
+        .then(|| DateTime::parse_from_rfc3339(at).ok())
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Injects `cell`'s fault into execution `arn` (the fault annotation is already in its input) and
 /// waits for the execution to end.
 pub async fn inject_and_wait(ctx: &Ctx, cell: &Cell, probe: &Probe, arn: &str) -> Injected {
@@ -149,12 +169,7 @@ pub async fn inject_and_wait(ctx: &Ctx, cell: &Cell, probe: &Probe, arn: &str) -
             },
         }
     }
-    let run = if cell.fault == Fault::LambdaKill {
-        Duration::from_secs(480)
-    } else {
-        RUN
-    };
-    inj.finished = super::checks::wait_execution(&ctx.flows, arn, run).await;
+    inj.finished = super::checks::wait_execution(&ctx.flows, arn, RUN).await;
     if cell.fault == Fault::Stopped
         && let Some(at) = inj.fault_at
         && let Ok(d) = ctx
@@ -175,6 +190,16 @@ pub async fn inject_and_wait(ctx: &Ctx, cell: &Cell, probe: &Probe, arn: &str) -
     match cell.fault {
         Fault::Failed | Fault::Invalid => {
             inj.fault_at = probe.failed();
+            if inj.fault_at.is_none()
+                && let Some(at) = deleted_failing_member(ctx, cell, arn).await
+            {
+                inj.fault_at = Some(at);
+                inj.notes.push(format!(
+                    "the {} member was deleted by brfed before the probe saw it; the catalog records it {} (deletedAt, used as the time of the fault)",
+                    cell.fault_plane(),
+                    if cell.fault == Fault::Invalid { "Invalid" } else { "Failed" }
+                ));
+            }
             if inj.fault_at.is_none() {
                 inj.produced = false;
                 inj.notes.push(format!(

@@ -157,13 +157,6 @@ impl Cell {
 
     /// Why the cell cannot be produced or means nothing, if so.
     pub fn not_applicable(&self) -> Option<&'static str> {
-        if self.fault == Fault::LambdaKill
-            && std::env::var("BRFED_FAULTS_LAMBDA_KILL").as_deref() != Ok("1")
-        {
-            return Some(
-                "not run by default (BRFED_FAULTS_LAMBDA_KILL=1 runs it): in the local emulator the in-flight invocation of a SIGKILLed instance is only answered at the function timeout (300 s, Sandbox.Timedout), not at once with Runtime.ExitError as Lambda does, so each cell takes over 5 minutes and 9 of them do not fit the 15-minute budget; see docs/reliability.md",
-            );
-        }
         match (self.phase, self.fault) {
             ("snapshots-created", Fault::Invalid) => Some(
                 "the simulator has no `invalid` at snapshots-created: the execute job can only fail, hang or be delayed there (tests/sim-operator/src/backup.rs run_exec_job); a real operator does not mark a member Invalid after its snapshots exist",
