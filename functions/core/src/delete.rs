@@ -874,16 +874,11 @@ pub async fn aborted<D, S: ObjectStore>(
         detail,
         teardown: None,
     };
-    let failure_name = match d.status.as_str() {
-        "ABORTED" => "ExecutionAborted",
-        "TIMED_OUT" => "ExecutionTimedOut",
-        "FAILED" => "ExecutionFailed",
-        other => return Ok(nothing(format!("status {other}"))),
+    let Some(failure_name) = d.failure_name() else {
+        return Ok(nothing(format!("status {}", d.status)));
     };
     let Some(req) = d
-        .input
-        .as_deref()
-        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+        .input_value()
         .and_then(|v| DeleteRequest::from_value(v).ok())
     else {
         return Ok(nothing("input is not a deletion request".into()));

@@ -740,16 +740,11 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
         detail,
         ended: None,
     };
-    let failure_name = match d.status.as_str() {
-        "ABORTED" => "ExecutionAborted",
-        "TIMED_OUT" => "ExecutionTimedOut",
-        "FAILED" => "ExecutionFailed",
-        other => return Ok(nothing(format!("status {other}"))),
+    let Some(failure_name) = d.failure_name() else {
+        return Ok(nothing(format!("status {}", d.status)));
     };
     let Some(req) = d
-        .input
-        .as_deref()
-        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+        .input_value()
         .and_then(|v| RestoreRequest::from_value(v).ok())
     else {
         return Ok(nothing("input is not a restore request".into()));
@@ -793,11 +788,7 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
             &|obs: &[Observation]| obs.iter().all(volumes_settled),
         )
         .await;
-    let cause = match (d.error.as_deref(), d.cause.as_deref()) {
-        (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
-        (Some(e), None) => format!("execution {} ended {}: {e}", d.execution_arn, d.status),
-        _ => format!("execution {} ended {}", d.execution_arn, d.status),
-    };
+    let cause = d.ended();
     let failure = Failure::new(failure_name, cause);
     let ended = conclude(env, &ctx, &obs, Some(failure), doc.brfed.data_member).await?;
     Ok(RestoreAbortReport {

@@ -1108,6 +1108,36 @@ pub struct ExecutionDetail {
     pub cause: Option<String>,
 }
 
+impl ExecutionDetail {
+    /// The failure an ended execution gives its backup, restore or deletion: `ExecutionAborted`,
+    /// `ExecutionTimedOut`, `ExecutionFailed`; `None` for any other status.
+    pub fn failure_name(&self) -> Option<&'static str> {
+        match self.status.as_str() {
+            "ABORTED" => Some("ExecutionAborted"),
+            "TIMED_OUT" => Some("ExecutionTimedOut"),
+            "FAILED" => Some("ExecutionFailed"),
+            _ => None,
+        }
+    }
+
+    /// The execution input, parsed (`None` when absent or not JSON).
+    pub fn input_value(&self) -> Option<Value> {
+        self.input
+            .as_deref()
+            .and_then(|i| serde_json::from_str(i).ok())
+    }
+
+    /// `execution <arn> ended <status>[: <error>[: <cause>]]`.
+    pub fn ended(&self) -> String {
+        let arn = &self.execution_arn;
+        match (self.error.as_deref(), self.cause.as_deref()) {
+            (Some(e), Some(c)) => format!("execution {arn} ended {}: {e}: {c}", self.status),
+            (Some(e), None) => format!("execution {arn} ended {}: {e}", self.status),
+            _ => format!("execution {arn} ended {}", self.status),
+        }
+    }
+}
+
 /// What the abort step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1129,22 +1159,15 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     event: ExecutionStatusChange,
 ) -> Result<AbortReport, StepError> {
     let d = event.detail;
-    let failure_name = match d.status.as_str() {
-        "ABORTED" => "ExecutionAborted",
-        "TIMED_OUT" => "ExecutionTimedOut",
-        "FAILED" => "ExecutionFailed",
-        other => {
-            return Ok(AbortReport {
-                action: "nothing-to-do".into(),
-                detail: format!("status {other}"),
-                teardown: None,
-            });
-        }
+    let Some(failure_name) = d.failure_name() else {
+        return Ok(AbortReport {
+            action: "nothing-to-do".into(),
+            detail: format!("status {}", d.status),
+            teardown: None,
+        });
     };
     let Some(req) = d
-        .input
-        .as_deref()
-        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+        .input_value()
         .and_then(|v| BackupRequest::from_value(v).ok())
     else {
         return Ok(AbortReport {
@@ -1177,10 +1200,7 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     }
     let (report, deleted) =
         teardown_members(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
-    let cause = match (d.error.as_deref(), d.cause.as_deref()) {
-        (Some(e), Some(c)) => format!("execution {} ended {}: {e}: {c}", d.execution_arn, d.status),
-        _ => format!("execution {} ended {}", d.execution_arn, d.status),
-    };
+    let cause = d.ended();
     let message = format!(
         "{cause}; teardown requested for {} member(s){}",
         report.requested.len() + report.already.len(),

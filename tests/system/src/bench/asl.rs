@@ -3,7 +3,7 @@
 //! Functions does, with scripted Task results, and counts what an execution of that path costs:
 //! states entered, history events, and the largest payload (state input/output, Lambda input and
 //! output). Only the ASL features brfed's state machines use are implemented: paths of the form
-//! `$`, `$.a.b` and `$$.Execution.Id`; `StringEquals`, `NumericEquals`, `BooleanEquals` and `And`
+//! `$`, `$.a.b`, `$$.Execution.Id` and `$$.State.EnteredTime`; `StringEquals`, `NumericEquals`, `BooleanEquals` and `And`
 //! rules; `Task`, `Choice`, `Pass`, `Wait`, `Succeed`, `Fail`. Retries are not walked (a retried
 //! attempt adds events, not payload).
 
@@ -91,6 +91,8 @@ fn select(doc: &Value, path: Option<&Value>, execution: &str) -> Value {
     match path.and_then(Value::as_str) {
         None | Some("$") => doc.clone(),
         Some("$$.Execution.Id") => Value::String(execution.into()),
+        // (as long as Step Functions writes it)
+        Some("$$.State.EnteredTime") => Value::String("2026-01-01T00:00:00.000Z".into()),
         Some(p) => get(doc, p).cloned().unwrap_or(Value::Null),
     }
 }
@@ -247,7 +249,11 @@ pub fn walk(
                 )
             }
             "Pass" => {
-                let result = st.get("Result").cloned().unwrap_or(effective);
+                let result = match (st.get("Result"), st.get("Parameters")) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(p)) => parameters(p, &effective, execution),
+                    (None, None) => effective,
+                };
                 doc = put(&doc, st.get("ResultPath"), result);
                 st["Next"].as_str().map(String::from)
             }
@@ -289,5 +295,29 @@ mod tests {
         );
         assert_eq!(put(&d, Some(&json!("$")), json!(3)), json!(3));
         assert_eq!(put(&d, Some(&Value::Null), json!(3)), d);
+    }
+
+    #[test]
+    fn a_pass_state_with_parameters_puts_only_them() {
+        let def = json!({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Parameters": {"name": "Settle", "startedAt.$": "$$.State.EnteredTime"},
+                  "ResultPath": "$.phase", "Next": "E"},
+            "E": {"Type": "Succeed"}}});
+        let w = walk(
+            &def.to_string(),
+            json!({"a": 1}),
+            "arn:x",
+            &mut |_, _, _| unreachable!("no Task"),
+        );
+        assert_eq!(w.states_entered, 2);
+        assert_eq!(w.ended_in, "E");
+        let out =
+            json!({"a": 1, "phase": {"name": "Settle", "startedAt": "2026-01-01T00:00:00.000Z"}});
+        assert_eq!(
+            w.largest_payload_bytes,
+            out.to_string().len(),
+            "{}",
+            w.largest_at
+        );
     }
 }

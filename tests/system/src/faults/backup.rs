@@ -92,19 +92,8 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
         ));
     }
 
-    // a stopped/timed-out execution is finished by backup-abort (the status-change rule): wait for it
-    let mut doc = catalog_doc(world, "br", &name).await;
-    if done.status != "SUCCEEDED" && done.status != "FAILED" {
-        let end = Instant::now() + Duration::from_secs(90);
-        while doc
-            .as_ref()
-            .is_some_and(|d| d["status"]["phase"] != "Failed" && d["status"]["phase"] != "Complete")
-            && Instant::now() < end
-        {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            doc = catalog_doc(world, "br", &name).await;
-        }
-    }
+    let doc =
+        super::checks::doc_after_abort(&done.status, || catalog_doc(world, "br", &name)).await;
     let phase = doc
         .as_ref()
         .and_then(|d| d["status"]["phase"].as_str())

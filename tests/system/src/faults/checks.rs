@@ -279,3 +279,28 @@ pub fn tally(errors: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The catalog document of a cell's execution, read with `read`. A stopped or timed-out execution
+/// is finished by its abort Lambda (the status-change rules: `backup-abort`, `restore-abort`, which
+/// may first wait for the members to settle): then it is read again until it is `Failed` or
+/// `Complete`, for up to 90 s.
+pub async fn doc_after_abort<F, Fut>(status: &str, read: F) -> Option<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    let mut doc = read().await;
+    if status == "SUCCEEDED" || status == "FAILED" {
+        return doc;
+    }
+    let end = std::time::Instant::now() + Duration::from_secs(90);
+    while doc
+        .as_ref()
+        .is_some_and(|d| d["status"]["phase"] != "Failed" && d["status"]["phase"] != "Complete")
+        && std::time::Instant::now() < end
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        doc = read().await;
+    }
+    doc
+}

@@ -144,20 +144,9 @@ pub async fn run(ctx: &Ctx, cell: Cell, src: Option<Result<Source, String>>) -> 
             tally(&errors)
         ));
     }
-    // a stopped/timed-out execution is finished by restore-abort (the status-change rule), which
-    // first waits up to the observe budget for the members to settle: wait for it
-    let mut doc = catalog_restore_doc(world, "br", &name).await;
-    if done.status != "SUCCEEDED" && done.status != "FAILED" {
-        let end = Instant::now() + Duration::from_secs(90);
-        while doc
-            .as_ref()
-            .is_some_and(|d| d["status"]["phase"] != "Failed" && d["status"]["phase"] != "Complete")
-            && Instant::now() < end
-        {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            doc = catalog_restore_doc(world, "br", &name).await;
-        }
-    }
+    let doc =
+        super::checks::doc_after_abort(&done.status, || catalog_restore_doc(world, "br", &name))
+            .await;
     let phase = doc
         .as_ref()
         .and_then(|d| d["status"]["phase"].as_str())
