@@ -489,20 +489,17 @@ pub fn judge_restore(
         })
         .collect();
     // Settling is the failure path itself: member failures do not end it.
-    for ((m, o), v) in members
-        .iter()
-        .zip(obs)
-        .zip(&views)
-        .filter(|_| awaited != RestoreAwait::Settled)
-    {
-        if matches!(o, Observation::Absent) {
-            return Verdict::Failed(Failure::new(
-                "MemberMissing",
-                format!("member {} is gone", m.display()),
-            ));
-        }
-        if let Some(f) = v.as_ref().and_then(|v| v.failure(m)) {
-            return Verdict::Failed(f);
+    if awaited != RestoreAwait::Settled {
+        for ((m, o), v) in members.iter().zip(obs).zip(&views) {
+            if matches!(o, Observation::Absent) {
+                return Verdict::Failed(Failure::new(
+                    "MemberMissing",
+                    format!("member {} is gone", m.display()),
+                ));
+            }
+            if let Some(f) = v.as_ref().and_then(|v| v.failure(m)) {
+                return Verdict::Failed(f);
+            }
         }
     }
     let all = |t: &str| views.iter().all(|v| v.as_ref().is_some_and(|v| v.has(t)));
@@ -804,11 +801,11 @@ pub struct Leftover {
     pub member: Option<String>,
     /// Its phase.
     pub phase: Option<String>,
-    /// EBS volumes the member created, still existing unless cleaned up: those of its
-    /// `restoremeta` whose tags say they were created for this member's TidbCluster
-    /// (`kubernetes.io/created-for/pvc/namespace` and `.../pvc/name`). Every restore of one
-    /// backup writes the same `restoremeta`, so its ids alone could name another restore's
-    /// volumes.
+    /// EBS volumes the member created, still existing unless cleaned up: those EC2 finds restored
+    /// from the member's backup snapshots (`snapshot/createdFromSnapshotId`) for PVCs of its
+    /// namespace and TidbCluster (`kubernetes.io/created-for/pvc/namespace`, `.../pvc/name`).
+    /// Every restore of one backup writes the same `restoremeta`, so its ids alone could name
+    /// another restore's volumes.
     pub volumes: Vec<String>,
     /// Volumes of `restoremeta` that exist but carry no `created-for` tags yet (so they may be
     /// another restore's): listed, never deleted by the cleanup.
@@ -844,6 +841,19 @@ pub struct VolumeRestoreDoc {
     /// brfed's record.
     #[serde(default)]
     pub brfed: RestoreRecord,
+}
+
+impl VolumeRestoreDoc {
+    /// The request as recorded: metadata, spec with each member's backup location, options
+    /// (`fromBackup` was resolved into the spec at start).
+    pub fn request(&self) -> RestoreRequest {
+        RestoreRequest {
+            metadata: self.metadata.meta.clone(),
+            spec: self.spec.clone(),
+            from_backup: None,
+            options: self.brfed.options.clone(),
+        }
+    }
 }
 
 /// Catalog key of restore `namespace/name`.

@@ -19,6 +19,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The restore steps' environment: the backup one plus EBS.
@@ -762,12 +763,7 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
     if doc.status.is_terminal() {
         return Ok(nothing(format!("{ns}/{name} already ended")));
     }
-    let stored = RestoreRequest {
-        metadata: doc.metadata.meta.clone(),
-        spec: doc.spec.clone(),
-        from_backup: None,
-        options: doc.brfed.options.clone(),
-    };
+    let stored = doc.request();
     let ctx = RestoreContext {
         name: name.clone(),
         namespace: ns.clone(),
@@ -814,7 +810,7 @@ enum Owner {
     Unknown,
 }
 
-fn owner(tags: &std::collections::BTreeMap<String, String>, m: &MemberRef) -> Owner {
+fn owner(tags: &BTreeMap<String, String>, m: &MemberRef) -> Owner {
     let Some(ns) = tags.get(TAG_PVC_NAMESPACE) else {
         return Owner::Unknown;
     };
@@ -898,12 +894,7 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
     obs: &[Observation],
     cleanup: bool,
 ) -> Vec<Leftover> {
-    let req = RestoreRequest {
-        metadata: doc.metadata.meta.clone(),
-        spec: doc.spec.clone(),
-        from_backup: None,
-        options: doc.brfed.options.clone(),
-    };
+    let req = doc.request();
     let mut out = Vec::new();
     for (i, (m, o)) in doc.brfed.members.iter().zip(obs).enumerate() {
         let mut l = Leftover {
@@ -1001,7 +992,6 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
 mod tests {
     use super::*;
     use crate::restore::rcond;
-    use std::collections::BTreeMap;
 
     fn member() -> MemberRef {
         MemberRef {

@@ -75,6 +75,13 @@ pub struct MemberStatus {
     pub deleted_at: Option<String>,
 }
 
+impl MemberStatus {
+    /// This entry is member `m`'s (key: backupName + k8sClusterName).
+    fn is(&self, m: &MemberRef) -> bool {
+        self.backup_name == m.backup_name && self.k8s_cluster_name == m.k8s_cluster_name
+    }
+}
+
 /// `VolumeBackup.status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -225,9 +232,12 @@ impl VolumeBackupStatus {
     }
 
     fn member_mut(&mut self, m: &MemberRef) -> Option<&mut MemberStatus> {
-        self.backups
-            .iter_mut()
-            .find(|b| b.backup_name == m.backup_name && b.k8s_cluster_name == m.k8s_cluster_name)
+        self.backups.iter_mut().find(|b| b.is(m))
+    }
+
+    /// The entry of member `m`, if any.
+    pub fn member(&self, m: &MemberRef) -> Option<&MemberStatus> {
+        self.backups.iter().find(|b| b.is(m))
     }
 
     /// Records that brfed deleted member `m` at `at` (kept if already recorded), refreshing its
@@ -236,26 +246,28 @@ impl VolumeBackupStatus {
         if let Some(v) = view {
             self.refresh_members(&[(m.clone(), Some(v.clone()))]);
         }
-        if self.member_mut(m).is_none() {
-            self.backups.push(MemberStatus {
-                k8s_cluster_name: m.k8s_cluster_name.clone(),
-                tc_name: m.tc_name.clone(),
-                tc_namespace: m.tc_namespace.clone(),
-                backup_name: m.backup_name.clone(),
-                ..Default::default()
+        let i = self
+            .backups
+            .iter()
+            .position(|b| b.is(m))
+            .unwrap_or_else(|| {
+                self.backups.push(MemberStatus {
+                    k8s_cluster_name: m.k8s_cluster_name.clone(),
+                    tc_name: m.tc_name.clone(),
+                    tc_namespace: m.tc_namespace.clone(),
+                    backup_name: m.backup_name.clone(),
+                    ..Default::default()
+                });
+                self.backups.len() - 1
             });
-        }
-        let entry = self.member_mut(m).expect("just added");
-        entry.deleted_at.get_or_insert_with(|| at.to_string());
+        self.backups[i]
+            .deleted_at
+            .get_or_insert_with(|| at.to_string());
     }
 
     /// Whether brfed recorded member `m` as deleted.
     pub fn is_deleted(&self, m: &MemberRef) -> bool {
-        self.backups.iter().any(|b| {
-            b.backup_name == m.backup_name
-                && b.k8s_cluster_name == m.k8s_cluster_name
-                && b.deleted_at.is_some()
-        })
+        self.member(m).is_some_and(|b| b.deleted_at.is_some())
     }
 
     /// `cluster/namespace/name` of every member brfed deleted, in entry order.

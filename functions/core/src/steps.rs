@@ -769,11 +769,9 @@ fn record_deleted(
     }
     if let Some(init) = members.first()
         && report.absent.contains(&init.display())
-        && status.backups.iter().any(|b| {
-            b.k8s_cluster_name == init.k8s_cluster_name
-                && b.backup_name == init.backup_name
-                && b.phase == cond::INVALID
-        })
+        && status
+            .member(init)
+            .is_some_and(|b| b.phase == cond::INVALID)
     {
         status.mark_deleted(init, None, at);
     }
