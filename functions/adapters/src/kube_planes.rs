@@ -124,12 +124,12 @@ impl KubeRegistry {
 }
 
 /// A 404 that is not about an object but about the resource itself: the API server does not
-/// serve it (yet). A restarted API server answers so until its CRDs are served again; an object
-/// that does not exist is `<resource> "<name>" not found`.
+/// serve it (yet). A restarted API server answers so until its CRDs are served again: a Status
+/// "the server could not find the requested resource" without details, or a plain-text
+/// "404 page not found" (kube-rs makes it a Status without details). A missing object's 404 is a
+/// Status naming it (`details.name`).
 fn resource_not_served(status: &kube::core::Status) -> bool {
-    status.code == 404
-        && status.details.as_ref().is_none_or(|d| d.name.is_empty())
-        && !status.message.ends_with("not found")
+    status.code == 404 && status.details.as_ref().is_none_or(|d| d.name.is_empty())
 }
 
 /// `get`, with `None` only for an object that does not exist (`get_opt` also turns "the server
@@ -382,6 +382,12 @@ mod not_served_tests {
             "status": "Failure", "message": "the server could not find the requested resource",
             "reason": "NotFound", "details": {}, "code": 404}));
         assert!(resource_not_served(&restarting));
+        // what the local API server answers for a resource it does not serve, as kube-rs reads it
+        let plain =
+            Status::failure("404 page not found", "Failed to parse error data").with_code(404);
+        assert!(resource_not_served(&plain));
+        let e = classify("dp2", "create", kube::Error::Api(plain.boxed()));
+        assert_eq!(e.name(), "DataPlaneUnreachable", "{e}");
         let e = classify("dp2", "get Backup", kube::Error::Api(restarting.boxed()));
         assert_eq!(e.name(), "DataPlaneUnreachable", "{e}");
         let e = classify("dp2", "get Backup", kube::Error::Api(missing.boxed()));

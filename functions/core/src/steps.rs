@@ -522,24 +522,13 @@ async fn ensure_member<D: DataPlanes, S>(
     execution: &str,
     namespace: &str,
 ) -> Result<(), StepError> {
-    let created = match env
+    // (an API server that does not serve Backups yet is `DataPlaneUnreachable`: the adapter's
+    // `classify`)
+    match env
         .planes
         .create_member(MemberKind::Backup, &m.k8s_cluster_name, object)
-        .await
+        .await?
     {
-        // A create answered 404 names no member: the data plane does not serve Backups in that
-        // namespace (yet). The preflight saw the CRD and the TidbCluster's namespace, so this is an
-        // API server that is starting again and has not loaded its CRDs: retryable, not
-        // `MemberMissing` (which would end the backup at once).
-        Err(StepError::MemberMissing(why)) => {
-            return Err(StepError::DataPlaneUnreachable(format!(
-                "{}: could not create Backup {}/{}: the data plane does not serve Backups there (yet; an API server that is starting?): {why}",
-                m.k8s_cluster_name, m.tc_namespace, m.backup_name
-            )));
-        }
-        other => other?,
-    };
-    match created {
         Created::Created => {
             tracing::info!(cluster = %m.k8s_cluster_name, member = %m.backup_name, "member created");
             Ok(())

@@ -66,9 +66,9 @@ impl FakePlanes {
     }
 
     /// Makes a data plane answer, but not serve its member resources (404 as from an API server
-    /// that is starting and does not serve the CRDs yet): reads find nothing (`get_opt` reads a 404
-    /// as absent), creations and patches fail `MemberMissing` (how the kube adapter classifies a
-    /// 404), deletions find nothing.
+    /// that is starting and does not serve the CRDs yet): reads, creations and patches fail
+    /// `DataPlaneUnreachable` (how the kube adapter classifies a 404 that names no object),
+    /// deletions find nothing.
     pub fn set_serving(&self, cluster: &str, serving: bool) {
         let mut d = self.not_serving.lock().unwrap();
         if serving {
@@ -83,8 +83,8 @@ impl FakePlanes {
     }
 
     fn not_found(cluster: &str, what: &str) -> StepError {
-        StepError::MemberMissing(format!(
-            "{cluster}: {what}: not found (the server could not find the requested resource)"
+        StepError::DataPlaneUnreachable(format!(
+            "{cluster}: {what}: the API server does not serve the resource (starting, or its CRD is missing): 404 page not found"
         ))
     }
 
@@ -252,7 +252,7 @@ impl DataPlanes for FakePlanes {
     ) -> Result<Option<Value>, StepError> {
         self.check(&m.k8s_cluster_name)?;
         if !self.serving(&m.k8s_cluster_name) {
-            return Ok(None);
+            return Err(Self::not_found(&m.k8s_cluster_name, "get"));
         }
         Ok(self
             .objects(kind)
