@@ -20,6 +20,27 @@ pub fn member_backup_name(volume_backup: &str) -> String {
     format!("fed-{volume_backup}")
 }
 
+/// Longest Step Functions execution name.
+pub const MAX_EXECUTION_NAME: usize = 80;
+
+/// Step Functions execution name of the federated object `namespace/name` (a backup, a
+/// restore): `{namespace}.{name}`. A namespace is a DNS label, so the first dot separates the
+/// two and names that repeat across namespaces stay apart. Past 80 characters it is cut to 71
+/// and followed by `-` and 8 hex digits of the SHA-256 of `namespace/name`, so it stays
+/// deterministic (a repeated start is still a no-op) and distinct.
+pub fn execution_name(namespace: &str, name: &str) -> String {
+    let full = format!("{namespace}.{name}");
+    if full.len() <= MAX_EXECUTION_NAME {
+        return full;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Every character of a namespace and a Kubernetes name is ASCII: cutting at a byte is safe.
+    let cut = full[..MAX_EXECUTION_NAME - 9].trim_end_matches(['.', '-']);
+    format!("{cut}-{hex}")
+}
+
 /// Name of the data-plane init Job the operator derives from a member name (`backup-{member}-init`).
 pub fn init_job_name(member: &str) -> String {
     format!("backup-{member}-init")
@@ -66,6 +87,23 @@ mod tests {
             "tidb-prod/-2024-05-01t00-00-00-az-a"
         );
         assert_eq!(init_job_name("fed-x"), "backup-fed-x-init");
+    }
+
+    #[test]
+    fn execution_names_keep_namespaces_apart() {
+        assert_eq!(execution_name("team-a", "nightly-x"), "team-a.nightly-x");
+        assert_ne!(
+            execution_name("team-a", "nightly-x"),
+            execution_name("team-b", "nightly-x")
+        );
+        let ns = "n".repeat(63);
+        let (one, two) = (
+            execution_name(&ns, &format!("{}1", "x".repeat(40))),
+            execution_name(&ns, &format!("{}2", "x".repeat(40))),
+        );
+        assert!(one.len() <= MAX_EXECUTION_NAME && two.len() <= MAX_EXECUTION_NAME);
+        assert_ne!(one, two);
+        assert_eq!(one, execution_name(&ns, &format!("{}1", "x".repeat(40))));
     }
 
     #[test]
