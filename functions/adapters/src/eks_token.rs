@@ -95,6 +95,9 @@ pub enum EksTokenError {
     /// The kubeconfig's `aws eks get-token` exec cannot be served in-process.
     #[error("aws eks get-token exec: {0}")]
     Exec(String),
+    /// The kubeconfig asks to run a program other than `aws eks get-token`.
+    #[error("{0}")]
+    ExecRefused(String),
     /// The AWS credentials provider failed.
     #[error("AWS credentials for an EKS token: {0}")]
     Credentials(String),
@@ -392,11 +395,22 @@ pub async fn replace_aws_exec(
     config: &mut Config,
     aws: &SdkConfig,
 ) -> Result<Option<Arc<EksTokenProvider>>, EksTokenError> {
+    if let Some(provider) = &config.auth_info.auth_provider
+        && provider.config.contains_key("cmd-path")
+    {
+        return Err(EksTokenError::ExecRefused(format!(
+            "auth-provider `{}` runs a command (cmd-path); brfed runs no program named by a kubeconfig",
+            provider.name
+        )));
+    }
     let Some(exec) = config.auth_info.exec.as_ref() else {
         return Ok(None);
     };
     let Some(get) = AwsGetToken::from_exec(exec)? else {
-        return Ok(None);
+        return Err(EksTokenError::ExecRefused(format!(
+            "exec plugin `{}` is not `aws eks get-token`; brfed serves only that one (in-process) and runs no program named by a kubeconfig",
+            exec.command.as_deref().unwrap_or("")
+        )));
     };
     let region = get
         .region

@@ -36,6 +36,24 @@ pub struct KubeRegistry {
     tidb_clusters: ApiResource,
 }
 
+/// Parses a kubeconfig. The error says where and what kind of problem, never the file's text
+/// (a kubeconfig holds credentials, and errors reach logs).
+pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, StepError> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    serde_saphyr::from_str_with_options::<Kubeconfig>(text, options).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        StepError::Configuration(format!(
+            "the kubeconfig is not a valid kubeconfig{at} (the parser's message is withheld: \
+             it may quote the file, which holds credentials)"
+        ))
+    })
+}
+
 impl KubeRegistry {
     /// Builds one client per context of `kubeconfig` (YAML text). A context whose user runs
     /// `aws eks get-token` gets EKS tokens signed in-process with `aws`'s credentials instead
@@ -44,8 +62,7 @@ impl KubeRegistry {
         kubeconfig: &str,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, StepError> {
-        let kc = Kubeconfig::from_yaml(kubeconfig)
-            .map_err(|e| StepError::Configuration(format!("kubeconfig: {e}")))?;
+        let kc = parse_kubeconfig(kubeconfig)?;
         let mut clients = BTreeMap::new();
         let mut watch_clients = BTreeMap::new();
         for ctx in &kc.contexts {

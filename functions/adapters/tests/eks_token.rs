@@ -371,3 +371,34 @@ async fn a_role_arn_without_a_time_source_is_refused_rather_than_panicking() {
     let error = replaced(&kubeconfig).await.expect_err("refused");
     assert!(error.contains("--role-arn"), "{error}");
 }
+
+#[tokio::test]
+async fn exec_plugins_other_than_aws_eks_get_token_are_refused_by_name() {
+    let kubeconfig = eks_kubeconfig("http://127.0.0.1:1").replace(
+        "command: aws",
+        "command: /usr/local/bin/gke-gcloud-auth-plugin",
+    );
+    let e = KubeRegistry::from_yaml(&kubeconfig, &sdk_config())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.name(), "Configuration");
+    let m = e.to_string();
+    assert!(
+        m.contains("gke-gcloud-auth-plugin") && m.contains("aws eks get-token"),
+        "{m}"
+    );
+
+    let mut config = Config::new("http://127.0.0.1:1".parse().unwrap());
+    config.auth_info.auth_provider = Some(
+        serde_json::from_value(serde_json::json!({
+            "name": "gcp", "config": {"cmd-path": "/usr/bin/gcloud"}
+        }))
+        .unwrap(),
+    );
+    let e = replace_aws_exec(&mut config, &sdk_config())
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("cmd-path"), "{e}");
+}

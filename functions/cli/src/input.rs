@@ -54,15 +54,8 @@ pub fn parse(source: &str, text: String) -> Result<Document, CliError> {
     if text.trim().is_empty() {
         return Err(invalid("the file is empty".into()));
     }
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
-    if has_tag(&yaml) {
-        return Err(invalid(
-            "not YAML or JSON: YAML tags (`!name`) are not accepted".into(),
-        ));
-    }
-    let value =
-        serde_json::to_value(&yaml).map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
+    let value: serde_json::Value = brfed_core::spec::parse_yaml(&text)
+        .map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
     if !value.is_object() {
         return Err(invalid("the document is not a mapping (an object)".into()));
     }
@@ -71,15 +64,6 @@ pub fn parse(source: &str, text: String) -> Result<Document, CliError> {
         text,
         value,
     })
-}
-
-fn has_tag(v: &serde_yaml::Value) -> bool {
-    match v {
-        serde_yaml::Value::Tagged(_) => true,
-        serde_yaml::Value::Sequence(items) => items.iter().any(has_tag),
-        serde_yaml::Value::Mapping(pairs) => pairs.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
-        _ => false,
-    }
 }
 
 /// Applies `-n` to a document: a namespace-less object gets it (as kubectl does); one whose

@@ -32,7 +32,7 @@ pub fn note(text: &str) {
 /// A serializable value as JSON (pretty) or YAML, fields in their declared order.
 pub fn document<T: Serialize>(value: &T, output: Output) -> Result<String, CliError> {
     match output {
-        Output::Yaml => serde_yaml::to_string(value)
+        Output::Yaml => serde_saphyr::to_string(value)
             .map_err(|e| CliError::failed("Internal", format!("cannot render YAML: {e}"))),
         _ => serde_json::to_string_pretty(value)
             .map_err(|e| CliError::failed("Internal", format!("cannot render JSON: {e}"))),
@@ -371,7 +371,7 @@ mod tests {
         let j: Value = serde_json::from_str(&list_document(&items, Output::Json).unwrap()).unwrap();
         assert_eq!(j["kind"], "List");
         assert_eq!(j["items"][0]["a"], 1);
-        let y: Value = serde_yaml::from_str(&document(&items[0], Output::Yaml).unwrap()).unwrap();
+        let y: Value = serde_saphyr::from_str(&document(&items[0], Output::Yaml).unwrap()).unwrap();
         assert_eq!(y["a"], 1);
     }
 }

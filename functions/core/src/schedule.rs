@@ -788,8 +788,7 @@ spec:
     }
 
     fn with(edit: impl FnOnce(&mut Value)) -> ScheduleRequest {
-        let yaml: serde_yaml::Value = serde_yaml::from_str(YAML).unwrap();
-        let mut v = serde_json::to_value(yaml).unwrap();
+        let mut v: Value = crate::spec::parse_yaml(YAML).unwrap();
         edit(&mut v);
         ScheduleRequest::from_value(v).unwrap()
     }

@@ -811,8 +811,9 @@ fn check_shapes(top: &Map<String, Value>) -> Result<(), StepError> {
 }
 
 /// Parses the YAML or JSON text of an input document into JSON: at most [`MAX_INPUT_BYTES`],
-/// duplicate keys refused (through YAML's own value: JSON's keeps the last silently), YAML tags
-/// refused (no JSON meaning).
+/// one document, duplicate keys refused (JSON's parsers keep the last silently), YAML tags of
+/// applications (`!secret x`) refused (no JSON meaning). Scalars resolve as `kubectl` reads
+/// them (YAML 1.1: `yes` is `true`, `0x1F` is 31).
 pub fn parse_document(text: &str) -> Result<Value, StepError> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(StepError::InvalidSpec(format!(
@@ -820,23 +821,32 @@ pub fn parse_document(text: &str) -> Result<Value, StepError> {
             text.len()
         )));
     }
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| type_error("not YAML or JSON", e))?;
-    if has_tag(&yaml) {
-        return Err(StepError::InvalidSpec(
-            "not YAML or JSON: YAML tags (`!name`) are not accepted".into(),
-        ));
-    }
-    serde_json::to_value(&yaml).map_err(|e| type_error("not YAML or JSON", e))
+    parse_yaml(text).map_err(|e| StepError::InvalidSpec(format!("not YAML or JSON: {e}")))
 }
 
-/// Whether a YAML value carries a tag anywhere (`!secret x`), which has no JSON meaning.
-fn has_tag(v: &serde_yaml::Value) -> bool {
-    match v {
-        serde_yaml::Value::Tagged(_) => true,
-        serde_yaml::Value::Sequence(items) => items.iter().any(has_tag),
-        serde_yaml::Value::Mapping(pairs) => pairs.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
-        _ => false,
+/// YAML (or JSON) text to JSON with brfed's rules (see [`parse_document`]); the error names
+/// the line and column and quotes no input (an input may carry secrets).
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.reject_unsupported_tags = true;
+    // `<<` stays a plain key (refused as an unknown field), as brfed has always read it
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(&e))
+}
+
+/// A YAML error as brfed reports it: its first line (the parser's words and where), never the
+/// snippet of input the parser can add (an input may carry secrets).
+fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("unreadable").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match e {
+        serde_saphyr::Error::UnsupportedTag { .. } => {
+            format!("YAML tags (`!name`) are not accepted: {first}")
+        }
+        _ => first.to_string(),
     }
 }
 

@@ -513,7 +513,7 @@ async fn execute(
     let tc_name = tc.metadata.name.clone().unwrap_or_default();
     let manifest_key = storage.key(&format!("manifests/{tc_ns}/TidbCluster/{tc_name}.yaml"));
     if !cloud.exists(&storage.bucket, &manifest_key).await? {
-        let yaml = serde_yaml::to_string(&meta::strip_object(&tc_value)).unwrap_or_default();
+        let yaml = serde_saphyr::to_string(&meta::strip_object(&tc_value)).unwrap_or_default();
         cloud
             .put(&storage.bucket, &manifest_key, yaml.into_bytes())
             .await?;

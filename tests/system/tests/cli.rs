@@ -239,7 +239,7 @@ async fn a_backup_made_with_the_cli_reads_back_like_kubectl_restores_by_name_and
         .unwrap_or_else(|| panic!("{name} not listed: {wide:#?}"));
     assert_eq!(row[0], "br");
     assert!(row.contains(&planes.join(",")), "{row:?}");
-    let yaml: Value = serde_yaml::from_str(
+    let yaml: Value = serde_saphyr::from_str(
         &brfed(&["backup", "list", "-n", "br", "-o", "yaml"])
             .await
             .ok()
