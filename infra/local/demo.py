@@ -65,7 +65,9 @@ def main() -> int:
     vols = ec2.describe_volumes(Filters=[{"Name": "tag:sim.brfed.dev/tidb-cluster", "Values": ["tidb-basic"]}])["Volumes"]
     print(f"  {len(vols)} TiKV volumes in {len({v['AvailabilityZone'] for v in vols})} AZs; input: tests/fixtures/volumebackup.yaml as VolumeBackup {name}")
     started = time.time()
-    arn = sfn.start_execution(stateMachineArn=arn_sm, name=name, input=json.dumps(vbk))["executionArn"]
+    # The execution name is {namespace}.{name} (docs/safety.md); short here, so never hashed.
+    exec_name = f"{vbk['metadata'].get('namespace', 'default')}.{name}"
+    arn = sfn.start_execution(stateMachineArn=arn_sm, name=exec_name, input=json.dumps(vbk))["executionArn"]
     d, took = follow(sfn, arn, started)
     if d["status"] != "SUCCEEDED":
         print(f"\n{RED}{d['status']}{RESET}: {d.get('error')}: {d.get('cause')}")

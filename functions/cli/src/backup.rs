@@ -43,6 +43,11 @@ pub fn read_request(
         req = BackupRequest::from_value(doc.value.clone()).map_err(about)?;
     }
     req.validate(None).map_err(about)?;
+    if req.scheduled_by.is_some() {
+        return Err(about(brfed_core::StepError::InvalidSpec(
+            "scheduledBy is set only by a schedule's tick (it makes the backup that schedule's retention's to delete); remove it".into(),
+        )));
+    }
     Ok((req, doc.value))
 }
 
@@ -52,10 +57,12 @@ async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let bucket = if w.wait { Some(ctx.bucket()?) } else { None };
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let aws = ctx.aws().await;
+    // `{ns}.{name}`: a repeated create is refused by Step Functions, and the same name in
+    // another namespace is another backup.
     let arn = wait::start(
         &aws.executions,
         &state_machine,
-        &name,
+        &brfed_core::names::execution_name(&ns, &name),
         &input,
         "BackupExists",
     )

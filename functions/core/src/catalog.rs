@@ -41,6 +41,10 @@ pub struct BrfedRecord {
     /// The deletion of this backup, once one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<crate::delete::DeletionRecord>,
+    /// The schedule whose tick made this backup: what makes it a candidate of that schedule's
+    /// retention (`docs/schedule.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_by: Option<crate::spec::ScheduledBy>,
 }
 
 /// Object metadata of a catalog document.
@@ -100,6 +104,7 @@ impl VolumeBackupDoc {
                 execution: execution.into(),
                 options: req.options.clone(),
                 members,
+                scheduled_by: req.scheduled_by.clone(),
                 ..Default::default()
             },
         }
@@ -112,6 +117,7 @@ impl VolumeBackupDoc {
             spec: self.spec.clone(),
             skip_gc: self.skip_gc,
             options: self.brfed.options.clone(),
+            scheduled_by: self.brfed.scheduled_by.clone(),
         }
     }
 }

@@ -64,6 +64,10 @@ pub enum StepError {
     /// No backup schedule of that namespace/name is in the catalog. Terminal.
     #[error("schedule not found: {0}")]
     ScheduleNotFound(String),
+    /// A scheduled event's `time` (a tick, a retention sweep) is too far ahead of or behind the
+    /// function's clock; nothing was done. Terminal.
+    #[error("event time out of range: {0}")]
+    EventTimeOutOfRange(String),
     /// EC2 kept throttling or failing (after brfed's own backoff). Retryable.
     #[error("EC2 unavailable: {0}")]
     Ec2Unavailable(String),
@@ -104,6 +108,7 @@ impl StepError {
             Self::BackupNotFound(_) => "BackupNotFound",
             Self::BackupRunning(_) => "BackupRunning",
             Self::ScheduleNotFound(_) => "ScheduleNotFound",
+            Self::EventTimeOutOfRange(_) => "EventTimeOutOfRange",
             Self::Ec2Unavailable(_) => "Ec2Unavailable",
             Self::StepFunctionsUnavailable(_) => "StepFunctionsUnavailable",
             Self::EventBridgeUnavailable(_) => "EventBridgeUnavailable",
@@ -139,6 +144,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "BackupNotFound",
     "BackupRunning",
     "ScheduleNotFound",
+    "EventTimeOutOfRange",
     "Ec2Unavailable",
     "StepFunctionsUnavailable",
     "EventBridgeUnavailable",
@@ -199,6 +205,7 @@ mod tests {
             StepError::BackupNotFound(String::new()),
             StepError::BackupRunning(String::new()),
             StepError::ScheduleNotFound(String::new()),
+            StepError::EventTimeOutOfRange(String::new()),
             StepError::Ec2Unavailable(String::new()),
             StepError::StepFunctionsUnavailable(String::new()),
             StepError::EventBridgeUnavailable(String::new()),

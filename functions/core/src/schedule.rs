@@ -12,7 +12,8 @@ use crate::cron::{self, CronError, EventBridgeSchedule};
 use crate::error::StepError;
 use crate::names;
 use crate::spec::{
-    BackupRequest, FEDERATION_API_VERSION, MAX_INPUT_BYTES, ObjectMeta, Options, VolumeBackupSpec,
+    BackupRequest, FEDERATION_API_VERSION, MAX_INPUT_BYTES, ObjectMeta, Options, ScheduledBy,
+    VolumeBackupSpec,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -296,6 +297,10 @@ impl ScheduleRequest {
             spec,
             skip_gc: false,
             options: Options::default(),
+            scheduled_by: Some(ScheduledBy {
+                namespace: self.metadata.namespace.clone(),
+                name: name.to_string(),
+            }),
         }
     }
 }
@@ -309,6 +314,9 @@ fn reference_tick() -> DateTime<Utc> {
 
 /// A problem of the tick's `VolumeBackup`, said about the schedule.
 fn rewrite_tick_problem(p: &str, name: &str, tick_name: &str, name_ok: bool) -> Option<String> {
+    if p.starts_with("scheduledBy") {
+        return None; // follows from the schedule's own name and namespace, said about them
+    }
     if let Some(rest) = p.strip_prefix("spec.") {
         return Some(format!("spec.backupTemplate.{rest}"));
     }

@@ -9,13 +9,13 @@
 
 use crate::catalog::{CATALOG_PREFIX, Catalog, CatalogDoc, DocMeta, VolumeBackupDoc};
 use crate::error::StepError;
+use crate::names;
 use crate::ports::{Executions, ObjectStore, Rules, ScheduleRule, Started};
 use crate::retention::{self, Candidate, Decision};
 use crate::schedule::{
-    LABEL_BACKUP_SCHEDULE, SCHEDULE_KIND, ScheduleRequest, VolumeBackupScheduleSpec, rule_name,
-    tick_backup_name,
+    SCHEDULE_KIND, ScheduleRequest, VolumeBackupScheduleSpec, rule_name, tick_backup_name,
 };
-use crate::spec::FEDERATION_API_VERSION;
+use crate::spec::{FEDERATION_API_VERSION, ScheduledBy};
 use crate::status::rfc3339;
 use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -129,26 +129,28 @@ impl<S: ObjectStore, X> SchedulerEnv<'_, S, X> {
         Ok(out)
     }
 
-    /// The backups a schedule made (label `tidb.pingcap.com/backup-schedule`), from the catalog.
+    /// The backups a schedule's ticks made: catalog documents whose `brfed.scheduledBy` names
+    /// the schedule. Not the `tidb.pingcap.com/backup-schedule` label: a manual backup may carry
+    /// it (copied from a scheduled one), and must not become the schedule's retention's to delete.
     pub async fn backups_of(
         &self,
         namespace: &str,
         schedule: &str,
     ) -> Result<Vec<VolumeBackupDoc>, StepError> {
-        // Scheduled backups are named `{schedule}-{ts}`: list that prefix, then check the label.
+        // A tick's backups are named `{schedule}-{ts}`: list that prefix, then check the record.
         let prefix = format!("{CATALOG_PREFIX}/volumebackups/{namespace}/{schedule}-");
+        let mine = ScheduledBy {
+            namespace: namespace.into(),
+            name: schedule.into(),
+        };
         let mut out = Vec::new();
         for key in self.store.list_keys(self.catalog_bucket, &prefix).await? {
             let Some(v) = self.store.get_json(self.catalog_bucket, &key).await? else {
                 continue;
             };
             if let Ok(d) = serde_json::from_value::<VolumeBackupDoc>(v.value)
-                && d.metadata
-                    .meta
-                    .labels
-                    .get(LABEL_BACKUP_SCHEDULE)
-                    .map(String::as_str)
-                    == Some(schedule)
+                && d.brfed.scheduled_by.as_ref() == Some(&mine)
+                && d.metadata.meta.namespace == namespace
             {
                 out.push(d);
             }
@@ -283,6 +285,43 @@ pub async fn remove<S: ObjectStore, X, R: Rules>(
 
 // --- the tick ---------------------------------------------------------------------------------
 
+/// How far ahead of the function's clock an event's `time` may be, in seconds. EventBridge
+/// stamps a scheduled event with its scheduled time and delivers it at or after that time, so
+/// a time ahead of the clock is clock skew (a few seconds) or an event someone made up: a tick
+/// from the future would make every tick until then `stale`, a sweep from the future would
+/// expire backups early.
+pub const EVENT_TIME_AHEAD_SECONDS: i64 = 5 * 60;
+
+/// How far behind the function's clock an event's `time` may be, in seconds: EventBridge retries
+/// a delivery for up to 24 h, and Lambda keeps an asynchronous event for up to 6 h more. Older
+/// is a replay, not a late delivery.
+pub const EVENT_TIME_BEHIND_SECONDS: i64 = 30 * 3600;
+
+/// The event's `time`, when it is within [`EVENT_TIME_BEHIND_SECONDS`] before and
+/// [`EVENT_TIME_AHEAD_SECONDS`] after `now` (the function's clock); `EventTimeOutOfRange`
+/// otherwise (`InvalidSpec` when it is not an RFC 3339 time). `what` names the event.
+pub fn event_time(what: &str, time: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, StepError> {
+    let shown: String = time.chars().take(64).collect();
+    let at = DateTime::parse_from_rfc3339(time)
+        .map_err(|e| StepError::InvalidSpec(format!("{what} time `{shown}`: {e}")))?
+        .with_timezone(&Utc);
+    let ahead = at.signed_duration_since(now).num_seconds();
+    if ahead > EVENT_TIME_AHEAD_SECONDS {
+        return Err(StepError::EventTimeOutOfRange(format!(
+            "{what} time {shown} is {ahead} s ahead of the function's clock ({}); at most {EVENT_TIME_AHEAD_SECONDS} s ahead is accepted: nothing was done",
+            rfc3339(now)
+        )));
+    }
+    if -ahead > EVENT_TIME_BEHIND_SECONDS {
+        return Err(StepError::EventTimeOutOfRange(format!(
+            "{what} time {shown} is {} s behind the function's clock ({}); at most {EVENT_TIME_BEHIND_SECONDS} s behind is accepted: nothing was done",
+            -ahead,
+            rfc3339(now)
+        )));
+    }
+    Ok(at)
+}
+
 /// Input of `schedule-tick` (what the rule's input transformer makes).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -313,18 +352,28 @@ pub struct TickOutput {
     pub reason: Option<String>,
 }
 
-/// Step `schedule-tick`: starts the backup of one tick, unless the schedule is paused, this
-/// tick is older than the last one (a late delivery: only the latest tick runs), or the last
-/// backup of the schedule or of any schedule of its group still runs. The backup's name is the
-/// execution name, so a repeated delivery of the same tick starts nothing.
+/// Step `schedule-tick` on the function's clock: see [`tick_at`].
 pub async fn tick<S: ObjectStore, X: Executions>(
     env: &SchedulerEnv<'_, S, X>,
     input: TickInput,
 ) -> Result<TickOutput, StepError> {
+    tick_at(env, input, Utc::now()).await
+}
+
+/// Step `schedule-tick` at `now`: starts the backup of one tick, unless the tick's time is out
+/// of the window around `now` (`EventTimeOutOfRange`, see [`event_time`]), the schedule is
+/// paused, this tick is older than the last one (a late delivery: only the latest tick runs), or
+/// the last backup of the schedule or of any schedule of its group still runs (see
+/// [`last_backup_busy`]). The execution is named [`names::execution_name`] of the backup, so a
+/// repeated delivery of the same tick starts nothing, and the same schedule name in two
+/// namespaces makes two backups.
+pub async fn tick_at<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    input: TickInput,
+    now: DateTime<Utc>,
+) -> Result<TickOutput, StepError> {
     let (ns, name) = (input.namespace.clone(), input.name.clone());
-    let at = DateTime::parse_from_rfc3339(&input.time)
-        .map_err(|e| StepError::InvalidSpec(format!("tick time `{}`: {e}", input.time)))?
-        .with_timezone(&Utc)
+    let at = event_time("tick", &input.time, now)?
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .ok_or_else(|| StepError::InvalidSpec(format!("tick time `{}`", input.time)))?;
@@ -346,8 +395,7 @@ pub async fn tick<S: ObjectStore, X: Executions>(
         return Ok(out("paused", Some("spec.pause is set".into()), None));
     }
     let request = doc.request().backup_request_for_tick(at);
-    let input_doc =
-        serde_json::to_value(&request).map_err(|e| StepError::Internal(e.to_string()))?;
+    let input_doc = request.execution_input()?;
     if doc.status.last_backup.as_deref() != Some(backup.as_str()) {
         if let Some(last) = doc.status.last_backup_time.as_deref()
             && DateTime::parse_from_rfc3339(last).is_ok_and(|t| t.with_timezone(&Utc) > at)
@@ -361,11 +409,7 @@ pub async fn tick<S: ObjectStore, X: Executions>(
             ));
         }
         if let Some(busy) = running_backup(env, &doc).await? {
-            return Ok(out(
-                "lastBackupRunning",
-                Some(format!("{busy} is still running")),
-                None,
-            ));
+            return Ok(out("lastBackupRunning", Some(busy), None));
         }
         let (b, t) = (backup.clone(), rfc3339(at));
         let updated = schedules
@@ -385,45 +429,76 @@ pub async fn tick<S: ObjectStore, X: Executions>(
         }
     }
     // Recorded: start it (again after a crash between the two is fine: same name, same input).
+    let execution = names::execution_name(&ns, &backup);
     match env
         .executions
-        .start(env.backup_state_machine, &backup, &input_doc)
+        .start(env.backup_state_machine, &execution, &input_doc)
         .await?
     {
         Started::New(arn) => Ok(out("started", None, Some(arn))),
         Started::AlreadyExists => Ok(out(
             "duplicate",
-            Some("an execution of this tick exists already".into()),
+            Some(format!(
+                "an execution of this tick exists already ({execution})"
+            )),
             None,
         )),
     }
 }
 
-/// The last backup of `doc`'s schedule, or of a schedule of its group, still running.
+/// Why the last backup of `doc`'s schedule, or of a schedule of its group, still occupies its
+/// clusters; `None` when none does.
 async fn running_backup<S: ObjectStore, X: Executions>(
     env: &SchedulerEnv<'_, S, X>,
     doc: &ScheduleDoc,
 ) -> Result<Option<String>, StepError> {
+    let ns = &doc.metadata.meta.namespace;
     let mut lasts: Vec<String> = doc.status.last_backup.iter().cloned().collect();
     if let Some(group) = doc.request().group() {
-        for other in env.list(Some(&doc.metadata.meta.namespace)).await? {
+        for other in env.list(Some(ns)).await? {
             if other.request().group() == Some(group) {
                 lasts.extend(other.status.last_backup.iter().cloned());
             }
         }
     }
+    let backups: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
     for last in lasts {
+        let execution = names::execution_name(ns, &last);
         if env
             .executions
-            .status(env.backup_state_machine, &last)
+            .status(env.backup_state_machine, &execution)
             .await?
             .as_deref()
             == Some("RUNNING")
         {
-            return Ok(Some(last));
+            return Ok(Some(format!(
+                "{ns}/{last} is still running (execution {execution})"
+            )));
+        }
+        if let Some((last_doc, _)) = backups.get(ns, &last).await?
+            && let Some(why) = last_backup_busy(&last_doc)
+        {
+            return Ok(Some(format!("{ns}/{last}: {why}")));
         }
     }
     Ok(None)
+}
+
+/// Why a backup's members may still run although its execution ended, from its catalog
+/// document; `None` when they have settled. An execution that was stopped or timed out ends at
+/// once, while its members go on until `backup-abort` has asked each of them to tear down and
+/// marked the document `Failed`: until the document is `Complete` or `Failed`, the next tick
+/// waits (as the original does, PR #5735), rather than start a backup beside them.
+pub fn last_backup_busy(doc: &VolumeBackupDoc) -> Option<String> {
+    if !doc.status.is_terminal() {
+        return Some(format!(
+            "its catalog document is {} (its members may still run; backup-abort ends it)",
+            doc.status.phase.as_deref().unwrap_or("without a phase")
+        ));
+    }
+    // A `Failed` document whose members were asked to stop but had not all ended: the record of
+    // whether they have settled (backup-abort's) is checked here once it exists.
+    None
 }
 
 // --- the retention sweep ----------------------------------------------------------------------
@@ -437,6 +512,9 @@ pub struct SweepEntry {
     /// Backup whose deletion was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting: Option<String>,
+    /// The name of that deletion's `volume-backup-delete` execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
     /// Why (or why nothing).
     pub reason: String,
     /// Backups whose deletion ended `CleanFailed` (they need a person).
@@ -454,18 +532,42 @@ pub struct SweepOutput {
     pub schedules: Vec<SweepEntry>,
 }
 
-/// Step `retention-sweep`: for every schedule (paused ones too) starts the deletion of at most
-/// one backup that its retention policy lets go (see [`retention::decide`]). `event` is the
-/// scheduled event; its `time` is "now" (so that a test or an operator can sweep as of a time).
+/// Step `retention-sweep` on the function's clock: see [`sweep_at`].
 pub async fn sweep<S: ObjectStore, X: Executions>(
     env: &SchedulerEnv<'_, S, X>,
     event: &Value,
 ) -> Result<SweepOutput, StepError> {
-    let now = match event.get("time").and_then(Value::as_str) {
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .map_err(|e| StepError::InvalidSpec(format!("event time `{t}`: {e}")))?
-            .with_timezone(&Utc),
-        None => Utc::now(),
+    sweep_at(env, event, Utc::now()).await
+}
+
+/// Name of the `volume-backup-delete` execution retention starts for backup `namespace/name`:
+/// `retention-{namespace}.{name}`, cut and hashed past 80 characters as
+/// [`names::execution_name`] does, so that a repeated sweep starts nothing new and the same
+/// backup name in two namespaces gets two deletions.
+pub fn retention_execution_name(namespace: &str, name: &str) -> String {
+    names::execution_name(&format!("retention-{namespace}"), name)
+}
+
+/// Step `retention-sweep` at `now`: for every schedule (paused ones too) starts the deletion of
+/// at most one backup that its retention policy lets go (see [`retention::decide`]) among the
+/// backups its ticks made ([`SchedulerEnv::backups_of`]). Age is judged as of the scheduled
+/// event's `time` when it is earlier than `now` (a late delivery judges as of when it was due),
+/// never later: a `time` ahead of `now` by more than [`EVENT_TIME_AHEAD_SECONDS`], or older than
+/// [`EVENT_TIME_BEHIND_SECONDS`], is refused (`EventTimeOutOfRange`) and nothing is started.
+pub async fn sweep_at<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> Result<SweepOutput, StepError> {
+    let now = match event.get("time") {
+        None | Some(Value::Null) => now,
+        Some(Value::String(t)) => event_time("sweep event", t, now)?.min(now),
+        Some(other) => {
+            return Err(StepError::InvalidSpec(format!(
+                "sweep event time must be an RFC 3339 string, not {}",
+                other.to_string().chars().take(64).collect::<String>()
+            )));
+        }
     };
     let mut out = SweepOutput {
         now: rfc3339(now),
@@ -479,6 +581,7 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
         let mut entry = SweepEntry {
             schedule: format!("{ns}/{name}"),
             deleting: None,
+            execution: None,
             reason: String::new(),
             clean_failed: Vec::new(),
         };
@@ -515,7 +618,7 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
         match retention::decide(policy, &candidates, now) {
             Decision::Keep(why) => entry.reason = why,
             Decision::Delete { name: victim, why } => {
-                let exec = format!("retention-{victim}");
+                let exec = retention_execution_name(&ns, &victim);
                 let started = env
                     .executions
                     .start(
@@ -529,6 +632,7 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
                     Started::AlreadyExists => format!("{why} (its deletion was started before)"),
                 };
                 entry.deleting = Some(victim);
+                entry.execution = Some(exec);
             }
         }
         out.schedules.push(entry);
@@ -547,4 +651,60 @@ pub async fn get<S: ObjectStore, X>(
         .await?
         .map(|(d, _)| d)
         .ok_or_else(|| StepError::ScheduleNotFound(format!("{namespace}/{name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn event_times_are_accepted_within_the_window_only() {
+        let now = at("2026-06-01T12:00:00Z");
+        for ok in [
+            "2026-06-01T12:00:00Z",
+            "2026-06-01T12:05:00Z",
+            "2026-06-01T14:05:00+02:00",
+            "2026-05-31T06:00:00Z",
+        ] {
+            assert_eq!(event_time("tick", ok, now).unwrap(), at(ok), "{ok}");
+        }
+        for (bad, needle) in [
+            ("2026-06-01T12:05:01Z", "301 s ahead"),
+            ("2026-06-02T12:00:00Z", "86400 s ahead"),
+            ("2026-05-31T05:59:59Z", "108001 s behind"),
+            ("0001-01-01T00:00:00Z", "behind"),
+            ("9999-12-31T23:59:59Z", "ahead"),
+        ] {
+            let err = event_time("tick", bad, now).unwrap_err();
+            assert_eq!(err.name(), "EventTimeOutOfRange", "{bad}");
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+            assert!(err.to_string().contains("nothing was done"), "{err}");
+        }
+        let err = event_time("tick", "tomorrow", now).unwrap_err();
+        assert_eq!(err.name(), "InvalidSpec");
+    }
+
+    #[test]
+    fn retention_execution_names_keep_namespaces_apart_and_fit() {
+        assert_eq!(
+            retention_execution_name("team-a", "nightly-2026-01-01t00-00-00"),
+            "retention-team-a.nightly-2026-01-01t00-00-00"
+        );
+        assert_ne!(
+            retention_execution_name("team-a", "x"),
+            retention_execution_name("team-b", "x")
+        );
+        let ns = "n".repeat(63);
+        let (one, two) = (
+            retention_execution_name(&ns, &format!("{}-2026-01-01t00-00-00", "s".repeat(27))),
+            retention_execution_name(&ns, &format!("{}-2026-01-01t00-01-00", "s".repeat(27))),
+        );
+        assert!(one.len() <= names::MAX_EXECUTION_NAME, "{one}");
+        assert_ne!(one, two);
+        assert!(one.starts_with("retention-nnn"), "{one}");
+    }
 }

@@ -22,6 +22,34 @@ pub const MAX_DEADLINE_SECONDS: u64 = 23 * 3600;
 /// Largest number of member clusters.
 pub const MAX_CLUSTERS: usize = 100;
 
+/// Step Functions' limit on the events of one execution's history: an execution that reaches
+/// it fails.
+pub const HISTORY_EVENT_LIMIT: u64 = 25_000;
+
+/// History events of one poll loop of `volume-backup` in `poll` mode: the observe Task
+/// (entered, Lambda scheduled, started, succeeded, exited), its Choice (entered, exited) and the
+/// `pollSeconds` Wait (entered, exited). Checked against `statemachines/volume-backup.asl.json`
+/// by a test.
+pub const EVENTS_PER_POLL_LOOP: u64 = 9;
+
+/// History events kept for everything but poll loops: the fixed path (66 events for a backup
+/// that never waits, more on the failure path), Lambda retries (3 events each), and the one
+/// extra look each of the 5 waits may take: a tenth of [`HISTORY_EVENT_LIMIT`].
+pub const HISTORY_EVENTS_RESERVED: u64 = HISTORY_EVENT_LIMIT / 10;
+
+/// The shortest `pollSeconds` for a backup of `deadline_seconds`: poll loops run only until the
+/// overall deadline (then every wait ends at its next look), one every `pollSeconds` at most,
+/// and they must fit in the history that [`HISTORY_EVENTS_RESERVED`] leaves:
+/// `ceil(deadline × 9 / 22,500)`, i.e. at most 2,500 loops: 9 s for the default 6 h deadline,
+/// 34 s for the longest (23 h).
+pub fn min_poll_seconds(deadline_seconds: u64) -> u64 {
+    let budget = HISTORY_EVENT_LIMIT - HISTORY_EVENTS_RESERVED;
+    deadline_seconds
+        .saturating_mul(EVENTS_PER_POLL_LOOP)
+        .div_ceil(budget)
+        .max(1)
+}
+
 /// Fields of `spec.template` that the original's CRD defines. Anything else is refused instead of
 /// being silently pruned as the API server would.
 pub const TEMPLATE_FIELDS: &[&str] = &[
@@ -178,6 +206,50 @@ pub struct BackupRequest {
     /// brfed options.
     #[serde(default)]
     pub options: Options,
+    /// The schedule whose tick made this request (`scheduledBy` beside `volumeBackup` in the
+    /// execution input, see [`Self::execution_input`]); never part of a `VolumeBackup` itself,
+    /// so that a user's file or a copied label cannot make a backup a schedule's.
+    #[serde(skip)]
+    pub scheduled_by: Option<ScheduledBy>,
+}
+
+/// The schedule a backup was made by: recorded by the schedule's tick, the only thing that
+/// makes a backup a candidate of that schedule's retention (not its labels, which anyone may
+/// copy onto a manual backup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduledBy {
+    /// The schedule's namespace (the backup's).
+    pub namespace: String,
+    /// The schedule's name.
+    pub name: String,
+}
+
+impl ScheduledBy {
+    /// The schedule of a backup is in the backup's namespace and the backup is named after it
+    /// (`{schedule}-{tick}`).
+    fn validate(&self, meta: &ObjectMeta, problems: &mut Vec<String>) {
+        if self.namespace != meta.namespace {
+            problems.push(format!(
+                "scheduledBy.namespace `{}` is not the backup's namespace `{}`",
+                truncate(&self.namespace),
+                truncate(&meta.namespace)
+            ));
+        }
+        if !names::is_dns_label(&self.name) {
+            problems.push(format!(
+                "scheduledBy.name `{}` is not a schedule name",
+                truncate(&self.name)
+            ));
+        } else if !meta.name.starts_with(&format!("{}-", self.name)) {
+            problems.push(format!(
+                "scheduledBy.name `{}`: a schedule's backups are named `{}-{{tick}}`, not `{}`",
+                self.name,
+                self.name,
+                truncate(&meta.name)
+            ));
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -229,8 +301,17 @@ impl BackupRequest {
             Value::Object(map) => map,
             other => return Err(shape_error("input", &other, Shape::Object)),
         };
+        let mut scheduled_by = None;
         if let Some(inner) = map.remove("volumeBackup") {
             let outer_options = map.remove("options");
+            if let Some(by) = map.remove("scheduledBy") {
+                if !by.is_object() {
+                    return Err(shape_error("scheduledBy", &by, Shape::Object));
+                }
+                let by: ScheduledBy =
+                    serde_json::from_value(by).map_err(|e| type_error("scheduledBy", e))?;
+                scheduled_by = Some(by);
+            }
             if let Some(extra) = map.keys().next() {
                 return Err(StepError::InvalidSpec(format!(
                     "unknown field `{}` beside `volumeBackup`",
@@ -306,6 +387,17 @@ impl BackupRequest {
             spec,
             skip_gc: whole.skip_gc.unwrap_or(false),
             options,
+            scheduled_by,
+        })
+    }
+
+    /// The execution input of this request, which [`Self::from_value`] reads back: the request
+    /// itself, or `{"volumeBackup": ..., "scheduledBy": ...}` for a schedule's tick.
+    pub fn execution_input(&self) -> Result<Value, StepError> {
+        let request = serde_json::to_value(self).map_err(|e| StepError::Internal(e.to_string()))?;
+        Ok(match &self.scheduled_by {
+            None => request,
+            Some(by) => serde_json::json!({"volumeBackup": request, "scheduledBy": by}),
         })
     }
 
@@ -386,8 +478,17 @@ impl BackupRequest {
                 "options.deadlineSeconds must be at most {MAX_DEADLINE_SECONDS} (the state machine's own timeout is 24 h)"
             ));
         }
+        let floor = min_poll_seconds(self.options.deadline_seconds.min(MAX_DEADLINE_SECONDS));
         if self.options.poll_seconds == 0 || self.options.poll_seconds > 3600 {
             problems.push("options.pollSeconds must be between 1 and 3600".into());
+        } else if self.options.poll_seconds < floor {
+            problems.push(format!(
+                "options.pollSeconds {} is too short for options.deadlineSeconds {}: polling that often until the deadline would exhaust the execution's {HISTORY_EVENT_LIMIT}-event history; give at least {floor} (docs/backup.md, \"Poll mode and the history limit\")",
+                self.options.poll_seconds, self.options.deadline_seconds
+            ));
+        }
+        if let Some(by) = &self.scheduled_by {
+            by.validate(&self.metadata, &mut problems);
         }
         if problems.is_empty() {
             Ok(())
@@ -914,7 +1015,7 @@ spec:
     #[test]
     fn a_spec_with_a_name_is_accepted() {
         let v = serde_json::json!({"name": "bk2", "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "a", "tcNamespace": "b"}],
-            "template": {"s3": {"provider": "aws", "bucket": "bkt"}}}, "options": {"observeMode": "poll", "pollSeconds": 5}});
+            "template": {"s3": {"provider": "aws", "bucket": "bkt"}}}, "options": {"observeMode": "poll", "pollSeconds": 9}});
         let r = BackupRequest::from_value(v).unwrap();
         r.validate(Some(&known())).unwrap();
         assert_eq!(r.metadata.namespace, "default");
@@ -975,6 +1076,168 @@ spec:
                 BackupRequest::from_value(v),
                 Err(StepError::InvalidSpec(_))
             ));
+        }
+    }
+
+    #[test]
+    fn the_poll_floor_keeps_polling_until_the_deadline_within_the_history() {
+        assert_eq!(min_poll_seconds(21_600), 9, "the default 6 h deadline");
+        assert_eq!(min_poll_seconds(MAX_DEADLINE_SECONDS), 34);
+        assert_eq!(min_poll_seconds(1), 1);
+        for deadline in [60, 3600, 21_600, 50_000, MAX_DEADLINE_SECONDS] {
+            let floor = min_poll_seconds(deadline);
+            // One loop per pollSeconds until the deadline, plus one more look per wait.
+            let events = (deadline.div_ceil(floor) + 5) * EVENTS_PER_POLL_LOOP;
+            assert!(
+                events + HISTORY_EVENTS_RESERVED <= HISTORY_EVENT_LIMIT + 5 * EVENTS_PER_POLL_LOOP,
+                "{deadline}: {events}"
+            );
+            assert!(
+                (deadline / (floor - 1).max(1)) * EVENTS_PER_POLL_LOOP
+                    > HISTORY_EVENT_LIMIT - HISTORY_EVENTS_RESERVED
+                    || floor == 1,
+                "{deadline}: {floor} is the least that fits"
+            );
+        }
+        let with = |options: Value| {
+            let mut v = serde_json::to_value(BackupRequest::from_text(YAML).unwrap()).unwrap();
+            v["options"] = options;
+            BackupRequest::from_value(v)
+                .unwrap()
+                .validate(Some(&known()))
+        };
+        with(serde_json::json!({"observeMode": "poll", "pollSeconds": 9})).unwrap();
+        with(serde_json::json!({"observeMode": "poll", "pollSeconds": 30})).unwrap();
+        let Err(StepError::InvalidSpec(msg)) =
+            with(serde_json::json!({"observeMode": "poll", "pollSeconds": 1}))
+        else {
+            panic!("pollSeconds 1 accepted");
+        };
+        assert!(
+            msg.contains("options.pollSeconds 1 is too short for options.deadlineSeconds 21600")
+                && msg.contains("at least 9"),
+            "{msg}"
+        );
+        // The floor follows the deadline, in watch mode too (the mode may be changed later).
+        let Err(StepError::InvalidSpec(msg)) =
+            with(serde_json::json!({"deadlineSeconds": 82_800, "pollSeconds": 30}))
+        else {
+            panic!("pollSeconds 30 accepted with a 23 h deadline");
+        };
+        assert!(msg.contains("at least 34"), "{msg}");
+        with(serde_json::json!({"deadlineSeconds": 3600, "pollSeconds": 2})).unwrap();
+    }
+
+    #[test]
+    fn a_poll_loop_of_the_state_machine_is_the_events_counted() {
+        let asl: Value = serde_json::from_str(include_str!(
+            "../../../statemachines/volume-backup.asl.json"
+        ))
+        .unwrap();
+        let states = asl["States"].as_object().unwrap();
+        // History events per state type: Task (entered, Lambda scheduled, started, succeeded,
+        // exited), Choice and Wait (entered, exited).
+        let events = |name: &str| match states[name]["Type"].as_str() {
+            Some("Task") => 5,
+            Some("Choice") | Some("Wait") => 2,
+            other => panic!("{name}: {other:?} in a poll loop"),
+        };
+        let mut loops = 0;
+        for (name, state) in states {
+            if state["Type"] != "Wait" || state.get("SecondsPath").is_none() {
+                continue;
+            }
+            // Wait -> observe Task -> Choice -> back to this Wait.
+            let task = state["Next"].as_str().unwrap();
+            let choice = states[task]["Next"].as_str().unwrap();
+            let back = states[choice]["Choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["Next"] == name.as_str());
+            assert!(back, "{name}: the loop does not come back");
+            assert_eq!(
+                events(name) + events(task) + events(choice),
+                EVENTS_PER_POLL_LOOP,
+                "{name}"
+            );
+            loops += 1;
+        }
+        assert_eq!(loops, 5, "the five waits of a backup");
+        assert_eq!(asl["TimeoutSeconds"], 86_400);
+    }
+
+    #[test]
+    fn scheduled_by_is_read_beside_volume_backup_only_and_checked() {
+        let vb = serde_json::to_value(BackupRequest::from_text(YAML).unwrap()).unwrap();
+        let by = serde_json::json!({"namespace": "br", "name": "bk1"});
+        let mut named = vb.clone();
+        named["metadata"]["name"] = Value::from("bk1-2026-01-01t00-00-00");
+        let r = BackupRequest::from_value(
+            serde_json::json!({"volumeBackup": named, "scheduledBy": by}),
+        )
+        .unwrap();
+        r.validate(Some(&known())).unwrap();
+        assert_eq!(
+            r.scheduled_by,
+            Some(ScheduledBy {
+                namespace: "br".into(),
+                name: "bk1".into()
+            })
+        );
+        // Round trip through the execution input.
+        assert_eq!(
+            BackupRequest::from_value(r.execution_input().unwrap()).unwrap(),
+            r
+        );
+        assert_eq!(
+            BackupRequest::from_value(serde_json::to_value(&r).unwrap())
+                .unwrap()
+                .scheduled_by,
+            None,
+            "serialised alone, a request carries no schedule"
+        );
+        // Not a field of a VolumeBackup: a user's file cannot carry it.
+        let mut inside = vb.clone();
+        inside["scheduledBy"] = by.clone();
+        let err = BackupRequest::from_value(inside).unwrap_err();
+        assert!(err.to_string().contains("scheduledBy"), "{err}");
+        for (bad, needle) in [
+            (serde_json::json!("br/bk1"), "scheduledBy must be an object"),
+            (serde_json::json!({"namespace": "br"}), "scheduledBy"),
+            (
+                serde_json::json!({"namespace": "br", "name": "bk1", "uid": 1}),
+                "unknown field",
+            ),
+        ] {
+            let err = BackupRequest::from_value(
+                serde_json::json!({"volumeBackup": named, "scheduledBy": bad}),
+            )
+            .unwrap_err();
+            assert_eq!(err.name(), "InvalidSpec");
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+        for (by, needle) in [
+            (
+                serde_json::json!({"namespace": "other", "name": "bk1"}),
+                "is not the backup's namespace",
+            ),
+            (
+                serde_json::json!({"namespace": "br", "name": "daily"}),
+                "are named `daily-{tick}`",
+            ),
+            (
+                serde_json::json!({"namespace": "br", "name": "Bk1"}),
+                "is not a schedule name",
+            ),
+        ] {
+            let err = BackupRequest::from_value(
+                serde_json::json!({"volumeBackup": named, "scheduledBy": by}),
+            )
+            .unwrap()
+            .validate(Some(&known()))
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
     }
 }

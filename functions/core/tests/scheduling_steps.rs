@@ -3,9 +3,12 @@
 //! deletions retention asks for.
 
 use brfed_core::catalog::{VolumeBackupDoc, backup_key};
+use brfed_core::names::execution_name;
 use brfed_core::schedule::ScheduleRequest;
 use brfed_core::scheduling::{self, SchedulerEnv, TickInput, schedule_key, tick_input_template};
+use brfed_core::spec::{BackupRequest, ScheduledBy};
 use brfed_core::testing::{FakeExecutions, FakeRules, FakeStore};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 const CATALOG: &str = "catalog";
@@ -27,6 +30,10 @@ fn env<'a>(
 }
 
 fn schedule(name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
+    schedule_in("br", name, extra_spec, labels)
+}
+
+fn schedule_in(ns: &str, name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
     let mut spec = json!({
         "schedule": "0 */6 * * *",
         "backupTemplate": {
@@ -39,12 +46,21 @@ fn schedule(name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
     }
     ScheduleRequest::from_value(json!({
         "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackupSchedule",
-        "metadata": {"name": name, "namespace": "br", "labels": labels},
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
         "spec": spec}))
     .unwrap()
 }
 
-fn tick_at(name: &str, time: &str) -> TickInput {
+/// The function's clock in these tests: a day after the first tick.
+fn now() -> DateTime<Utc> {
+    at("2026-01-02T06:00:00Z")
+}
+
+fn at(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+}
+
+fn tick_in(name: &str, time: &str) -> TickInput {
     TickInput {
         namespace: "br".into(),
         name: name.into(),
@@ -91,7 +107,7 @@ async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update()
     );
     assert_eq!(tick_input_template("br", "daily"), rule.input_template);
 
-    scheduling::tick(&e, tick_at("daily", "2026-01-01T06:00:00Z"))
+    scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap();
     let doc = scheduling::apply(
@@ -165,42 +181,59 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     .unwrap();
 
     // Seconds of the event time are dropped: the tick is the minute.
-    let t = scheduling::tick(&e, tick_at("daily", "2026-01-01T06:00:07Z"))
+    let t = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:07Z"), now())
         .await
         .unwrap();
     assert_eq!(
         (t.result.as_str(), t.backup.as_str()),
         ("started", "daily-2026-01-01t06-00-00")
     );
-    let (input, _) = x.runs.lock().unwrap()[&(BACKUP_SM.to_string(), t.backup.clone())].clone();
-    assert_eq!(input["metadata"]["name"], "daily-2026-01-01t06-00-00");
-    assert_eq!(input["metadata"]["namespace"], "br");
+    let (input, _) =
+        x.runs.lock().unwrap()[&(BACKUP_SM.to_string(), execution_name("br", &t.backup))].clone();
     assert_eq!(
-        input["metadata"]["labels"]["tidb.pingcap.com/backup-schedule"],
+        input["scheduledBy"],
+        json!({"namespace": "br", "name": "daily"}),
+        "the tick records that the schedule made it, beside the VolumeBackup"
+    );
+    let vb = &input["volumeBackup"];
+    assert_eq!(vb["metadata"]["name"], "daily-2026-01-01t06-00-00");
+    assert_eq!(vb["metadata"]["namespace"], "br");
+    assert_eq!(
+        vb["metadata"]["labels"]["tidb.pingcap.com/backup-schedule"],
         "daily"
     );
     assert_eq!(
-        input["spec"]["template"]["s3"]["prefix"],
+        vb["spec"]["template"]["s3"]["prefix"],
         "prod/-2026-01-01t06-00-00"
     );
+    // What backup-start reads back, and records in the catalog document.
+    let req = BackupRequest::from_value(input.clone()).unwrap();
+    req.validate(None).unwrap();
+    assert_eq!(
+        req.scheduled_by,
+        Some(ScheduledBy {
+            namespace: "br".into(),
+            name: "daily".into()
+        })
+    );
 
-    let dup = scheduling::tick(&e, tick_at("daily", "2026-01-01T06:00:00Z"))
+    let dup = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(dup.result, "duplicate");
-    let busy = scheduling::tick(&e, tick_at("daily", "2026-01-01T12:00:00Z"))
+    let busy = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(busy.result, "lastBackupRunning");
     assert_eq!(x.names(BACKUP_SM).len(), 1, "nothing new started");
 
-    x.set_status(BACKUP_SM, "daily-2026-01-01t06-00-00", "SUCCEEDED");
-    let next = scheduling::tick(&e, tick_at("daily", "2026-01-01T18:00:00Z"))
+    x.set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
+    let next = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T18:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(next.result, "started");
-    x.set_status(BACKUP_SM, &next.backup, "FAILED");
-    let late = scheduling::tick(&e, tick_at("daily", "2026-01-01T12:00:00Z"))
+    x.set_status(BACKUP_SM, &execution_name("br", &next.backup), "FAILED");
+    let late = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(
@@ -211,7 +244,7 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     scheduling::set_paused(&e, &rules, "br", "daily", true)
         .await
         .unwrap();
-    let p = scheduling::tick(&e, tick_at("daily", "2026-01-02T00:00:00Z"))
+    let p = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(p.result, "paused");
@@ -219,7 +252,7 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     scheduling::set_paused(&e, &rules, "br", "daily", false)
         .await
         .unwrap();
-    let r = scheduling::tick(&e, tick_at("daily", "2026-01-02T00:00:00Z"))
+    let r = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(r.result, "started");
@@ -256,21 +289,21 @@ async fn a_group_runs_one_backup_at_a_time() {
     .await
     .unwrap();
     assert_eq!(
-        scheduling::tick(&e, tick_at("a", "2026-01-01T06:00:00Z"))
+        scheduling::tick_at(&e, tick_in("a", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
         "started"
     );
     assert_eq!(
-        scheduling::tick(&e, tick_at("b", "2026-01-01T06:00:00Z"))
+        scheduling::tick_at(&e, tick_in("b", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
         "lastBackupRunning"
     );
     assert_eq!(
-        scheduling::tick(&e, tick_at("c", "2026-01-01T06:00:00Z"))
+        scheduling::tick_at(&e, tick_in("c", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
@@ -287,7 +320,7 @@ async fn an_unknown_schedule_is_named_and_management_of_it_too() {
         FakeRules::default(),
     );
     let e = env(&store, &x);
-    let err = scheduling::tick(&e, tick_at("nope", "2026-01-01T06:00:00Z"))
+    let err = scheduling::tick_at(&e, tick_in("nope", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ScheduleNotFound");
@@ -299,7 +332,7 @@ async fn an_unknown_schedule_is_named_and_management_of_it_too() {
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ScheduleNotFound");
-    let err = scheduling::tick(&e, tick_at("nope", "yesterday"))
+    let err = scheduling::tick_at(&e, tick_in("nope", "yesterday"), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
@@ -341,17 +374,35 @@ async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
 }
 
 fn put_backup(store: &FakeStore, schedule: &str, name: &str, created: &str, phase: &str) {
+    put_backup_in(store, "br", Some(schedule), schedule, name, created, phase);
+}
+
+/// A backup document in `ns`, made by the tick of schedule `by` (none: a manual backup), with
+/// the schedule label `label`.
+fn put_backup_in(
+    store: &FakeStore,
+    ns: &str,
+    by: Option<&str>,
+    label: &str,
+    name: &str,
+    created: &str,
+    phase: &str,
+) {
+    let mut brfed = json!({"execution": name});
+    if let Some(by) = by {
+        brfed["scheduledBy"] = json!({"namespace": ns, "name": by});
+    }
     let doc: VolumeBackupDoc = serde_json::from_value(json!({
         "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-        "metadata": {"name": name, "namespace": "br", "creationTimestamp": created,
-                     "labels": {"tidb.pingcap.com/backup-schedule": schedule}},
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": created,
+                     "labels": {"tidb.pingcap.com/backup-schedule": label}},
         "spec": {"clusters": [], "template": {}},
         "status": {"phase": phase},
-        "brfed": {"execution": name}}))
+        "brfed": brfed}))
     .unwrap();
     store.put(
         CATALOG,
-        &backup_key("br", name),
+        &backup_key(ns, name),
         serde_json::to_value(doc).unwrap(),
     );
 }
@@ -430,9 +481,13 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
         "Complete",
     );
 
-    let out = scheduling::sweep(&e, &json!({"time": "2026-01-03T06:00:00Z"}))
-        .await
-        .unwrap();
+    let out = scheduling::sweep_at(
+        &e,
+        &json!({"time": "2026-01-03T06:00:00Z"}),
+        at("2026-01-03T06:00:10Z"),
+    )
+    .await
+    .unwrap();
     let by: std::collections::BTreeMap<_, _> = out
         .schedules
         .iter()
@@ -453,8 +508,8 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     assert_eq!(
         started,
         vec![
-            "retention-age-2026-01-01t00-00-00",
-            "retention-count-2026-01-01t00-00-00"
+            "retention-br.age-2026-01-01t00-00-00",
+            "retention-br.count-2026-01-01t00-00-00"
         ]
     );
     let (input, _) = x.runs.lock().unwrap()[&(DELETE_SM.to_string(), started[1].clone())].clone();
@@ -464,8 +519,287 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     );
 
     // Same sweep again (a duplicate delivery): nothing new.
-    scheduling::sweep(&e, &json!({"time": "2026-01-03T06:00:00Z"}))
+    scheduling::sweep_at(
+        &e,
+        &json!({"time": "2026-01-03T06:00:00Z"}),
+        at("2026-01-03T06:00:10Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(x.names(DELETE_SM).len(), 2);
+}
+
+#[tokio::test]
+async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    let count = schedule("count", json!({"maxBackups": 1}), json!({}));
+    scheduling::apply(&e, &rules, TICK_FN, &count, None)
         .await
         .unwrap();
-    assert_eq!(x.names(DELETE_SM).len(), 2);
+    // Named and labelled like the schedule's oldest backup, but made by hand.
+    put_backup_in(
+        &store,
+        "br",
+        None,
+        "count",
+        "count-2000-01-01t00-00-00",
+        "2000-01-01T00:00:00Z",
+        "Complete",
+    );
+    // Made by the tick of a schedule of the same name in another namespace.
+    put_backup_in(
+        &store,
+        "other",
+        Some("count"),
+        "count",
+        "count-2000-01-01t00-00-00",
+        "2000-01-01T00:00:00Z",
+        "Complete",
+    );
+    put_backup(
+        &store,
+        "count",
+        "count-2026-01-01t00-00-00",
+        "2026-01-01T00:00:00Z",
+        "Complete",
+    );
+    put_backup(
+        &store,
+        "count",
+        "count-2026-01-02t00-00-00",
+        "2026-01-02T00:00:00Z",
+        "Complete",
+    );
+    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-03T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.schedules[0].deleting.as_deref(),
+        Some("count-2026-01-01t00-00-00"),
+        "{out:?}"
+    );
+    assert_eq!(
+        x.names(DELETE_SM),
+        vec!["retention-br.count-2026-01-01t00-00-00"]
+    );
+}
+
+#[tokio::test]
+async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    for ns in ["team-a", "team-b"] {
+        let s = schedule_in(ns, "nightly", json!({"maxBackups": 1}), json!({}));
+        scheduling::apply(&e, &rules, TICK_FN, &s, None)
+            .await
+            .unwrap();
+    }
+    for ns in ["team-a", "team-b"] {
+        let t = scheduling::tick_at(
+            &e,
+            TickInput {
+                namespace: ns.into(),
+                name: "nightly".into(),
+                time: "2026-01-02T06:00:00Z".into(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(t.result, "started", "{ns}: {t:?}");
+        assert_eq!(t.backup, "nightly-2026-01-02t06-00-00");
+    }
+    assert_eq!(
+        x.names(BACKUP_SM),
+        vec![
+            "team-a.nightly-2026-01-02t06-00-00",
+            "team-b.nightly-2026-01-02t06-00-00"
+        ]
+    );
+
+    for ns in ["team-a", "team-b"] {
+        for (name, created) in [
+            ("nightly-2026-01-01t06-00-00", "2026-01-01T06:00:00Z"),
+            ("nightly-2026-01-02t06-00-00", "2026-01-02T06:00:00Z"),
+        ] {
+            put_backup_in(
+                &store,
+                ns,
+                Some("nightly"),
+                "nightly",
+                name,
+                created,
+                "Complete",
+            );
+        }
+    }
+    let out = scheduling::sweep_at(&e, &json!({}), now()).await.unwrap();
+    let mut started = x.names(DELETE_SM);
+    started.sort();
+    assert_eq!(
+        started,
+        vec![
+            "retention-team-a.nightly-2026-01-01t06-00-00",
+            "retention-team-b.nightly-2026-01-01t06-00-00"
+        ],
+        "{out:?}"
+    );
+    for s in &out.schedules {
+        assert!(!s.reason.contains("started before"), "{s:?}");
+    }
+    let (input, _) = x.runs.lock().unwrap()[&(
+        DELETE_SM.to_string(),
+        "retention-team-b.nightly-2026-01-01t06-00-00".to_string(),
+    )]
+        .clone();
+    assert_eq!(
+        input,
+        json!({"name": "nightly-2026-01-01t06-00-00", "namespace": "team-b"})
+    );
+}
+
+#[tokio::test]
+async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothing() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    scheduling::apply(
+        &e,
+        &rules,
+        TICK_FN,
+        &schedule("daily", json!({"maxReservedTime": "1h"}), json!({})),
+        None,
+    )
+    .await
+    .unwrap();
+    let before = store.get(CATALOG, &schedule_key("br", "daily"));
+    for time in [
+        "2026-01-03T06:00:00Z", // a day ahead
+        "2026-01-02T06:05:01Z", // 301 s ahead
+        "2025-12-31T23:59:59Z", // 30 h 1 s behind
+        "1970-01-01T00:00:00Z",
+    ] {
+        let err = scheduling::tick_at(&e, tick_in("daily", time), now())
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "EventTimeOutOfRange", "{time}: {err}");
+    }
+    assert_eq!(store.get(CATALOG, &schedule_key("br", "daily")), before);
+    assert!(x.names(BACKUP_SM).is_empty());
+
+    // Later ticks still run: the refused one left no trace.
+    let t = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T06:00:00Z"), now())
+        .await
+        .unwrap();
+    assert_eq!(t.result, "started", "{t:?}");
+
+    // The sweep: a day ahead is refused; a few minutes ahead judges as of its own clock.
+    put_backup(
+        &store,
+        "daily",
+        "daily-2026-01-02t05-01-00",
+        "2026-01-02T05:01:00Z",
+        "Complete",
+    );
+    let err = scheduling::sweep_at(&e, &json!({"time": "2026-01-03T06:00:00Z"}), now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "EventTimeOutOfRange");
+    assert!(x.names(DELETE_SM).is_empty(), "nothing expired early");
+    let out = scheduling::sweep_at(&e, &json!({"time": "2026-01-02T06:04:00Z"}), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.now, "2026-01-02T06:00:00Z",
+        "never later than the clock"
+    );
+    assert_eq!(
+        out.schedules[0].deleting, None,
+        "59 min old at the clock's now, 63 min at the event's: {out:?}"
+    );
+    // A late delivery judges as of when it was due.
+    let out = scheduling::sweep_at(&e, &json!({"time": "2026-01-02T05:00:00Z"}), now())
+        .await
+        .unwrap();
+    assert_eq!(out.now, "2026-01-02T05:00:00Z");
+    let err = scheduling::sweep_at(&e, &json!({"time": 5}), now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "InvalidSpec");
+    assert_eq!(out.schedules[0].deleting, None, "{out:?}");
+    assert!(x.names(DELETE_SM).is_empty());
+    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-02T06:04:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.schedules[0].deleting.as_deref(),
+        Some("daily-2026-01-02t05-01-00"),
+        "63 min old at the clock's now: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    scheduling::apply(
+        &e,
+        &rules,
+        TICK_FN,
+        &schedule("daily", json!({}), json!({})),
+        None,
+    )
+    .await
+    .unwrap();
+    let first = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
+        .await
+        .unwrap();
+    assert_eq!(first.result, "started");
+    // Stopped: the execution has ended, its members still run until backup-abort has asked
+    // them to tear down and marked the document.
+    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "ABORTED");
+    put_backup(
+        &store,
+        "daily",
+        &first.backup,
+        "2026-01-02T00:00:01Z",
+        "Running",
+    );
+    let busy = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T01:00:00Z"), now())
+        .await
+        .unwrap();
+    assert_eq!(busy.result, "lastBackupRunning", "{busy:?}");
+    assert!(
+        busy.reason.as_deref().unwrap_or("").contains("Running"),
+        "{busy:?}"
+    );
+    assert_eq!(x.names(BACKUP_SM).len(), 1);
+
+    put_backup(
+        &store,
+        "daily",
+        &first.backup,
+        "2026-01-02T00:00:01Z",
+        "Failed",
+    );
+    let next = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T02:00:00Z"), now())
+        .await
+        .unwrap();
+    assert_eq!(next.result, "started", "{next:?}");
 }
