@@ -11,12 +11,20 @@
   --with-fixtures), named after the file stem, with ${...} placeholders substituted:
   ${<CamelCrate>FunctionArn}, ${<CamelStem>StateMachineArn}, ${CatalogBucket}. An unknown
   placeholder is an error.
+* The SQS queues of rules.json ("queues"), and the asynchronous invoke config of the functions it
+  names ("asyncInvokeConfigs": retries, event age, OnFailure destination queue), as the AWS
+  template's AWS::Lambda::EventInvokeConfig does; the emulator acts on both.
 * EventBridge rules of infra/local/rules.json (and tests/fixtures/rules.json with
   --with-fixtures), format below; placeholders are substituted there too.
 * $WORLD/deployed.env: export BRFED_<STEM>_STATE_MACHINE_ARN=... lines.
 
 rules.json:
-    {"rules": [
+    {"queues": [{"name": "brfed-events-dlq", "description": "optional"}],   # optional
+     "asyncInvokeConfigs": [                                                 # optional
+       {"function": "backup-abort", "maximumRetryAttempts": 2,               # 0..2 (default 2)
+        "maximumEventAgeInSeconds": 21600,                                   # 60..21600 (optional)
+        "onFailure": "brfed-events-dlq"}],                                   # a queue of "queues"
+     "rules": [
       {"name": "smoke-failed", "description": "optional",
        "eventPattern": {"source": ["aws.states"], ...}      # or "scheduleExpression": "rate(5 minutes)"
        "state": "ENABLED",                                   # optional
@@ -27,7 +35,11 @@ rules.json:
          {"id": "run", "stateMachine": "smoke",              # or a state machine stem,
           "input": {"x": 1}},                                # constant input (JSON value), or
          {"id": "raw", "arn": "${SmokeFnFunctionArn}",       # any ARN,
-          "inputPath": "$.detail"}                           # or a JSONPath into the event
+          "inputPath": "$.detail"},                          # or a JSONPath into the event
+         {"id": "safe", "function": "backup-abort",          # optional on any target:
+          "retryPolicy": {"maximumRetryAttempts": 185,       #   EventBridge's RetryPolicy
+                          "maximumEventAgeInSeconds": 86400},
+          "deadLetterQueue": "brfed-events-dlq"}             #   DeadLetterConfig: a queue of "queues"
        ]}]}
 
 Every StartExecution caller must pass a `name` (moto names unnamed executions "None" and the
@@ -153,7 +165,9 @@ def main() -> int:
     )
     cfg = Config(retries={"max_attempts": 2}, read_timeout=60)
     client = lambda svc: session.client(svc, endpoint_url=args.endpoint, config=cfg)  # noqa: E731
-    s3, iam, lam, sfn, events = (client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events"))
+    s3, iam, lam, sfn, events, sqs = (
+        client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events", "sqs")
+    )
 
     # --- bucket -----------------------------------------------------------------------------------
     try:
@@ -221,19 +235,28 @@ def main() -> int:
             sys.exit(f"deploy: {path}: {e}")
         deployed[stem] = arn
 
-    # --- rules --------------------------------------------------------------------------------------
+    # --- queues, async invoke configs, rules --------------------------------------------------------
     rule_files = [REPO / "infra" / "local" / "rules.json"]
     if args.with_fixtures:
         rule_files.append(REPO / "tests" / "fixtures" / "rules.json")
-    for rf in rule_files:
-        if not rf.is_file():
-            continue
-        doc = json.loads(substitute(rf.read_text(encoding="utf-8"), mapping, rf))
+    docs = [(rf, json.loads(substitute(rf.read_text(encoding="utf-8"), mapping, rf)))
+            for rf in rule_files if rf.is_file()]
+    queues: dict[str, str] = {}
+    for rf, doc in docs:
+        for q in doc.get("queues", []):
+            url = sqs.create_queue(QueueName=q["name"])["QueueUrl"]
+            queues[q["name"]] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+            print(f"queue {q['name']}: {queues[q['name']]}")
+    for rf, doc in docs:
+        for c in doc.get("asyncInvokeConfigs", []):
+            deploy_invoke_config(lam, c, crates, queues, rf)
+    for rf, doc in docs:
         for rule in doc.get("rules", []):
             if rule.get("needsFixtures") and not args.with_fixtures:
                 print(f"rule {rule['name']}: skipped (needs --with-fixtures)")
                 continue
-            deploy_rule(events, rule, crates, deployed, rf)
+            deploy_rule(events, rule, crates, deployed, queues, rf)
 
     # --- deployed.env -------------------------------------------------------------------------------
     world = Path(args.world)
@@ -247,7 +270,34 @@ def main() -> int:
     return 0
 
 
-def deploy_rule(events, rule: dict, crates: dict, deployed: dict, where: Path) -> None:
+def queue_arn(queues: dict, name: str, where: Path, what: str) -> str:
+    if name not in queues:
+        sys.exit(f"deploy: {where}: {what}: unknown queue {name} (known: {', '.join(sorted(queues)) or 'none'})")
+    return queues[name]
+
+
+def deploy_invoke_config(lam, c: dict, crates: dict, queues: dict, where: Path) -> None:
+    name = c["function"]
+    if name not in crates:
+        sys.exit(f"deploy: {where}: asyncInvokeConfigs: unknown function {name}")
+    kwargs: dict = {"FunctionName": name, "MaximumRetryAttempts": c.get("maximumRetryAttempts", 2)}
+    if "maximumEventAgeInSeconds" in c:
+        kwargs["MaximumEventAgeInSeconds"] = c["maximumEventAgeInSeconds"]
+    if "onFailure" in c:
+        kwargs["DestinationConfig"] = {
+            "OnFailure": {"Destination": queue_arn(queues, c["onFailure"], where, f"function {name}")}}
+    # moto keeps every Put and answers Get with the first: delete first, so a redeploy replaces it
+    try:
+        lam.delete_function_event_invoke_config(FunctionName=name)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    lam.put_function_event_invoke_config(**kwargs)
+    print(f"function {name}: async invoke config: {kwargs['MaximumRetryAttempts']} retries"
+          + (f", on failure -> {c['onFailure']}" if "onFailure" in c else ""))
+
+
+def deploy_rule(events, rule: dict, crates: dict, deployed: dict, queues: dict, where: Path) -> None:
     name = rule["name"]
     kwargs = {"Name": name, "State": rule.get("state", "ENABLED"), "Description": rule.get("description", "")}
     if "eventPattern" in rule:
@@ -279,6 +329,13 @@ def deploy_rule(events, rule: dict, crates: dict, deployed: dict, where: Path) -
             target["Input"] = json.dumps(t["input"])
         if "inputPath" in t:
             target["InputPath"] = t["inputPath"]
+        if "retryPolicy" in t:
+            target["RetryPolicy"] = {
+                "MaximumRetryAttempts": t["retryPolicy"].get("maximumRetryAttempts", 185),
+                "MaximumEventAgeInSeconds": t["retryPolicy"].get("maximumEventAgeInSeconds", 86400)}
+        if "deadLetterQueue" in t:
+            target["DeadLetterConfig"] = {
+                "Arn": queue_arn(queues, t["deadLetterQueue"], where, f"rule {name} target {t['id']}")}
         targets.append(target)
     old = {t["Id"] for t in events.list_targets_by_rule(Rule=name).get("Targets", [])}
     stale = sorted(old - {t["Id"] for t in targets})

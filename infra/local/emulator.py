@@ -18,11 +18,23 @@ What it adds to moto 5.2.5 (see the "AWS emulator" section of infra/local/README
   "Execution Status Change" events to matching rules' Lambda / state machine targets; moto
   stores rules but fires nothing. PutEvents to rules with Lambda / state machine targets is
   routed through the same delivery.
+* Asynchronous invocation as Lambda does it, for rules' Lambda targets and Invoke with
+  InvocationType=Event: a function error is retried (the function's event invoke config,
+  MaximumRetryAttempts default 2, MaximumEventAgeInSeconds default 6 h), then an invocation
+  record goes to its OnFailure destination (an SQS queue: moto's SQS, same endpoint); a target
+  EventBridge cannot invoke at all is retried as its RetryPolicy says, then the event goes to its
+  DeadLetterConfig queue. Waits between attempts: BRFED_ASYNC_RETRY_DELAYS (seconds, default
+  "60,120" like Lambda; the last repeats) or PUT /_brfed/async-retry. Every attempt is a record
+  of GET /_brfed/deliveries.
 * A control endpoint under http://127.0.0.1:15000/_brfed/ (clock, fire a rule now, deliveries,
   EC2 faults and the EC2 call journal):
     GET  /_brfed/health | /_brfed/clock | /_brfed/schedules | /_brfed/functions
     POST /_brfed/clock/advance {"seconds": N};  POST /_brfed/rules/NAME/fire
-    GET  /_brfed/deliveries?rule=NAME&since=SEQ
+    GET  /_brfed/deliveries?rule=NAME&since=SEQ   one record per attempt: attempt/maxAttempts,
+         requestId (the same for every attempt of one event), retryInSeconds (another attempt
+         follows), onFailure / deadLetter (where the event went after the last one)
+    GET  /_brfed/async-retry -> {"delays": [...], "default": [...]};  PUT {"delays": [2, 4]};
+         DELETE (back to BRFED_ASYNC_RETRY_DELAYS)
     PUT    /_brfed/faults/ec2/ACTION {"rate": 2.0, "burst": 2}  throttle EC2 ACTION (token bucket,
            full at every PUT): calls beyond it get EC2's 503 RequestLimitExceeded, moto never sees them
     DELETE /_brfed/faults/ec2/ACTION                            -> {"removed": bool}
@@ -74,6 +86,7 @@ os.environ["NO_PROXY"] = "*"
 
 import boto3  # noqa: E402
 from botocore.config import Config as BotoConfig  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 from moto.core.config import default_user_config  # noqa: E402
 
 default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
@@ -433,9 +446,8 @@ def forwarded_lambda_invoke(
     if invocation_type == "DryRun":
         return b""
     if invocation_type == "Event":
-        threading.Thread(
-            target=_invoke_and_log, args=(name, payload, timeout, fn), daemon=True, name=f"event-{name}"
-        ).start()
+        # Lambda's asynchronous invocation: retries and the OnFailure destination (see the pump)
+        PUMP.invoke_async(self.account_id, self.region_name, name, payload)
         return b""
     started = time.monotonic()
     status, answer = _invoke(name, payload, timeout, fn)
@@ -473,11 +485,6 @@ def _invoke(name: str, payload: bytes, timeout: float, fn: Any) -> tuple[int, by
     return 500, _error_body(
         "Runtime.Unknown", f"runtime host answered {status}: {(answer or b'').decode('utf-8', 'replace')[:500]}"
     )
-
-
-def _invoke_and_log(name: str, payload: bytes, timeout: float, fn: Any) -> None:
-    status, answer = _invoke(name, payload, timeout, fn)
-    LOG.info("async invoke %s -> %s %s", name, status, answer[:300])
 
 
 LambdaSimpleBackend.invoke = forwarded_lambda_invoke  # type: ignore[method-assign]
@@ -778,6 +785,69 @@ class Schedule:
 
 
 # =================================================================================================
+# Asynchronous invocation: retries, then the on-failure destination or the dead-letter queue
+# =================================================================================================
+# EventBridge invokes a Lambda target asynchronously. Lambda then runs the event up to
+# 1 + MaximumRetryAttempts times (the function's event invoke config; 2 retries by default), about
+# 1 min before the second attempt and 2 min before the third, while the event is younger than
+# MaximumEventAgeInSeconds (6 h by default); once they are spent, it sends an invocation record to
+# the OnFailure destination, if any. When EventBridge itself cannot invoke the target (no such
+# function, ...), it retries as the target's RetryPolicy says (185 attempts, 24 h by default) and
+# then sends the event to the target's DeadLetterConfig queue, if any. Here, the waits before the
+# 2nd, 3rd, ... attempt are BRFED_ASYNC_RETRY_DELAYS (seconds, comma-separated, the last repeats;
+# default "60,120" as Lambda), or what PUT /_brfed/async-retry set, so that tests take seconds.
+DEFAULT_ASYNC_RETRY_DELAYS = "60,120"
+LAMBDA_DEFAULT_RETRIES = 2
+LAMBDA_DEFAULT_MAX_AGE = 21600
+EVENTS_DEFAULT_RETRIES = 185
+EVENTS_DEFAULT_MAX_AGE = 86400
+
+
+def parse_delays(value: Any) -> list[float]:
+    """`"60,120"` or `[60, 120]` -> [60.0, 120.0]; at least one, each finite and >= 0."""
+    items = [p for p in value.replace(" ", "").split(",") if p] if isinstance(value, str) else list(value)
+    delays = [float(d) for d in items]
+    if not delays or any(not math.isfinite(d) or d < 0 for d in delays):
+        raise ValueError(f"retry delays must be one or more seconds >= 0, got {value!r}")
+    return delays
+
+
+class AsyncRetryDelays:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.default = parse_delays(os.environ.get("BRFED_ASYNC_RETRY_DELAYS") or DEFAULT_ASYNC_RETRY_DELAYS)
+        self.delays = list(self.default)
+
+    def after(self, attempt: int) -> float:
+        """Seconds between attempt `attempt` (1-based) and the next one."""
+        with self.lock:
+            return self.delays[min(attempt, len(self.delays)) - 1]
+
+    def set(self, delays: Any) -> None:
+        parsed = parse_delays(delays)
+        with self.lock:
+            self.delays = parsed
+
+    def reset(self) -> None:
+        with self.lock:
+            self.delays = list(self.default)
+
+    def describe(self) -> dict[str, Any]:
+        with self.lock:
+            return {"delays": list(self.delays), "default": list(self.default)}
+
+
+ASYNC_RETRY = AsyncRetryDelays()
+
+
+def _error_code(e: Exception) -> tuple[str, str]:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return err.get("Code") or type(e).__name__, err.get("Message") or str(e)
+    return type(e).__name__, str(e)
+
+
+# =================================================================================================
 # The event pump
 # =================================================================================================
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -985,22 +1055,81 @@ class Pump:
         return json.dumps(event)
 
     def deliver(self, rule: Any, target: dict, event: dict, kind: str) -> dict:
+        """First attempt of one delivery; the journal gets one record per attempt (later ones are
+        made by timers). Returns the first attempt's record."""
         arn = target.get("Arn", "")
+        region = arn.split(":")[3] if arn.count(":") >= 5 else rule.region_name
+        job = {"rule": rule, "target": target, "event": event, "kind": kind, "arn": arn, "region": region,
+               "requestId": str(uuid.uuid4()), "first": time.monotonic(), "attempt": 1, "deliveryAttempt": 1,
+               "config": None}
+        return self._deliver(job)
+
+    def invoke_async(self, account_id: str, region: str, function_name: str, payload: bytes) -> None:
+        """Invoke with InvocationType=Event: the same retries and on-failure destination as a
+        rule's Lambda target, journaled with kind "invoke"."""
+        arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
+        job = {"rule": None, "target": {"Id": None, "Arn": arn, "Input": payload.decode("utf-8", "replace")},
+               "event": {}, "kind": "invoke", "arn": arn, "region": region, "requestId": str(uuid.uuid4()),
+               "first": time.monotonic(), "attempt": 1, "deliveryAttempt": 1, "config": None}
+        self.executor.submit(self._deliver, job)
+
+    def _later(self, delay: float, job: dict) -> None:
+        timer = threading.Timer(delay, lambda: self.executor.submit(self._deliver, job))
+        timer.daemon = True
+        timer.start()
+
+    def invoke_config(self, region: str, arn: str) -> dict[str, Any]:
+        """The function's event invoke config (moto stores it; Lambda's defaults when there is none)."""
+        try:
+            c = self.client("lambda", region).get_function_event_invoke_config(FunctionName=function_name_of(arn)[0])
+        except ClientError as e:
+            if _error_code(e)[0] != "ResourceNotFoundException":
+                raise
+            c = {}
+        on_failure = ((c.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        retries = c.get("MaximumRetryAttempts")
+        age = c.get("MaximumEventAgeInSeconds")
+        return {"maxRetries": LAMBDA_DEFAULT_RETRIES if retries is None else int(retries),
+                "maxAge": LAMBDA_DEFAULT_MAX_AGE if age is None else int(age),
+                "onFailure": on_failure or None}
+
+    def send_to_queue(self, queue_arn: str, body: str, attributes: dict[str, str] | None = None) -> dict[str, Any]:
+        """SendMessage to the SQS queue of `queue_arn` (moto's SQS, same process)."""
+        parts = queue_arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise ValueError(f"only SQS queues are supported as destinations here, not {queue_arn!r}")
+        sqs = self.client("sqs", parts[3])
+        url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
+        if attributes:
+            kwargs["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+        return {"queue": queue_arn, "messageId": sqs.send_message(**kwargs)["MessageId"]}
+
+    def _deliver(self, job: dict) -> dict:
+        rule, target, event, kind, arn, region = (job[k] for k in ("rule", "target", "event", "kind", "arn", "region"))
         record: dict[str, Any] = {
             "seq": next(self.seq),
             "at": iso_z(utc_now()),
             "kind": kind,
-            "rule": rule.name,
+            "rule": rule.name if rule is not None else None,
             "target": target.get("Id"),
             "arn": arn,
             "event": {"id": event.get("id"), "detail-type": event.get("detail-type"), "time": event.get("time")},
+            "requestId": job["requestId"],
         }
         if kind == "pattern":
             record["event"]["detail"] = event.get("detail")
-        region = arn.split(":")[3] if arn.count(":") >= 5 else rule.region_name
+        if job["deliveryAttempt"] > 1:
+            record["deliveryAttempt"] = job["deliveryAttempt"]
+        is_lambda = ":lambda:" in arn and ":function:" in arn
+        is_states = ":states:" in arn and ":stateMachine:" in arn
         try:
             payload = self.target_input(target, event)
-            if ":lambda:" in arn and ":function:" in arn:
+            if is_lambda:
+                if job["config"] is None:
+                    job["config"] = self.invoke_config(region, arn)
+                record["attempt"] = job["attempt"]
+                record["maxAttempts"] = 1 + job["config"]["maxRetries"]
                 r = self.client("lambda", region).invoke(FunctionName=arn, Payload=payload.encode())
                 body = r["Payload"].read().decode("utf-8", "replace")
                 record["result"] = {"statusCode": r["StatusCode"], "functionError": r.get("FunctionError")}
@@ -1009,7 +1138,9 @@ class Pump:
                 except ValueError:
                     record["result"]["payload"] = body
                 record["ok"] = r.get("FunctionError") is None
-            elif ":states:" in arn and ":stateMachine:" in arn:
+                if not record["ok"]:
+                    self._after_function_error(job, record, payload)
+            elif is_states:
                 r = self.client("stepfunctions", region).start_execution(
                     stateMachineArn=arn, name=str(uuid.uuid4()), input=payload
                 )
@@ -1021,13 +1152,75 @@ class Pump:
         except Exception as e:
             record["ok"] = False
             record["result"] = {"error": f"{type(e).__name__}: {e}"}
-        LOG.info("delivered %s event of rule %s to %s: ok=%s", kind, rule.name, arn, record["ok"])
+            if is_lambda or is_states:
+                self._after_delivery_error(job, record, e)
+        LOG.info("delivered %s event of rule %s to %s (attempt %s): ok=%s", kind, record["rule"], arn,
+                 record.get("attempt", job["deliveryAttempt"]), record["ok"])
         with self.lock:
             self.deliveries.append(record)
             self.journal.write(json.dumps(record, default=str) + "\n")
             self.journal.flush()
         return record
 
+    def _after_function_error(self, job: dict, record: dict, payload: str) -> None:
+        """Lambda's asynchronous retries, then the invocation record to the OnFailure destination."""
+        cfg, attempt = job["config"], job["attempt"]
+        condition = "RetriesExhausted"
+        if attempt <= cfg["maxRetries"]:
+            delay = ASYNC_RETRY.after(attempt)
+            if time.monotonic() - job["first"] + delay <= cfg["maxAge"]:
+                record["retryInSeconds"] = delay
+                self._later(delay, dict(job, attempt=attempt + 1))
+                return
+            condition = "EventAgeExceeded"
+        destination = cfg["onFailure"]
+        if not destination:
+            record["onFailure"] = {"condition": condition, "dropped": "the function has no OnFailure destination"}
+            return
+        try:
+            request_payload: Any = json.loads(payload)
+        except ValueError:
+            request_payload = payload
+        invocation = {
+            "version": "1.0",
+            "timestamp": utc_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "requestContext": {"requestId": job["requestId"], "functionArn": f"{job['arn']}:$LATEST",
+                               "condition": condition, "approximateInvokeCount": attempt},
+            "requestPayload": request_payload,
+            "responseContext": {"statusCode": record["result"]["statusCode"], "executedVersion": "$LATEST",
+                                "functionError": record["result"]["functionError"]},
+            "responsePayload": record["result"]["payload"],
+        }
+        try:
+            record["onFailure"] = {"condition": condition, **self.send_to_queue(destination, json.dumps(invocation))}
+        except Exception as e:
+            LOG.error("async invocation of %s: sending to %s failed: %s", job["arn"], destination, e)
+            record["onFailure"] = {"condition": condition, "destination": destination, "error": f"{type(e).__name__}: {e}"}
+
+    def _after_delivery_error(self, job: dict, record: dict, error: Exception) -> None:
+        """EventBridge could not invoke the target: its RetryPolicy, then its DeadLetterConfig."""
+        target, n = job["target"], job["deliveryAttempt"]
+        policy = target.get("RetryPolicy") or {}
+        retries = policy.get("MaximumRetryAttempts", EVENTS_DEFAULT_RETRIES)
+        max_age = policy.get("MaximumEventAgeInSeconds", EVENTS_DEFAULT_MAX_AGE)
+        if job["kind"] != "invoke" and n <= retries:
+            delay = ASYNC_RETRY.after(n)
+            if time.monotonic() - job["first"] + delay <= max_age:
+                record["retryInSeconds"] = delay
+                self._later(delay, dict(job, deliveryAttempt=n + 1, attempt=1, config=None))
+                return
+        queue = (target.get("DeadLetterConfig") or {}).get("Arn")
+        if not queue or job["rule"] is None:
+            record["deadLetter"] = {"dropped": "the target has no DeadLetterConfig"}
+            return
+        code, message = _error_code(error)
+        attributes = {"RULE_ARN": job["rule"].arn, "TARGET_ARN": job["arn"], "ERROR_CODE": code,
+                      "ERROR_MESSAGE": message[:256]}
+        try:
+            record["deadLetter"] = self.send_to_queue(queue, json.dumps(job["event"]), attributes)
+        except Exception as e:
+            LOG.error("rule %s: sending to the dead-letter queue %s failed: %s", job["rule"].name, queue, e)
+            record["deadLetter"] = {"queue": queue, "error": f"{type(e).__name__}: {e}"}
 
 PUMP = Pump()
 
@@ -1298,6 +1491,16 @@ def control(environ: dict, start_response: Any) -> list[bytes]:
             with PUMP.lock:
                 items = [d for d in PUMP.deliveries if d["seq"] > since and (rule is None or d["rule"] == rule)]
             status, doc = "200 OK", {"deliveries": items}
+        elif path == "/_brfed/async-retry" and method == "GET":
+            status, doc = "200 OK", ASYNC_RETRY.describe()
+        elif path == "/_brfed/async-retry" and method == "PUT":
+            if "delays" not in body:
+                raise ValueError('PUT /_brfed/async-retry takes {"delays": [seconds, ...]}')
+            ASYNC_RETRY.set(body["delays"])
+            status, doc = "200 OK", ASYNC_RETRY.describe()
+        elif path == "/_brfed/async-retry" and method == "DELETE":
+            ASYNC_RETRY.reset()
+            status, doc = "200 OK", ASYNC_RETRY.describe()
         elif path == "/_brfed/functions" and method == "GET":
             status, doc = "200 OK", {"mode": LAMBDA_MODE, "binDir": BIN_DIR, "maxConcurrency": MAX_CONCURRENCY,
                                      "functions": POOL.status()}

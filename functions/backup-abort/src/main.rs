@@ -1,4 +1,4 @@
-//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed` (a stopped `volume-backup-delete` execution: mark its backup `CleanFailed`, not left `Deleting`); then its metrics and `VolumeBackup Failed` event (`docs/signals.md`).
+//! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed` once every member was asked (a stopped `volume-backup-delete` execution: mark its backup `CleanFailed`, not left `Deleting`); then its metrics and `VolumeBackup Failed` event (`docs/signals.md`). It fails, so that Lambda retries the event, while a data plane cannot be reached or members still run (`docs/reliability.md`, "The safety net").
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::{delete, steps};
@@ -22,8 +22,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             let event = input.clone();
             let result = steps::abort(&runtime.env(), input).await;
-            runtime.signals().backup_aborted(&event, &result).await;
-            result
+            // Signals only from an invocation that did its work: an error left the backup as it
+            // was (or was already ended by an earlier delivery, which sent them).
+            if result.is_ok() {
+                runtime.signals().backup_aborted(&event, &result).await;
+            }
+            // Members still running: fail, so that Lambda's asynchronous retries look again.
+            result.and_then(steps::AbortReport::into_result)
         }
     })
     .await

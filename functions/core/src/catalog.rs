@@ -38,6 +38,21 @@ pub struct BrfedRecord {
     /// When teardown was requested, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown_requested_at: Option<String>,
+    /// Members a teardown could not ask yet (`cluster/namespace/name: error`), while it is retried
+    /// (the Teardown step, `backup-finalize`, `backup-abort`): no terminal state is written while
+    /// this is not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown_pending: Vec<String>,
+    /// Whether every member had settled (terminal, gone, or not this backup's) when the backup
+    /// ended: `false` while one may still run (a stopped backup, a teardown wait that ran out).
+    /// `backup-abort` looks again until it can write `true`. A schedule's next tick waits while
+    /// the last backup is not terminal or this is `false`. Absent: not recorded (documents written
+    /// before brfed recorded it); read as settled once the backup is terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_settled: Option<bool>,
+    /// The members that had not settled at the last look (`cluster/namespace/name phase`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsettled_members: Vec<String>,
     /// The deletion of this backup, once one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<crate::delete::DeletionRecord>,

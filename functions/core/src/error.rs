@@ -49,6 +49,12 @@ pub enum StepError {
     /// A member object brfed created is gone. Terminal.
     #[error("member missing: {0}")]
     MemberMissing(String),
+    /// Members of a backup that was stopped, timed out or failed still run after every one was
+    /// asked to tear down (`backup-abort` only, never a state-machine step): the function fails
+    /// so that Lambda's asynchronous retries look again; the catalog says `membersSettled: false`
+    /// meanwhile. Retried by Lambda, not by the state machines.
+    #[error("members still running: {0}")]
+    MembersRunning(String),
     /// The catalog (S3) could not be read or written. Retryable.
     #[error("catalog unavailable: {0}")]
     CatalogUnavailable(String),
@@ -103,6 +109,7 @@ impl StepError {
             Self::DataPlaneUnreachable(_) => "DataPlaneUnreachable",
             Self::DataPlaneRejected(_) => "DataPlaneRejected",
             Self::MemberMissing(_) => "MemberMissing",
+            Self::MembersRunning(_) => "MembersRunning",
             Self::CatalogUnavailable(_) => "CatalogUnavailable",
             Self::CatalogConflict(_) => "CatalogConflict",
             Self::BackupNotFound(_) => "BackupNotFound",
@@ -139,6 +146,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "DataPlaneUnreachable",
     "DataPlaneRejected",
     "MemberMissing",
+    "MembersRunning",
     "CatalogUnavailable",
     "CatalogConflict",
     "BackupNotFound",
@@ -200,6 +208,7 @@ mod tests {
             StepError::DataPlaneUnreachable(String::new()),
             StepError::DataPlaneRejected(String::new()),
             StepError::MemberMissing(String::new()),
+            StepError::MembersRunning(String::new()),
             StepError::CatalogUnavailable(String::new()),
             StepError::CatalogConflict(String::new()),
             StepError::BackupNotFound(String::new()),

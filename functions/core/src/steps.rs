@@ -660,6 +660,10 @@ pub struct TeardownReport {
     /// job, which resumes GC and schedulers ([`MemberView::strands_init_job`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
+    /// Members that had not settled when the step looked last ([`unsettled_members`]; filled by
+    /// `backup-abort`, which fails `MembersRunning` while it is not empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<String>,
 }
 
 /// Moves every existing member to `teardown`; the initialize member is always asked to resume GC
@@ -780,12 +784,31 @@ fn deleted_note(status: &VolumeBackupStatus) -> String {
 
 /// Teardown: every existing member to `teardown`, resume requested on the initialize member (an
 /// `Invalid` one is deleted instead, and recorded in the catalog document).
-/// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told.
+/// Fails with `DataPlaneUnreachable` (retryable) if a data plane could not be told; the members
+/// it could not tell are recorded (`brfed.teardownPending`), and `backup-finalize` asks them
+/// again before it writes anything terminal.
 pub async fn teardown<D: DataPlanes, S: ObjectStore>(
     env: &Env<'_, D, S>,
     input: StepInput,
 ) -> Result<Phase, StepError> {
     let ctx = &input.backup;
+    let report = teardown_and_record(env, ctx).await?;
+    if !report.unreachable.is_empty() {
+        return Err(StepError::DataPlaneUnreachable(format!(
+            "teardown could not reach: {}",
+            report.unreachable.join("; ")
+        )));
+    }
+    Ok(Phase::now("Teardown"))
+}
+
+/// Asks every member to tear down ([`teardown_members`]) and records it in the catalog document:
+/// when teardown was first requested, the members deleted, and the members it could not ask
+/// (`teardown_pending`, emptied once every member was asked).
+async fn teardown_and_record<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    ctx: &BackupContext,
+) -> Result<TeardownReport, StepError> {
     let (report, deleted) = teardown_members(env.planes, &ctx.members, &ctx.execution).await;
     tracing::info!(requested = ?report.requested, already = ?report.already, deleted = ?report.deleted, unreachable = ?report.unreachable, "teardown");
     let at = now_ms();
@@ -795,17 +818,56 @@ pub async fn teardown<D: DataPlanes, S: ObjectStore>(
             d.brfed
                 .teardown_requested_at
                 .get_or_insert_with(|| at.clone());
+            d.brfed.teardown_pending = report.unreachable.clone();
             record_deleted(&mut d.status, &ctx.members, &report, &deleted, &at);
             *d != before
         })
         .await?;
-    if !report.unreachable.is_empty() {
-        return Err(StepError::DataPlaneUnreachable(format!(
-            "teardown could not reach: {}",
-            report.unreachable.join("; ")
-        )));
-    }
-    Ok(Phase::now("Teardown"))
+    Ok(report)
+}
+
+/// Reads every member, watching for up to `budget` until all have settled.
+async fn observe_settling<D: DataPlanes>(
+    planes: &D,
+    ctx: &BackupContext,
+    budget: Duration,
+) -> Vec<Observation> {
+    let settled =
+        |obs: &[Observation]| unsettled_members(&ctx.members, obs, &ctx.execution).is_empty();
+    planes
+        .observe_members(MemberKind::Backup, &ctx.members, budget, &settled)
+        .await
+}
+
+/// The members that have not settled: this execution's, present and not terminal (or being
+/// deleted), or in a data plane that could not be read (`cluster/namespace/name phase`). Absent
+/// members and objects of another execution have settled as far as this backup is concerned.
+pub fn unsettled_members(
+    members: &[MemberRef],
+    obs: &[Observation],
+    execution: &str,
+) -> Vec<String> {
+    members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match obs.get(i) {
+            Some(Observation::Absent) => None,
+            Some(Observation::Present(obj)) => {
+                let v = MemberView::from_object(obj);
+                if v.execution.as_deref() != Some(execution) || (v.terminal() && !v.deleting) {
+                    return None;
+                }
+                let phase = if v.deleting {
+                    "being deleted"
+                } else {
+                    v.phase.as_deref().unwrap_or("no phase yet")
+                };
+                Some(format!("{} {phase}", m.display()))
+            }
+            Some(Observation::Unreachable(e)) => Some(format!("{} unreachable ({e})", m.display())),
+            None => Some(format!("{} not observed", m.display())),
+        })
+        .collect()
 }
 
 /// Observe: watch the members until the awaited condition holds, one fails, the watch budget
@@ -920,6 +982,7 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
     input: FinalizeInput,
 ) -> Result<FinalizeOutput, StepError> {
     let ctx = &input.backup;
+    ask_pending_teardown(env, ctx).await?;
     let obs = env
         .planes
         .observe_members(
@@ -931,6 +994,7 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
         .await;
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         ctx.members.iter().cloned().zip(views(&obs)).collect();
+    let unsettled = unsettled_members(&ctx.members, &obs, &ctx.execution);
     let now = Utc::now();
     let document = env
         .catalog()
@@ -939,6 +1003,8 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
                 return false;
             }
             d.status.refresh_members(&pairs);
+            d.brfed.members_settled = Some(unsettled.is_empty());
+            d.brfed.unsettled_members = unsettled.clone();
             let failure = decide_failure(
                 input.failure.as_ref(),
                 input.observed.as_ref(),
@@ -975,6 +1041,31 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
         error,
         cause,
     })
+}
+
+/// Before finalize writes anything terminal: members an earlier teardown could not ask
+/// (`brfed.teardownPending`) are asked now. `DataPlaneUnreachable` while one still cannot be: the
+/// state machine retries, and once it gives up the execution fails and `backup-abort` (the
+/// execution status rule) takes over, retried by Lambda until every member was asked.
+async fn ask_pending_teardown<D: DataPlanes, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    ctx: &BackupContext,
+) -> Result<(), StepError> {
+    let pending = match env.catalog().get(&ctx.namespace, &ctx.name).await? {
+        Some((doc, _)) => !doc.status.is_terminal() && !doc.brfed.teardown_pending.is_empty(),
+        None => false,
+    };
+    if !pending {
+        return Ok(());
+    }
+    let report = teardown_and_record(env, ctx).await?;
+    if !report.unreachable.is_empty() {
+        return Err(StepError::DataPlaneUnreachable(format!(
+            "teardown could not reach: {}; nothing is marked terminal before every member was asked",
+            report.unreachable.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// Why a backup that reached finalize failed, if it did: the failure it carries, else what the
@@ -1129,109 +1220,154 @@ impl ExecutionDetail {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AbortReport {
-    /// `nothing-to-do`, `torn-down`.
+    /// `nothing-to-do`; `torn-down` (every member was asked, and the backup marked `Failed` by
+    /// this invocation); `members-settled` or `members-running` (a backup that ended while its
+    /// members still ran, looked at again).
     pub action: String,
     /// Why.
     pub detail: String,
-    /// Teardown details.
+    /// Teardown details, and the members that had not settled when it ended.
     #[serde(default)]
     pub teardown: Option<TeardownReport>,
 }
 
+impl AbortReport {
+    /// What the invocation returns: `MembersRunning` while a member has not settled, so that
+    /// Lambda's asynchronous retries look again (the handler sends its signals first).
+    pub fn into_result(self) -> Result<Self, StepError> {
+        match &self.teardown {
+            Some(t) if !t.unsettled.is_empty() => Err(StepError::MembersRunning(format!(
+                "{}; not settled: {}",
+                self.detail,
+                t.unsettled.join(", ")
+            ))),
+            _ => Ok(self),
+        }
+    }
+}
+
 /// Abort: an execution stopped, timed out or failed outside the workflow's own failure path. If
-/// its backup is still `Running` in the catalog, tear every member down (GC resumed) and mark it
-/// `Failed`. Harmless for executions that ended normally.
+/// its backup is still running in the catalog, ask every member to tear down (GC resumed), then
+/// mark it `Failed`. Harmless for executions that ended normally.
+///
+/// Nothing terminal is written before every member was asked: when a data plane cannot be
+/// reached, the members it could not ask are recorded (`brfed.teardownPending`), the backup stays
+/// as it is, and the step fails `DataPlaneUnreachable`, so that Lambda retries the event (and, once
+/// its retries are spent, sends it to the dead-letter queue). Once every member was asked, it
+/// watches them for up to the observe budget and records whether they all settled
+/// (`brfed.membersSettled`); a backup that ended with members still running (here or in
+/// `backup-finalize`) is looked at again by every later delivery, until they have.
 pub async fn abort<D: DataPlanes, S: ObjectStore>(
     env: &Env<'_, D, S>,
     event: ExecutionStatusChange,
 ) -> Result<AbortReport, StepError> {
     let d = event.detail;
+    let nothing = |detail: String| AbortReport {
+        action: "nothing-to-do".into(),
+        detail,
+        teardown: None,
+    };
     let Some(failure_name) = d.failure_name() else {
-        return Ok(AbortReport {
-            action: "nothing-to-do".into(),
-            detail: format!("status {}", d.status),
-            teardown: None,
-        });
+        return Ok(nothing(format!("status {}", d.status)));
     };
     let Some(req) = d
         .input_value()
         .and_then(|v| BackupRequest::from_value(v).ok())
     else {
-        return Ok(AbortReport {
-            action: "nothing-to-do".into(),
-            detail: "input is not a backup request".into(),
-            teardown: None,
-        });
+        return Ok(nothing("input is not a backup request".into()));
     };
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
-        return Ok(AbortReport {
-            action: "nothing-to-do".into(),
-            detail: format!("no catalog document for {ns}/{name}"),
-            teardown: None,
-        });
+        return Ok(nothing(format!("no catalog document for {ns}/{name}")));
     };
     if doc.brfed.execution != d.execution_arn {
-        return Ok(AbortReport {
-            action: "nothing-to-do".into(),
-            detail: format!("{ns}/{name} belongs to {}", doc.brfed.execution),
-            teardown: None,
-        });
+        return Ok(nothing(format!(
+            "{ns}/{name} belongs to {}",
+            doc.brfed.execution
+        )));
     }
-    if doc.status.is_terminal() {
-        return Ok(AbortReport {
-            action: "nothing-to-do".into(),
-            detail: format!("{ns}/{name} already ended"),
-            teardown: None,
-        });
+    if doc.status.is_terminal() && doc.brfed.members_settled != Some(false) {
+        return Ok(nothing(format!("{ns}/{name} already ended")));
     }
-    let (report, deleted) =
-        teardown_members(env.planes, &doc.brfed.members, &doc.brfed.execution).await;
+    let ctx = BackupContext {
+        name: name.clone(),
+        namespace: ns.clone(),
+        execution: doc.brfed.execution.clone(),
+        members: doc.brfed.members.clone(),
+        options: doc.brfed.options.clone(),
+        deadline: String::new(),
+    };
     let cause = d.ended();
+    let (report, deleted) = teardown_members(env.planes, &ctx.members, &ctx.execution).await;
+    tracing::info!(requested = ?report.requested, already = ?report.already, deleted = ?report.deleted, unreachable = ?report.unreachable, "abort teardown");
+    let at = now_ms();
+    if !report.unreachable.is_empty() {
+        let obs = observe_settling(env.planes, &ctx, Duration::ZERO).await;
+        let pairs: Vec<(MemberRef, Option<MemberView>)> =
+            ctx.members.iter().cloned().zip(views(&obs)).collect();
+        env.catalog()
+            .update(&ns, &name, |doc| {
+                let before = doc.clone();
+                doc.status.refresh_members(&pairs);
+                doc.brfed
+                    .teardown_requested_at
+                    .get_or_insert_with(|| at.clone());
+                doc.brfed.teardown_pending = report.unreachable.clone();
+                record_deleted(&mut doc.status, &ctx.members, &report, &deleted, &at);
+                *doc != before
+            })
+            .await?;
+        return Err(StepError::DataPlaneUnreachable(format!(
+            "{cause}; teardown of {ns}/{name} could not reach: {}; it is not marked Failed before every member was asked (retried)",
+            report.unreachable.join("; ")
+        )));
+    }
+    let obs = observe_settling(env.planes, &ctx, env.observe_budget).await;
+    let unsettled = unsettled_members(&ctx.members, &obs, &ctx.execution);
+    let pairs: Vec<(MemberRef, Option<MemberView>)> =
+        ctx.members.iter().cloned().zip(views(&obs)).collect();
     let message = format!(
-        "{cause}; teardown requested for {} member(s){}",
-        report.requested.len() + report.already.len(),
-        if report.unreachable.is_empty() {
-            String::new()
-        } else {
-            format!(", unreachable: {}", report.unreachable.join("; "))
-        }
+        "{cause}; teardown requested for {} member(s)",
+        report.requested.len() + report.already.len()
     );
     let now = Utc::now();
-    let obs = env
-        .planes
-        .observe_members(
-            MemberKind::Backup,
-            &doc.brfed.members,
-            Duration::ZERO,
-            &|_: &[Observation]| true,
-        )
-        .await;
-    let pairs: Vec<(MemberRef, Option<MemberView>)> =
-        doc.brfed.members.iter().cloned().zip(views(&obs)).collect();
-    let at = now_ms();
-    let members = doc.brfed.members.clone();
     let mut detail = message.clone();
+    let mut ended_now = false;
     env.catalog()
         .update(&ns, &name, |doc| {
-            if doc.status.is_terminal() {
-                return false;
-            }
+            let before = doc.clone();
+            ended_now = false;
             doc.status.refresh_members(&pairs);
-            doc.brfed.teardown_requested_at.get_or_insert(at.clone());
-            record_deleted(&mut doc.status, &members, &report, &deleted, &at);
-            detail = format!("{message}{}", deleted_note(&doc.status));
-            doc.status.finish(Some((failure_name, &detail)), now);
-            true
+            doc.brfed
+                .teardown_requested_at
+                .get_or_insert_with(|| at.clone());
+            doc.brfed.teardown_pending.clear();
+            doc.brfed.members_settled = Some(unsettled.is_empty());
+            doc.brfed.unsettled_members = unsettled.clone();
+            record_deleted(&mut doc.status, &ctx.members, &report, &deleted, &at);
+            if !doc.status.is_terminal() {
+                detail = format!("{message}{}", deleted_note(&doc.status));
+                doc.status.finish(Some((failure_name, &detail)), now);
+                ended_now = true;
+            }
+            *doc != before
         })
         .await?;
-    if !report.unreachable.is_empty() {
-        return Err(StepError::DataPlaneUnreachable(detail));
+    let action = match (ended_now, unsettled.is_empty()) {
+        (true, _) => "torn-down",
+        (false, true) => "members-settled",
+        (false, false) => "members-running",
+    };
+    if !ended_now {
+        detail = format!("{ns}/{name} had ended with members not settled: {cause}");
     }
     Ok(AbortReport {
-        action: "torn-down".into(),
+        action: action.into(),
         detail,
-        teardown: Some(report),
+        teardown: Some(TeardownReport {
+            unsettled,
+            ..report
+        }),
     })
 }
 

@@ -566,7 +566,17 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     );
     let r = abort(&e, event("ABORTED")).await.unwrap();
     assert_eq!(r.action, "torn-down");
-    assert_eq!(r.teardown.unwrap().foreign.len(), 1);
+    let report = r.teardown.clone().unwrap();
+    assert_eq!(report.foreign.len(), 1);
+    assert_eq!(
+        report.unsettled,
+        [
+            "dp1/tidb/fed-bk VolumeBackupInitialized",
+            "dp2/tidb/fed-bk no phase yet"
+        ],
+        "the foreign object is not this backup's member: it settles nothing"
+    );
+    assert_eq!(r.into_result().unwrap_err().name(), "MembersRunning");
     let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
     assert_eq!(
         (
@@ -590,10 +600,28 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
         doc.status.conditions.last().unwrap().reason.as_deref(),
         Some("ExecutionAborted")
     );
+    assert_eq!(doc.brfed.members_settled, Some(false));
+    // A later delivery (Lambda's retry) asks again and looks again; once the members are
+    // terminal it records so, and the deliveries after that do nothing.
+    let again = abort(&e, event("ABORTED")).await.unwrap();
+    assert_eq!(again.action, "members-running");
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::COMPLETE);
+    planes.add_condition("dp2", "tidb", "fed-bk", cond::FAILED);
+    let settled = abort(&e, event("ABORTED")).await.unwrap();
+    assert_eq!(settled.action, "members-settled");
+    assert!(settled.clone().into_result().is_ok());
+    let doc = catalog_doc(&store).await;
+    assert_eq!(doc.brfed.members_settled, Some(true));
+    assert!(doc.brfed.unsettled_members.is_empty());
+    assert_eq!(
+        doc.status.conditions.last().unwrap().reason.as_deref(),
+        Some("ExecutionAborted"),
+        "the failure is written once"
+    );
     assert_eq!(
         abort(&e, event("ABORTED")).await.unwrap().action,
         "nothing-to-do",
-        "second delivery does nothing"
+        "a delivery after the members settled does nothing"
     );
 }
 
@@ -918,5 +946,211 @@ async fn a_deleted_initialize_member_counts_as_invalid_not_missing() {
     assert!(
         cause.contains("of clusters dp1 failed") && cause.contains("brfed deleted dp1/tidb/fed-bk"),
         "{cause}"
+    );
+}
+
+fn ended(status: &str) -> ExecutionStatusChange {
+    ExecutionStatusChange {
+        detail: ExecutionDetail {
+            execution_arn: EXEC.into(),
+            state_machine_arn: None,
+            status: status.into(),
+            input: Some(input(json!({})).to_string()),
+            error: None,
+            cause: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn an_abort_that_cannot_reach_the_initialize_plane_writes_nothing_terminal_and_its_retry_resumes_gc()
+ {
+    // Finding 4: the abort marked the backup Failed before it returned DataPlaneUnreachable, so
+    // Lambda's retry found it terminal and did nothing: GC stayed paused.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    planes.set_down("dp1", true);
+    let err = abort(&e, ended("ABORTED")).await.unwrap_err();
+    assert_eq!(err.name(), "DataPlaneUnreachable");
+    assert!(err.to_string().contains("dp1/tidb/fed-bk"), "{err}");
+    let doc = catalog_doc(&store).await;
+    assert_eq!(
+        doc.status.phase.as_deref(),
+        Some("Running"),
+        "nothing terminal before every member was asked"
+    );
+    assert!(doc.brfed.teardown_requested_at.is_some());
+    assert_eq!(doc.brfed.teardown_pending.len(), 1, "{:?}", doc.brfed);
+    assert!(doc.brfed.teardown_pending[0].starts_with("dp1/tidb/fed-bk"));
+    for c in ["dp2", "dp3"] {
+        assert_eq!(
+            planes.backup(c, "tidb", "fed-bk").unwrap()["spec"]["federalVolumeBackupPhase"],
+            "teardown",
+            "the planes that answer are asked at once"
+        );
+    }
+
+    // Lambda retries the event; the plane is still down: still nothing terminal.
+    assert_eq!(
+        abort(&e, ended("ABORTED")).await.unwrap_err().name(),
+        "DataPlaneUnreachable"
+    );
+    assert_eq!(
+        catalog_doc(&store).await.status.phase.as_deref(),
+        Some("Running")
+    );
+
+    // The plane is back: the next retry asks it, GC resume included, and ends the backup.
+    planes.set_down("dp1", false);
+    let r = abort(&e, ended("ABORTED")).await.unwrap();
+    assert_eq!(r.action, "torn-down");
+    let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
+    assert_eq!(
+        (
+            init["spec"]["federalVolumeBackupPhase"].as_str(),
+            init["spec"]["resumeGcSchedule"].as_bool()
+        ),
+        (Some("teardown"), Some(true))
+    );
+    let doc = catalog_doc(&store).await;
+    assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        doc.status.conditions.last().unwrap().reason.as_deref(),
+        Some("ExecutionAborted")
+    );
+    assert!(doc.brfed.teardown_pending.is_empty());
+    assert_eq!(
+        doc.brfed.members_settled,
+        Some(false),
+        "none is terminal yet"
+    );
+    assert_eq!(ctx.members.len(), doc.brfed.unsettled_members.len());
+}
+
+#[tokio::test]
+async fn finalize_asks_the_members_a_teardown_could_not_reach_before_it_writes_anything_terminal() {
+    // The workflow's own failure path: Teardown gave up on an unreachable plane (its Catch goes
+    // on to the wait and Finalize), which marked the backup Failed with that member never told.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    planes.set_down("dp1", true);
+    let failure = Failure::new("MemberFailed", "dp2 failed");
+    let input = StepInput {
+        backup: ctx.clone(),
+        failure: Some(failure.clone()),
+    };
+    assert_eq!(
+        teardown(&e, input).await.unwrap_err().name(),
+        "DataPlaneUnreachable"
+    );
+    assert_eq!(catalog_doc(&store).await.brfed.teardown_pending.len(), 1);
+    let fin = FinalizeInput {
+        backup: ctx.clone(),
+        failure: Some(failure),
+        observed: None,
+    };
+    let err = finalize(&e, fin.clone()).await.unwrap_err();
+    assert_eq!(err.name(), "DataPlaneUnreachable");
+    assert_eq!(
+        catalog_doc(&store).await.status.phase.as_deref(),
+        Some("Running"),
+        "a member was never asked to tear down: nothing terminal"
+    );
+
+    planes.set_down("dp1", false);
+    let out = finalize(&e, fin).await.unwrap();
+    assert_eq!(out.error.as_deref(), Some("MemberFailed"));
+    let init = planes.backup("dp1", "tidb", "fed-bk").unwrap();
+    assert_eq!(init["spec"]["resumeGcSchedule"], true);
+    assert_eq!(init["spec"]["federalVolumeBackupPhase"], "teardown");
+    assert!(out.document.brfed.teardown_pending.is_empty());
+    assert_eq!(out.document.brfed.members_settled, Some(false));
+}
+
+#[tokio::test]
+async fn a_backup_that_ended_with_members_running_is_looked_at_again_by_the_abort_of_its_failed_execution()
+ {
+    // Finding 10: a backup marked Failed while a member still runs must say so, and the
+    // execution-ended rule (FAILED) looks again until the member has settled.
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
+    let e = env(&planes, &store);
+    let ctx = at_snapshots_created(&planes, &store).await;
+    teardown(&e, step(&ctx)).await.unwrap();
+    planes.add_condition("dp1", "tidb", "fed-bk", cond::COMPLETE);
+    planes.add_condition("dp3", "tidb", "fed-bk", cond::COMPLETE);
+    // dp2 hangs: the teardown wait runs out and Finalize fails the backup
+    let out = finalize(
+        &e,
+        FinalizeInput {
+            backup: ctx.clone(),
+            failure: Some(Failure::new("PhaseDeadlineExceeded", "phase ran long")),
+            observed: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.document.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(out.document.brfed.members_settled, Some(false));
+    assert_eq!(
+        out.document.brfed.unsettled_members,
+        ["dp2/tidb/fed-bk VolumeBackupSnapshotsCreated"]
+    );
+
+    let r = abort(&e, ended("FAILED")).await.unwrap();
+    assert_eq!(r.action, "members-running");
+    assert_eq!(r.into_result().unwrap_err().name(), "MembersRunning");
+    planes.add_condition("dp2", "tidb", "fed-bk", cond::FAILED);
+    let r = abort(&e, ended("FAILED")).await.unwrap();
+    assert_eq!(r.action, "members-settled");
+    let doc = catalog_doc(&store).await;
+    assert_eq!(doc.brfed.members_settled, Some(true));
+    assert_eq!(
+        doc.status.conditions.last().unwrap().reason.as_deref(),
+        Some("PhaseDeadlineExceeded"),
+        "the failure finalize wrote stays"
+    );
+}
+
+#[test]
+fn a_member_has_settled_when_it_is_terminal_gone_or_not_this_backups() {
+    let members: Vec<MemberRef> = ["dp1", "dp2", "dp3", "dp4", "dp5", "dp6"]
+        .iter()
+        .map(|c| MemberRef {
+            k8s_cluster_name: (*c).into(),
+            tc_name: "basic".into(),
+            tc_namespace: "tidb".into(),
+            backup_name: "fed-bk".into(),
+        })
+        .collect();
+    let ours = |phase: &str, deleting: bool| {
+        let mut o = json!({"metadata": {"annotations": {"brfed.io/execution": EXEC}},
+            "status": {"phase": phase, "conditions": [{"type": phase, "status": "True"}]}});
+        if deleting {
+            o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        Observation::Present(o)
+    };
+    let obs = [
+        ours("Complete", false),
+        ours("Invalid", true),
+        Observation::Absent,
+        Observation::Present(json!({"metadata": {"annotations": {"brfed.io/execution": "other"}}})),
+        ours("VolumeBackupComplete", false),
+        Observation::Unreachable("connection refused".into()),
+    ];
+    assert_eq!(
+        unsettled_members(&members, &obs, EXEC),
+        [
+            "dp2/tidb/fed-bk being deleted",
+            "dp5/tidb/fed-bk VolumeBackupComplete",
+            "dp6/tidb/fed-bk unreachable (connection refused)"
+        ]
+    );
+    assert_eq!(
+        unsettled_members(&members, &obs[..2], EXEC).len(),
+        5,
+        "a member not observed has not settled"
     );
 }
