@@ -3,8 +3,7 @@
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, Tag};
 use brfed_core::StepError;
-use brfed_core::ports::{SnapshotDeletion, Volumes};
-use std::collections::BTreeMap;
+use brfed_core::ports::{SnapshotDeletion, VolumeFacts, Volumes};
 
 /// EBS through the EC2 API.
 #[derive(Clone, Debug)]
@@ -25,36 +24,6 @@ impl Ec2Volumes {
             client: aws_sdk_ec2::Client::new(sdk),
             once: aws_sdk_ec2::Client::from_conf(once),
         }
-    }
-}
-
-impl Ec2Volumes {
-    /// `DescribeVolumes` with `filters`, every page: id -> tags, into `out`.
-    async fn volumes_with_tags(
-        &self,
-        filters: Vec<Filter>,
-        out: &mut BTreeMap<String, BTreeMap<String, String>>,
-    ) -> Result<(), StepError> {
-        let mut pages = self
-            .client
-            .describe_volumes()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeVolumes: {e:?}")))?;
-            for v in page.volumes() {
-                let Some(id) = v.volume_id() else { continue };
-                let tags = v
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect();
-                out.insert(id.to_string(), tags);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -159,45 +128,6 @@ impl Volumes for Ec2Volumes {
         Ok(())
     }
 
-    async fn volume_tags(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
-        let mut out = BTreeMap::new();
-        // A filter, not VolumeIds: an unknown id in VolumeIds fails the whole call. At most 200
-        // values a filter.
-        for chunk in ids.chunks(200) {
-            let filter = Filter::builder()
-                .name("volume-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
-            self.volumes_with_tags(vec![filter], &mut out).await?;
-        }
-        Ok(out)
-    }
-
-    async fn restored_volumes(
-        &self,
-        namespace: &str,
-        snapshots: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
-        let mut out = BTreeMap::new();
-        for chunk in snapshots.chunks(200) {
-            let filters = vec![
-                Filter::builder()
-                    .name("tag:kubernetes.io/created-for/pvc/namespace")
-                    .values(namespace)
-                    .build(),
-                Filter::builder()
-                    .name("tag:snapshot/createdFromSnapshotId")
-                    .set_values(Some(chunk.to_vec()))
-                    .build(),
-            ];
-            self.volumes_with_tags(filters, &mut out).await?;
-        }
-        Ok(out)
-    }
-
     async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
         let mut out = Vec::new();
         let mut pages = self
@@ -223,4 +153,108 @@ impl Volumes for Ec2Volumes {
         }
         Ok(out)
     }
+
+    // ---- the restore's volumes
+
+    async fn volumes_from_snapshots(
+        &self,
+        snapshots: &[String],
+    ) -> Result<Vec<VolumeFacts>, StepError> {
+        let mut out = Vec::new();
+        // `snapshot-id` is an attribute filter (not a tag): at most 200 values a filter.
+        for chunk in snapshots.chunks(200) {
+            let filter = Filter::builder()
+                .name("snapshot-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            let mut pages = self
+                .client
+                .describe_volumes()
+                .filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeVolumes: {e:?}")))?;
+                out.extend(page.volumes().iter().filter_map(facts));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_volume(&self, id: &str) -> Result<Option<VolumeFacts>, StepError> {
+        // A filter, not VolumeIds: an unknown id in VolumeIds is an error, here it is `None`.
+        let filter = Filter::builder().name("volume-id").values(id).build();
+        let out = self
+            .client
+            .describe_volumes()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| StepError::Ec2Unavailable(format!("DescribeVolumes {id}: {e:?}")))?;
+        Ok(out.volumes().iter().filter_map(facts).find(|v| v.id == id))
+    }
+
+    async fn tag_volumes(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> Result<(), StepError> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        for chunk in ids.chunks(500) {
+            match self
+                .client
+                .create_tags()
+                .set_resources(Some(chunk.to_vec()))
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                // Refused (IAM, or a volume that is gone): a person must look; not retried.
+                Err(e)
+                    if e.code().is_some_and(|c| {
+                        c.starts_with("InvalidVolume") || c == "UnauthorizedOperation"
+                    }) =>
+                {
+                    return Err(StepError::DataPlaneRejected(format!(
+                        "CreateTags on volumes: {}: {}",
+                        e.code().unwrap_or_default(),
+                        e.message().unwrap_or("refused")
+                    )));
+                }
+                Err(e) => {
+                    return Err(StepError::Ec2Unavailable(format!("CreateTags: {e:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The facts of a described volume (`None` without an id).
+fn facts(v: &aws_sdk_ec2::types::Volume) -> Option<VolumeFacts> {
+    Some(VolumeFacts {
+        id: v.volume_id()?.to_string(),
+        snapshot_id: v.snapshot_id().filter(|s| !s.is_empty()).map(String::from),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        create_time: v
+            .create_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        state: v
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        tags: v
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
+    })
 }

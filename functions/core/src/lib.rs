@@ -14,6 +14,7 @@ pub mod orphans;
 pub mod ports;
 pub mod restore;
 pub mod restore_steps;
+pub mod restore_volumes;
 pub mod retention;
 pub mod schedule;
 pub mod scheduling;

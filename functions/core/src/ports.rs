@@ -199,25 +199,48 @@ pub trait Volumes: Send + Sync {
         ids: &[String],
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<(), StepError>> + Send;
-    /// The tags of those of `ids` that exist (`DescribeVolumes` filtered by `volume-id`: a
-    /// volume that does not exist is left out, not an error).
-    fn volume_tags(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, BTreeMap<String, String>>, StepError>> + Send;
-    /// Volumes restored from any of `snapshots` for PVCs of `namespace` (tags
-    /// `snapshot/createdFromSnapshotId` and `kubernetes.io/created-for/pvc/namespace`), with
-    /// their tags.
-    fn restored_volumes(
-        &self,
-        namespace: &str,
-        snapshots: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, BTreeMap<String, String>>, StepError>> + Send;
     /// Snapshots of this account that carry tag `key`: `(snapshot id, tag value)`.
     fn tagged_snapshots(
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StepError>> + Send;
+
+    // The restore's volumes (`restore_volumes`): found by the snapshot they were made from (an
+    // EC2 attribute, not a tag), judged by what EC2 says of each, read again before a delete.
+
+    /// Volumes made from any of `snapshots` (`DescribeVolumes` filtered by `snapshot-id`).
+    fn volumes_from_snapshots(
+        &self,
+        snapshots: &[String],
+    ) -> impl Future<Output = Result<Vec<VolumeFacts>, StepError>> + Send;
+    /// One volume as EC2 describes it now; `None` when it does not exist.
+    fn describe_volume(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<VolumeFacts>, StepError>> + Send;
+    /// Tags volumes (existing tags of other keys stay).
+    fn tag_volumes(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+/// What EC2 says of one EBS volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeFacts {
+    /// `vol-...`.
+    pub id: String,
+    /// The snapshot it was made from (`SnapshotId`), if any.
+    pub snapshot_id: Option<String>,
+    /// `AvailabilityZone`.
+    pub availability_zone: String,
+    /// `CreateTime`.
+    pub create_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// `State` (`creating`, `available`, `in-use`, `deleting`, ...).
+    pub state: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// What a start of an execution found.

@@ -789,6 +789,10 @@ pub struct RestoreRecord {
     /// On failure: what was left in each data plane, and how to clean it up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leftovers: Vec<Leftover>,
+    /// Per data plane, what brfed proved and tagged of its member's volumes once the member
+    /// reached `VolumeComplete` (`restore_volumes::claim`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_claims: Vec<crate::restore_volumes::VolumeClaim>,
 }
 
 /// What a failed restore left in one data plane.
@@ -799,16 +803,19 @@ pub struct Leftover {
     pub k8s_cluster_name: String,
     /// Member `Restore` (`ns/name`) and its phase, if it still exists.
     pub member: Option<String>,
+    /// A `Restore` of the member's name that is not this restore's (another execution, or not
+    /// brfed's): named, never deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_member: Option<String>,
     /// Its phase.
     pub phase: Option<String>,
-    /// EBS volumes the member created, still existing unless cleaned up: those EC2 finds restored
-    /// from the member's backup snapshots (`snapshot/createdFromSnapshotId`) for PVCs of its
-    /// namespace and TidbCluster (`kubernetes.io/created-for/pvc/namespace`, `.../pvc/name`).
-    /// Every restore of one backup writes the same `restoremeta`, so its ids alone could name
-    /// another restore's volumes.
+    /// EBS volumes this restore's member made, still existing unless cleaned up: those brfed
+    /// proved and tagged at `VolumeComplete` (`brfed.dev/stack`, `brfed.dev/volumerestore`,
+    /// `brfed.dev/k8s-cluster`) that still pass every proof: made from the member's backup
+    /// snapshots, in its AZ, after the restore began (`restore_volumes`).
     pub volumes: Vec<String>,
-    /// Volumes of `restoremeta` that exist but carry no `created-for` tags yet (so they may be
-    /// another restore's): listed, never deleted by the cleanup.
+    /// Volumes that may be the member's (made from its backup snapshots, in its AZ, since the
+    /// restore began) but lack a proof: listed, never deleted by the cleanup.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unconfirmed_volumes: Vec<String>,
     /// What the report could not know (a member still creating volumes, EC2 not answering).

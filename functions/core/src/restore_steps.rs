@@ -10,8 +10,9 @@ use crate::ports::{Created, DataPlanes, MemberKind, ObjectStore, Observation, Vo
 use crate::restore::{
     Leftover, RestoreAwait, RestoreOptions, RestoreRecord, RestoreRequest, RestoreView,
     VolumeRestoreDoc, VolumeRestoreStatus, build_member_restore, judge_restore, pick_data_member,
-    rphase, volumes_settled,
+    rcond, rphase, volumes_settled,
 };
+use crate::restore_volumes::{self, Judged, Scope, VolumeClaim, member_metas, restoremeta_volumes};
 use crate::spec::{FEDERATION_API_VERSION, ObserveMode};
 use crate::status::rfc3339;
 use crate::steps::{Env, ObserveOutput, Phase, StartInput, now_ms, wait_window};
@@ -387,7 +388,16 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
             ..Default::default()
         },
     };
-    env.catalog().create(&doc).await?;
+    // Two starts of one name can both pass the read above: the conditional create lets one
+    // win, and returns the stored document to the other, which must stop here, before any
+    // member exists.
+    let stored = env.catalog().create(&doc).await?;
+    if stored.brfed.execution != execution {
+        return Err(StepError::RestoreExists(format!(
+            "VolumeRestore {ns}/{name} already exists (execution {})",
+            stored.brfed.execution
+        )));
+    }
     let creations = members.iter().enumerate().map(|(i, m)| {
         let object = build_member_restore(&req, i, m, &execution);
         let execution = &execution;
@@ -477,12 +487,28 @@ pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
             ),
         ));
     }
+    // Members that reached VolumeComplete: prove their volumes this restore's and tag them now,
+    // before another restore of the same backup can rewrite its restoremeta.
+    let volumes_made = obs.iter().any(|o| match o {
+        Observation::Present(v) => RestoreView::from_object(v).has(rcond::VOLUME_COMPLETE),
+        _ => false,
+    });
+    let claims = match volumes_made {
+        true => match env.catalog().get(&ctx.namespace, &ctx.name).await? {
+            Some((doc, _)) if doc.brfed.execution == ctx.execution => {
+                new_claims(env, &doc, &obs).await
+            }
+            _ => Vec::new(),
+        },
+        false => Vec::new(),
+    };
     let warmup = ctx.warmup.clone();
     env.catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
             let before = d.status.clone();
             d.status.refresh(members, &obs, &warmup, dm, Utc::now());
-            d.status != before
+            let claimed = record_claims(d, &claims);
+            d.status != before || claimed
         })
         .await?;
     let (name, failure) = match verdict {
@@ -666,9 +692,9 @@ async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
         .get(&ctx.namespace, &ctx.name)
         .await?
         .ok_or_else(|| StepError::CatalogUnavailable("restore document missing".into()))?;
-    let leftovers = match &failure {
+    let (leftovers, claims) = match &failure {
         Some(_) => leftovers(env, &doc, obs, ctx.options.cleanup_on_failure).await,
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let now = Utc::now();
     let warmup = ctx.warmup.clone();
@@ -681,6 +707,7 @@ async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
             d.status
                 .refresh(&ctx.members, obs, &warmup, data_member, now);
             d.brfed.leftovers = leftovers.clone();
+            record_claims(d, &claims);
             let f = failure.as_ref().map(|f| (f.error.clone(), f.message()));
             d.status
                 .finish(f.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), now);
@@ -794,107 +821,132 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
     })
 }
 
-/// Tag the data plane's CSI driver puts on a volume: the namespace of the PVC it was created for.
-pub const TAG_PVC_NAMESPACE: &str = "kubernetes.io/created-for/pvc/namespace";
-/// The name of that PVC (`{volume}-{tidbcluster}-tikv-{ordinal}`).
-pub const TAG_PVC_NAME: &str = "kubernetes.io/created-for/pvc/name";
-
-/// Whose a volume of `restoremeta` is, from its tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Owner {
-    /// Created for this member's TidbCluster.
-    Member,
-    /// Created for another TidbCluster (another restore of the same backup).
-    Other,
-    /// No `created-for` tags yet.
-    Unknown,
+/// Whether a member `Restore` is `doc`'s: it carries the restore's execution and namespace.
+fn is_ours(obj: &Value, doc: &VolumeRestoreDoc) -> bool {
+    let annotations = &obj["metadata"]["annotations"];
+    annotations[names::ANNOTATION_EXECUTION].as_str() == Some(doc.brfed.execution.as_str())
+        && annotations[names::ANNOTATION_FEDERATION_NAMESPACE].as_str()
+            == Some(doc.metadata.meta.namespace.as_str())
 }
 
-fn owner(tags: &BTreeMap<String, String>, m: &MemberRef) -> Owner {
-    let Some(ns) = tags.get(TAG_PVC_NAMESPACE) else {
-        return Owner::Unknown;
-    };
-    let pvc_matches = tags
-        .get(TAG_PVC_NAME)
-        .is_none_or(|pvc| pvc.contains(&format!("-{}-tikv-", m.tc_name)));
-    if *ns == m.tc_namespace && pvc_matches {
-        Owner::Member
-    } else {
-        Owner::Other
+/// Claims the volumes of every member that reached `VolumeComplete` under `doc`'s execution and
+/// has no claim yet (`restore_volumes::claim`); an error leaves that member for a later try.
+async fn new_claims<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    doc: &VolumeRestoreDoc,
+    obs: &[Observation],
+) -> Vec<VolumeClaim> {
+    let mut out = Vec::new();
+    for (i, (m, o)) in doc.brfed.members.iter().zip(obs).enumerate() {
+        let Observation::Present(obj) = o else {
+            continue;
+        };
+        let done = RestoreView::from_object(obj).has(rcond::VOLUME_COMPLETE);
+        let claimed = doc
+            .brfed
+            .volume_claims
+            .iter()
+            .any(|c| c.k8s_cluster_name == m.k8s_cluster_name);
+        if !done || claimed || !is_ours(obj, doc) {
+            continue;
+        }
+        match restore_volumes::claim(env.base.store, env.volumes, env.base.catalog_bucket, doc, i)
+            .await
+        {
+            Ok(c) => {
+                tracing::info!(member = %m.display(), claimed = c.claimed, refused = ?c.refused, "restored volumes claimed");
+                out.push(c);
+            }
+            Err(e) => {
+                tracing::warn!(member = %m.display(), error = %e, "restored volumes not claimed yet");
+            }
+        }
     }
+    out
 }
 
-/// The volumes member `i` created, with whose they are: those restored from its backup's
-/// snapshots for PVCs of its namespace (found by their tags, whatever `restoremeta` says now),
-/// and those of `restoremeta` that carry no `created-for` tags yet. Also returns the ids of
-/// `restoremeta`, for when EC2 cannot be asked.
+/// Adds `claims` to `d` (one per data plane); whether anything changed.
+fn record_claims(d: &mut VolumeRestoreDoc, claims: &[VolumeClaim]) -> bool {
+    let mut changed = false;
+    for c in claims {
+        if !d
+            .brfed
+            .volume_claims
+            .iter()
+            .any(|x| x.k8s_cluster_name == c.k8s_cluster_name)
+        {
+            d.brfed.volume_claims.push(c.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Sorts member `i`'s volumes into its report: the ones proved its own (`volumes`), the ones
+/// that may be (`unconfirmed_volumes`); the scope to judge them again by, when there is one.
 async fn member_volumes<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
-    req: &RestoreRequest,
+    doc: &VolumeRestoreDoc,
     i: usize,
-    m: &MemberRef,
-) -> (Result<Vec<(String, Owner)>, StepError>, Vec<String>) {
-    let Some((bucket, prefix)) = req.backup_location(i) else {
-        return (Ok(Vec::new()), Vec::new());
+    l: &mut Leftover,
+) -> Option<Scope> {
+    let (backupmeta, restoremeta) = member_metas(env.base.store, doc, i).await;
+    let listed = restoremeta
+        .as_ref()
+        .map(restoremeta_volumes)
+        .unwrap_or_default();
+    let (Some(cluster), Some(backupmeta)) = (doc.spec.clusters.get(i), backupmeta) else {
+        l.notes.push(
+            "the backup's backupmeta is unreadable, so no volume can be proved this restore's: the volumes of restoremeta are listed unconfirmed".into(),
+        );
+        l.unconfirmed_volumes = listed;
+        return None;
     };
-    let read = |key: &'static str| {
-        let (bucket, prefix) = (bucket.clone(), prefix.clone());
-        async move {
-            env.base
-                .store
-                .get_json(&bucket, &format!("{prefix}/{key}"))
-                .await
-                .ok()
-                .flatten()
-                .map(|m| m.value)
-        }
-    };
-    let mut listed = Vec::new();
-    if let Some(meta) = read("restoremeta").await {
-        for store in meta["tikv"]["stores"].as_array().into_iter().flatten() {
-            for v in store["volumes"].as_array().into_iter().flatten() {
-                if let Some(id) = v["restore_volume_id"].as_str().filter(|s| !s.is_empty()) {
-                    listed.push(id.to_string());
+    let scope = Scope::new(
+        env.base.catalog_bucket,
+        doc,
+        cluster,
+        crate::delete::snapshot_ids(&backupmeta),
+    );
+    match env.volumes.volumes_from_snapshots(&scope.snapshots).await {
+        Ok(mut found) => {
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            let mut why: BTreeMap<String, usize> = BTreeMap::new();
+            for v in found {
+                match scope.judge(&v) {
+                    Judged::Ours => l.volumes.push(v.id),
+                    Judged::Unconfirmed(reason) => {
+                        *why.entry(reason).or_default() += 1;
+                        l.unconfirmed_volumes.push(v.id);
+                    }
+                    Judged::NotOurs(_) => {}
                 }
             }
-        }
-    }
-    let snapshots = read("backupmeta")
-        .await
-        .map(|meta| crate::delete::snapshot_ids(&meta))
-        .unwrap_or_default();
-    let result = async {
-        let mut out: Vec<(String, Owner)> = env
-            .volumes
-            .restored_volumes(&m.tc_namespace, &snapshots)
-            .await?
-            .iter()
-            .map(|(id, tags)| (id.clone(), owner(tags, m)))
-            .collect();
-        let rest: Vec<String> = listed
-            .iter()
-            .filter(|id| !out.iter().any(|(o, _)| o == *id))
-            .cloned()
-            .collect();
-        if !rest.is_empty() {
-            for (id, tags) in env.volumes.volume_tags(&rest).await? {
-                out.push((id, owner(&tags, m)));
+            for (reason, n) in why {
+                l.notes.push(format!("{n} volume(s) unconfirmed: {reason}"));
             }
         }
-        out.sort();
-        Ok(out)
+        Err(e) => {
+            l.notes.push(format!(
+                "could not ask EC2 which volumes are this restore's ({e}): the volumes of restoremeta are listed unconfirmed"
+            ));
+            l.unconfirmed_volumes = listed;
+        }
     }
-    .await;
-    (result, listed)
+    Some(scope)
 }
 
+/// The leftovers report (and, when asked, the cleanup) of a failed restore, and the volume
+/// claims made on the way (members that reached `VolumeComplete` since the last observation).
 async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     doc: &VolumeRestoreDoc,
     obs: &[Observation],
     cleanup: bool,
-) -> Vec<Leftover> {
-    let req = doc.request();
+) -> (Vec<Leftover>, Vec<VolumeClaim>) {
+    let claims = new_claims(env, doc, obs).await;
+    let mut all_claims = doc.brfed.volume_claims.clone();
+    all_claims.extend(claims.iter().cloned());
     let mut out = Vec::new();
     for (i, (m, o)) in doc.brfed.members.iter().zip(obs).enumerate() {
         let mut l = Leftover {
@@ -902,13 +954,23 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
             ..Default::default()
         };
         let ctx = format!("--context {} -n {}", m.k8s_cluster_name, m.tc_namespace);
+        let name = format!("{}/{}", m.tc_namespace, m.backup_name);
         match o {
-            Observation::Present(v) => {
-                l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
+            Observation::Present(v) if is_ours(v, doc) => {
+                l.member = Some(name);
                 l.phase = RestoreView::from_object(v).phase;
             }
+            Observation::Present(v) => {
+                let execution = RestoreView::from_object(v).execution;
+                l.notes.push(format!(
+                    "Restore {name} in {} is not this restore's (execution {}): left as it is",
+                    m.k8s_cluster_name,
+                    execution.as_deref().unwrap_or("none")
+                ));
+                l.foreign_member = Some(name);
+            }
             Observation::Unreachable(e) => {
-                l.member = Some(format!("{}/{}", m.tc_namespace, m.backup_name));
+                l.member = Some(name);
                 l.notes
                     .push(format!("data plane unreachable, member state unknown: {e}"));
             }
@@ -916,28 +978,21 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
         }
         if !volumes_settled(o) {
             l.notes.push(format!(
-                "the member was still creating volumes when this was written: volumes it created later are not listed (they carry the tag {TAG_PVC_NAMESPACE}={})",
-                m.tc_namespace
+                "the member was still creating volumes when this was written: volumes it made later are not listed (made from {}'s backup snapshots, in {})",
+                m.k8s_cluster_name,
+                doc.spec.clusters.get(i).map_or("", |c| c.az_name.as_str())
             ));
         }
-        let (found, listed) = member_volumes(env, &req, i, m).await;
-        match found {
-            Ok(volumes) => {
-                for (id, o) in volumes {
-                    match o {
-                        Owner::Member => l.volumes.push(id),
-                        Owner::Unknown => l.unconfirmed_volumes.push(id),
-                        Owner::Other => {}
-                    }
-                }
-            }
-            Err(e) => {
-                l.notes.push(format!(
-                    "could not ask EC2 which volumes are this restore's ({e}): the volumes of restoremeta are listed unconfirmed"
-                ));
-                l.unconfirmed_volumes = listed;
-            }
+        if let Some(why) = all_claims
+            .iter()
+            .find(|c| c.k8s_cluster_name == m.k8s_cluster_name)
+            .and_then(|c| c.refused.as_ref())
+        {
+            l.notes.push(format!(
+                "the member's volumes could not be proved this restore's at VolumeComplete: {why}"
+            ));
         }
+        let scope = member_volumes(env, doc, i, &mut l).await;
         if let Ok(Some(tc)) = env
             .base
             .planes
@@ -945,6 +1000,9 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
             .await
         {
             l.tidb_cluster_in_recovery_mode = tc["spec"]["recoveryMode"].as_bool() == Some(true);
+        }
+        if cleanup {
+            clean_up(env, doc, m, scope.as_ref(), &mut l).await;
         }
         if l.member.is_some() {
             l.cleanup_commands
@@ -966,32 +1024,75 @@ async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 m.tc_name
             ));
         }
-        if cleanup {
-            if l.member.is_some() {
-                match env.base.planes.delete_member(MemberKind::Restore, m).await {
-                    Ok(_) => l.cleaned.push(format!("deleted Restore {}", m.display())),
-                    Err(e) => l
-                        .cleaned
-                        .push(format!("could not delete Restore {}: {e}", m.display())),
-                }
-            }
-            for v in &l.volumes {
-                match env.volumes.delete_volume(v).await {
-                    Ok(true) => l.cleaned.push(format!("deleted volume {v}")),
-                    Ok(false) => l.cleaned.push(format!("volume {v} was already gone")),
-                    Err(e) => l.cleaned.push(format!("could not delete volume {v}: {e}")),
-                }
-            }
-        }
         out.push(l);
     }
-    out
+    (out, claims)
+}
+
+/// The opt-in cleanup of one member: its `Restore` and its volumes, each read again right
+/// before it is deleted and deleted only when it is still this restore's. A volume that no
+/// longer passes is moved to `unconfirmed_volumes`.
+async fn clean_up<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    doc: &VolumeRestoreDoc,
+    m: &MemberRef,
+    scope: Option<&Scope>,
+    l: &mut Leftover,
+) {
+    if l.member.is_some() {
+        let planes = &env.base.planes;
+        let did = match planes.get_member(MemberKind::Restore, m).await {
+            Ok(Some(obj)) if is_ours(&obj, doc) => {
+                match planes.delete_member(MemberKind::Restore, m).await {
+                    Ok(_) => format!("deleted Restore {}", m.display()),
+                    Err(e) => format!("could not delete Restore {}: {e}", m.display()),
+                }
+            }
+            Ok(Some(_)) => {
+                l.foreign_member = l.member.take();
+                format!(
+                    "left Restore {}: it is no longer this restore's",
+                    m.display()
+                )
+            }
+            Ok(None) => format!("Restore {} was already gone", m.display()),
+            Err(e) => format!(
+                "could not read Restore {} before deleting it: {e}",
+                m.display()
+            ),
+        };
+        l.cleaned.push(did);
+    }
+    let Some(scope) = scope else {
+        return;
+    };
+    let mut kept = Vec::new();
+    for v in std::mem::take(&mut l.volumes) {
+        let did = match env.volumes.describe_volume(&v).await {
+            Ok(None) => format!("volume {v} was already gone"),
+            Ok(Some(facts)) => match scope.judge(&facts) {
+                Judged::Ours => match env.volumes.delete_volume(&v).await {
+                    Ok(true) => format!("deleted volume {v}"),
+                    Ok(false) => format!("volume {v} was already gone"),
+                    Err(e) => format!("could not delete volume {v}: {e}"),
+                },
+                Judged::Unconfirmed(why) | Judged::NotOurs(why) => {
+                    l.unconfirmed_volumes.push(v.clone());
+                    l.cleaned.push(format!("left volume {v}: {why}"));
+                    continue;
+                }
+            },
+            Err(e) => format!("could not read volume {v} before deleting it: {e}"),
+        };
+        l.cleaned.push(did);
+        kept.push(v);
+    }
+    l.volumes = kept;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::restore::rcond;
 
     fn member() -> MemberRef {
         MemberRef {
@@ -1000,35 +1101,6 @@ mod tests {
             tc_namespace: "tidb".into(),
             backup_name: "fed-r1".into(),
         }
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn a_volume_is_the_members_only_when_created_for_its_tidbcluster() {
-        let m = member();
-        let ours = tags(&[
-            (TAG_PVC_NAMESPACE, "tidb"),
-            (TAG_PVC_NAME, "tikv-basic-tikv-0"),
-        ]);
-        assert_eq!(owner(&ours, &m), Owner::Member);
-        let other_ns = tags(&[
-            (TAG_PVC_NAMESPACE, "tidb-2"),
-            (TAG_PVC_NAME, "tikv-basic-tikv-0"),
-        ]);
-        assert_eq!(owner(&other_ns, &m), Owner::Other);
-        let other_tc = tags(&[
-            (TAG_PVC_NAMESPACE, "tidb"),
-            (TAG_PVC_NAME, "tikv-basic2-tikv-0"),
-        ]);
-        assert_eq!(owner(&other_tc, &m), Owner::Other);
-        let untagged = tags(&[("TiDBCluster-BR", "true")]);
-        assert_eq!(owner(&untagged, &m), Owner::Unknown);
     }
 
     fn restore_obj(phase: &str, conditions: &[&str]) -> Observation {

@@ -5,7 +5,7 @@ use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
     Created, DataPlanes, Executions, MemberKind, ObjectStore, Observation, Precondition, Rules,
-    ScheduleRule, SnapshotDeletion, Started, Versioned, Volumes,
+    ScheduleRule, SnapshotDeletion, Started, Versioned, VolumeFacts, Volumes,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -481,8 +481,6 @@ impl ObjectStore for FakeStore {
 /// snapshot deletion.
 #[derive(Default)]
 pub struct FakeVolumes {
-    /// Existing volumes.
-    pub ids: Mutex<HashSet<String>>,
     /// Existing snapshots.
     pub snapshots: Mutex<HashSet<String>>,
     /// When non-zero, every `throttle_every`-th `DeleteSnapshot` is throttled.
@@ -491,13 +489,16 @@ pub struct FakeVolumes {
     pub snapshot_calls: Mutex<Vec<(String, bool)>>,
     /// Snapshot tags.
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
-    /// Volume tags (of volumes in `ids`).
-    pub volume_tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Existing volumes, by id.
+    pub volumes: Mutex<BTreeMap<String, VolumeFacts>>,
+    /// Every volume mutation, in order: `delete vol-...`, `tag vol-... k=v,k=v`.
+    pub volume_log: Mutex<Vec<String>>,
 }
 
 impl Volumes for FakeVolumes {
     async fn delete_volume(&self, id: &str) -> Result<bool, StepError> {
-        Ok(self.ids.lock().unwrap().remove(id))
+        self.volume_log.lock().unwrap().push(format!("delete {id}"));
+        Ok(self.volumes.lock().unwrap().remove(id).is_some())
     }
 
     async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, StepError> {
@@ -536,41 +537,6 @@ impl Volumes for FakeVolumes {
         Ok(())
     }
 
-    async fn volume_tags(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
-        let have = self.ids.lock().unwrap();
-        let tags = self.volume_tags.lock().unwrap();
-        Ok(ids
-            .iter()
-            .filter(|i| have.contains(*i))
-            .map(|i| (i.clone(), tags.get(i).cloned().unwrap_or_default()))
-            .collect())
-    }
-
-    async fn restored_volumes(
-        &self,
-        namespace: &str,
-        snapshots: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StepError> {
-        let have = self.ids.lock().unwrap();
-        Ok(self
-            .volume_tags
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, _)| have.contains(*id))
-            .filter(|(_, t)| {
-                t.get("kubernetes.io/created-for/pvc/namespace")
-                    .is_some_and(|n| n == namespace)
-                    && t.get("snapshot/createdFromSnapshotId")
-                        .is_some_and(|s| snapshots.contains(s))
-            })
-            .map(|(id, t)| (id.clone(), t.clone()))
-            .collect())
-    }
-
     async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
         let have = self.snapshots.lock().unwrap();
         Ok(self
@@ -581,6 +547,47 @@ impl Volumes for FakeVolumes {
             .filter(|(id, _)| have.contains(*id))
             .filter_map(|(id, t)| t.get(key).map(|v| (id.clone(), v.clone())))
             .collect())
+    }
+
+    async fn volumes_from_snapshots(
+        &self,
+        snapshots: &[String],
+    ) -> Result<Vec<VolumeFacts>, StepError> {
+        Ok(self
+            .volumes
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|v| {
+                v.snapshot_id
+                    .as_ref()
+                    .is_some_and(|s| snapshots.contains(s))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn describe_volume(&self, id: &str) -> Result<Option<VolumeFacts>, StepError> {
+        Ok(self.volumes.lock().unwrap().get(id).cloned())
+    }
+
+    async fn tag_volumes(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> Result<(), StepError> {
+        let mut all = self.volumes.lock().unwrap();
+        let text: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for id in ids {
+            if let Some(v) = all.get_mut(id) {
+                self.volume_log
+                    .lock()
+                    .unwrap()
+                    .push(format!("tag {id} {}", text.join(",")));
+                v.tags.extend(tags.iter().cloned());
+            }
+        }
+        Ok(())
     }
 }
 

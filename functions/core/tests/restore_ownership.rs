@@ -1,0 +1,261 @@
+//! What a restore may touch, on in-memory fakes: one restore of a name at a time, and its cleanup
+//! deletes only member `Restore`s of its own execution.
+
+use brfed_core::StepError;
+use brfed_core::catalog::{Catalog, CatalogDoc};
+use brfed_core::member::MemberRef;
+use brfed_core::ports::{DataPlanes, MemberKind, ObjectStore, Precondition, Versioned};
+use brfed_core::restore::{VolumeRestoreDoc, rcond, restore_key};
+use brfed_core::restore_steps::{
+    RestoreEnv, RestoreStartOutput, RestoreStepInput, restore_finalize, restore_start,
+};
+use brfed_core::steps::{Env, StartInput};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const CATALOG: &str = "catalog";
+const DATA: &str = "data";
+const TARGET_NS: &str = "tidb-restore";
+
+fn exec(name: &str) -> String {
+    format!("arn:aws:states:us-west-2:123456789012:execution:volume-restore:{name}")
+}
+
+/// Three data planes with a recovery-mode target `tidb-restore/basic` and a backup of 2 TiKV
+/// volumes per member under `s3://data/p-dpN`.
+fn world() -> (FakePlanes, FakeStore) {
+    let planes = FakePlanes::new(3);
+    let store = FakeStore::default();
+    for p in ["dp1", "dp2", "dp3"] {
+        planes.put_tidb_cluster(
+            p,
+            TARGET_NS,
+            "basic",
+            json!({"spec": {"acrossK8s": true, "recoveryMode": true, "tikv": {"replicas": 1}}}),
+        );
+        let volumes: Vec<Value> = (0..2)
+            .map(|k| json!({"volume_id": format!("vol-src-{p}-{k}"), "type": "storage.data-dir", "snapshot_id": format!("snap-{p}-{k}")}))
+            .collect();
+        store.put(
+            DATA,
+            &format!("p-{p}/backupmeta"),
+            json!({"kubernetes": {"crd_tidb_cluster": {"spec": {"tikv": {"replicas": 1}}}},
+                   "tikv": {"stores": [{"store_id": 1, "volumes": volumes}]}}),
+        );
+    }
+    (planes, store)
+}
+
+fn request(name: &str, cleanup: bool) -> Value {
+    let clusters: Vec<Value> = ["dp1", "dp2", "dp3"]
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": TARGET_NS, "azName": format!("az-{p}"),
+                        "backup": {"s3": {"provider": "aws", "bucket": DATA, "prefix": format!("p-{p}")}}}))
+        .collect();
+    json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+           "metadata": {"name": name, "namespace": "br"},
+           "spec": {"clusters": clusters, "template": {}},
+           "options": {"cleanupOnFailure": cleanup}})
+}
+
+fn env<'a, S: ObjectStore>(
+    planes: &'a FakePlanes,
+    store: &'a S,
+    ec2: &'a FakeVolumes,
+) -> RestoreEnv<'a, FakePlanes, S, FakeVolumes> {
+    RestoreEnv {
+        base: Env {
+            planes,
+            store,
+            catalog_bucket: CATALOG,
+            observe_budget: Duration::ZERO,
+        },
+        volumes: ec2,
+    }
+}
+
+async fn start<S: ObjectStore>(
+    e: &RestoreEnv<'_, FakePlanes, S, FakeVolumes>,
+    name: &str,
+    execution: &str,
+    cleanup: bool,
+) -> Result<RestoreStartOutput, StepError> {
+    restore_start(
+        e,
+        StartInput {
+            input: request(name, cleanup),
+            execution: execution.into(),
+        },
+    )
+    .await
+}
+
+/// A store where another start of the same restore wins the race: the restore document appears
+/// between restore-start's read and its conditional create.
+struct RacedStore {
+    inner: FakeStore,
+    rival: Mutex<Option<Value>>,
+}
+
+impl ObjectStore for RacedStore {
+    async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
+        self.inner.get_json(bucket, key).await
+    }
+
+    async fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &Value,
+        precondition: Precondition,
+    ) -> Result<(), StepError> {
+        let rival = self.rival.lock().unwrap().take();
+        if let Some(rival) = rival.filter(|_| key.ends_with("/r1.json")) {
+            self.inner
+                .put_json(bucket, key, &rival, Precondition::IfAbsent)
+                .await?;
+        }
+        self.inner.put_json(bucket, key, value, precondition).await
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
+        self.inner.exists(bucket, key).await
+    }
+
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+        self.inner.list_keys(bucket, prefix).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        self.inner.delete_object(bucket, key).await
+    }
+}
+
+#[tokio::test]
+async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create_stops() {
+    let (planes, store) = world();
+    // The winner's document, as the other start wrote it.
+    let winner = {
+        let (p2, s2) = world();
+        let ec2 = FakeVolumes::default();
+        start(&env(&p2, &s2, &ec2), "r1", &exec("winner"), false)
+            .await
+            .unwrap();
+        s2.get(CATALOG, &restore_key("br", "r1")).unwrap()
+    };
+    let raced = RacedStore {
+        inner: store,
+        rival: Mutex::new(Some(winner)),
+    };
+    let ec2 = FakeVolumes::default();
+    let e = env(&planes, &raced, &ec2);
+    let err = start(&e, "r1", &exec("loser"), false).await.unwrap_err();
+    assert_eq!(err.name(), "RestoreExists", "{err}");
+    assert!(err.to_string().contains("winner"), "{err}");
+    assert_eq!(
+        planes.restore_count(),
+        0,
+        "{:?}",
+        planes.log.lock().unwrap()
+    );
+    let (doc, _) = Catalog::<_, VolumeRestoreDoc>::new(&raced, CATALOG)
+        .get("br", "r1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.execution(), exec("winner"));
+}
+
+#[tokio::test]
+async fn a_second_start_of_a_running_restore_name_is_refused_by_name() {
+    let (planes, store) = world();
+    let ec2 = FakeVolumes::default();
+    let e = env(&planes, &store, &ec2);
+    start(&e, "r1", &exec("first"), false).await.unwrap();
+    let err = start(&e, "r1", &exec("second"), false).await.unwrap_err();
+    assert_eq!(err.name(), "RestoreExists", "{err}");
+    // the first one's start, repeated, is a no-op that succeeds
+    start(&e, "r1", &exec("first"), false).await.unwrap();
+}
+
+fn step_input(out: &RestoreStartOutput) -> RestoreStepInput {
+    serde_json::from_value(json!({
+        "restore": out.restore,
+        "failure": {"Error": "MemberFailed", "Cause": "simulated"},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
+    let (planes, store) = world();
+    let ec2 = FakeVolumes::default();
+    let e = env(&planes, &store, &ec2);
+    let out = start(&e, "r1", &exec("r1"), true).await.unwrap();
+    let m = |p: &str| MemberRef {
+        k8s_cluster_name: p.into(),
+        tc_name: "basic".into(),
+        tc_namespace: TARGET_NS.into(),
+        backup_name: "fed-r1".into(),
+    };
+    // dp2's Restore of that name was replaced by someone else's (another execution); dp3's
+    // carries the execution but not the federation namespace.
+    planes
+        .delete_member(MemberKind::Restore, &m("dp2"))
+        .await
+        .unwrap();
+    let foreign = json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Restore",
+        "metadata": {"name": "fed-r1", "namespace": TARGET_NS,
+                     "annotations": {"brfed.io/execution": exec("someone-else"), "brfed.io/federation-namespace": "br"}},
+        "spec": {}});
+    planes
+        .create_member(MemberKind::Restore, "dp2", &foreign)
+        .await
+        .unwrap();
+    planes
+        .delete_member(MemberKind::Restore, &m("dp3"))
+        .await
+        .unwrap();
+    let mut other_ns = foreign.clone();
+    other_ns["metadata"]["annotations"] =
+        json!({"brfed.io/execution": exec("r1"), "brfed.io/federation-namespace": "team-b"});
+    planes
+        .create_member(MemberKind::Restore, "dp3", &other_ns)
+        .await
+        .unwrap();
+    planes.add_restore_condition("dp1", TARGET_NS, "fed-r1", rcond::FAILED);
+
+    let done = restore_finalize(&e, step_input(&out)).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("MemberFailed"));
+    assert!(
+        planes.restore("dp1", TARGET_NS, "fed-r1").is_none(),
+        "own member deleted"
+    );
+    assert_eq!(
+        planes.restore("dp2", TARGET_NS, "fed-r1"),
+        Some(foreign),
+        "another execution's Restore is left"
+    );
+    assert_eq!(
+        planes.restore("dp3", TARGET_NS, "fed-r1"),
+        Some(other_ns),
+        "a Restore of another federation namespace is left"
+    );
+    let doc: VolumeRestoreDoc =
+        serde_json::from_value(store.get(CATALOG, &restore_key("br", "r1")).unwrap()).unwrap();
+    let left = &doc.brfed.leftovers;
+    assert_eq!(left.len(), 3);
+    for l in &left[1..] {
+        let text = serde_json::to_string(l).unwrap();
+        assert!(l.member.is_none(), "{text}");
+        assert!(text.contains("fed-r1"), "named: {text}");
+        assert!(
+            !l.cleanup_commands
+                .iter()
+                .any(|c| c.contains("delete restore")),
+            "{text}"
+        );
+    }
+}
