@@ -7,8 +7,8 @@
 # Environment (docs/deploy.md has the parameters and the IAM):
 #   BRFED_STACK            stack name (default brfed)
 #   BRFED_ARTIFACT_BUCKET  existing bucket `cloudformation package` uploads the zips and ASL to (required)
-#   BRFED_PARAMS           Key=Value parameter overrides, space separated (KubeconfigLocation and
-#                          BackupBucketName are required on the first deploy)
+#   BRFED_PARAMS           Key=Value parameter overrides, space separated (KubeconfigLocation,
+#                          BackupBucketName and BackupPrefix are required on the first deploy)
 #   AWS_PROFILE / AWS_REGION / credentials: as for any AWS CLI call
 set -euo pipefail
 

@@ -2,8 +2,11 @@
 //! every function crate is deployed as a function named after it, every ASL placeholder is
 //! supplied by its state machine's substitutions and nothing extra is, the function roles stay
 //! narrow, the abort rule reaches `backup-abort`, the retention sweep rule reaches
-//! `retention-sweep`, and the CLI's schedule rules may invoke `schedule-tick`. No network: the
-//! template is only parsed.
+//! `retention-sweep`, and the CLI's schedule rules may invoke `schedule-tick`. The ownership
+//! model's IAM half (`docs/safety.md`, "IAM") is checked too: tag conditions on every snapshot
+//! and volume deletion and every tagging, S3 grants per catalog collection and under prefixes
+//! that end in `/`, a required `BackupPrefix` that is one folder, no execution data in the state
+//! machines' logs. No network: the template is only parsed.
 //!
 //! The template is written with long-form intrinsics (`Fn::Sub:`), but short-form tags (`!Sub`)
 //! are read too, turned into the same long form, so either style passes.
@@ -214,8 +217,11 @@ const EC2_CALLS: &[(&str, &str)] = &[
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
     ("backup-delete-finish", "ec2:DescribeSnapshots"),
-    // Tags the members' snapshots with their backup (`orphans::tag_backup_snapshots`).
+    // Tags the members' snapshots with their stack and backup (`orphans::tag_backup_snapshots`).
     ("backup-finalize", "ec2:CreateTags"),
+    // Whose a snapshot is, read right before it is tagged or deleted (docs/safety.md).
+    ("backup-finalize", "ec2:DescribeSnapshots"),
+    ("backup-delete-snapshots", "ec2:DescribeSnapshots"),
 ];
 
 /// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.
@@ -937,4 +943,501 @@ fn short_form_tags_read_as_their_long_form() {
     assert_eq!(get_att(&v["b"], "Arn"), Some("F"));
     assert_eq!(sub_text(&v["c"]), Some("${X}-y"));
     assert_eq!(v["d"]["Fn::If"][0].as_str(), Some("C"));
+}
+
+// --- ownership in IAM (docs/safety.md, "IAM") ----------------------------------------------------
+
+/// Every function crate with its role id and role.
+fn function_roles(t: &Value) -> Vec<(String, String, &Value)> {
+    function_crates()
+        .into_iter()
+        .map(|krate| {
+            let id = function_id(&krate);
+            let role_id = get_att(&resource(t, &id)["Properties"]["Role"], "Arn")
+                .unwrap_or_else(|| panic!("{id}: Role must be the Arn of a role of the template"))
+                .to_string();
+            let role = resource(t, &role_id);
+            (krate, role_id, role)
+        })
+        .collect()
+}
+
+/// The stack's identity as the functions get it (`BRFED_CATALOG_BUCKET`): the value every
+/// ownership condition must compare with.
+fn stack_identity(t: &Value) -> Value {
+    let crates = function_crates();
+    let first = crates.iter().next().expect("function crates");
+    let v = resource(t, &function_id(first))["Properties"]["Environment"]["Variables"]
+        ["BRFED_CATALOG_BUCKET"]
+        .clone();
+    assert!(!v.is_null(), "{first}: BRFED_CATALOG_BUCKET");
+    for krate in &crates {
+        assert_eq!(
+            resource(t, &function_id(krate))["Properties"]["Environment"]["Variables"]["BRFED_CATALOG_BUCKET"],
+            v,
+            "{krate}: every function has the same catalog bucket"
+        );
+    }
+    v
+}
+
+fn actions_of(s: &Value) -> Vec<&str> {
+    one_or_many(&s["Action"])
+        .into_iter()
+        .map(|a| a.as_str().expect("actions are plain strings"))
+        .collect()
+}
+
+/// IAM's wildcard match: `*` is any run of characters (`/` included), `?` one character.
+fn iam_glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+#[test]
+fn iam_glob_matches_as_iam_does() {
+    assert!(iam_glob(
+        "brfed/catalog/volumebackups/*",
+        "brfed/catalog/volumebackups/a/b.json"
+    ));
+    assert!(!iam_glob(
+        "brfed/catalog/deletions/*",
+        "brfed/catalog/deletions-x/a.json"
+    ));
+    assert!(iam_glob("b/*/clustermeta", "b/x/y-dp1/clustermeta"));
+    assert!(iam_glob("a?c", "abc") && !iam_glob("a?c", "ac"));
+}
+
+/// The BackupPrefix value the S3 checks substitute (one the parameter accepts).
+const SAMPLE_BACKUP_PREFIX: &str = "tidb-backups/";
+
+/// A regex of a parameter's `AllowedPattern`, anchored as CloudFormation applies it (the whole
+/// value must match).
+fn allowed(t: &Value, param: &str) -> regex::Regex {
+    let p = t["Parameters"][param]["AllowedPattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{param} has no AllowedPattern"));
+    regex::Regex::new(&format!("^(?:{p})$")).unwrap_or_else(|e| panic!("{param}: {e}"))
+}
+
+#[test]
+fn backup_prefix_is_required_not_empty_and_one_folder() {
+    let t = template();
+    let p = &t["Parameters"]["BackupPrefix"];
+    assert!(
+        p["Default"].is_null(),
+        "BackupPrefix must have no default: the deployer names the folder"
+    );
+    let re = allowed(&t, "BackupPrefix");
+    for ok in [SAMPLE_BACKUP_PREFIX, "a/", "team.a/tidb_backups/", "x/(y)/"] {
+        assert!(re.is_match(ok), "BackupPrefix must accept {ok:?}");
+    }
+    for bad in [
+        "",
+        "/",
+        "a",
+        "tidb-backups",
+        "/tidb/",
+        "*/",
+        "a*/",
+        "a?/",
+        "${x}/",
+        "a/b",
+        "a /",
+    ] {
+        assert!(!re.is_match(bad), "BackupPrefix must refuse {bad:?}");
+    }
+    let d = p["Description"].as_str().unwrap_or_default();
+    assert!(
+        d.contains("ending in /") && d.contains("Required"),
+        "BackupPrefix's description must say it is required and ends in /"
+    );
+}
+
+/// Which bucket an S3 resource is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum S3Bucket {
+    /// `BRFED_CATALOG_BUCKET`.
+    Catalog,
+    /// `BackupBucketName`.
+    Backup,
+    /// The kubeconfig object of `KubeconfigLocation`.
+    Kubeconfig,
+}
+
+/// `text` with `${BackupPrefix}` replaced by [`SAMPLE_BACKUP_PREFIX`], once the parameter is
+/// known to refuse every value that is not a folder (empty, or without its trailing `/`): only
+/// then is `${BackupPrefix}*` one folder, whatever the deployer passes.
+fn with_backup_prefix(t: &Value, text: &str) -> String {
+    if text.contains("${BackupPrefix}") {
+        let re = allowed(t, "BackupPrefix");
+        assert!(re.is_match(SAMPLE_BACKUP_PREFIX));
+        for not_a_folder in ["", "tidb-backups", "a/b"] {
+            assert!(
+                !re.is_match(not_a_folder),
+                "BackupPrefix accepts {not_a_folder:?}, so ${{BackupPrefix}}* in {text} is not one folder"
+            );
+        }
+    }
+    text.replace("${BackupPrefix}", SAMPLE_BACKUP_PREFIX)
+}
+
+/// `(bucket, key pattern)` of an S3 ARN resource (`None` for the bucket itself), with
+/// `${BackupPrefix}` replaced by [`SAMPLE_BACKUP_PREFIX`] ([`with_backup_prefix`]).
+fn s3_resource(t: &Value, role_id: &str, r: &Value) -> (S3Bucket, Option<String>) {
+    let arn = r
+        .as_str()
+        .or_else(|| sub_text(r))
+        .unwrap_or_else(|| panic!("{role_id}: S3 resource {r:?}"));
+    let path = arn
+        .strip_prefix("arn:${AWS::Partition}:s3:::")
+        .unwrap_or_else(|| panic!("{role_id}: S3 resource {arn} is no S3 ARN of this partition"));
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    let bucket = match bucket {
+        "${Bucket}" => {
+            assert_eq!(
+                r["Fn::Sub"][1]["Bucket"],
+                stack_identity(t),
+                "{role_id}: ${{Bucket}} of {arn} must be the catalog bucket"
+            );
+            S3Bucket::Catalog
+        }
+        "${BackupBucketName}" => S3Bucket::Backup,
+        "${Object}" => {
+            // `bucket/key` of KubeconfigLocation, granted as one exact object: the parameter
+            // must refuse IAM's wildcards in it.
+            let re = allowed(t, "KubeconfigLocation");
+            assert!(re.is_match("s3://my-config/brfed/kubeconfig"));
+            for wild in [
+                "s3://my-config/*",
+                "s3://my-config/k?",
+                "s3://my-config/a/*/k",
+            ] {
+                assert!(
+                    !re.is_match(wild),
+                    "KubeconfigLocation must refuse {wild}: the grant would reach more than one object"
+                );
+            }
+            return (S3Bucket::Kubeconfig, Some("kubeconfig".into()));
+        }
+        other => panic!("{role_id}: {arn} is in bucket {other}, none of the stack's"),
+    };
+    let key = key.map(|k| with_backup_prefix(t, k));
+    if let Some(k) = &key {
+        assert!(
+            !k.contains("${"),
+            "{role_id}: {arn}: a key may use no parameter but BackupPrefix"
+        );
+    }
+    (bucket, key)
+}
+
+/// Whether a key pattern stays inside a folder: the text before its first wildcard is not empty
+/// and ends in `/` (so `brfed/catalog/deletions/*` cannot reach `brfed/catalog/deletions-x`).
+fn under_a_folder(pattern: &str) -> bool {
+    match pattern.find(['*', '?']) {
+        None => !pattern.is_empty(),
+        Some(i) => pattern[..i].ends_with('/'),
+    }
+}
+
+#[test]
+fn every_s3_grant_is_under_a_prefix_that_ends_in_a_slash() {
+    let t = template();
+    for (_, role_id, role) in function_roles(&t) {
+        for s in statements(role) {
+            let actions = actions_of(s);
+            if !actions.iter().any(|a| a.starts_with("s3:")) {
+                continue;
+            }
+            for r in one_or_many(&s["Resource"]) {
+                let (bucket, key) = s3_resource(&t, &role_id, r);
+                match key {
+                    Some(k) => {
+                        assert!(
+                            !actions.contains(&"s3:ListBucket"),
+                            "{role_id}: s3:ListBucket is granted on buckets, not on {k}"
+                        );
+                        assert!(
+                            under_a_folder(&k),
+                            "{role_id}: {bucket:?} key {k} is not under a prefix ending in /"
+                        );
+                    }
+                    None => {
+                        assert_eq!(
+                            actions,
+                            ["s3:ListBucket"],
+                            "{role_id}: only s3:ListBucket on a whole {bucket:?} bucket"
+                        );
+                        for p in one_or_many(&s["Condition"]["StringLike"]["s3:prefix"]) {
+                            let p = with_backup_prefix(
+                                &t,
+                                p.as_str()
+                                    .or_else(|| sub_text(p))
+                                    .unwrap_or_else(|| panic!("{role_id}: s3:prefix {p:?}")),
+                            );
+                            assert!(
+                                under_a_folder(&p),
+                                "{role_id}: s3:prefix {p} is not under a prefix ending in /"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The catalog collections each function crate reads (`r`), writes (`w`) or deletes from (`d`),
+/// read in its step (`functions/core/src`): its role gets exactly these, and nothing of the
+/// other collections.
+const CATALOG_ACCESS: &[(&str, &str, &str)] = &[
+    ("backup-start", "volumebackups", "rw"),
+    ("backup-observe", "volumebackups", "rw"),
+    ("backup-execute", "volumebackups", "rw"),
+    ("backup-resume-gc", "volumebackups", "rw"),
+    ("backup-teardown", "volumebackups", "rw"),
+    ("backup-finalize", "volumebackups", "rw"),
+    // `steps::abort`, and `delete::aborted` for a stopped deletion.
+    ("backup-abort", "volumebackups", "rw"),
+    ("restore-start", "volumerestores", "rw"),
+    // `restore_steps::resolve_from_backup`: a restore named after a backup.
+    ("restore-start", "volumebackups", "r"),
+    ("restore-observe", "volumerestores", "rw"),
+    ("restore-data", "volumerestores", "rw"),
+    ("restore-finish", "volumerestores", "rw"),
+    ("restore-finalize", "volumerestores", "rw"),
+    ("restore-abort", "volumerestores", "rw"),
+    ("backup-delete-start", "volumebackups", "rw"),
+    ("backup-delete-start", "deletions", "rw"),
+    ("backup-delete-snapshots", "deletions", "r"),
+    ("backup-delete-finish", "volumebackups", "rwd"),
+    ("backup-delete-finish", "deletions", "rd"),
+    ("schedule-tick", "volumebackupschedules", "rw"),
+    // The last backup's document: a tick waits while its members still run.
+    ("schedule-tick", "volumebackups", "r"),
+    ("retention-sweep", "volumebackupschedules", "r"),
+    ("retention-sweep", "volumebackups", "r"),
+];
+
+/// A key of each catalog collection, as the code makes it.
+fn catalog_keys() -> Vec<(&'static str, String)> {
+    let keys = vec![
+        (
+            "volumebackups",
+            brfed_core::catalog::backup_key("team-a", "nightly-x"),
+        ),
+        (
+            "volumerestores",
+            brfed_core::restore::restore_key("team-a", "nightly-x"),
+        ),
+        (
+            "volumebackupschedules",
+            brfed_core::scheduling::schedule_key("team-a", "nightly"),
+        ),
+        (
+            "deletions",
+            brfed_core::delete::manifest_key("team-a", "nightly-x"),
+        ),
+    ];
+    for (c, k) in &keys {
+        assert!(
+            k.starts_with(&format!("{}/{c}/", brfed_core::catalog::CATALOG_PREFIX)),
+            "{k} is not in collection {c}"
+        );
+    }
+    keys
+}
+
+#[test]
+fn every_function_gets_exactly_the_catalog_collections_it_uses() {
+    let t = template();
+    let keys = catalog_keys();
+    let letter = |a: &str| match a {
+        "s3:GetObject" => 'r',
+        "s3:PutObject" => 'w',
+        "s3:DeleteObject" => 'd',
+        other => panic!("catalog action {other}"),
+    };
+    for (krate, role_id, role) in function_roles(&t) {
+        // (letter, key pattern) granted on the catalog bucket's objects.
+        let mut granted: Vec<(char, String)> = Vec::new();
+        for s in statements(role) {
+            let actions = actions_of(s);
+            if !actions.iter().any(|a| a.starts_with("s3:")) {
+                continue;
+            }
+            for r in one_or_many(&s["Resource"]) {
+                if let (S3Bucket::Catalog, Some(k)) = s3_resource(&t, &role_id, r) {
+                    for a in &actions {
+                        granted.push((letter(a), k.clone()));
+                    }
+                }
+            }
+        }
+        for (collection, key) in &keys {
+            let wanted = CATALOG_ACCESS
+                .iter()
+                .find(|(k, c, _)| *k == krate && c == collection)
+                .map(|(_, _, a)| *a)
+                .unwrap_or("");
+            for l in ['r', 'w', 'd'] {
+                let has = granted.iter().any(|(g, p)| *g == l && iam_glob(p, key));
+                assert_eq!(
+                    has,
+                    wanted.contains(l),
+                    "{role_id}: {krate} {} `{l}` on catalog collection {collection} ({key})",
+                    if wanted.contains(l) {
+                        "needs"
+                    } else {
+                        "must not have"
+                    }
+                );
+            }
+        }
+        for (l, p) in &granted {
+            assert!(
+                keys.iter().any(|(_, k)| iam_glob(p, k)),
+                "{role_id}: `{l}` on catalog keys {p}, which is no collection brfed has"
+            );
+        }
+    }
+}
+
+/// The conditions of a statement under operator `op` and key `key`.
+fn condition<'a>(s: &'a Value, op: &str, key: &str) -> &'a Value {
+    &s["Condition"][op][key]
+}
+
+/// Every `ec2:DeleteSnapshot` and `ec2:DeleteVolume` only on resources tagged with this stack
+/// (`brfed.dev/stack` = the catalog bucket) and as a backup's / a restore's: whatever a
+/// `backupmeta` or a restore's leftovers name, IAM refuses what is not brfed's.
+#[test]
+fn every_snapshot_and_volume_deletion_needs_this_stacks_tags() {
+    let t = template();
+    let stack = stack_identity(&t);
+    let mut seen = BTreeSet::new();
+    for (krate, role_id, role) in function_roles(&t) {
+        for s in statements(role) {
+            let actions = actions_of(s);
+            for (action, kind_tag) in [
+                ("ec2:DeleteSnapshot", "brfed.dev/volumebackup"),
+                ("ec2:DeleteVolume", "brfed.dev/volumerestore"),
+            ] {
+                if !actions.contains(&action) {
+                    continue;
+                }
+                seen.insert(action);
+                assert_eq!(
+                    actions,
+                    [action],
+                    "{role_id}: {action} alone in its statement"
+                );
+                assert_eq!(
+                    condition(s, "StringEquals", "aws:ResourceTag/brfed.dev/stack"),
+                    &stack,
+                    "{role_id} ({krate}): {action} only on resources tagged brfed.dev/stack = the catalog bucket"
+                );
+                assert_eq!(
+                    condition(s, "Null", &format!("aws:ResourceTag/{kind_tag}")).as_str(),
+                    Some("false"),
+                    "{role_id} ({krate}): {action} only on resources tagged {kind_tag}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["ec2:DeleteSnapshot", "ec2:DeleteVolume"]),
+        "the template grants both deletions somewhere; this test must see them"
+    );
+}
+
+/// Every `ec2:CreateTags`: `brfed.dev/*` keys only, always with `brfed.dev/stack` = this stack,
+/// on resources that carry no `brfed.dev/stack` yet or carry ours. IAM ANDs the conditions of
+/// one statement and ORs statements, so "untagged or ours" takes two statements: one with
+/// `Null` = true, one with `StringEquals` ours (never `...IfExists`, never both in one).
+#[test]
+fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources() {
+    let t = template();
+    let stack = stack_identity(&t);
+    let mut saw_unowned = false;
+    let mut saw_own = false;
+    for (krate, role_id, role) in function_roles(&t) {
+        for s in statements(role) {
+            let actions = actions_of(s);
+            if !actions.contains(&"ec2:CreateTags") {
+                continue;
+            }
+            assert_eq!(actions, ["ec2:CreateTags"], "{role_id}: CreateTags alone");
+            for r in one_or_many(&s["Resource"]) {
+                let arn = sub_text(r).unwrap_or_default();
+                assert!(
+                    arn.ends_with(":snapshot/*") || arn.ends_with(":volume/*"),
+                    "{role_id}: CreateTags on snapshots or volumes only, not {r:?}"
+                );
+            }
+            let ops: BTreeSet<&str> = s["Condition"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{role_id} ({krate}): CreateTags without conditions"))
+                .keys()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert!(
+                ops.iter().all(|o| !o.ends_with("IfExists")),
+                "{role_id}: no IfExists operator may loosen CreateTags"
+            );
+            let keys: Vec<_> = one_or_many(condition(s, "ForAllValues:StringLike", "aws:TagKeys"))
+                .into_iter()
+                .map(|k| k.as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                keys,
+                ["brfed.dev/*"],
+                "{role_id}: CreateTags of brfed.dev/* keys only"
+            );
+            assert_eq!(
+                condition(s, "StringEquals", "aws:RequestTag/brfed.dev/stack"),
+                &stack,
+                "{role_id}: every CreateTags sets brfed.dev/stack = the catalog bucket"
+            );
+            let unowned =
+                condition(s, "Null", "aws:ResourceTag/brfed.dev/stack").as_str() == Some("true");
+            let own = condition(s, "StringEquals", "aws:ResourceTag/brfed.dev/stack") == &stack;
+            assert!(
+                unowned ^ own,
+                "{role_id}: CreateTags only on resources without brfed.dev/stack (Null true) or with ours (StringEquals), one per statement"
+            );
+            saw_unowned |= unowned;
+            saw_own |= own;
+        }
+    }
+    assert!(
+        saw_unowned && saw_own,
+        "snapshot tagging needs both statements: untagged snapshots and this stack's"
+    );
+}
+
+#[test]
+fn no_state_machine_logs_execution_data() {
+    let t = template();
+    for (file, _) in asl_files() {
+        let (id, sm) = state_machine_of(&t, &file);
+        let include = &sm["Properties"]["LoggingConfiguration"]["IncludeExecutionData"];
+        assert!(
+            include.is_null() || include.as_bool() == Some(false),
+            "{id}: IncludeExecutionData would log the VolumeBackup's template (env values) with every transition"
+        );
+    }
 }
