@@ -521,6 +521,8 @@ fn restore_finalize(
             from_backup: req.from_backup.clone(),
             data_member,
             leftovers,
+            // not modeled: a restore that failed before VolumeComplete has claimed no volume
+            volume_claims: Vec::new(),
         },
     };
     // As restore_finalize: the state's copy leaves the leftovers to the catalog.
