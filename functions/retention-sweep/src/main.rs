@@ -1,4 +1,4 @@
-//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go; never a running or `skipGC` one. The event's `time` is the sweep's "now".
+//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go among the backups its ticks made; never a running or `skipGC` one. Age is judged as of the event's `time` when earlier than the clock, never later; a `time` more than 5 min ahead or 30 h behind is refused (`EventTimeOutOfRange`).
 
 use brfed_adapters::{SchedulerRuntime, lambda};
 use brfed_core::scheduling;

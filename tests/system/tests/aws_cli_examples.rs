@@ -160,11 +160,11 @@ async fn every_aws_cli_example_runs_as_documented() {
     ];
     let expect: Vec<(&str, Vec<String>)> = vec![
         ("write-volumebackup", vec![]),
-        ("convert", vec![name.clone()]),
+        ("convert", vec![format!("br.{name}\n")]),
         (
             "start-backup",
             vec![
-                format!("execution:volume-backup:{name}"),
+                format!("execution:volume-backup:br.{name}"),
                 "startDate".into(),
             ],
         ),
@@ -204,7 +204,7 @@ async fn every_aws_cli_example_runs_as_documented() {
         (
             "stop",
             vec![
-                format!("execution:volume-backup:{name}-stop"),
+                format!("execution:volume-backup:br.{name}-stop"),
                 "ABORTED".into(),
                 "Failed ExecutionAborted".into(),
             ],
@@ -298,6 +298,43 @@ async fn every_aws_cli_example_runs_as_documented() {
     scheduling::remove(&sched.env(), &rules, "br", &schedule)
         .await
         .expect("remove the schedule");
+}
+
+/// The execution-name one-liner of the `convert` example gives what brfed computes, also past
+/// 80 characters (cut and hashed).
+#[test]
+fn the_documented_execution_name_is_brfeds() {
+    let doc = std::fs::read_to_string(DOC).unwrap();
+    let (_, body) = tagged_blocks(&doc)
+        .into_iter()
+        .find(|(n, _)| n == "convert")
+        .expect("the convert example");
+    let one_liner = body
+        .lines()
+        .find(|l| l.contains("hashlib"))
+        .expect("the execution-name one-liner");
+    let dir = std::env::temp_dir().join(format!("aws-cli-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (ns, name) in [
+        ("br", "bk1".to_string()),
+        (
+            &"n".repeat(63) as &str,
+            format!("{}-2026-01-01t00-00-00", "s".repeat(27)),
+        ),
+        ("team-a", "x".repeat(73)),
+        ("team-a", "x".repeat(74)),
+    ] {
+        let vbk = json!({"metadata": {"name": name, "namespace": ns}});
+        std::fs::write(dir.join("vbk.json"), vbk.to_string()).unwrap();
+        let ran = run_block(&dir, &[], &format!("{one_liner}\n"));
+        assert!(ran.status.success(), "{}", ran.stderr);
+        assert_eq!(
+            ran.stdout.trim_end(),
+            brfed_core::names::execution_name(ns, &name),
+            "{ns}/{name}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -598,7 +598,10 @@ async fn preflight_reports_every_problem_at_once_and_creates_nothing() {
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let described = sfn
         .describe_execution()
-        .execution_arn(execution_arn(&state_machine("volume-backup"), &name))
+        .execution_arn(execution_arn(
+            &state_machine("volume-backup"),
+            &brfed_core::names::execution_name("br", &name),
+        ))
         .send()
         .await;
     assert!(

@@ -2,12 +2,16 @@
 //! `schedule-tick` function, which starts correctly named backups once (a repeated delivery or a
 //! tick beside a running backup starts nothing, a paused schedule nothing); the retention sweep
 //! (its own rule, paused schedules too) deletes exactly what the policy lets go, through
-//! `volume-backup-delete`, and the snapshots and objects of deleted backups are gone.
+//! `volume-backup-delete`, and the snapshots and objects of deleted backups are gone. The same
+//! schedule name in two namespaces backs up both TidbClusters, and a deletion in one namespace
+//! never reaches the other's same-named backup; a manual backup carrying the schedule label is
+//! not the schedule's retention's; a tick or a sweep dated a day ahead is refused.
 
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::delete::snapshot_ids;
-use brfed_core::schedule::ScheduleRequest;
-use brfed_core::scheduling;
+use brfed_core::names::execution_name;
+use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
+use brfed_core::scheduling::{self, retention_execution_name};
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
@@ -23,12 +27,27 @@ struct Case {
     flows: Workflows,
     sched: SchedulerRuntime,
     rules: EventBridgeRules,
+    /// Namespace of the TidbCluster (in every data plane).
     ns: String,
+    /// Namespace of the schedule and its backups.
+    fns: String,
+    /// Schedule name.
     name: String,
 }
 
 impl Case {
+    /// A schedule `s{id}` in namespace `br`, for a new TidbCluster.
     async fn new(prefix: &str) -> Self {
+        Self::with(prefix, None).await
+    }
+
+    /// A schedule `name` in a namespace of its own (the TidbCluster's namespace's name), for a
+    /// new TidbCluster.
+    async fn in_own_namespace(prefix: &str, name: &str) -> Self {
+        Self::with(prefix, Some(name)).await
+    }
+
+    async fn with(prefix: &str, own: Option<&str>) -> Self {
         let world = World::from_env().await;
         let flows = Workflows::from_env().await;
         let ns = unique(prefix);
@@ -48,8 +67,13 @@ impl Case {
             state_machine("volume-backup-delete"),
         )
         .unwrap();
+        let (fns, name) = match own {
+            Some(name) => (ns.clone(), name.to_string()),
+            None => ("br".to_string(), format!("s{}", &ns[ns.len() - 8..])),
+        };
         Self {
-            name: format!("s{}", &ns[ns.len() - 8..]),
+            name,
+            fns,
             rules: EventBridgeRules::new(&sdk),
             world,
             flows,
@@ -78,7 +102,7 @@ impl Case {
             .extend(spec.as_object().unwrap().clone());
         let req = ScheduleRequest::from_value(json!({
             "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackupSchedule",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
+            "metadata": {"name": self.name, "namespace": self.fns, "annotations": annotations},
             "spec": s}))
         .unwrap();
         scheduling::apply(&self.sched.env(), &self.rules, TICK_FN, &req, None)
@@ -90,28 +114,67 @@ impl Case {
     fn tick(&self, at: DateTime<Utc>) -> Value {
         invoke(
             "schedule-tick",
-            &json!({"namespace": "br", "name": self.name,
+            &json!({"namespace": self.fns, "name": self.name,
                     "time": at.to_rfc3339_opts(SecondsFormat::Secs, true)}),
         )
     }
 
+    /// `namespace/name` of the schedule, as the tick and the sweep report it.
+    fn id(&self) -> String {
+        format!("{}/{}", self.fns, self.name)
+    }
+
+    /// The sweep's entry of this schedule.
+    fn entry(&self, sweep: &Value) -> Value {
+        sweep["schedules"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a sweep output: {sweep}"))
+            .iter()
+            .find(|s| s["schedule"] == self.id())
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry for {} in {sweep}", self.id()))
+    }
+
     async fn wait_backup(&self, name: &str) -> String {
+        self.wait_backup_for(name, RUN).await
+    }
+
+    async fn wait_backup_for(&self, name: &str, timeout: Duration) -> String {
         let arn = format!(
-            "{}:{name}",
-            state_machine("volume-backup").replace(":stateMachine:", ":execution:")
+            "{}:{}",
+            state_machine("volume-backup").replace(":stateMachine:", ":execution:"),
+            execution_name(&self.fns, name)
         );
-        let done = self.flows.wait(&arn, RUN).await;
+        let done = self.flows.wait(&arn, timeout).await;
         done.status
     }
 
+    /// The backup's member `Backup` objects that exist, over the data planes.
+    async fn members(&self, backup: &str) -> usize {
+        let mut n = 0;
+        for p in self.world.plane_names(3) {
+            let member = self
+                .world
+                .backups(&p, &self.ns)
+                .get_opt(&format!("fed-{backup}"))
+                .await
+                .unwrap();
+            n += usize::from(member.is_some());
+        }
+        n
+    }
+
     async fn snapshots_of(&self, backup: &str) -> Vec<String> {
+        let ts = &backup[self.name.len() + 1..];
+        self.snapshots_under(&format!("{}/sched/-{ts}", self.ns))
+            .await
+    }
+
+    /// The snapshot ids of the backup whose member prefixes are `{prefix}-{plane}`.
+    async fn snapshots_under(&self, prefix: &str) -> Vec<String> {
         let mut out = Vec::new();
         for p in self.world.plane_names(3) {
-            let key = format!(
-                "{}/sched/-{}-{p}/backupmeta",
-                self.ns,
-                &backup[self.name.len() + 1..]
-            );
+            let key = format!("{prefix}-{p}/backupmeta");
             if let Some(meta) = self
                 .world
                 .cloud
@@ -143,8 +206,9 @@ impl Case {
 
     async fn wait_deleted(&self, backup: &str) {
         let arn = format!(
-            "{}:retention-{backup}",
-            state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:")
+            "{}:{}",
+            state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:"),
+            retention_execution_name(&self.fns, backup)
         );
         let done = self.flows.wait(&arn, RUN).await;
         assert_eq!(done.status, "SUCCEEDED", "{done:?}");
@@ -287,10 +351,13 @@ async fn the_rule_fires_named_backups_once_pause_stops_them_and_count_retention_
         .unwrap();
 }
 
+/// Age retention on the sweep function's own clock: a sweep cannot be dated ahead (see
+/// `a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_run`), so the backups
+/// really grow older than `maxReservedTime` (one minute here).
 #[tokio::test(flavor = "multi_thread")]
 async fn age_retention_deletes_expired_backups_and_never_a_running_one() {
     let c = Case::new("age").await;
-    c.apply(json!({"maxReservedTime": "1h", "maxBackups": 5}), json!({}))
+    c.apply(json!({"maxReservedTime": "1m", "maxBackups": 5}), json!({}))
         .await;
     let t1 = minute(Utc::now()) - Chrono::minutes(10);
     let first = c.tick(t1);
@@ -299,40 +366,231 @@ async fn age_retention_deletes_expired_backups_and_never_a_running_one() {
     assert_eq!(c.wait_backup(&b1).await, "SUCCEEDED");
     let s1 = c.snapshots_of(&b1).await;
 
-    // The next backup runs slowly.
+    // The next backup runs slowly: it is still running once it is older than maxReservedTime.
     c.apply(
-        json!({"maxReservedTime": "1h", "maxBackups": 5}),
-        json!({"sim.brfed.dev/fault": "*:execute:delay=25000"}),
+        json!({"maxReservedTime": "1m", "maxBackups": 5}),
+        json!({"sim.brfed.dev/fault": "*:execute:delay=150000"}),
     )
     .await;
     let second = c.tick(t1 + Chrono::minutes(1));
     assert_eq!(second["result"], "started", "{second}");
     let b2 = second["backup"].as_str().unwrap().to_string();
-
-    // Two hours later, as far as the sweep is concerned: b1 expired, b2 runs.
-    let later = (Utc::now() + Chrono::hours(2)).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let out = invoke("retention-sweep", &json!({"time": later}));
-    let mine = |out: &Value| {
-        out["schedules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["schedule"] == format!("br/{}", c.name))
-            .cloned()
-            .unwrap()
+    let doc2 = loop {
+        if let Some(d) = catalog_doc(&c.world, &c.fns, &b2).await {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(mine(&out)["deleting"], b1.as_str(), "{out}");
+    let created2: DateTime<Utc> = doc2["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("no creationTimestamp: {doc2}"));
+    // Both are expired when the younger one is: wait for that, on the real clock.
+    while Utc::now() < created2 + Chrono::seconds(65) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    let out = invoke("retention-sweep", &json!({}));
+    // The sweep rule (every 5 minutes) may have started it first: either way it is b1.
+    let mine = c.entry(&out);
+    assert_eq!(mine["deleting"].as_str().unwrap_or(&b1), b1, "{out}");
     c.wait_deleted(&b1).await;
     assert_eq!(c.existing(&s1).await, 0);
 
-    let out = invoke("retention-sweep", &json!({"time": later}));
+    let out = invoke("retention-sweep", &json!({}));
     assert!(
-        mine(&out).get("deleting").is_none(),
-        "the running backup is never deleted: {out}"
+        c.entry(&out).get("deleting").is_none(),
+        "the running backup is never deleted, expired as it is: {out}"
     );
-    assert_eq!(c.wait_backup(&b2).await, "SUCCEEDED");
-    assert!(catalog_doc(&c.world, "br", &b2).await.is_some());
-    scheduling::remove(&c.sched.env(), &c.rules, "br", &c.name)
+    assert_eq!(
+        c.wait_backup_for(&b2, Duration::from_secs(300)).await,
+        "SUCCEEDED"
+    );
+    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+        .await
+        .unwrap();
+}
+
+/// The same schedule name (`nightly`) in two namespaces, for two TidbClusters: each tick backs
+/// up both (today's code took the second for a duplicate of the first and never backed that
+/// cluster up), and deleting one namespace's backup, by hand and by retention, leaves the other
+/// namespace's backup of the same name whole: its catalog document, its member objects in every
+/// data plane and every one of its snapshots. A manual backup in the first namespace, named and
+/// labelled like the schedule's oldest, is never its retention's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_schedule_name_in_two_namespaces_backs_up_both_and_deletions_keep_apart() {
+    let a = Case::in_own_namespace("twa", "nightly").await;
+    let b = Case::in_own_namespace("twb", "nightly").await;
+    a.apply(json!({"maxBackups": 1}), json!({})).await;
+    b.apply(json!({"maxBackups": 2}), json!({})).await;
+
+    // By hand, before any tick: labelled as the schedule's, its oldest by name and by age.
+    let manual = "nightly-2000-01-01t00-00-00".to_string();
+    let manual_prefix = format!("{}/manual", a.ns);
+    let clusters: Vec<Value> = a
+        .world
+        .plane_names(3)
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": a.ns}))
+        .collect();
+    let arn = a
+        .flows
+        .start(
+            &state_machine("volume-backup"),
+            &execution_name(&a.fns, &manual),
+            &json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+                "metadata": {"name": manual, "namespace": a.fns,
+                             "labels": {"tidb.pingcap.com/backup-schedule": "nightly"}},
+                "spec": {"clusters": clusters, "template": {
+                    "br": {"sendCredToTikv": false},
+                    "s3": {"provider": "aws", "region": "us-west-2", "bucket": a.world.bucket,
+                           "prefix": manual_prefix},
+                    "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete"}}}),
+        )
+        .await;
+    let done = a.flows.wait(&arn, RUN).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let s_manual = a.snapshots_under(&manual_prefix).await;
+    assert_eq!(s_manual.len(), 3);
+
+    // Two ticks, each delivered to both schedules: four backups, two names.
+    let t1 = minute(Utc::now()) - Chrono::minutes(5);
+    let mut names = Vec::new();
+    for t in [t1, t1 + Chrono::minutes(1)] {
+        let (ra, rb) = (a.tick(t), b.tick(t));
+        assert_eq!(ra["result"], "started", "{ra}");
+        assert_eq!(
+            rb["result"], "started",
+            "the other namespace's tick too: {rb}"
+        );
+        assert_eq!(ra["backup"], rb["backup"]);
+        let name = ra["backup"].as_str().unwrap().to_string();
+        assert_eq!(a.wait_backup(&name).await, "SUCCEEDED");
+        assert_eq!(b.wait_backup(&name).await, "SUCCEEDED");
+        names.push(name);
+    }
+    let (n1, n2) = (names[0].clone(), names[1].clone());
+    let (a1, a2) = (a.snapshots_of(&n1).await, a.snapshots_of(&n2).await);
+    let (b1, b2) = (b.snapshots_of(&n1).await, b.snapshots_of(&n2).await);
+    for (what, s) in [("a1", &a1), ("a2", &a2), ("b1", &b1), ("b2", &b2)] {
+        assert_eq!(s.len(), 3, "{what}");
+    }
+    assert!(a2.iter().all(|id| !b2.contains(id)), "distinct snapshots");
+    for (c, n) in [(&a, &n1), (&a, &n2), (&b, &n1), (&b, &n2)] {
+        assert_eq!(c.members(n).await, 3, "{}/{n}", c.fns);
+    }
+
+    // By hand: the second namespace's newest goes; the first's of the same name stays whole.
+    let delete_sm = state_machine("volume-backup-delete");
+    let arn = b
+        .flows
+        .start(
+            &delete_sm,
+            &format!("delete-{}", execution_name(&b.fns, &n2)),
+            &json!({"name": n2, "namespace": b.fns}),
+        )
+        .await;
+    let done = b.flows.wait(&arn, RUN).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    assert_eq!(done.output.unwrap()["result"], "Cleaned");
+    assert_eq!(b.existing(&b2).await, 0, "the deleted backup's snapshots");
+    assert!(catalog_doc(&b.world, &b.fns, &n2).await.is_none());
+    assert!(catalog_doc(&a.world, &a.fns, &n2).await.is_some());
+    assert_eq!(a.members(&n2).await, 3, "the other namespace's members");
+    assert_eq!(a.existing(&a2).await, 3, "the other namespace's snapshots");
+
+    // By retention: maxBackups 1 lets the first namespace's oldest tick backup go (not the
+    // manual one); the second namespace keeps its one backup of that name, whole.
+    let out = invoke("retention-sweep", &json!({}));
+    // The sweep rule (every 5 minutes) may have started it first: either way it is n1.
+    assert_eq!(
+        a.entry(&out)["deleting"].as_str().unwrap_or(&n1),
+        n1,
+        "{out}"
+    );
+    assert!(b.entry(&out).get("deleting").is_none(), "{out}");
+    a.wait_deleted(&n1).await;
+    assert_eq!(a.existing(&a1).await, 0, "the expired backup's snapshots");
+    assert!(catalog_doc(&b.world, &b.fns, &n1).await.is_some());
+    assert_eq!(b.members(&n1).await, 3, "the other namespace's members");
+    assert_eq!(b.existing(&b1).await, 3, "the other namespace's snapshots");
+    assert!(catalog_doc(&a.world, &a.fns, &manual).await.is_some());
+    assert_eq!(
+        a.existing(&s_manual).await,
+        3,
+        "the manual backup's snapshots"
+    );
+    let again = invoke("retention-sweep", &json!({}));
+    assert!(
+        a.entry(&again).get("deleting").is_none(),
+        "one tick backup left, and the manual one is not a candidate: {again}"
+    );
+
+    for c in [&a, &b] {
+        scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+            .await
+            .unwrap();
+    }
+}
+
+/// A tick dated a day ahead would record a `lastBackupTime` that makes every real tick until
+/// then `stale`, and a sweep dated a day ahead would expire backups early: both are refused by
+/// name, change nothing, and the schedule's next real tick runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_run() {
+    let c = Case::new("ahead").await;
+    c.apply(json!({"maxReservedTime": "1h"}), json!({})).await;
+    let ahead = minute(Utc::now()) + Chrono::days(1);
+    let refused = c.tick(ahead);
+    assert_eq!(refused["errorType"], "EventTimeOutOfRange", "{refused}");
+    let doc = scheduling::get(&c.sched.env(), &c.fns, &c.name)
+        .await
+        .unwrap();
+    assert_eq!(doc.status, Default::default(), "nothing recorded");
+    let sfn = aws_sdk_sfn::Client::new(&aws_config::load_from_env().await);
+    let never = format!(
+        "{}:{}",
+        state_machine("volume-backup").replace(":stateMachine:", ":execution:"),
+        execution_name(&c.fns, &tick_backup_name(&c.name, ahead))
+    );
+    assert!(
+        sfn.describe_execution()
+            .execution_arn(&never)
+            .send()
+            .await
+            .is_err(),
+        "no backup of the refused tick"
+    );
+
+    let now = c.tick(minute(Utc::now()));
+    assert_eq!(now["result"], "started", "the next real tick runs: {now}");
+    let b = now["backup"].as_str().unwrap().to_string();
+    assert_eq!(c.wait_backup(&b).await, "SUCCEEDED");
+    let s = c.snapshots_of(&b).await;
+
+    // A day ahead, the backup would be older than maxReservedTime (1 h): refused, kept.
+    let sweep = invoke(
+        "retention-sweep",
+        &json!({"time": ahead.to_rfc3339_opts(SecondsFormat::Secs, true)}),
+    );
+    assert_eq!(sweep["errorType"], "EventTimeOutOfRange", "{sweep}");
+    let deletion = format!(
+        "{}:{}",
+        state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:"),
+        retention_execution_name(&c.fns, &b)
+    );
+    assert!(
+        sfn.describe_execution()
+            .execution_arn(&deletion)
+            .send()
+            .await
+            .is_err(),
+        "no deletion started"
+    );
+    assert!(catalog_doc(&c.world, &c.fns, &b).await.is_some());
+    assert_eq!(c.existing(&s).await, 3);
+    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
 }
