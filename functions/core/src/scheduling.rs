@@ -496,8 +496,19 @@ pub fn last_backup_busy(doc: &VolumeBackupDoc) -> Option<String> {
             doc.status.phase.as_deref().unwrap_or("without a phase")
         ));
     }
-    // A `Failed` document whose members were asked to stop but had not all ended: the record of
-    // whether they have settled (backup-abort's) is checked here once it exists.
+    // Ended, but backup-abort (or finalize) saw members still running: they settle later, and
+    // backup-abort writes `membersSettled: true` when they have.
+    if doc.brfed.members_settled == Some(false) {
+        return Some(format!(
+            "it ended {} while members still ran ({}); backup-abort marks them settled once they end",
+            doc.status.phase.as_deref().unwrap_or("without a phase"),
+            if doc.brfed.unsettled_members.is_empty() {
+                "not named".to_string()
+            } else {
+                doc.brfed.unsettled_members.join(", ")
+            }
+        ));
+    }
     None
 }
 

@@ -791,6 +791,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
     );
     assert_eq!(x.names(BACKUP_SM).len(), 1);
 
+    // Failed by backup-abort, but a member still runs: the tick still waits.
     put_backup(
         &store,
         "daily",
@@ -798,6 +799,28 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
         "2026-01-02T00:00:01Z",
         "Failed",
     );
+    let key = backup_key("br", &first.backup);
+    let mut doc = store.get(CATALOG, &key).unwrap();
+    doc["brfed"]["membersSettled"] = json!(false);
+    doc["brfed"]["unsettledMembers"] = json!(["dp2/tidb/fed-x VolumeBackupSnapshotsCreated"]);
+    store.put(CATALOG, &key, doc.clone());
+    let still = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T01:30:00Z"), now())
+        .await
+        .unwrap();
+    assert_eq!(still.result, "lastBackupRunning", "{still:?}");
+    assert!(
+        still
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("dp2/tidb/fed-x"),
+        "{still:?}"
+    );
+    assert_eq!(x.names(BACKUP_SM).len(), 1);
+
+    doc["brfed"]["membersSettled"] = json!(true);
+    doc["brfed"]["unsettledMembers"] = json!([]);
+    store.put(CATALOG, &key, doc);
     let next = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T02:00:00Z"), now())
         .await
         .unwrap();
