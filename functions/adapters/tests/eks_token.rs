@@ -378,10 +378,9 @@ async fn exec_plugins_other_than_aws_eks_get_token_are_refused_by_name() {
         "command: aws",
         "command: /usr/local/bin/gke-gcloud-auth-plugin",
     );
-    let e = KubeRegistry::from_yaml(&kubeconfig, &sdk_config())
-        .await
-        .err()
-        .expect("refused");
+    let Err(e) = KubeRegistry::from_yaml(&kubeconfig, &sdk_config()).await else {
+        panic!("a gke-gcloud-auth-plugin exec was accepted");
+    };
     assert_eq!(e.name(), "Configuration");
     let m = e.to_string();
     assert!(
@@ -396,9 +395,8 @@ async fn exec_plugins_other_than_aws_eks_get_token_are_refused_by_name() {
         }))
         .unwrap(),
     );
-    let e = replace_aws_exec(&mut config, &sdk_config())
-        .await
-        .err()
-        .expect("refused");
+    let Err(e) = replace_aws_exec(&mut config, &sdk_config()).await else {
+        panic!("an auth-provider with cmd-path was accepted");
+    };
     assert!(e.to_string().contains("cmd-path"), "{e}");
 }
