@@ -210,9 +210,16 @@ const EC2_CALLS: &[(&str, &str)] = &[
     // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
     ("restore-finalize", "ec2:DeleteVolume"),
     ("restore-abort", "ec2:DeleteVolume"),
-    // Whose the volumes of `restoremeta` are (`Ec2Volumes::volume_tags`).
+    // Whose the volumes made from a member's snapshots are (`restore_volumes::claim`,
+    // `Ec2Volumes::volumes_from_snapshots` and `describe_volume`).
+    ("restore-observe", "ec2:DescribeVolumes"),
     ("restore-finalize", "ec2:DescribeVolumes"),
     ("restore-abort", "ec2:DescribeVolumes"),
+    // Claims them: tags them with the stack and the restore (`Volumes::tag_volumes`), at
+    // VolumeComplete (observe) or in the leftovers report (finalize, abort).
+    ("restore-observe", "ec2:CreateTags"),
+    ("restore-finalize", "ec2:CreateTags"),
+    ("restore-abort", "ec2:CreateTags"),
     // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
