@@ -1652,6 +1652,80 @@ fn every_function_eventbridge_invokes_retries_twice_then_sends_the_event_to_the_
     }
 }
 
+/// The local world configures its safety net from `infra/local/rules.json` (`queues`,
+/// `asyncInvokeConfigs`, the targets' `retryPolicy` and `deadLetterQueue`); the template must
+/// say the same, so that what the system tests show is what AWS does.
+#[test]
+fn the_safety_net_is_configured_as_in_the_local_world() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let local: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
+    )
+    .unwrap();
+    let prefix = t["Parameters"]["NamePrefix"]["Default"].as_str().unwrap();
+    let name = sub_text(&resource(&t, &queue)["Properties"]["QueueName"])
+        .expect("the queue's name is <NamePrefix>-...")
+        .replace("${NamePrefix}", prefix);
+    assert!(
+        local["queues"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|q| q["name"] == name.as_str())),
+        "{queue}: with the default NamePrefix it is {name}, the local world's queue"
+    );
+    let configs = local["asyncInvokeConfigs"].as_array().unwrap();
+    let crates: BTreeSet<String> = configs
+        .iter()
+        .map(|c| c["function"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(crates, invoked_by_events(&t), "the same functions");
+    for c in configs {
+        let id = function_id(c["function"].as_str().unwrap());
+        let (cid, cfg) = of_type(&t, "AWS::Lambda::EventInvokeConfig")
+            .into_iter()
+            .find(|(_, x)| ref_of(&x["Properties"]["FunctionName"]) == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("{id}: no EventInvokeConfig"));
+        let p = &cfg["Properties"];
+        assert_eq!(
+            p["MaximumRetryAttempts"].as_u64(),
+            c["maximumRetryAttempts"].as_u64(),
+            "{cid}"
+        );
+        assert_eq!(
+            p["MaximumEventAgeInSeconds"].as_u64(),
+            c["maximumEventAgeInSeconds"].as_u64(),
+            "{cid}"
+        );
+        assert_eq!(c["onFailure"].as_str(), Some(name.as_str()), "{cid}");
+    }
+    for (rule_id, rule) in of_type(&t, "AWS::Events::Rule") {
+        for target in one_or_many(&rule["Properties"]["Targets"]) {
+            let function = get_att(&target["Arn"], "Arn").unwrap();
+            let krate = function_crates()
+                .into_iter()
+                .find(|k| function_id(k) == function)
+                .unwrap();
+            let l = &local_rule(&krate)["targets"][0];
+            let retry = &target["RetryPolicy"];
+            assert_eq!(
+                retry["MaximumRetryAttempts"].as_u64(),
+                l["retryPolicy"]["maximumRetryAttempts"].as_u64(),
+                "{rule_id}"
+            );
+            assert_eq!(
+                retry["MaximumEventAgeInSeconds"].as_u64(),
+                l["retryPolicy"]["maximumEventAgeInSeconds"].as_u64(),
+                "{rule_id}"
+            );
+            assert_eq!(
+                l["deadLetterQueue"].as_str(),
+                Some(name.as_str()),
+                "{rule_id}"
+            );
+        }
+    }
+}
+
 /// A `pub const NAME: &str = "value";` of `functions/adapters/src/signals.rs` (this crate cannot
 /// depend on the adapters).
 fn signals_const(name: &str) -> String {
