@@ -21,8 +21,9 @@ setup: ## Install/build everything the world needs (cached under ~/.cache/brfed)
 build: ## Build every crate (functions, simulated operator, tests)
 	cargo build --workspace --bins --tests
 
-lint: ## rustfmt check and clippy with warnings denied
+lint: ## rustfmt check, clippy with warnings denied, checkov on the AWS template (pinned venv; skips and why: infra/aws/.checkov.yaml)
 	cargo fmt --all -- --check
+	@venv="$$(infra/aws/setup-lint.sh)" && "$$venv/bin/checkov" --config-file infra/aws/.checkov.yaml
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test-unit: lint-template ## Unit and contract tests that need no world (and the AWS template lint)
@@ -66,6 +67,7 @@ test-faults: ## Fault matrix on the local world (backup/restore phase x failed, 
 # Function crates = every functions/<crate>/src/main.rs. `package` builds them with cargo-lambda
 # (venv) and its zig linker against glibc $(LAMBDA_GLIBC), the glibc of Amazon Linux 2023
 # (provided.al2023), for x86_64, with the workspace's own [profile.release]:
+# --locked builds exactly the committed Cargo.lock (a stale lock stops the build);
 # --disable-optimizations drops cargo-lambda's extra flags (panic=abort would defeat
 # lambda_runtime's panic-to-error layer; target-cpu=haswell). Not part of `make test`: a cold
 # release build of the AWS SDK takes longer than the rest of the suite.
@@ -80,7 +82,7 @@ lint-template: ## cfn-lint infra/aws/template.yaml (the venv's cfn-lint); test-u
 
 package: ## Release-build every function for Lambda: <target dir>/lambda/<crate>/bootstrap.zip, checked (glibc <= 2.34)
 	@venv="$$(infra/local/setup-python.sh)" && PATH="$$venv/bin:$$PATH" \
-	  cargo lambda build --release --disable-optimizations --output-format zip \
+	  cargo lambda build --release --locked --disable-optimizations --output-format zip \
 	    --target x86_64-unknown-linux-gnu.$(LAMBDA_GLIBC) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_FUNCTIONS)) && \
 	  "$$venv/bin/python" infra/aws/check_package.py --max-glibc $(LAMBDA_GLIBC) --machine X86-64 \
 	    $(foreach f,$(LAMBDA_FUNCTIONS),$(LAMBDA_DIR)/$(f)/bootstrap.zip)

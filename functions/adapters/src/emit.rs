@@ -13,10 +13,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use brfed_core::StepError;
 use brfed_core::catalog::{Catalog, VolumeBackupDoc};
 use brfed_core::delete::{DeleteContext, DeleteResult, DeleteStepInput};
+use brfed_core::member::MemberView;
+use brfed_core::ports::{DataPlanes, MemberKind, Observation};
 use brfed_core::restore_steps::RestoreFinalizeOutput;
 use brfed_core::spec::BackupRequest;
 use brfed_core::status::vbk;
-use brfed_core::steps::{AbortReport, ExecutionStatusChange, FinalizeOutput};
+use brfed_core::steps::{AbortReport, BackupContext, ExecutionStatusChange, FinalizeOutput};
 use chrono::Utc;
 use std::io::Write;
 use std::time::Duration;
@@ -192,6 +194,42 @@ impl<'a> Emitter<'a> {
                 "event not sent: PutEvents timed out"
             ),
         }
+    }
+}
+
+/// `backup-observe`, after its step returned: [`signals::gc_paused`] of the backup, from one
+/// read of its initialize member (the step's own observations stay inside the core step), with
+/// this function's name (`AWS_LAMBDA_FUNCTION_NAME`) as the alarm's dimension. Writes nothing
+/// when the member does not hold the pause or cannot be read, and never changes the step's
+/// result. Not an event: only the metric line.
+pub async fn gc_paused(runtime: &Runtime, ctx: &BackupContext) {
+    let Some(init) = ctx.members.first() else {
+        return;
+    };
+    let obs = runtime
+        .env()
+        .planes
+        .observe_members(
+            MemberKind::Backup,
+            std::slice::from_ref(init),
+            Duration::ZERO,
+            &|_: &[Observation]| true,
+        )
+        .await;
+    let view = match obs.first() {
+        Some(Observation::Present(obj)) => MemberView::from_object(obj),
+        Some(Observation::Unreachable(e)) => {
+            tracing::warn!(error = %e, "GC pause not measured: the initialize member cannot be read");
+            return;
+        }
+        _ => return,
+    };
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "backup-observe".to_string());
+    if let Some(m) = signals::gc_paused(ctx, &view, &function, Utc::now())
+        && let Err(e) = write_line(&m.line())
+    {
+        tracing::warn!(error = %e, "GC pause metric not written");
     }
 }
 

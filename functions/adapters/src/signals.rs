@@ -9,8 +9,10 @@
 
 use brfed_core::catalog::VolumeBackupDoc;
 use brfed_core::delete::{DeleteContext, DeleteResult};
+use brfed_core::member::{MemberView, cond};
 use brfed_core::restore::VolumeRestoreDoc;
 use brfed_core::status::{FedCondition, go_duration, vbk};
+use brfed_core::steps::BackupContext;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -26,6 +28,13 @@ pub const CAUSE_LIMIT: usize = 2048;
 const BY_STATUS: &[&str] = &["namespace", "tc", "status"];
 /// Dimensions of the other metrics.
 const BY_CLUSTER: &[&str] = &["namespace", "tc"];
+/// The dimension of [`GC_PAUSED_METRIC`] that the stack's alarm watches: the emitting function's
+/// name (`<NamePrefix>-backup-observe`), so that two stacks in one account alarm apart.
+const BY_FUNCTION: &[&str] = &["FunctionName"];
+
+/// Seconds a running backup's initialize member has held GC and the PD schedulers paused
+/// ([`gc_paused`]); `infra/aws/template.yaml`'s `GcPausedAlarm` watches it.
+pub const GC_PAUSED_METRIC: &str = "GcPausedSeconds";
 
 /// CloudWatch units brfed uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +318,50 @@ pub fn backup_ended(
             },
         },
     })
+}
+
+/// While the initialize member (`init`, read from its data plane) of the running backup `ctx`
+/// holds GC and the PD schedulers paused, [`GC_PAUSED_METRIC`] = seconds from its
+/// `VolumeBackupInitialized` condition to `now`, by namespace and tc and by `FunctionName` =
+/// `function` (the alarm's dimension), with the backup's name and execution as properties.
+/// `None` when it does not hold the pause: not initialized yet, or its init job ended
+/// (`VolumeBackupInitializeComplete`: resumed; `VolumeBackupInitializeFailed`: ended or stopped;
+/// `Complete`/`Failed`: the data plane is done with it), or it is not this execution's member
+/// (no `brfed.io/execution` = `ctx.execution`), or the condition has no readable time.
+pub fn gc_paused(
+    ctx: &BackupContext,
+    init: &MemberView,
+    function: &str,
+    now: DateTime<Utc>,
+) -> Option<Emf> {
+    if init.execution.as_deref() != Some(ctx.execution.as_str())
+        || init.has(cond::INITIALIZE_COMPLETE)
+        || init.has(cond::INITIALIZE_FAILED)
+        || init.has(cond::COMPLETE)
+        || init.has(cond::FAILED)
+    {
+        return None;
+    }
+    let since = init
+        .condition(cond::INITIALIZED)?
+        .last_transition_time
+        .as_deref();
+    let now_text = now.to_rfc3339();
+    let seconds = seconds_between(since, Some(&now_text))?;
+    Some(
+        Emf::new(METRIC_NAMESPACE, now)
+            .dimension("namespace", &ctx.namespace)
+            .dimension(
+                "tc",
+                &tc_dimension(ctx.members.iter().map(|m| m.tc_name.as_str())),
+            )
+            .dimension("FunctionName", function)
+            .property("name", ctx.name.as_str())
+            .property("execution", ctx.execution.as_str())
+            .property("pausedSince", since.unwrap_or_default())
+            .metric(BY_CLUSTER, GC_PAUSED_METRIC, Unit::Seconds, seconds)
+            .metric(BY_FUNCTION, GC_PAUSED_METRIC, Unit::Seconds, seconds),
+    )
 }
 
 /// The signal of a restore that ended: `fed_volume_restore_status` (1, by namespace, tc,
@@ -695,6 +748,123 @@ mod tests {
             s.event.detail.cause.unwrap().chars().count(),
             CAUSE_LIMIT + 1
         );
+    }
+
+    /// The context of running backup `br/bk1` over tc `b` (dp1, initializes) and `a` (dp2).
+    fn running_backup() -> BackupContext {
+        serde_json::from_value(json!({
+            "name": "bk1", "namespace": "br",
+            "execution": "arn:aws:states:us-west-2:1:execution:volume-backup:br.bk1",
+            "members": [
+                {"k8sClusterName": "dp1", "tcName": "b", "tcNamespace": "tidb", "backupName": "fed-bk1"},
+                {"k8sClusterName": "dp2", "tcName": "a", "tcNamespace": "tidb", "backupName": "fed-bk1"}],
+            "options": {},
+            "deadline": "2026-01-02T05:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    /// The initialize member as its data plane shows it: annotated with `execution`, with
+    /// `conditions`.
+    fn init_member(execution: &str, conditions: Vec<Value>) -> MemberView {
+        MemberView::from_object(&json!({
+            "metadata": {"name": "fed-bk1", "namespace": "tidb",
+                         "annotations": {"brfed.io/execution": execution}},
+            "spec": {"federalVolumeBackupPhase": "initialize"},
+            "status": {"phase": "Running", "conditions": conditions},
+        }))
+    }
+
+    const PAUSED_AT: &str = "2026-01-02T03:00:10Z";
+
+    #[test]
+    fn a_backup_holding_the_gc_pause_reports_how_long_as_valid_emf_the_alarm_can_select() {
+        let ctx = running_backup();
+        let init = init_member(
+            &ctx.execution,
+            vec![
+                condition("Scheduled", "2026-01-02T03:00:00Z", None, None),
+                condition("VolumeBackupInitialized", PAUSED_AT, None, None),
+            ],
+        );
+        let m = gc_paused(&ctx, &init, "brfed-backup-observe", at(NOW)).unwrap();
+        let doc: Value = serde_json::from_str(&m.line()).unwrap();
+        assert_eq!(emf_violations(&doc), Vec::<String>::new(), "{doc}");
+        assert_eq!(doc["GcPausedSeconds"], 621.25, "{doc}");
+        assert_eq!(doc["namespace"], "br");
+        assert_eq!(doc["tc"], "a,b");
+        assert_eq!(doc["name"], "bk1");
+        assert_eq!(doc["execution"], ctx.execution.as_str());
+        assert_eq!(doc["pausedSince"], PAUSED_AT);
+        assert_eq!(doc["FunctionName"], "brfed-backup-observe");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"],
+            json!([
+                {"Namespace": "brfed", "Dimensions": [["namespace", "tc"]],
+                 "Metrics": [{"Name": "GcPausedSeconds", "Unit": "Seconds"}]},
+                {"Namespace": "brfed", "Dimensions": [["FunctionName"]],
+                 "Metrics": [{"Name": "GcPausedSeconds", "Unit": "Seconds"}]},
+            ])
+        );
+    }
+
+    #[test]
+    fn no_gc_pause_is_reported_unless_this_backups_initialize_member_holds_it() {
+        let ctx = running_backup();
+        let paused = condition("VolumeBackupInitialized", PAUSED_AT, None, None);
+        let later = "2026-01-02T03:05:00Z";
+        let cases = [
+            ("not initialized yet", ctx.execution.clone(), vec![]),
+            (
+                "GC resumed",
+                ctx.execution.clone(),
+                vec![
+                    paused.clone(),
+                    condition("VolumeBackupInitializeComplete", later, None, None),
+                ],
+            ),
+            (
+                "init job ended",
+                ctx.execution.clone(),
+                vec![
+                    paused.clone(),
+                    condition("VolumeBackupInitializeFailed", later, None, None),
+                ],
+            ),
+            (
+                "member failed",
+                ctx.execution.clone(),
+                vec![paused.clone(), condition("Failed", later, None, None)],
+            ),
+            (
+                "another execution's member",
+                "arn:aws:states:us-west-2:1:execution:volume-backup:other.bk1".to_string(),
+                vec![paused.clone()],
+            ),
+            (
+                "pause time in the future",
+                ctx.execution.clone(),
+                vec![condition(
+                    "VolumeBackupInitialized",
+                    "2026-01-03T00:00:00Z",
+                    None,
+                    None,
+                )],
+            ),
+        ];
+        for (what, execution, conditions) in cases {
+            let init = init_member(&execution, conditions);
+            assert_eq!(
+                gc_paused(&ctx, &init, "brfed-backup-observe", at(NOW)),
+                None,
+                "{what}"
+            );
+        }
+        let unreadable = init_member(
+            &ctx.execution,
+            vec![json!({"type": "VolumeBackupInitialized", "status": "True"})],
+        );
+        assert_eq!(gc_paused(&ctx, &unreadable, "f", at(NOW)), None, "no time");
     }
 
     #[test]

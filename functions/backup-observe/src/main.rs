@@ -1,6 +1,6 @@
-//! Lambda `backup-observe`: watch the members until the awaited condition holds, a member fails, a deadline passes, or the watch budget is spent.
+//! Lambda `backup-observe`: watch the members until the awaited condition holds, a member fails, a deadline passes, or the watch budget is spent; then, while the backup holds GC paused, how long (metric `GcPausedSeconds`, `docs/signals.md`).
 
-use brfed_adapters::{Runtime, lambda};
+use brfed_adapters::{Runtime, emit, lambda};
 use brfed_core::steps;
 
 #[tokio::main]
@@ -9,7 +9,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let runtime = Runtime::load().await?;
     lambda::serve(move |input: steps::ObserveInput, _ctx| {
         let runtime = runtime.clone();
-        async move { steps::observe(&runtime.env(), input).await }
+        async move {
+            let ctx = input.backup.clone();
+            let out = steps::observe(&runtime.env(), input).await?;
+            emit::gc_paused(&runtime, &ctx).await;
+            Ok(out)
+        }
     })
     .await
 }

@@ -210,9 +210,16 @@ const EC2_CALLS: &[(&str, &str)] = &[
     // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
     ("restore-finalize", "ec2:DeleteVolume"),
     ("restore-abort", "ec2:DeleteVolume"),
-    // Whose the volumes of `restoremeta` are (`Ec2Volumes::volume_tags`).
+    // Whose the volumes made from a member's snapshots are (`restore_volumes::claim`,
+    // `Ec2Volumes::volumes_from_snapshots` and `describe_volume`).
+    ("restore-observe", "ec2:DescribeVolumes"),
     ("restore-finalize", "ec2:DescribeVolumes"),
     ("restore-abort", "ec2:DescribeVolumes"),
+    // Claims them: tags them with the stack and the restore (`Volumes::tag_volumes`), at
+    // VolumeComplete (observe) or in the leftovers report (finalize, abort).
+    ("restore-observe", "ec2:CreateTags"),
+    ("restore-finalize", "ec2:CreateTags"),
+    ("restore-abort", "ec2:CreateTags"),
     // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
@@ -539,6 +546,7 @@ fn every_state_machine_role_invokes_exactly_the_functions_its_definition_uses() 
 #[test]
 fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_resource() {
     let t = template();
+    let invoked_by_events = invoked_by_events(&t);
     let mut roles = BTreeSet::new();
     for krate in function_crates() {
         let id = function_id(&krate);
@@ -574,15 +582,17 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                     *a != "*" && !a.ends_with(":*"),
                     "{role_id}: wildcard action {a}"
                 );
-                // Only what the functions call: their logs, S3, the EC2 actions listed, and
-                // for the scheduled functions the two Step Functions calls.
+                // Only what the functions call: their logs, S3, the EC2 actions listed, for
+                // the scheduled functions the two Step Functions calls, and for those
+                // EventBridge invokes, Lambda's on-failure delivery to the safety-net queue.
                 assert!(
                     a.starts_with("logs:")
                         || a.starts_with("s3:")
                         || EC2_CALLS.contains(&(krate.as_str(), *a))
                         || (sfn.is_some()
                             && ["states:StartExecution", "states:DescribeExecution"].contains(a))
-                        || (*a == "events:PutEvents" && EVENT_EMITTERS.contains(&krate.as_str())),
+                        || (*a == "events:PutEvents" && EVENT_EMITTERS.contains(&krate.as_str()))
+                        || (*a == "sqs:SendMessage" && invoked_by_events.contains(&krate)),
                     "{role_id}: {krate} does not call {a}"
                 );
             }
@@ -1440,4 +1450,438 @@ fn no_state_machine_logs_execution_data() {
             "{id}: IncludeExecutionData would log the VolumeBackup's template (env values) with every transition"
         );
     }
+}
+
+// --- the safety net: abort, tick and sweep fail into one queue, which alarms -----------------------
+
+/// The function crates EventBridge may invoke (a `lambda:InvokeFunction` permission for
+/// `events.amazonaws.com`): the ones invoked asynchronously, whose failures nobody waits for.
+fn invoked_by_events(t: &Value) -> BTreeSet<String> {
+    function_crates()
+        .into_iter()
+        .filter(|k| events_may_invoke(t, k, |_| true))
+        .collect()
+}
+
+/// The id of the safety-net queue: the one SQS queue of the template, the `SafetyNetQueueArn`
+/// output.
+fn safety_net_queue(t: &Value) -> String {
+    let queues = of_type(t, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 1, "one safety-net queue");
+    let id = queues[0].0.clone();
+    assert_eq!(
+        get_att(&t["Outputs"]["SafetyNetQueueArn"]["Value"], "Arn"),
+        Some(id.as_str()),
+        "the SafetyNetQueueArn output (the CLI's schedule rules dead-letter there)"
+    );
+    id
+}
+
+#[test]
+fn the_functions_eventbridge_invokes_are_the_aborts_the_tick_and_the_sweep() {
+    let t = template();
+    assert_eq!(
+        invoked_by_events(&t),
+        [
+            "backup-abort",
+            "restore-abort",
+            "retention-sweep",
+            "schedule-tick"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect(),
+        "a new asynchronously invoked function needs the safety net below too"
+    );
+}
+
+#[test]
+fn every_rule_target_retries_its_delivery_then_dead_letters_to_the_safety_net() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let mut targeted = BTreeSet::new();
+    for (rule_id, rule) in of_type(&t, "AWS::Events::Rule") {
+        for target in one_or_many(&rule["Properties"]["Targets"]) {
+            let function = get_att(&target["Arn"], "Arn").unwrap_or_else(|| {
+                panic!("{rule_id}: a target that is no function of the template")
+            });
+            targeted.insert(function.to_string());
+            let retry = &target["RetryPolicy"];
+            let attempts = retry["MaximumRetryAttempts"].as_u64().unwrap_or_else(|| {
+                panic!("{rule_id} -> {function}: no RetryPolicy.MaximumRetryAttempts")
+            });
+            let age = retry["MaximumEventAgeInSeconds"]
+                .as_u64()
+                .unwrap_or_else(|| {
+                    panic!("{rule_id} -> {function}: no RetryPolicy.MaximumEventAgeInSeconds")
+                });
+            assert!(
+                (1..=185).contains(&attempts) && (60..=86_400).contains(&age),
+                "{rule_id} -> {function}: RetryPolicy out of EventBridge's ranges"
+            );
+            if function.ends_with("AbortFunction") {
+                assert_eq!(
+                    (attempts, age),
+                    (185, 86_400),
+                    "{rule_id}: an abort's delivery is retried for as long as EventBridge can (GC may be paused)"
+                );
+            }
+            assert_eq!(
+                get_att(&target["DeadLetterConfig"]["Arn"], "Arn"),
+                Some(queue.as_str()),
+                "{rule_id} -> {function}: an undeliverable event must land in {queue}"
+            );
+        }
+    }
+    for krate in ["backup-abort", "restore-abort", "retention-sweep"] {
+        assert!(
+            targeted.contains(&function_id(krate)),
+            "no rule of the template targets {krate}"
+        );
+    }
+}
+
+#[test]
+fn the_safety_net_queue_is_encrypted_and_takes_dead_letters_of_brfeds_rules_only() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let q = &resource(&t, &queue)["Properties"];
+    assert!(
+        q["SqsManagedSseEnabled"].as_bool() == Some(true) || !q["KmsMasterKeyId"].is_null(),
+        "{queue}: encrypted at rest"
+    );
+    assert_eq!(
+        q["MessageRetentionPeriod"].as_u64(),
+        Some(1_209_600),
+        "{queue}: failed events wait the longest SQS allows for a person"
+    );
+    let policies: Vec<_> = of_type(&t, "AWS::SQS::QueuePolicy")
+        .into_iter()
+        .filter(|(_, p)| {
+            one_or_many(&p["Properties"]["Queues"])
+                .into_iter()
+                .any(|x| ref_of(x) == Some(queue.as_str()))
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "{queue}: one queue policy");
+    let (policy_id, policy) = &policies[0];
+    let rules: BTreeSet<String> = of_type(&t, "AWS::Events::Rule")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let mut allowed_rules = BTreeSet::new();
+    let mut schedule_rules = false;
+    for s in one_or_many(&policy["Properties"]["PolicyDocument"]["Statement"]) {
+        if s["Effect"].as_str() != Some("Allow") {
+            continue;
+        }
+        assert_eq!(
+            s["Principal"]["Service"].as_str(),
+            Some("events.amazonaws.com"),
+            "{policy_id}: only EventBridge may send"
+        );
+        assert_eq!(actions_of(s), ["sqs:SendMessage"], "{policy_id}");
+        assert_eq!(get_att(&s["Resource"], "Arn"), Some(queue.as_str()));
+        let sources = one_or_many(&s["Condition"]["ArnLike"]["aws:SourceArn"]);
+        assert!(!sources.is_empty(), "{policy_id}: from named rules only");
+        for src in sources {
+            if let Some(rule) = get_att(src, "Arn") {
+                allowed_rules.insert(rule.to_string());
+            } else {
+                assert_eq!(
+                    sub_text(src),
+                    Some(
+                        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/brfed-schedule-*"
+                    ),
+                    "{policy_id}: a source that is neither a rule of the template nor the CLI's schedule rules"
+                );
+                schedule_rules = true;
+            }
+        }
+    }
+    assert_eq!(
+        allowed_rules, rules,
+        "{policy_id}: every rule of the template may dead-letter"
+    );
+    assert!(
+        schedule_rules,
+        "{policy_id}: the CLI's schedule rules may dead-letter"
+    );
+}
+
+#[test]
+fn every_function_eventbridge_invokes_retries_twice_then_sends_the_event_to_the_safety_net() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let configs = of_type(&t, "AWS::Lambda::EventInvokeConfig");
+    for krate in invoked_by_events(&t) {
+        let id = function_id(&krate);
+        let found: Vec<_> = configs
+            .iter()
+            .filter(|(_, c)| ref_of(&c["Properties"]["FunctionName"]) == Some(id.as_str()))
+            .collect();
+        assert_eq!(found.len(), 1, "{krate}: one EventInvokeConfig");
+        let (cid, c) = found[0];
+        let p = &c["Properties"];
+        assert_eq!(
+            p["Qualifier"].as_str(),
+            Some("$LATEST"),
+            "{cid}: EventBridge invokes the unqualified function"
+        );
+        assert_eq!(p["MaximumRetryAttempts"].as_u64(), Some(2), "{cid}");
+        assert!(
+            p["MaximumEventAgeInSeconds"]
+                .as_u64()
+                .is_some_and(|a| (60..=21_600).contains(&a)),
+            "{cid}: MaximumEventAgeInSeconds"
+        );
+        assert_eq!(
+            get_att(&p["DestinationConfig"]["OnFailure"]["Destination"], "Arn"),
+            Some(queue.as_str()),
+            "{cid}: a failed invocation must land in {queue}"
+        );
+        // Lambda sends to an on-failure destination with the function's own role.
+        let role_id = get_att(&resource(&t, &id)["Properties"]["Role"], "Arn").unwrap();
+        let sends = statements(resource(&t, role_id)).into_iter().any(|s| {
+            actions_of(s) == ["sqs:SendMessage"]
+                && one_or_many(&s["Resource"])
+                    .into_iter()
+                    .all(|r| get_att(r, "Arn") == Some(queue.as_str()))
+        });
+        assert!(sends, "{role_id}: sqs:SendMessage on {queue} alone");
+    }
+}
+
+/// The local world configures its safety net from `infra/local/rules.json` (`queues`,
+/// `asyncInvokeConfigs`, the targets' `retryPolicy` and `deadLetterQueue`); the template must
+/// say the same, so that what the system tests show is what AWS does.
+#[test]
+fn the_safety_net_is_configured_as_in_the_local_world() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let local: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
+    )
+    .unwrap();
+    let prefix = t["Parameters"]["NamePrefix"]["Default"].as_str().unwrap();
+    let name = sub_text(&resource(&t, &queue)["Properties"]["QueueName"])
+        .expect("the queue's name is <NamePrefix>-...")
+        .replace("${NamePrefix}", prefix);
+    assert!(
+        local["queues"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|q| q["name"] == name.as_str())),
+        "{queue}: with the default NamePrefix it is {name}, the local world's queue"
+    );
+    let configs = local["asyncInvokeConfigs"].as_array().unwrap();
+    let crates: BTreeSet<String> = configs
+        .iter()
+        .map(|c| c["function"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(crates, invoked_by_events(&t), "the same functions");
+    for c in configs {
+        let id = function_id(c["function"].as_str().unwrap());
+        let (cid, cfg) = of_type(&t, "AWS::Lambda::EventInvokeConfig")
+            .into_iter()
+            .find(|(_, x)| ref_of(&x["Properties"]["FunctionName"]) == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("{id}: no EventInvokeConfig"));
+        let p = &cfg["Properties"];
+        assert_eq!(
+            p["MaximumRetryAttempts"].as_u64(),
+            c["maximumRetryAttempts"].as_u64(),
+            "{cid}"
+        );
+        assert_eq!(
+            p["MaximumEventAgeInSeconds"].as_u64(),
+            c["maximumEventAgeInSeconds"].as_u64(),
+            "{cid}"
+        );
+        assert_eq!(c["onFailure"].as_str(), Some(name.as_str()), "{cid}");
+    }
+    for (rule_id, rule) in of_type(&t, "AWS::Events::Rule") {
+        for target in one_or_many(&rule["Properties"]["Targets"]) {
+            let function = get_att(&target["Arn"], "Arn").unwrap();
+            let krate = function_crates()
+                .into_iter()
+                .find(|k| function_id(k) == function)
+                .unwrap();
+            let l = &local_rule(&krate)["targets"][0];
+            let retry = &target["RetryPolicy"];
+            assert_eq!(
+                retry["MaximumRetryAttempts"].as_u64(),
+                l["retryPolicy"]["maximumRetryAttempts"].as_u64(),
+                "{rule_id}"
+            );
+            assert_eq!(
+                retry["MaximumEventAgeInSeconds"].as_u64(),
+                l["retryPolicy"]["maximumEventAgeInSeconds"].as_u64(),
+                "{rule_id}"
+            );
+            assert_eq!(
+                l["deadLetterQueue"].as_str(),
+                Some(name.as_str()),
+                "{rule_id}"
+            );
+        }
+    }
+}
+
+/// A `pub const NAME: &str = "value";` of `functions/adapters/src/signals.rs` (this crate cannot
+/// depend on the adapters).
+fn signals_const(name: &str) -> String {
+    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("pub const {name}: &str = ")))
+        .unwrap_or_else(|| panic!("signals.rs has no {name}"));
+    line.split('"').nth(1).unwrap().to_string()
+}
+
+#[test]
+fn alarms_watch_the_safety_net_queue_and_the_gc_pause() {
+    let t = template();
+    let queue = safety_net_queue(&t);
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    let notify = |id: &str, p: &Value| {
+        for key in ["AlarmActions", "OKActions"] {
+            let branches = p[key]["Fn::If"].as_sequence().unwrap_or_else(|| {
+                panic!("{id}: {key} must notify the AlarmTopicArn parameter when it is set")
+            });
+            assert_eq!(branches[0].as_str(), Some("NotifyAlarms"), "{id}");
+            assert_eq!(ref_of(&branches[1][0]), Some("AlarmTopicArn"), "{id}");
+            assert_eq!(ref_of(&branches[2]), Some("AWS::NoValue"), "{id}");
+        }
+    };
+    assert_eq!(
+        t["Parameters"]["AlarmTopicArn"]["Default"].as_str(),
+        Some("")
+    );
+
+    let on_queue: Vec<_> = alarms
+        .iter()
+        .filter(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"].as_str() == Some("AWS/SQS")
+                && p["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+                && one_or_many(&p["Dimensions"]).into_iter().any(|d| {
+                    d["Name"].as_str() == Some("QueueName")
+                        && get_att(&d["Value"], "QueueName") == Some(queue.as_str())
+                })
+        })
+        .collect();
+    assert_eq!(on_queue.len(), 1, "one alarm on {queue}'s visible messages");
+    let (id, a) = on_queue[0];
+    let p = &a["Properties"];
+    assert_eq!(p["Threshold"].as_u64(), Some(0), "{id}: any message");
+    assert_eq!(
+        p["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold"),
+        "{id}"
+    );
+    notify(id, p);
+
+    let namespace = signals_const("METRIC_NAMESPACE");
+    let metric = signals_const("GC_PAUSED_METRIC");
+    let on_gc: Vec<_> = alarms
+        .iter()
+        .filter(|(_, a)| {
+            one_or_many(&a["Properties"]["Metrics"])
+                .into_iter()
+                .any(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() == Some(metric.as_str()))
+        })
+        .collect();
+    assert_eq!(on_gc.len(), 1, "one alarm on {metric}");
+    let (id, a) = on_gc[0];
+    let p = &a["Properties"];
+    let metrics = one_or_many(&p["Metrics"]);
+    let stat = metrics.iter().find(|m| !m["MetricStat"].is_null()).unwrap();
+    let m = &stat["MetricStat"]["Metric"];
+    assert_eq!(m["Namespace"].as_str(), Some(namespace.as_str()), "{id}");
+    // The dimension backup-observe writes with its own name (`emit::gc_paused`): this stack's.
+    let dims = one_or_many(&m["Dimensions"]);
+    assert_eq!(dims.len(), 1, "{id}: one dimension");
+    assert_eq!(dims[0]["Name"].as_str(), Some("FunctionName"), "{id}");
+    assert_eq!(
+        dims[0]["Value"],
+        resource(&t, &function_id("backup-observe"))["Properties"]["FunctionName"],
+        "{id}: the metric of this stack's backup-observe"
+    );
+    assert_eq!(stat["MetricStat"]["Stat"].as_str(), Some("Maximum"), "{id}");
+    let returned: Vec<_> = metrics
+        .iter()
+        .filter(|m| m["ReturnData"].as_bool() == Some(true))
+        .collect();
+    assert_eq!(returned.len(), 1, "{id}");
+    assert_eq!(
+        returned[0]["Expression"].as_str(),
+        Some(format!("{} / 60", stat["Id"].as_str().unwrap()).as_str()),
+        "{id}: seconds to minutes"
+    );
+    assert_eq!(
+        ref_of(&p["Threshold"]),
+        Some("GcPausedAlarmMinutes"),
+        "{id}"
+    );
+    assert_eq!(
+        t["Parameters"]["GcPausedAlarmMinutes"]["Default"].as_u64(),
+        Some(30)
+    );
+    assert_eq!(
+        p["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold"),
+        "{id}"
+    );
+    notify(id, p);
+}
+
+// --- the policy scanner's configuration -----------------------------------------------------------
+
+/// `make lint` runs checkov with `infra/aws/.checkov.yaml`: every check it skips is listed there
+/// with its reason on the same line, and the scan covers this template, offline.
+#[test]
+fn every_check_the_policy_scanner_skips_says_why() {
+    let path = root().join("infra/aws/.checkov.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let config: Value = serde_yaml::from_str(&text).expect("infra/aws/.checkov.yaml is YAML");
+    assert_eq!(
+        one_or_many(&config["file"])
+            .into_iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>(),
+        ["infra/aws/template.yaml"],
+        "the scan covers the template"
+    );
+    assert_eq!(
+        one_or_many(&config["framework"])
+            .into_iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>(),
+        ["cloudformation"]
+    );
+    assert_eq!(
+        config["skip-download"].as_bool(),
+        Some(true),
+        "the scan runs offline"
+    );
+    let skipped: BTreeSet<&str> = one_or_many(&config["skip-check"])
+        .into_iter()
+        .map(|c| c.as_str().expect("skip-check entries are check ids"))
+        .collect();
+    let mut explained = BTreeSet::new();
+    for line in text.lines() {
+        let Some(item) = line.trim_start().strip_prefix("- CKV_") else {
+            continue;
+        };
+        let (id, reason) = item
+            .split_once('#')
+            .unwrap_or_else(|| panic!("skipped CKV_{item} has no reason on its line"));
+        let id = format!("CKV_{}", id.trim());
+        assert!(
+            reason.split_whitespace().count() >= 8,
+            "{id}: the reason for skipping it is too short to judge: {reason}"
+        );
+        explained.insert(id);
+    }
+    let skipped: BTreeSet<String> = skipped.into_iter().map(String::from).collect();
+    assert_eq!(skipped, explained, "every skipped check has a reason");
 }
