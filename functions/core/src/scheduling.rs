@@ -515,7 +515,7 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
         match retention::decide(policy, &candidates, now) {
             Decision::Keep(why) => entry.reason = why,
             Decision::Delete { name: victim, why } => {
-                let exec = format!("retention-{victim}");
+                let exec = crate::names::deletion_execution_name(&ns, &victim, now);
                 let started = env
                     .executions
                     .start(

@@ -453,8 +453,8 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     assert_eq!(
         started,
         vec![
-            "retention-age-2026-01-01t00-00-00",
-            "retention-count-2026-01-01t00-00-00"
+            "delete-br.age-2026-01-01t00-00-00-20260103T060000Z",
+            "delete-br.count-2026-01-01t00-00-00-20260103T060000Z"
         ]
     );
     let (input, _) = x.runs.lock().unwrap()[&(DELETE_SM.to_string(), started[1].clone())].clone();

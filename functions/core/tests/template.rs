@@ -210,12 +210,20 @@ const EC2_CALLS: &[(&str, &str)] = &[
     // Whose the volumes of `restoremeta` are (`Ec2Volumes::volume_tags`).
     ("restore-finalize", "ec2:DescribeVolumes"),
     ("restore-abort", "ec2:DescribeVolumes"),
-    // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
+    // Snapshots of members brfed cleans itself (`delete::delete_snapshots`), each read right
+    // before its deletion (`Ec2Volumes::describe_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
-    // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
+    ("backup-delete-snapshots", "ec2:DescribeSnapshots"),
+    // Verifies the snapshots are gone, and whose those left are (`Ec2Volumes::describe_snapshots`).
     ("backup-delete-finish", "ec2:DescribeSnapshots"),
-    // Tags the members' snapshots with their backup (`orphans::tag_backup_snapshots`).
+    // Whose the listed snapshots are, and `brfed.dev/retained` on those the policy keeps
+    // (`delete::start`).
+    ("backup-delete-start", "ec2:DescribeSnapshots"),
+    ("backup-delete-start", "ec2:CreateTags"),
+    // Tags the snapshots proven the backup's with the stack and the backup
+    // (`orphans::tag_backup_snapshots`).
     ("backup-finalize", "ec2:CreateTags"),
+    ("backup-finalize", "ec2:DescribeSnapshots"),
 ];
 
 /// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.
