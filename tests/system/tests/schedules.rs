@@ -141,14 +141,42 @@ impl Case {
         n
     }
 
+    /// Waits for the retention deletion of `backup` (`names::deletion_execution_name`: its
+    /// time is the sweep's, and another test's sweep may have started it): one of the deletions
+    /// of that backup succeeds, `Cleaned` (a second one started at once is refused by the lock).
     async fn wait_deleted(&self, backup: &str) {
-        let arn = format!(
-            "{}:retention-{backup}",
-            state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:")
-        );
-        let done = self.flows.wait(&arn, RUN).await;
-        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-        assert_eq!(done.output.unwrap()["result"], "Cleaned");
+        let sm = state_machine("volume-backup-delete");
+        let prefix = format!("delete-br.{backup}-");
+        let start = std::time::Instant::now();
+        loop {
+            let page = self
+                .flows
+                .sfn
+                .list_executions()
+                .state_machine_arn(&sm)
+                .max_results(1000)
+                .send()
+                .await
+                .expect("ListExecutions");
+            let ours: Vec<String> = page
+                .executions()
+                .iter()
+                .filter(|e| e.name().starts_with(&prefix))
+                .map(|e| e.execution_arn().to_string())
+                .collect();
+            for arn in &ours {
+                let done = self.flows.wait(arn, RUN).await;
+                if done.status == "SUCCEEDED" {
+                    assert_eq!(done.output.unwrap()["result"], "Cleaned");
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < RUN,
+                "no deletion of {backup} succeeded: {ours:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
