@@ -3,7 +3,7 @@
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, Tag};
 use brfed_core::StepError;
-use brfed_core::ports::{SnapshotDeletion, VolumeFacts, Volumes};
+use brfed_core::ports::{SnapshotDeletion, SnapshotInfo, VolumeFacts, Volumes};
 
 /// EBS through the EC2 API.
 #[derive(Clone, Debug)]
@@ -24,6 +24,51 @@ impl Ec2Volumes {
             client: aws_sdk_ec2::Client::new(sdk),
             once: aws_sdk_ec2::Client::from_conf(once),
         }
+    }
+}
+
+impl Ec2Volumes {
+    /// `DescribeSnapshots` of this account's snapshots (`OwnerIds=self`: a public or shared
+    /// snapshot is never brfed's) matching `filter`, every page, into `out`.
+    async fn snapshots_with(
+        &self,
+        filter: Filter,
+        out: &mut Vec<SnapshotInfo>,
+    ) -> Result<(), StepError> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeSnapshots: {e:?}")))?;
+            for s in page.snapshots() {
+                let Some(id) = s.snapshot_id() else { continue };
+                // EC2 always sets StartTime; without one the snapshot proves nothing about when
+                // it was made, and the epoch makes it older than any backup.
+                let start_time = s
+                    .start_time()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+                out.push(SnapshotInfo {
+                    id: id.to_string(),
+                    start_time,
+                    state: s
+                        .state()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default(),
+                    tags: s
+                        .tags()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -128,29 +173,24 @@ impl Volumes for Ec2Volumes {
         Ok(())
     }
 
-    async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
+    async fn describe_snapshots(&self, ids: &[String]) -> Result<Vec<SnapshotInfo>, StepError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(Filter::builder().name("tag-key").values(key).build())
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeSnapshots: {e:?}")))?;
-            for s in page.snapshots() {
-                let value = s
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(key))
-                    .and_then(|t| t.value());
-                if let (Some(id), Some(v)) = (s.snapshot_id(), value) {
-                    out.push((id.to_string(), v.to_string()));
-                }
-            }
+        // A filter, not SnapshotIds: an unknown id in SnapshotIds fails the whole call. At most
+        // 200 values a filter.
+        for chunk in ids.chunks(200) {
+            let filter = Filter::builder()
+                .name("snapshot-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            self.snapshots_with(filter, &mut out).await?;
         }
+        Ok(out)
+    }
+
+    async fn snapshots_tagged(&self, key: &str) -> Result<Vec<SnapshotInfo>, StepError> {
+        let mut out = Vec::new();
+        let filter = Filter::builder().name("tag-key").values(key).build();
+        self.snapshots_with(filter, &mut out).await?;
         Ok(out)
     }
 

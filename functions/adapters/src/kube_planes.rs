@@ -310,6 +310,51 @@ impl DataPlanes for KubeRegistry {
         }
     }
 
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
+    async fn patch_member_if(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        uid: &str,
+        patch: &Value,
+    ) -> Result<(), StepError> {
+        // A `metadata.uid` in the patch is a precondition: the API server refuses (409) to
+        // patch an object of another UID.
+        let mut patch = patch.clone();
+        patch["metadata"]["uid"] = Value::String(uid.to_string());
+        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
+            .patch(
+                &m.backup_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
+    }
+
+    #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
+    async fn delete_member_if(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        uid: &str,
+    ) -> Result<bool, StepError> {
+        let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&m.backup_name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 && !resource_not_served(&s) => Ok(false),
+            Err(e) => Err(classify(&m.k8s_cluster_name, "delete", e)),
+        }
+    }
+
     async fn observe_members(
         &self,
         kind: MemberKind,

@@ -931,6 +931,8 @@ mod tests {
             snapshots_retained: 0,
             remaining_snapshots: Vec::new(),
             remaining_objects: Vec::new(),
+            not_owned: Vec::new(),
+            foreign_members: Vec::new(),
             failure,
         }
     }

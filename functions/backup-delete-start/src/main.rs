@@ -1,4 +1,4 @@
-//! Lambda `backup-delete-start`: check the backup can be deleted, record the snapshot ids of every member (`backupmeta`) and the deletion in the catalog, and delete the member `Backup`s so each data plane cleans up per `cleanPolicy`.
+//! Lambda `backup-delete-start`: check the backup can be deleted and take its deletion lock (refusing a second deletion by name), record the snapshot ids of every member (`backupmeta`), mark the snapshots the policy keeps as retained, and delete the member `Backup`s that are the backup's so each data plane cleans up per `cleanPolicy` (with `cleanPolicy: Retain` first where `backupmeta` lists snapshots that are not the backup's).
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::delete;
@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let runtime = Runtime::load().await?;
     lambda::serve(move |input: delete::DeleteStartInput, _ctx| {
         let runtime = runtime.clone();
-        async move { delete::start(&runtime.env(), input).await }
+        async move { delete::start(&runtime.env(), runtime.volumes(), input).await }
     })
     .await
 }

@@ -1,7 +1,8 @@
-//! Lambda `backup-finalize`: decide `Complete` or `Failed` from the members and write the final catalog document (the execution's output); tag the members' snapshots with the backup (orphan detection); then its metrics and `VolumeBackup Complete`/`Failed` event (`docs/signals.md`).
+//! Lambda `backup-finalize`: decide `Complete` or `Failed` from the members and write the final catalog document (the execution's output); tag the snapshots the members made with the stack, the backup and the data plane (ownership: only those proven the backup's, the others named in `snapshotTags.notTagged`); then its metrics and `VolumeBackup Complete`/`Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::{orphans, steps};
+use brfed_core::{StepError, orphans, steps};
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -11,17 +12,32 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let runtime = runtime.clone();
         async move {
             let out = steps::finalize(&runtime.env(), input).await?;
-            // Tag the snapshots with their backup, so that orphans can be found later
-            // (`brfed orphans`); a failure here does not change the backup's result.
+            // Tag the snapshots as the backup's (what proves them its own to a deletion and to
+            // `brfed orphans`); a failure here does not change the backup's result, and leaves
+            // them untagged: a deletion then leaves them (`notOwned`).
             let env = runtime.env();
-            match orphans::tag_backup_snapshots(env.store, runtime.volumes(), &out.document).await {
-                Ok(n) => tracing::info!(snapshots = n, "snapshots tagged"),
-                Err(e) => {
-                    tracing::warn!(error.name = e.name(), error = %e, "tagging snapshots failed")
+            let tags = match orphans::tag_backup_snapshots(
+                env.store,
+                runtime.volumes(),
+                env.catalog_bucket,
+                &out.document,
+            )
+            .await
+            {
+                Ok(report) => {
+                    tracing::info!(tagged = report.tagged, not_tagged = ?report.not_tagged, "snapshots tagged");
+                    json!(report)
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(error.name = e.name(), error = %e, "tagging snapshots failed");
+                    json!({"error": e.name(), "message": e.to_string()})
+                }
+            };
             runtime.signals().backup_ended(&out).await;
-            Ok(out)
+            let mut value = serde_json::to_value(&out)
+                .map_err(|e| StepError::Internal(format!("finalize output: {e}")))?;
+            value["snapshotTags"] = tags;
+            Ok(value)
         }
     })
     .await

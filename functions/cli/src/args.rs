@@ -170,19 +170,29 @@ its TiKV topology matches; no Restore fed-NAME exists; no restore of that name i
 Exit status: 0 no problem, 1 problems (listed on stdout), 2 the file itself is invalid."
     )]
     Preflight(FileArg),
-    /// Snapshots tagged with a backup that is no longer in the catalog; deleted only with --delete
+    /// This stack's snapshots whose backup is no longer in its catalog; deleted only with --delete
     #[command(
-        long_about = "Lists the snapshots that backup-finalize tagged with their federated backup \
-(brfed.dev/volumebackup = NAMESPACE/NAME) whose backup is no longer in the catalog: left by a \
-deletion with cleanPolicy Retain, a catalog record removed by hand, or a deletion that could not \
-finish. Nothing is deleted unless --delete is given; then they are deleted one at a time, at most \
---snapshots-per-second, backing off when EC2 throttles, a snapshot already gone counting as done.\n\n\
+        long_about = "Lists the snapshots of this stack (tag brfed.dev/stack = the catalog bucket, \
+BRFED_CATALOG_BUCKET) that backup-finalize tagged with their federated backup \
+(brfed.dev/volumebackup = NAMESPACE/NAME) and whose backup is no longer in the catalog: left by a \
+catalog record removed by hand, or a deletion that could not finish. Snapshots of other stacks are \
+never looked at. Snapshots a deletion kept on purpose (cleanPolicy Retain, or OnFailure on a member \
+that succeeded; tag brfed.dev/retained) are left out unless --include-retained is given. Snapshots \
+tagged with a backup but not with a stack (tagged by versions before stacks were) are listed apart \
+as UNKNOWN-STACK and never deleted: they may be another stack's.\n\n\
+Nothing is deleted unless --delete is given; then they are deleted one at a time, at most \
+--snapshots-per-second, backing off when EC2 throttles, a snapshot already gone counting as done; \
+each is read again right before its deletion and left (listed as not owned) if its tags no longer \
+say it is this stack's orphan.\n\n\
 Exit status: 0 done, 1 an AWS call failed, 2 bad arguments."
     )]
     Orphans {
         /// Delete them
         #[arg(long)]
         delete: bool,
+        /// Also list (and with --delete, delete) the snapshots a deletion kept on purpose
+        #[arg(long)]
+        include_retained: bool,
         /// Deletion rate
         #[arg(long, default_value_t = 1.0)]
         snapshots_per_second: f64,

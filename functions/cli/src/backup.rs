@@ -493,9 +493,25 @@ async fn delete(ctx: &Ctx, name: &str, w: WaitArgs) -> Result<(), CliError> {
     let bucket = ctx.bucket()?;
     let ns = ctx.namespace().to_string();
     let aws = ctx.aws().await;
-    // Said here at once rather than by a failed execution.
-    let _: VolumeBackupDoc = catalog::get(&aws.store, &bucket, &ns, name, KIND, NOT_FOUND).await?;
-    let execution = format!("delete-{name}-{}", Utc::now().timestamp());
+    // Said here at once rather than by a failed execution (the execution's lock decides: two
+    // deletions started at once are refused there, this only saves a start).
+    let doc: VolumeBackupDoc =
+        catalog::get(&aws.store, &bucket, &ns, name, KIND, NOT_FOUND).await?;
+    if let Some(d) = doc
+        .brfed
+        .deletion
+        .as_ref()
+        .filter(|d| d.state == "Deleting")
+    {
+        return Err(CliError::failed(
+            "DeletionInProgress",
+            format!(
+                "volumebackup {ns}/{name} is being deleted by {} (since {})",
+                d.execution, d.requested_at
+            ),
+        ));
+    }
+    let execution = brfed_core::names::deletion_execution_name(&ns, name, Utc::now());
     let input = json!({"name": name, "namespace": ns});
     let arn = wait::start(
         &aws.executions,
@@ -561,11 +577,17 @@ pub fn deletion_text(ns: &str, name: &str, out: &Value) -> String {
     for (key, title) in [
         ("remainingSnapshots", "Remaining Snapshots"),
         ("remainingObjects", "Remaining Objects"),
+        ("notOwned", "Not Owned (left)"),
+        ("foreignMembers", "Foreign Members (left)"),
     ] {
         let items: Vec<&str> = out[key]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        // What was left on purpose is shown only when there is some.
+        if items.is_empty() && matches!(key, "notOwned" | "foreignMembers") {
+            continue;
+        }
         d.field(
             title,
             if items.is_empty() {
@@ -683,7 +705,7 @@ mod tests {
             requested_at: "2024-05-01T00:01:00Z".into(),
             state: "CleanFailed".into(),
             remaining_snapshots: vec!["snap-1".into()],
-            remaining_objects: vec![],
+            ..Default::default()
         });
         assert_eq!(status_of(&d), "CleanFailed");
         let text = describe_text(&d, now());
@@ -700,6 +722,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Snapshots Deleted:    6"), "{text}");
+        assert!(!text.contains("Not Owned"), "{text}");
+
+        let out = json!({"name": "bk1", "namespace": "br", "result": "Cleaned", "snapshotsDeleted": 6,
+                         "snapshotsRetained": 0, "notOwned": ["snap-prod"]});
+        let text = deletion_text("br", "bk1", &out);
+        assert!(
+            text.contains("Not Owned (left):") && text.contains("snap-prod"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Preflight(f) => preflight::run(&ctx, &f.file).await,
         Command::Orphans {
             delete,
+            include_retained,
             snapshots_per_second,
-        } => orphans::run(&ctx, delete, snapshots_per_second).await,
+        } => orphans::run(&ctx, delete, include_retained, snapshots_per_second).await,
     }
 }

@@ -1,7 +1,10 @@
-//! `brfed orphans [--delete]`: snapshots tagged with a federated backup (`brfed.dev/volumebackup`,
-//! written by `backup-finalize`) whose backup is no longer in the catalog — left by a `Retain`
-//! deletion, a record removed by hand, a deletion that could not finish. Reported; deleted only
-//! with `--delete`, paced and backing off on EC2 throttling (`brfed_core::orphans`).
+//! `brfed orphans [--delete] [--include-retained]`: this stack's snapshots (`brfed.dev/stack` =
+//! the catalog bucket) tagged with a federated backup (`brfed.dev/volumebackup`, written by
+//! `backup-finalize`) whose backup is no longer in the catalog — a record removed by hand, a
+//! deletion that could not finish; those a deletion kept on purpose (`brfed.dev/retained`) only
+//! when asked. Reported; deleted only with `--delete`, paced and backing off on EC2 throttling,
+//! each read again right before its deletion (`brfed_core::orphans`). Snapshots tagged with a
+//! backup but no stack are listed apart and never deleted.
 
 use crate::Ctx;
 use crate::error::CliError;
@@ -14,14 +17,26 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Report {
+    /// The stack (catalog bucket).
+    stack: String,
     orphans: Vec<OrphanGroup>,
     snapshots: usize,
+    retained_left_out: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unknown_stack: Vec<OrphanGroup>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_owned: Vec<String>,
 }
 
 /// Runs the command.
-pub async fn run(ctx: &Ctx, delete: bool, per_second: f64) -> Result<(), CliError> {
+pub async fn run(
+    ctx: &Ctx,
+    delete: bool,
+    include_retained: bool,
+    per_second: f64,
+) -> Result<(), CliError> {
     if !(per_second > 0.0 && per_second <= 100.0) {
         return Err(CliError::input(
             "InvalidArgument",
@@ -31,43 +46,76 @@ pub async fn run(ctx: &Ctx, delete: bool, per_second: f64) -> Result<(), CliErro
     let bucket = ctx.bucket()?;
     let aws = ctx.aws().await;
     let ec2 = Ec2Volumes::new(&aws.sdk);
-    let groups = orphans::find(&aws.store, &bucket, &ec2).await?;
-    let snapshots = groups.iter().map(|g| g.snapshots.len()).sum();
+    let found = orphans::find(&aws.store, &bucket, &ec2, include_retained).await?;
+    let snapshots = found.snapshots();
     let mut report = Report {
-        orphans: groups,
+        stack: bucket.clone(),
+        orphans: found.orphans,
         snapshots,
+        retained_left_out: found.retained_left_out,
+        unknown_stack: found.unknown_stack,
         deleted: None,
+        not_owned: Vec::new(),
     };
     if delete && snapshots > 0 {
         note(&format!(
             "deleting {snapshots} snapshot(s) at most {per_second}/s"
         ));
-        let p = orphans::delete(&ec2, &report.orphans, per_second).await?;
+        let p =
+            orphans::delete(&ec2, &bucket, &report.orphans, per_second, include_retained).await?;
         report.deleted = Some(p.deleted + p.not_found);
+        report.not_owned = p.not_owned;
     }
     if ctx.output.is_document() {
         emit(&document(&report, ctx.output)?);
         return Ok(());
     }
-    if report.orphans.is_empty() {
-        emit("no orphan snapshots");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = report
+    let mut rows: Vec<Vec<String>> = report
         .orphans
         .iter()
         .map(|g| {
             vec![
                 g.backup.clone(),
+                if g.retained { "retained" } else { "orphan" }.to_string(),
                 g.snapshots.len().to_string(),
                 g.snapshots.join(","),
             ]
         })
         .collect();
-    emit(&table(&["BACKUP", "SNAPSHOTS", "IDS"], &rows));
+    rows.extend(report.unknown_stack.iter().map(|g| {
+        vec![
+            g.backup.clone(),
+            "unknown-stack".to_string(),
+            g.snapshots.len().to_string(),
+            g.snapshots.join(","),
+        ]
+    }));
+    if rows.is_empty() {
+        emit("no orphan snapshots");
+    } else {
+        emit(&table(&["BACKUP", "KIND", "SNAPSHOTS", "IDS"], &rows));
+    }
+    if report.retained_left_out > 0 {
+        emit(&format!(
+            "{} snapshot(s) kept on purpose by a deletion left out: --include-retained lists them",
+            report.retained_left_out
+        ));
+    }
+    if !report.unknown_stack.is_empty() {
+        emit(
+            "unknown-stack: tagged with a backup but no stack (older versions): never deleted here",
+        );
+    }
     match report.deleted {
         Some(n) => emit(&format!("deleted {n} snapshot(s)")),
-        None => emit("not deleted: run again with --delete to delete them"),
+        None if report.snapshots > 0 => emit("not deleted: run again with --delete to delete them"),
+        None => {}
+    }
+    if !report.not_owned.is_empty() {
+        emit(&format!(
+            "left (no longer this stack's orphans when read before deletion): {}",
+            report.not_owned.join(",")
+        ));
     }
     Ok(())
 }

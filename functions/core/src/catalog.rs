@@ -223,13 +223,25 @@ impl<'a, S: ObjectStore, D: CatalogDoc> Catalog<'a, S, D> {
         name: &str,
         mut change: impl FnMut(&mut D) -> bool,
     ) -> Result<D, StepError> {
+        self.try_update(namespace, name, |d| Ok(change(d))).await
+    }
+
+    /// [`Catalog::update`] whose `change` may refuse: its error is returned and nothing is
+    /// written. `change` sees the document as stored at the write's ETag, so a refusal decided
+    /// on it holds against every concurrent writer (a test-and-set).
+    pub async fn try_update(
+        &self,
+        namespace: &str,
+        name: &str,
+        mut change: impl FnMut(&mut D) -> Result<bool, StepError>,
+    ) -> Result<D, StepError> {
         let key = D::key_of(namespace, name);
         let mut last = None;
         for _ in 0..5 {
             let (mut doc, etag) = self.get(namespace, name).await?.ok_or_else(|| {
                 StepError::CatalogUnavailable(format!("catalog document {key} does not exist"))
             })?;
-            if !change(&mut doc) {
+            if !change(&mut doc)? {
                 return Ok(doc);
             }
             let value =

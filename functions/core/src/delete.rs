@@ -1,23 +1,36 @@
 //! Deleting a federated backup (reference §4.2), as the `volume-backup-delete` state machine runs
-//! it: read every member's `backupmeta` first (the data plane's clean job deletes it), delete the
-//! member `Backup`s so that each data plane cleans up per `cleanPolicy`, wait until they are gone
-//! or `CleanFailed`, delete the snapshots of members whose data plane no longer exists (paced, with
-//! throttling backoff), then verify with EC2 and S3 that what the policy said to delete is gone.
-//! The catalog document is removed when everything is accounted for, and kept with a `CleanFailed`
-//! condition (and what remains) when not.
+//! it: take the deletion lock in the catalog (a conditional write: one deletion at a time), read
+//! every member's `backupmeta` first (the data plane's clean job deletes it), delete the member
+//! `Backup`s that are this backup's so that each data plane cleans up per `cleanPolicy`, wait
+//! until they are gone or `CleanFailed`, delete the snapshots of members whose data plane no
+//! longer exists (paced, with throttling backoff), then verify with EC2 and S3 that what the
+//! policy said to delete is gone. The catalog document is removed when everything is accounted
+//! for, and kept with a `CleanFailed` condition (and what remains) when not.
+//!
+//! Nothing that is not the backup's is deleted (`docs/safety.md`): a member object is deleted
+//! only when it carries the backup's execution and namespace (else it is `foreignMembers`, left
+//! with its data); a snapshot brfed deletes itself is read right before and deleted only when its
+//! tags say it is this stack's and this backup's (else `notOwned`, left). A member whose
+//! `backupmeta` lists a snapshot that is not the backup's is not left to its data plane's clean
+//! job, which deletes whatever `backupmeta` lists: its `cleanPolicy` is set to `Retain` first and
+//! brfed deletes what is the backup's itself ([`CleanBy::BrfedAfterRetain`]).
 
 use crate::backup::Failure;
 use crate::catalog::{CATALOG_PREFIX, Catalog, VolumeBackupDoc};
 use crate::error::StepError;
-use crate::member::{MemberRef, cond};
-use crate::ports::{DataPlanes, MemberKind, ObjectStore, Observation, SnapshotDeletion, Volumes};
+use crate::member::{MemberRef, MemberView, cond};
+use crate::orphans::{TAG_RETAINED, TAG_STACK, backup_tag, owned_by};
+use crate::ports::{
+    DataPlanes, MemberKind, ObjectStore, Observation, Precondition, SnapshotDeletion, SnapshotInfo,
+    Volumes,
+};
 use crate::spec::BackupRequest;
 use crate::status::{vbk, write_condition};
 use crate::steps::{Env, now_ms, parse_time};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Key of the deletion manifest of backup `namespace/name`: the snapshot ids read from the
@@ -118,7 +131,31 @@ pub enum CleanBy {
     DataPlane,
     /// brfed, because the data plane is no longer in the kubeconfig.
     Brfed,
+    /// brfed, because the member's `backupmeta` lists snapshots that are not the backup's: its
+    /// `cleanPolicy` was set to `Retain` (and the data plane's protection finalizer removed)
+    /// before it was deleted, so that its clean job deletes nothing; brfed deletes the
+    /// snapshots that are the backup's and the member's objects once it is gone.
+    BrfedAfterRetain,
+    /// Nobody: the member object of that name is not this backup's (another execution or
+    /// namespace made it). Neither it nor anything of its data is touched; it is reported.
+    Foreign,
 }
+
+impl CleanBy {
+    /// Whether the member object is deleted in its data plane and watched until it is gone.
+    fn in_data_plane(self) -> bool {
+        matches!(self, Self::DataPlane | Self::BrfedAfterRetain)
+    }
+
+    /// Whether brfed deletes the member's snapshots and objects itself.
+    fn by_brfed(self) -> bool {
+        matches!(self, Self::Brfed | Self::BrfedAfterRetain)
+    }
+}
+
+/// The data plane's finalizer on a member `Backup` whose `cleanPolicy` cleans (reference §4.2):
+/// its controller removes it only after a clean, and only while `cleanPolicy` cleans.
+pub const BACKUP_PROTECTION_FINALIZER: &str = "tidb.pingcap.com/backup-protection";
 
 /// One member of the backup being deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +200,9 @@ pub struct DeleteContext {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// The deletion execution that wrote it (empty in manifests of older versions).
+    #[serde(default)]
+    pub execution: String,
     /// `members[i]` are the snapshot ids of context member `i`.
     pub members: Vec<Vec<String>>,
 }
@@ -183,6 +223,13 @@ pub struct DeletionRecord {
     /// S3 objects that should be gone and are not (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remaining_objects: Vec<String>,
+    /// Snapshots the members' `backupmeta` lists that are not this stack's and this backup's:
+    /// left (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_owned: Vec<String>,
+    /// Member objects of the backup's member names that are not the backup's: left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_members: Vec<String>,
 }
 
 /// Input of the start step.
@@ -239,50 +286,30 @@ pub fn snapshot_ids(meta: &Value) -> Vec<String> {
     out
 }
 
-/// Step `backup-delete-start`: checks the request and the backup, writes the manifest and the
-/// catalog's deletion record, and deletes every member `Backup` in the data planes that exist.
-/// Nothing is deleted when the backup is missing or still running.
-pub async fn start<D: DataPlanes, S: ObjectStore>(
+/// Step `backup-delete-start`: checks the request and the backup, takes the deletion lock (the
+/// catalog's deletion record, written only if no other execution holds it), writes the manifest,
+/// marks the snapshots the policy keeps as retained, and deletes every member `Backup` that is
+/// the backup's in the data planes that exist (after setting `cleanPolicy: Retain` on those whose
+/// `backupmeta` lists snapshots that are not the backup's). Nothing is deleted when the backup is
+/// missing, still running, or being deleted by another execution (`DeletionInProgress`).
+pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &Env<'_, D, S>,
+    volumes: &V,
     input: DeleteStartInput,
 ) -> Result<DeleteStartOutput, StepError> {
     let req = DeleteRequest::from_value(input.input)?;
+    let (ns, name) = (req.namespace.as_str(), req.name.as_str());
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
-    let (doc, _) = catalog
-        .get(&req.namespace, &req.name)
-        .await?
-        .ok_or_else(|| {
-            StepError::BackupNotFound(format!(
-                "{}/{} is not in the catalog (s3://{}/{})",
-                req.namespace,
-                req.name,
-                env.catalog_bucket,
-                crate::catalog::backup_key(&req.namespace, &req.name)
-            ))
-        })?;
-    let ours = doc
-        .brfed
-        .deletion
-        .as_ref()
-        .is_some_and(|d| d.execution == input.execution);
-    if !doc.status.is_terminal() && doc.brfed.deletion.is_none() {
-        return Err(StepError::BackupRunning(format!(
-            "{}/{} is {} (execution {}); delete it once it is Complete or Failed",
-            req.namespace,
-            req.name,
-            doc.status.phase.as_deref().unwrap_or("Running"),
-            doc.brfed.execution
+    if catalog.get(ns, name).await?.is_none() {
+        return Err(StepError::BackupNotFound(format!(
+            "{ns}/{name} is not in the catalog (s3://{}/{})",
+            env.catalog_bucket,
+            crate::catalog::backup_key(ns, name)
         )));
     }
-    if let Some(d) = &doc.brfed.deletion
-        && !ours
-        && d.state == "Deleting"
-    {
-        return Err(StepError::BackupRunning(format!(
-            "{}/{} is being deleted by {}",
-            req.namespace, req.name, d.execution
-        )));
-    }
+    // The lock first: a test-and-set on the document's ETag, so of two deletions started at
+    // once (the CLI, the retention sweep, a console) exactly one gets past here.
+    let doc = take_lock(&catalog, ns, name, &input.execution).await?;
     let backup = doc.request();
     let failed = doc.status.phase.as_deref() == Some(vbk::FAILED);
     let known = env.planes.cluster_names();
@@ -300,74 +327,103 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
         .filter(|r| *r > 0.0)
         .unwrap_or(1.0);
 
-    // The manifest first: once a data plane's clean job ran, backupmeta is gone.
-    let manifest_key = manifest_key(&req.namespace, &req.name);
-    let manifest = match env
-        .store
-        .get_json(env.catalog_bucket, &manifest_key)
-        .await?
-    {
-        Some(v) if ours => serde_json::from_value::<Manifest>(v.value)
-            .map_err(|e| StepError::Internal(format!("manifest {manifest_key}: {e}")))?,
-        _ => read_manifest(env.store, &backup, &doc).await?,
-    };
-    let members: Vec<DeleteMember> = members_of(&backup, &doc)
-        .into_iter()
-        .zip(&manifest.members)
-        .map(|(m, snaps)| {
-            let phase = doc
-                .status
-                .backups
-                .iter()
-                .find(|b| b.k8s_cluster_name == m.k8s_cluster_name)
-                .map(|b| b.phase.as_str());
-            DeleteMember {
-                bucket: backup.bucket().to_string(),
-                prefix: backup.member_prefix(&m.k8s_cluster_name),
-                clean_by: if known.contains(&m.k8s_cluster_name) {
-                    CleanBy::DataPlane
-                } else {
-                    CleanBy::Brfed
-                },
-                data_deleted: policy_deletes(&policy, phase, failed),
-                snapshots: snaps.len(),
-                member: m,
-            }
+    // The manifest next: once a data plane's clean job ran, backupmeta is gone.
+    let manifest = write_manifest(env, &backup, &doc, &input.execution).await?;
+    let owner = backup_tag(ns, name);
+    let infos = describe_all(volumes, manifest.members.iter().flatten()).await?;
+    let mut members: Vec<DeleteMember> = Vec::new();
+    for (i, m) in members_of(&backup, &doc).into_iter().enumerate() {
+        let snaps = manifest.members.get(i).cloned().unwrap_or_default();
+        let phase = doc
+            .status
+            .backups
+            .iter()
+            .find(|b| b.k8s_cluster_name == m.k8s_cluster_name)
+            .map(|b| b.phase.as_str());
+        let data_deleted = policy_deletes(&policy, phase, failed);
+        let foreign_snapshots: Vec<&String> = snaps
+            .iter()
+            .filter(|id| {
+                infos
+                    .get(*id)
+                    .is_some_and(|info| !owned_by(info, env.catalog_bucket, &owner))
+            })
+            .collect();
+        let clean_by = if !known.contains(&m.k8s_cluster_name) {
+            CleanBy::Brfed
+        } else if data_deleted && !foreign_snapshots.is_empty() {
+            tracing::warn!(member = %m.display(), not_owned = ?foreign_snapshots, "backupmeta lists snapshots that are not the backup's: the data plane will not clean this member, brfed will");
+            CleanBy::BrfedAfterRetain
+        } else {
+            CleanBy::DataPlane
+        };
+        members.push(DeleteMember {
+            bucket: backup.bucket().to_string(),
+            prefix: backup.member_prefix(&m.k8s_cluster_name),
+            clean_by,
+            data_deleted,
+            snapshots: snaps.len(),
+            member: m,
+        });
+    }
+
+    // Snapshots the policy keeps, marked so (`brfed orphans` leaves them unless asked).
+    let kept: Vec<String> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.data_deleted)
+        .flat_map(|(i, _)| manifest.members.get(i).into_iter().flatten())
+        .filter(|id| {
+            infos.get(*id).is_some_and(|info| {
+                owned_by(info, env.catalog_bucket, &owner) && !info.tags.contains_key(TAG_RETAINED)
+            })
         })
+        .cloned()
         .collect();
-    let manifest_value =
-        serde_json::to_value(&manifest).map_err(|e| StepError::Internal(e.to_string()))?;
-    env.store
-        .put_json(
-            env.catalog_bucket,
-            &manifest_key,
-            &manifest_value,
-            crate::ports::Precondition::None,
-        )
-        .await?;
-    let now = now_ms();
-    let execution = input.execution.clone();
-    catalog
-        .update(&req.namespace, &req.name, |d| {
-            if d.brfed
-                .deletion
-                .as_ref()
-                .is_some_and(|x| x.execution == execution && x.state == "Deleting")
-            {
-                return false;
-            }
-            d.brfed.deletion = Some(DeletionRecord {
-                execution: execution.clone(),
-                requested_at: now.clone(),
-                state: "Deleting".into(),
-                ..Default::default()
+    if !kept.is_empty() {
+        volumes
+            .tag_snapshots(
+                &kept,
+                // The stack's tag again: IAM lets brfed tag only with it, on its own snapshots.
+                &[
+                    (TAG_STACK.to_string(), env.catalog_bucket.to_string()),
+                    (TAG_RETAINED.to_string(), now_ms()),
+                ],
+            )
+            .await?;
+    }
+
+    // The member objects: only the backup's; the others are named and left with their data.
+    for m in members.iter_mut().filter(|m| m.clean_by.in_data_plane()) {
+        let Some(obj) = env.planes.get_member(MemberKind::Backup, &m.member).await? else {
+            continue;
+        };
+        let view = MemberView::from_object(&obj);
+        if view.execution.as_deref() != Some(doc.brfed.execution.as_str())
+            || view.federation_namespace.as_deref() != Some(ns)
+        {
+            tracing::warn!(member = %m.member.display(), execution = ?view.execution, namespace = ?view.federation_namespace, "member object of that name is not this backup's: left");
+            m.clean_by = CleanBy::Foreign;
+            continue;
+        }
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+        if m.clean_by == CleanBy::BrfedAfterRetain {
+            let finalizers: Vec<&Value> = obj["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f.as_str() != Some(BACKUP_PROTECTION_FINALIZER))
+                .collect();
+            let patch = serde_json::json!({
+                "metadata": {"finalizers": finalizers},
+                "spec": {"cleanPolicy": "Retain"},
             });
-            true
-        })
-        .await?;
-    for m in members.iter().filter(|m| m.clean_by == CleanBy::DataPlane) {
+            env.planes
+                .patch_member_if(MemberKind::Backup, &m.member, uid, &patch)
+                .await?;
+        }
         env.planes
-            .delete_member(MemberKind::Backup, &m.member)
+            .delete_member_if(MemberKind::Backup, &m.member, uid)
             .await?;
     }
     let deadline = Utc::now() + chrono::Duration::seconds(req.options.timeout_seconds as i64);
@@ -383,6 +439,103 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
         },
         cursor: 0,
     })
+}
+
+/// Takes the deletion lock of `ns/name` for `execution`: writes the catalog's deletion record
+/// (`Deleting`) unless another execution's is there, as one conditional write. Returns the
+/// document as locked. A retry of the same execution finds its own record and goes on.
+async fn take_lock<S: ObjectStore>(
+    catalog: &Catalog<'_, S, VolumeBackupDoc>,
+    ns: &str,
+    name: &str,
+    execution: &str,
+) -> Result<VolumeBackupDoc, StepError> {
+    let now = now_ms();
+    catalog
+        .try_update(ns, name, |d| {
+            if !d.status.is_terminal() && d.brfed.deletion.is_none() {
+                return Err(StepError::BackupRunning(format!(
+                    "{ns}/{name} is {} (execution {}); delete it once it is Complete or Failed",
+                    d.status.phase.as_deref().unwrap_or("Running"),
+                    d.brfed.execution
+                )));
+            }
+            match &d.brfed.deletion {
+                Some(x) if x.state == "Deleting" && x.execution == execution => Ok(false),
+                Some(x) if x.state == "Deleting" => Err(StepError::DeletionInProgress(format!(
+                    "{ns}/{name} is being deleted by {} (since {})",
+                    x.execution, x.requested_at
+                ))),
+                _ => {
+                    d.brfed.deletion = Some(DeletionRecord {
+                        execution: execution.to_string(),
+                        requested_at: now.clone(),
+                        state: "Deleting".into(),
+                        ..Default::default()
+                    });
+                    Ok(true)
+                }
+            }
+        })
+        .await
+}
+
+/// The deletion's manifest: this execution's own when it wrote one (a retry), else every
+/// member's `backupmeta` now, with the ids of an earlier deletion's manifest kept (its data
+/// planes may have deleted `backupmeta` since). Written with a precondition: created only if
+/// absent, replaced only at the ETag read.
+async fn write_manifest<D, S: ObjectStore>(
+    env: &Env<'_, D, S>,
+    backup: &BackupRequest,
+    doc: &VolumeBackupDoc,
+    execution: &str,
+) -> Result<Manifest, StepError> {
+    let key = manifest_key(&backup.metadata.namespace, &backup.metadata.name);
+    let stored = env.store.get_json(env.catalog_bucket, &key).await?;
+    let (mut manifest, precondition) = match stored {
+        Some(v) => {
+            let earlier: Manifest = serde_json::from_value(v.value)
+                .map_err(|e| StepError::Internal(format!("manifest {key}: {e}")))?;
+            if earlier.execution == execution {
+                return Ok(earlier);
+            }
+            let mut now = read_manifest(env.store, backup, doc).await?;
+            for (i, ids) in now.members.iter_mut().enumerate() {
+                let mut merged = earlier.members.get(i).cloned().unwrap_or_default();
+                merged.extend(
+                    ids.drain(..)
+                        .filter(|id| !earlier.members.get(i).is_some_and(|e| e.contains(id))),
+                );
+                *ids = merged;
+            }
+            (now, Precondition::IfMatch(v.etag))
+        }
+        None => (
+            read_manifest(env.store, backup, doc).await?,
+            Precondition::IfAbsent,
+        ),
+    };
+    manifest.execution = execution.to_string();
+    let value = serde_json::to_value(&manifest).map_err(|e| StepError::Internal(e.to_string()))?;
+    env.store
+        .put_json(env.catalog_bucket, &key, &value, precondition)
+        .await?;
+    Ok(manifest)
+}
+
+/// Every snapshot of `ids` that exists, read now, by id.
+async fn describe_all<'a, V: Volumes>(
+    volumes: &V,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<BTreeMap<String, SnapshotInfo>, StepError> {
+    let ids: Vec<String> = ids.cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(200) {
+        for info in volumes.describe_snapshots(chunk).await? {
+            out.insert(info.id.clone(), info);
+        }
+    }
+    Ok(out)
 }
 
 /// Members of a catalog backup: the recorded ones (older name forms keep working), else those
@@ -413,7 +566,10 @@ async fn read_manifest<S: ObjectStore>(
         };
         members.push(ids);
     }
-    Ok(Manifest { members })
+    Ok(Manifest {
+        execution: String::new(),
+        members,
+    })
 }
 
 /// Output of the observe step.
@@ -465,7 +621,7 @@ pub async fn observe<D: DataPlanes, S: ObjectStore>(
     let watched: Vec<MemberRef> = ctx
         .members
         .iter()
-        .filter(|m| m.clean_by == CleanBy::DataPlane)
+        .filter(|m| m.clean_by.in_data_plane())
         .map(|m| m.member.clone())
         .collect();
     let deadline = parse_time(&ctx.deadline)?;
@@ -538,7 +694,7 @@ fn clean_failed(o: &Observation) -> bool {
 }
 
 /// Output of the snapshot step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotProgress {
     /// Snapshots processed so far (the next call starts there).
@@ -551,6 +707,10 @@ pub struct SnapshotProgress {
     pub not_found: usize,
     /// Throttled attempts in this call (each retried after a backoff).
     pub throttled: usize,
+    /// Snapshots left in this call because, read right before their deletion, they were not
+    /// the owner's (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_owned: Vec<String>,
 }
 
 /// Pacing of brfed's own snapshot deletions: the rate limit, the throttling backoff and the
@@ -567,6 +727,17 @@ pub struct Pacing {
     pub attempts: u32,
 }
 
+impl Pacing {
+    /// This pacing with its budget cut to `left` (what the invocation has before its deadline,
+    /// less a margin), when that is shorter.
+    pub fn within(self, left: Duration) -> Self {
+        Self {
+            budget: self.budget.min(left),
+            ..self
+        }
+    }
+}
+
 impl Default for Pacing {
     /// The data plane's clean job values (reference §4.2): 1 s doubling up to 1 min, 8 tries.
     fn default() -> Self {
@@ -579,10 +750,13 @@ impl Default for Pacing {
     }
 }
 
-/// Step `backup-delete-snapshots`: for members whose data plane is gone and whose policy deletes
-/// data, deletes the manifest's snapshots at no more than `snapshots_per_second` (EC2 throttling
-/// backed off, `NotFound` = done) and then the objects under their prefixes. Resumable: returns
-/// `done: false` with a cursor when the budget is spent.
+/// Step `backup-delete-snapshots`: for members brfed cleans itself (their data plane is gone, or
+/// their `backupmeta` lists snapshots that are not the backup's) and whose policy deletes data,
+/// deletes the manifest's snapshots that are this stack's and this backup's (each read right
+/// before its deletion; the others are left) at no more than `snapshots_per_second` (EC2
+/// throttling backed off, `NotFound` = done), and then the objects under their prefixes.
+/// Resumable: returns `done: false` with a cursor when the budget is spent, never sleeping past
+/// it.
 pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &Env<'_, D, S>,
     volumes: &V,
@@ -592,16 +766,13 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let ctx = context(&input)?;
     let mut progress = SnapshotProgress {
         cursor: input.cursor,
-        done: false,
-        deleted: 0,
-        not_found: 0,
-        throttled: 0,
+        ..Default::default()
     };
     let ours: Vec<(usize, &DeleteMember)> = ctx
         .members
         .iter()
         .enumerate()
-        .filter(|(_, m)| m.clean_by == CleanBy::Brfed && m.data_deleted)
+        .filter(|(_, m)| m.clean_by.by_brfed() && m.data_deleted)
         .collect();
     if ours.is_empty() {
         progress.done = true;
@@ -612,7 +783,17 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
         .iter()
         .flat_map(|(i, _)| manifest.members.get(*i).into_iter().flatten().cloned())
         .collect();
-    progress = delete_paced(volumes, &ids, ctx.snapshots_per_second, pacing, progress).await?;
+    let owner = backup_tag(&ctx.namespace, &ctx.name);
+    let owns = |info: &SnapshotInfo| owned_by(info, env.catalog_bucket, &owner);
+    progress = delete_paced(
+        volumes,
+        &ids,
+        &owns,
+        ctx.snapshots_per_second,
+        pacing,
+        progress,
+    )
+    .await?;
     if progress.cursor < ids.len() {
         progress.done = false;
         return Ok(progress);
@@ -630,29 +811,63 @@ pub async fn delete_snapshots<D: DataPlanes, S: ObjectStore, V: Volumes>(
     Ok(progress)
 }
 
-/// Deletes `ids[progress.cursor..]` one at a time, at most `per_second` calls per second
-/// (throttled attempts included), backing off on throttling, `NotFound` = done; stops before a
-/// call that could not start within `pacing.budget`. Returns the advanced progress (`done` when
-/// every id is processed).
+/// Deletes `ids[progress.cursor..]` one at a time: each is read first (`DescribeSnapshots`) and
+/// deleted only when `owns` says so (else left and listed in `not_owned`; a missing one counts
+/// as `not_found`), at most `per_second` deletion calls per second (throttled attempts
+/// included), backing off on throttling. Never waits past `pacing.budget`: before a read, and
+/// before every wait for the next slot or for a backoff, it returns with the cursor at the
+/// snapshot not yet done when that wait would end past the budget. Returns the advanced progress
+/// (`done` when every id is processed).
 pub async fn delete_paced<V: Volumes>(
     volumes: &V,
     ids: &[String],
+    owns: &(dyn Fn(&SnapshotInfo) -> bool + Send + Sync),
     per_second: f64,
     pacing: Pacing,
     mut progress: SnapshotProgress,
 ) -> Result<SnapshotProgress, StepError> {
     let started = tokio::time::Instant::now();
+    // `None`: no budget (Duration::MAX does not fit an Instant).
+    let end = started.checked_add(pacing.budget);
+    let past_budget = |at: tokio::time::Instant| end.is_some_and(|e| at >= e);
     let interval = Duration::from_secs_f64(1.0 / per_second);
     let mut next_slot = tokio::time::Instant::now();
     while progress.cursor < ids.len() {
         // Stop before a call that could not start within the budget.
-        if next_slot.max(tokio::time::Instant::now()) - started >= pacing.budget {
+        if past_budget(next_slot.max(tokio::time::Instant::now())) {
             return Ok(progress);
         }
         let id = &ids[progress.cursor];
+        // Read right before the delete: deleted only if it is still the owner's.
+        let info = volumes
+            .describe_snapshots(std::slice::from_ref(id))
+            .await?
+            .into_iter()
+            .find(|i| &i.id == id);
+        match info {
+            None => {
+                progress.not_found += 1;
+                progress.cursor += 1;
+                continue;
+            }
+            Some(info) if !owns(&info) => {
+                tracing::warn!(snapshot = %id, tags = ?info.tags, "snapshot is not the owner's: left");
+                if progress.not_owned.len() < REPORT_LIMIT {
+                    progress.not_owned.push(id.clone());
+                }
+                progress.cursor += 1;
+                continue;
+            }
+            Some(_) => {}
+        }
         let mut backoff = pacing.first_backoff;
         let mut attempt = 0;
         loop {
+            // A wait (the rate's slot, or a throttling backoff) that would end past the budget
+            // is not started: the next invocation takes this snapshot up again.
+            if past_budget(next_slot) {
+                return Ok(progress);
+            }
             tokio::time::sleep_until(next_slot).await;
             next_slot = tokio::time::Instant::now() + interval;
             attempt += 1;
@@ -714,6 +929,14 @@ pub struct DeleteResult {
     /// Objects that should be gone and are not (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remaining_objects: Vec<String>,
+    /// Snapshots the members' `backupmeta` lists that still exist and are not this stack's
+    /// and this backup's: left on purpose (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_owned: Vec<String>,
+    /// Member objects of the backup's member names that are not the backup's: left, with
+    /// their data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_members: Vec<String>,
     /// Why the deletion failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
@@ -746,6 +969,8 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
             snapshots_retained: 0,
             remaining_snapshots: Vec::new(),
             remaining_objects: Vec::new(),
+            not_owned: Vec::new(),
+            foreign_members: Vec::new(),
             failure: Some(failure),
         });
     };
@@ -758,12 +983,22 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
         snapshots_retained: 0,
         remaining_snapshots: Vec::new(),
         remaining_objects: Vec::new(),
+        not_owned: Vec::new(),
+        foreign_members: ctx
+            .members
+            .iter()
+            .filter(|m| m.clean_by == CleanBy::Foreign)
+            .map(|m| m.member.display())
+            .collect(),
         failure: input.failure.clone(),
     };
     if result.failure.is_none() {
         let mut expected: Vec<String> = Vec::new();
         for (i, m) in ctx.members.iter().enumerate() {
             let ids = manifest.members.get(i).cloned().unwrap_or_default();
+            if m.clean_by == CleanBy::Foreign {
+                continue;
+            }
             if m.data_deleted {
                 expected.extend(ids);
                 let keys = env
@@ -777,17 +1012,20 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 result.snapshots_retained += ids.len();
             }
         }
-        let expected: Vec<String> = expected
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut remaining = Vec::new();
-        for chunk in expected.chunks(200) {
-            remaining.extend(volumes.existing_snapshots(chunk).await?);
+        let existing = describe_all(volumes, expected.iter()).await?;
+        let expected: BTreeSet<&String> = expected.iter().collect();
+        let owner = backup_tag(&ctx.namespace, &ctx.name);
+        for (id, info) in &existing {
+            if owned_by(info, env.catalog_bucket, &owner) {
+                result.remaining_snapshots.push(id.clone());
+            } else {
+                result.not_owned.push(id.clone());
+            }
         }
-        result.snapshots_deleted = expected.len() - remaining.len();
-        result.remaining_snapshots = remaining;
+        result.snapshots_deleted = expected.len() - existing.len();
+        if !result.not_owned.is_empty() {
+            tracing::warn!(not_owned = ?result.not_owned, "snapshots listed in backupmeta that are not this backup's were left");
+        }
         if !result.remaining_snapshots.is_empty() || !result.remaining_objects.is_empty() {
             result.failure = Some(Failure::new(
                 "SnapshotsRemain",
@@ -809,10 +1047,26 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
         }
         result.remaining_snapshots.truncate(REPORT_LIMIT);
         result.remaining_objects.truncate(REPORT_LIMIT);
+        result.not_owned.truncate(REPORT_LIMIT);
     }
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
+    // Only the holder of the deletion lock removes or records anything.
+    let holds_lock = |d: &VolumeBackupDoc| {
+        d.brfed
+            .deletion
+            .as_ref()
+            .is_some_and(|x| x.execution == ctx.execution)
+    };
     match &result.failure {
         None => {
+            if let Some((d, _)) = catalog.get(&ctx.namespace, &ctx.name).await?
+                && !holds_lock(&d)
+            {
+                return Err(StepError::DeletionInProgress(format!(
+                    "{}/{} is being deleted by another execution; this one leaves the record",
+                    ctx.namespace, ctx.name
+                )));
+            }
             env.store
                 .delete_object(
                     env.catalog_bucket,
@@ -831,10 +1085,15 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 state: "CleanFailed".into(),
                 remaining_snapshots: result.remaining_snapshots.clone(),
                 remaining_objects: result.remaining_objects.clone(),
+                not_owned: result.not_owned.clone(),
+                foreign_members: result.foreign_members.clone(),
             };
             let (error, message) = (f.error.clone(), f.message());
             catalog
                 .update(&ctx.namespace, &ctx.name, |d| {
+                    if d.brfed.deletion.is_some() && !holds_lock(d) {
+                        return false;
+                    }
                     let requested_at = d
                         .brfed
                         .deletion

@@ -67,6 +67,9 @@ pub enum StepError {
     /// The federated backup is still running and cannot be deleted. Terminal.
     #[error("backup running: {0}")]
     BackupRunning(String),
+    /// Another execution is deleting the federated backup (it holds the deletion lock). Terminal.
+    #[error("deletion in progress: {0}")]
+    DeletionInProgress(String),
     /// No backup schedule of that namespace/name is in the catalog. Terminal.
     #[error("schedule not found: {0}")]
     ScheduleNotFound(String),
@@ -114,6 +117,7 @@ impl StepError {
             Self::CatalogConflict(_) => "CatalogConflict",
             Self::BackupNotFound(_) => "BackupNotFound",
             Self::BackupRunning(_) => "BackupRunning",
+            Self::DeletionInProgress(_) => "DeletionInProgress",
             Self::ScheduleNotFound(_) => "ScheduleNotFound",
             Self::EventTimeOutOfRange(_) => "EventTimeOutOfRange",
             Self::Ec2Unavailable(_) => "Ec2Unavailable",
@@ -151,6 +155,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "CatalogConflict",
     "BackupNotFound",
     "BackupRunning",
+    "DeletionInProgress",
     "ScheduleNotFound",
     "EventTimeOutOfRange",
     "Ec2Unavailable",
@@ -213,6 +218,7 @@ mod tests {
             StepError::CatalogConflict(String::new()),
             StepError::BackupNotFound(String::new()),
             StepError::BackupRunning(String::new()),
+            StepError::DeletionInProgress(String::new()),
             StepError::ScheduleNotFound(String::new()),
             StepError::EventTimeOutOfRange(String::new()),
             StepError::Ec2Unavailable(String::new()),

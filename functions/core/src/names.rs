@@ -41,6 +41,35 @@ pub fn execution_name(namespace: &str, name: &str) -> String {
     format!("{cut}-{hex}")
 }
 
+/// Step Functions execution name of a deletion of backup `namespace/name` asked at `at`,
+/// whatever asks it (`brfed backup delete`, the retention sweep, the documented AWS CLI command):
+/// `delete-{namespace}.{name}-{at as YYYYMMDDTHHMMSSZ}`, the `{namespace}.{name}` part cut and
+/// hashed as in [`execution_name`] so that the whole stays within 80 characters. A backup may be
+/// deleted again later (after a `CleanFailed`), so the time is part of it; a repeated start for
+/// the same time (a redelivered sweep event) is the same execution. That two deletions never run
+/// at once is not the name's job but the catalog's deletion lock (`docs/safety.md`).
+pub fn deletion_execution_name(
+    namespace: &str,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    const HEAD: &str = "delete-";
+    let stamp = at.format("%Y%m%dT%H%M%SZ").to_string();
+    let room = MAX_EXECUTION_NAME - HEAD.len() - 1 - stamp.len();
+    let full = format!("{namespace}.{name}");
+    let body = if full.len() <= room {
+        full
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        // ASCII only (a namespace and a Kubernetes name): cutting at a byte is safe.
+        let cut = full[..room - 9].trim_end_matches(['.', '-']);
+        format!("{cut}-{hex}")
+    };
+    format!("{HEAD}{body}-{stamp}")
+}
+
 /// Name of the data-plane init Job the operator derives from a member name (`backup-{member}-init`).
 pub fn init_job_name(member: &str) -> String {
     format!("backup-{member}-init")
@@ -104,6 +133,27 @@ mod tests {
         assert!(one.len() <= MAX_EXECUTION_NAME && two.len() <= MAX_EXECUTION_NAME);
         assert_ne!(one, two);
         assert_eq!(one, execution_name(&ns, &format!("{}1", "x".repeat(40))));
+    }
+
+    #[test]
+    fn deletion_names_carry_the_namespace_and_fit_step_functions() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-05-01T02:03:04Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            deletion_execution_name("team-a", "nightly-x", at),
+            "delete-team-a.nightly-x-20260501T020304Z"
+        );
+        assert_ne!(
+            deletion_execution_name("team-a", "nightly-x", at),
+            deletion_execution_name("team-b", "nightly-x", at)
+        );
+        let ns = "n".repeat(63);
+        let long = |i: u8| deletion_execution_name(&ns, &format!("{}{i}", "x".repeat(200)), at);
+        assert!(long(1).len() <= MAX_EXECUTION_NAME, "{}", long(1));
+        assert_ne!(long(1), long(2));
+        assert_eq!(long(1), long(1));
+        assert!(long(1).ends_with("-20260501T020304Z"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::error::StepError;
 use crate::member::MemberRef;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -101,6 +102,27 @@ pub trait DataPlanes: Send + Sync {
         member: &MemberRef,
     ) -> impl Future<Output = Result<bool, StepError>> + Send;
 
+    /// JSON merge-patches a member object (`metadata` and `spec`), only if its
+    /// `metadata.uid` is still `uid` (the API server's precondition; another object of that
+    /// name now is `DataPlaneRejected`, a missing one `MemberMissing`).
+    fn patch_member_if(
+        &self,
+        kind: MemberKind,
+        member: &MemberRef,
+        uid: &str,
+        patch: &Value,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+
+    /// Deletes a member object only if its `metadata.uid` is still `uid` (a delete
+    /// precondition): `false` when it is gone; another object of that name now is
+    /// `DataPlaneRejected`.
+    fn delete_member_if(
+        &self,
+        kind: MemberKind,
+        member: &MemberRef,
+        uid: &str,
+    ) -> impl Future<Output = Result<bool, StepError>> + Send;
+
     /// Observes `members` until `done` holds for the observations, or `budget` has passed, and
     /// returns the last observations. A watch in production; `budget` zero means one read.
     fn observe_members(
@@ -179,6 +201,19 @@ pub enum SnapshotDeletion {
     Throttled,
 }
 
+/// One EBS snapshot as `DescribeSnapshots` tells it: what brfed needs to prove whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// `snap-...`.
+    pub id: String,
+    /// When EC2 started it (`StartTime`).
+    pub start_time: DateTime<Utc>,
+    /// `pending`, `completed`, `error`, ...
+    pub state: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// EBS volumes and snapshots (what the opt-in restore cleanup and the backup deletion touch).
 pub trait Volumes: Send + Sync {
     /// Deletes a volume; `false` when it did not exist.
@@ -199,11 +234,6 @@ pub trait Volumes: Send + Sync {
         ids: &[String],
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<(), StepError>> + Send;
-    /// Snapshots of this account that carry tag `key`: `(snapshot id, tag value)`.
-    fn tagged_snapshots(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, StepError>> + Send;
 
     // The restore's volumes (`restore_volumes`): found by the snapshot they were made from (an
     // EC2 attribute, not a tag), judged by what EC2 says of each, read again before a delete.
@@ -224,6 +254,17 @@ pub trait Volumes: Send + Sync {
         ids: &[String],
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Those of `ids` that exist and this account owns, read right now (`DescribeSnapshots`
+    /// filtered by `snapshot-id`: a snapshot that does not exist is left out, not an error).
+    fn describe_snapshots(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<SnapshotInfo>, StepError>> + Send;
+    /// Snapshots this account owns that carry tag `key` (any value).
+    fn snapshots_tagged(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<SnapshotInfo>, StepError>> + Send;
 }
 
 /// What EC2 says of one EBS volume.

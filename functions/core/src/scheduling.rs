@@ -551,14 +551,6 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
     sweep_at(env, event, Utc::now()).await
 }
 
-/// Name of the `volume-backup-delete` execution retention starts for backup `namespace/name`:
-/// `retention-{namespace}.{name}`, cut and hashed past 80 characters as
-/// [`names::execution_name`] does, so that a repeated sweep starts nothing new and the same
-/// backup name in two namespaces gets two deletions.
-pub fn retention_execution_name(namespace: &str, name: &str) -> String {
-    names::execution_name(&format!("retention-{namespace}"), name)
-}
-
 /// Step `retention-sweep` at `now`: for every schedule (paused ones too) starts the deletion of
 /// at most one backup that its retention policy lets go (see [`retention::decide`]) among the
 /// backups its ticks made ([`SchedulerEnv::backups_of`]). Age is judged as of the scheduled
@@ -629,7 +621,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
         match retention::decide(policy, &candidates, now) {
             Decision::Keep(why) => entry.reason = why,
             Decision::Delete { name: victim, why } => {
-                let exec = retention_execution_name(&ns, &victim);
+                let exec = crate::names::deletion_execution_name(&ns, &victim, now);
                 let started = env
                     .executions
                     .start(
@@ -697,25 +689,5 @@ mod tests {
         }
         let err = event_time("tick", "tomorrow", now).unwrap_err();
         assert_eq!(err.name(), "InvalidSpec");
-    }
-
-    #[test]
-    fn retention_execution_names_keep_namespaces_apart_and_fit() {
-        assert_eq!(
-            retention_execution_name("team-a", "nightly-2026-01-01t00-00-00"),
-            "retention-team-a.nightly-2026-01-01t00-00-00"
-        );
-        assert_ne!(
-            retention_execution_name("team-a", "x"),
-            retention_execution_name("team-b", "x")
-        );
-        let ns = "n".repeat(63);
-        let (one, two) = (
-            retention_execution_name(&ns, &format!("{}-2026-01-01t00-00-00", "s".repeat(27))),
-            retention_execution_name(&ns, &format!("{}-2026-01-01t00-01-00", "s".repeat(27))),
-        );
-        assert!(one.len() <= names::MAX_EXECUTION_NAME, "{one}");
-        assert_ne!(one, two);
-        assert!(one.starts_with("retention-nnn"), "{one}");
     }
 }

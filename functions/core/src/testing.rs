@@ -5,8 +5,9 @@ use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
     Created, DataPlanes, Executions, MemberKind, ObjectStore, Observation, Precondition, Rules,
-    ScheduleRule, SnapshotDeletion, Started, Versioned, VolumeFacts, Volumes,
+    ScheduleRule, SnapshotDeletion, SnapshotInfo, Started, Versioned, VolumeFacts, Volumes,
 };
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -345,6 +346,72 @@ impl DataPlanes for FakePlanes {
         Ok(gone.is_some())
     }
 
+    async fn patch_member_if(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        uid: &str,
+        patch: &Value,
+    ) -> Result<(), StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
+        }
+        let mut b = self.objects(kind).lock().unwrap();
+        let obj = b
+            .get_mut(&(
+                m.k8s_cluster_name.clone(),
+                m.tc_namespace.clone(),
+                m.backup_name.clone(),
+            ))
+            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
+        if obj["metadata"]["uid"].as_str().unwrap_or_default() != uid {
+            return Err(StepError::DataPlaneRejected(format!(
+                "{}: patch: 409 Precondition failed: UID in precondition: {uid}",
+                m.display()
+            )));
+        }
+        merge(obj, patch);
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("patch {} {} {patch}", kind.kind(), m.display()));
+        Ok(())
+    }
+
+    async fn delete_member_if(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        uid: &str,
+    ) -> Result<bool, StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Ok(false);
+        }
+        let key = (
+            m.k8s_cluster_name.clone(),
+            m.tc_namespace.clone(),
+            m.backup_name.clone(),
+        );
+        let mut objects = self.objects(kind).lock().unwrap();
+        let Some(obj) = objects.get(&key) else {
+            return Ok(false);
+        };
+        if obj["metadata"]["uid"].as_str().unwrap_or_default() != uid {
+            return Err(StepError::DataPlaneRejected(format!(
+                "{}: delete: 409 Precondition failed: UID in precondition: {uid}",
+                m.display()
+            )));
+        }
+        objects.remove(&key);
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("delete {} {}", kind.kind(), m.display()));
+        Ok(true)
+    }
+
     async fn observe_members(
         &self,
         kind: MemberKind,
@@ -493,6 +560,47 @@ pub struct FakeVolumes {
     pub volumes: Mutex<BTreeMap<String, VolumeFacts>>,
     /// Every volume mutation, in order: `delete vol-...`, `tag vol-... k=v,k=v`.
     pub volume_log: Mutex<Vec<String>>,
+    /// When EC2 started each snapshot (`StartTime`); a snapshot not listed here started "now",
+    /// when it is described.
+    pub start_times: Mutex<BTreeMap<String, DateTime<Utc>>>,
+}
+
+impl FakeVolumes {
+    /// Adds a snapshot that EC2 started at `start`.
+    pub fn add_snapshot(&self, id: &str, start: DateTime<Utc>) {
+        self.snapshots.lock().unwrap().insert(id.into());
+        self.start_times.lock().unwrap().insert(id.into(), start);
+    }
+
+    /// Sets tags of a snapshot (others stay), as anyone with `ec2:CreateTags` could.
+    pub fn set_tags(&self, id: &str, tags: &[(&str, &str)]) {
+        let mut all = self.tags.lock().unwrap();
+        let t = all.entry(id.into()).or_default();
+        for (k, v) in tags {
+            t.insert(k.to_string(), v.to_string());
+        }
+    }
+
+    fn info(&self, id: &str) -> SnapshotInfo {
+        SnapshotInfo {
+            id: id.into(),
+            start_time: self
+                .start_times
+                .lock()
+                .unwrap()
+                .get(id)
+                .copied()
+                .unwrap_or_else(Utc::now),
+            state: "completed".into(),
+            tags: self
+                .tags
+                .lock()
+                .unwrap()
+                .get(id)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Volumes for FakeVolumes {
@@ -537,16 +645,26 @@ impl Volumes for FakeVolumes {
         Ok(())
     }
 
-    async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
-        let have = self.snapshots.lock().unwrap();
-        Ok(self
-            .tags
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, _)| have.contains(*id))
-            .filter_map(|(id, t)| t.get(key).map(|v| (id.clone(), v.clone())))
-            .collect())
+    async fn describe_snapshots(&self, ids: &[String]) -> Result<Vec<SnapshotInfo>, StepError> {
+        let have: Vec<String> = {
+            let s = self.snapshots.lock().unwrap();
+            ids.iter().filter(|i| s.contains(*i)).cloned().collect()
+        };
+        Ok(have.iter().map(|id| self.info(id)).collect())
+    }
+
+    async fn snapshots_tagged(&self, key: &str) -> Result<Vec<SnapshotInfo>, StepError> {
+        let ids: Vec<String> = {
+            let have = self.snapshots.lock().unwrap();
+            self.tags
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(id, t)| have.contains(*id) && t.contains_key(key))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        Ok(ids.iter().map(|id| self.info(id)).collect())
     }
 
     async fn volumes_from_snapshots(

@@ -1,10 +1,12 @@
 //! The deletion steps on in-memory fakes: what is deleted by whom, what is verified, what is
 //! refused, and the pacing of brfed's own snapshot deletions under throttling.
 
+use brfed_core::StepError;
 use brfed_core::catalog::{Catalog, VolumeBackupDoc, backup_key};
 use brfed_core::delete::{self, CleanBy, DeleteStartInput, DeleteStepInput, Pacing, manifest_key};
 use brfed_core::member::MemberRef;
-use brfed_core::ports::DataPlanes;
+use brfed_core::orphans::{TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
+use brfed_core::ports::{DataPlanes, ObjectStore, Precondition, Versioned};
 use brfed_core::spec::BackupRequest;
 use brfed_core::status::MemberStatus;
 use brfed_core::steps::Env;
@@ -57,7 +59,9 @@ fn seed(planes: &FakePlanes, store: &FakeStore, ec2: &FakeVolumes, phase: &str, 
         let snaps: Vec<String> = (0..2)
             .map(|i| format!("snap-{}-{i}", m.k8s_cluster_name))
             .collect();
-        ec2.snapshots.lock().unwrap().extend(snaps.iter().cloned());
+        for s in &snaps {
+            own(ec2, s);
+        }
         let volumes: Vec<Value> = snaps
             .iter()
             .map(|s| json!({"volume_id": "vol", "type": "storage.data-dir", "snapshot_id": s}))
@@ -67,11 +71,7 @@ fn seed(planes: &FakePlanes, store: &FakeStore, ec2: &FakeVolumes, phase: &str, 
         store.put(DATA, &format!("{prefix}/backupmeta"), meta);
         store.put(DATA, &format!("{prefix}/clustermeta"), json!({}));
         if planes.cluster_names().contains(&m.k8s_cluster_name) {
-            planes.put_backup(
-                &m.k8s_cluster_name,
-                json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Backup",
-                       "metadata": {"name": "fed-bk", "namespace": "tidb"}, "spec": {}}),
-            );
+            planes.put_backup(&m.k8s_cluster_name, member("exec-bk", "br"));
         }
     }
     store.put(
@@ -79,6 +79,23 @@ fn seed(planes: &FakePlanes, store: &FakeStore, ec2: &FakeVolumes, phase: &str, 
         &backup_key("br", "bk"),
         serde_json::to_value(&doc).unwrap(),
     );
+}
+
+/// A snapshot that is backup `br/bk`'s in stack `catalog`, as `backup-finalize` tags it.
+fn own(ec2: &FakeVolumes, id: &str) {
+    ec2.add_snapshot(id, chrono::Utc::now());
+    ec2.set_tags(id, &[(TAG_STACK, CATALOG), (TAG_VOLUME_BACKUP, "br/bk")]);
+}
+
+/// A member `Backup` `fed-bk` made by `execution` for a federated backup of `namespace`, with
+/// the data plane's protection finalizer (its `cleanPolicy` cleans).
+fn member(execution: &str, namespace: &str) -> Value {
+    json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Backup",
+           "metadata": {"name": "fed-bk", "namespace": "tidb", "uid": format!("uid-{execution}"),
+                        "finalizers": [delete::BACKUP_PROTECTION_FINALIZER, "other.example/keep"],
+                        "annotations": {"brfed.io/execution": execution,
+                                        "brfed.io/federation-namespace": namespace}},
+           "spec": {"cleanPolicy": "Delete"}})
 }
 
 fn start_input(extra: Value) -> DeleteStartInput {
@@ -123,7 +140,9 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
     );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     assert!(
         out.deletion
             .members
@@ -131,7 +150,9 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
             .all(|m| m.clean_by == CleanBy::DataPlane && m.data_deleted && m.snapshots == 2)
     );
     assert_eq!(planes.backup_count(), 0, "every member Backup deleted");
-    let again = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let again = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     assert_eq!(
         again.deletion.members, out.deletion.members,
         "start is idempotent"
@@ -160,7 +181,9 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
     );
 
     data_planes_clean(&store, &ec2, &["dp1", "dp2", "dp3"]);
-    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
     assert_eq!(r.snapshots_deleted, 6);
@@ -177,7 +200,9 @@ async fn retain_keeps_the_data_and_reports_it() {
     );
     seed(&planes, &store, &ec2, "Complete", "Retain");
     let e = env(&planes, &store);
-    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     assert!(out.deletion.members.iter().all(|m| !m.data_deleted));
     let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
     assert_eq!(
@@ -196,7 +221,7 @@ async fn on_failure_deletes_only_a_failed_backup() {
             FakeVolumes::default(),
         );
         seed(&planes, &store, &ec2, phase, "OnFailure");
-        let out = delete::start(&env(&planes, &store), start_input(json!({})))
+        let out = delete::start(&env(&planes, &store), &ec2, start_input(json!({})))
             .await
             .unwrap();
         assert!(
@@ -218,7 +243,9 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
     );
     seed(&planes, &store, &ec2, "Running", "Delete");
     let e = env(&planes, &store);
-    let err = delete::start(&e, start_input(json!({}))).await.unwrap_err();
+    let err = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "BackupRunning");
     assert_eq!(planes.backup_count(), 3, "no member deleted");
     assert!(store.get(CATALOG, &manifest_key("br", "bk")).is_none());
@@ -226,7 +253,7 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
     let mut other = start_input(json!({}));
     other.input = json!({"name": "nope", "namespace": "br"});
     assert_eq!(
-        delete::start(&e, other).await.unwrap_err().name(),
+        delete::start(&e, &ec2, other).await.unwrap_err().name(),
         "BackupNotFound"
     );
     for bad in [
@@ -239,7 +266,7 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
         let mut i = start_input(json!({}));
         i.input = bad.clone();
         assert_eq!(
-            delete::start(&e, i).await.unwrap_err().name(),
+            delete::start(&e, &ec2, i).await.unwrap_err().name(),
             "InvalidSpec",
             "{bad}"
         );
@@ -255,7 +282,9 @@ async fn a_clean_failed_member_fails_the_deletion() {
     );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     // A data plane whose clean job failed keeps the member, with CleanFailed.
     planes.put_backup(
         "dp2",
@@ -280,10 +309,7 @@ async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_th
     );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     for i in 2..40 {
-        ec2.snapshots
-            .lock()
-            .unwrap()
-            .insert(format!("snap-dp3-{i}"));
+        own(&ec2, &format!("snap-dp3-{i}"));
     }
     let mut meta = store.get(DATA, "p-dp3/backupmeta").unwrap();
     meta["tikv"]["stores"][0]["volumes"] = Value::Array(
@@ -296,6 +322,7 @@ async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_th
     let e = env(&planes, &store);
     let out = delete::start(
         &e,
+        &ec2,
         start_input(json!({"options": {"snapshotsPerSecond": 2.0}})),
     )
     .await
@@ -341,6 +368,7 @@ async fn snapshot_deletion_stops_at_its_budget_and_resumes_at_the_cursor() {
     let e = env(&planes, &store);
     let out = delete::start(
         &e,
+        &ec2,
         start_input(json!({"options": {"snapshotsPerSecond": 1.0}})),
     )
     .await
@@ -371,7 +399,9 @@ async fn endless_throttling_is_ec2_unavailable() {
     seed(&planes, &store, &ec2, "Complete", "Delete");
     *ec2.throttle_every.lock().unwrap() = 1;
     let e = env(&planes, &store);
-    let out = delete::start(&e, start_input(json!({}))).await.unwrap();
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     let err = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
         .await
         .unwrap_err();
@@ -388,7 +418,9 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    delete::start(&e, start_input(json!({}))).await.unwrap();
+    delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
     let event: brfed_core::steps::ExecutionStatusChange = serde_json::from_value(json!({
         "detail": {"executionArn": EXEC, "status": "ABORTED",
                    "input": json!({"name": "bk", "namespace": "br"}).to_string()}}))
@@ -416,5 +448,345 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     // And a new deletion is allowed.
     let mut again = start_input(json!({}));
     again.execution = "another".into();
-    assert!(delete::start(&e, again).await.is_ok());
+    assert!(delete::start(&e, &ec2, again).await.is_ok());
+}
+
+#[tokio::test]
+async fn retain_marks_the_kept_snapshots_retained() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Retain");
+    // Listed by a member's backupmeta but not the backup's: not marked either.
+    ec2.add_snapshot("snap-foreign", chrono::Utc::now());
+    add_to_backupmeta(&store, "dp1", "snap-foreign");
+    delete::start(&env(&planes, &store), &ec2, start_input(json!({})))
+        .await
+        .unwrap();
+    let tags = ec2.tags.lock().unwrap().clone();
+    for c in ["dp1", "dp2", "dp3"] {
+        for i in 0..2 {
+            assert!(
+                tags[&format!("snap-{c}-{i}")].contains_key(TAG_RETAINED),
+                "{c}/{i}"
+            );
+        }
+    }
+    assert!(!tags.contains_key("snap-foreign"));
+}
+
+/// Appends `snapshot` to the `backupmeta` of member `cluster` (as whoever can write the prefix).
+fn add_to_backupmeta(store: &FakeStore, cluster: &str, snapshot: &str) {
+    let key = format!("p-{cluster}/backupmeta");
+    let mut meta = store.get(DATA, &key).unwrap();
+    meta["tikv"]["stores"][0]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"volume_id": "vol", "snapshot_id": snapshot}));
+    store.put(DATA, &key, meta);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_its_clean_job() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    // dp2's backupmeta now also lists a production snapshot brfed never made.
+    ec2.add_snapshot("snap-prod", chrono::Utc::now());
+    add_to_backupmeta(&store, "dp2", "snap-prod");
+    let e = env(&planes, &store);
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
+    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
+    assert_eq!(
+        by,
+        [
+            CleanBy::DataPlane,
+            CleanBy::BrfedAfterRetain,
+            CleanBy::DataPlane
+        ]
+    );
+    // Before its deletion, dp2's member was told to keep its data, and the data plane's
+    // protection finalizer (which only a clean would remove) was taken off; nothing else.
+    let log = planes.log.lock().unwrap().clone();
+    let patch = log
+        .iter()
+        .position(|l| l.starts_with("patch Backup dp2/tidb/fed-bk"))
+        .expect("dp2 patched");
+    let delete = log
+        .iter()
+        .position(|l| l == "delete Backup dp2/tidb/fed-bk")
+        .expect("dp2 deleted");
+    assert!(patch < delete, "{log:?}");
+    assert!(
+        log[patch].contains(r#""cleanPolicy":"Retain""#),
+        "{}",
+        log[patch]
+    );
+    assert!(
+        log[patch].contains(r#""finalizers":["other.example/keep"]"#),
+        "{}",
+        log[patch]
+    );
+    assert_eq!(planes.backup_count(), 0);
+    assert_eq!(
+        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        "met"
+    );
+
+    // brfed deletes dp2's own snapshots and objects itself, and leaves the other one.
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+        .await
+        .unwrap();
+    assert!(p.done);
+    assert_eq!(
+        (p.deleted, p.not_owned.clone()),
+        (2, vec!["snap-prod".to_string()])
+    );
+    assert!(store.get(DATA, "p-dp2/backupmeta").is_none());
+    data_planes_clean(&store, &ec2, &["dp1", "dp3"]);
+    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+        .await
+        .unwrap();
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert_eq!(r.snapshots_deleted, 6);
+    assert_eq!(r.not_owned, ["snap-prod"]);
+    assert!(ec2.snapshots.lock().unwrap().contains("snap-prod"));
+    assert!(
+        !ec2.snapshot_calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, _)| s == "snap-prod"),
+        "never even asked to delete it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_gone_data_plane_brfed_deletes_only_what_is_the_backups() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(2),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let t = chrono::Utc::now();
+    ec2.add_snapshot("snap-other-backup", t);
+    ec2.set_tags(
+        "snap-other-backup",
+        &[(TAG_STACK, CATALOG), (TAG_VOLUME_BACKUP, "team-b/bk")],
+    );
+    ec2.add_snapshot("snap-other-stack", t);
+    ec2.set_tags(
+        "snap-other-stack",
+        &[(TAG_STACK, "catalog-b"), (TAG_VOLUME_BACKUP, "br/bk")],
+    );
+    ec2.add_snapshot("snap-untagged", t);
+    for s in ["snap-other-backup", "snap-other-stack", "snap-untagged"] {
+        add_to_backupmeta(&store, "dp3", s);
+    }
+    let e = env(&planes, &store);
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(out.deletion.members[2].clean_by, CleanBy::Brfed);
+    // One of the backup's own was re-tagged by someone since the start: read before the
+    // delete, it is left too.
+    ec2.set_tags("snap-dp3-1", &[(TAG_VOLUME_BACKUP, "br/someone-else")]);
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+        .await
+        .unwrap();
+    assert_eq!(p.deleted, 1);
+    assert_eq!(
+        p.not_owned,
+        [
+            "snap-dp3-1",
+            "snap-other-backup",
+            "snap-other-stack",
+            "snap-untagged"
+        ]
+    );
+    let calls: Vec<String> = ec2
+        .snapshot_calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert_eq!(calls, ["snap-dp3-0"]);
+    data_planes_clean(&store, &ec2, &["dp1", "dp2"]);
+    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+        .await
+        .unwrap();
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert_eq!(r.not_owned.len(), 4);
+}
+
+#[tokio::test]
+async fn member_objects_that_are_not_the_backups_are_left_and_named() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    // dp1: another execution's member of that name; dp2: this execution's name, but for a
+    // backup of another namespace; dp3: this backup's.
+    planes.put_backup("dp1", member("exec-other", "br"));
+    planes.put_backup("dp2", member("exec-bk", "team-b"));
+    let e = env(&planes, &store);
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
+    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
+    assert_eq!(by, [CleanBy::Foreign, CleanBy::Foreign, CleanBy::DataPlane]);
+    assert!(planes.backup("dp1", "tidb", "fed-bk").is_some());
+    assert!(planes.backup("dp2", "tidb", "fed-bk").is_some());
+    assert!(planes.backup("dp3", "tidb", "fed-bk").is_none());
+    assert!(
+        !planes
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("dp1/") || l.contains("dp2/")),
+        "nothing done to them"
+    );
+    // Not waited for either.
+    assert_eq!(
+        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        "met"
+    );
+    data_planes_clean(&store, &ec2, &["dp3"]);
+    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert_eq!(r.foreign_members, ["dp1/tidb/fed-bk", "dp2/tidb/fed-bk"]);
+    assert_eq!(ec2.snapshots.lock().unwrap().len(), 4, "their data stays");
+}
+
+/// The fake store, yielding to the scheduler before every call: concurrent steps interleave
+/// between their reads and their writes, as two Lambdas do.
+struct Interleaved<'a>(&'a FakeStore);
+
+impl ObjectStore for Interleaved<'_> {
+    async fn get_json(&self, b: &str, k: &str) -> Result<Option<Versioned>, StepError> {
+        tokio::task::yield_now().await;
+        self.0.get_json(b, k).await
+    }
+    async fn put_json(
+        &self,
+        b: &str,
+        k: &str,
+        v: &Value,
+        p: Precondition,
+    ) -> Result<(), StepError> {
+        tokio::task::yield_now().await;
+        self.0.put_json(b, k, v, p).await
+    }
+    async fn exists(&self, b: &str, k: &str) -> Result<bool, StepError> {
+        tokio::task::yield_now().await;
+        self.0.exists(b, k).await
+    }
+    async fn list_keys(&self, b: &str, p: &str) -> Result<Vec<String>, StepError> {
+        tokio::task::yield_now().await;
+        self.0.list_keys(b, p).await
+    }
+    async fn delete_object(&self, b: &str, k: &str) -> Result<(), StepError> {
+        tokio::task::yield_now().await;
+        self.0.delete_object(b, k).await
+    }
+}
+
+#[tokio::test]
+async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_name() {
+    let (planes, store, ec2) = (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    let interleaved = Interleaved(&store);
+    let e = Env {
+        planes: &planes,
+        store: &interleaved,
+        catalog_bucket: CATALOG,
+        observe_budget: Duration::ZERO,
+    };
+    let mut cli = start_input(json!({}));
+    cli.execution = "delete-br.bk-20260101T000000Z".into();
+    let mut sweep = start_input(json!({}));
+    sweep.execution = "delete-br.bk-20260101T000001Z".into();
+    let (a, b) = tokio::join!(
+        delete::start(&e, &ec2, cli.clone()),
+        delete::start(&e, &ec2, sweep.clone())
+    );
+    let (won, lost) = match (&a, &b) {
+        (Ok(_), Err(err)) => (&cli.execution, err),
+        (Err(err), Ok(_)) => (&sweep.execution, err),
+        _ => panic!("exactly one must run: {a:?} / {b:?}"),
+    };
+    assert_eq!(lost.name(), "DeletionInProgress", "{lost}");
+    assert!(lost.to_string().contains(won.as_str()), "{lost}");
+    let deletes = planes
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("delete "))
+        .count();
+    assert_eq!(deletes, 3, "the members deleted once, by the one that runs");
+    let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, CATALOG)
+        .get("br", "bk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&doc.brfed.deletion.unwrap().execution, won);
+    let manifest = store.get(CATALOG, &manifest_key("br", "bk")).unwrap();
+    assert_eq!(manifest["execution"], json!(won));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_snapshot_never_keeps_the_step_past_its_budget() {
+    // dp3 is gone; EC2 throttles every deletion: the backoff (1 s doubling to 60 s, 8 tries)
+    // would take over two minutes.
+    let (planes, store, ec2) = (
+        FakePlanes::new(2),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    );
+    seed(&planes, &store, &ec2, "Complete", "Delete");
+    *ec2.throttle_every.lock().unwrap() = 1;
+    let e = env(&planes, &store);
+    let out = delete::start(&e, &ec2, start_input(json!({})))
+        .await
+        .unwrap();
+    let budget = Duration::from_secs(10);
+    let pacing = Pacing {
+        budget,
+        ..Pacing::default()
+    };
+    let t0 = tokio::time::Instant::now();
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+        .await
+        .expect("returns with a cursor, not an error");
+    assert!(t0.elapsed() <= budget, "took {:?}", t0.elapsed());
+    assert!(!p.done);
+    assert_eq!(
+        (p.cursor, p.deleted),
+        (0, 0),
+        "the snapshot is taken up again"
+    );
+    assert!(p.throttled >= 2);
+    // The next invocation picks it up where it stopped.
+    *ec2.throttle_every.lock().unwrap() = 0;
+    let p = delete::delete_snapshots(&e, &ec2, step(&out, p.cursor), pacing)
+        .await
+        .unwrap();
+    assert_eq!((p.done, p.deleted), (true, 2));
 }

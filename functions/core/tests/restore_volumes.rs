@@ -3,7 +3,7 @@
 //! earlier restore's, never one it cannot prove.
 
 use brfed_core::StepError;
-use brfed_core::ports::{SnapshotDeletion, VolumeFacts, Volumes};
+use brfed_core::ports::{SnapshotDeletion, SnapshotInfo, VolumeFacts, Volumes};
 use brfed_core::restore::{RestoreAwait, VolumeRestoreDoc, rcond, restore_key};
 use brfed_core::restore_steps::{
     RestoreEnv, RestoreObserveInput, RestoreStartOutput, RestoreStepInput, restore_finalize,
@@ -365,8 +365,11 @@ impl Volumes for Retagged {
     ) -> Result<(), StepError> {
         self.inner.tag_snapshots(ids, tags).await
     }
-    async fn tagged_snapshots(&self, key: &str) -> Result<Vec<(String, String)>, StepError> {
-        self.inner.tagged_snapshots(key).await
+    async fn describe_snapshots(&self, ids: &[String]) -> Result<Vec<SnapshotInfo>, StepError> {
+        self.inner.describe_snapshots(ids).await
+    }
+    async fn snapshots_tagged(&self, key: &str) -> Result<Vec<SnapshotInfo>, StepError> {
+        self.inner.snapshots_tagged(key).await
     }
     async fn volumes_from_snapshots(
         &self,

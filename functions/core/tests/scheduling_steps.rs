@@ -508,8 +508,8 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     assert_eq!(
         started,
         vec![
-            "retention-br.age-2026-01-01t00-00-00",
-            "retention-br.count-2026-01-01t00-00-00"
+            "delete-br.age-2026-01-01t00-00-00-20260103T060000Z",
+            "delete-br.count-2026-01-01t00-00-00-20260103T060000Z"
         ]
     );
     let (input, _) = x.runs.lock().unwrap()[&(DELETE_SM.to_string(), started[1].clone())].clone();
@@ -585,7 +585,7 @@ async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
     );
     assert_eq!(
         x.names(DELETE_SM),
-        vec!["retention-br.count-2026-01-01t00-00-00"]
+        vec!["delete-br.count-2026-01-01t00-00-00-20260103T000000Z"]
     );
 }
 
@@ -648,8 +648,8 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
     assert_eq!(
         started,
         vec![
-            "retention-team-a.nightly-2026-01-01t06-00-00",
-            "retention-team-b.nightly-2026-01-01t06-00-00"
+            "delete-team-a.nightly-2026-01-01t06-00-00-20260102T060000Z",
+            "delete-team-b.nightly-2026-01-01t06-00-00-20260102T060000Z"
         ],
         "{out:?}"
     );
@@ -658,7 +658,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
     }
     let (input, _) = x.runs.lock().unwrap()[&(
         DELETE_SM.to_string(),
-        "retention-team-b.nightly-2026-01-01t06-00-00".to_string(),
+        "delete-team-b.nightly-2026-01-01t06-00-00-20260102T060000Z".to_string(),
     )]
         .clone();
     assert_eq!(

@@ -220,15 +220,20 @@ const EC2_CALLS: &[(&str, &str)] = &[
     ("restore-observe", "ec2:CreateTags"),
     ("restore-finalize", "ec2:CreateTags"),
     ("restore-abort", "ec2:CreateTags"),
-    // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
+    // Snapshots of members brfed cleans itself (`delete::delete_snapshots`), each read right
+    // before its deletion (`Ec2Volumes::describe_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
-    // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
-    ("backup-delete-finish", "ec2:DescribeSnapshots"),
-    // Tags the members' snapshots with their stack and backup (`orphans::tag_backup_snapshots`).
-    ("backup-finalize", "ec2:CreateTags"),
-    // Whose a snapshot is, read right before it is tagged or deleted (docs/safety.md).
-    ("backup-finalize", "ec2:DescribeSnapshots"),
     ("backup-delete-snapshots", "ec2:DescribeSnapshots"),
+    // Verifies the snapshots are gone, and whose those left are (`Ec2Volumes::describe_snapshots`).
+    ("backup-delete-finish", "ec2:DescribeSnapshots"),
+    // Whose the listed snapshots are, and `brfed.dev/retained` on those the policy keeps
+    // (`delete::start`).
+    ("backup-delete-start", "ec2:DescribeSnapshots"),
+    ("backup-delete-start", "ec2:CreateTags"),
+    // Tags the snapshots proven the backup's with the stack and the backup
+    // (`orphans::tag_backup_snapshots`).
+    ("backup-finalize", "ec2:CreateTags"),
+    ("backup-finalize", "ec2:DescribeSnapshots"),
 ];
 
 /// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.

@@ -1,12 +1,16 @@
 //! Deleting federated backups on the local world (`volume-backup-delete`): the data planes clean
 //! up per `cleanPolicy` (the simulated operator's clean job deletes real snapshots and objects in
-//! the emulator), brfed verifies with EC2 and S3, and the catalog record goes.
+//! the emulator), brfed verifies with EC2 and S3, and the catalog record goes. Nothing that is not
+//! the backup's goes with it: a snapshot slipped into a `backupmeta` survives and is named, and
+//! of two deletions started at once exactly one runs.
 
 use brfed_core::delete::snapshot_ids;
+use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, state_machine};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(120);
@@ -105,6 +109,18 @@ impl Case {
         self.flows.wait(&arn, RUN).await
     }
 
+    /// Tags of snapshot `id` (empty when it does not exist).
+    async fn tags(&self, id: &str) -> BTreeMap<String, String> {
+        self.world
+            .cloud
+            .snapshots_by_id(&[id.to_string()])
+            .await
+            .ok()
+            .and_then(|s| s.into_iter().next())
+            .map(|s| s.tags)
+            .unwrap_or_default()
+    }
+
     async fn existing(&self, ids: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for id in ids {
@@ -122,12 +138,30 @@ impl Case {
     }
 }
 
+/// The stack of the deployed functions: the catalog bucket.
+fn stack(world: &World) -> String {
+    std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
     let c = Case::new("del").await;
     let snaps = c.backup("Delete").await;
     let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
     assert_eq!(c.existing(&all).await.len(), 6);
+    // backup-finalize tagged each with the stack, the backup and its data plane.
+    for (plane, ids) in &snaps {
+        for id in ids {
+            let t = c.tags(id).await;
+            assert_eq!(t.get(TAG_STACK), Some(&stack(&c.world)), "{id}: {t:?}");
+            assert_eq!(
+                t.get(TAG_VOLUME_BACKUP),
+                Some(&format!("br/{}", c.name)),
+                "{id}"
+            );
+            assert_eq!(t.get(TAG_CLUSTER), Some(plane), "{id}");
+        }
+    }
 
     let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
@@ -190,6 +224,128 @@ async fn retain_policy_keeps_snapshots_and_says_so() {
         c.existing(&all).await.len(),
         6,
         "Retain keeps every snapshot"
+    );
+    for id in &all {
+        assert!(
+            c.tags(id).await.contains_key(TAG_RETAINED),
+            "{id} marked as kept on purpose"
+        );
+    }
+    assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named() {
+    let c = Case::new("own").await;
+    let snaps = c.backup("Delete").await;
+    let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
+    // A production snapshot of another volume, which brfed never made...
+    let tags = BTreeMap::from([("app".to_string(), "production".to_string())]);
+    let vol = c
+        .world
+        .cloud
+        .create_empty_volume("us-west-2a", 1, &tags)
+        .await
+        .unwrap();
+    let prod = c
+        .world
+        .cloud
+        .create_snapshot(&vol, "production data", &tags)
+        .await
+        .unwrap();
+    // ...listed in dp2's backupmeta by whoever can write the backup prefix.
+    let plane = &c.planes[1];
+    let key = format!("{}/backupmeta", c.prefix(plane));
+    let mut meta: Value = serde_json::from_slice(
+        &c.world
+            .cloud
+            .get(&c.world.bucket, &key)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    meta["tikv"]["stores"][0]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"volume_id": vol, "type": "storage.data-dir", "snapshot_id": prod}));
+    c.world
+        .cloud
+        .put(&c.world.bucket, &key, meta.to_string().into_bytes())
+        .await
+        .unwrap();
+
+    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let out = done.output.unwrap();
+    assert_eq!(out["result"], "Cleaned", "{out}");
+    assert_eq!(out["notOwned"], json!([prod]), "named in the result: {out}");
+    assert_eq!(out["snapshotsDeleted"], 6, "{out}");
+    assert_eq!(
+        c.existing(std::slice::from_ref(&prod)).await,
+        std::slice::from_ref(&prod),
+        "the production snapshot survives"
+    );
+    assert!(
+        c.existing(&all).await.is_empty(),
+        "the backup's own are gone"
+    );
+    for p in &c.planes {
+        let left = c
+            .world
+            .cloud
+            .list(&c.world.bucket, &format!("{}/", c.prefix(p)))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{p}: objects left {left:?}");
+        let member = c
+            .world
+            .backups(p, &c.ns)
+            .get_opt(&format!("fed-{}", c.name))
+            .await
+            .unwrap();
+        assert!(member.is_none(), "{p}: member Backup still there");
+    }
+    assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
+    let _ = c.world.cloud.delete_snapshot(&prod).await;
+    let _ = c.world.cloud.delete_volume(&vol).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_name() {
+    let c = Case::new("two").await;
+    c.backup("Delete").await;
+    // As `brfed backup delete` and the retention sweep name them, a second apart.
+    let now = chrono::Utc::now();
+    let names = [
+        brfed_core::names::deletion_execution_name("br", &c.name, now),
+        brfed_core::names::deletion_execution_name(
+            "br",
+            &c.name,
+            now + chrono::Duration::seconds(1),
+        ),
+    ];
+    let sm = state_machine("volume-backup-delete");
+    let input = json!({"name": c.name, "namespace": "br"});
+    let (a, b) = tokio::join!(
+        c.flows.start(&sm, &names[0], &input),
+        c.flows.start(&sm, &names[1], &input)
+    );
+    let (a, b) = tokio::join!(c.flows.wait(&a, RUN), c.flows.wait(&b, RUN));
+    let (won, lost) = match (a.status.as_str(), b.status.as_str()) {
+        ("SUCCEEDED", "FAILED") => (a, b),
+        ("FAILED", "SUCCEEDED") => (b, a),
+        _ => panic!("exactly one must run: {a:?} / {b:?}"),
+    };
+    assert_eq!(won.output.unwrap()["result"], "Cleaned");
+    assert_eq!(
+        lost.error.as_deref(),
+        Some("DeletionInProgress"),
+        "{lost:?}"
+    );
+    assert!(
+        lost.cause.unwrap_or_default().contains(&won.arn),
+        "the refusal names the deletion that runs"
     );
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
 }

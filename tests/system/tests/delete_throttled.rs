@@ -6,6 +6,7 @@
 
 use brfed_core::catalog::{VolumeBackupDoc, backup_key};
 use brfed_core::member::MemberRef;
+use brfed_core::orphans::{TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_core::spec::BackupRequest;
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
@@ -33,9 +34,15 @@ async fn a_gone_data_planes_snapshots_are_deleted_at_the_rate_through_throttling
     let name = format!("old-{}", &ns[ns.len() - 8..]);
     let prefix = format!("{ns}/bk");
 
-    // A backup taken when data plane `dp-gone` existed: its snapshots, its S3 metadata, its
-    // catalog record. The kubeconfig no longer has that context.
-    let tags = BTreeMap::from([("brfed-test".to_string(), ns.clone())]);
+    // A backup taken when data plane `dp-gone` existed: its snapshots (tagged as its finalize
+    // did: this stack's, this backup's), its S3 metadata, its catalog record. The kubeconfig no
+    // longer has that context.
+    let catalog = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
+    let tags = BTreeMap::from([
+        ("brfed-test".to_string(), ns.clone()),
+        (TAG_STACK.to_string(), catalog.clone()),
+        (TAG_VOLUME_BACKUP.to_string(), format!("br/{name}")),
+    ]);
     let vol = world
         .cloud
         .create_empty_volume("us-west-2a", 1, &tags)
@@ -87,7 +94,6 @@ async fn a_gone_data_planes_snapshots_are_deleted_at_the_rate_through_throttling
         .collect();
     let mut doc = VolumeBackupDoc::new(&req, "old-execution", members, "2026-01-01T00:00:00Z");
     doc.status.phase = Some("Complete".into());
-    let catalog = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
     world
         .cloud
         .put(

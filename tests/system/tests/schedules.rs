@@ -11,7 +11,7 @@ use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::delete::snapshot_ids;
 use brfed_core::names::execution_name;
 use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
-use brfed_core::scheduling::{self, retention_execution_name};
+use brfed_core::scheduling;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
@@ -204,15 +204,47 @@ impl Case {
         n
     }
 
+    /// Waits for the retention deletion of `backup` (`names::deletion_execution_name`: its
+    /// time is the sweep's, and another test's sweep may have started it): one of the deletions
+    /// of that backup succeeds, `Cleaned` (a second one started at once is refused by the lock).
     async fn wait_deleted(&self, backup: &str) {
-        let arn = format!(
-            "{}:{}",
-            state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:"),
-            retention_execution_name(&self.fns, backup)
-        );
-        let done = self.flows.wait(&arn, RUN).await;
-        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-        assert_eq!(done.output.unwrap()["result"], "Cleaned");
+        let start = std::time::Instant::now();
+        loop {
+            let ours = self.deletions_of(backup).await;
+            for arn in &ours {
+                let done = self.flows.wait(arn, RUN).await;
+                if done.status == "SUCCEEDED" {
+                    assert_eq!(done.output.unwrap()["result"], "Cleaned");
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < RUN,
+                "no deletion of {backup} succeeded: {ours:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// ARNs of the deletions of `backup` of this schedule's namespace
+    /// (`names::deletion_execution_name`: `delete-{namespace}.{backup}-{time}`).
+    async fn deletions_of(&self, backup: &str) -> Vec<String> {
+        let sm = state_machine("volume-backup-delete");
+        let prefix = format!("delete-{}.{backup}-", self.fns);
+        let page = self
+            .flows
+            .sfn
+            .list_executions()
+            .state_machine_arn(&sm)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("ListExecutions");
+        page.executions()
+            .iter()
+            .filter(|e| e.name().starts_with(&prefix))
+            .map(|e| e.execution_arn().to_string())
+            .collect()
     }
 }
 
@@ -575,17 +607,9 @@ async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_ru
         &json!({"time": ahead.to_rfc3339_opts(SecondsFormat::Secs, true)}),
     );
     assert_eq!(sweep["errorType"], "EventTimeOutOfRange", "{sweep}");
-    let deletion = format!(
-        "{}:{}",
-        state_machine("volume-backup-delete").replace(":stateMachine:", ":execution:"),
-        retention_execution_name(&c.fns, &b)
-    );
-    assert!(
-        sfn.describe_execution()
-            .execution_arn(&deletion)
-            .send()
-            .await
-            .is_err(),
+    assert_eq!(
+        c.deletions_of(&b).await,
+        Vec::<String>::new(),
         "no deletion started"
     );
     assert!(catalog_doc(&c.world, &c.fns, &b).await.is_some());

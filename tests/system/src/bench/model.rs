@@ -609,6 +609,7 @@ pub fn walk_delete(backup_input: &Value, execution: &str, f: &Facts, sc: Scenari
                 deleted: 0,
                 not_found: 0,
                 throttled: 0,
+                not_owned: Vec::new(),
             }),
             "backup-delete-finish" if sc.failed => {
                 let snaps: Vec<String> = (0..total.min(100))
@@ -633,6 +634,8 @@ pub fn walk_delete(backup_input: &Value, execution: &str, f: &Facts, sc: Scenari
                     snapshots_retained: 0,
                     remaining_snapshots: snaps,
                     remaining_objects: objects,
+                    not_owned: Vec::new(),
+                    foreign_members: Vec::new(),
                     failure: Some(Failure::new(
                         "CleanFailed",
                         format!(
@@ -650,6 +653,8 @@ pub fn walk_delete(backup_input: &Value, execution: &str, f: &Facts, sc: Scenari
                 snapshots_retained: 0,
                 remaining_snapshots: Vec::new(),
                 remaining_objects: Vec::new(),
+                not_owned: Vec::new(),
+                foreign_members: Vec::new(),
                 failure: None,
             }),
             other => panic!("{state}: no script for {other}"),
