@@ -207,9 +207,14 @@ const EC2_CALLS: &[(&str, &str)] = &[
     // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
     ("restore-finalize", "ec2:DeleteVolume"),
     ("restore-abort", "ec2:DeleteVolume"),
-    // Whose the volumes of `restoremeta` are (`Ec2Volumes::volume_tags`).
+    // Which volumes are the restore's (`Ec2Volumes::volumes_from_snapshots`, `describe_volume`),
+    // and the claim of a member's volumes at VolumeComplete (`restore_volumes::claim`).
     ("restore-finalize", "ec2:DescribeVolumes"),
     ("restore-abort", "ec2:DescribeVolumes"),
+    ("restore-observe", "ec2:DescribeVolumes"),
+    ("restore-observe", "ec2:CreateTags"),
+    ("restore-finalize", "ec2:CreateTags"),
+    ("restore-abort", "ec2:CreateTags"),
     // Snapshots of members whose data plane is gone (`delete::delete_snapshots`).
     ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
     // Verifies the snapshots are gone (`Ec2Volumes::existing_snapshots`).
