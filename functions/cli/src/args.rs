@@ -269,14 +269,15 @@ cleans up per cleanPolicy; brfed verifies with EC2 and S3 and removes the catalo
 /// `brfed restore ...`.
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
-    /// Start a restore from a VolumeRestore file (execution name = metadata.name)
+    /// Start a restore from a VolumeRestore file (execution name = NAMESPACE.NAME)
     #[command(
         long_about = "Start a restore from a VolumeRestore file: as BR Federation users have \
 it (each spec.clusters[].backup.s3 pointing at that member's backup), or with \
 \"fromBackup\": {\"namespace\": ..., \"name\": ...} beside spec to take each member's backup \
 location from the catalog (spec.clusters[] then need no backup, but an azName). Parsed and \
 validated here first; then StartExecution on the volume-restore state machine, execution name = \
-metadata.name, input = the file as JSON."
+{metadata.namespace}.{metadata.name} (cut and hashed past 80 characters, docs/safety.md), input = \
+the file as JSON."
     )]
     Create {
         #[command(flatten)]

@@ -46,10 +46,12 @@ async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let bucket = if w.wait { Some(ctx.bucket()?) } else { None };
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let aws = ctx.aws().await;
+    // `{namespace}.{name}`: restores of one name in two namespaces are two executions.
+    let execution = brfed_core::names::execution_name(&ns, &name);
     let arn = wait::start(
         &aws.executions,
         &state_machine,
-        &name,
+        &execution,
         &input,
         "RestoreExists",
     )
