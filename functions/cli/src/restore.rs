@@ -327,15 +327,30 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
                         l.volumes.join(", ")
                     },
                 )
-                .field("Recovery Mode", l.tidb_cluster_in_recovery_mode.to_string())
-                .field(
-                    "Clean Up",
-                    if l.cleanup_commands.is_empty() {
-                        "<none>".into()
-                    } else {
-                        l.cleanup_commands.join("\n")
-                    },
+                .field("Recovery Mode", l.tidb_cluster_in_recovery_mode.to_string());
+            if !l.unconfirmed_volumes.is_empty() {
+                d.field(
+                    "Unconfirmed Volumes",
+                    format!(
+                        "{} (not proved this restore's: never deleted)",
+                        l.unconfirmed_volumes.join(", ")
+                    ),
                 );
+            }
+            if let Some(f) = &l.foreign_member {
+                d.field("Foreign Member", format!("{f} (not this restore's: left)"));
+            }
+            if !l.notes.is_empty() {
+                d.field("Notes", l.notes.join("\n"));
+            }
+            d.field(
+                "Clean Up",
+                if l.cleanup_commands.is_empty() {
+                    "<none>".into()
+                } else {
+                    l.cleanup_commands.join("\n")
+                },
+            );
             if !l.cleaned.is_empty() {
                 d.field("Cleaned", l.cleaned.join("\n"));
             }

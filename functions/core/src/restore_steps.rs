@@ -569,6 +569,10 @@ pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
         None => {
             let i = pick_data_member(&ctx.members, &obs)
                 .map_err(|f| StepError::ResolvedTsInvalid(f.cause))?;
+            match &obs[i] {
+                Observation::Present(v) if carries(v, &ctx.execution, &ctx.namespace) => {}
+                _ => return Err(foreign(&ctx.members[i])),
+            }
             env.base
                 .planes
                 .patch_member_spec(
@@ -612,6 +616,9 @@ pub async fn restore_finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
             .get_member(MemberKind::Restore, m)
             .await?
             .ok_or_else(|| StepError::MemberMissing(m.display()))?;
+        if !carries(&obj, &ctx.execution, &ctx.namespace) {
+            return Err(foreign(m));
+        }
         if RestoreView::from_object(&obj).federal_phase.as_deref() != Some(rphase::RESTORE_FINISH) {
             env.base
                 .planes
@@ -823,10 +830,22 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
 
 /// Whether a member `Restore` is `doc`'s: it carries the restore's execution and namespace.
 fn is_ours(obj: &Value, doc: &VolumeRestoreDoc) -> bool {
+    carries(obj, &doc.brfed.execution, &doc.metadata.meta.namespace)
+}
+
+/// Whether a member `Restore` carries `execution` and federation namespace `namespace`.
+fn carries(obj: &Value, execution: &str, namespace: &str) -> bool {
     let annotations = &obj["metadata"]["annotations"];
-    annotations[names::ANNOTATION_EXECUTION].as_str() == Some(doc.brfed.execution.as_str())
-        && annotations[names::ANNOTATION_FEDERATION_NAMESPACE].as_str()
-            == Some(doc.metadata.meta.namespace.as_str())
+    annotations[names::ANNOTATION_EXECUTION].as_str() == Some(execution)
+        && annotations[names::ANNOTATION_FEDERATION_NAMESPACE].as_str() == Some(namespace)
+}
+
+/// A member `Restore` that is not this restore's: refused by name, never patched.
+fn foreign(m: &MemberRef) -> StepError {
+    StepError::MemberNameConflict(format!(
+        "Restore {} no longer carries this restore's execution: left as it is",
+        m.display()
+    ))
 }
 
 /// Claims the volumes of every member that reached `VolumeComplete` under `doc`'s execution and
@@ -857,8 +876,18 @@ async fn new_claims<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 tracing::info!(member = %m.display(), claimed = c.claimed, refused = ?c.refused, "restored volumes claimed");
                 out.push(c);
             }
-            Err(e) => {
+            // EC2 or S3 busy: a later observation, or the report, tries again.
+            Err(e) if e.is_retryable() => {
                 tracing::warn!(member = %m.display(), error = %e, "restored volumes not claimed yet");
+            }
+            // Refused (IAM, a volume gone meanwhile): recorded, not tried again.
+            Err(e) => {
+                tracing::warn!(member = %m.display(), error = %e, "restored volumes not claimed");
+                out.push(VolumeClaim {
+                    k8s_cluster_name: m.k8s_cluster_name.clone(),
+                    claimed: 0,
+                    refused: Some(format!("{}: {e}", e.name())),
+                });
             }
         }
     }

@@ -259,3 +259,34 @@ async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
         );
     }
 }
+
+#[tokio::test]
+async fn restore_finish_never_patches_a_restore_of_another_execution() {
+    let (planes, store) = world();
+    let ec2 = FakeVolumes::default();
+    let e = env(&planes, &store, &ec2);
+    let out = start(&e, "r1", &exec("r1"), false).await.unwrap();
+    let dp2 = MemberRef {
+        k8s_cluster_name: "dp2".into(),
+        tc_name: "basic".into(),
+        tc_namespace: TARGET_NS.into(),
+        backup_name: "fed-r1".into(),
+    };
+    planes
+        .delete_member(MemberKind::Restore, &dp2)
+        .await
+        .unwrap();
+    let foreign = json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Restore",
+        "metadata": {"name": "fed-r1", "namespace": TARGET_NS,
+                     "annotations": {"brfed.io/execution": exec("someone-else"), "brfed.io/federation-namespace": "br"}},
+        "spec": {"federalVolumeRestorePhase": "restore-volume"}});
+    planes
+        .create_member(MemberKind::Restore, "dp2", &foreign)
+        .await
+        .unwrap();
+    let err = brfed_core::restore_steps::restore_finish(&e, step_input(&out))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "MemberNameConflict", "{err}");
+    assert_eq!(planes.restore("dp2", TARGET_NS, "fed-r1"), Some(foreign));
+}

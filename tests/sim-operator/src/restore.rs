@@ -18,7 +18,7 @@ use crate::kubeobj::{str_at, tidbcluster_resource, update_object};
 use crate::member::{Drained, Member, SIMULATED_FAULT, Storage, pd_key, tc_bool, tc_tikv_replicas};
 use crate::meta::{
     self, BACKUPMETA, CloudSnapBackup, RESTOREMETA, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE,
-    TAG_PV_NAME, TAG_PVC_NAME, TAG_PVC_NAMESPACE, TAG_STORE, TAG_VOLUME_NAME,
+    TAG_PVC_NAME, TAG_STORE, TAG_VOLUME_NAME,
 };
 use crate::sim::{Next, Sim, SimError};
 
@@ -413,7 +413,6 @@ struct VolumeArgs {
     target_key: String,
     plane: String,
     tc_name: String,
-    tc_ns: String,
     uid: String,
     plan: FaultPlan,
     warmup_plan: FaultPlan,
@@ -449,7 +448,6 @@ fn start_restore_volume(
         target_key: pd_key(tc),
         plane: m.key.plane.clone(),
         tc_name: tc.metadata.name.clone().unwrap_or_default(),
-        tc_ns: tc.metadata.namespace.clone().unwrap_or_default(),
         uid: m.uid.clone(),
         plan,
         warmup_plan,
@@ -519,7 +517,6 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
                 .get(TAG_VOLUME_NAME)
                 .cloned()
                 .unwrap_or_else(|| meta::DATA_VOLUME_NAME.to_string());
-            let pvc = format!("{vol_name}-{}-tikv-{ordinal}", a.tc_name);
             let pv = format!(
                 "pvc-{}-{}",
                 a.uid.get(..8).unwrap_or(&a.uid),
@@ -530,16 +527,23 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
                 .iter()
                 .map(|(k, v)| (format!("snapshot/{k}"), v.clone()))
                 .collect();
+            // As the real restore tags them: BR (`TiDBCluster-BR`, `ebs.csi.aws.com/cluster`,
+            // `snapshot/createdFromSnapshotId`, the snapshot's tags under `snapshot/`), then the
+            // operator (`CSIVolumeName` = the PV, `kubernetes.io/created-for/pvc/name` = the TiKV
+            // pod). Nothing names the restore, the target namespace or the data plane: the CSI
+            // driver's `created-for/pvc/namespace` is only on volumes it provisions.
             tags.extend([
                 ("TiDBCluster-BR".to_string(), "true".to_string()),
+                ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
                 (
                     "snapshot/createdFromSnapshotId".to_string(),
                     snap.id.clone(),
                 ),
-                ("CSIVolumeName".to_string(), pv.clone()),
-                (TAG_PV_NAME.to_string(), pv),
-                (TAG_PVC_NAME.to_string(), pvc),
-                (TAG_PVC_NAMESPACE.to_string(), a.tc_ns.clone()),
+                ("CSIVolumeName".to_string(), pv),
+                (
+                    TAG_PVC_NAME.to_string(),
+                    format!("{}-tikv-{ordinal}", a.tc_name),
+                ),
                 (TAG_CLUSTER.to_string(), a.target_key.clone()),
                 (TAG_PLANE.to_string(), a.plane.clone()),
                 (TAG_STORE.to_string(), store.store_id.to_string()),

@@ -423,29 +423,6 @@ async fn a_restore_finish_failure_is_cleaned_up_when_asked() {
     failing("restore-finish", true).await;
 }
 
-/// The volumes in EC2 restored for PVCs of `namespace` (the simulator tags them as the CSI driver
-/// does).
-async fn volumes_for(c: &Case, namespace: &str) -> BTreeSet<String> {
-    let out = c
-        .world
-        .cloud
-        .ec2
-        .describe_volumes()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:kubernetes.io/created-for/pvc/namespace")
-                .values(namespace)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.volumes()
-        .iter()
-        .filter_map(|v| v.volume_id().map(String::from))
-        .collect()
-}
-
 fn reported_volumes(doc: &Value) -> BTreeSet<String> {
     doc["brfed"]["leftovers"]
         .as_array()
@@ -524,7 +501,7 @@ async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
         }
     }
     // every volume of this restore that exists is in the report
-    let have = volumes_for(&c, &c.target_ns).await;
+    let have = target_volumes(&c, &c.target_key).await;
     assert_eq!(reported_volumes(&doc), have);
 }
 
@@ -567,12 +544,159 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
         .await
         .unwrap();
     let reported = reported_volumes(&doc);
-    let mine = volumes_for(&c, &other_ns).await;
-    let theirs = volumes_for(&c, &c.target_ns).await;
+    let mine = target_volumes(&c, &format!("{}-2", c.target_key)).await;
+    let theirs = target_volumes(&c, &c.target_key).await;
     assert_eq!(mine.len(), 6, "two TiKV stores a plane");
     assert_eq!(reported, mine, "B's report names exactly B's volumes");
     assert!(
         reported.is_disjoint(&theirs),
         "{reported:?} vs A's {theirs:?}"
     );
+}
+
+/// The volumes the last restore of each member wrote into the backup's `restoremeta`.
+async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
+        let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
+            .split_once('/')
+            .unwrap();
+        let meta = c
+            .world
+            .cloud
+            .get(bucket, &format!("{prefix}/restoremeta"))
+            .await
+            .expect("S3 get")
+            .expect("restoremeta");
+        let meta: Value = serde_json::from_slice(&meta).unwrap();
+        for store in meta["tikv"]["stores"].as_array().unwrap() {
+            for v in store["volumes"].as_array().unwrap() {
+                out.insert(v["restore_volume_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every volume in EC2 restored into the target TidbCluster `key` (the simulator's own tag: as
+/// on the real operator's volumes, no tag names the target namespace).
+async fn target_volumes(c: &Case, key: &str) -> BTreeSet<String> {
+    c.world
+        .cloud
+        .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
+        .await
+        .expect("DescribeVolumes")
+        .into_iter()
+        .map(|v| v.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volumes() {
+    let c = backed_up("rt-turn", 2).await;
+    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    let first = format!("t1-{suffix}");
+    let done = c
+        .restore(
+            &first,
+            &c.restore_input(&first, json!({}), json!({}), json!({})),
+        )
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let first_volumes = restoremeta_volumes(&c).await;
+    assert_eq!(first_volumes.len(), 6, "two TiKV stores a plane");
+
+    // The same namespace and TidbCluster names, back in recovery mode; the second restore fails
+    // after every member made its volumes, and cleans up.
+    seed_restore_target(
+        &c.world.kubeconfig,
+        &c.planes,
+        &TidbClusterSeed::new(&c.target_ns, "restored", &c.target_key).stores_per_plane(2),
+    )
+    .await
+    .expect("reset the target");
+    let second = format!("t2-{suffix}");
+    let done = c
+        .restore(
+            &second,
+            &c.restore_input(
+                &second,
+                json!({}),
+                json!({"sim.brfed.dev/fault": "*:restore-data:fail"}),
+                json!({"cleanupOnFailure": true}),
+            ),
+        )
+        .await;
+    assert_eq!(done.status, "FAILED", "{done:?}");
+    let doc = brfed_system_tests::workflow::catalog_restore_doc(&c.world, "br", &second)
+        .await
+        .expect("catalog");
+    let reported = reported_volumes(&doc);
+    assert_eq!(reported.len(), 6, "the second restore's own volumes: {doc}");
+    assert!(
+        reported.is_disjoint(&first_volumes),
+        "{reported:?} names the first restore's {first_volumes:?}"
+    );
+    let left = target_volumes(&c, &c.target_key).await;
+    assert_eq!(
+        left, first_volumes,
+        "the first restore's volumes survive, the second's are gone"
+    );
+    for l in doc["brfed"]["leftovers"].as_array().unwrap() {
+        assert!(l.get("unconfirmedVolumes").is_none(), "{l}");
+        let cleaned = l["cleaned"].as_array().unwrap();
+        assert!(
+            cleaned
+                .iter()
+                .all(|x| !x.as_str().unwrap().starts_with("could not")),
+            "{l}"
+        );
+    }
+    // What made them the first restore's: brfed's tags, put when its members reached
+    // VolumeComplete.
+    for v in c
+        .world
+        .cloud
+        .volumes_by_id(&first_volumes.iter().cloned().collect::<Vec<_>>())
+        .await
+        .unwrap()
+    {
+        assert_eq!(
+            v.tags.get("brfed.dev/volumerestore"),
+            Some(&format!("br/{first}")),
+            "{}: {:?}",
+            v.id,
+            v.tags
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_restores_started_at_once_under_one_name_exactly_one_proceeds() {
+    let c = backed_up("rt-twice", 2).await;
+    let name = format!(
+        "tw-{}",
+        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
+    );
+    let input = c.restore_input(&name, json!({}), json!({}), json!({}));
+    // Two executions of one VolumeRestore (console-generated names, or two people at once).
+    let (arn, a, b) = (restore_arn(), format!("{name}-a"), format!("{name}-b"));
+    let (a, b) = tokio::join!(
+        c.flows.start(&arn, &a, &input),
+        c.flows.start(&arn, &b, &input)
+    );
+    let (a, b) = tokio::join!(c.flows.wait(&a, RUN), c.flows.wait(&b, RUN));
+    let (won, lost) = if a.status == "SUCCEEDED" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(won.status, "SUCCEEDED", "{won:?} / {lost:?}");
+    assert_eq!(lost.status, "FAILED", "{lost:?}");
+    assert_eq!(lost.error.as_deref(), Some("RestoreExists"), "{lost:?}");
+    let doc = brfed_system_tests::workflow::catalog_restore_doc(&c.world, "br", &name)
+        .await
+        .expect("catalog");
+    assert_eq!(doc["brfed"]["execution"].as_str(), Some(won.arn.as_str()));
+    assert_eq!(doc["status"]["phase"], "Complete", "{doc}");
 }

@@ -521,8 +521,16 @@ fn restore_finalize(
             from_backup: req.from_backup.clone(),
             data_member,
             leftovers,
-            // not modeled: a restore that failed before VolumeComplete has claimed no volume
-            volume_claims: Vec::new(),
+            // As restore_observe: each member's volumes claimed at VolumeComplete.
+            volume_claims: ctx
+                .members
+                .iter()
+                .map(|m| brfed_core::restore_volumes::VolumeClaim {
+                    k8s_cluster_name: m.k8s_cluster_name.clone(),
+                    claimed: f.volumes,
+                    refused: None,
+                })
+                .collect(),
         },
     };
     // As restore_finalize: the state's copy leaves the leftovers to the catalog.
