@@ -222,12 +222,14 @@ pub struct WaitArgs {
 /// `brfed backup ...`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Start a backup from a VolumeBackup file (execution name = metadata.name)
+    /// Start a backup from a VolumeBackup file (execution name = NAMESPACE.NAME)
     #[command(
         long_about = "Start a backup from a VolumeBackup file as BR Federation users have it \
 (YAML or JSON; also {\"volumeBackup\": ..., \"options\": ...} or {name, namespace, spec}). The file \
 is parsed and validated here first, every problem at once, before any call. Then StartExecution on \
-the volume-backup state machine, execution name = metadata.name, input = the file as JSON."
+the volume-backup state machine, execution name = {metadata.namespace}.{metadata.name} (cut and \
+hashed past 80 characters), input = the file as JSON. The same name in another namespace is \
+another backup."
     )]
     Create {
         #[command(flatten)]
