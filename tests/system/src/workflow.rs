@@ -186,3 +186,28 @@ pub fn emulator(method: &str, path: &str, body: Option<&Value>) -> Value {
     .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null)
 }
+
+/// The emulator's waits between the attempts of an asynchronous Lambda invocation (`PUT
+/// /_brfed/async-retry`), put back to the world's default when dropped. The setting is the
+/// emulator's, for every function: a test that sets it should not run beside one that counts on
+/// Lambda's real waits.
+pub struct RetryDelays;
+
+impl RetryDelays {
+    /// Seconds before the 2nd, 3rd, ... attempt (the last one repeats).
+    pub fn set(delays: &[u64]) -> Self {
+        let r = emulator(
+            "PUT",
+            "/_brfed/async-retry",
+            Some(&serde_json::json!({ "delays": delays })),
+        );
+        assert!(r["delays"].is_array(), "PUT /_brfed/async-retry: {r}");
+        Self
+    }
+}
+
+impl Drop for RetryDelays {
+    fn drop(&mut self) {
+        emulator("DELETE", "/_brfed/async-retry", None);
+    }
+}

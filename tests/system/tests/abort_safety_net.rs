@@ -8,7 +8,7 @@
 
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator};
+use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, emulator};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -51,27 +51,6 @@ impl Drop for Down {
         if let Some(p) = self.0.take() {
             dataplanes(&["start-one", p]);
         }
-    }
-}
-
-/// The emulator's waits between the attempts of an asynchronous invocation, put back when dropped.
-struct RetryDelays;
-
-impl RetryDelays {
-    fn set(delays: &[u64]) -> Self {
-        let r = emulator(
-            "PUT",
-            "/_brfed/async-retry",
-            Some(&json!({ "delays": delays })),
-        );
-        assert!(r["delays"].is_array(), "PUT /_brfed/async-retry: {r}");
-        Self
-    }
-}
-
-impl Drop for RetryDelays {
-    fn drop(&mut self) {
-        emulator("DELETE", "/_brfed/async-retry", None);
     }
 }
 
@@ -218,7 +197,7 @@ impl Case {
                 .get_opt(&format!("fed-{}", c.name))
                 .await
                 .unwrap();
-            if dp2.is_some() && c.paused().await {
+            if dp2.is_some() && c.gc_paused().await {
                 break;
             }
             assert!(
@@ -234,7 +213,7 @@ impl Case {
         self.world.pd(&self.key).await.unwrap_or(Value::Null)
     }
 
-    async fn paused(&self) -> bool {
+    async fn gc_paused(&self) -> bool {
         self.pd().await["paused"] == true
     }
 
@@ -288,7 +267,7 @@ impl Case {
         let pending = doc["brfed"]["teardownPending"].to_string();
         assert!(pending.contains("dp1/"), "{doc}");
         assert!(doc["brfed"]["teardownRequestedAt"].is_string(), "{doc}");
-        assert!(self.paused().await, "GC is paused until dp1 is told");
+        assert!(self.gc_paused().await, "GC is paused until dp1 is told");
     }
 }
 

@@ -14,7 +14,7 @@ use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
 use brfed_core::scheduling;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
+use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, emulator, state_machine};
 use chrono::{DateTime, Duration as Chrono, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -617,4 +617,86 @@ async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_ru
     scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
+}
+
+/// A stopped backup whose dp2 member still runs (its execute job takes 45 s, and the data
+/// plane's teardown waits for it) blocks the schedule's next tick until that member is terminal,
+/// as the original waits (PR #5735): `backup-abort` marks the backup `Failed` with
+/// `membersSettled: false`, the tick answers `lastBackupRunning`, Lambda's retry of the abort
+/// (`MembersRunning`) finds the member settled and writes `membersSettled: true`, and only then
+/// does a tick start the next backup.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until_it_settles() {
+    let c = Case::new("stl").await;
+    c.apply(
+        json!({}),
+        json!({"sim.brfed.dev/fault": "dp2:execute:delay=45000"}),
+    )
+    .await;
+    // Lambda waits about 1 then 2 minutes before its retries; here 25 s each.
+    let _delays = RetryDelays::set(&[25]);
+    let t1 = minute(Utc::now());
+    let first = c.tick(t1);
+    assert_eq!(first["result"], "started", "{first}");
+    let b1 = first["backup"].as_str().unwrap().to_string();
+    let arn = format!(
+        "{}:{}",
+        state_machine("volume-backup").replace(":stateMachine:", ":execution:"),
+        execution_name(&c.fns, &b1)
+    );
+
+    // Stopped once every member exists and dp2's execute job runs.
+    let end = std::time::Instant::now() + RUN;
+    while c.members(&b1).await < 3 {
+        assert!(std::time::Instant::now() < end, "members never created");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.flows.stop(&arn).await;
+
+    let unsettled = wait_doc(&c, &b1, "Failed with membersSettled false", |d| {
+        d["status"]["phase"] == "Failed" && d["brfed"]["membersSettled"] == false
+    })
+    .await;
+    let running = unsettled["brfed"]["unsettledMembers"].to_string();
+    assert!(running.contains("dp2/"), "{unsettled}");
+    let busy = c.tick(t1 + Chrono::minutes(1));
+    assert_eq!(busy["result"], "lastBackupRunning", "{busy}");
+    assert!(
+        busy["reason"].as_str().unwrap_or("").contains(&b1),
+        "the tick names the backup it waits for: {busy}"
+    );
+
+    let settled = wait_doc(&c, &b1, "membersSettled true", |d| {
+        d["brfed"]["membersSettled"] == true
+    })
+    .await;
+    assert_eq!(settled["status"]["phase"], "Failed", "{settled}");
+    let next = c.tick(t1 + Chrono::minutes(2));
+    assert_eq!(next["result"], "started", "{next}");
+    let b2 = next["backup"].as_str().unwrap().to_string();
+    assert_ne!(b1, b2);
+    assert_eq!(
+        c.wait_backup_for(&b2, Duration::from_secs(180)).await,
+        "SUCCEEDED"
+    );
+    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+        .await
+        .unwrap();
+}
+
+/// Waits (up to 3 minutes) until backup `name`'s catalog document satisfies `ok`; returns it.
+async fn wait_doc(c: &Case, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let end = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let doc = catalog_doc(&c.world, &c.fns, name).await;
+        if let Some(d) = doc.as_ref().filter(|d| ok(d)) {
+            return d.clone();
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{name}: never {what}: {doc:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
