@@ -1,25 +1,43 @@
 //! [`Rules`] on EventBridge (the default bus).
 
 use aws_sdk_eventbridge::error::ProvideErrorMetadata;
-use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
+use aws_sdk_eventbridge::types::{
+    DeadLetterConfig, InputTransformer, RetryPolicy, RuleState, Target,
+};
 use brfed_core::StepError;
 use brfed_core::ports::{Rules, ScheduleRule};
 
 /// Id of the one target of a schedule rule.
 pub const TICK_TARGET_ID: &str = "schedule-tick";
 
+/// EventBridge's most persistent delivery: what the template gives the abort and sweep rules'
+/// targets (185 attempts over 24 h), so that a tick EventBridge cannot deliver waits out an
+/// outage of Lambda before it goes to the dead-letter queue.
+const RETRY_ATTEMPTS: i32 = 185;
+const RETRY_MAX_AGE_SECONDS: i32 = 86_400;
+
 /// EventBridge schedule rules.
 #[derive(Clone, Debug)]
 pub struct EventBridgeRules {
     client: aws_sdk_eventbridge::Client,
+    dead_letter: Option<String>,
 }
 
 impl EventBridgeRules {
-    /// From the shared AWS config.
+    /// From the shared AWS config; targets without a dead-letter queue (see
+    /// [`Self::with_dead_letter`]).
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             client: aws_sdk_eventbridge::Client::new(sdk),
+            dead_letter: None,
         }
+    }
+
+    /// Targets get EventBridge's retry policy (185 attempts, 24 h) and the SQS queue `arn` (the
+    /// stack's safety-net queue, output `SafetyNetQueueArn`) as their dead-letter queue.
+    pub fn with_dead_letter(mut self, arn: impl Into<String>) -> Self {
+        self.dead_letter = Some(arn.into());
+        self
     }
 }
 
@@ -56,10 +74,21 @@ impl Rules for EventBridgeRules {
             .input_template(&rule.input_template)
             .build()
             .map_err(|e| StepError::Internal(e.to_string()))?;
-        let target = Target::builder()
+        let mut target = Target::builder()
             .id(TICK_TARGET_ID)
             .arn(&rule.target_arn)
-            .input_transformer(transformer)
+            .input_transformer(transformer);
+        if let Some(queue) = &self.dead_letter {
+            target = target
+                .retry_policy(
+                    RetryPolicy::builder()
+                        .maximum_retry_attempts(RETRY_ATTEMPTS)
+                        .maximum_event_age_in_seconds(RETRY_MAX_AGE_SECONDS)
+                        .build(),
+                )
+                .dead_letter_config(DeadLetterConfig::builder().arn(queue).build());
+        }
+        let target = target
             .build()
             .map_err(|e| StepError::Internal(e.to_string()))?;
         let out = self

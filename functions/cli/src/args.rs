@@ -20,6 +20,9 @@ stack that holds the value):
                            VolumeBackupDeleteStateMachineArn
   --tick-function          BRFED_SCHEDULE_TICK_FUNCTION_ARN
                            ScheduleTickFunctionArn
+  --safety-net-queue       BRFED_SAFETY_NET_QUEUE_ARN
+                           SafetyNetQueueArn
+                           (schedule apply: the dead-letter queue of the rule's target)
   --kubeconfig             BRFED_KUBECONFIG, else the first path of KUBECONFIG
                            (preflight only: the data planes, contexts = k8sClusterName)
 AWS: the SDK's standard environment and profile (AWS_PROFILE, AWS_REGION, ...).
@@ -109,6 +112,18 @@ pub struct Global {
         help_heading = "Configuration"
     )]
     pub tick_function: Option<String>,
+
+    /// ARN of the safety-net SQS queue: the dead-letter queue `schedule apply` gives the
+    /// schedule rule's target, with EventBridge's retry policy (185 attempts, 24 h)
+    #[arg(
+        long,
+        global = true,
+        env = "BRFED_SAFETY_NET_QUEUE_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Configuration"
+    )]
+    pub safety_net_queue: Option<String>,
 
     /// Kubeconfig of the data planes (contexts = k8sClusterName): a path or s3://bucket/key
     /// [default: $KUBECONFIG's first path]
@@ -447,6 +462,8 @@ mod tests {
             "VolumeBackupDeleteStateMachineArn",
             "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
             "ScheduleTickFunctionArn",
+            "BRFED_SAFETY_NET_QUEUE_ARN",
+            "SafetyNetQueueArn",
             "AWS_ENDPOINT_URL",
             "KUBECONFIG",
             "Exit status",

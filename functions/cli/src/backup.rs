@@ -369,6 +369,35 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
     if let Some(t) = &b.teardown_requested_at {
         d.field("Teardown Requested", when(Some(t), now));
     }
+    // The safety net (docs/reliability.md): members not asked yet, members still running.
+    if !b.teardown_pending.is_empty() {
+        d.field(
+            "Teardown Pending",
+            format!(
+                "{} (not asked yet: backup-abort is retried until they are)",
+                b.teardown_pending.join("; ")
+            ),
+        );
+    }
+    match b.members_settled {
+        Some(false) => {
+            d.field(
+                "Members Settled",
+                format!(
+                    "false: {} (the schedule's next tick waits)",
+                    if b.unsettled_members.is_empty() {
+                        "<unknown>".to_string()
+                    } else {
+                        b.unsettled_members.join("; ")
+                    }
+                ),
+            );
+        }
+        Some(true) => {
+            d.field("Members Settled", "true");
+        }
+        None => {}
+    }
     let member_rows: Vec<Vec<String>> = if s.backups.is_empty() {
         b.members
             .iter()
@@ -711,6 +740,27 @@ mod tests {
         let text = describe_text(&d, now());
         assert!(text.contains("snap-1"), "{text}");
         assert_eq!(progress(&d), "CleanFailed · members: 2 Complete");
+    }
+
+    #[test]
+    fn the_safety_net_shows_pending_teardowns_and_running_members() {
+        let text = describe_text(&doc(), now());
+        assert!(!text.contains("Teardown Pending"), "{text}");
+        assert!(!text.contains("Members Settled"), "{text}");
+        let mut d = doc();
+        d.brfed.teardown_pending = vec!["dp1/tidb/basic/fed-bk1: connection refused".into()];
+        d.brfed.members_settled = Some(false);
+        d.brfed.unsettled_members = vec!["dp2/tidb/basic/fed-bk1 execute".into()];
+        let text = describe_text(&d, now());
+        assert!(
+            text.contains("Teardown Pending:") && text.contains("dp1/tidb/basic/fed-bk1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Members Settled:")
+                && text.contains("false: dp2/tidb/basic/fed-bk1 execute"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum Setting {
     DeleteStateMachine,
     /// `--tick-function`.
     TickFunction,
+    /// `--safety-net-queue`.
+    SafetyNetQueue,
 }
 
 impl Setting {
@@ -29,6 +31,7 @@ impl Setting {
             Self::RestoreStateMachine => "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
             Self::DeleteStateMachine => "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
             Self::TickFunction => "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+            Self::SafetyNetQueue => "BRFED_SAFETY_NET_QUEUE_ARN",
         }
     }
 
@@ -40,6 +43,7 @@ impl Setting {
             Self::RestoreStateMachine => "--restore-state-machine",
             Self::DeleteStateMachine => "--delete-state-machine",
             Self::TickFunction => "--tick-function",
+            Self::SafetyNetQueue => "--safety-net-queue",
         }
     }
 
@@ -51,6 +55,7 @@ impl Setting {
             Self::RestoreStateMachine => "VolumeRestoreStateMachineArn",
             Self::DeleteStateMachine => "VolumeBackupDeleteStateMachineArn",
             Self::TickFunction => "ScheduleTickFunctionArn",
+            Self::SafetyNetQueue => "SafetyNetQueueArn",
         }
     }
 
@@ -61,6 +66,9 @@ impl Setting {
             Self::RestoreStateMachine => "the ARN of the volume-restore state machine",
             Self::DeleteStateMachine => "the ARN of the volume-backup-delete state machine",
             Self::TickFunction => "the ARN of the schedule-tick function",
+            Self::SafetyNetQueue => {
+                "the ARN of the safety-net SQS queue (the dead-letter queue of schedule rules)"
+            }
         }
     }
 
@@ -89,6 +97,7 @@ pub struct Settings {
     restore_state_machine: Option<String>,
     delete_state_machine: Option<String>,
     tick_function: Option<String>,
+    safety_net_queue: Option<String>,
     kubeconfig: Option<String>,
 }
 
@@ -116,6 +125,7 @@ impl Settings {
             restore_state_machine: non_empty(&g.restore_state_machine),
             delete_state_machine: non_empty(&g.delete_state_machine),
             tick_function: non_empty(&g.tick_function),
+            safety_net_queue: non_empty(&g.safety_net_queue),
             kubeconfig,
         }
     }
@@ -128,6 +138,7 @@ impl Settings {
             Setting::RestoreStateMachine => self.restore_state_machine.as_deref(),
             Setting::DeleteStateMachine => self.delete_state_machine.as_deref(),
             Setting::TickFunction => self.tick_function.as_deref(),
+            Setting::SafetyNetQueue => self.safety_net_queue.as_deref(),
         }
     }
 
@@ -220,6 +231,7 @@ mod tests {
             restore_state_machine: None,
             delete_state_machine: None,
             tick_function: some(tick_function),
+            safety_net_queue: None,
             kubeconfig: some(kubeconfig),
         }
     }

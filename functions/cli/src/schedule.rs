@@ -94,11 +94,14 @@ fn show(ctx: &Ctx, doc: &ScheduleDoc, what: &str) -> Result<(), CliError> {
 async fn apply(ctx: &Ctx, path: &Path) -> Result<(), CliError> {
     let req = read_request(path, ctx.namespace.as_deref())?;
     let tick = ctx.settings.require(Setting::TickFunction)?;
+    // A tick EventBridge cannot deliver is retried, then kept in the safety-net queue (which
+    // alarms), never dropped: the queue is required, before anything is written.
+    let queue = ctx.settings.require(Setting::SafetyNetQueue)?;
     let aws = ctx.aws().await;
     let rt = runtime(ctx, &aws)?;
     let doc = scheduling::apply(
         &rt.env(),
-        &EventBridgeRules::new(&aws.sdk),
+        &EventBridgeRules::new(&aws.sdk).with_dead_letter(queue),
         &tick,
         &req,
         None,

@@ -694,15 +694,19 @@ async fn teardown_members<D: DataPlanes>(
         if v.execution.as_deref() != Some(execution) {
             return ("foreign", m.display(), None);
         }
+        // Every change below only if the object is still the one just read (UID precondition):
+        // one of that name made meanwhile by something else is left alone.
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
         if i == 0 && v.strands_init_job() {
             if v.deleting {
                 return ("deleted", m.display(), Some(v));
             }
-            return match planes.delete_member(MemberKind::Backup, m).await {
+            return match planes.delete_member_if(MemberKind::Backup, m, uid).await {
                 Ok(_) => {
                     tracing::warn!(member = %m.display(), "initialize member is Invalid: deleted so that its init job stops and GC resumes");
                     ("deleted", m.display(), Some(v))
                 }
+                Err(e) if uid_changed(&e) => ("foreign", m.display(), None),
                 Err(e) => (
                     "unreachable",
                     format!("{}: delete: {e}", m.display()),
@@ -719,11 +723,12 @@ async fn teardown_members<D: DataPlanes>(
             patch["resumeGcSchedule"] = json!(true);
         }
         match planes
-            .patch_member_spec(MemberKind::Backup, m, &patch)
+            .patch_member_if(MemberKind::Backup, m, uid, &json!({ "spec": patch }))
             .await
         {
             Ok(()) => ("requested", m.display(), None),
             Err(StepError::MemberMissing(_)) => ("absent", m.display(), None),
+            Err(e) if uid_changed(&e) => ("foreign", m.display(), None),
             Err(e) => ("unreachable", format!("{}: {e}", m.display()), None),
         }
     });
@@ -745,6 +750,13 @@ async fn teardown_members<D: DataPlanes>(
         }
     }
     (r, deleted)
+}
+
+/// Whether a data plane refused a change because the object's UID is no longer the one read
+/// (409 on a UID precondition: another object of that name now). Any other refusal (RBAC,
+/// validation) is not taken for "not ours": the member stays to be asked again.
+fn uid_changed(e: &StepError) -> bool {
+    matches!(e, StepError::DataPlaneRejected(m) if m.contains(" 409 "))
 }
 
 /// Records in `status` the members [`teardown_members`] deleted. An initialize member found

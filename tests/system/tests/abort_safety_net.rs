@@ -74,10 +74,13 @@ fn aws_call(
     );
     let mut req = agent
         .post(format!("{endpoint}{method_path}"))
-        .header("Authorization", &auth)
-        .header("Content-Type", "application/x-amz-json-1.0");
+        .header("Authorization", &auth);
+    // The JSON protocol (SQS) is dispatched by its target; a REST call (Lambda's Invoke) with
+    // that content type and no target is not routed to its path.
     if !target.is_empty() {
-        req = req.header("X-Amz-Target", target);
+        req = req
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header("X-Amz-Target", target);
     }
     for (k, v) in extra {
         req = req.header(*k, *v);

@@ -68,6 +68,7 @@ async fn brfed_with(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
     if std::env::var("BRFED_SCHEDULE_TICK_FUNCTION_ARN").is_err() {
         cmd.env("BRFED_SCHEDULE_TICK_FUNCTION_ARN", TICK_FN);
     }
+    cmd.env("BRFED_SAFETY_NET_QUEUE_ARN", safety_net_queue());
     for (k, v) in env {
         match v {
             Some(v) => cmd.env(k, v),
@@ -80,6 +81,12 @@ async fn brfed_with(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The world's safety-net queue (`BRFED_SAFETY_NET_QUEUE_ARN`, `brfed-events-dlq`).
+fn safety_net_queue() -> String {
+    std::env::var("BRFED_SAFETY_NET_QUEUE_ARN")
+        .unwrap_or_else(|_| "arn:aws:sqs:us-west-2:123456789012:brfed-events-dlq".into())
 }
 
 async fn brfed(args: &[&str]) -> Run {
@@ -429,6 +436,37 @@ spec:
     assert_eq!(
         state(events.clone(), rule.clone()).await,
         Some(("ENABLED".into(), "cron(0 0 1 1 ? *)".into()))
+    );
+    // The rule's target: retried by EventBridge, then kept in the safety-net queue.
+    let targets = events
+        .list_targets_by_rule()
+        .rule(&rule)
+        .send()
+        .await
+        .unwrap();
+    let target = &targets.targets()[0];
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some(safety_net_queue().as_str()),
+        "{target:?}"
+    );
+    assert_eq!(
+        target
+            .retry_policy()
+            .and_then(|r| r.maximum_retry_attempts()),
+        Some(185),
+        "{target:?}"
+    );
+    // Without the queue, apply is refused by name before anything is written.
+    let refused = brfed_with(
+        &["schedule", "apply", "-f", &file],
+        &[("BRFED_SAFETY_NET_QUEUE_ARN", None)],
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("BRFED_SAFETY_NET_QUEUE_ARN"),
+        "{refused:#?}"
     );
     let rows = brfed(&["schedule", "list", "-n", "br"]).await.ok().rows();
     assert_eq!(
