@@ -315,6 +315,22 @@ impl RestoreRequest {
                 crate::spec::MAX_DEADLINE_SECONDS
             ));
         }
+        // As a backup's: the poll loop must fit in the execution's history until the deadline.
+        let floor = crate::spec::min_poll_seconds(
+            self.options
+                .deadline_seconds
+                .min(crate::spec::MAX_DEADLINE_SECONDS),
+        );
+        if self.options.poll_seconds == 0 || self.options.poll_seconds > 3600 {
+            problems.push("options.pollSeconds must be between 1 and 3600".into());
+        } else if self.options.poll_seconds < floor {
+            problems.push(format!(
+                "options.pollSeconds {} is too short for options.deadlineSeconds {}: polling that often until the deadline would exhaust the execution's {}-event history; give at least {floor} (docs/restore.md, first section)",
+                self.options.poll_seconds,
+                self.options.deadline_seconds,
+                crate::spec::HISTORY_EVENT_LIMIT
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -923,4 +939,50 @@ pub fn build_member_restore(
         "metadata": {"name": member.backup_name, "namespace": member.tc_namespace, "labels": labels, "annotations": annotations},
         "spec": spec,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn restore(options: Value) -> Value {
+        let clusters: Vec<Value> = ["dp1", "dp2"]
+            .iter()
+            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": "tidb", "azName": "us-west-2a",
+                            "backup": {"s3": {"provider": "aws", "bucket": "b", "prefix": format!("p-{p}")}}}))
+            .collect();
+        json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+               "metadata": {"name": "r1", "namespace": "br"},
+               "spec": {"clusters": clusters, "template": {}},
+               "options": options})
+    }
+
+    fn problem(options: Value) -> Option<String> {
+        RestoreRequest::from_value(restore(options))
+            .and_then(|r| r.validate())
+            .err()
+            .map(|e| {
+                assert_eq!(e.name(), "InvalidSpec", "{e}");
+                e.to_string()
+            })
+    }
+
+    #[test]
+    fn the_poll_interval_is_bounded_as_a_backups() {
+        assert_eq!(problem(json!({})), None, "the defaults");
+        assert_eq!(problem(json!({"pollSeconds": 18})), None, "12 h needs 18 s");
+        for (options, needle) in [
+            (json!({"pollSeconds": 0}), "between 1 and 3600"),
+            (json!({"pollSeconds": 3601}), "between 1 and 3600"),
+            (json!({"pollSeconds": 17}), "give at least 18"),
+            (
+                json!({"pollSeconds": 1, "deadlineSeconds": 82_800}),
+                "give at least 34",
+            ),
+        ] {
+            let p = problem(options.clone()).unwrap_or_else(|| panic!("{options} accepted"));
+            assert!(p.contains(needle), "{options}: {p}");
+        }
+    }
 }
