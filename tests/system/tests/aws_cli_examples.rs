@@ -189,7 +189,7 @@ async fn every_aws_cli_example_runs_as_documented() {
         (
             "restore-from-backup",
             vec![
-                format!("execution:volume-restore:{restore}"),
+                format!("execution:volume-restore:br.{restore}"),
                 "SUCCEEDED".into(),
                 "Complete ".into(),
             ],
@@ -197,7 +197,7 @@ async fn every_aws_cli_example_runs_as_documented() {
         (
             "restore-from-prefixes",
             vec![
-                format!("execution:volume-restore:{restore}-p"),
+                format!("execution:volume-restore:br.{restore}-p"),
                 "SUCCEEDED".into(),
             ],
         ),
