@@ -48,13 +48,26 @@ impl EventBus {
     /// Puts one event (source [`EVENT_SOURCE`]; the execution ARN as its resource).
     pub async fn put(&self, event: &Event) -> Result<(), String> {
         let detail = serde_json::to_string(&event.detail).map_err(|e| e.to_string())?;
+        let resource = Some(event.detail.execution.as_str()).filter(|e| e.starts_with("arn:"));
+        self.put_raw(EVENT_SOURCE, &event.detail_type, detail, resource)
+            .await
+    }
+
+    /// Puts one event of `source` and `detail_type` (`detail` a JSON object as text).
+    pub async fn put_raw(
+        &self,
+        source: &str,
+        detail_type: &str,
+        detail: String,
+        resource: Option<&str>,
+    ) -> Result<(), String> {
         let mut entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
-            .source(EVENT_SOURCE)
-            .detail_type(&event.detail_type)
+            .source(source)
+            .detail_type(detail_type)
             .detail(detail);
-        if event.detail.execution.starts_with("arn:") {
-            entry = entry.resources(&event.detail.execution);
+        if let Some(r) = resource {
+            entry = entry.resources(r);
         }
         let out = self
             .client

@@ -1,9 +1,13 @@
 //! What the scheduled functions (`schedule-tick`, `retention-sweep`) and schedule management
-//! build once: S3, Step Functions and the state machine ARNs. No data plane is involved.
+//! build once: S3, Step Functions, EventBridge (the sweep's settle checks) and the state machine
+//! ARNs. No data plane is involved.
 
+use crate::emit::EventBus;
 use crate::{S3Store, SfnExecutions};
 use brfed_core::StepError;
-use brfed_core::scheduling::SchedulerEnv;
+use brfed_core::scheduling::{
+    SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE, SchedulerEnv, SettleCheck,
+};
 use std::sync::Arc;
 
 /// Clients and configuration of the scheduled functions.
@@ -15,6 +19,7 @@ pub struct SchedulerRuntime {
 struct Inner {
     store: S3Store,
     executions: SfnExecutions,
+    events: EventBus,
     catalog_bucket: String,
     backup_state_machine: String,
     delete_state_machine: String,
@@ -55,11 +60,47 @@ impl SchedulerRuntime {
             inner: Arc::new(Inner {
                 store: S3Store::new(sdk, path_style),
                 executions: SfnExecutions::new(sdk),
+                events: EventBus::new(
+                    sdk,
+                    &std::env::var("BRFED_EVENT_BUS").unwrap_or_else(|_| "default".into()),
+                ),
                 catalog_bucket,
                 backup_state_machine,
                 delete_state_machine,
             }),
         })
+    }
+
+    /// Sends each settle check as an event (source `brfed.internal`, detail-type `VolumeBackup
+    /// Settle Check`) for the stack's rule to deliver to `backup-abort`. Every one is tried;
+    /// `EventBridgeUnavailable` names those that could not be sent (the next sweep sends them
+    /// again anyway).
+    pub async fn send_settle_checks(&self, checks: &[SettleCheck]) -> Result<(), StepError> {
+        let mut failed = Vec::new();
+        for c in checks {
+            let resource = c.detail["executionArn"].as_str();
+            if let Err(e) = self
+                .inner
+                .events
+                .put_raw(
+                    SETTLE_CHECK_SOURCE,
+                    SETTLE_CHECK_DETAIL_TYPE,
+                    c.detail.to_string(),
+                    resource,
+                )
+                .await
+            {
+                failed.push(format!("{}: {e}", c.backup));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::EventBridgeUnavailable(format!(
+                "settle checks not sent: {}",
+                failed.join("; ")
+            )))
+        }
     }
 
     /// The environment of the scheduling steps.

@@ -2,7 +2,7 @@
 
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use brfed_core::StepError;
-use brfed_core::ports::{Executions, Started};
+use brfed_core::ports::{ExecutionFacts, Executions, Started};
 use serde_json::Value;
 
 /// Step Functions executions, named.
@@ -28,10 +28,7 @@ impl SfnExecutions {
 /// ARN of execution `name` of `state_machine`
 /// (`arn:aws:states:R:A:stateMachine:M` -> `arn:aws:states:R:A:execution:M:name`).
 pub fn execution_arn(state_machine: &str, name: &str) -> String {
-    format!(
-        "{}:{name}",
-        state_machine.replacen(":stateMachine:", ":execution:", 1)
-    )
+    brfed_core::names::execution_arn(state_machine, name)
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Debug) -> StepError {
@@ -85,6 +82,29 @@ impl Executions for SfnExecutions {
             .await
         {
             Ok(d) => Ok(Some(d.status().as_str().to_string())),
+            Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(None),
+            Err(e) => Err(unavailable(&format!("DescribeExecution {name}"), e)),
+        }
+    }
+
+    async fn describe(
+        &self,
+        state_machine: &str,
+        name: &str,
+    ) -> Result<Option<ExecutionFacts>, StepError> {
+        match self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn(state_machine, name))
+            .send()
+            .await
+        {
+            Ok(d) => Ok(Some(ExecutionFacts {
+                status: d.status().as_str().to_string(),
+                input: d.input().map(String::from),
+                error: d.error().map(String::from),
+                cause: d.cause().map(String::from),
+            })),
             Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(None),
             Err(e) => Err(unavailable(&format!("DescribeExecution {name}"), e)),
         }

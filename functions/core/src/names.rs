@@ -70,6 +70,15 @@ pub fn deletion_execution_name(
     format!("{HEAD}{body}-{stamp}")
 }
 
+/// ARN of execution `name` of state machine `state_machine` (Step Functions' own formula:
+/// `...:stateMachine:<machine>` becomes `...:execution:<machine>:<name>`).
+pub fn execution_arn(state_machine: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
 /// Name of the data-plane init Job the operator derives from a member name (`backup-{member}-init`).
 pub fn init_job_name(member: &str) -> String {
     format!("backup-{member}-init")

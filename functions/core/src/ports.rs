@@ -309,6 +309,26 @@ pub trait Executions: Send + Sync {
         state_machine: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<String>, StepError>> + Send;
+    /// Execution `name` of `state_machine` as `DescribeExecution` tells it, `None` when there is
+    /// none.
+    fn describe(
+        &self,
+        state_machine: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ExecutionFacts>, StepError>> + Send;
+}
+
+/// What `DescribeExecution` says of one execution (what a status-change event carries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionFacts {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`, ...
+    pub status: String,
+    /// The input, a JSON string (absent when Step Functions withholds it).
+    pub input: Option<String>,
+    /// Error name, when it failed or was stopped with one.
+    pub error: Option<String>,
+    /// Cause.
+    pub cause: Option<String>,
 }
 
 /// An EventBridge schedule rule whose one target is a Lambda function.

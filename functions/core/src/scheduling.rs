@@ -541,6 +541,101 @@ pub struct SweepOutput {
     pub now: String,
     /// One entry per schedule.
     pub schedules: Vec<SweepEntry>,
+    /// Backups `backup-abort` is asked to look at again ([`settle_checks`]); the function sends
+    /// each as an event ([`SETTLE_CHECK_SOURCE`], [`SETTLE_CHECK_DETAIL_TYPE`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settle_checks: Vec<SettleCheck>,
+}
+
+/// `source` of a settle check event: not `brfed` (brfed's public events, `docs/signals.md`).
+pub const SETTLE_CHECK_SOURCE: &str = "brfed.internal";
+/// `detail-type` of a settle check event, which the stack's rule sends to `backup-abort`.
+pub const SETTLE_CHECK_DETAIL_TYPE: &str = "VolumeBackup Settle Check";
+
+/// A backup whose execution ended while a member was not asked to tear down yet
+/// (`brfed.teardownPending`) or still ran (`brfed.membersSettled: false`): `backup-abort` is asked
+/// again, by an event whose `detail` is the execution's status change as Step Functions sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettleCheck {
+    /// `namespace/name`.
+    pub backup: String,
+    /// What is not settled.
+    pub why: String,
+    /// `executionArn`, `stateMachineArn`, `name`, `status`, `input`, `error`, `cause`.
+    pub detail: Value,
+}
+
+/// The settle checks of the whole catalog: every backup whose document says a member was not
+/// asked to tear down yet or had not settled when it ended, and whose execution (of
+/// `backup_state_machine`) has ended `ABORTED`, `TIMED_OUT` or `FAILED`: the case
+/// `backup-abort` handles. A running execution is its own steps' (never sent); so is a
+/// document of another state machine's execution (left, logged).
+///
+/// This is the safety net's own net: Lambda retries `backup-abort` twice (about 3 minutes), a
+/// member may run for hours, and a data plane may be down for longer; every sweep asks again
+/// until the document says every member has settled.
+pub async fn settle_checks<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+) -> Result<Vec<SettleCheck>, StepError> {
+    let prefix = format!("{CATALOG_PREFIX}/volumebackups/");
+    let mut out = Vec::new();
+    for key in env.store.list_keys(env.catalog_bucket, &prefix).await? {
+        let Some(v) = env.store.get_json(env.catalog_bucket, &key).await? else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_value::<VolumeBackupDoc>(v.value) else {
+            continue;
+        };
+        let b = &doc.brfed;
+        let why = if !b.teardown_pending.is_empty() {
+            format!(
+                "not asked to tear down yet: {}",
+                b.teardown_pending.join("; ")
+            )
+        } else if b.members_settled == Some(false) {
+            format!(
+                "still running when it ended: {}",
+                b.unsettled_members.join("; ")
+            )
+        } else {
+            continue;
+        };
+        let backup = format!("{}/{}", doc.metadata.meta.namespace, doc.metadata.meta.name);
+        let Some(name) = b
+            .execution
+            .rsplit(':')
+            .next()
+            .filter(|n| names::execution_arn(env.backup_state_machine, n) == b.execution)
+        else {
+            tracing::warn!(%backup, execution = %b.execution, "not an execution of this stack's volume-backup: no settle check");
+            continue;
+        };
+        let Some(facts) = env
+            .executions
+            .describe(env.backup_state_machine, name)
+            .await?
+        else {
+            continue;
+        };
+        if !matches!(facts.status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED") {
+            continue;
+        }
+        out.push(SettleCheck {
+            backup,
+            why,
+            detail: json!({
+                "executionArn": b.execution,
+                "stateMachineArn": env.backup_state_machine,
+                "name": name,
+                "status": facts.status,
+                "input": facts.input,
+                "error": facts.error,
+                "cause": facts.cause,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// Step `retention-sweep` on the function's clock: see [`sweep_at`].
@@ -553,7 +648,7 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
 
 /// Step `retention-sweep` at `now`: for every schedule (paused ones too) starts the deletion of
 /// at most one backup that its retention policy lets go (see [`retention::decide`]) among the
-/// backups its ticks made ([`SchedulerEnv::backups_of`]). Age is judged as of the scheduled
+/// backups its ticks made ([`SchedulerEnv::backups_of`]); then lists the [`settle_checks`]. Age is judged as of the scheduled
 /// event's `time` when it is earlier than `now` (a late delivery judges as of when it was due),
 /// never later: a `time` ahead of `now` by more than [`EVENT_TIME_AHEAD_SECONDS`], or older than
 /// [`EVENT_TIME_BEHIND_SECONDS`], is refused (`EventTimeOutOfRange`) and nothing is started.
@@ -575,6 +670,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
     let mut out = SweepOutput {
         now: rfc3339(now),
         schedules: Vec::new(),
+        settle_checks: Vec::new(),
     };
     for doc in env.list(None).await? {
         let (ns, name) = (
@@ -640,6 +736,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
         }
         out.schedules.push(entry);
     }
+    out.settle_checks = settle_checks(env).await?;
     Ok(out)
 }
 

@@ -1172,8 +1172,19 @@ fn decide_failure(
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionStatusChange {
+    /// `detail-type`: `Step Functions Execution Status Change`, or a settle check
+    /// ([`crate::scheduling::SETTLE_CHECK_DETAIL_TYPE`]) the retention sweep sends.
+    #[serde(default, rename = "detail-type")]
+    pub detail_type: Option<String>,
     /// `detail`.
     pub detail: ExecutionDetail,
+}
+
+impl ExecutionStatusChange {
+    /// Whether this is a settle check of the retention sweep rather than Step Functions' event.
+    pub fn is_settle_check(&self) -> bool {
+        self.detail_type.as_deref() == Some(crate::scheduling::SETTLE_CHECK_DETAIL_TYPE)
+    }
 }
 
 /// `detail` of an execution status change.
@@ -1244,6 +1255,23 @@ pub struct AbortReport {
 }
 
 impl AbortReport {
+    /// What the invocation of a settle check returns: the report, also while a member has not
+    /// settled (`members-running`) or a data plane still cannot be reached (`teardown-pending`,
+    /// recorded in the document as on any delivery). The next sweep asks again; failing would
+    /// only add Lambda's retries and a dead-letter message per sweep to the first delivery's.
+    pub fn settle_check_result(
+        result: Result<AbortReport, StepError>,
+    ) -> Result<AbortReport, StepError> {
+        match result {
+            Err(StepError::DataPlaneUnreachable(m)) => Ok(AbortReport {
+                action: "teardown-pending".into(),
+                detail: m,
+                teardown: None,
+            }),
+            other => other,
+        }
+    }
+
     /// What the invocation returns: `MembersRunning` while a member has not settled, so that
     /// Lambda's asynchronous retries look again (the handler sends its signals first).
     pub fn into_result(self) -> Result<Self, StepError> {

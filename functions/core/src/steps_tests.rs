@@ -551,6 +551,7 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     // dp3's member is replaced by a foreign object: abort must not touch it
     planes.put_backup("dp3", json!({"metadata": {"name": "fed-bk", "namespace": "tidb", "annotations": {"brfed.io/execution": "other"}}, "spec": {}}));
     let event = |status: &str| ExecutionStatusChange {
+        detail_type: None,
         detail: ExecutionDetail {
             execution_arn: EXEC.into(),
             state_machine_arn: None,
@@ -811,6 +812,7 @@ async fn an_aborted_execution_deletes_an_invalid_initialize_member_and_says_so()
     let r = abort(
         &e,
         ExecutionStatusChange {
+            detail_type: None,
             detail: ExecutionDetail {
                 execution_arn: EXEC.into(),
                 state_machine_arn: None,
@@ -951,6 +953,7 @@ async fn a_deleted_initialize_member_counts_as_invalid_not_missing() {
 
 fn ended(status: &str) -> ExecutionStatusChange {
     ExecutionStatusChange {
+        detail_type: None,
         detail: ExecutionDetail {
             execution_arn: EXEC.into(),
             state_machine_arn: None,
@@ -1153,4 +1156,39 @@ fn a_member_has_settled_when_it_is_terminal_gone_or_not_this_backups() {
         5,
         "a member not observed has not settled"
     );
+}
+
+/// A settle check of the retention sweep does not fail while members run or a data plane is
+/// down (the next sweep asks again); any other error stays an error, and Step Functions' own
+/// event still fails so that Lambda retries it.
+#[test]
+fn a_settle_check_reports_what_is_not_settled_instead_of_failing() {
+    let running = AbortReport {
+        action: "members-running".into(),
+        detail: "d".into(),
+        teardown: Some(TeardownReport {
+            unsettled: vec!["dp2/tidb/basic/fed-bk execute".into()],
+            ..Default::default()
+        }),
+    };
+    assert_eq!(
+        AbortReport::settle_check_result(Ok(running.clone())).unwrap(),
+        running
+    );
+    assert_eq!(
+        running.clone().into_result().unwrap_err().name(),
+        "MembersRunning"
+    );
+    let pending = AbortReport::settle_check_result(Err(StepError::DataPlaneUnreachable(
+        "dp1: connection refused".into(),
+    )))
+    .unwrap();
+    assert_eq!(pending.action, "teardown-pending");
+    assert!(pending.detail.contains("dp1"), "{pending:?}");
+    let other = AbortReport::settle_check_result(Err(StepError::CatalogUnavailable("s3".into())));
+    assert_eq!(other.unwrap_err().name(), "CatalogUnavailable");
+    let mut event = ended("ABORTED");
+    assert!(!event.is_settle_check());
+    event.detail_type = Some(crate::scheduling::SETTLE_CHECK_DETAIL_TYPE.into());
+    assert!(event.is_settle_check());
 }

@@ -4,8 +4,9 @@
 use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
-    Created, DataPlanes, Executions, MemberKind, ObjectStore, Observation, Precondition, Rules,
-    ScheduleRule, SnapshotDeletion, SnapshotInfo, Started, Versioned, VolumeFacts, Volumes,
+    Created, DataPlanes, ExecutionFacts, Executions, MemberKind, ObjectStore, Observation,
+    Precondition, Rules, ScheduleRule, SnapshotDeletion, SnapshotInfo, Started, Versioned,
+    VolumeFacts, Volumes,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -764,6 +765,24 @@ impl Executions for FakeExecutions {
             .unwrap()
             .get(&(state_machine.into(), name.into()))
             .map(|r| r.1.clone()))
+    }
+
+    async fn describe(
+        &self,
+        state_machine: &str,
+        name: &str,
+    ) -> Result<Option<ExecutionFacts>, StepError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .get(&(state_machine.into(), name.into()))
+            .map(|(input, status)| ExecutionFacts {
+                status: status.clone(),
+                input: Some(input.to_string()),
+                error: None,
+                cause: None,
+            }))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use brfed_core::catalog::{VolumeBackupDoc, backup_key};
 use brfed_core::names::execution_name;
+use brfed_core::ports::Executions;
 use brfed_core::schedule::ScheduleRequest;
 use brfed_core::scheduling::{self, SchedulerEnv, TickInput, schedule_key, tick_input_template};
 use brfed_core::spec::{BackupRequest, ScheduledBy};
@@ -825,4 +826,107 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
         .await
         .unwrap();
     assert_eq!(next.result, "started", "{next:?}");
+}
+
+/// The safety net's own net: every sweep asks `backup-abort` again about each backup whose
+/// execution ended (stopped, timed out, failed) while a member was not asked to tear down yet or
+/// still ran, with the execution's own status change as the event's `detail`; never about a
+/// settled backup, one whose execution still runs, or one of another state machine.
+#[tokio::test]
+async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_settled() {
+    let (store, x) = (FakeStore::default(), FakeExecutions::default());
+    let e = env(&store, &x);
+    let cases = [
+        (
+            "running",
+            BACKUP_SM,
+            "ABORTED",
+            "Failed",
+            json!({"membersSettled": false, "unsettledMembers": ["dp2/tidb/basic/fed-running execute"]}),
+        ),
+        (
+            "pending",
+            BACKUP_SM,
+            "TIMED_OUT",
+            "Running",
+            json!({"teardownPending": ["dp1/tidb/basic/fed-pending: connection refused"]}),
+        ),
+        (
+            "settled",
+            BACKUP_SM,
+            "ABORTED",
+            "Failed",
+            json!({"membersSettled": true}),
+        ),
+        (
+            "executing",
+            BACKUP_SM,
+            "RUNNING",
+            "Running",
+            json!({"teardownPending": ["dp1/tidb/basic/fed-executing: connection refused"]}),
+        ),
+        (
+            "elsewhere",
+            "arn:sm:another-volume-backup",
+            "ABORTED",
+            "Failed",
+            json!({"membersSettled": false}),
+        ),
+    ];
+    for (name, sm, status, phase, extra) in cases {
+        let exec = execution_name("br", name);
+        let input = json!({"volumeBackup": {"metadata": {"name": name, "namespace": "br"}}});
+        x.start(sm, &exec, &input).await.unwrap();
+        x.set_status(sm, &exec, status);
+        let mut brfed = json!({"execution": brfed_core::names::execution_arn(sm, &exec)});
+        brfed
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let doc: VolumeBackupDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+            "metadata": {"name": name, "namespace": "br", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"clusters": [], "template": {}},
+            "status": {"phase": phase},
+            "brfed": brfed}))
+        .unwrap();
+        store.put(
+            CATALOG,
+            &backup_key("br", name),
+            serde_json::to_value(doc).unwrap(),
+        );
+    }
+    let out = scheduling::sweep_at(&e, &json!({}), now()).await.unwrap();
+    let checks: Vec<(&str, &str)> = out
+        .settle_checks
+        .iter()
+        .map(|c| (c.backup.as_str(), c.detail["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        vec![("br/pending", "TIMED_OUT"), ("br/running", "ABORTED")],
+        "{out:?}"
+    );
+    let running = &out.settle_checks[1];
+    assert!(
+        running.why.contains("dp2/tidb/basic/fed-running execute"),
+        "{running:?}"
+    );
+    // The detail is what backup-abort reads from Step Functions' own event.
+    let event: brfed_core::steps::ExecutionStatusChange = serde_json::from_value(json!({
+        "detail-type": scheduling::SETTLE_CHECK_DETAIL_TYPE,
+        "source": scheduling::SETTLE_CHECK_SOURCE,
+        "detail": running.detail}))
+    .unwrap();
+    assert!(event.is_settle_check());
+    assert_eq!(
+        event.detail.execution_arn,
+        brfed_core::names::execution_arn(BACKUP_SM, "br.running")
+    );
+    assert_eq!(event.detail.failure_name(), Some("ExecutionAborted"));
+    assert_eq!(
+        event.detail.input_value().unwrap()["volumeBackup"]["metadata"]["name"],
+        "running"
+    );
+    assert!(out.schedules.is_empty(), "no schedule here");
 }

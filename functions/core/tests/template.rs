@@ -263,6 +263,13 @@ const EVENT_EMITTERS: &[&str] = &[
     "backup-delete-finish",
 ];
 
+/// The crate that sends settle checks (`scheduling::settle_checks`, sent by
+/// `SchedulerRuntime::send_settle_checks`): besides its own state machine, `DescribeExecution`
+/// on the executions of `volume-backup` (has the backup's execution ended?), and
+/// `events:PutEvents` on the default bus of source `brfed.internal` only (not brfed's public
+/// events), which the settle-check rule sends to `backup-abort`.
+const SETTLE_CHECKER: &str = "retention-sweep";
+
 /// The ARN of the default event bus, as the template spells it.
 const DEFAULT_BUS: &str =
     "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default";
@@ -568,6 +575,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
         assert!(!stmts.is_empty(), "{role_id} grants nothing");
         let mut sfn_granted = BTreeSet::new();
         let mut events_granted = false;
+        let mut settle_granted = false;
         for s in stmts {
             assert_eq!(s["Effect"].as_str(), Some("Allow"), "{role_id}");
             assert!(
@@ -596,7 +604,9 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                         || EC2_CALLS.contains(&(krate.as_str(), *a))
                         || (sfn.is_some()
                             && ["states:StartExecution", "states:DescribeExecution"].contains(a))
-                        || (*a == "events:PutEvents" && EVENT_EMITTERS.contains(&krate.as_str()))
+                        || (*a == "events:PutEvents"
+                            && (EVENT_EMITTERS.contains(&krate.as_str())
+                                || krate == SETTLE_CHECKER))
                         || (*a == "sqs:SendMessage" && invoked_by_events.contains(&krate)),
                     "{role_id}: {krate} does not call {a}"
                 );
@@ -611,12 +621,22 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                     Some(DEFAULT_BUS),
                     "{role_id}: PutEvents on the default bus only"
                 );
-                assert_eq!(
-                    s["Condition"]["StringEquals"]["events:source"].as_str(),
-                    Some("brfed"),
-                    "{role_id}: PutEvents of source brfed only"
-                );
-                events_granted = true;
+                let source = s["Condition"]["StringEquals"]["events:source"].as_str();
+                if krate == SETTLE_CHECKER {
+                    assert_eq!(
+                        source,
+                        Some("brfed.internal"),
+                        "{role_id}: settle checks of source brfed.internal only"
+                    );
+                    settle_granted = true;
+                } else {
+                    assert_eq!(
+                        source,
+                        Some("brfed"),
+                        "{role_id}: PutEvents of source brfed only"
+                    );
+                    events_granted = true;
+                }
             }
             if actions.iter().any(|a| a.starts_with("ec2:")) {
                 let describe_only = actions
@@ -636,10 +656,14 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 // Exactly the one state machine: StartExecution on it, DescribeExecution on its
                 // executions (`execution:<name>:*`, which no other machine's name matches).
                 let (sm_id, _) = state_machine_of(&t, file);
-                let executions = format!(
-                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{NamePrefix}}-{}:*",
-                    file.trim_end_matches(".asl.json")
-                );
+                let executions_of = |file: &str| {
+                    format!(
+                        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{NamePrefix}}-{}:*",
+                        file.trim_end_matches(".asl.json")
+                    )
+                };
+                let executions = executions_of(file);
+                let backups = executions_of("volume-backup.asl.json");
                 assert_eq!(
                     actions.len(),
                     1,
@@ -652,6 +676,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                             Some(sm_id.as_str()),
                             "{role_id}: StartExecution on {sm_id} only"
                         ),
+                        _ if krate == SETTLE_CHECKER && sub_text(r) == Some(backups.as_str()) => {}
                         _ => assert_eq!(
                             sub_text(r),
                             Some(executions.as_str()),
@@ -683,6 +708,11 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
             events_granted,
             EVENT_EMITTERS.contains(&krate.as_str()),
             "{role_id}: events:PutEvents exactly for the crates that emit events"
+        );
+        assert_eq!(
+            settle_granted,
+            krate == SETTLE_CHECKER,
+            "{role_id}: settle checks are {SETTLE_CHECKER}'s only"
         );
         if SFN_CALLS.iter().any(|(k, _)| *k == krate) {
             assert_eq!(
@@ -1889,4 +1919,61 @@ fn every_check_the_policy_scanner_skips_says_why() {
     }
     let skipped: BTreeSet<String> = skipped.into_iter().map(String::from).collect();
     assert_eq!(skipped, explained, "every skipped check has a reason");
+}
+
+/// The settle checks of `retention-sweep` (source `brfed.internal`, detail-type
+/// `VolumeBackup Settle Check`, `brfed_core::scheduling`) reach `backup-abort` through one rule
+/// of exactly that pattern, the same as the local world's, which only that rule may invoke it
+/// for; no other rule matches `brfed.internal`.
+#[test]
+fn the_settle_check_rule_sends_the_sweeps_checks_to_backup_abort() {
+    use brfed_core::scheduling::{SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE};
+    let t = template();
+    let rules: Vec<(String, &Value)> = of_type(&t, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| {
+            one_or_many(&r["Properties"]["EventPattern"]["source"])
+                .iter()
+                .any(|s| s.as_str() == Some(SETTLE_CHECK_SOURCE))
+        })
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule for the settle checks");
+    let (rule_id, rule) = &rules[0];
+    let pattern = &rule["Properties"]["EventPattern"];
+    let strings = |v: &Value| -> Vec<String> {
+        one_or_many(v)
+            .into_iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(strings(&pattern["source"]), [SETTLE_CHECK_SOURCE]);
+    assert_eq!(strings(&pattern["detail-type"]), [SETTLE_CHECK_DETAIL_TYPE]);
+    let targets = one_or_many(&rule["Properties"]["Targets"]);
+    assert_eq!(targets.len(), 1, "{rule_id}: one target");
+    assert_eq!(
+        get_att(&targets[0]["Arn"], "Arn"),
+        Some(function_id("backup-abort").as_str()),
+        "{rule_id} must target backup-abort"
+    );
+    assert!(
+        events_may_invoke(&t, "backup-abort", |s| get_att(s, "Arn")
+            == Some(rule_id.as_str())),
+        "EventBridge may not invoke backup-abort for {rule_id}"
+    );
+
+    let local: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
+    )
+    .unwrap();
+    let local_rule = local["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["eventPattern"]["source"][0] == SETTLE_CHECK_SOURCE)
+        .expect("infra/local/rules.json has the settle-check rule");
+    assert_eq!(
+        local_rule["eventPattern"],
+        serde_json::json!({"source": [SETTLE_CHECK_SOURCE], "detail-type": [SETTLE_CHECK_DETAIL_TYPE]})
+    );
+    assert_eq!(local_rule["targets"][0]["function"], "backup-abort");
 }

@@ -1,4 +1,4 @@
-//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go among the backups its ticks made; never a running or `skipGC` one. Age is judged as of the event's `time` when earlier than the clock, never later; a `time` more than 5 min ahead or 30 h behind is refused (`EventTimeOutOfRange`).
+//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go among the backups its ticks made; never a running or `skipGC` one. Age is judged as of the event's `time` when earlier than the clock, never later; a `time` more than 5 min ahead or 30 h behind is refused (`EventTimeOutOfRange`). Then the settle checks: one event for `backup-abort` per backup whose execution ended while members were not asked to tear down yet or still ran.
 
 use brfed_adapters::{SchedulerRuntime, lambda};
 use brfed_core::scheduling;
@@ -14,6 +14,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             for s in &out.schedules {
                 tracing::info!(schedule = %s.schedule, deleting = ?s.deleting, reason = %s.reason, "retention");
             }
+            for c in &out.settle_checks {
+                tracing::warn!(backup = %c.backup, why = %c.why, "settle check sent to backup-abort");
+            }
+            runtime.send_settle_checks(&out.settle_checks).await?;
             Ok(out)
         }
     })

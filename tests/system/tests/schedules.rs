@@ -619,22 +619,22 @@ async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_ru
         .unwrap();
 }
 
-/// A stopped backup whose dp2 member still runs (its execute job takes 45 s, and the data
+/// A stopped backup whose dp2 member still runs (its execute job takes 100 s, and the data
 /// plane's teardown waits for it) blocks the schedule's next tick until that member is terminal,
 /// as the original waits (PR #5735): `backup-abort` marks the backup `Failed` with
-/// `membersSettled: false`, the tick answers `lastBackupRunning`, Lambda's retry of the abort
-/// (`MembersRunning`) finds the member settled and writes `membersSettled: true`, and only then
-/// does a tick start the next backup.
+/// `membersSettled: false` and the tick answers `lastBackupRunning`. Lambda's retries of the
+/// abort (`MembersRunning`; 5 s apart here) are all spent while dp2 still runs; the retention
+/// sweep's settle check then asks `backup-abort` again, which writes `membersSettled: true`, and
+/// only then does a tick start the next backup.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until_it_settles() {
     let c = Case::new("stl").await;
     c.apply(
         json!({}),
-        json!({"sim.brfed.dev/fault": "dp2:execute:delay=45000"}),
+        json!({"sim.brfed.dev/fault": "dp2:execute:delay=100000"}),
     )
     .await;
-    // Lambda waits about 1 then 2 minutes before its retries; here 25 s each.
-    let _delays = RetryDelays::set(&[25]);
+    let _delays = RetryDelays::set(&[5]);
     let t1 = minute(Utc::now());
     let first = c.tick(t1);
     assert_eq!(first["result"], "started", "{first}");
@@ -667,19 +667,57 @@ async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until
         "the tick names the backup it waits for: {busy}"
     );
 
+    // dp2's member ends once its execute job has (Lambda's three attempts are over by then).
+    let member = format!("fed-{b1}");
+    let end = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let obj = c
+            .world
+            .backups("dp2", &c.ns)
+            .get_opt(&member)
+            .await
+            .unwrap();
+        let phase = obj
+            .as_ref()
+            .and_then(|o| o.data["status"]["phase"].as_str().map(String::from));
+        if obj.is_none() || matches!(phase.as_deref(), Some("Complete" | "Failed")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "dp2's member never ended: {phase:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let doc = catalog_doc(&c.world, &c.fns, &b1).await.unwrap();
+    assert_eq!(
+        doc["brfed"]["membersSettled"], false,
+        "nothing looked again after Lambda's retries: {doc}"
+    );
+    assert_eq!(
+        c.tick(t1 + Chrono::minutes(2))["result"],
+        "lastBackupRunning"
+    );
+
+    // The sweep's settle check.
+    let sweep = invoke(
+        "retention-sweep",
+        &json!({"time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)}),
+    );
+    let checks = sweep["settleChecks"].to_string();
+    assert!(checks.contains(&format!("{}/{b1}", c.fns)), "{sweep}");
     let settled = wait_doc(&c, &b1, "membersSettled true", |d| {
         d["brfed"]["membersSettled"] == true
     })
     .await;
     assert_eq!(settled["status"]["phase"], "Failed", "{settled}");
-    let next = c.tick(t1 + Chrono::minutes(2));
+
+    // The next tick runs (without the fault, the next backup is quick).
+    c.apply(json!({}), json!({})).await;
+    let next = c.tick(t1 + Chrono::minutes(3));
     assert_eq!(next["result"], "started", "{next}");
     let b2 = next["backup"].as_str().unwrap().to_string();
-    assert_ne!(b1, b2);
-    assert_eq!(
-        c.wait_backup_for(&b2, Duration::from_secs(180)).await,
-        "SUCCEEDED"
-    );
+    assert_eq!(c.wait_backup(&b2).await, "SUCCEEDED");
     scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
