@@ -195,6 +195,26 @@ fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
 }
 
+impl KubeRegistry {
+    /// JSON merge-patch of member `m` (`patch` is the whole object's patch).
+    async fn merge_patch(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        patch: &Value,
+    ) -> Result<(), StepError> {
+        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
+            .patch(
+                &m.backup_name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
+    }
+}
+
 impl DataPlanes for KubeRegistry {
     fn cluster_names(&self) -> HashSet<String> {
         self.clients.keys().cloned().collect()
@@ -285,16 +305,8 @@ impl DataPlanes for KubeRegistry {
         m: &MemberRef,
         spec: &Value,
     ) -> Result<(), StepError> {
-        let patch = serde_json::json!({ "spec": spec });
-        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
-            .patch(
-                &m.backup_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        self.merge_patch(kind, m, &serde_json::json!({ "spec": spec }))
             .await
-            .map(|_| ())
-            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
@@ -322,15 +334,7 @@ impl DataPlanes for KubeRegistry {
         // patch an object of another UID.
         let mut patch = patch.clone();
         patch["metadata"]["uid"] = Value::String(uid.to_string());
-        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
-            .patch(
-                &m.backup_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
+        self.merge_patch(kind, m, &patch).await
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]

@@ -74,17 +74,7 @@ impl Executions for SfnExecutions {
     }
 
     async fn status(&self, state_machine: &str, name: &str) -> Result<Option<String>, StepError> {
-        match self
-            .client
-            .describe_execution()
-            .execution_arn(execution_arn(state_machine, name))
-            .send()
-            .await
-        {
-            Ok(d) => Ok(Some(d.status().as_str().to_string())),
-            Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(None),
-            Err(e) => Err(unavailable(&format!("DescribeExecution {name}"), e)),
-        }
+        Ok(self.describe(state_machine, name).await?.map(|f| f.status))
     }
 
     async fn describe(

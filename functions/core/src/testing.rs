@@ -31,6 +31,44 @@ pub struct FakePlanes {
 }
 
 impl FakePlanes {
+    /// Merges `patch` into member `m` (into its `spec` when `into_spec`), only while its
+    /// `metadata.uid` is `uid` when one is given (else 409, as the API server's precondition).
+    fn merge_into(
+        &self,
+        kind: MemberKind,
+        m: &MemberRef,
+        uid: Option<&str>,
+        into_spec: bool,
+        patch: &Value,
+    ) -> Result<(), StepError> {
+        self.check(&m.k8s_cluster_name)?;
+        if !self.serving(&m.k8s_cluster_name) {
+            return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
+        }
+        let mut b = self.objects(kind).lock().unwrap();
+        let obj = b
+            .get_mut(&(
+                m.k8s_cluster_name.clone(),
+                m.tc_namespace.clone(),
+                m.backup_name.clone(),
+            ))
+            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
+        if let Some(uid) = uid
+            && obj["metadata"]["uid"].as_str().unwrap_or_default() != uid
+        {
+            return Err(StepError::DataPlaneRejected(format!(
+                "{}: patch: 409 Precondition failed: UID in precondition: {uid}",
+                m.display()
+            )));
+        }
+        merge(if into_spec { &mut obj["spec"] } else { obj }, patch);
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("patch {} {} {patch}", kind.kind(), m.display()));
+        Ok(())
+    }
+
     /// Data planes `dp1..dpN`, each with a ready TidbCluster `tidb/basic`.
     pub fn new(n: usize) -> Self {
         let planes = Self {
@@ -310,24 +348,7 @@ impl DataPlanes for FakePlanes {
         m: &MemberRef,
         spec: &Value,
     ) -> Result<(), StepError> {
-        self.check(&m.k8s_cluster_name)?;
-        if !self.serving(&m.k8s_cluster_name) {
-            return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
-        }
-        let mut b = self.objects(kind).lock().unwrap();
-        let obj = b
-            .get_mut(&(
-                m.k8s_cluster_name.clone(),
-                m.tc_namespace.clone(),
-                m.backup_name.clone(),
-            ))
-            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
-        merge(&mut obj["spec"], spec);
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("patch {} {} {spec}", kind.kind(), m.display()));
-        Ok(())
+        self.merge_into(kind, m, None, true, spec)
     }
 
     async fn delete_member(&self, kind: MemberKind, m: &MemberRef) -> Result<bool, StepError> {
@@ -354,30 +375,7 @@ impl DataPlanes for FakePlanes {
         uid: &str,
         patch: &Value,
     ) -> Result<(), StepError> {
-        self.check(&m.k8s_cluster_name)?;
-        if !self.serving(&m.k8s_cluster_name) {
-            return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
-        }
-        let mut b = self.objects(kind).lock().unwrap();
-        let obj = b
-            .get_mut(&(
-                m.k8s_cluster_name.clone(),
-                m.tc_namespace.clone(),
-                m.backup_name.clone(),
-            ))
-            .ok_or_else(|| StepError::MemberMissing(m.display()))?;
-        if obj["metadata"]["uid"].as_str().unwrap_or_default() != uid {
-            return Err(StepError::DataPlaneRejected(format!(
-                "{}: patch: 409 Precondition failed: UID in precondition: {uid}",
-                m.display()
-            )));
-        }
-        merge(obj, patch);
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("patch {} {} {patch}", kind.kind(), m.display()));
-        Ok(())
+        self.merge_into(kind, m, Some(uid), false, patch)
     }
 
     async fn delete_member_if(

@@ -18,6 +18,15 @@ const CATALOG: &str = "catalog";
 const DATA: &str = "data";
 const EXEC: &str = "arn:aws:states:us-west-2:123456789012:execution:volume-backup-delete:d1";
 
+/// Three data planes, S3 and EC2, empty.
+fn fakes() -> (FakePlanes, FakeStore, FakeVolumes) {
+    (
+        FakePlanes::new(3),
+        FakeStore::default(),
+        FakeVolumes::default(),
+    )
+}
+
 fn env<'a>(planes: &'a FakePlanes, store: &'a FakeStore) -> Env<'a, FakePlanes, FakeStore> {
     Env {
         planes,
@@ -133,11 +142,7 @@ fn data_planes_clean(store: &FakeStore, ec2: &FakeVolumes, clusters: &[&str]) {
 
 #[tokio::test]
 async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
     let out = delete::start(&e, &ec2, start_input(json!({})))
@@ -193,11 +198,7 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
 
 #[tokio::test]
 async fn retain_keeps_the_data_and_reports_it() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Retain");
     let e = env(&planes, &store);
     let out = delete::start(&e, &ec2, start_input(json!({})))
@@ -236,11 +237,7 @@ async fn on_failure_deletes_only_a_failed_backup() {
 
 #[tokio::test]
 async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Running", "Delete");
     let e = env(&planes, &store);
     let err = delete::start(&e, &ec2, start_input(json!({})))
@@ -275,11 +272,7 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
 
 #[tokio::test]
 async fn a_clean_failed_member_fails_the_deletion() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
     let out = delete::start(&e, &ec2, start_input(json!({})))
@@ -411,11 +404,7 @@ async fn endless_throttling_is_ec2_unavailable() {
 
 #[tokio::test]
 async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
     delete::start(&e, &ec2, start_input(json!({})))
@@ -453,11 +442,7 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
 
 #[tokio::test]
 async fn retain_marks_the_kept_snapshots_retained() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Retain");
     // Listed by a member's backupmeta but not the backup's: not marked either.
     ec2.add_snapshot("snap-foreign", chrono::Utc::now());
@@ -490,11 +475,7 @@ fn add_to_backupmeta(store: &FakeStore, cluster: &str, snapshot: &str) {
 
 #[tokio::test(start_paused = true)]
 async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_its_clean_job() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     // dp2's backupmeta now also lists a production snapshot brfed never made.
     ec2.add_snapshot("snap-prod", chrono::Utc::now());
@@ -630,11 +611,7 @@ async fn on_a_gone_data_plane_brfed_deletes_only_what_is_the_backups() {
 
 #[tokio::test]
 async fn member_objects_that_are_not_the_backups_are_left_and_named() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     // dp1: another execution's member of that name; dp2: this execution's name, but for a
     // backup of another namespace; dp3: this backup's.
@@ -705,11 +682,7 @@ impl ObjectStore for Interleaved<'_> {
 
 #[tokio::test]
 async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_name() {
-    let (planes, store, ec2) = (
-        FakePlanes::new(3),
-        FakeStore::default(),
-        FakeVolumes::default(),
-    );
+    let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let interleaved = Interleaved(&store);
     let e = Env {

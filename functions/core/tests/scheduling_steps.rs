@@ -393,17 +393,30 @@ fn put_backup_in(
     if let Some(by) = by {
         brfed["scheduledBy"] = json!({"namespace": ns, "name": by});
     }
+    put_doc(
+        store,
+        json!({"name": name, "namespace": ns, "creationTimestamp": created,
+               "labels": {"tidb.pingcap.com/backup-schedule": label}}),
+        phase,
+        brfed,
+    );
+}
+
+/// A backup document of `metadata`, `status.phase` and `brfed`, in the catalog.
+fn put_doc(store: &FakeStore, metadata: Value, phase: &str, brfed: Value) {
     let doc: VolumeBackupDoc = serde_json::from_value(json!({
         "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-        "metadata": {"name": name, "namespace": ns, "creationTimestamp": created,
-                     "labels": {"tidb.pingcap.com/backup-schedule": label}},
+        "metadata": metadata,
         "spec": {"clusters": [], "template": {}},
         "status": {"phase": phase},
         "brfed": brfed}))
     .unwrap();
     store.put(
         CATALOG,
-        &backup_key(ns, name),
+        &backup_key(
+            doc.metadata.meta.namespace.as_str(),
+            doc.metadata.meta.name.as_str(),
+        ),
         serde_json::to_value(doc).unwrap(),
     );
 }
@@ -883,17 +896,11 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        let doc: VolumeBackupDoc = serde_json::from_value(json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": name, "namespace": "br", "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"clusters": [], "template": {}},
-            "status": {"phase": phase},
-            "brfed": brfed}))
-        .unwrap();
-        store.put(
-            CATALOG,
-            &backup_key("br", name),
-            serde_json::to_value(doc).unwrap(),
+        put_doc(
+            &store,
+            json!({"name": name, "namespace": "br", "creationTimestamp": "2026-01-01T00:00:00Z"}),
+            phase,
+            brfed,
         );
     }
     let out = scheduling::sweep_at(&e, &json!({}), now()).await.unwrap();

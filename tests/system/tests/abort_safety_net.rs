@@ -8,51 +8,15 @@
 
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::faults::disrupt::stop_plane;
 use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, emulator};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RULE: &str = "brfed-backup-execution-ended";
 const DLQ: &str = "brfed-events-dlq";
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn dataplanes(args: &[&str]) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../infra/local/dataplanes.sh"
-    );
-    let st = Command::new(script)
-        .args(args)
-        .status()
-        .expect("dataplanes.sh");
-    assert!(st.success(), "dataplanes.sh {args:?} failed");
-}
-
-/// dp1's API server stopped; started again by [`Down::start`], or when dropped (a failing test).
-struct Down(Option<&'static str>);
-
-impl Down {
-    fn stop(plane: &'static str) -> Self {
-        dataplanes(&["stop-one", plane]);
-        Self(Some(plane))
-    }
-
-    fn start(mut self) {
-        if let Some(p) = self.0.take() {
-            dataplanes(&["start-one", p]);
-        }
-    }
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            dataplanes(&["start-one", p]);
-        }
-    }
-}
 
 /// An AWS API call to the emulator without the SDK: moto reads the service from the credential
 /// scope and does not check signatures. `target` is an `X-Amz-Target` (JSON protocols) or empty.
@@ -281,7 +245,7 @@ async fn an_abort_while_the_initialize_plane_is_down_for_60s_resumes_gc_once_it_
     // is still down, the third after it is back, wherever the first falls in the stop's 20 s.
     let _delays = RetryDelays::set(&[25, 60]);
     let (c, arn) = Case::paused("net-down60").await;
-    let down = Down::stop("dp1");
+    let down = stop_plane("dp1").expect("stop dp1");
     let t0 = Instant::now();
     c.flows.stop(&arn).await;
     assert_eq!(
@@ -320,7 +284,7 @@ async fn an_abort_while_the_initialize_plane_is_down_for_60s_resumes_gc_once_it_
         "a retry came while dp1 was down: {attempts:?}"
     );
     c.assert_teardown_pending().await;
-    down.start();
+    down.start().expect("start dp1");
 
     // the next retry asks dp1: GC resumed, the backup Failed
     c.wait_resumed_and_failed(Duration::from_secs(150), "after dp1 came back")
@@ -351,7 +315,7 @@ async fn an_abort_that_fails_for_good_lands_in_the_dead_letter_queue_and_can_be_
     let _turn = ONE_AT_A_TIME.lock().await;
     let _delays = RetryDelays::set(&[2, 2]);
     let (c, arn) = Case::paused("net-dlq").await;
-    let down = Down::stop("dp1");
+    let down = stop_plane("dp1").expect("stop dp1");
     c.flows.stop(&arn).await;
     assert_eq!(
         c.flows.wait(&arn, Duration::from_secs(90)).await.status,
@@ -396,7 +360,7 @@ async fn an_abort_that_fails_for_good_lands_in_the_dead_letter_queue_and_can_be_
     c.assert_teardown_pending().await;
 
     // the runbook: once the plane is back, send the event again
-    down.start();
+    down.start().expect("start dp1");
     let (status, _) = aws_call(
         "lambda",
         "/2015-03-31/functions/backup-abort/invocations",

@@ -4,31 +4,10 @@
 
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::faults::disrupt::stop_plane;
 use brfed_system_tests::workflow::{Workflows, catalog_doc};
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
-
-fn dataplanes(args: &[&str]) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../infra/local/dataplanes.sh"
-    );
-    let st = Command::new(script)
-        .args(args)
-        .status()
-        .expect("dataplanes.sh");
-    assert!(st.success(), "dataplanes.sh {args:?} failed");
-}
-
-/// Brings the data plane back even when the test fails.
-struct Down(&'static str);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        dataplanes(&["start-one", self.0]);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect() {
@@ -52,8 +31,8 @@ async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect()
     let input = json!({"metadata": {"name": name, "namespace": "br"},
         "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
 
-    let down = Down("dp3");
-    dataplanes(&["stop-one", "dp3"]);
+    // Brought back even when the test fails.
+    let down = stop_plane("dp3").expect("stop dp3");
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, Duration::from_secs(120)).await;
     assert_eq!(done.status, "FAILED");
@@ -66,7 +45,7 @@ async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect()
         done.cause.as_deref().unwrap_or_default().contains("dp3"),
         "{done:?}"
     );
-    drop(down);
+    down.start().expect("start dp3");
 
     for p in ["dp1", "dp2", "dp3"] {
         assert!(
