@@ -75,6 +75,9 @@ pub struct ScheduleRequest {
     pub metadata: ObjectMeta,
     /// The original's spec.
     pub spec: VolumeBackupScheduleSpec,
+    /// brfed's options for every backup a tick starts (`options` beside `spec`, as a
+    /// `VolumeBackup`'s): deadlines, observe mode, poll interval. Defaults when absent.
+    pub options: Options,
 }
 
 /// Which backups retention deletes (reference §4.3.1).
@@ -112,9 +115,18 @@ impl ScheduleRequest {
             )));
         };
         for key in top.keys() {
-            if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
+            if ![
+                "apiVersion",
+                "kind",
+                "metadata",
+                "spec",
+                "status",
+                "options",
+            ]
+            .contains(&key.as_str())
+            {
                 return Err(invalid(format!(
-                    "unknown field `{}` (a {SCHEDULE_KIND} has apiVersion, kind, metadata, spec, status)",
+                    "unknown field `{}` (a {SCHEDULE_KIND} has apiVersion, kind, metadata, spec, status, and brfed's options)",
                     truncate(key)
                 )));
             }
@@ -151,7 +163,15 @@ impl ScheduleRequest {
             }
             None => return Err(invalid("`spec` is missing")),
         };
-        Ok(Self { metadata, spec })
+        let options = match top.remove("options") {
+            Some(o) => crate::spec::parse_options(o)?,
+            None => Options::default(),
+        };
+        Ok(Self {
+            metadata,
+            spec,
+            options,
+        })
     }
 
     /// Name of the schedule.
@@ -296,7 +316,7 @@ impl ScheduleRequest {
             },
             spec,
             skip_gc: false,
-            options: Options::default(),
+            options: self.options.clone(),
             scheduled_by: Some(ScheduledBy {
                 namespace: self.metadata.namespace.clone(),
                 name: name.to_string(),
@@ -803,6 +823,45 @@ spec:
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    /// A schedule gives its ticks' backups brfed's options (a first full EBS snapshot can take
+    /// longer than the default 1 h phase timeout); what a backup would refuse is refused when
+    /// the schedule is applied, and an unknown or mistyped option when it is read.
+    #[test]
+    fn options_beside_spec_go_to_every_ticks_backup_and_are_checked_as_a_backups() {
+        let r = with(|v| {
+            v["options"] = serde_json::json!({"phaseTimeoutSeconds": 14_400, "deadlineSeconds": 43_200,
+                                              "observeMode": "poll", "pollSeconds": 60});
+        });
+        assert_eq!(r.validate(Some(&known())), Ok(()));
+        let b = r.backup_request_for_tick(at(2026, 1, 2, 0, 0, 0));
+        assert_eq!(b.options, r.options);
+        assert_eq!(b.options.phase_timeout_seconds, 14_400);
+        assert_eq!(
+            ScheduleRequest::from_text(YAML).unwrap().options,
+            Options::default()
+        );
+
+        let short = with(|v| {
+            v["options"] = serde_json::json!({"deadlineSeconds": 43_200, "pollSeconds": 5})
+        });
+        let p = problems(&short);
+        assert!(p.contains("options.pollSeconds 5 is too short"), "{p}");
+        for (options, needle) in [
+            (serde_json::json!({"retries": 3}), "retries"),
+            (
+                serde_json::json!({"pollSeconds": "60"}),
+                "options.pollSeconds",
+            ),
+            (serde_json::json!("fast"), "options"),
+        ] {
+            let mut v: Value = crate::spec::parse_yaml(YAML).unwrap();
+            v["options"] = options.clone();
+            let e = ScheduleRequest::from_value(v).unwrap_err();
+            assert_eq!(e.name(), "InvalidSpec", "{options}");
+            assert!(e.to_string().contains(needle), "{options}: {e}");
+        }
     }
 
     #[test]

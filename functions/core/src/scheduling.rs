@@ -47,6 +47,10 @@ pub struct ScheduleRecord {
     pub rule: String,
     /// Its schedule expression.
     pub expression: String,
+    /// brfed's options for every backup of the schedule (`options` beside `spec` in the
+    /// input); absent: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<crate::spec::Options>,
 }
 
 /// A `VolumeBackupSchedule` as the catalog keeps it.
@@ -75,6 +79,7 @@ impl ScheduleDoc {
         ScheduleRequest {
             metadata: self.metadata.meta.clone(),
             spec: self.spec.clone(),
+            options: self.brfed.options.clone().unwrap_or_default(),
         }
     }
 }
@@ -161,6 +166,11 @@ impl<S: ObjectStore, X> SchedulerEnv<'_, S, X> {
 
 // --- management -------------------------------------------------------------------------------
 
+/// The options a schedule document records: none when they are the defaults.
+fn recorded_options(request: &ScheduleRequest) -> Option<crate::spec::Options> {
+    (request.options != crate::spec::Options::default()).then(|| request.options.clone())
+}
+
 /// Target input of a schedule rule: the schedule, and the event's time. The placeholder is
 /// quoted: EventBridge then puts the string value inside those quotes.
 pub fn tick_input_template(namespace: &str, name: &str) -> String {
@@ -201,6 +211,7 @@ pub async fn apply<S: ObjectStore, X, R: Rules>(
                 brfed: ScheduleRecord {
                     rule: rule.clone(),
                     expression: expression.clone(),
+                    options: recorded_options(request),
                 },
             };
             schedules.create(&doc).await?
@@ -213,6 +224,7 @@ pub async fn apply<S: ObjectStore, X, R: Rules>(
                     d.brfed = ScheduleRecord {
                         rule: rule.clone(),
                         expression: expression.clone(),
+                        options: recorded_options(request),
                     };
                     true
                 })

@@ -897,18 +897,33 @@ fn check_shapes(top: &Map<String, Value>) -> Result<(), StepError> {
         }
     }
     if let Some(Value::Object(options)) = top.get("options") {
-        check_fields(
-            "options",
-            options,
-            &[
-                ("phaseTimeoutSeconds", Shape::Seconds),
-                ("deadlineSeconds", Shape::Seconds),
-                ("pollSeconds", Shape::Seconds),
-                ("observeMode", Shape::String),
-            ],
-        )?;
+        check_option_fields(options)?;
     }
     Ok(())
+}
+
+fn check_option_fields(options: &Map<String, Value>) -> Result<(), StepError> {
+    check_fields(
+        "options",
+        options,
+        &[
+            ("phaseTimeoutSeconds", Shape::Seconds),
+            ("deadlineSeconds", Shape::Seconds),
+            ("pollSeconds", Shape::Seconds),
+            ("observeMode", Shape::String),
+        ],
+    )
+}
+
+/// Parses brfed's `options` of a backup (as a schedule gives them for its ticks' backups): an
+/// object of known fields of the right shapes. Their values are checked by
+/// [`BackupRequest::validate`].
+pub fn parse_options(value: Value) -> Result<Options, StepError> {
+    let Value::Object(map) = &value else {
+        return Err(shape_error("options", &value, Shape::Object));
+    };
+    check_option_fields(map)?;
+    serde_json::from_value(value).map_err(|e| type_error("options", e))
 }
 
 /// Parses the YAML or JSON text of an input document into JSON: at most [`MAX_INPUT_BYTES`],

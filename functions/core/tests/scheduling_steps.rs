@@ -937,3 +937,44 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
     );
     assert!(out.schedules.is_empty(), "no schedule here");
 }
+
+/// A schedule's `options` are recorded with it and every tick's backup runs with them (the
+/// execution input carries them); a schedule without `options` records none and its backups
+/// get the defaults.
+#[tokio::test]
+async fn a_schedules_options_reach_every_backup_its_ticks_start() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    let mut with_options = schedule("long", json!({}), json!({}));
+    with_options.options.phase_timeout_seconds = 4 * 3600;
+    with_options.options.deadline_seconds = 12 * 3600;
+    let doc = scheduling::apply(&e, &rules, TICK_FN, &with_options, None)
+        .await
+        .unwrap();
+    assert_eq!(doc.brfed.options.as_ref(), Some(&with_options.options));
+    let plain = scheduling::apply(
+        &e,
+        &rules,
+        TICK_FN,
+        &schedule("plain", json!({}), json!({})),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(plain.brfed.options, None);
+
+    for (name, phase) in [("long", 4 * 3600), ("plain", 3600)] {
+        let out = scheduling::tick_at(&e, tick_in(name, "2026-01-02T06:00:00Z"), now())
+            .await
+            .unwrap();
+        assert_eq!(out.result, "started", "{out:?}");
+        let exec = execution_name("br", &out.backup);
+        let (input, _) = x.runs.lock().unwrap()[&(BACKUP_SM.to_string(), exec)].clone();
+        let req = BackupRequest::from_value(input).unwrap();
+        assert_eq!(req.options.phase_timeout_seconds, phase, "{name}");
+    }
+}
