@@ -211,3 +211,16 @@ impl Drop for RetryDelays {
         emulator("DELETE", "/_brfed/async-retry", None);
     }
 }
+
+/// The emulator's delivery attempts of rule `rule` whose event is about execution `arn`
+/// (`detail.executionArn`), in order (`GET /_brfed/deliveries`: `attempt`, `result.payload`,
+/// `onFailure`, ...).
+pub fn rule_deliveries(rule: &str, arn: &str) -> Vec<Value> {
+    emulator("GET", &format!("/_brfed/deliveries?rule={rule}"), None)["deliveries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d["event"]["detail"]["executionArn"] == arn)
+        .collect()
+}

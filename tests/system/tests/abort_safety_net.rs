@@ -9,7 +9,9 @@
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::faults::disrupt::stop_plane;
-use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, emulator};
+use brfed_system_tests::workflow::{
+    RetryDelays, Workflows, catalog_doc, emulator, rule_deliveries,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -95,13 +97,7 @@ fn dead_letter_of(arn: &str) -> Option<Value> {
 
 /// The delivery attempts of the abort rule for execution `arn`, in order.
 fn abort_attempts(arn: &str) -> Vec<Value> {
-    emulator("GET", &format!("/_brfed/deliveries?rule={RULE}"), None)["deliveries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d["event"]["detail"]["executionArn"] == arn)
-        .collect()
+    rule_deliveries(RULE, arn)
 }
 
 fn error_type(attempt: &Value) -> &str {

@@ -14,7 +14,9 @@ use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
 use brfed_core::scheduling;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, emulator, state_machine};
+use brfed_system_tests::workflow::{
+    RetryDelays, Workflows, catalog_doc, emulator, rule_deliveries, state_machine,
+};
 use chrono::{DateTime, Duration as Chrono, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -689,27 +691,41 @@ async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let doc = catalog_doc(&c.world, &c.fns, &b1).await.unwrap();
-    assert_eq!(
-        doc["brfed"]["membersSettled"], false,
-        "nothing looked again after Lambda's retries: {doc}"
-    );
-    assert_eq!(
-        c.tick(t1 + Chrono::minutes(2))["result"],
-        "lastBackupRunning"
-    );
+    // Lambda's three attempts all found dp2 running and ended in the dead-letter queue.
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let attempts = loop {
+        let a = rule_deliveries("brfed-backup-execution-ended", &arn);
+        if a.iter().any(|x| !x["onFailure"].is_null()) {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "retries never ran out: {a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    for a in &attempts {
+        assert_eq!(a["result"]["payload"]["errorType"], "MembersRunning", "{a}");
+    }
 
-    // The sweep's settle check.
+    // A sweep's settle check (this one, or the world's own every 5 minutes) settles it.
     let sweep = invoke(
         "retention-sweep",
         &json!({"time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)}),
     );
-    let checks = sweep["settleChecks"].to_string();
-    assert!(checks.contains(&format!("{}/{b1}", c.fns)), "{sweep}");
+    assert!(sweep["schedules"].is_array(), "{sweep}");
     let settled = wait_doc(&c, &b1, "membersSettled true", |d| {
         d["brfed"]["membersSettled"] == true
     })
     .await;
+    let checks = rule_deliveries("brfed-backup-settle-check", &arn);
+    assert!(
+        checks
+            .iter()
+            .any(|d| d["result"]["payload"]["action"] == "members-settled"),
+        "settled by a settle check: {checks:?}"
+    );
     assert_eq!(settled["status"]["phase"], "Failed", "{settled}");
 
     // The next tick runs (without the fault, the next backup is quick).
