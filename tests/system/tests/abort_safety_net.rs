@@ -9,9 +9,7 @@
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::faults::disrupt::stop_plane;
-use brfed_system_tests::workflow::{
-    RetryDelays, Workflows, catalog_doc, emulator, rule_deliveries,
-};
+use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, rule_deliveries};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
