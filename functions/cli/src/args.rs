@@ -333,7 +333,8 @@ pub enum ScheduleCommand {
         /// Name of the VolumeBackupSchedule
         name: String,
     },
-    /// Let a paused schedule start backups again
+    /// Let a paused schedule start backups again, and run the latest tick it missed while paused
+    /// (needs --backup-state-machine; else the retention sweep runs it)
     Resume {
         /// Name of the VolumeBackupSchedule
         name: String,

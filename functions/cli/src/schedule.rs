@@ -117,7 +117,31 @@ async fn set_paused(ctx: &Ctx, name: &str, paused: bool) -> Result<(), CliError>
     let doc = scheduling::set_paused(&rt.env(), &rules, ctx.namespace(), name, paused)
         .await
         .map_err(named)?;
-    show(ctx, &doc, if paused { "paused" } else { "resumed" })
+    show(ctx, &doc, if paused { "paused" } else { "resumed" })?;
+    if !paused {
+        // As the original: the latest tick missed while paused runs now, not at the next one.
+        let note = if ctx.settings.get(Setting::BackupStateMachine).is_none() {
+            "missed tick: not looked for (--backup-state-machine is not set); the retention sweep runs it".to_string()
+        } else {
+            match scheduling::catch_up(&rt.env(), &doc, Utc::now()).await {
+                Ok(None) => String::new(),
+                Ok(Some(t)) => format!(
+                    "missed tick: {} {}{}",
+                    t.backup,
+                    t.result,
+                    t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+                Err(e) => format!(
+                    "missed tick: not started ({}: {e}); the retention sweep runs it",
+                    e.name()
+                ),
+            }
+        };
+        if !note.is_empty() {
+            eprintln!("{note}");
+        }
+    }
+    Ok(())
 }
 
 async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {

@@ -40,7 +40,9 @@
 //! kept when d is a whole number of minutes (robfig first truncates d to whole seconds and raises
 //! it to at least 1 s). Any other d is refused.
 
+use chrono::{DateTime, Utc};
 use std::fmt;
+use std::str::FromStr;
 use thiserror::Error;
 
 /// Longest schedule expression EventBridge accepts (`PutRule`'s `ScheduleExpression`).
@@ -291,6 +293,42 @@ impl EventBridgeSchedule {
     /// The expression, e.g. `cron(0 1 * * ? *)` or `rate(6 hours)`.
     pub fn expression(&self) -> String {
         self.to_string()
+    }
+
+    /// The latest time this schedule fires after `after` and no later than `until`, `None` when
+    /// it does not fire in between: the original's `getLastScheduledTime` (the newest scheduled
+    /// time since the last backup). A `cron(...)` is evaluated as EventBridge does (UTC, Quartz
+    /// fields; `tests/cron_corpus.rs` proves the translation keeps the original's fire times),
+    /// looking back at most 400 days from `until`; a `rate(...)` fires every period from
+    /// `after`, as robfig's `@every` fires every period after the previous scheduled time.
+    pub fn latest_fire(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if until <= after {
+            return None;
+        }
+        match self {
+            Self::Rate { value, unit } => {
+                let unit_seconds: i64 = match unit {
+                    RateUnit::Minutes => 60,
+                    RateUnit::Hours => 3600,
+                    RateUnit::Days => 86_400,
+                };
+                let step = i64::try_from(*value).ok()?.checked_mul(unit_seconds)?;
+                let periods = (until - after).num_seconds() / step;
+                (periods >= 1).then(|| after + chrono::Duration::seconds(periods * step))
+            }
+            Self::Cron {
+                minutes,
+                hours,
+                day_of_month,
+                month,
+                day_of_week,
+            } => {
+                let quartz = format!("0 {minutes} {hours} {day_of_month} {month} {day_of_week} *");
+                let schedule = quartz_cron::Schedule::from_str(&quartz).ok()?;
+                let from = after.max(until - chrono::Duration::days(400));
+                schedule.after(&from).take_while(|t| *t <= until).last()
+            }
+        }
     }
 }
 
@@ -799,6 +837,51 @@ fn shown(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn utc(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+    }
+
+    /// The newest scheduled time since the last backup (the original's getLastScheduledTime):
+    /// strictly after it, at or before now, as EventBridge fires the translated expression.
+    #[test]
+    fn the_latest_fire_is_the_newest_scheduled_time_since_the_last() {
+        let daily = translate("0 2 * * *").unwrap();
+        let latest = |after: &str, until: &str| daily.latest_fire(utc(after), utc(until));
+        assert_eq!(
+            latest("2026-01-01T02:00:00Z", "2026-01-03T01:59:59Z"),
+            Some(utc("2026-01-02T02:00:00Z"))
+        );
+        assert_eq!(
+            latest("2026-01-01T02:00:00Z", "2026-01-03T02:00:00Z"),
+            Some(utc("2026-01-03T02:00:00Z")),
+            "a time equal to now is due"
+        );
+        assert_eq!(latest("2026-01-01T02:00:00Z", "2026-01-02T01:59:00Z"), None);
+        assert_eq!(latest("2026-01-03T00:00:00Z", "2026-01-01T00:00:00Z"), None);
+        // A year paused: the newest only, found without walking every minute of it.
+        let minutely = translate("* * * * *").unwrap();
+        assert_eq!(
+            minutely.latest_fire(utc("2025-01-01T00:00:00Z"), utc("2026-03-01T12:34:56Z")),
+            Some(utc("2026-03-01T12:34:00Z"))
+        );
+        // Sundays (robfig 0 = SUN, written by name for EventBridge).
+        let sundays = translate("30 1 * * 0").unwrap();
+        assert_eq!(
+            sundays.latest_fire(utc("2026-01-01T00:00:00Z"), utc("2026-01-14T00:00:00Z")),
+            Some(utc("2026-01-11T01:30:00Z"))
+        );
+        // @every: every period after the last scheduled time.
+        let every = translate("@every 6h").unwrap();
+        assert_eq!(
+            every.latest_fire(utc("2026-01-01T10:17:00Z"), utc("2026-01-01T22:20:00Z")),
+            Some(utc("2026-01-01T22:17:00Z"))
+        );
+        assert_eq!(
+            every.latest_fire(utc("2026-01-01T10:17:00Z"), utc("2026-01-01T16:16:59Z")),
+            None
+        );
+    }
 
     fn ok(expr: &str) -> String {
         translate(expr)

@@ -384,11 +384,22 @@ pub async fn tick_at<S: ObjectStore, X: Executions>(
     input: TickInput,
     now: DateTime<Utc>,
 ) -> Result<TickOutput, StepError> {
-    let (ns, name) = (input.namespace.clone(), input.name.clone());
     let at = event_time("tick", &input.time, now)?
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .ok_or_else(|| StepError::InvalidSpec(format!("tick time `{}`", input.time)))?;
+    tick_once(env, &input.namespace, &input.name, at).await
+}
+
+/// The tick of schedule `ns/name` at `at` (a whole minute), whoever asks: the rule's delivery
+/// ([`tick_at`]) or the catch-up of a missed tick ([`catch_up`]).
+async fn tick_once<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    ns: &str,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<TickOutput, StepError> {
+    let (ns, name) = (ns.to_string(), name.to_string());
     let schedules = env.schedules();
     let (doc, _) = schedules.get(&ns, &name).await?.ok_or_else(|| {
         StepError::ScheduleNotFound(format!(
@@ -456,6 +467,43 @@ pub async fn tick_at<S: ObjectStore, X: Executions>(
             None,
         )),
     }
+}
+
+/// Runs the latest tick a schedule missed, as the original does on every sync: the newest time
+/// its expression fired after its last backup's tick (or after its creation, before any
+/// backup), at or before `now` ([`crate::cron::EventBridgeSchedule::latest_fire`]), when the
+/// rule's own delivery of it started nothing, because the last backup still ran
+/// (`lastBackupRunning`) or the schedule was paused, or was lost. Only that one tick, never a
+/// backlog; `None` when nothing was missed or the schedule is paused. The retention sweep calls
+/// it for every schedule, and resuming a schedule does: a long backup's successor starts within
+/// one sweep of its end, a resumed schedule at once. A tick the rule also delivers is started
+/// once (the same backup name, and execution name, whoever comes first).
+pub async fn catch_up<S: ObjectStore, X: Executions>(
+    env: &SchedulerEnv<'_, S, X>,
+    doc: &ScheduleDoc,
+    now: DateTime<Utc>,
+) -> Result<Option<TickOutput>, StepError> {
+    if doc.spec.pause {
+        return Ok(None);
+    }
+    let Ok(expression) = doc.request().eventbridge_schedule() else {
+        return Ok(None);
+    };
+    let since = doc
+        .status
+        .last_backup_time
+        .as_deref()
+        .or(doc.metadata.creation_timestamp.as_deref())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let Some(since) = since else {
+        return Ok(None);
+    };
+    let Some(missed) = expression.latest_fire(since, now) else {
+        return Ok(None);
+    };
+    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
+    tick_once(env, ns, name, missed).await.map(Some)
 }
 
 /// Why the last backup of `doc`'s schedule, or of a schedule of its group, still occupies its
@@ -543,6 +591,9 @@ pub struct SweepEntry {
     /// Backups whose deletion ended `CleanFailed` (they need a person).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clean_failed: Vec<String>,
+    /// The latest tick the schedule missed, run now ([`catch_up`]): `started`, or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_tick: Option<TickOutput>,
 }
 
 /// Output of `retention-sweep`.
@@ -669,6 +720,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
     event: &Value,
     now: DateTime<Utc>,
 ) -> Result<SweepOutput, StepError> {
+    let clock = now;
     let now = match event.get("time") {
         None | Some(Value::Null) => now,
         Some(Value::String(t)) => event_time("sweep event", t, now)?.min(now),
@@ -695,7 +747,14 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
             execution: None,
             reason: String::new(),
             clean_failed: Vec::new(),
+            missed_tick: None,
         };
+        // On the function's clock, not the event's: a missed tick is due when it is due.
+        match catch_up(env, &doc, clock).await {
+            Ok(t) => entry.missed_tick = t,
+            // The rule's own tick raced it, or a service is busy: the next sweep looks again.
+            Err(e) => tracing::warn!(schedule = %entry.schedule, error = %e, "missed tick not run"),
+        }
         let policy = match doc.request().retention() {
             Ok(p) => p,
             Err(e) => {

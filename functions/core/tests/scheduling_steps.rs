@@ -978,3 +978,117 @@ async fn a_schedules_options_reach_every_backup_its_ticks_start() {
         assert_eq!(req.options.phase_timeout_seconds, phase, "{name}");
     }
 }
+
+/// The original runs the latest tick it missed as soon as it may (reference: the schedule
+/// manager's getLastScheduledTime on every sync). Ticks refused because the last backup still
+/// ran are run by the next sweep after it ends: only the latest one, never a backlog, and once.
+#[tokio::test]
+async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    let hourly = schedule("hourly", json!({"schedule": "0 * * * *"}), json!({}));
+    scheduling::apply(&e, &rules, TICK_FN, &hourly, None)
+        .await
+        .unwrap();
+    let first = scheduling::tick_at(
+        &e,
+        tick_in("hourly", "2026-01-01T01:00:00Z"),
+        at("2026-01-01T01:00:05Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.result, "started");
+    for t in ["2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"] {
+        let busy = scheduling::tick_at(&e, tick_in("hourly", t), at(t))
+            .await
+            .unwrap();
+        assert_eq!(busy.result, "lastBackupRunning", "{t}");
+    }
+    // Still running at 03:10: the sweep tries the 03:00 tick and is refused too.
+    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:10:00Z"))
+        .await
+        .unwrap();
+    let missed = out.schedules[0].missed_tick.clone().unwrap();
+    assert_eq!(missed.result, "lastBackupRunning", "{missed:?}");
+    assert_eq!(x.names(BACKUP_SM).len(), 1);
+
+    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
+    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:20:00Z"))
+        .await
+        .unwrap();
+    let missed = out.schedules[0].missed_tick.clone().unwrap();
+    assert_eq!(missed.result, "started", "{missed:?}");
+    assert_eq!(
+        missed.backup, "hourly-2026-01-01t03-00-00",
+        "the latest, not 02:00"
+    );
+    let mut started = x.names(BACKUP_SM);
+    started.sort();
+    assert_eq!(
+        started,
+        [
+            "br.hourly-2026-01-01t01-00-00",
+            "br.hourly-2026-01-01t03-00-00"
+        ]
+    );
+    // Nothing missed any more; the 04:00 rule delivery runs as usual.
+    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:25:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(out.schedules[0].missed_tick, None);
+    assert_eq!(x.names(BACKUP_SM).len(), 2);
+}
+
+/// Resuming a schedule runs the latest tick it missed while paused (the rule is disabled then,
+/// so no delivery recorded it); a paused schedule catches nothing up.
+#[tokio::test]
+async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
+    let (store, x, rules) = (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    );
+    let e = env(&store, &x);
+    let daily = schedule("nightly", json!({"schedule": "0 2 * * *"}), json!({}));
+    scheduling::apply(&e, &rules, TICK_FN, &daily, None)
+        .await
+        .unwrap();
+    let first = scheduling::tick_at(
+        &e,
+        tick_in("nightly", "2026-01-01T02:00:00Z"),
+        at("2026-01-01T02:00:00Z"),
+    )
+    .await
+    .unwrap();
+    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
+    let paused = scheduling::set_paused(&e, &rules, "br", "nightly", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduling::catch_up(&e, &paused, at("2026-01-05T12:00:00Z"))
+            .await
+            .unwrap(),
+        None,
+        "paused: nothing"
+    );
+    let resumed = scheduling::set_paused(&e, &rules, "br", "nightly", false)
+        .await
+        .unwrap();
+    let t = scheduling::catch_up(&e, &resumed, at("2026-01-05T12:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (t.result.as_str(), t.backup.as_str()),
+        ("started", "nightly-2026-01-05t02-00-00")
+    );
+    assert_eq!(
+        x.names(BACKUP_SM).len(),
+        2,
+        "one, not the four missed nights"
+    );
+}

@@ -264,8 +264,9 @@ const EVENT_EMITTERS: &[&str] = &[
 ];
 
 /// The crate that sends settle checks (`scheduling::settle_checks`, sent by
-/// `SchedulerRuntime::send_settle_checks`): besides its own state machine, `DescribeExecution`
-/// on the executions of `volume-backup` (has the backup's execution ended?), and
+/// `SchedulerRuntime::send_settle_checks`) and runs missed ticks (`scheduling::catch_up`):
+/// besides its own state machine, `StartExecution` on `volume-backup` and `DescribeExecution`
+/// on its executions (has the backup's execution ended? was this tick started?), and
 /// `events:PutEvents` on the default bus of source `brfed.internal` only (not brfed's public
 /// events), which the settle-check rule sends to `backup-abort`.
 const SETTLE_CHECKER: &str = "retention-sweep";
@@ -671,6 +672,9 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 );
                 for r in one_or_many(&s["Resource"]) {
                     match actions[0] {
+                        "states:StartExecution"
+                            if krate == SETTLE_CHECKER
+                                && ref_of(r) == Some("VolumeBackupStateMachine") => {}
                         "states:StartExecution" => assert_eq!(
                             ref_of(r),
                             Some(sm_id.as_str()),
@@ -1272,7 +1276,8 @@ const CATALOG_ACCESS: &[(&str, &str, &str)] = &[
     ("schedule-tick", "volumebackupschedules", "rw"),
     // The last backup's document: a tick waits while its members still run.
     ("schedule-tick", "volumebackups", "r"),
-    ("retention-sweep", "volumebackupschedules", "r"),
+    // The sweep runs a schedule's latest missed tick and records it as the tick does.
+    ("retention-sweep", "volumebackupschedules", "rw"),
     ("retention-sweep", "volumebackups", "r"),
 ];
 

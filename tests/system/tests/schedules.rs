@@ -739,6 +739,97 @@ async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until
         .unwrap();
 }
 
+/// The original runs the latest tick it missed as soon as the last backup has ended. A
+/// schedule of every minute whose backup takes over a minute: while it runs, the sweep's catch-up
+/// is refused (`lastBackupRunning`); after it ends, one sweep starts exactly one backup, the one
+/// of the latest minute, not a backlog of every minute missed. (The rule itself is disabled
+/// here so that only the sweep ticks; `spec.pause` stays false.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_latest_tick_missed_while_a_backup_ran_starts_after_it_once() {
+    use brfed_core::ports::Rules;
+    let c = Case::new("mis").await;
+    let doc = c
+        .apply(
+            json!({"schedule": "* * * * *"}),
+            json!({"sim.brfed.dev/fault": "*:execute:delay=75000"}),
+        )
+        .await;
+    assert!(c.rules.set_enabled(&doc.brfed.rule, false).await.unwrap());
+    let t1 = minute(Utc::now());
+    let first = c.tick(t1);
+    assert_eq!(first["result"], "started", "{first}");
+    let b1 = first["backup"].as_str().unwrap().to_string();
+
+    let sweep = || {
+        invoke(
+            "retention-sweep",
+            &json!({"time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)}),
+        )
+    };
+    // While it runs (wait for a minute after t1 to be due).
+    tokio::time::sleep(Duration::from_secs(
+        (65 - Utc::now().timestamp() % 60) as u64,
+    ))
+    .await;
+    let busy = c.entry(&sweep());
+    assert_eq!(busy["missedTick"]["result"], "lastBackupRunning", "{busy}");
+    assert_eq!(
+        c.wait_backup_for(&b1, Duration::from_secs(240)).await,
+        "SUCCEEDED"
+    );
+
+    let started_before = Utc::now();
+    let caught = c.entry(&sweep());
+    assert_eq!(caught["missedTick"]["result"], "started", "{caught}");
+    let b2 = caught["missedTick"]["backup"].as_str().unwrap().to_string();
+    // The latest minute at or before the sweep, never an earlier missed one.
+    let latest = [
+        tick_backup_name(&c.name, minute(started_before)),
+        tick_backup_name(&c.name, minute(Utc::now())),
+    ];
+    assert!(
+        latest.contains(&b2),
+        "{b2} is not the latest missed minute {latest:?}"
+    );
+    // Not a backlog: the schedule's executions are the first backup and this one.
+    let prefix = execution_name(&c.fns, &format!("{}-", c.name));
+    let page = c
+        .flows
+        .sfn
+        .list_executions()
+        .state_machine_arn(state_machine("volume-backup"))
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let mut ours: Vec<String> = page
+        .executions()
+        .iter()
+        .map(|e| e.name().to_string())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    ours.sort();
+    assert_eq!(
+        ours,
+        [execution_name(&c.fns, &b1), execution_name(&c.fns, &b2)]
+    );
+    // Once: a second sweep in the same minute starts nothing more.
+    if minute(Utc::now()) == minute(started_before) {
+        let again = c.entry(&sweep());
+        assert_ne!(again["missedTick"]["result"], "started", "{again}");
+    }
+    scheduling::set_paused(&c.sched.env(), &c.rules, &c.fns, &c.name, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.wait_backup_for(&b2, Duration::from_secs(240)).await,
+        "SUCCEEDED"
+    );
+    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+        .await
+        .unwrap();
+}
+
 /// Waits (up to 3 minutes) until backup `name`'s catalog document satisfies `ok`; returns it.
 async fn wait_doc(c: &Case, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let end = std::time::Instant::now() + Duration::from_secs(180);
