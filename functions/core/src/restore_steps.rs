@@ -365,7 +365,20 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     };
     if !resumed {
         resolve_from_backup(&env.base, &mut req).await?;
-        restore_preflight(env, &req, &members, &execution).await?;
+        if let Err(e) = restore_preflight(env, &req, &members, &execution).await {
+            // Another start of this restore won meanwhile (its document, then its members, were
+            // created after the read above): name that, not the members it made.
+            if matches!(e, StepError::MemberNameConflict(_))
+                && let Some((doc, _)) = env.catalog().get(&ns, &name).await?
+                && doc.brfed.execution != execution
+            {
+                return Err(StepError::RestoreExists(format!(
+                    "VolumeRestore {ns}/{name} already exists (execution {})",
+                    doc.brfed.execution
+                )));
+            }
+            return Err(e);
+        }
     }
     let now = Utc::now();
     let mut status = VolumeRestoreStatus::default();

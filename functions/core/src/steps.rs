@@ -212,8 +212,16 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
         Some((doc, _)) => return Err(StepError::BackupExists(backup_exists_message(doc))),
         None => false,
     };
-    if !resumed {
-        preflight(env, &req, Some(&execution)).await.into_result()?;
+    if !resumed && let Err(e) = preflight(env, &req, Some(&execution)).await.into_result() {
+        // Another start of this backup won meanwhile (its document, then its members, were
+        // created after the read above): name that, not the member it made.
+        if matches!(e, StepError::MemberNameConflict(_))
+            && let Some((doc, _)) = env.catalog().get(&ns, &name).await?
+            && doc.brfed.execution != execution
+        {
+            return Err(StepError::BackupExists(backup_exists_message(&doc)));
+        }
+        return Err(e);
     }
     let now = Utc::now();
     let mut doc = VolumeBackupDoc::new(&req, &execution, members.clone(), &rfc3339(now));
