@@ -316,15 +316,11 @@ impl EventBridgeSchedule {
                 let periods = (until - after).num_seconds() / step;
                 (periods >= 1).then(|| after + chrono::Duration::seconds(periods * step))
             }
-            Self::Cron {
-                minutes,
-                hours,
-                day_of_month,
-                month,
-                day_of_week,
-            } => {
-                let quartz = format!("0 {minutes} {hours} {day_of_month} {month} {day_of_week} *");
-                let schedule = quartz_cron::Schedule::from_str(&quartz).ok()?;
+            Self::Cron { .. } => {
+                // `cron(m h dom mon dow *)` as Quartz reads it: a seconds field first.
+                let text = self.to_string();
+                let fields = text.strip_prefix("cron(")?.strip_suffix(')')?;
+                let schedule = quartz_cron::Schedule::from_str(&format!("0 {fields}")).ok()?;
                 let from = after.max(until - chrono::Duration::days(400));
                 schedule.after(&from).take_while(|t| *t <= until).last()
             }

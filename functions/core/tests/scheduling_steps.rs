@@ -30,6 +30,15 @@ fn env<'a>(
     }
 }
 
+/// An empty catalog, Step Functions and EventBridge.
+fn fakes() -> (FakeStore, FakeExecutions, FakeRules) {
+    (
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeRules::default(),
+    )
+}
+
 fn schedule(name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
     schedule_in("br", name, extra_spec, labels)
 }
@@ -71,11 +80,7 @@ fn tick_in(name: &str, time: &str) -> TickInput {
 
 #[tokio::test]
 async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let doc = scheduling::apply(
         &e,
@@ -143,11 +148,7 @@ async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update()
 
 #[tokio::test]
 async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let bad = schedule(
         "weekly",
         json!({"schedule": "0 0 1 * 1", "maxReservedTime": "7d"}),
@@ -165,11 +166,7 @@ async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
 
 #[tokio::test]
 async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     scheduling::apply(
         &e,
@@ -262,11 +259,7 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
 
 #[tokio::test]
 async fn a_group_runs_one_backup_at_a_time() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let group = json!({"tidb.pingcap.com/backup-schedule-group": "g"});
     for n in ["a", "b"] {
@@ -315,11 +308,7 @@ async fn a_group_runs_one_backup_at_a_time() {
 
 #[tokio::test]
 async fn an_unknown_schedule_is_named_and_management_of_it_too() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let err = scheduling::tick_at(&e, tick_in("nope", "2026-01-01T06:00:00Z"), now())
         .await
@@ -341,11 +330,7 @@ async fn an_unknown_schedule_is_named_and_management_of_it_too() {
 
 #[tokio::test]
 async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     scheduling::apply(
         &e,
@@ -423,11 +408,7 @@ fn put_doc(store: &FakeStore, metadata: Value, phase: &str, brfed: Value) {
 
 #[tokio::test]
 async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     scheduling::apply(
         &e,
@@ -545,11 +526,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
 
 #[tokio::test]
 async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let count = schedule("count", json!({"maxBackups": 1}), json!({}));
     scheduling::apply(&e, &rules, TICK_FN, &count, None)
@@ -605,11 +582,7 @@ async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
 
 #[tokio::test]
 async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     for ns in ["team-a", "team-b"] {
         let s = schedule_in(ns, "nightly", json!({"maxBackups": 1}), json!({}));
@@ -683,11 +656,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
 
 #[tokio::test]
 async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothing() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     scheduling::apply(
         &e,
@@ -766,11 +735,7 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
 
 #[tokio::test]
 async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     scheduling::apply(
         &e,
@@ -943,11 +908,7 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
 /// get the defaults.
 #[tokio::test]
 async fn a_schedules_options_reach_every_backup_its_ticks_start() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let mut with_options = schedule("long", json!({}), json!({}));
     with_options.options.phase_timeout_seconds = 4 * 3600;
@@ -984,11 +945,7 @@ async fn a_schedules_options_reach_every_backup_its_ticks_start() {
 /// ran are run by the next sweep after it ends: only the latest one, never a backlog, and once.
 #[tokio::test]
 async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let hourly = schedule("hourly", json!({"schedule": "0 * * * *"}), json!({}));
     scheduling::apply(&e, &rules, TICK_FN, &hourly, None)
@@ -1047,11 +1004,7 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
 /// so no delivery recorded it); a paused schedule catches nothing up.
 #[tokio::test]
 async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
-    let (store, x, rules) = (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    );
+    let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let daily = schedule("nightly", json!({"schedule": "0 2 * * *"}), json!({}));
     scheduling::apply(&e, &rules, TICK_FN, &daily, None)
