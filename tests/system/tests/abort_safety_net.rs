@@ -1,7 +1,8 @@
 //! The safety net of a stopped backup (docs/reliability.md, "The safety net"): `backup-abort`
 //! writes nothing terminal before every member was asked to tear down, Lambda retries it while
 //! the initialize member's data plane is down, and an abort that fails for good ends in the
-//! dead-letter queue `brfed-events-dlq`, from which it can be sent again.
+//! dead-letter queue `brfed-events-dlq`; once the plane is back, the retention sweep's settle
+//! check finishes the abort, and the runbook's replay of the dead-lettered event changes nothing.
 //!
 //! Both tests stop dp1's API server and change the emulator's retry waits: they take turns (one
 //! lock), and this file is its own test binary so that nothing else runs beside them.
@@ -353,8 +354,22 @@ async fn an_abort_that_fails_for_good_lands_in_the_dead_letter_queue_and_can_be_
     // meanwhile the backup says what is pending, and GC is still paused
     c.assert_teardown_pending().await;
 
-    // the runbook: once the plane is back, send the event again
+    // Once the plane is back, the next retention sweep's settle check asks again: GC resumed,
+    // the backup Failed, with no one sending anything (Lambda's retries were all spent).
     down.start().expect("start dp1");
+    // (The world's own sweep, every 5 minutes, may come first: either one does it.)
+    let sweep = invoke_sweep();
+    assert!(sweep["schedules"].is_array(), "{sweep}");
+    c.wait_resumed_and_failed(Duration::from_secs(90), "after the sweep's settle check")
+        .await;
+    let checks = rule_deliveries("brfed-backup-settle-check", &arn);
+    assert!(
+        checks
+            .iter()
+            .any(|d| d["result"]["payload"]["action"] == "torn-down"),
+        "torn down by a settle check: {checks:?}"
+    );
+    // The runbook's replay of the dead-lettered event still works, and changes nothing now.
     let (status, _) = aws_call(
         "lambda",
         "/2015-03-31/functions/backup-abort/invocations",
@@ -363,6 +378,21 @@ async fn an_abort_that_fails_for_good_lands_in_the_dead_letter_queue_and_can_be_
         &record["requestPayload"],
     );
     assert_eq!(status, 202, "Invoke (Event) of backup-abort");
-    c.wait_resumed_and_failed(Duration::from_secs(90), "after the event was sent again")
-        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!c.gc_paused().await, "the replay changed nothing");
+    assert_eq!(c.doc().await["status"]["phase"], "Failed");
+}
+
+/// Invokes `retention-sweep` (as its rule would) and returns its answer.
+fn invoke_sweep() -> Value {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, out) = aws_call(
+        "lambda",
+        "/2015-03-31/functions/retention-sweep/invocations",
+        "",
+        &[],
+        &json!({ "time": time }),
+    );
+    assert_eq!(status, 200, "retention-sweep: {out}");
+    out
 }
