@@ -1,6 +1,7 @@
 //! [`Volumes`] on EC2.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::operation::create_tags::CreateTagsError;
 use aws_sdk_ec2::types::{Filter, Tag};
 use brfed_core::StepError;
 use brfed_core::ports::{SnapshotDeletion, SnapshotInfo, VolumeFacts, Volumes};
@@ -28,6 +29,31 @@ impl Ec2Volumes {
 }
 
 impl Ec2Volumes {
+    /// `CreateTags` of `tags` on `ids`, 500 resources a call (nothing to do when either is
+    /// empty); the first refusal as EC2 gave it, for the caller to name.
+    async fn create_tags(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+    ) -> Result<(), aws_sdk_ec2::error::SdkError<CreateTagsError>> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        for chunk in ids.chunks(500) {
+            self.client
+                .create_tags()
+                .set_resources(Some(chunk.to_vec()))
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
     /// `DescribeSnapshots` of this account's snapshots (`OwnerIds=self`: a public or shared
     /// snapshot is never brfed's) matching `filter`, every page, into `out`.
     async fn snapshots_with(
@@ -120,57 +146,14 @@ impl Volumes for Ec2Volumes {
         }
     }
 
-    async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A filter, not SnapshotIds: an unknown id in SnapshotIds fails the whole call.
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .filters(
-                Filter::builder()
-                    .name("snapshot-id")
-                    .set_values(Some(ids.to_vec()))
-                    .build(),
-            )
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| StepError::Ec2Unavailable(format!("DescribeSnapshots: {e:?}")))?;
-            out.extend(
-                page.snapshots()
-                    .iter()
-                    .filter_map(|s| s.snapshot_id().map(String::from)),
-            );
-        }
-        Ok(out)
-    }
-
     async fn tag_snapshots(
         &self,
         ids: &[String],
         tags: &[(String, String)],
     ) -> Result<(), StepError> {
-        if ids.is_empty() || tags.is_empty() {
-            return Ok(());
-        }
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        for chunk in ids.chunks(500) {
-            self.client
-                .create_tags()
-                .set_resources(Some(chunk.to_vec()))
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(|e| StepError::Ec2Unavailable(format!("CreateTags: {e:?}")))?;
-        }
-        Ok(())
+        self.create_tags(ids, tags)
+            .await
+            .map_err(|e| StepError::Ec2Unavailable(format!("CreateTags: {e:?}")))
     }
 
     async fn describe_snapshots(&self, ids: &[String]) -> Result<Vec<SnapshotInfo>, StepError> {
@@ -240,41 +223,22 @@ impl Volumes for Ec2Volumes {
         ids: &[String],
         tags: &[(String, String)],
     ) -> Result<(), StepError> {
-        if ids.is_empty() || tags.is_empty() {
-            return Ok(());
-        }
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        for chunk in ids.chunks(500) {
-            match self
-                .client
-                .create_tags()
-                .set_resources(Some(chunk.to_vec()))
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
+        match self.create_tags(ids, tags).await {
+            Ok(()) => Ok(()),
+            // Refused (IAM, or a volume that is gone): a person must look; not retried.
+            Err(e)
+                if e.code().is_some_and(|c| {
+                    c.starts_with("InvalidVolume") || c == "UnauthorizedOperation"
+                }) =>
             {
-                Ok(_) => {}
-                // Refused (IAM, or a volume that is gone): a person must look; not retried.
-                Err(e)
-                    if e.code().is_some_and(|c| {
-                        c.starts_with("InvalidVolume") || c == "UnauthorizedOperation"
-                    }) =>
-                {
-                    return Err(StepError::DataPlaneRejected(format!(
-                        "CreateTags on volumes: {}: {}",
-                        e.code().unwrap_or_default(),
-                        e.message().unwrap_or("refused")
-                    )));
-                }
-                Err(e) => {
-                    return Err(StepError::Ec2Unavailable(format!("CreateTags: {e:?}")));
-                }
+                Err(StepError::DataPlaneRejected(format!(
+                    "CreateTags on volumes: {}: {}",
+                    e.code().unwrap_or_default(),
+                    e.message().unwrap_or("refused")
+                )))
             }
+            Err(e) => Err(StepError::Ec2Unavailable(format!("CreateTags: {e:?}"))),
         }
-        Ok(())
     }
 }
 

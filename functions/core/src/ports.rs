@@ -223,11 +223,6 @@ pub trait Volumes: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<SnapshotDeletion, StepError>> + Send;
-    /// Which of `ids` still exist.
-    fn existing_snapshots(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
     /// Tags snapshots (existing tags of other keys stay).
     fn tag_snapshots(
         &self,

@@ -623,11 +623,6 @@ impl Volumes for FakeVolumes {
         })
     }
 
-    async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
-        let have = self.snapshots.lock().unwrap();
-        Ok(ids.iter().filter(|i| have.contains(*i)).cloned().collect())
-    }
-
     async fn tag_snapshots(
         &self,
         ids: &[String],

@@ -355,9 +355,6 @@ impl Volumes for Retagged {
     async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, StepError> {
         self.inner.delete_snapshot(id).await
     }
-    async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, StepError> {
-        self.inner.existing_snapshots(ids).await
-    }
     async fn tag_snapshots(
         &self,
         ids: &[String],
