@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds (once) the Python venv of brfed's local AWS world and prints its directory on stdout.
+# Builds (once) a Python venv of brfed and prints its directory on stdout.
 #
-#   venv="$(infra/local/setup-python.sh)" && "$venv/bin/python" ...
+#   venv="$(infra/local/setup-python.sh)" && "$venv/bin/python" ...      # the local world's
+#   infra/local/setup-python.sh NAME REQUIREMENTS EXECUTABLE            # another one
 #
-# The venv lives at ${BRFED_CACHE:-$HOME/.cache/brfed}/venv and is keyed by a hash of
-# requirements.txt plus the interpreter used; a warm run only compares that stamp (a few ms).
-# A changed requirements.txt (or interpreter) rebuilds it from scratch.
+# Without arguments: the local AWS world's venv, ${BRFED_CACHE:-$HOME/.cache/brfed}/venv, from
+# infra/local/requirements.txt, which must provide cargo-lambda (and moto, boto3, yaml, awscli).
+# With arguments: the venv NAME under the same cache from REQUIREMENTS, which must provide
+# bin/EXECUTABLE (infra/aws/setup-lint.sh: checkov, apart because it pins its own boto3).
+# A venv is keyed by a hash of its requirements plus the interpreter used; a warm run only
+# compares that stamp (a few ms). A changed requirements file (or interpreter) rebuilds it.
 # Interpreter: $BRFED_PYTHON, else python3.11, else python3 (must be >= 3.10).
 # Works on a fresh Debian with CPython + pip even without the python3-venv package: the venv is
 # then created --without-pip and filled by the host pip (`pip --python`, pip >= 22.3).
@@ -13,8 +17,10 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${BRFED_CACHE:-$HOME/.cache/brfed}"
-venv="$cache/venv"
-req="$here/requirements.txt"
+name="${1:-venv}"
+req="${2:-$here/requirements.txt}"
+exe="${3:-cargo-lambda}"
+venv="$cache/$name"
 stamp="$venv/.brfed-stamp"
 
 py="${BRFED_PYTHON:-}"
@@ -27,16 +33,16 @@ py_path="$(command -v "$py" || true)"
 # Key: requirements content + the interpreter's resolved path (no interpreter start on the warm path).
 key="$( { cat "$req"; readlink -f "$py_path"; } | sha256sum | cut -c1-32)"
 
-if [[ -f "$stamp" && "$(<"$stamp")" == "$key" && -x "$venv/bin/python" ]]; then
+if [[ -f "$stamp" && "$(<"$stamp")" == "$key" && -x "$venv/bin/$exe" ]]; then
   echo "$venv"
   exit 0
 fi
 
 mkdir -p "$cache"
-exec 9>"$cache/venv.lock"
+exec 9>"$cache/$name.lock"
 flock 9
 # Someone else may have built it while we waited for the lock.
-if [[ -f "$stamp" && "$(<"$stamp")" == "$key" && -x "$venv/bin/python" ]]; then
+if [[ -f "$stamp" && "$(<"$stamp")" == "$key" && -x "$venv/bin/$exe" ]]; then
   echo "$venv"
   exit 0
 fi
@@ -57,8 +63,10 @@ else
   "$py" -m venv --without-pip "$venv"
   "$py" -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check -r "$req" >&2
 fi
-"$venv/bin/python" -c 'import moto, boto3, yaml, awscli' >&2
-[[ -x "$venv/bin/cargo-lambda" ]] || { echo "setup-python: cargo-lambda missing from the venv" >&2; exit 1; }
+if [[ $# -eq 0 ]]; then
+  "$venv/bin/python" -c 'import moto, boto3, yaml, awscli' >&2
+fi
+[[ -x "$venv/bin/$exe" ]] || { echo "setup-python: $exe missing from $venv" >&2; exit 1; }
 echo "$key" >"$stamp"
 echo "setup-python: venv ready in $((SECONDS - start)) s" >&2
 echo "$venv"
