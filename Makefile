@@ -21,8 +21,9 @@ setup: ## Install/build everything the world needs (cached under ~/.cache/brfed)
 build: ## Build every crate (functions, simulated operator, tests)
 	cargo build --workspace --bins --tests
 
-lint: ## rustfmt check, clippy with warnings denied, checkov on the AWS template (pinned venv; skips and why: infra/aws/.checkov.yaml)
+lint: ## rustfmt check, clippy with warnings denied, checkov on the AWS template (pinned venv; skips and why: infra/aws/.checkov.yaml), no import circles in functions/core
 	cargo fmt --all -- --check
+	cargo test -q -p brfed-core --test layout
 	@venv="$$(infra/aws/setup-lint.sh)" && "$$venv/bin/checkov" --config-file infra/aws/.checkov.yaml
 	cargo clippy --workspace --all-targets -- -D warnings
 

@@ -4,8 +4,8 @@
 use crate::emit::{Emitter, EventBus};
 use crate::{Ec2Volumes, FunctionConfig, KubeRegistry, S3Store};
 use brfed_core::StepError;
-use brfed_core::restore_steps::RestoreEnv;
-use brfed_core::steps::Env;
+use brfed_core::backup::steps::Env;
+use brfed_core::restore::steps::RestoreEnv;
 use std::sync::Arc;
 
 /// Clients and configuration of one function process.
@@ -73,8 +73,8 @@ impl Runtime {
     }
 
     /// Pacing of brfed's own snapshot deletions, with this function's work budget.
-    pub fn pacing(&self) -> brfed_core::delete::Pacing {
-        brfed_core::delete::Pacing {
+    pub fn pacing(&self) -> brfed_core::delete::pacing::Pacing {
+        brfed_core::delete::pacing::Pacing {
             budget: self.inner.config.work_budget,
             ..Default::default()
         }

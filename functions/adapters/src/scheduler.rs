@@ -5,9 +5,9 @@
 use crate::emit::EventBus;
 use crate::{S3Store, SfnExecutions};
 use brfed_core::StepError;
-use brfed_core::scheduling::{
-    SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE, SchedulerEnv, SettleCheck,
-};
+use brfed_core::execution::{SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE};
+use brfed_core::schedule::steps::SchedulerEnv;
+use brfed_core::schedule::steps::SettleCheck;
 use std::sync::Arc;
 
 /// Clients and configuration of the scheduled functions.

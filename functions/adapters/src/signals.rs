@@ -7,12 +7,15 @@
 //! `status`), plus brfed's own pause window and restore metrics. `tc` is the sorted,
 //! comma-joined `tcName`s of the clusters, as the original's label.
 
-use brfed_core::catalog::VolumeBackupDoc;
-use brfed_core::delete::{DeleteContext, DeleteResult};
+use brfed_core::backup::status::VolumeBackupDoc;
+use brfed_core::backup::status::vbk;
+use brfed_core::backup::steps::BackupContext;
+use brfed_core::conditions::FedCondition;
+use brfed_core::delete::status::DeleteResult;
+use brfed_core::delete::steps::DeleteContext;
 use brfed_core::member::{MemberView, cond};
-use brfed_core::restore::VolumeRestoreDoc;
-use brfed_core::status::{FedCondition, go_duration, vbk};
-use brfed_core::steps::BackupContext;
+use brfed_core::restore::status::VolumeRestoreDoc;
+use brfed_core::time::go_duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -477,8 +480,8 @@ pub fn cleanup_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brfed_core::backup::Failure;
-    use brfed_core::delete::{CleanBy, DeleteMember};
+    use brfed_core::backup::judge::Failure;
+    use brfed_core::delete::member::{CleanBy, DeleteMember};
     use brfed_core::member::MemberRef;
 
     /// Checks `doc` against the Embedded Metric Format specification (CloudWatch User Guide,

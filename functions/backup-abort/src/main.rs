@@ -1,13 +1,15 @@
 //! Lambda `backup-abort`: on a Step Functions execution status change (ABORTED, TIMED_OUT, FAILED), tear down a backup still running and mark it `Failed` once every member was asked (a stopped `volume-backup-delete` execution: mark its backup `CleanFailed`, not left `Deleting`); then its metrics and `VolumeBackup Failed` event (`docs/signals.md`). It fails, so that Lambda retries the event, while a data plane cannot be reached or members still run (`docs/reliability.md`, "The safety net"); a settle check of `retention-sweep` (same `detail`) does not fail for those: the next sweep asks again.
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::{delete, steps};
+use brfed_core::backup;
+use brfed_core::delete;
+use brfed_core::execution;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::ExecutionStatusChange, _ctx| {
+    lambda::serve(move |input: execution::ExecutionStatusChange, _ctx| {
         let runtime = runtime.clone();
         async move {
             // The same rule covers volume-backup-delete: a stopped deletion must not stay
@@ -18,10 +20,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .as_deref()
                 .is_some_and(|a| a.ends_with("volume-backup-delete"));
             if deletion {
-                return delete::aborted(&runtime.env(), &input).await;
+                return delete::steps::aborted(&runtime.env(), &input).await;
             }
             let event = input.clone();
-            let result = steps::abort(&runtime.env(), input).await;
+            let result = backup::steps::abort(&runtime.env(), input).await;
             // Signals only from an invocation that did its work: an error left the backup as it
             // was (or was already ended by an earlier delivery, which sent them).
             if result.is_ok() {
@@ -29,10 +31,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             // A settle check of the retention sweep: the next sweep asks again (no failure).
             if event.is_settle_check() {
-                return steps::AbortReport::settle_check_result(result);
+                return backup::steps::AbortReport::settle_check_result(result);
             }
             // Members still running: fail, so that Lambda's asynchronous retries look again.
-            result.and_then(steps::AbortReport::into_result)
+            result.and_then(backup::steps::AbortReport::into_result)
         }
     })
     .await

@@ -7,13 +7,13 @@ use brfed_core::delete;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::DeleteStepInput, _ctx| {
+    lambda::serve(move |input: delete::steps::DeleteStepInput, _ctx| {
         let runtime = runtime.clone();
         async move {
             // Read before the step: a cleaned backup's record (and its requestedAt) is removed.
             let requested_at = runtime.signals().deletion_requested_at(&input).await;
             let ctx = input.deletion.clone();
-            let out = delete::finish(&runtime.env(), runtime.volumes(), input).await?;
+            let out = delete::steps::finish(&runtime.env(), runtime.volumes(), input).await?;
             let signals = runtime.signals();
             signals
                 .cleanup_ended(ctx.as_ref(), &out, requested_at.as_deref())

@@ -7,9 +7,9 @@ use brfed_core::delete;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::DeleteStepInput, _ctx| {
+    lambda::serve(move |input: delete::steps::DeleteStepInput, _ctx| {
         let runtime = runtime.clone();
-        async move { delete::observe(&runtime.env(), input).await }
+        async move { delete::steps::observe(&runtime.env(), input).await }
     })
     .await
 }

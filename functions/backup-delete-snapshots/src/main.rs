@@ -2,6 +2,7 @@
 
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::delete;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Kept free before the invocation's deadline: the last EC2 call, the S3 object deletions and the
@@ -12,7 +13,7 @@ const MARGIN: Duration = Duration::from_secs(30);
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::DeleteStepInput, ctx| {
+    lambda::serve(move |input: delete::steps::DeleteStepInput, ctx| {
         let runtime = runtime.clone();
         async move {
             let now_ms = SystemTime::now()
@@ -25,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Some(rest) if !rest.is_zero() => runtime.pacing().within(rest),
                 _ => runtime.pacing(),
             };
-            delete::delete_snapshots(&runtime.env(), runtime.volumes(), input, pacing).await
+            delete::steps::delete_snapshots(&runtime.env(), runtime.volumes(), input, pacing).await
         }
     })
     .await

@@ -7,9 +7,9 @@ use brfed_core::delete;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::DeleteStartInput, _ctx| {
+    lambda::serve(move |input: delete::steps::DeleteStartInput, _ctx| {
         let runtime = runtime.clone();
-        async move { delete::start(&runtime.env(), runtime.volumes(), input).await }
+        async move { delete::steps::start(&runtime.env(), runtime.volumes(), input).await }
     })
     .await
 }

@@ -1,15 +1,15 @@
 //! Lambda `backup-execute`: move the initialize member to `execute` and create the members of the other data planes.
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::steps;
+use brfed_core::backup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::StepInput, _ctx| {
+    lambda::serve(move |input: backup::steps::StepInput, _ctx| {
         let runtime = runtime.clone();
-        async move { steps::execute(&runtime.env(), input).await }
+        async move { backup::steps::execute(&runtime.env(), input).await }
     })
     .await
 }

@@ -1,22 +1,23 @@
 //! Lambda `backup-finalize`: decide `Complete` or `Failed` from the members and write the final catalog document (the execution's output); tag the snapshots the members made with the stack, the backup and the data plane (ownership: only those proven the backup's, the others named in `snapshotTags.notTagged`); then its metrics and `VolumeBackup Complete`/`Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::{StepError, orphans, steps};
+use brfed_core::StepError;
+use brfed_core::backup;
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::FinalizeInput, _ctx| {
+    lambda::serve(move |input: backup::steps::FinalizeInput, _ctx| {
         let runtime = runtime.clone();
         async move {
-            let out = steps::finalize(&runtime.env(), input).await?;
+            let out = backup::steps::finalize(&runtime.env(), input).await?;
             // Tag the snapshots as the backup's (what proves them its own to a deletion and to
             // `brfed orphans`); a failure here does not change the backup's result, and leaves
             // them untagged: a deletion then leaves them (`notOwned`).
             let env = runtime.env();
-            let tags = match orphans::tag_backup_snapshots(
+            let tags = match backup::snapshots::tag_backup_snapshots(
                 env.store,
                 runtime.volumes(),
                 env.catalog_bucket,

@@ -1,17 +1,17 @@
 //! Lambda `backup-observe`: watch the members until the awaited condition holds, a member fails, a deadline passes, or the watch budget is spent; then, while the backup holds GC paused, how long (metric `GcPausedSeconds`, `docs/signals.md`).
 
 use brfed_adapters::{Runtime, emit, lambda};
-use brfed_core::steps;
+use brfed_core::backup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::ObserveInput, _ctx| {
+    lambda::serve(move |input: backup::steps::ObserveInput, _ctx| {
         let runtime = runtime.clone();
         async move {
             let ctx = input.backup.clone();
-            let out = steps::observe(&runtime.env(), input).await?;
+            let out = backup::steps::observe(&runtime.env(), input).await?;
             emit::gc_paused(&runtime, &ctx).await;
             Ok(out)
         }

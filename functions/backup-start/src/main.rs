@@ -1,15 +1,15 @@
 //! Lambda `backup-start`: validate a `VolumeBackup`, check every data plane and S3 prefix, record it in the catalog, and create the initialize member in `clusters[0]` (GC and schedulers get paused).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::steps;
+use brfed_core::backup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::StartInput, _ctx| {
+    lambda::serve(move |input: backup::steps::StartInput, _ctx| {
         let runtime = runtime.clone();
-        async move { steps::start(&runtime.env(), input).await }
+        async move { backup::steps::start(&runtime.env(), input).await }
     })
     .await
 }

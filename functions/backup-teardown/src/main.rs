@@ -2,15 +2,15 @@
 //! (deleted instead when it is `Invalid`: its data plane ignores it, and deleting it stops its init job).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::steps;
+use brfed_core::backup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::StepInput, _ctx| {
+    lambda::serve(move |input: backup::steps::StepInput, _ctx| {
         let runtime = runtime.clone();
-        async move { steps::teardown(&runtime.env(), input).await }
+        async move { backup::steps::teardown(&runtime.env(), input).await }
     })
     .await
 }

@@ -7,9 +7,9 @@ use crate::render::{
     Describe, age, between, document, emit, list_document, note, or_none, pairs, table, when,
 };
 use crate::{Ctx, catalog, input, wait};
-use brfed_core::catalog::VolumeBackupDoc;
-use brfed_core::spec::BackupRequest;
-use brfed_core::status::humanize_bytes;
+use brfed_core::backup::spec::BackupRequest;
+use brfed_core::backup::status::VolumeBackupDoc;
+use brfed_core::backup::status::humanize_bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -494,7 +494,7 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
 }
 
 /// The `Conditions:` section shared by backups and restores.
-pub fn conditions(d: &mut Describe, conditions: &[brfed_core::status::FedCondition]) {
+pub fn conditions(d: &mut Describe, conditions: &[brfed_core::conditions::FedCondition]) {
     if conditions.is_empty() {
         d.empty_section("Conditions", "<none>");
         return;
@@ -729,7 +729,7 @@ mod tests {
     #[test]
     fn a_deletion_shows_as_the_status() {
         let mut d = doc();
-        d.brfed.deletion = Some(brfed_core::delete::DeletionRecord {
+        d.brfed.deletion = Some(brfed_core::backup::status::DeletionRecord {
             execution: "x".into(),
             requested_at: "2024-05-01T00:01:00Z".into(),
             state: "CleanFailed".into(),

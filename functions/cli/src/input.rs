@@ -1,7 +1,7 @@
 //! `-f FILE`: the YAML or JSON a user has, read and turned into the JSON an execution takes.
 
 use crate::error::CliError;
-use brfed_core::spec::MAX_INPUT_BYTES;
+use brfed_core::input::MAX_INPUT_BYTES;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -54,7 +54,7 @@ pub fn parse(source: &str, text: String) -> Result<Document, CliError> {
     if text.trim().is_empty() {
         return Err(invalid("the file is empty".into()));
     }
-    let value: serde_json::Value = brfed_core::spec::parse_yaml(&text)
+    let value: serde_json::Value = brfed_core::input::parse_yaml(&text)
         .map_err(|e| invalid(format!("not YAML or JSON: {e}")))?;
     if !value.is_object() {
         return Err(invalid("the document is not a mapping (an object)".into()));

@@ -10,7 +10,8 @@ use crate::Ctx;
 use crate::error::CliError;
 use crate::render::{document, emit, note, table};
 use brfed_adapters::Ec2Volumes;
-use brfed_core::orphans::{self, OrphanGroup};
+use brfed_core::delete;
+use brfed_core::delete::orphans::OrphanGroup;
 use serde::Serialize;
 
 /// What `orphans` found (and did).
@@ -46,7 +47,7 @@ pub async fn run(
     let bucket = ctx.bucket()?;
     let aws = ctx.aws().await;
     let ec2 = Ec2Volumes::new(&aws.sdk);
-    let found = orphans::find(&aws.store, &bucket, &ec2, include_retained).await?;
+    let found = delete::orphans::find(&aws.store, &bucket, &ec2, include_retained).await?;
     let snapshots = found.snapshots();
     let mut report = Report {
         stack: bucket.clone(),
@@ -62,7 +63,8 @@ pub async fn run(
             "deleting {snapshots} snapshot(s) at most {per_second}/s"
         ));
         let p =
-            orphans::delete(&ec2, &bucket, &report.orphans, per_second, include_retained).await?;
+            delete::orphans::delete(&ec2, &bucket, &report.orphans, per_second, include_retained)
+                .await?;
         report.deleted = Some(p.deleted + p.not_found);
         report.not_owned = p.not_owned;
     }

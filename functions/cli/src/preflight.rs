@@ -1,5 +1,5 @@
-//! `brfed preflight -f FILE`: the start steps' own checks (`brfed_core::steps::preflight`,
-//! `brfed_core::restore_steps::restore_problems`) run against the data planes and the catalog
+//! `brfed preflight -f FILE`: the start steps' own checks (`brfed_core::backup::steps::preflight`,
+//! `brfed_core::restore::steps::restore_problems`) run against the data planes and the catalog
 //! with no side effect, every problem reported.
 
 use crate::args::Output;
@@ -9,9 +9,9 @@ use crate::render::{document, emit, table};
 use crate::{Ctx, backup, catalog, restore};
 use brfed_adapters::{KubeRegistry, S3Store};
 use brfed_core::StepError;
-use brfed_core::restore::VolumeRestoreDoc;
-use brfed_core::restore_steps::{resolve_from_backup, restore_members, restore_problems};
-use brfed_core::steps::{Env, preflight};
+use brfed_core::backup::steps::{Env, preflight};
+use brfed_core::restore::status::VolumeRestoreDoc;
+use brfed_core::restore::steps::{resolve_from_backup, restore_members, restore_problems};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -174,7 +174,7 @@ fn env<'a>(
 
 async fn restore_report(
     env: &Env<'_, KubeRegistry, S3Store>,
-    mut req: brfed_core::restore::RestoreRequest,
+    mut req: brfed_core::restore::spec::RestoreRequest,
 ) -> Report {
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let mut problems: Vec<Finding> = Vec::new();

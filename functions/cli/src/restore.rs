@@ -8,7 +8,8 @@ use crate::render::{
     Describe, age, document, emit, list_document, note, or_none, pairs, table, when,
 };
 use crate::{Ctx, catalog, input, wait};
-use brfed_core::restore::{RestoreRequest, VolumeRestoreDoc};
+use brfed_core::restore::spec::RestoreRequest;
+use brfed_core::restore::status::VolumeRestoreDoc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::path::Path;

@@ -9,8 +9,9 @@ use crate::render::{age, document, emit, list_document, note, table};
 use crate::{Ctx, input};
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::StepError;
-use brfed_core::schedule::ScheduleRequest;
-use brfed_core::scheduling::{self, ScheduleDoc};
+use brfed_core::schedule;
+use brfed_core::schedule::spec::ScheduleRequest;
+use brfed_core::schedule::status::ScheduleDoc;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
@@ -99,7 +100,7 @@ async fn apply(ctx: &Ctx, path: &Path) -> Result<(), CliError> {
     let queue = ctx.settings.require(Setting::SafetyNetQueue)?;
     let aws = ctx.aws().await;
     let rt = runtime(ctx, &aws)?;
-    let doc = scheduling::apply(
+    let doc = schedule::steps::apply(
         &rt.env(),
         &EventBridgeRules::new(&aws.sdk).with_dead_letter(queue),
         &tick,
@@ -114,7 +115,7 @@ async fn set_paused(ctx: &Ctx, name: &str, paused: bool) -> Result<(), CliError>
     let aws = ctx.aws().await;
     let rt = runtime(ctx, &aws)?;
     let rules = EventBridgeRules::new(&aws.sdk);
-    let doc = scheduling::set_paused(&rt.env(), &rules, ctx.namespace(), name, paused)
+    let doc = schedule::steps::set_paused(&rt.env(), &rules, ctx.namespace(), name, paused)
         .await
         .map_err(named)?;
     show(ctx, &doc, if paused { "paused" } else { "resumed" })?;
@@ -123,7 +124,7 @@ async fn set_paused(ctx: &Ctx, name: &str, paused: bool) -> Result<(), CliError>
         let note = if ctx.settings.get(Setting::BackupStateMachine).is_none() {
             "missed tick: not looked for (--backup-state-machine is not set); the retention sweep runs it".to_string()
         } else {
-            match scheduling::catch_up(&rt.env(), &doc, Utc::now()).await {
+            match schedule::steps::catch_up(&rt.env(), &doc, Utc::now()).await {
                 Ok(None) => String::new(),
                 Ok(Some(t)) => format!(
                     "missed tick: {} {}{}",
@@ -149,7 +150,7 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {
     let rt = runtime(ctx, &aws)?;
     let rules = EventBridgeRules::new(&aws.sdk);
     let ns = ctx.namespace();
-    let doc = scheduling::remove(&rt.env(), &rules, ns, name)
+    let doc = schedule::steps::remove(&rt.env(), &rules, ns, name)
         .await
         .map_err(named)?;
     let kept = rt.env().backups_of(ns, name).await?.len();
@@ -166,7 +167,7 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {
 async fn get(ctx: &Ctx, name: &str) -> Result<(), CliError> {
     let aws = ctx.aws().await;
     let rt = runtime(ctx, &aws)?;
-    let doc = scheduling::get(&rt.env(), ctx.namespace(), name)
+    let doc = schedule::steps::get(&rt.env(), ctx.namespace(), name)
         .await
         .map_err(named)?;
     if ctx.output.is_document() {

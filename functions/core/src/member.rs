@@ -1,10 +1,9 @@
-//! Data-plane member objects (`pingcap.com/v1alpha1` `Backup`): what brfed creates, and the view
-//! of one that the steps decide on (reference §3.1).
+//! The data-plane member objects brfed reads (`pingcap.com/v1alpha1` `Backup`, `Restore`): a
+//! reference to one, its phase and conditions, and a typed view of what it reports.
 
 use crate::names;
-use crate::spec::{BackupRequest, MemberCluster};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// API version of the data-plane objects.
 pub const DATA_PLANE_API_VERSION: &str = "pingcap.com/v1alpha1";
@@ -204,135 +203,17 @@ impl MemberView {
     }
 }
 
-/// Builds the data-plane `Backup` for `member` of `req`, in federal phase `federal_phase`.
-pub fn build_member_backup(
-    req: &BackupRequest,
-    member: &MemberRef,
-    federal_phase: &str,
-    execution: &str,
-) -> Value {
-    let mut spec = req.spec.template.clone();
-    // Fields of the federation template that the data-plane Backup does not have, or that the
-    // original does not propagate (reference §2.1): handled below or dropped on purpose.
-    spec.remove("volumeBackupInitJobMaxActiveSeconds");
-    spec.remove("snapshotsDeleteRatio");
-    spec.remove("automountServiceAccountToken");
-    if let Some(Value::Object(s3)) = spec.get_mut("s3") {
-        s3.insert(
-            "prefix".into(),
-            Value::String(req.member_prefix(&member.k8s_cluster_name)),
-        );
-    }
-    let mut br = match spec.remove("br") {
-        Some(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    br.insert("cluster".into(), Value::String(member.tc_name.clone()));
-    br.insert(
-        "clusterNamespace".into(),
-        Value::String(member.tc_namespace.clone()),
-    );
-    spec.insert("br".into(), Value::Object(br));
-    spec.insert("backupMode".into(), json!("volume-snapshot"));
-    spec.insert("backupType".into(), json!("full"));
-    spec.insert("federalVolumeBackupPhase".into(), json!(federal_phase));
-    if federal_phase == phase::INITIALIZE {
-        let secs = req
-            .spec
-            .template
-            .get("volumeBackupInitJobMaxActiveSeconds")
-            .and_then(Value::as_u64)
-            .unwrap_or(600);
-        spec.insert("volumeBackupInitJobMaxActiveSeconds".into(), json!(secs));
-    }
-    if let Some(ratio) = req.spec.template.get("snapshotsDeleteRatio") {
-        spec.insert(
-            "cleanOption".into(),
-            json!({ "snapshotsDeleteRatio": ratio }),
-        );
-    }
-    let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
-    labels[names::LABEL_VOLUME_BACKUP] = json!(req.name());
-    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
-    let mut annotations =
-        serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
-    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
-    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
-    json!({
-        "apiVersion": DATA_PLANE_API_VERSION,
-        "kind": "Backup",
-        "metadata": {
-            "name": member.backup_name,
-            "namespace": member.tc_namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "spec": spec,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req() -> BackupRequest {
-        BackupRequest::from_value(json!({"metadata": {"name": "bk", "namespace": "br", "labels": {"team": "db"},
-            "annotations": {"iam.amazonaws.com/role": "r"}},
-            "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb"}],
-            "template": {"s3": {"provider": "aws", "bucket": "bkt", "prefix": "p"}, "br": {"concurrency": 4},
-                "volumeBackupInitJobMaxActiveSeconds": 300, "snapshotsDeleteRatio": 0.5, "automountServiceAccountToken": false,
-                "cleanPolicy": "Delete", "toolImage": "br:v7"}}}))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_initialize_member_carries_the_template_and_the_phase_fields() {
-        let r = req();
-        let m = MemberRef::new(&r.spec.clusters[0], r.name());
-        let b = build_member_backup(&r, &m, phase::INITIALIZE, "exec-1");
-        assert_eq!(b["metadata"]["name"], "fed-bk");
-        assert_eq!(b["metadata"]["namespace"], "tidb");
-        assert_eq!(b["metadata"]["labels"]["team"], "db");
-        assert_eq!(b["metadata"]["labels"][names::LABEL_VOLUME_BACKUP], "bk");
-        assert_eq!(b["metadata"]["annotations"]["iam.amazonaws.com/role"], "r");
-        assert_eq!(b["spec"]["s3"]["prefix"], "p-dp1");
-        assert_eq!(b["spec"]["br"]["cluster"], "basic");
-        assert_eq!(b["spec"]["br"]["clusterNamespace"], "tidb");
-        assert_eq!(b["spec"]["br"]["concurrency"], 4);
-        assert_eq!(b["spec"]["backupMode"], "volume-snapshot");
-        assert_eq!(b["spec"]["federalVolumeBackupPhase"], "initialize");
-        assert_eq!(b["spec"]["volumeBackupInitJobMaxActiveSeconds"], 300);
-        assert_eq!(b["spec"]["cleanOption"]["snapshotsDeleteRatio"], 0.5);
-        assert_eq!(b["spec"]["cleanPolicy"], "Delete");
-        assert!(b["spec"].get("automountServiceAccountToken").is_none());
-        assert!(b["spec"].get("snapshotsDeleteRatio").is_none());
-    }
-
-    #[test]
-    fn execute_members_have_no_init_deadline() {
-        let r = req();
-        let m = MemberRef::new(&r.spec.clusters[0], r.name());
-        let b = build_member_backup(&r, &m, phase::EXECUTE, "exec-1");
-        assert!(
-            b["spec"]
-                .get("volumeBackupInitJobMaxActiveSeconds")
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn a_member_view_reads_conditions_and_results() {
-        let v = MemberView::from_object(
-            &json!({"metadata": {"annotations": {"brfed.io/execution": "e"}},
-            "spec": {"federalVolumeBackupPhase": "execute", "resumeGcSchedule": true},
-            "status": {"phase": "VolumeBackupComplete", "commitTs": "42", "backupSize": 10, "backupPath": "s3://b/p",
-                "conditions": [{"type": "VolumeBackupComplete", "status": "True"}, {"type": "Failed", "status": "False"}]}}),
-        );
-        assert!(v.has(cond::VOLUME_COMPLETE));
-        assert!(v.failed().is_none());
-        assert!(!v.terminal());
-        assert_eq!(v.commit_ts.as_deref(), Some("42"));
-        assert_eq!(v.execution.as_deref(), Some("e"));
-        assert!(v.resume_gc_schedule);
-    }
+/// One member cluster of a federated backup (`spec.clusters[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberCluster {
+    /// Kubeconfig context name of the data plane.
+    #[serde(default)]
+    pub k8s_cluster_name: String,
+    /// TidbCluster name in that data plane.
+    #[serde(default)]
+    pub tc_name: String,
+    /// TidbCluster namespace; the member `Backup` is created there.
+    #[serde(default)]
+    pub tc_namespace: String,
 }

@@ -230,7 +230,7 @@ pub trait Volumes: Send + Sync {
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<(), StepError>> + Send;
 
-    // The restore's volumes (`restore_volumes`): found by the snapshot they were made from (an
+    // The restore's volumes (`restore::volumes`): found by the snapshot they were made from (an
     // EC2 attribute, not a tag), judged by what EC2 says of each, read again before a delete.
 
     /// Volumes made from any of `snapshots` (`DescribeVolumes` filtered by `snapshot-id`).

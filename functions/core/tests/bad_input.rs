@@ -4,10 +4,11 @@
 //! no call to the catalog at all.
 
 use brfed_core::StepError;
-use brfed_core::catalog::backup_key;
+use brfed_core::backup::spec::BackupRequest;
+use brfed_core::backup::status::backup_key;
+use brfed_core::backup::steps::{Env, StartInput, StartOutput, start};
+use brfed_core::input::MAX_INPUT_BYTES;
 use brfed_core::ports::{ObjectStore, Precondition, Versioned};
-use brfed_core::spec::{BackupRequest, MAX_INPUT_BYTES};
-use brfed_core::steps::{Env, StartInput, StartOutput, start};
 use brfed_core::testing::{FakePlanes, FakeStore};
 use futures::executor::block_on;
 use serde_json::{Value, json};

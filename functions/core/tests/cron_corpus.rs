@@ -1,4 +1,4 @@
-//! Proof that [`brfed_core::cron::translate`] keeps the meaning of the schedules users have.
+//! Proof that [`brfed_core::schedule::cron::translate`] keeps the meaning of the schedules users have.
 //!
 //! For every accepted expression of the corpus, the next fire times of the ORIGINAL five-field
 //! expression, computed by `croner`, must equal those of the TRANSLATED EventBridge expression,
@@ -26,7 +26,7 @@
 //! `?` outside the day fields, a leading `+`, `*` as one element of a list (`1,*`), `@midnight`
 //! (given to croner as robfig defines it), `@every`.
 
-use brfed_core::cron::{CronError, translate};
+use brfed_core::schedule::cron::{CronError, translate};
 use chrono::{DateTime, TimeZone, Utc};
 use croner::Cron;
 use croner::parser::CronParser;

@@ -2,14 +2,19 @@
 //! refused, and the pacing of brfed's own snapshot deletions under throttling.
 
 use brfed_core::StepError;
-use brfed_core::catalog::{Catalog, VolumeBackupDoc, backup_key};
-use brfed_core::delete::{self, CleanBy, DeleteStartInput, DeleteStepInput, Pacing, manifest_key};
+use brfed_core::backup::spec::BackupRequest;
+use brfed_core::backup::status::MemberStatus;
+use brfed_core::backup::status::{VolumeBackupDoc, backup_key};
+use brfed_core::backup::steps::Env;
+use brfed_core::catalog::Catalog;
+use brfed_core::delete;
+use brfed_core::delete::member::CleanBy;
+use brfed_core::delete::pacing::Pacing;
+use brfed_core::delete::status::manifest_key;
+use brfed_core::delete::steps::{DeleteStartInput, DeleteStepInput};
 use brfed_core::member::MemberRef;
-use brfed_core::orphans::{TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_core::ports::{DataPlanes, ObjectStore, Precondition, Versioned};
-use brfed_core::spec::BackupRequest;
-use brfed_core::status::MemberStatus;
-use brfed_core::steps::Env;
+use brfed_core::tags::{TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -101,7 +106,7 @@ fn own(ec2: &FakeVolumes, id: &str) {
 fn member(execution: &str, namespace: &str) -> Value {
     json!({"apiVersion": "pingcap.com/v1alpha1", "kind": "Backup",
            "metadata": {"name": "fed-bk", "namespace": "tidb", "uid": format!("uid-{execution}"),
-                        "finalizers": [delete::BACKUP_PROTECTION_FINALIZER, "other.example/keep"],
+                        "finalizers": [delete::member::BACKUP_PROTECTION_FINALIZER, "other.example/keep"],
                         "annotations": {"brfed.io/execution": execution,
                                         "brfed.io/federation-namespace": namespace}},
            "spec": {"cleanPolicy": "Delete"}})
@@ -118,7 +123,7 @@ fn start_input(extra: Value) -> DeleteStartInput {
     }
 }
 
-fn step(out: &delete::DeleteStartOutput, cursor: usize) -> DeleteStepInput {
+fn step(out: &delete::steps::DeleteStartOutput, cursor: usize) -> DeleteStepInput {
     DeleteStepInput {
         deletion: Some(out.deletion.clone()),
         cursor,
@@ -145,7 +150,7 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     assert!(
@@ -155,7 +160,7 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
             .all(|m| m.clean_by == CleanBy::DataPlane && m.data_deleted && m.snapshots == 2)
     );
     assert_eq!(planes.backup_count(), 0, "every member Backup deleted");
-    let again = delete::start(&e, &ec2, start_input(json!({})))
+    let again = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     assert_eq!(
@@ -163,12 +168,17 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
         "start is idempotent"
     );
     assert_eq!(
-        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        delete::steps::observe(&e, step(&out, 0))
+            .await
+            .unwrap()
+            .verdict,
         "met"
     );
 
     // The data planes did not clean yet: finish reports what remains and keeps the record.
-    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    let r = delete::steps::finish(&e, &ec2, step(&out, 0))
+        .await
+        .unwrap();
     assert_eq!(r.result, "CleanFailed");
     assert_eq!(r.failure.as_ref().unwrap().error, "SnapshotsRemain");
     assert_eq!(r.remaining_snapshots.len(), 6);
@@ -186,10 +196,12 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
     );
 
     data_planes_clean(&store, &ec2, &["dp1", "dp2", "dp3"]);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
-    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    let r = delete::steps::finish(&e, &ec2, step(&out, 0))
+        .await
+        .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
     assert_eq!(r.snapshots_deleted, 6);
     assert!(store.get(CATALOG, &backup_key("br", "bk")).is_none());
@@ -201,11 +213,13 @@ async fn retain_keeps_the_data_and_reports_it() {
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Retain");
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     assert!(out.deletion.members.iter().all(|m| !m.data_deleted));
-    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    let r = delete::steps::finish(&e, &ec2, step(&out, 0))
+        .await
+        .unwrap();
     assert_eq!(
         (r.result.as_str(), r.snapshots_retained, r.snapshots_deleted),
         ("Cleaned", 6, 0)
@@ -222,7 +236,7 @@ async fn on_failure_deletes_only_a_failed_backup() {
             FakeVolumes::default(),
         );
         seed(&planes, &store, &ec2, phase, "OnFailure");
-        let out = delete::start(&env(&planes, &store), &ec2, start_input(json!({})))
+        let out = delete::steps::start(&env(&planes, &store), &ec2, start_input(json!({})))
             .await
             .unwrap();
         assert!(
@@ -240,7 +254,7 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Running", "Delete");
     let e = env(&planes, &store);
-    let err = delete::start(&e, &ec2, start_input(json!({})))
+    let err = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap_err();
     assert_eq!(err.name(), "BackupRunning");
@@ -250,7 +264,10 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
     let mut other = start_input(json!({}));
     other.input = json!({"name": "nope", "namespace": "br"});
     assert_eq!(
-        delete::start(&e, &ec2, other).await.unwrap_err().name(),
+        delete::steps::start(&e, &ec2, other)
+            .await
+            .unwrap_err()
+            .name(),
         "BackupNotFound"
     );
     for bad in [
@@ -263,7 +280,7 @@ async fn a_running_or_missing_backup_is_refused_before_anything_happens() {
         let mut i = start_input(json!({}));
         i.input = bad.clone();
         assert_eq!(
-            delete::start(&e, &ec2, i).await.unwrap_err().name(),
+            delete::steps::start(&e, &ec2, i).await.unwrap_err().name(),
             "InvalidSpec",
             "{bad}"
         );
@@ -275,7 +292,7 @@ async fn a_clean_failed_member_fails_the_deletion() {
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     // A data plane whose clean job failed keeps the member, with CleanFailed.
@@ -285,7 +302,7 @@ async fn a_clean_failed_member_fails_the_deletion() {
                "metadata": {"name": "fed-bk", "namespace": "tidb"}, "spec": {},
                "status": {"conditions": [{"type": "CleanFailed", "status": "True"}]}}),
     );
-    let o = delete::observe(&e, step(&out, 0)).await.unwrap();
+    let o = delete::steps::observe(&e, step(&out, 0)).await.unwrap();
     assert_eq!(o.verdict, "failed");
     assert_eq!(o.failure.unwrap().error, "CleanFailed");
     assert_eq!(o.remaining, vec!["dp2/tidb/fed-bk".to_string()]);
@@ -313,7 +330,7 @@ async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_th
     store.put(DATA, "p-dp3/backupmeta", meta);
     *ec2.throttle_every.lock().unwrap() = 4;
     let e = env(&planes, &store);
-    let out = delete::start(
+    let out = delete::steps::start(
         &e,
         &ec2,
         start_input(json!({"options": {"snapshotsPerSecond": 2.0}})),
@@ -329,7 +346,7 @@ async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_th
         ..Pacing::default()
     };
     let t0 = tokio::time::Instant::now();
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
         .await
         .unwrap();
     let took = t0.elapsed();
@@ -343,7 +360,7 @@ async fn brfed_deletes_the_snapshots_of_a_gone_data_plane_at_the_rate_through_th
         "objects deleted"
     );
     data_planes_clean(&store, &ec2, &["dp1", "dp2"]);
-    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+    let r = delete::steps::finish(&e, &ec2, step(&out, p.cursor))
         .await
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
@@ -359,7 +376,7 @@ async fn snapshot_deletion_stops_at_its_budget_and_resumes_at_the_cursor() {
     );
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    let out = delete::start(
+    let out = delete::steps::start(
         &e,
         &ec2,
         start_input(json!({"options": {"snapshotsPerSecond": 1.0}})),
@@ -370,12 +387,12 @@ async fn snapshot_deletion_stops_at_its_budget_and_resumes_at_the_cursor() {
         budget: Duration::from_millis(500),
         ..Pacing::default()
     };
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
         .await
         .unwrap();
     assert!(!p.done);
     assert_eq!(p.cursor, 1);
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, p.cursor), Pacing::default())
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, p.cursor), Pacing::default())
         .await
         .unwrap();
     assert!(p.done);
@@ -392,10 +409,10 @@ async fn endless_throttling_is_ec2_unavailable() {
     seed(&planes, &store, &ec2, "Complete", "Delete");
     *ec2.throttle_every.lock().unwrap() = 1;
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
-    let err = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+    let err = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "Ec2Unavailable");
@@ -407,14 +424,14 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let e = env(&planes, &store);
-    delete::start(&e, &ec2, start_input(json!({})))
+    delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
-    let event: brfed_core::steps::ExecutionStatusChange = serde_json::from_value(json!({
+    let event: brfed_core::execution::ExecutionStatusChange = serde_json::from_value(json!({
         "detail": {"executionArn": EXEC, "status": "ABORTED",
                    "input": json!({"name": "bk", "namespace": "br"}).to_string()}}))
     .unwrap();
-    let r = delete::aborted(&e, &event).await.unwrap();
+    let r = delete::steps::aborted(&e, &event).await.unwrap();
     assert_eq!(r.action, "marked-clean-failed");
     let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, CATALOG)
         .get("br", "bk")
@@ -431,13 +448,13 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     assert_eq!(c.reason.as_deref(), Some("ExecutionAborted"));
     // Again (at-least-once delivery), or for another execution: nothing.
     assert_eq!(
-        delete::aborted(&e, &event).await.unwrap().action,
+        delete::steps::aborted(&e, &event).await.unwrap().action,
         "nothing-to-do"
     );
     // And a new deletion is allowed.
     let mut again = start_input(json!({}));
     again.execution = "another".into();
-    assert!(delete::start(&e, &ec2, again).await.is_ok());
+    assert!(delete::steps::start(&e, &ec2, again).await.is_ok());
 }
 
 #[tokio::test]
@@ -447,7 +464,7 @@ async fn retain_marks_the_kept_snapshots_retained() {
     // Listed by a member's backupmeta but not the backup's: not marked either.
     ec2.add_snapshot("snap-foreign", chrono::Utc::now());
     add_to_backupmeta(&store, "dp1", "snap-foreign");
-    delete::start(&env(&planes, &store), &ec2, start_input(json!({})))
+    delete::steps::start(&env(&planes, &store), &ec2, start_input(json!({})))
         .await
         .unwrap();
     let tags = ec2.tags.lock().unwrap().clone();
@@ -481,7 +498,7 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
     ec2.add_snapshot("snap-prod", chrono::Utc::now());
     add_to_backupmeta(&store, "dp2", "snap-prod");
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
@@ -517,12 +534,15 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
     );
     assert_eq!(planes.backup_count(), 0);
     assert_eq!(
-        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        delete::steps::observe(&e, step(&out, 0))
+            .await
+            .unwrap()
+            .verdict,
         "met"
     );
 
     // brfed deletes dp2's own snapshots and objects itself, and leaves the other one.
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
         .await
         .unwrap();
     assert!(p.done);
@@ -532,7 +552,7 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
     );
     assert!(store.get(DATA, "p-dp2/backupmeta").is_none());
     data_planes_clean(&store, &ec2, &["dp1", "dp3"]);
-    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+    let r = delete::steps::finish(&e, &ec2, step(&out, p.cursor))
         .await
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
@@ -573,14 +593,14 @@ async fn on_a_gone_data_plane_brfed_deletes_only_what_is_the_backups() {
         add_to_backupmeta(&store, "dp3", s);
     }
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     assert_eq!(out.deletion.members[2].clean_by, CleanBy::Brfed);
     // One of the backup's own was re-tagged by someone since the start: read before the
     // delete, it is left too.
     ec2.set_tags("snap-dp3-1", &[(TAG_VOLUME_BACKUP, "br/someone-else")]);
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), Pacing::default())
         .await
         .unwrap();
     assert_eq!(p.deleted, 1);
@@ -602,7 +622,7 @@ async fn on_a_gone_data_plane_brfed_deletes_only_what_is_the_backups() {
         .collect();
     assert_eq!(calls, ["snap-dp3-0"]);
     data_planes_clean(&store, &ec2, &["dp1", "dp2"]);
-    let r = delete::finish(&e, &ec2, step(&out, p.cursor))
+    let r = delete::steps::finish(&e, &ec2, step(&out, p.cursor))
         .await
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
@@ -618,7 +638,7 @@ async fn member_objects_that_are_not_the_backups_are_left_and_named() {
     planes.put_backup("dp1", member("exec-other", "br"));
     planes.put_backup("dp2", member("exec-bk", "team-b"));
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
@@ -637,11 +657,16 @@ async fn member_objects_that_are_not_the_backups_are_left_and_named() {
     );
     // Not waited for either.
     assert_eq!(
-        delete::observe(&e, step(&out, 0)).await.unwrap().verdict,
+        delete::steps::observe(&e, step(&out, 0))
+            .await
+            .unwrap()
+            .verdict,
         "met"
     );
     data_planes_clean(&store, &ec2, &["dp3"]);
-    let r = delete::finish(&e, &ec2, step(&out, 0)).await.unwrap();
+    let r = delete::steps::finish(&e, &ec2, step(&out, 0))
+        .await
+        .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
     assert_eq!(r.foreign_members, ["dp1/tidb/fed-bk", "dp2/tidb/fed-bk"]);
     assert_eq!(ec2.snapshots.lock().unwrap().len(), 4, "their data stays");
@@ -696,8 +721,8 @@ async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_
     let mut sweep = start_input(json!({}));
     sweep.execution = "delete-br.bk-20260101T000001Z".into();
     let (a, b) = tokio::join!(
-        delete::start(&e, &ec2, cli.clone()),
-        delete::start(&e, &ec2, sweep.clone())
+        delete::steps::start(&e, &ec2, cli.clone()),
+        delete::steps::start(&e, &ec2, sweep.clone())
     );
     let (won, lost) = match (&a, &b) {
         (Ok(_), Err(err)) => (&cli.execution, err),
@@ -736,7 +761,7 @@ async fn a_throttled_snapshot_never_keeps_the_step_past_its_budget() {
     seed(&planes, &store, &ec2, "Complete", "Delete");
     *ec2.throttle_every.lock().unwrap() = 1;
     let e = env(&planes, &store);
-    let out = delete::start(&e, &ec2, start_input(json!({})))
+    let out = delete::steps::start(&e, &ec2, start_input(json!({})))
         .await
         .unwrap();
     let budget = Duration::from_secs(10);
@@ -745,7 +770,7 @@ async fn a_throttled_snapshot_never_keeps_the_step_past_its_budget() {
         ..Pacing::default()
     };
     let t0 = tokio::time::Instant::now();
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, 0), pacing)
         .await
         .expect("returns with a cursor, not an error");
     assert!(t0.elapsed() <= budget, "took {:?}", t0.elapsed());
@@ -758,7 +783,7 @@ async fn a_throttled_snapshot_never_keeps_the_step_past_its_budget() {
     assert!(p.throttled >= 2);
     // The next invocation picks it up where it stopped.
     *ec2.throttle_every.lock().unwrap() = 0;
-    let p = delete::delete_snapshots(&e, &ec2, step(&out, p.cursor), pacing)
+    let p = delete::steps::delete_snapshots(&e, &ec2, step(&out, p.cursor), pacing)
         .await
         .unwrap();
     assert_eq!((p.done, p.deleted), (true, 2));

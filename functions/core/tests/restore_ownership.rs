@@ -2,14 +2,15 @@
 //! deletes only member `Restore`s of its own execution.
 
 use brfed_core::StepError;
+use brfed_core::backup::steps::{Env, StartInput};
 use brfed_core::catalog::{Catalog, CatalogDoc};
 use brfed_core::member::MemberRef;
 use brfed_core::ports::{DataPlanes, MemberKind, ObjectStore, Precondition, Versioned};
-use brfed_core::restore::{VolumeRestoreDoc, rcond, restore_key};
-use brfed_core::restore_steps::{
+use brfed_core::restore::member::rcond;
+use brfed_core::restore::status::{VolumeRestoreDoc, restore_key};
+use brfed_core::restore::steps::{
     RestoreEnv, RestoreStartOutput, RestoreStepInput, restore_finalize, restore_start,
 };
-use brfed_core::steps::{Env, StartInput};
 use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -284,7 +285,7 @@ async fn restore_finish_never_patches_a_restore_of_another_execution() {
         .create_member(MemberKind::Restore, "dp2", &foreign)
         .await
         .unwrap();
-    let err = brfed_core::restore_steps::restore_finish(&e, step_input(&out))
+    let err = brfed_core::restore::steps::restore_finish(&e, step_input(&out))
         .await
         .unwrap_err();
     assert_eq!(err.name(), "MemberNameConflict", "{err}");

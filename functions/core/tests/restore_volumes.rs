@@ -3,14 +3,16 @@
 //! earlier restore's, never one it cannot prove.
 
 use brfed_core::StepError;
+use brfed_core::backup::steps::{Env, StartInput};
 use brfed_core::ports::{SnapshotDeletion, SnapshotInfo, VolumeFacts, Volumes};
-use brfed_core::restore::{RestoreAwait, VolumeRestoreDoc, rcond, restore_key};
-use brfed_core::restore_steps::{
+use brfed_core::restore::judge::RestoreAwait;
+use brfed_core::restore::member::rcond;
+use brfed_core::restore::status::{VolumeRestoreDoc, restore_key};
+use brfed_core::restore::steps::{
     RestoreEnv, RestoreObserveInput, RestoreStartOutput, RestoreStepInput, restore_finalize,
     restore_observe, restore_start,
 };
-use brfed_core::restore_volumes::{TAG_K8S_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
-use brfed_core::steps::{Env, StartInput};
+use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
 use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -223,7 +225,7 @@ async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_o
             tags.get(TAG_VOLUME_RESTORE).map(String::as_str),
             Some("br/r1")
         );
-        assert!(tags.contains_key(TAG_K8S_CLUSTER));
+        assert!(tags.contains_key(TAG_CLUSTER));
     }
     let claims = doc(&store, "r1").brfed.volume_claims;
     assert_eq!(claims.len(), 3, "{claims:?}");

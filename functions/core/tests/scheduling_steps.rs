@@ -2,12 +2,16 @@
 //! backups it should (names, duplicates, running, paused, stale, groups), the sweep starts the
 //! deletions retention asks for.
 
-use brfed_core::catalog::{VolumeBackupDoc, backup_key};
+use brfed_core::backup::spec::{BackupRequest, ScheduledBy};
+use brfed_core::backup::status::{VolumeBackupDoc, backup_key};
+use brfed_core::execution;
 use brfed_core::names::execution_name;
 use brfed_core::ports::Executions;
-use brfed_core::schedule::ScheduleRequest;
-use brfed_core::scheduling::{self, SchedulerEnv, TickInput, schedule_key, tick_input_template};
-use brfed_core::spec::{BackupRequest, ScheduledBy};
+use brfed_core::schedule;
+use brfed_core::schedule::spec::ScheduleRequest;
+use brfed_core::schedule::status::schedule_key;
+use brfed_core::schedule::steps::TickInput;
+use brfed_core::schedule::steps::{SchedulerEnv, tick_input_template};
 use brfed_core::testing::{FakeExecutions, FakeRules, FakeStore};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -82,7 +86,7 @@ fn tick_in(name: &str, time: &str) -> TickInput {
 async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    let doc = scheduling::apply(
+    let doc = schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -113,10 +117,10 @@ async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update()
     );
     assert_eq!(tick_input_template("br", "daily"), rule.input_template);
 
-    scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
+    schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap();
-    let doc = scheduling::apply(
+    let doc = schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -154,7 +158,7 @@ async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
         json!({"schedule": "0 0 1 * 1", "maxReservedTime": "7d"}),
         json!({}),
     );
-    let err = scheduling::apply(&env(&store, &x), &rules, TICK_FN, &bad, None)
+    let err = schedule::steps::apply(&env(&store, &x), &rules, TICK_FN, &bad, None)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
@@ -168,7 +172,7 @@ async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
 async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -179,7 +183,7 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     .unwrap();
 
     // Seconds of the event time are dropped: the tick is the minute.
-    let t = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:07Z"), now())
+    let t = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:07Z"), now())
         .await
         .unwrap();
     assert_eq!(
@@ -215,23 +219,23 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
         })
     );
 
-    let dup = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
+    let dup = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(dup.result, "duplicate");
-    let busy = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
+    let busy = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(busy.result, "lastBackupRunning");
     assert_eq!(x.names(BACKUP_SM).len(), 1, "nothing new started");
 
     x.set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
-    let next = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T18:00:00Z"), now())
+    let next = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T18:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(next.result, "started");
     x.set_status(BACKUP_SM, &execution_name("br", &next.backup), "FAILED");
-    let late = scheduling::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
+    let late = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(
@@ -239,18 +243,18 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
         "a late delivery of an older tick runs nothing"
     );
 
-    scheduling::set_paused(&e, &rules, "br", "daily", true)
+    schedule::steps::set_paused(&e, &rules, "br", "daily", true)
         .await
         .unwrap();
-    let p = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
+    let p = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(p.result, "paused");
     assert!(!rules.rules.lock().unwrap().values().next().unwrap().enabled);
-    scheduling::set_paused(&e, &rules, "br", "daily", false)
+    schedule::steps::set_paused(&e, &rules, "br", "daily", false)
         .await
         .unwrap();
-    let r = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
+    let r = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(r.result, "started");
@@ -263,7 +267,7 @@ async fn a_group_runs_one_backup_at_a_time() {
     let e = env(&store, &x);
     let group = json!({"tidb.pingcap.com/backup-schedule-group": "g"});
     for n in ["a", "b"] {
-        scheduling::apply(
+        schedule::steps::apply(
             &e,
             &rules,
             TICK_FN,
@@ -273,7 +277,7 @@ async fn a_group_runs_one_backup_at_a_time() {
         .await
         .unwrap();
     }
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -283,21 +287,21 @@ async fn a_group_runs_one_backup_at_a_time() {
     .await
     .unwrap();
     assert_eq!(
-        scheduling::tick_at(&e, tick_in("a", "2026-01-01T06:00:00Z"), now())
+        schedule::steps::tick_at(&e, tick_in("a", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
         "started"
     );
     assert_eq!(
-        scheduling::tick_at(&e, tick_in("b", "2026-01-01T06:00:00Z"), now())
+        schedule::steps::tick_at(&e, tick_in("b", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
         "lastBackupRunning"
     );
     assert_eq!(
-        scheduling::tick_at(&e, tick_in("c", "2026-01-01T06:00:00Z"), now())
+        schedule::steps::tick_at(&e, tick_in("c", "2026-01-01T06:00:00Z"), now())
             .await
             .unwrap()
             .result,
@@ -310,19 +314,19 @@ async fn a_group_runs_one_backup_at_a_time() {
 async fn an_unknown_schedule_is_named_and_management_of_it_too() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    let err = scheduling::tick_at(&e, tick_in("nope", "2026-01-01T06:00:00Z"), now())
+    let err = schedule::steps::tick_at(&e, tick_in("nope", "2026-01-01T06:00:00Z"), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ScheduleNotFound");
-    let err = scheduling::set_paused(&e, &rules, "br", "nope", true)
+    let err = schedule::steps::set_paused(&e, &rules, "br", "nope", true)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ScheduleNotFound");
-    let err = scheduling::remove(&e, &rules, "br", "nope")
+    let err = schedule::steps::remove(&e, &rules, "br", "nope")
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ScheduleNotFound");
-    let err = scheduling::tick_at(&e, tick_in("nope", "yesterday"), now())
+    let err = schedule::steps::tick_at(&e, tick_in("nope", "yesterday"), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
@@ -332,7 +336,7 @@ async fn an_unknown_schedule_is_named_and_management_of_it_too() {
 async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -348,7 +352,9 @@ async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
         "2026-01-01T00:00:00Z",
         "Complete",
     );
-    scheduling::remove(&e, &rules, "br", "daily").await.unwrap();
+    schedule::steps::remove(&e, &rules, "br", "daily")
+        .await
+        .unwrap();
     assert!(rules.rules.lock().unwrap().is_empty());
     assert!(store.get(CATALOG, &schedule_key("br", "daily")).is_none());
     assert!(
@@ -410,7 +416,7 @@ fn put_doc(store: &FakeStore, metadata: Value, phase: &str, brfed: Value) {
 async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -419,7 +425,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     )
     .await
     .unwrap();
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -476,7 +482,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
         "Complete",
     );
 
-    let out = scheduling::sweep_at(
+    let out = schedule::steps::sweep_at(
         &e,
         &json!({"time": "2026-01-03T06:00:00Z"}),
         at("2026-01-03T06:00:10Z"),
@@ -514,7 +520,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
     );
 
     // Same sweep again (a duplicate delivery): nothing new.
-    scheduling::sweep_at(
+    schedule::steps::sweep_at(
         &e,
         &json!({"time": "2026-01-03T06:00:00Z"}),
         at("2026-01-03T06:00:10Z"),
@@ -529,7 +535,7 @@ async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let count = schedule("count", json!({"maxBackups": 1}), json!({}));
-    scheduling::apply(&e, &rules, TICK_FN, &count, None)
+    schedule::steps::apply(&e, &rules, TICK_FN, &count, None)
         .await
         .unwrap();
     // Named and labelled like the schedule's oldest backup, but made by hand.
@@ -566,7 +572,7 @@ async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
         "2026-01-02T00:00:00Z",
         "Complete",
     );
-    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-03T00:00:00Z"))
+    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-03T00:00:00Z"))
         .await
         .unwrap();
     assert_eq!(
@@ -586,12 +592,12 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
     let e = env(&store, &x);
     for ns in ["team-a", "team-b"] {
         let s = schedule_in(ns, "nightly", json!({"maxBackups": 1}), json!({}));
-        scheduling::apply(&e, &rules, TICK_FN, &s, None)
+        schedule::steps::apply(&e, &rules, TICK_FN, &s, None)
             .await
             .unwrap();
     }
     for ns in ["team-a", "team-b"] {
-        let t = scheduling::tick_at(
+        let t = schedule::steps::tick_at(
             &e,
             TickInput {
                 namespace: ns.into(),
@@ -629,7 +635,9 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
             );
         }
     }
-    let out = scheduling::sweep_at(&e, &json!({}), now()).await.unwrap();
+    let out = schedule::steps::sweep_at(&e, &json!({}), now())
+        .await
+        .unwrap();
     let mut started = x.names(DELETE_SM);
     started.sort();
     assert_eq!(
@@ -658,7 +666,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
 async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothing() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -674,7 +682,7 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
         "2025-12-31T23:59:59Z", // 30 h 1 s behind
         "1970-01-01T00:00:00Z",
     ] {
-        let err = scheduling::tick_at(&e, tick_in("daily", time), now())
+        let err = schedule::steps::tick_at(&e, tick_in("daily", time), now())
             .await
             .unwrap_err();
         assert_eq!(err.name(), "EventTimeOutOfRange", "{time}: {err}");
@@ -683,7 +691,7 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
     assert!(x.names(BACKUP_SM).is_empty());
 
     // Later ticks still run: the refused one left no trace.
-    let t = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T06:00:00Z"), now())
+    let t = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T06:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(t.result, "started", "{t:?}");
@@ -696,12 +704,12 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
         "2026-01-02T05:01:00Z",
         "Complete",
     );
-    let err = scheduling::sweep_at(&e, &json!({"time": "2026-01-03T06:00:00Z"}), now())
+    let err = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-03T06:00:00Z"}), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "EventTimeOutOfRange");
     assert!(x.names(DELETE_SM).is_empty(), "nothing expired early");
-    let out = scheduling::sweep_at(&e, &json!({"time": "2026-01-02T06:04:00Z"}), now())
+    let out = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-02T06:04:00Z"}), now())
         .await
         .unwrap();
     assert_eq!(
@@ -713,17 +721,17 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
         "59 min old at the clock's now, 63 min at the event's: {out:?}"
     );
     // A late delivery judges as of when it was due.
-    let out = scheduling::sweep_at(&e, &json!({"time": "2026-01-02T05:00:00Z"}), now())
+    let out = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-02T05:00:00Z"}), now())
         .await
         .unwrap();
     assert_eq!(out.now, "2026-01-02T05:00:00Z");
-    let err = scheduling::sweep_at(&e, &json!({"time": 5}), now())
+    let err = schedule::steps::sweep_at(&e, &json!({"time": 5}), now())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
     assert_eq!(out.schedules[0].deleting, None, "{out:?}");
     assert!(x.names(DELETE_SM).is_empty());
-    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-02T06:04:00Z"))
+    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-02T06:04:00Z"))
         .await
         .unwrap();
     assert_eq!(
@@ -737,7 +745,7 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
 async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
-    scheduling::apply(
+    schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -746,7 +754,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
     )
     .await
     .unwrap();
-    let first = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
+    let first = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(first.result, "started");
@@ -760,7 +768,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
         "2026-01-02T00:00:01Z",
         "Running",
     );
-    let busy = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T01:00:00Z"), now())
+    let busy = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T01:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(busy.result, "lastBackupRunning", "{busy:?}");
@@ -783,7 +791,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
     doc["brfed"]["membersSettled"] = json!(false);
     doc["brfed"]["unsettledMembers"] = json!(["dp2/tidb/fed-x VolumeBackupSnapshotsCreated"]);
     store.put(CATALOG, &key, doc.clone());
-    let still = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T01:30:00Z"), now())
+    let still = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T01:30:00Z"), now())
         .await
         .unwrap();
     assert_eq!(still.result, "lastBackupRunning", "{still:?}");
@@ -800,7 +808,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
     doc["brfed"]["membersSettled"] = json!(true);
     doc["brfed"]["unsettledMembers"] = json!([]);
     store.put(CATALOG, &key, doc);
-    let next = scheduling::tick_at(&e, tick_in("daily", "2026-01-02T02:00:00Z"), now())
+    let next = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T02:00:00Z"), now())
         .await
         .unwrap();
     assert_eq!(next.result, "started", "{next:?}");
@@ -868,7 +876,9 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
             brfed,
         );
     }
-    let out = scheduling::sweep_at(&e, &json!({}), now()).await.unwrap();
+    let out = schedule::steps::sweep_at(&e, &json!({}), now())
+        .await
+        .unwrap();
     let checks: Vec<(&str, &str)> = out
         .settle_checks
         .iter()
@@ -885,9 +895,9 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
         "{running:?}"
     );
     // The detail is what backup-abort reads from Step Functions' own event.
-    let event: brfed_core::steps::ExecutionStatusChange = serde_json::from_value(json!({
-        "detail-type": scheduling::SETTLE_CHECK_DETAIL_TYPE,
-        "source": scheduling::SETTLE_CHECK_SOURCE,
+    let event: brfed_core::execution::ExecutionStatusChange = serde_json::from_value(json!({
+        "detail-type": execution::SETTLE_CHECK_DETAIL_TYPE,
+        "source": execution::SETTLE_CHECK_SOURCE,
         "detail": running.detail}))
     .unwrap();
     assert!(event.is_settle_check());
@@ -913,11 +923,11 @@ async fn a_schedules_options_reach_every_backup_its_ticks_start() {
     let mut with_options = schedule("long", json!({}), json!({}));
     with_options.options.phase_timeout_seconds = 4 * 3600;
     with_options.options.deadline_seconds = 12 * 3600;
-    let doc = scheduling::apply(&e, &rules, TICK_FN, &with_options, None)
+    let doc = schedule::steps::apply(&e, &rules, TICK_FN, &with_options, None)
         .await
         .unwrap();
     assert_eq!(doc.brfed.options.as_ref(), Some(&with_options.options));
-    let plain = scheduling::apply(
+    let plain = schedule::steps::apply(
         &e,
         &rules,
         TICK_FN,
@@ -929,7 +939,7 @@ async fn a_schedules_options_reach_every_backup_its_ticks_start() {
     assert_eq!(plain.brfed.options, None);
 
     for (name, phase) in [("long", 4 * 3600), ("plain", 3600)] {
-        let out = scheduling::tick_at(&e, tick_in(name, "2026-01-02T06:00:00Z"), now())
+        let out = schedule::steps::tick_at(&e, tick_in(name, "2026-01-02T06:00:00Z"), now())
             .await
             .unwrap();
         assert_eq!(out.result, "started", "{out:?}");
@@ -948,10 +958,10 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let hourly = schedule("hourly", json!({"schedule": "0 * * * *"}), json!({}));
-    scheduling::apply(&e, &rules, TICK_FN, &hourly, None)
+    schedule::steps::apply(&e, &rules, TICK_FN, &hourly, None)
         .await
         .unwrap();
-    let first = scheduling::tick_at(
+    let first = schedule::steps::tick_at(
         &e,
         tick_in("hourly", "2026-01-01T01:00:00Z"),
         at("2026-01-01T01:00:05Z"),
@@ -960,13 +970,13 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
     .unwrap();
     assert_eq!(first.result, "started");
     for t in ["2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"] {
-        let busy = scheduling::tick_at(&e, tick_in("hourly", t), at(t))
+        let busy = schedule::steps::tick_at(&e, tick_in("hourly", t), at(t))
             .await
             .unwrap();
         assert_eq!(busy.result, "lastBackupRunning", "{t}");
     }
     // Still running at 03:10: the sweep tries the 03:00 tick and is refused too.
-    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:10:00Z"))
+    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:10:00Z"))
         .await
         .unwrap();
     let missed = out.schedules[0].missed_tick.clone().unwrap();
@@ -974,7 +984,7 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
     assert_eq!(x.names(BACKUP_SM).len(), 1);
 
     x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
-    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:20:00Z"))
+    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:20:00Z"))
         .await
         .unwrap();
     let missed = out.schedules[0].missed_tick.clone().unwrap();
@@ -993,7 +1003,7 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
         ]
     );
     // Nothing missed any more; the 04:00 rule delivery runs as usual.
-    let out = scheduling::sweep_at(&e, &json!({}), at("2026-01-01T03:25:00Z"))
+    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:25:00Z"))
         .await
         .unwrap();
     assert_eq!(out.schedules[0].missed_tick, None);
@@ -1007,10 +1017,10 @@ async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
     let (store, x, rules) = fakes();
     let e = env(&store, &x);
     let daily = schedule("nightly", json!({"schedule": "0 2 * * *"}), json!({}));
-    scheduling::apply(&e, &rules, TICK_FN, &daily, None)
+    schedule::steps::apply(&e, &rules, TICK_FN, &daily, None)
         .await
         .unwrap();
-    let first = scheduling::tick_at(
+    let first = schedule::steps::tick_at(
         &e,
         tick_in("nightly", "2026-01-01T02:00:00Z"),
         at("2026-01-01T02:00:00Z"),
@@ -1018,20 +1028,20 @@ async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
     .await
     .unwrap();
     x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
-    let paused = scheduling::set_paused(&e, &rules, "br", "nightly", true)
+    let paused = schedule::steps::set_paused(&e, &rules, "br", "nightly", true)
         .await
         .unwrap();
     assert_eq!(
-        scheduling::catch_up(&e, &paused, at("2026-01-05T12:00:00Z"))
+        schedule::steps::catch_up(&e, &paused, at("2026-01-05T12:00:00Z"))
             .await
             .unwrap(),
         None,
         "paused: nothing"
     );
-    let resumed = scheduling::set_paused(&e, &rules, "br", "nightly", false)
+    let resumed = schedule::steps::set_paused(&e, &rules, "br", "nightly", false)
         .await
         .unwrap();
-    let t = scheduling::catch_up(&e, &resumed, at("2026-01-05T12:00:00Z"))
+    let t = schedule::steps::catch_up(&e, &resumed, at("2026-01-05T12:00:00Z"))
         .await
         .unwrap()
         .unwrap();

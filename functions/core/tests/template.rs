@@ -210,7 +210,7 @@ const EC2_CALLS: &[(&str, &str)] = &[
     // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
     ("restore-finalize", "ec2:DeleteVolume"),
     ("restore-abort", "ec2:DeleteVolume"),
-    // Whose the volumes made from a member's snapshots are (`restore_volumes::claim`,
+    // Whose the volumes made from a member's snapshots are (`restore::volumes::claim`,
     // `Ec2Volumes::volumes_from_snapshots` and `describe_volume`).
     ("restore-observe", "ec2:DescribeVolumes"),
     ("restore-finalize", "ec2:DescribeVolumes"),
@@ -263,8 +263,8 @@ const EVENT_EMITTERS: &[&str] = &[
     "backup-delete-finish",
 ];
 
-/// The crate that sends settle checks (`scheduling::settle_checks`, sent by
-/// `SchedulerRuntime::send_settle_checks`) and runs missed ticks (`scheduling::catch_up`):
+/// The crate that sends settle checks (`schedule::steps::settle_checks`, sent by
+/// `SchedulerRuntime::send_settle_checks`) and runs missed ticks (`schedule::steps::catch_up`):
 /// besides its own state machine, `StartExecution` on `volume-backup` and `DescribeExecution`
 /// on its executions (has the backup's execution ended? was this tick started?), and
 /// `events:PutEvents` on the default bus of source `brfed.internal` only (not brfed's public
@@ -945,7 +945,7 @@ fn the_retention_sweep_rule_runs_retention_sweep_on_the_local_worlds_schedule() 
 #[test]
 fn the_clis_schedule_rules_may_invoke_schedule_tick_and_only_it() {
     let t = template();
-    // The rules are made at run time (`brfed_core::schedule::rule_name`), so the permission is
+    // The rules are made at run time (`brfed_core::schedule::spec::rule_name`), so the permission is
     // on their name pattern; it must cover the names the code makes, short and hashed.
     let pattern = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/";
     let covers = |s: &Value| {
@@ -955,8 +955,8 @@ fn the_clis_schedule_rules_may_invoke_schedule_tick_and_only_it() {
             .is_some_and(|prefix| {
                 !prefix.is_empty()
                     && [
-                        brfed_core::schedule::rule_name("br", "daily"),
-                        brfed_core::schedule::rule_name(&"n".repeat(40), &"S".repeat(30)),
+                        brfed_core::schedule::spec::rule_name("br", "daily"),
+                        brfed_core::schedule::spec::rule_name(&"n".repeat(40), &"S".repeat(30)),
                     ]
                     .iter()
                     .all(|r| r.starts_with(prefix))
@@ -1261,7 +1261,7 @@ const CATALOG_ACCESS: &[(&str, &str, &str)] = &[
     // `steps::abort`, and `delete::aborted` for a stopped deletion.
     ("backup-abort", "volumebackups", "rw"),
     ("restore-start", "volumerestores", "rw"),
-    // `restore_steps::resolve_from_backup`: a restore named after a backup.
+    // `restore::steps::resolve_from_backup`: a restore named after a backup.
     ("restore-start", "volumebackups", "r"),
     ("restore-observe", "volumerestores", "rw"),
     ("restore-data", "volumerestores", "rw"),
@@ -1286,19 +1286,19 @@ fn catalog_keys() -> Vec<(&'static str, String)> {
     let keys = vec![
         (
             "volumebackups",
-            brfed_core::catalog::backup_key("team-a", "nightly-x"),
+            brfed_core::backup::status::backup_key("team-a", "nightly-x"),
         ),
         (
             "volumerestores",
-            brfed_core::restore::restore_key("team-a", "nightly-x"),
+            brfed_core::restore::status::restore_key("team-a", "nightly-x"),
         ),
         (
             "volumebackupschedules",
-            brfed_core::scheduling::schedule_key("team-a", "nightly"),
+            brfed_core::schedule::status::schedule_key("team-a", "nightly"),
         ),
         (
             "deletions",
-            brfed_core::delete::manifest_key("team-a", "nightly-x"),
+            brfed_core::delete::status::manifest_key("team-a", "nightly-x"),
         ),
     ];
     for (c, k) in &keys {
@@ -1932,7 +1932,7 @@ fn every_check_the_policy_scanner_skips_says_why() {
 /// for; no other rule matches `brfed.internal`.
 #[test]
 fn the_settle_check_rule_sends_the_sweeps_checks_to_backup_abort() {
-    use brfed_core::scheduling::{SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE};
+    use brfed_core::execution::{SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE};
     let t = template();
     let rules: Vec<(String, &Value)> = of_type(&t, "AWS::Events::Rule")
         .into_iter()

@@ -1,16 +1,17 @@
 //! Lambda `restore-abort`: on a `volume-restore` execution that was stopped, timed out or failed outside its own failure path, wait for the members to settle, mark the restore `Failed` with the same leftovers report as finalize (and the opt-in cleanup); then its metrics and `VolumeRestore Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::{restore_steps, steps};
+use brfed_core::execution;
+use brfed_core::restore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: steps::ExecutionStatusChange, _ctx| {
+    lambda::serve(move |input: execution::ExecutionStatusChange, _ctx| {
         let runtime = runtime.clone();
         async move {
-            let report = restore_steps::restore_aborted(&runtime.restore_env(), &input).await?;
+            let report = restore::steps::restore_aborted(&runtime.restore_env(), &input).await?;
             if let Some(ended) = &report.ended {
                 runtime.signals().restore_ended(ended).await;
             }

@@ -1,16 +1,16 @@
 //! Lambda `restore-finalize`: decide `Complete` or `Failed`; on failure report what each data plane was left with, and clean up when asked; then its metrics and `VolumeRestore Complete`/`Failed` event (`docs/signals.md`).
 
 use brfed_adapters::{Runtime, lambda};
-use brfed_core::restore_steps;
+use brfed_core::restore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let runtime = Runtime::load().await?;
-    lambda::serve(move |input: restore_steps::RestoreStepInput, _ctx| {
+    lambda::serve(move |input: restore::steps::RestoreStepInput, _ctx| {
         let runtime = runtime.clone();
         async move {
-            let out = restore_steps::restore_finalize(&runtime.restore_env(), input).await?;
+            let out = restore::steps::restore_finalize(&runtime.restore_env(), input).await?;
             runtime.signals().restore_ended(&out).await;
             Ok(out)
         }

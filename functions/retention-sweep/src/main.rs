@@ -1,7 +1,7 @@
-//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule run the latest tick it missed (not paused; `scheduling::catch_up`) and (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go among the backups its ticks made; never a running or `skipGC` one. Age is judged as of the event's `time` when earlier than the clock, never later; a `time` more than 5 min ahead or 30 h behind is refused (`EventTimeOutOfRange`). Then the settle checks: one event for `backup-abort` per backup whose execution ended while members were not asked to tear down yet or still ran.
+//! Lambda `retention-sweep`: on its own EventBridge rule, for every schedule run the latest tick it missed (not paused; `schedule::steps::catch_up`) and (paused or not) start the deletion of at most one backup its `maxReservedTime`/`maxBackups` lets go among the backups its ticks made; never a running or `skipGC` one. Age is judged as of the event's `time` when earlier than the clock, never later; a `time` more than 5 min ahead or 30 h behind is refused (`EventTimeOutOfRange`). Then the settle checks: one event for `backup-abort` per backup whose execution ended while members were not asked to tear down yet or still ran.
 
 use brfed_adapters::{SchedulerRuntime, lambda};
-use brfed_core::scheduling;
+use brfed_core::schedule;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::serve(move |event: serde_json::Value, _ctx| {
         let runtime = runtime.clone();
         async move {
-            let out = scheduling::sweep(&runtime.env(), &event).await?;
+            let out = schedule::steps::sweep(&runtime.env(), &event).await?;
             for s in &out.schedules {
                 tracing::info!(schedule = %s.schedule, deleting = ?s.deleting, reason = %s.reason, "retention");
             }

@@ -128,7 +128,7 @@ impl Workflows {
 /// The catalog document of `namespace/name`.
 pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
     let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
-    let key = brfed_core::catalog::backup_key(namespace, name);
+    let key = brfed_core::backup::status::backup_key(namespace, name);
     let s3 = &world.cloud.s3;
     match s3.get_object().bucket(&bucket).key(&key).send().await {
         Ok(o) => {
@@ -141,7 +141,7 @@ pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<V
 /// The catalog document of restore `namespace/name`.
 pub async fn catalog_restore_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
     let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
-    let key = brfed_core::restore::restore_key(namespace, name);
+    let key = brfed_core::restore::status::restore_key(namespace, name);
     match world
         .cloud
         .s3

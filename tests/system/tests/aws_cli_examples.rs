@@ -5,8 +5,8 @@
 //! succeed and print what the document says it prints, so the document cannot drift from brfed.
 
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
-use brfed_core::schedule::ScheduleRequest;
-use brfed_core::scheduling;
+use brfed_core::schedule;
+use brfed_core::schedule::spec::ScheduleRequest;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, state_machine};
@@ -144,7 +144,7 @@ async fn every_aws_cli_example_runs_as_documented() {
     .unwrap();
     let tick_fn =
         std::env::var("BRFED_SCHEDULE_TICK_FUNCTION_ARN").unwrap_or_else(|_| TICK_FN.into());
-    scheduling::apply(&sched.env(), &rules, &tick_fn, &req, None)
+    schedule::steps::apply(&sched.env(), &rules, &tick_fn, &req, None)
         .await
         .expect("apply the schedule");
 
@@ -283,7 +283,7 @@ async fn every_aws_cli_example_runs_as_documented() {
     }
     if let Some(failure) = failure {
         // leave no schedule behind when an example failed
-        let _ = scheduling::remove(&sched.env(), &rules, "br", &schedule).await;
+        let _ = schedule::steps::remove(&sched.env(), &rules, "br", &schedule).await;
         panic!("{failure}");
     }
     assert_eq!(ran_blocks, EXPECTED_BLOCKS);
@@ -295,7 +295,7 @@ async fn every_aws_cli_example_runs_as_documented() {
         let done = flows.wait(arn, Duration::from_secs(120)).await;
         assert_eq!(done.status, "SUCCEEDED", "the tick's backup: {done:?}");
     }
-    scheduling::remove(&sched.env(), &rules, "br", &schedule)
+    schedule::steps::remove(&sched.env(), &rules, "br", &schedule)
         .await
         .expect("remove the schedule");
 }

@@ -4,8 +4,8 @@
 //! the backup's goes with it: a snapshot slipped into a `backupmeta` survives and is named, and
 //! of two deletions started at once exactly one runs.
 
-use brfed_core::delete::snapshot_ids;
-use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
+use brfed_core::backup::member::snapshot_ids;
+use brfed_core::tags::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, state_machine};
@@ -425,7 +425,7 @@ async fn a_running_backup_is_not_deleted() {
         .cloud
         .put(
             &bucket,
-            &brfed_core::catalog::backup_key("br", &c.name),
+            &brfed_core::backup::status::backup_key("br", &c.name),
             doc.to_string().into_bytes(),
         )
         .await

@@ -413,7 +413,7 @@ spec:
     let file = write(&dir, "vbks.yaml", &schedule("0 0 1 1 *"));
     let sdk = aws_config::load_from_env().await;
     let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let rule = brfed_core::schedule::rule_name("br", &name);
+    let rule = brfed_core::schedule::spec::rule_name("br", &name);
     let state = |events: aws_sdk_eventbridge::Client, rule: String| async move {
         events
             .describe_rule()
@@ -526,7 +526,7 @@ spec:
     assert!(
         state(
             events.clone(),
-            brfed_core::schedule::rule_name("br", &format!("{name}x"))
+            brfed_core::schedule::spec::rule_name("br", &format!("{name}x"))
         )
         .await
         .is_none(),

@@ -4,10 +4,10 @@
 //!
 //! Alone in its test binary: the throttle is the emulator's, for every caller.
 
-use brfed_core::catalog::{VolumeBackupDoc, backup_key};
+use brfed_core::backup::spec::BackupRequest;
+use brfed_core::backup::status::{VolumeBackupDoc, backup_key};
 use brfed_core::member::MemberRef;
-use brfed_core::orphans::{TAG_STACK, TAG_VOLUME_BACKUP};
-use brfed_core::spec::BackupRequest;
+use brfed_core::tags::{TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
 use serde_json::{Value, json};

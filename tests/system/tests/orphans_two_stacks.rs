@@ -7,7 +7,7 @@
 //! the emulator with the tags `backup-finalize` writes (and a deletion's `brfed.dev/retained`).
 //! Needs `target/debug/brfed` (`cargo build -p brfed-cli`).
 
-use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
+use brfed_core::tags::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_system_tests::dataplane::{World, unique};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -8,10 +8,10 @@
 //! not the schedule's retention's; a tick or a sweep dated a day ahead is refused.
 
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
-use brfed_core::delete::snapshot_ids;
+use brfed_core::backup::member::snapshot_ids;
 use brfed_core::names::execution_name;
-use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
-use brfed_core::scheduling;
+use brfed_core::schedule;
+use brfed_core::schedule::spec::{ScheduleRequest, tick_backup_name};
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{
@@ -85,7 +85,7 @@ impl Case {
     }
 
     /// Applies the schedule with `spec` fields over the defaults, and `annotations`.
-    async fn apply(&self, spec: Value, annotations: Value) -> scheduling::ScheduleDoc {
+    async fn apply(&self, spec: Value, annotations: Value) -> schedule::status::ScheduleDoc {
         let clusters: Vec<Value> = self
             .world
             .plane_names(3)
@@ -107,7 +107,7 @@ impl Case {
             "metadata": {"name": self.name, "namespace": self.fns, "annotations": annotations},
             "spec": s}))
         .unwrap();
-        scheduling::apply(&self.sched.env(), &self.rules, TICK_FN, &req, None)
+        schedule::steps::apply(&self.sched.env(), &self.rules, TICK_FN, &req, None)
             .await
             .unwrap()
     }
@@ -336,7 +336,7 @@ async fn the_rule_fires_named_backups_once_pause_stops_them_and_count_retention_
     assert_eq!((s1.len(), s2.len()), (3, 3));
 
     // Paused: the rule is disabled and a delivery starts nothing; the sweep still runs.
-    scheduling::set_paused(&c.sched.env(), &c.rules, "br", &c.name, true)
+    schedule::steps::set_paused(&c.sched.env(), &c.rules, "br", &c.name, true)
         .await
         .unwrap();
     assert_eq!(c.tick(t1 + Chrono::minutes(3))["result"], "paused");
@@ -380,7 +380,7 @@ async fn the_rule_fires_named_backups_once_pause_stops_them_and_count_retention_
         .cloned()
         .unwrap();
     assert!(mine.get("deleting").is_none(), "{mine}");
-    scheduling::remove(&c.sched.env(), &c.rules, "br", &c.name)
+    schedule::steps::remove(&c.sched.env(), &c.rules, "br", &c.name)
         .await
         .unwrap();
 }
@@ -441,7 +441,7 @@ async fn age_retention_deletes_expired_backups_and_never_a_running_one() {
         c.wait_backup_for(&b2, Duration::from_secs(300)).await,
         "SUCCEEDED"
     );
-    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+    schedule::steps::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
 }
@@ -562,7 +562,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_both_and_deletions_ke
     );
 
     for c in [&a, &b] {
-        scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+        schedule::steps::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
             .await
             .unwrap();
     }
@@ -578,7 +578,7 @@ async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_ru
     let ahead = minute(Utc::now()) + Chrono::days(1);
     let refused = c.tick(ahead);
     assert_eq!(refused["errorType"], "EventTimeOutOfRange", "{refused}");
-    let doc = scheduling::get(&c.sched.env(), &c.fns, &c.name)
+    let doc = schedule::steps::get(&c.sched.env(), &c.fns, &c.name)
         .await
         .unwrap();
     assert_eq!(doc.status, Default::default(), "nothing recorded");
@@ -616,7 +616,7 @@ async fn a_tick_or_a_sweep_dated_a_day_ahead_is_refused_and_later_ticks_still_ru
     );
     assert!(catalog_doc(&c.world, &c.fns, &b).await.is_some());
     assert_eq!(c.existing(&s).await, 3);
-    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+    schedule::steps::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
 }
@@ -718,7 +718,7 @@ async fn a_stopped_backup_with_a_member_still_running_blocks_the_next_tick_until
     assert_eq!(next["result"], "started", "{next}");
     let b2 = next["backup"].as_str().unwrap().to_string();
     assert_eq!(c.wait_backup(&b2).await, "SUCCEEDED");
-    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+    schedule::steps::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
 }
@@ -802,14 +802,14 @@ async fn the_latest_tick_missed_while_a_backup_ran_starts_after_it_once() {
         let again = c.entry(&sweep());
         assert_ne!(again["missedTick"]["result"], "started", "{again}");
     }
-    scheduling::set_paused(&c.sched.env(), &c.rules, &c.fns, &c.name, true)
+    schedule::steps::set_paused(&c.sched.env(), &c.rules, &c.fns, &c.name, true)
         .await
         .unwrap();
     assert_eq!(
         c.wait_backup_for(&b2, Duration::from_secs(240)).await,
         "SUCCEEDED"
     );
-    scheduling::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
+    schedule::steps::remove(&c.sched.env(), &c.rules, &c.fns, &c.name)
         .await
         .unwrap();
 }

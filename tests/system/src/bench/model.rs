@@ -7,29 +7,34 @@
 //! `refresh`, `finish`), then carried through the real ASL by [`crate::bench::asl::walk`].
 //!
 //! Volumes never enter the state except where a step puts them there on purpose; the restore's
-//! failure report (`brfed.leftovers`) is built as `restore_steps::leftovers` builds it (one entry
+//! failure report (`brfed.leftovers`) is built as `restore::steps::leftovers` builds it (one entry
 //! per member: its volumes from `restoremeta`, one cleanup command per volume, and with
 //! `cleanupOnFailure` one line per volume deleted), which is the one place where they do.
 
 use crate::bench::asl::{self, TaskResult, Walk};
-use brfed_core::backup::{Await, Failure, Verdict, judge, views};
-use brfed_core::catalog::{DocMeta, VolumeBackupDoc};
-use brfed_core::delete::{
-    CleanBy, DeleteContext, DeleteMember, DeleteObserved, DeleteResult, DeleteStartOutput,
-    SnapshotProgress,
-};
-use brfed_core::member::{MemberRef, MemberView, build_member_backup, phase};
+use brfed_core::backup::judge::{Await, Failure, Verdict, judge, views};
+use brfed_core::backup::member::build_member_backup;
+use brfed_core::backup::spec::BackupRequest;
+use brfed_core::backup::status::VolumeBackupDoc;
+use brfed_core::backup::status::vbk;
+use brfed_core::backup::steps::{BackupContext, FinalizeOutput, ObserveOutput, StartOutput};
+use brfed_core::catalog::DocMeta;
+use brfed_core::delete::member::{CleanBy, DeleteMember};
+use brfed_core::delete::pacing::SnapshotProgress;
+use brfed_core::delete::status::DeleteResult;
+use brfed_core::delete::steps::{DeleteContext, DeleteObserved, DeleteStartOutput};
+use brfed_core::input::{FEDERATION_API_VERSION, ObserveMode};
+use brfed_core::member::{MemberRef, MemberView, phase};
 use brfed_core::ports::Observation;
-use brfed_core::restore::{
-    Leftover, RestoreAwait, RestoreRecord, RestoreRequest, RestoreView, VolumeRestoreDoc,
-    VolumeRestoreStatus, build_member_restore, judge_restore, pick_data_member, rcond,
-};
-use brfed_core::restore_steps::{
+use brfed_core::restore::judge::{RestoreAwait, judge_restore, pick_data_member};
+use brfed_core::restore::member::{RestoreView, build_member_restore, rcond};
+use brfed_core::restore::spec::RestoreRequest;
+use brfed_core::restore::status::{Leftover, RestoreRecord, VolumeRestoreDoc, VolumeRestoreStatus};
+use brfed_core::restore::steps::{
     RestoreContext, RestoreFinalizeOutput, RestoreStartOutput, restore_members,
 };
-use brfed_core::spec::{BackupRequest, FEDERATION_API_VERSION, ObserveMode};
-use brfed_core::status::{rfc3339, vbk};
-use brfed_core::steps::{BackupContext, FinalizeOutput, ObserveOutput, Phase, StartOutput};
+use brfed_core::time::Phase;
+use brfed_core::time::rfc3339;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -292,7 +297,7 @@ fn backup_finalize(
     }
 }
 
-/// `fromBackup` resolved as `restore_steps::resolve_from_backup` resolves it: each cluster's
+/// `fromBackup` resolved as `restore::steps::resolve_from_backup` resolves it: each cluster's
 /// `backup.s3` is the backup template's `s3` with that member's bucket and prefix.
 fn resolve(req: &mut RestoreRequest, backup: &BackupRequest) {
     for c in &mut req.spec.clusters {
@@ -348,7 +353,7 @@ fn member_restore(
     obj
 }
 
-/// What `restore_steps::leftovers` reports for member `i` (its `restoremeta` lists `f.volumes`
+/// What `restore::steps::leftovers` reports for member `i` (its `restoremeta` lists `f.volumes`
 /// restored volumes; the target TidbCluster is still in recovery mode).
 fn leftover(m: &MemberRef, i: usize, o: &Observation, f: &Facts, cleanup: bool) -> Leftover {
     let ctx = format!("--context {} -n {}", m.k8s_cluster_name, m.tc_namespace);
@@ -525,7 +530,7 @@ fn restore_finalize(
             volume_claims: ctx
                 .members
                 .iter()
-                .map(|m| brfed_core::restore_volumes::VolumeClaim {
+                .map(|m| brfed_core::restore::status::VolumeClaim {
                     k8s_cluster_name: m.k8s_cluster_name.clone(),
                     claimed: f.volumes,
                     refused: None,

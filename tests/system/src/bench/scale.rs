@@ -12,7 +12,7 @@
 
 use crate::bench::asl::Walk;
 use crate::bench::model::{self, Facts, Modelled, Naming, Scenario};
-use brfed_core::spec::MAX_CLUSTERS;
+use brfed_core::input::MAX_CLUSTERS;
 use serde::Serialize;
 
 /// Step Functions Standard: events per execution history.

@@ -1,9 +1,41 @@
 //! The backup steps on in-memory fakes: the whole ladder, idempotency, and every named rejection.
 
 use super::*;
+use crate::StepError;
+use crate::backup::judge::Await;
+use crate::backup::judge::Failure;
+use crate::backup::spec::BackupRequest;
+use crate::backup::status::VolumeBackupDoc;
+use crate::backup::status::vbk;
+use crate::backup::steps::AbortReport;
+use crate::backup::steps::abort::abort;
+use crate::backup::steps::context::BackupContext;
+use crate::backup::steps::context::Env;
+use crate::backup::steps::context::FinalizeInput;
+use crate::backup::steps::context::ObserveInput;
+use crate::backup::steps::context::ObserveOutput;
+use crate::backup::steps::context::StartInput;
+use crate::backup::steps::context::StartOutput;
+use crate::backup::steps::context::StepInput;
+use crate::backup::steps::execute::execute;
+use crate::backup::steps::finalize::finalize;
+use crate::backup::steps::resume_gc::resume_gc;
+use crate::backup::steps::start::preflight;
+use crate::backup::steps::teardown::TeardownReport;
+use crate::backup::steps::teardown::teardown;
+use crate::backup::steps::teardown::unsettled_members;
+use crate::catalog::Catalog;
+use crate::execution::ExecutionDetail;
+use crate::execution::ExecutionStatusChange;
+use crate::member::MemberRef;
 use crate::member::cond;
+use crate::ports::Observation;
 use crate::testing::{FakePlanes, FakeStore};
+use crate::time::Phase;
+use chrono::Utc;
+use serde_json::Value;
 use serde_json::json;
+use std::time::Duration;
 
 const BUCKET: &str = "catalog";
 const EXEC: &str = "arn:aws:states:us-west-2:123456789012:execution:volume-backup:bk";
@@ -362,7 +394,7 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
     assert_eq!(planes.backup_count(), 0);
     assert!(
         store
-            .get(BUCKET, &crate::catalog::backup_key("br", "bk"))
+            .get(BUCKET, &crate::backup::status::backup_key("br", "bk"))
             .is_none()
     );
     // TidbCluster not acrossK8s
@@ -463,7 +495,7 @@ async fn a_preflight_reports_every_problem_at_once_and_start_names_the_most_acti
     assert_eq!(planes.log.lock().unwrap().len(), log_len, "no mutation");
     assert!(
         store
-            .get(BUCKET, &crate::catalog::backup_key("br", "bk"))
+            .get(BUCKET, &crate::backup::status::backup_key("br", "bk"))
             .is_none()
     );
     assert_eq!(
@@ -658,7 +690,7 @@ async fn catalog_doc(store: &FakeStore) -> VolumeBackupDoc {
         .0
 }
 
-fn entry<'a>(doc: &'a VolumeBackupDoc, cluster: &str) -> &'a crate::status::MemberStatus {
+fn entry<'a>(doc: &'a VolumeBackupDoc, cluster: &str) -> &'a crate::backup::status::MemberStatus {
     doc.status
         .backups
         .iter()
@@ -1189,6 +1221,6 @@ fn a_settle_check_reports_what_is_not_settled_instead_of_failing() {
     assert_eq!(other.unwrap_err().name(), "CatalogUnavailable");
     let mut event = ended("ABORTED");
     assert!(!event.is_settle_check());
-    event.detail_type = Some(crate::scheduling::SETTLE_CHECK_DETAIL_TYPE.into());
+    event.detail_type = Some(crate::execution::SETTLE_CHECK_DETAIL_TYPE.into());
     assert!(event.is_settle_check());
 }

@@ -12,8 +12,8 @@
 //! - a backup whose deletion ended `CleanFailed` is not retried by the sweep (it needs a person;
 //!   the original stays stuck on it), it is reported instead and does not block the others.
 
-use crate::schedule::Retention;
-use crate::status::vbk;
+use crate::backup::status::vbk;
+use crate::schedule::spec::Retention;
 use chrono::{DateTime, Utc};
 
 /// One backup of a schedule, as retention sees it.
@@ -84,7 +84,7 @@ pub fn decide(policy: Retention, backups: &[Candidate], now: DateTime<Utc>) -> D
                     name: b.name.clone(),
                     why: format!(
                         "created {} is older than maxReservedTime",
-                        crate::status::rfc3339(b.created)
+                        crate::time::rfc3339(b.created)
                     ),
                 },
                 _ => Decision::Keep("nothing older than maxReservedTime".into()),
@@ -125,6 +125,7 @@ pub fn decide(policy: Retention, backups: &[Candidate], now: DateTime<Utc>) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use chrono::TimeZone;
     use std::time::Duration;
 

@@ -1,8 +1,25 @@
 //! `VolumeBackup.status` (reference §2.1): conditions, per-member entries, and the aggregates
 //! (`commitTs` = minimum member commitTs, `backupSize` = sum, readable size, time taken).
+//!
+//! The catalog record of a backup: the `VolumeBackup`-shaped document ([`VolumeBackupDoc`]) with
+//! brfed's own record beside it ([`BrfedRecord`]: execution, phases, teardown, deletion).
 
-use crate::member::{MemberRef, MemberView};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::catalog::CATALOG_PREFIX;
+
+use crate::backup::spec::BackupRequest;
+use crate::backup::spec::Options;
+use crate::backup::spec::VolumeBackupSpec;
+use crate::catalog::CatalogDoc;
+use crate::catalog::DocMeta;
+use crate::conditions::FedCondition;
+use crate::conditions::condition_true;
+use crate::conditions::write_condition;
+use crate::input::FEDERATION_API_VERSION;
+use crate::member::MemberRef;
+use crate::member::MemberView;
+use crate::time::rfc3339;
+use crate::time::time_taken;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `VolumeBackup` condition types (= phase values).
@@ -15,26 +32,6 @@ pub mod vbk {
     pub const COMPLETE: &str = "Complete";
     /// Done, failed.
     pub const FAILED: &str = "Failed";
-}
-
-/// One condition of a federated object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FedCondition {
-    /// Condition type.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// "True"/"False".
-    pub status: String,
-    /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    /// Reason (a failure name on `Failed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
 }
 
 /// `status.backups[]`.
@@ -113,60 +110,6 @@ pub struct VolumeBackupStatus {
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<FedCondition>,
-}
-
-/// RFC 3339 with seconds, as Kubernetes writes times.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Writes condition `type_` (True) into `conditions`. An existing True condition of the same type
-/// keeps its transition time (reference §2.1); shared by the backup and restore statuses.
-pub fn write_condition(
-    conditions: &mut Vec<FedCondition>,
-    type_: &str,
-    reason: Option<&str>,
-    message: Option<&str>,
-    now: DateTime<Utc>,
-) {
-    let reason = reason.map(String::from);
-    let message = message.map(String::from);
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) if c.status == "True" => {
-            c.reason = reason;
-            c.message = message;
-        }
-        Some(c) => {
-            c.status = "True".into();
-            c.last_transition_time = Some(rfc3339(now));
-            c.reason = reason;
-            c.message = message;
-        }
-        None => conditions.push(FedCondition {
-            type_: type_.into(),
-            status: "True".into(),
-            last_transition_time: Some(rfc3339(now)),
-            reason,
-            message,
-        }),
-    }
-}
-
-/// Whether condition `type_` is True in `conditions`.
-pub fn condition_true(conditions: &[FedCondition], type_: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
-}
-
-/// The Go duration (rounded to seconds) from the RFC 3339 time `started` to `now`.
-pub fn time_taken(started: Option<&str>, now: DateTime<Utc>) -> Option<String> {
-    let started = DateTime::parse_from_rfc3339(started?).ok()?;
-    let secs = (now - started.with_timezone(&Utc))
-        .num_milliseconds()
-        .max(0) as f64
-        / 1000.0;
-    Some(go_duration(secs.round() as u64))
 }
 
 impl VolumeBackupStatus {
@@ -348,21 +291,160 @@ pub fn humanize_bytes(n: u64) -> String {
     }
 }
 
-/// A Go `time.Duration` string for whole seconds: `0s`, `45s`, `12m3s`, `1h0m5s`.
-pub fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
+/// Key of the document of backup `namespace/name`.
+pub fn backup_key(namespace: &str, name: &str) -> String {
+    format!("{CATALOG_PREFIX}/volumebackups/{namespace}/{name}.json")
+}
+
+/// brfed's own record beside the original's fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrfedRecord {
+    /// Step Functions execution that runs (ran) this backup.
+    pub execution: String,
+    /// Options in force.
+    #[serde(default)]
+    pub options: Options,
+    /// Members, in `spec.clusters` order.
+    #[serde(default)]
+    pub members: Vec<MemberRef>,
+    /// When brfed saw the last member's snapshots created (RFC 3339, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots_created_observed_at: Option<String>,
+    /// When brfed asked the initialize member to resume GC and schedulers (RFC 3339, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_requested_at: Option<String>,
+    /// When teardown was requested, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_requested_at: Option<String>,
+    /// Members a teardown could not ask yet (`cluster/namespace/name: error`), while it is retried
+    /// (the Teardown step, `backup-finalize`, `backup-abort`): no terminal state is written while
+    /// this is not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown_pending: Vec<String>,
+    /// Whether every member had settled (terminal, gone, or not this backup's) when the backup
+    /// ended: `false` while one may still run (a stopped backup, a teardown wait that ran out).
+    /// `backup-abort` looks again until it can write `true`. A schedule's next tick waits while
+    /// the last backup is not terminal or this is `false`. Absent: not recorded (documents written
+    /// before brfed recorded it); read as settled once the backup is terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_settled: Option<bool>,
+    /// The members that had not settled at the last look (`cluster/namespace/name phase`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsettled_members: Vec<String>,
+    /// The deletion of this backup, once one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<crate::backup::status::DeletionRecord>,
+    /// The schedule whose tick made this backup: what makes it a candidate of that schedule's
+    /// retention (`docs/schedule.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_by: Option<crate::backup::spec::ScheduledBy>,
+}
+
+/// A `VolumeBackup` as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeBackupDoc {
+    /// `federation.pingcap.com/v1alpha1`.
+    pub api_version: String,
+    /// `VolumeBackup`.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: DocMeta,
+    /// Spec as given.
+    pub spec: VolumeBackupSpec,
+    /// Retention immunity.
+    #[serde(default, rename = "skipGC")]
+    pub skip_gc: bool,
+    /// Status.
+    #[serde(default)]
+    pub status: VolumeBackupStatus,
+    /// brfed's record.
+    #[serde(default)]
+    pub brfed: BrfedRecord,
+}
+
+impl VolumeBackupDoc {
+    /// A new document for `req`.
+    pub fn new(
+        req: &BackupRequest,
+        execution: &str,
+        members: Vec<MemberRef>,
+        created: &str,
+    ) -> Self {
+        Self {
+            api_version: FEDERATION_API_VERSION.into(),
+            kind: "VolumeBackup".into(),
+            metadata: DocMeta {
+                meta: req.metadata.clone(),
+                creation_timestamp: Some(created.into()),
+            },
+            spec: req.spec.clone(),
+            skip_gc: req.skip_gc,
+            status: VolumeBackupStatus::default(),
+            brfed: BrfedRecord {
+                execution: execution.into(),
+                options: req.options.clone(),
+                members,
+                scheduled_by: req.scheduled_by.clone(),
+                ..Default::default()
+            },
+        }
     }
+
+    /// The request this document was made from.
+    pub fn request(&self) -> BackupRequest {
+        BackupRequest {
+            metadata: self.metadata.meta.clone(),
+            spec: self.spec.clone(),
+            skip_gc: self.skip_gc,
+            options: self.brfed.options.clone(),
+            scheduled_by: self.brfed.scheduled_by.clone(),
+        }
+    }
+}
+
+impl CatalogDoc for VolumeBackupDoc {
+    fn key_of(namespace: &str, name: &str) -> String {
+        backup_key(namespace, name)
+    }
+    fn id(&self) -> (&str, &str) {
+        (&self.metadata.meta.namespace, &self.metadata.meta.name)
+    }
+    fn execution(&self) -> &str {
+        &self.brfed.execution
+    }
+}
+
+/// brfed's record of a deletion, in the catalog document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionRecord {
+    /// Execution that deletes (deleted) the backup.
+    pub execution: String,
+    /// When it was asked.
+    pub requested_at: String,
+    /// `Deleting` or `CleanFailed`.
+    pub state: String,
+    /// Snapshots that should be gone and are not (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remaining_snapshots: Vec<String>,
+    /// S3 objects that should be gone and are not (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remaining_objects: Vec<String>,
+    /// Snapshots the members' `backupmeta` lists that are not this stack's and this backup's:
+    /// left (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_owned: Vec<String>,
+    /// Member objects of the backup's member names that are not the backup's: left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_members: Vec<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::go_duration;
 
     #[test]
     fn sizes_read_like_the_originals() {

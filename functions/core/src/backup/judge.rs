@@ -1,7 +1,9 @@
 //! Decisions of the backup workflow (reference §4.1): what the observe step waits for, and how
 //! the members' conditions are judged. Pure functions over observations.
 
-use crate::member::{MemberRef, MemberView, cond};
+use crate::member::MemberRef;
+use crate::member::MemberView;
+use crate::member::cond;
 use crate::ports::Observation;
 use serde::{Deserialize, Serialize};
 

@@ -6,15 +6,22 @@
 //! doing nothing: a `maxReservedTime` such as `7d` (retention then never ran), a template
 //! without `br` or `s3` (no backup was ever created), a schedule name too long for the data
 //! plane's Job names once the 20-character tick suffix is added (reference §10 items 9, 23),
-//! and a cron expression that no EventBridge rule can mean (see [`crate::cron`]).
+//! and a cron expression that no EventBridge rule can mean (see [`crate::schedule::cron`]).
 
-use crate::cron::{self, CronError, EventBridgeSchedule};
+use crate::backup::spec::BackupRequest;
+use crate::backup::spec::Options;
+use crate::backup::spec::ScheduledBy;
+use crate::backup::spec::VolumeBackupSpec;
 use crate::error::StepError;
+use crate::input::FEDERATION_API_VERSION;
+use crate::input::MAX_INPUT_BYTES;
+use crate::input::ObjectMeta;
+use crate::input::truncate;
 use crate::names;
-use crate::spec::{
-    BackupRequest, FEDERATION_API_VERSION, MAX_INPUT_BYTES, ObjectMeta, Options, ScheduledBy,
-    VolumeBackupSpec,
-};
+use crate::schedule::cron;
+use crate::schedule::cron::CronError;
+use crate::schedule::cron::EventBridgeSchedule;
+use crate::time::parse_go_duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -23,24 +30,33 @@ use std::time::Duration;
 
 /// Kind of the schedule object.
 pub const SCHEDULE_KIND: &str = "VolumeBackupSchedule";
+
 /// Optional label on schedules: backups of all schedules of one group never run concurrently.
 pub const LABEL_SCHEDULE_GROUP: &str = "tidb.pingcap.com/backup-schedule-group";
+
 /// Label on every scheduled backup: the schedule's name.
 pub const LABEL_BACKUP_SCHEDULE: &str = "tidb.pingcap.com/backup-schedule";
+
 /// Label on every scheduled backup: [`APP_NAME_BACKUP_SCHEDULE`].
 pub const LABEL_APP_NAME: &str = "app.kubernetes.io/name";
+
 /// Label on every scheduled backup: the schedule's name.
 pub const LABEL_APP_INSTANCE: &str = "app.kubernetes.io/instance";
+
 /// Value of [`LABEL_APP_NAME`] on scheduled backups.
 pub const APP_NAME_BACKUP_SCHEDULE: &str = "backup-schedule";
+
 /// Value of [`names::LABEL_MANAGED_BY`] on scheduled backups (the original's, kept so that
 /// retention selects the same backups).
 pub const MANAGED_BY_BACKUP_SCHEDULE: &str = "backup-schedule-operator";
+
 /// `chrono` format of a tick in names and prefixes: Go layout `2006-01-02t15-04-05`, UTC.
 pub const TICK_FORMAT: &str = "%Y-%m-%dt%H-%M-%S";
+
 /// Longest schedule name whose backups' init Job name (`backup-fed-{name}-{19-char tick}-init`)
 /// stays within the 63 characters of a label value (reference §10 item 23).
 pub const MAX_SCHEDULE_NAME: usize = 27;
+
 /// Longest EventBridge rule name.
 pub const MAX_RULE_NAME: usize = 64;
 
@@ -97,7 +113,7 @@ impl ScheduleRequest {
     /// whose server-set fields are ignored as for a `VolumeBackup`), a wrong `kind` or
     /// `apiVersion`. Checks only the shape; see [`Self::validate`].
     pub fn from_text(text: &str) -> Result<Self, StepError> {
-        Self::from_value(crate::spec::parse_document(text)?)
+        Self::from_value(crate::input::parse_document(text)?)
     }
 
     /// Parses a JSON value: a whole `VolumeBackupSchedule`. See [`Self::from_text`].
@@ -164,7 +180,7 @@ impl ScheduleRequest {
             None => return Err(invalid("`spec` is missing")),
         };
         let options = match top.remove("options") {
-            Some(o) => crate::spec::parse_options(o)?,
+            Some(o) => crate::backup::spec::parse_options(o)?,
             None => Options::default(),
         };
         Ok(Self {
@@ -451,152 +467,6 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Parses a duration as Go's `time.ParseDuration` does, for non-negative durations: decimal
-/// numbers with optional fractions, each with a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`,
-/// `h`), concatenated (`1h30m`, `1.5h`), or `0`; an optional leading `+`. Refuses what Go
-/// refuses (`7d`, `1h 30m`, `""`, `1`, overflow past about 2562047h) and negative durations.
-/// `0` gives [`Duration::ZERO`]; callers that need a positive value check it themselves.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let (negative, nanos) = go_duration_parts(s)?;
-    if negative && nanos != 0 {
-        return Err(format!(
-            "`{}` is negative; a positive Go duration is needed, e.g. 168h",
-            truncate(s)
-        ));
-    }
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// Go's `time.ParseDuration`, as sign and magnitude in nanoseconds (at most 2^63).
-pub(crate) fn go_duration_parts(s: &str) -> Result<(bool, u64), String> {
-    const LIMIT: u64 = 1 << 63;
-    let shown = truncate(s);
-    let invalid = || format!("`{shown}` is not a Go duration (e.g. 168h, 1h30m, 90m)");
-    let overflow = || format!("`{shown}` is too long a duration (at most about 2562047h)");
-    let mut rest = s.as_bytes();
-    let mut negative = false;
-    if let Some(&c) = rest.first()
-        && (c == b'-' || c == b'+')
-    {
-        negative = c == b'-';
-        rest = &rest[1..];
-    }
-    if rest == b"0" {
-        return Ok((false, 0));
-    }
-    if rest.is_empty() {
-        return Err(if s.is_empty() {
-            "the duration is empty (e.g. 168h)".to_string()
-        } else {
-            invalid()
-        });
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        if !(rest[0] == b'.' || rest[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-        // Whole part.
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let mut whole: u64 = 0;
-        for &b in &rest[..digits] {
-            if whole > LIMIT / 10 {
-                return Err(overflow());
-            }
-            whole = whole * 10 + u64::from(b - b'0');
-            if whole > LIMIT {
-                return Err(overflow());
-            }
-        }
-        let pre = digits > 0;
-        rest = &rest[digits..];
-        // Fraction: stops gaining precision instead of overflowing, as Go's.
-        let mut fraction: u64 = 0;
-        let mut scale: f64 = 1.0;
-        let mut post = false;
-        if rest.first() == Some(&b'.') {
-            rest = &rest[1..];
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            post = digits > 0;
-            let mut overflowed = false;
-            for &b in &rest[..digits] {
-                if overflowed {
-                    continue;
-                }
-                if fraction > (LIMIT - 1) / 10 {
-                    overflowed = true;
-                    continue;
-                }
-                let next = fraction * 10 + u64::from(b - b'0');
-                if next > LIMIT {
-                    overflowed = true;
-                    continue;
-                }
-                fraction = next;
-                scale *= 10.0;
-            }
-            rest = &rest[digits..];
-        }
-        if !pre && !post {
-            return Err(invalid());
-        }
-        // Unit: everything up to the next digit or '.'.
-        let len = rest
-            .iter()
-            .take_while(|&&b| b != b'.' && !b.is_ascii_digit())
-            .count();
-        if len == 0 {
-            return Err(format!(
-                "`{shown}` has a number without a unit; Go duration units are ns, us, ms, s, m, h (e.g. 168h)"
-            ));
-        }
-        let unit_text = String::from_utf8_lossy(&rest[..len]).into_owned();
-        rest = &rest[len..];
-        let unit: u64 = match unit_text.as_str() {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            other => {
-                let days = ["d", "day", "days", "w", "wk", "week", "weeks", "y", "yr"]
-                    .contains(&other.to_ascii_lowercase().as_str());
-                return Err(if days {
-                    format!(
-                        "`{shown}` is not a Go duration: unknown unit `{}`; Go duration syntax, e.g. 168h; days are not a unit",
-                        truncate(other)
-                    )
-                } else {
-                    format!(
-                        "`{shown}` is not a Go duration: unknown unit `{}` (units are ns, us, ms, s, m, h)",
-                        truncate(other)
-                    )
-                });
-            }
-        };
-        if whole > LIMIT / unit {
-            return Err(overflow());
-        }
-        let mut v = whole * unit;
-        if fraction > 0 {
-            // As Go: float64 keeps nanosecond accuracy for fractions of an hour.
-            v += (fraction as f64 * (unit as f64 / scale)) as u64;
-            if v > LIMIT {
-                return Err(overflow());
-            }
-        }
-        total = total.checked_add(v).ok_or_else(overflow)?;
-        if total > LIMIT {
-            return Err(overflow());
-        }
-    }
-    if !negative && total > LIMIT - 1 {
-        return Err(overflow());
-    }
-    Ok((negative, total))
-}
-
 fn parse_metadata(value: Option<Value>) -> Result<ObjectMeta, StepError> {
     let mut meta = match value {
         None | Some(Value::Null) => ObjectMeta::default(),
@@ -753,7 +623,7 @@ fn parse_spec(mut spec: Map<String, Value>) -> Result<VolumeBackupScheduleSpec, 
     })
 }
 
-fn invalid(msg: impl Into<String>) -> StepError {
+pub(crate) fn invalid(msg: impl Into<String>) -> StepError {
     StepError::InvalidSpec(msg.into())
 }
 
@@ -766,22 +636,10 @@ fn describe(v: &Value) -> String {
     }
 }
 
-/// User text for a message: at most 80 characters, control characters replaced.
-fn truncate(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::go_duration_parts;
 
     const YAML: &str = r#"
 apiVersion: federation.pingcap.com/v1alpha1
@@ -816,7 +674,7 @@ spec:
     }
 
     fn with(edit: impl FnOnce(&mut Value)) -> ScheduleRequest {
-        let mut v: Value = crate::spec::parse_yaml(YAML).unwrap();
+        let mut v: Value = crate::input::parse_yaml(YAML).unwrap();
         edit(&mut v);
         ScheduleRequest::from_value(v).unwrap()
     }
@@ -856,7 +714,7 @@ spec:
             ),
             (serde_json::json!("fast"), "options"),
         ] {
-            let mut v: Value = crate::spec::parse_yaml(YAML).unwrap();
+            let mut v: Value = crate::input::parse_yaml(YAML).unwrap();
             v["options"] = options.clone();
             let e = ScheduleRequest::from_value(v).unwrap_err();
             assert_eq!(e.name(), "InvalidSpec", "{options}");

@@ -13,158 +13,23 @@
 //! out unless asked for; snapshots tagged before stacks were (no [`TAG_STACK`]) are listed apart
 //! and never deleted; other stacks' snapshots are not looked at.
 
-use crate::catalog::{Catalog, VolumeBackupDoc};
-use crate::delete::{Pacing, SnapshotProgress, delete_paced, snapshot_ids};
+use crate::tags::tag;
+
+use crate::backup::status::VolumeBackupDoc;
+use crate::catalog::Catalog;
+use crate::delete::pacing::Pacing;
+use crate::delete::pacing::SnapshotProgress;
+use crate::delete::pacing::delete_paced;
 use crate::error::StepError;
-use crate::ports::{ObjectStore, SnapshotInfo, Volumes};
-use chrono::{DateTime, Utc};
+use crate::ports::ObjectStore;
+use crate::ports::SnapshotInfo;
+use crate::ports::Volumes;
+use crate::tags::TAG_RETAINED;
+use crate::tags::TAG_STACK;
+use crate::tags::TAG_VOLUME_BACKUP;
+use crate::tags::owned_by;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
-
-/// Tag key: the stack a snapshot belongs to, the name of its catalog bucket (globally unique).
-pub const TAG_STACK: &str = "brfed.dev/stack";
-/// Tag key: the federated backup a snapshot belongs to, `{namespace}/{name}`.
-pub const TAG_VOLUME_BACKUP: &str = "brfed.dev/volumebackup";
-/// Tag key: the data plane (`k8sClusterName`) whose volume the snapshot is of.
-pub const TAG_CLUSTER: &str = "brfed.dev/k8s-cluster";
-/// Tag key: a deletion of the backup kept this snapshot on purpose (`cleanPolicy` `Retain`, or
-/// `OnFailure` on a member that succeeded); the value is when.
-pub const TAG_RETAINED: &str = "brfed.dev/retained";
-
-/// How much earlier than the backup's `creationTimestamp` EC2 may date a snapshot that is still
-/// the backup's. The timestamp is taken by `backup-start` before any member exists, and the
-/// data plane snapshots only after its member is created, so a snapshot of this backup starts
-/// later by construction; but the two times come from two clocks (the function's and EC2's).
-/// Both are NTP-disciplined (Amazon Time Sync: well under a second apart); one minute also
-/// covers a local world whose clocks are not, and stays far shorter than any earlier backup of
-/// the same volumes (whose snapshots its own finalize has tagged anyway).
-pub const CLOCK_SKEW_SECONDS: i64 = 60;
-
-/// `{namespace}/{name}`: the value of [`TAG_VOLUME_BACKUP`].
-pub fn backup_tag(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
-fn tag<'a>(info: &'a SnapshotInfo, key: &str) -> Option<&'a str> {
-    info.tags.get(key).map(String::as_str)
-}
-
-/// Whether `info`'s tags say it is stack `stack`'s and backup `backup`'s (`{namespace}/{name}`).
-pub fn owned_by(info: &SnapshotInfo, stack: &str, backup: &str) -> bool {
-    tag(info, TAG_STACK) == Some(stack) && tag(info, TAG_VOLUME_BACKUP) == Some(backup)
-}
-
-/// Why a snapshot a member's `backupmeta` lists was not tagged as the backup's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotTagged {
-    /// The snapshot.
-    pub snapshot: String,
-    /// Why.
-    pub why: String,
-}
-
-/// What [`tag_backup_snapshots`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TagReport {
-    /// Snapshots tagged as the backup's (again, for those tagged before).
-    pub tagged: usize,
-    /// Snapshots listed but not proven the backup's: not tagged, named here.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_tagged: Vec<NotTagged>,
-}
-
-/// Why `info` cannot be the snapshot of backup `owner` of stack `stack` begun at `began`:
-/// `None` when it can.
-fn disproof(
-    info: &SnapshotInfo,
-    stack: &str,
-    owner: &str,
-    began: Option<DateTime<Utc>>,
-) -> Option<String> {
-    if let Some(s) = tag(info, TAG_STACK).filter(|s| *s != stack) {
-        return Some(format!("it belongs to stack {s}"));
-    }
-    if let Some(b) = tag(info, TAG_VOLUME_BACKUP).filter(|b| *b != owner) {
-        return Some(format!("it belongs to backup {b}"));
-    }
-    let Some(began) = began else {
-        return Some("the backup's creationTimestamp is unknown".into());
-    };
-    if info.start_time < began - chrono::Duration::seconds(CLOCK_SKEW_SECONDS) {
-        return Some(format!(
-            "EC2 started it at {}, before the backup began ({})",
-            crate::status::rfc3339(info.start_time),
-            crate::status::rfc3339(began)
-        ));
-    }
-    None
-}
-
-/// Tags the snapshots the members of `doc` made (from each member's `backupmeta`) with stack
-/// `stack`, the backup and the member's data plane: only those that exist, that EC2 started after
-/// the backup began (less [`CLOCK_SKEW_SECONDS`]) and that no other backup or stack claims; the
-/// others are named in the report. A member without `backupmeta` has nothing to tag.
-pub async fn tag_backup_snapshots<S: ObjectStore, V: Volumes>(
-    store: &S,
-    volumes: &V,
-    stack: &str,
-    doc: &VolumeBackupDoc,
-) -> Result<TagReport, StepError> {
-    let req = doc.request();
-    let owner = backup_tag(&req.metadata.namespace, &req.metadata.name);
-    let began = doc
-        .metadata
-        .creation_timestamp
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let mut report = TagReport::default();
-    let mut seen = BTreeSet::new();
-    for c in &req.spec.clusters {
-        let key = format!("{}/backupmeta", req.member_prefix(&c.k8s_cluster_name));
-        let Some(meta) = store.get_json(req.bucket(), &key).await? else {
-            continue;
-        };
-        let ids: Vec<String> = snapshot_ids(&meta.value)
-            .into_iter()
-            .filter(|id| seen.insert(id.clone()))
-            .collect();
-        let mut found = BTreeMap::new();
-        for chunk in ids.chunks(200) {
-            for info in volumes.describe_snapshots(chunk).await? {
-                found.insert(info.id.clone(), info);
-            }
-        }
-        let mut ours = Vec::new();
-        for id in ids {
-            let why = match found.get(&id) {
-                None => Some("it does not exist (or this account does not own it)".into()),
-                Some(info) => disproof(info, stack, &owner, began),
-            };
-            match why {
-                None => ours.push(id),
-                Some(why) => {
-                    tracing::warn!(snapshot = %id, backup = %owner, cluster = %c.k8s_cluster_name, why = %why, "backupmeta lists a snapshot that is not the backup's: not tagged");
-                    report.not_tagged.push(NotTagged { snapshot: id, why });
-                }
-            }
-        }
-        volumes
-            .tag_snapshots(
-                &ours,
-                &[
-                    (TAG_STACK.to_string(), stack.to_string()),
-                    (TAG_VOLUME_BACKUP.to_string(), owner.clone()),
-                    (TAG_CLUSTER.to_string(), c.k8s_cluster_name.clone()),
-                ],
-            )
-            .await?;
-        report.tagged += ours.len();
-    }
-    Ok(report)
-}
+use std::collections::BTreeMap;
 
 /// The orphans of one former backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,8 +167,13 @@ pub async fn delete<V: Volumes>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::backup_key;
-    use crate::testing::{FakeStore, FakeVolumes};
+    use crate::backup::snapshots::tag_backup_snapshots;
+    use crate::tags::TAG_CLUSTER;
+    use chrono::{DateTime, Utc};
+
+    use crate::backup::status::backup_key;
+    use crate::testing::FakeStore;
+    use crate::testing::FakeVolumes;
     use serde_json::json;
 
     fn doc(name: &str, created: &str) -> VolumeBackupDoc {

@@ -40,6 +40,7 @@
 //! kept when d is a whole number of minutes (robfig first truncates d to whole seconds and raises
 //! it to at least 1 s). Any other d is refused.
 
+use crate::input::truncate;
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::str::FromStr;
@@ -51,9 +52,11 @@ pub const EVENTBRIDGE_MAX_EXPRESSION: usize = 256;
 /// Day names in robfig's order (index = robfig's number, 0 = Sunday). EventBridge numbers the
 /// same days 1-7, which is why the translation writes names.
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
 const MONTH_NAMES: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
+
 /// Longest day of each month, leap years included.
 const MONTH_DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -397,7 +400,7 @@ pub fn translate(expr: &str) -> Result<EventBridgeSchedule, CronError> {
     let len = out.to_string().len();
     if len > EVENTBRIDGE_MAX_EXPRESSION {
         return Err(CronError::Unsupported {
-            text: shown(expr),
+            text: truncate(expr),
             reason: format!(
                 "its EventBridge form is {len} characters, more than the {EVENTBRIDGE_MAX_EXPRESSION} EventBridge accepts; use fewer list elements"
             ),
@@ -436,7 +439,7 @@ fn parse_standard(expr: &str) -> Result<Standard, CronError> {
     }
     Ok(Standard::Spec(Spec {
         fields,
-        texts: std::array::from_fn(|i| shown(words[i])),
+        texts: std::array::from_fn(|i| truncate(words[i])),
     }))
 }
 
@@ -475,11 +478,13 @@ fn parse_descriptor(text: &str) -> Result<Standard, CronError> {
             }
             if text == "@every" {
                 return Err(CronError::InvalidEvery {
-                    text: shown(text),
+                    text: truncate(text),
                     reason: "@every needs a Go duration, e.g. `@every 6h`".into(),
                 });
             }
-            return Err(CronError::UnknownDescriptor { text: shown(text) });
+            return Err(CronError::UnknownDescriptor {
+                text: truncate(text),
+            });
         }
     };
     let texts = fields.map(|f| render_plain(f.bits));
@@ -488,8 +493,8 @@ fn parse_descriptor(text: &str) -> Result<Standard, CronError> {
 
 fn parse_every(text: &str, duration: &str) -> Result<Standard, CronError> {
     let (negative, nanos) =
-        crate::schedule::go_duration_parts(duration).map_err(|reason| CronError::InvalidEvery {
-            text: shown(text),
+        crate::time::go_duration_parts(duration).map_err(|reason| CronError::InvalidEvery {
+            text: truncate(text),
             reason,
         })?;
     // robfig's Every: below one second becomes one second, then truncated to whole seconds.
@@ -504,7 +509,7 @@ fn parse_every(text: &str, duration: &str) -> Result<Standard, CronError> {
 fn every_to_rate(text: &str, seconds: u64) -> Result<EventBridgeSchedule, CronError> {
     if !seconds.is_multiple_of(60) {
         return Err(CronError::Unsupported {
-            text: shown(text),
+            text: truncate(text),
             reason: format!(
                 "the original fires every {seconds} s from the schedule's creation, and an EventBridge rate counts whole minutes; use a whole number of minutes (e.g. `@every {}m`) or a cron expression",
                 seconds.div_ceil(60)
@@ -608,7 +613,7 @@ fn parse_element(
         };
         return Err(CronError::ReversedRange {
             field,
-            text: shown(text),
+            text: truncate(text),
             start,
             end,
             suggestion,
@@ -639,8 +644,8 @@ fn value(field: CronField, text: &str, word: &str) -> Result<u32, CronError> {
         };
         return Err(CronError::OutOfRange {
             field,
-            text: shown(text),
-            value: shown(word),
+            text: truncate(text),
+            value: truncate(word),
             min,
             max,
             hint,
@@ -674,7 +679,7 @@ fn number(field: CronField, text: &str, word: &str, what: &str) -> Result<u64, C
             text,
             &format!(
                 "`{}` is not a {what}: expected a number{names}{special}",
-                shown(word)
+                truncate(word)
             ),
         ));
     }
@@ -685,7 +690,7 @@ fn number(field: CronField, text: &str, word: &str, what: &str) -> Result<u64, C
 fn syntax(field: CronField, text: &str, reason: &str) -> CronError {
     CronError::Syntax {
         field,
-        text: shown(text),
+        text: truncate(text),
         reason: reason.to_string(),
     }
 }
@@ -815,19 +820,6 @@ fn render_runs(bits: u64, name: impl Fn(u32) -> String) -> String {
         i = j + 1;
     }
     out.join(",")
-}
-
-/// User text for a message: at most 80 characters, control characters replaced.
-fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

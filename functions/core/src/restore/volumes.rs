@@ -11,7 +11,7 @@
 //!   them and nothing else made from the member's backup snapshots, in the member's AZ, since the
 //!   restore began (less [`CREATE_SKEW_SECONDS`]), not tagged for anything else, one per backup
 //!   volume. Then no other restore can have made any of them, and brfed tags them
-//!   [`TAG_STACK`], [`TAG_VOLUME_RESTORE`], [`TAG_K8S_CLUSTER`]. Anything else (another restore
+//!   [`TAG_STACK`], [`TAG_VOLUME_RESTORE`], [`TAG_CLUSTER`]. Anything else (another restore
 //!   of the same backup in the same AZ at the same time, a `restoremeta` already rewritten) and
 //!   nothing is claimed.
 //! * **In the leftovers report and the cleanup**, a volume is the restore's only when it carries
@@ -19,42 +19,26 @@
 //!   more right before deleting it. A volume that could be the restore's but lacks a proof is
 //!   listed as unconfirmed and never deleted.
 
+use crate::restore::status::VolumeClaim;
+use crate::tags::{TAG_CLUSTER, TAG_STACK};
+
 use crate::error::StepError;
-use crate::ports::{ObjectStore, VolumeFacts, Volumes};
-use crate::restore::{RestoreCluster, VolumeRestoreDoc};
+use crate::ports::ObjectStore;
+use crate::ports::VolumeFacts;
+use crate::ports::Volumes;
+use crate::restore::spec::RestoreCluster;
+use crate::restore::status::VolumeRestoreDoc;
+use crate::tags::TAG_PVC_NAME;
+use crate::tags::TAG_PVC_NAMESPACE;
+use crate::tags::TAG_VOLUME_RESTORE;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Tag with the stack that claimed a volume: the catalog bucket's name (globally unique).
-pub const TAG_STACK: &str = "brfed.dev/stack";
-/// Tag with the federated restore that claimed a volume: `{namespace}/{name}`.
-pub const TAG_VOLUME_RESTORE: &str = "brfed.dev/volumerestore";
-/// Tag with the data plane (`k8sClusterName`) whose member made a volume.
-pub const TAG_K8S_CLUSTER: &str = crate::orphans::TAG_CLUSTER;
-/// Tag the EBS CSI driver puts on the volumes it provisions: the PVC's namespace (never on the
-/// volumes a restore makes, but checked when present).
-pub const TAG_PVC_NAMESPACE: &str = "kubernetes.io/created-for/pvc/namespace";
-/// Tag with the PVC's name (CSI driver), or the TiKV pod's name (the operator, on restored
-/// volumes): either way it names the TidbCluster (`*-{tc}-tikv-N` or `{tc}-tikv-N`).
-pub const TAG_PVC_NAME: &str = "kubernetes.io/created-for/pvc/name";
 /// How much earlier than the restore's start (the catalog document's `creationTimestamp`, a
 /// Lambda clock) a volume's `CreateTime` (EC2's clock) may be and still count as made after it.
 pub const CREATE_SKEW_SECONDS: i64 = 10;
-
-/// What brfed claimed of one member's volumes at `VolumeComplete` (`brfed.volumeClaims`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeClaim {
-    /// Data plane.
-    pub k8s_cluster_name: String,
-    /// How many volumes were proved the restore's and tagged.
-    pub claimed: usize,
-    /// Why none were, when a proof failed (the volumes are then reported unconfirmed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
-}
 
 /// What a volume is to a restore member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +104,7 @@ impl Scope {
         vec![
             (TAG_STACK.to_string(), self.stack.clone()),
             (TAG_VOLUME_RESTORE.to_string(), self.restore.clone()),
-            (TAG_K8S_CLUSTER.to_string(), self.k8s_cluster.clone()),
+            (TAG_CLUSTER.to_string(), self.k8s_cluster.clone()),
         ]
     }
 
@@ -184,8 +168,8 @@ impl Scope {
             Some(t) => {
                 return Err(format!(
                     "made at {}, before this restore began ({})",
-                    crate::status::rfc3339(t),
-                    crate::status::rfc3339(started)
+                    crate::time::rfc3339(t),
+                    crate::time::rfc3339(started)
                 ));
             }
             None => return Err("EC2 gave no creation time".into()),
@@ -279,7 +263,7 @@ pub async fn claim<S: ObjectStore, V: Volumes>(
         stack,
         doc,
         cluster,
-        crate::delete::snapshot_ids(&backupmeta),
+        crate::backup::member::snapshot_ids(&backupmeta),
     );
     let listed: BTreeSet<String> = restoremeta_volumes(&restoremeta).into_iter().collect();
     let found = volumes.volumes_from_snapshots(&scope.snapshots).await?;
@@ -362,7 +346,7 @@ mod tests {
     const OURS: &[(&str, &str)] = &[
         (TAG_STACK, "cat"),
         (TAG_VOLUME_RESTORE, "br/r1"),
-        (TAG_K8S_CLUSTER, "dp1"),
+        (TAG_CLUSTER, "dp1"),
     ];
 
     #[test]
@@ -397,7 +381,7 @@ mod tests {
         for (k, v) in [
             (TAG_STACK, "other-bucket"),
             (TAG_VOLUME_RESTORE, "br/r0"),
-            (TAG_K8S_CLUSTER, "dp2"),
+            (TAG_CLUSTER, "dp2"),
             (TAG_PVC_NAMESPACE, "tidb-2"),
             (TAG_PVC_NAME, "other-tikv-0"),
         ] {

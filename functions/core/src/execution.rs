@@ -1,0 +1,82 @@
+//! A Step Functions execution's status change, as EventBridge delivers it to the abort functions
+//! (and as the retention sweep sends it for a settle check).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The Step Functions "Execution Status Change" event the abort step receives (the fields it uses).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatusChange {
+    /// `detail-type`: `Step Functions Execution Status Change`, or a settle check
+    /// ([`crate::execution::SETTLE_CHECK_DETAIL_TYPE`]) the retention sweep sends.
+    #[serde(default, rename = "detail-type")]
+    pub detail_type: Option<String>,
+    /// `detail`.
+    pub detail: ExecutionDetail,
+}
+
+impl ExecutionStatusChange {
+    /// Whether this is a settle check of the retention sweep rather than Step Functions' event.
+    pub fn is_settle_check(&self) -> bool {
+        self.detail_type.as_deref() == Some(crate::execution::SETTLE_CHECK_DETAIL_TYPE)
+    }
+}
+
+/// `detail` of an execution status change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetail {
+    /// Execution ARN.
+    pub execution_arn: String,
+    /// Its state machine.
+    #[serde(default)]
+    pub state_machine_arn: Option<String>,
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED.
+    pub status: String,
+    /// The execution input, as a JSON string.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Error name, on FAILED.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Cause, on FAILED.
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+impl ExecutionDetail {
+    /// The failure an ended execution gives its backup, restore or deletion: `ExecutionAborted`,
+    /// `ExecutionTimedOut`, `ExecutionFailed`; `None` for any other status.
+    pub fn failure_name(&self) -> Option<&'static str> {
+        match self.status.as_str() {
+            "ABORTED" => Some("ExecutionAborted"),
+            "TIMED_OUT" => Some("ExecutionTimedOut"),
+            "FAILED" => Some("ExecutionFailed"),
+            _ => None,
+        }
+    }
+
+    /// The execution input, parsed (`None` when absent or not JSON).
+    pub fn input_value(&self) -> Option<Value> {
+        self.input
+            .as_deref()
+            .and_then(|i| serde_json::from_str(i).ok())
+    }
+
+    /// `execution <arn> ended <status>[: <error>[: <cause>]]`.
+    pub fn ended(&self) -> String {
+        let arn = &self.execution_arn;
+        match (self.error.as_deref(), self.cause.as_deref()) {
+            (Some(e), Some(c)) => format!("execution {arn} ended {}: {e}: {c}", self.status),
+            (Some(e), None) => format!("execution {arn} ended {}: {e}", self.status),
+            _ => format!("execution {arn} ended {}", self.status),
+        }
+    }
+}
+
+/// `source` of a settle check event: not `brfed` (brfed's public events, `docs/signals.md`).
+pub const SETTLE_CHECK_SOURCE: &str = "brfed.internal";
+
+/// `detail-type` of a settle check event, which the stack's rule sends to `backup-abort`.
+pub const SETTLE_CHECK_DETAIL_TYPE: &str = "VolumeBackup Settle Check";

@@ -1,0 +1,152 @@
+//! The member `Restore` a federated restore writes in each data plane, its phases and conditions,
+//! and a typed view of what it reports.
+
+use crate::backup::judge::Failure;
+use crate::member::Condition;
+use crate::member::MemberRef;
+use crate::names;
+use crate::restore::spec::RestoreRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// `spec.federalVolumeRestorePhase` values.
+pub mod rphase {
+    /// Create volumes from the snapshots.
+    pub const RESTORE_VOLUME: &str = "restore-volume";
+    /// Recover the data (one member).
+    pub const RESTORE_DATA: &str = "restore-data";
+    /// Restart TiKV out of recovery mode.
+    pub const RESTORE_FINISH: &str = "restore-finish";
+}
+
+/// Data-plane `Restore` condition types.
+pub mod rcond {
+    /// Volumes created.
+    pub const VOLUME_COMPLETE: &str = "VolumeComplete";
+    /// Warmup jobs started.
+    pub const WARMUP_STARTED: &str = "WarmUpStarted";
+    /// Warmup jobs done.
+    pub const WARMUP_COMPLETE: &str = "WarmUpComplete";
+    /// TiKV up.
+    pub const TIKV_COMPLETE: &str = "TikvComplete";
+    /// Data recovered.
+    pub const DATA_COMPLETE: &str = "DataComplete";
+    /// Done.
+    pub const COMPLETE: &str = "Complete";
+    /// Failed.
+    pub const FAILED: &str = "Failed";
+    /// Invalid.
+    pub const INVALID: &str = "Invalid";
+}
+
+/// What brfed reads of a member `Restore`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreView {
+    /// Annotation `brfed.io/execution`.
+    pub execution: Option<String>,
+    /// `spec.federalVolumeRestorePhase`.
+    pub federal_phase: Option<String>,
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+    /// `status.commitTs`.
+    pub commit_ts: Option<String>,
+}
+
+impl RestoreView {
+    /// From the object's JSON.
+    pub fn from_object(obj: &Value) -> Self {
+        let s = |v: &Value| v.as_str().map(String::from);
+        Self {
+            execution: obj["metadata"]["annotations"]
+                .get(names::ANNOTATION_EXECUTION)
+                .and_then(s),
+            federal_phase: s(&obj["spec"]["federalVolumeRestorePhase"]),
+            phase: s(&obj["status"]["phase"]),
+            conditions: serde_json::from_value(obj["status"]["conditions"].clone())
+                .unwrap_or_default(),
+            commit_ts: match &obj["status"]["commitTs"] {
+                Value::String(c) => Some(c.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Condition `t` is True.
+    pub fn has(&self, t: &str) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    }
+
+    pub(crate) fn failure(&self, m: &MemberRef) -> Option<Failure> {
+        let (name, c) = if let Some(c) = self
+            .conditions
+            .iter()
+            .find(|c| c.type_ == rcond::INVALID && c.status == "True")
+        {
+            ("MemberInvalid", c)
+        } else {
+            (
+                "MemberFailed",
+                self.conditions
+                    .iter()
+                    .find(|c| c.type_ == rcond::FAILED && c.status == "True")?,
+            )
+        };
+        let detail = [c.reason.as_deref(), c.message.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": ");
+        Some(Failure::new(
+            name,
+            format!("member {} is {} ({detail})", m.display(), c.type_),
+        ))
+    }
+}
+
+/// Builds the member `Restore` of cluster `i`.
+pub fn build_member_restore(
+    req: &RestoreRequest,
+    i: usize,
+    member: &MemberRef,
+    execution: &str,
+) -> Value {
+    let c = &req.spec.clusters[i];
+    let mut spec = req.spec.template.clone();
+    spec.remove("automountServiceAccountToken");
+    let mut br = match spec.remove("br") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    br.insert("cluster".into(), json!(member.tc_name));
+    br.insert("clusterNamespace".into(), json!(member.tc_namespace));
+    spec.insert("br".into(), Value::Object(br));
+    for (k, v) in &c.backup {
+        spec.insert(k.clone(), v.clone());
+    }
+    spec.insert("restoreMode".into(), json!("volume-snapshot"));
+    spec.insert("backupType".into(), json!("full"));
+    spec.insert(
+        "federalVolumeRestorePhase".into(),
+        json!(rphase::RESTORE_VOLUME),
+    );
+    spec.insert("volumeAZ".into(), json!(c.az_name));
+    let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
+    labels["brfed.io/volume-restore"] = json!(req.name());
+    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
+    let mut annotations =
+        serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
+    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
+    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
+    json!({
+        "apiVersion": crate::member::DATA_PLANE_API_VERSION,
+        "kind": "Restore",
+        "metadata": {"name": member.backup_name, "namespace": member.tc_namespace, "labels": labels, "annotations": annotations},
+        "spec": spec,
+    })
+}

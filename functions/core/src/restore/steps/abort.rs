@@ -1,0 +1,99 @@
+//! Step `restore-abort`: a stopped, timed-out or failed restore is marked `Failed`, with what it left.
+
+use crate::backup::judge::Failure;
+use crate::error::StepError;
+use crate::ports::DataPlanes;
+use crate::ports::MemberKind;
+use crate::ports::ObjectStore;
+use crate::ports::Observation;
+use crate::ports::Volumes;
+use crate::restore::judge::volumes_settled;
+use crate::restore::spec::RestoreRequest;
+use crate::restore::steps::context::RestoreContext;
+use crate::restore::steps::context::RestoreEnv;
+use crate::restore::steps::context::RestoreFinalizeOutput;
+use crate::restore::steps::finalize::conclude;
+use serde::{Deserialize, Serialize};
+
+/// What the abort of a restore execution did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreAbortReport {
+    /// `failed` (the restore was marked `Failed` with its leftovers) or `nothing-to-do`.
+    pub action: String,
+    /// Why.
+    pub detail: String,
+    /// The end written, when `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<RestoreFinalizeOutput>,
+}
+
+/// On a `volume-restore` execution that ended ABORTED, TIMED_OUT or FAILED outside its own
+/// failure path (a stop, the state machine's timeout, a step out of retries): waits up to the
+/// observe budget for the members to settle ([`volumes_settled`]), then marks the restore
+/// `Failed` (`ExecutionAborted`, `ExecutionTimedOut`, `ExecutionFailed`) with the same
+/// leftovers report (and opt-in cleanup) as finalize. Nothing to do for a restore that already
+/// ended or belongs to another execution. Members are not stopped: the data-plane operator has
+/// no way to cancel a running `Restore`; the report says which ones were still running.
+pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    event: &crate::execution::ExecutionStatusChange,
+) -> Result<RestoreAbortReport, StepError> {
+    let d = &event.detail;
+    let nothing = |detail: String| RestoreAbortReport {
+        action: "nothing-to-do".into(),
+        detail,
+        ended: None,
+    };
+    let Some(failure_name) = d.failure_name() else {
+        return Ok(nothing(format!("status {}", d.status)));
+    };
+    let Some(req) = d
+        .input_value()
+        .and_then(|v| RestoreRequest::from_value(v).ok())
+    else {
+        return Ok(nothing("input is not a restore request".into()));
+    };
+    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
+    let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
+        return Ok(nothing(format!("no catalog document for {ns}/{name}")));
+    };
+    if doc.brfed.execution != d.execution_arn {
+        return Ok(nothing(format!(
+            "{ns}/{name} belongs to {}",
+            doc.brfed.execution
+        )));
+    }
+    if doc.status.is_terminal() {
+        return Ok(nothing(format!("{ns}/{name} already ended")));
+    }
+    let stored = doc.request();
+    let ctx = RestoreContext {
+        name: name.clone(),
+        namespace: ns.clone(),
+        execution: doc.brfed.execution.clone(),
+        members: doc.brfed.members.clone(),
+        options: doc.brfed.options.clone(),
+        deadline: String::new(),
+        warmup: stored.warmup().into(),
+        warmup_strategy: stored.warmup_strategy().into(),
+    };
+    let obs = env
+        .base
+        .planes
+        .observe_members(
+            MemberKind::Restore,
+            &ctx.members,
+            env.base.observe_budget,
+            &|obs: &[Observation]| obs.iter().all(volumes_settled),
+        )
+        .await;
+    let cause = d.ended();
+    let failure = Failure::new(failure_name, cause);
+    let ended = conclude(env, &ctx, &obs, Some(failure), doc.brfed.data_member).await?;
+    Ok(RestoreAbortReport {
+        action: "failed".into(),
+        detail: format!("{ns}/{name} marked Failed ({failure_name})"),
+        ended: Some(ended),
+    })
+}

@@ -1,0 +1,115 @@
+//! The restore steps (reference §4.4), one function per Lambda, generic over the ports, each
+//! idempotent like the backup steps.
+//!
+//! What every restore step gets and carries from step to step.
+
+use crate::backup::judge::Failure;
+use crate::backup::steps::Env;
+use crate::backup::steps::ObserveOutput;
+use crate::catalog::Catalog;
+use crate::member::MemberRef;
+use crate::ports::DataPlanes;
+use crate::ports::ObjectStore;
+use crate::ports::Volumes;
+use crate::restore::judge::RestoreAwait;
+use crate::restore::spec::RestoreOptions;
+use crate::restore::status::VolumeRestoreDoc;
+use crate::time::Phase;
+use serde::{Deserialize, Serialize};
+
+/// The restore steps' environment: the backup one plus EBS.
+pub struct RestoreEnv<'a, D, S, V> {
+    /// Data planes, store, catalog bucket, observe budget.
+    pub base: Env<'a, D, S>,
+    /// EBS.
+    pub volumes: &'a V,
+}
+
+impl<D: DataPlanes, S: ObjectStore, V: Volumes> RestoreEnv<'_, D, S, V> {
+    pub(crate) fn catalog(&self) -> Catalog<'_, S, VolumeRestoreDoc> {
+        Catalog::new(self.base.store, self.base.catalog_bucket)
+    }
+}
+
+/// The small state a restore execution carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreContext {
+    /// Name (= execution name).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Execution ARN.
+    pub execution: String,
+    /// Members in spec order (`backupName` holds the member `Restore`'s name).
+    pub members: Vec<MemberRef>,
+    /// Options.
+    pub options: RestoreOptions,
+    /// Overall deadline.
+    pub deadline: String,
+    /// `template.warmup`.
+    pub warmup: String,
+    /// `template.warmupStrategy`.
+    pub warmup_strategy: String,
+}
+
+/// Output of the restore start step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStartOutput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// Phase.
+    pub phase: Phase,
+    /// null.
+    pub failure: Option<Failure>,
+    /// null.
+    pub observed: Option<ObserveOutput>,
+    /// null until restore-data is started.
+    pub data_member: Option<usize>,
+}
+
+/// Input of the restore mutating steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStepInput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// Failure, on the failure path.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// The restore-data member.
+    #[serde(default)]
+    pub data_member: Option<usize>,
+    /// The last observation.
+    #[serde(default)]
+    pub observed: Option<ObserveOutput>,
+}
+
+/// Input of the restore observe step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreObserveInput {
+    /// Context.
+    pub restore: RestoreContext,
+    /// What to wait for.
+    #[serde(rename = "await")]
+    pub awaited: RestoreAwait,
+    /// Current phase.
+    pub phase: Phase,
+    /// The restore-data member, once chosen.
+    #[serde(default)]
+    pub data_member: Option<usize>,
+}
+
+/// Output of the restore finalize step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFinalizeOutput {
+    /// The final catalog document, without `brfed.leftovers` (read those from the catalog).
+    pub document: VolumeRestoreDoc,
+    /// Failure name.
+    pub error: Option<String>,
+    /// Cause.
+    pub cause: Option<String>,
+}

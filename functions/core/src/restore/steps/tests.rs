@@ -1,0 +1,73 @@
+//! The restore steps on in-memory fakes.
+
+use crate::backup::judge::Verdict;
+use crate::member::MemberRef;
+use crate::ports::Observation;
+use crate::restore::judge::RestoreAwait;
+use crate::restore::judge::judge_restore;
+use crate::restore::judge::volumes_settled;
+use crate::restore::member::rcond;
+use serde_json::{Value, json};
+
+fn member() -> MemberRef {
+    MemberRef {
+        k8s_cluster_name: "dp1".into(),
+        tc_name: "basic".into(),
+        tc_namespace: "tidb".into(),
+        backup_name: "fed-r1".into(),
+    }
+}
+
+fn restore_obj(phase: &str, conditions: &[&str]) -> Observation {
+    let conds: Vec<Value> = conditions
+        .iter()
+        .map(|t| json!({"type": t, "status": "True"}))
+        .collect();
+    Observation::Present(json!({
+        "metadata": {"name": "fed-r1"},
+        "status": {"phase": phase, "conditions": conds}
+    }))
+}
+
+#[test]
+fn a_member_settles_once_its_volumes_are_known_or_it_has_ended() {
+    assert!(!volumes_settled(&restore_obj("Running", &[])));
+    assert!(!volumes_settled(&Observation::Unreachable("down".into())));
+    assert!(volumes_settled(&Observation::Absent));
+    assert!(volumes_settled(&restore_obj(
+        "TikvComplete",
+        &[rcond::VOLUME_COMPLETE, rcond::TIKV_COMPLETE]
+    )));
+    assert!(volumes_settled(&restore_obj("Failed", &[rcond::FAILED])));
+    assert!(volumes_settled(&restore_obj("Invalid", &[rcond::INVALID])));
+    assert!(volumes_settled(&restore_obj("CleanVolumeComplete", &[])));
+}
+
+#[test]
+fn settling_waits_for_a_running_member_and_ignores_failed_ones() {
+    let members = vec![member(), member(), member()];
+    let failed = restore_obj("Failed", &[rcond::FAILED]);
+    let running = restore_obj("Running", &[]);
+    let done = restore_obj("VolumeComplete", &[rcond::VOLUME_COMPLETE]);
+    let judge =
+        |obs: &[Observation]| judge_restore(RestoreAwait::Settled, &members, obs, None, false);
+    assert_eq!(
+        judge(&[failed.clone(), running, done.clone()]),
+        Verdict::Pending
+    );
+    assert_eq!(
+        judge(&[failed.clone(), done.clone(), Observation::Absent]),
+        Verdict::Met
+    );
+    // Any other wait ends at the failure.
+    assert!(matches!(
+        judge_restore(
+            RestoreAwait::VolumesRestored,
+            &members,
+            &[failed, done.clone(), done],
+            None,
+            false
+        ),
+        Verdict::Failed(_)
+    ));
+}
