@@ -88,6 +88,32 @@ where
     .await
 }
 
+/// The whole `main` of a step function: logging per the Lambda log settings ([`init_tracing`]),
+/// then on a multi-threaded tokio runtime the clients and configuration built once by `load`
+/// (`Runtime::load` or `SchedulerRuntime::load`: a failure ends the cold start, named), and
+/// [`serve`] with `step` given its own handle on them (a clone of an `Arc`) for every invocation.
+pub fn run<R, L, I, O, F, Fut>(
+    load: impl FnOnce() -> L,
+    step: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    R: Clone + Send + Sync + 'static,
+    L: Future<Output = Result<R, StepError>>,
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(R, I, lambda_runtime::Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, StepError>> + Send,
+{
+    init_tracing();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let runtime = load().await?;
+            serve(move |input, ctx| step(runtime.clone(), input, ctx)).await
+        })
+}
+
 /// Initialises logging per the Lambda log settings: [`FlatJson`] lines when
 /// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, else lambda_runtime's default (text) subscriber.
 pub fn init_tracing() {

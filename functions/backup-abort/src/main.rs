@@ -5,13 +5,10 @@ use brfed_core::backup;
 use brfed_core::delete;
 use brfed_core::execution;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: execution::ExecutionStatusChange, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: execution::ExecutionStatusChange, _ctx| async move {
             // The same rule covers volume-backup-delete: a stopped deletion must not stay
             // `Deleting` (it would refuse later deletions and stall retention).
             let deletion = input
@@ -35,7 +32,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             // Members still running: fail, so that Lambda's asynchronous retries look again.
             result.and_then(backup::steps::AbortReport::into_result)
-        }
-    })
-    .await
+        },
+    )
 }

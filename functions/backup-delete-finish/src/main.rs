@@ -3,13 +3,10 @@
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::delete;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::steps::DeleteStepInput, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: delete::steps::DeleteStepInput, _ctx| async move {
             // Read before the step: a cleaned backup's record (and its requestedAt) is removed.
             let requested_at = runtime.signals().deletion_requested_at(&input).await;
             let ctx = input.deletion.clone();
@@ -19,7 +16,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .cleanup_ended(ctx.as_ref(), &out, requested_at.as_deref())
                 .await;
             Ok(out)
-        }
-    })
-    .await
+        },
+    )
 }

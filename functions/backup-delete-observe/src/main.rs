@@ -3,13 +3,11 @@
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::delete;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::steps::DeleteStepInput, _ctx| {
-        let runtime = runtime.clone();
-        async move { delete::steps::observe(&runtime.env(), input).await }
-    })
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: delete::steps::DeleteStepInput, _ctx| async move {
+            delete::steps::observe(&runtime.env(), input).await
+        },
+    )
 }

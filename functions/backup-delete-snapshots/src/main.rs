@@ -9,13 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// reply.
 const MARGIN: Duration = Duration::from_secs(30);
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: delete::steps::DeleteStepInput, ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: delete::steps::DeleteStepInput, ctx| async move {
             let now_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
@@ -27,7 +24,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 _ => runtime.pacing(),
             };
             delete::steps::delete_snapshots(&runtime.env(), runtime.volumes(), input, pacing).await
-        }
-    })
-    .await
+        },
+    )
 }

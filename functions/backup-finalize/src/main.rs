@@ -5,13 +5,10 @@ use brfed_core::StepError;
 use brfed_core::backup;
 use serde_json::json;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: backup::steps::FinalizeInput, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: backup::steps::FinalizeInput, _ctx| async move {
             let out = backup::steps::finalize(&runtime.env(), input).await?;
             // Tag the snapshots as the backup's (what proves them its own to a deletion and to
             // `brfed orphans`); a failure here does not change the backup's result, and leaves
@@ -39,7 +36,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .map_err(|e| StepError::Internal(format!("finalize output: {e}")))?;
             value["snapshotTags"] = tags;
             Ok(value)
-        }
-    })
-    .await
+        },
+    )
 }

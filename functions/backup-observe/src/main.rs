@@ -3,18 +3,14 @@
 use brfed_adapters::{Runtime, emit, lambda};
 use brfed_core::backup;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: backup::steps::ObserveInput, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: backup::steps::ObserveInput, _ctx| async move {
             let ctx = input.backup.clone();
             let out = backup::steps::observe(&runtime.env(), input).await?;
             emit::gc_paused(&runtime, &ctx).await;
             Ok(out)
-        }
-    })
-    .await
+        },
+    )
 }

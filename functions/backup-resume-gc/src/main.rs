@@ -3,13 +3,11 @@
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::backup;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: backup::steps::StepInput, _ctx| {
-        let runtime = runtime.clone();
-        async move { backup::steps::resume_gc(&runtime.env(), input).await }
-    })
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: backup::steps::StepInput, _ctx| async move {
+            backup::steps::resume_gc(&runtime.env(), input).await
+        },
+    )
 }

@@ -4,19 +4,15 @@ use brfed_adapters::{Runtime, lambda};
 use brfed_core::execution;
 use brfed_core::restore;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: execution::ExecutionStatusChange, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: execution::ExecutionStatusChange, _ctx| async move {
             let report = restore::steps::restore_aborted(&runtime.restore_env(), &input).await?;
             if let Some(ended) = &report.ended {
                 runtime.signals().restore_ended(ended).await;
             }
             Ok(report)
-        }
-    })
-    .await
+        },
+    )
 }

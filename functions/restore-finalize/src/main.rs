@@ -3,17 +3,13 @@
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::restore;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: restore::steps::RestoreStepInput, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: restore::steps::RestoreStepInput, _ctx| async move {
             let out = restore::steps::restore_finalize(&runtime.restore_env(), input).await?;
             runtime.signals().restore_ended(&out).await;
             Ok(out)
-        }
-    })
-    .await
+        },
+    )
 }

@@ -3,13 +3,11 @@
 use brfed_adapters::{Runtime, lambda};
 use brfed_core::restore;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = Runtime::load().await?;
-    lambda::serve(move |input: restore::steps::RestoreStepInput, _ctx| {
-        let runtime = runtime.clone();
-        async move { restore::steps::restore_finish(&runtime.restore_env(), input).await }
-    })
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        Runtime::load,
+        |runtime, input: restore::steps::RestoreStepInput, _ctx| async move {
+            restore::steps::restore_finish(&runtime.restore_env(), input).await
+        },
+    )
 }

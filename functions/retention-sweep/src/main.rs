@@ -3,13 +3,10 @@
 use brfed_adapters::{SchedulerRuntime, lambda};
 use brfed_core::schedule;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = SchedulerRuntime::load().await?;
-    lambda::serve(move |event: serde_json::Value, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        SchedulerRuntime::load,
+        |runtime, event: serde_json::Value, _ctx| async move {
             let out = schedule::steps::sweep(&runtime.env(), &event).await?;
             for s in &out.schedules {
                 tracing::info!(schedule = %s.schedule, deleting = ?s.deleting, reason = %s.reason, "retention");
@@ -19,7 +16,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             runtime.send_settle_checks(&out.settle_checks).await?;
             Ok(out)
-        }
-    })
-    .await
+        },
+    )
 }

@@ -3,17 +3,13 @@
 use brfed_adapters::{SchedulerRuntime, lambda};
 use brfed_core::schedule;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let runtime = SchedulerRuntime::load().await?;
-    lambda::serve(move |input: schedule::steps::TickInput, _ctx| {
-        let runtime = runtime.clone();
-        async move {
+fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::run(
+        SchedulerRuntime::load,
+        |runtime, input: schedule::steps::TickInput, _ctx| async move {
             let out = schedule::steps::tick(&runtime.env(), input).await?;
             tracing::info!(schedule = %out.schedule, result = %out.result, backup = %out.backup, "tick");
             Ok(out)
-        }
-    })
-    .await
+        },
+    )
 }
