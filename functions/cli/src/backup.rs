@@ -1,15 +1,16 @@
 //! `brfed backup create|get|list|describe|delete`.
 
-use crate::args::{BackupCommand, Output, WaitArgs};
+use crate::args::{BackupCommand, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
+use crate::kind::{self, Kind, Run, finished, print_described, started_text};
 use crate::render::{
-    Describe, age, between, document, emit, list_document, note, or_none, pairs, table, when,
+    Column, Describe, between, document, emit, lines_or_none, or_none, reason_text, when,
 };
 use crate::{Ctx, catalog, input, wait};
 use brfed_core::backup::spec::BackupRequest;
-use brfed_core::backup::status::VolumeBackupDoc;
-use brfed_core::backup::status::humanize_bytes;
+use brfed_core::backup::status::{MemberStatus, VolumeBackupDoc, humanize_bytes};
+use brfed_core::member::MemberRef;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -22,9 +23,11 @@ const NOT_FOUND: &str = "BackupNotFound";
 pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> Result<(), CliError> {
     match cmd {
         BackupCommand::Create { file, wait } => create(ctx, &file.file, wait).await,
-        BackupCommand::Get { name } => get(ctx, &name).await,
-        BackupCommand::List { all_namespaces } => list(ctx, all_namespaces).await,
-        BackupCommand::Describe { name } => describe(ctx, &name).await,
+        BackupCommand::Get { name } => kind::get::<VolumeBackupDoc>(ctx, &name).await,
+        BackupCommand::List { all_namespaces } => {
+            kind::list::<VolumeBackupDoc>(ctx, all_namespaces).await
+        }
+        BackupCommand::Describe { name } => kind::describe::<VolumeBackupDoc>(ctx, &name).await,
         BackupCommand::Delete { name, wait } => delete(ctx, &name, wait).await,
     }
 }
@@ -35,102 +38,27 @@ pub fn read_request(
     path: &Path,
     namespace: Option<&str>,
 ) -> Result<(BackupRequest, Value), CliError> {
-    let mut doc = input::read(path)?;
-    let about = |e: brfed_core::StepError| CliError::from(e).about(&doc.source);
-    let mut req = BackupRequest::from_text(&doc.text).map_err(about)?;
-    if namespace.is_some() {
-        input::apply_namespace(&mut doc.value, namespace)?;
-        req = BackupRequest::from_value(doc.value.clone()).map_err(about)?;
-    }
-    req.validate(None).map_err(about)?;
-    if req.scheduled_by.is_some() {
-        return Err(about(brfed_core::StepError::InvalidSpec(
-            "scheduledBy is set only by a schedule's tick (it makes the backup that schedule's retention's to delete); remove it".into(),
-        )));
-    }
-    Ok((req, doc.value))
+    input::read_request(
+        path,
+        namespace,
+        BackupRequest::from_text,
+        BackupRequest::from_value,
+        |req| {
+            req.validate(None)?;
+            if req.scheduled_by.is_some() {
+                return Err(brfed_core::StepError::InvalidSpec(
+                    "scheduledBy is set only by a schedule's tick (it makes the backup that schedule's retention's to delete); remove it".into(),
+                ));
+            }
+            Ok(())
+        },
+    )
 }
 
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let (req, input) = read_request(path, ctx.namespace.as_deref())?;
-    let state_machine = ctx.settings.require(Setting::BackupStateMachine)?;
-    let bucket = if w.wait { Some(ctx.bucket()?) } else { None };
-    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let aws = ctx.aws().await;
-    // `{ns}.{name}`: a repeated create is refused by Step Functions, and the same name in
-    // another namespace is another backup.
-    let arn = wait::start(
-        &aws.executions,
-        &state_machine,
-        &brfed_core::names::execution_name(&ns, &name),
-        &input,
-        "BackupExists",
-    )
-    .await?;
-    let Some(bucket) = bucket else {
-        emit(&started_text(ctx.output, KIND, &ns, &name, &arn)?);
-        return Ok(());
-    };
-    let what = format!("volumebackup {ns}/{name}");
-    let done = wait::wait(aws.executions.client(), &arn, &what, w.timeout, || async {
-        catalog::find::<_, VolumeBackupDoc>(&aws.store, &bucket, &ns, &name)
-            .await
-            .ok()
-            .flatten()
-            .map(|d| progress(&d))
-    })
-    .await?;
-    let doc = catalog::find::<_, VolumeBackupDoc>(&aws.store, &bucket, &ns, &name).await?;
-    match (&doc, ctx.output) {
-        (Some(d), o) if o.is_document() => emit(&document(d, o)?),
-        (Some(d), _) => emit(&describe_text(d, Utc::now())),
-        (None, o) if o.is_document() => emit(&document(&done.output, o)?),
-        (None, _) => {}
-    }
-    finished(&done, &what)
-}
-
-/// What `create` prints without `--wait`.
-pub fn started_text(
-    output: Output,
-    kind: &str,
-    ns: &str,
-    name: &str,
-    arn: &str,
-) -> Result<String, CliError> {
-    if output.is_document() {
-        document(
-            &json!({"kind": kind, "namespace": ns, "name": name, "execution": arn}),
-            output,
-        )
-    } else {
-        Ok(format!(
-            "{} {ns}/{name} started (execution {arn})",
-            kind.to_lowercase()
-        ))
-    }
-}
-
-/// Ok for a succeeded execution, the execution's own error name and cause otherwise.
-pub fn finished(done: &wait::Finished, what: &str) -> Result<(), CliError> {
-    if done.succeeded() {
-        return Ok(());
-    }
-    let name = done
-        .error
-        .clone()
-        .filter(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
-        .unwrap_or_else(|| "ExecutionFailed".into());
-    // A Lambda error reaches the execution's cause as {"errorType", "errorMessage", ...}.
-    let cause = done.cause.clone().unwrap_or_default();
-    let cause = serde_json::from_str::<Value>(&cause)
-        .ok()
-        .and_then(|v| v["errorMessage"].as_str().map(String::from))
-        .unwrap_or(cause);
-    Err(CliError::failed(
-        &name,
-        format!("{what}: the execution ended {}: {cause}", done.status),
-    ))
+    let id = (req.metadata.namespace.as_str(), req.name());
+    kind::create::<VolumeBackupDoc>(ctx, Setting::BackupStateMachine, id, &input, w).await
 }
 
 /// The progress line of a running backup: its phase and how many members are in which phase.
@@ -159,115 +87,42 @@ pub fn status_of(doc: &VolumeBackupDoc) -> String {
     }
 }
 
-/// Columns of `backup get|list` (`kubectl get vbk`), then the `-o wide` ones.
-pub const HEADERS: &[&str] = &[
-    "NAME",
-    "STATUS",
-    "BACKUPSIZE",
-    "COMMITTS",
-    "TIMETAKEN",
-    "AGE",
-];
-/// The `-o wide` columns.
-pub const WIDE: &[&str] = &["CLUSTERS", "EXECUTION"];
-
-/// The table of `docs`.
-pub fn table_of(
-    docs: &[VolumeBackupDoc],
-    output: Output,
-    all_namespaces: bool,
-    now: DateTime<Utc>,
-) -> String {
-    let wide = output == Output::Wide;
-    let mut headers: Vec<&str> = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
-    }
-    headers.extend_from_slice(HEADERS);
-    if wide {
-        headers.extend_from_slice(WIDE);
-    }
-    let rows: Vec<Vec<String>> = docs
-        .iter()
-        .map(|d| {
-            let s = &d.status;
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(d.metadata.meta.namespace.clone());
-            }
-            row.extend([
-                d.metadata.meta.name.clone(),
-                status_of(d),
-                s.backup_size_readable.clone().unwrap_or_default(),
-                s.commit_ts.clone().unwrap_or_default(),
-                s.time_taken.clone().unwrap_or_default(),
-                age(d.metadata.creation_timestamp.as_deref(), now),
-            ]);
-            if wide {
-                row.push(
-                    d.spec
-                        .clusters
-                        .iter()
-                        .map(|c| c.k8s_cluster_name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                row.push(d.brfed.execution.clone());
-            }
-            row
-        })
-        .collect();
-    table(&headers, &rows)
-}
-
-async fn get(ctx: &Ctx, name: &str) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let doc: VolumeBackupDoc =
-        catalog::get(&aws.store, &bucket, ctx.namespace(), name, KIND, NOT_FOUND).await?;
-    if ctx.output.is_document() {
-        emit(&document(&doc, ctx.output)?);
-    } else {
-        emit(&table_of(&[doc], ctx.output, false, Utc::now()));
-    }
-    Ok(())
-}
-
-async fn list(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let ns = (!all_namespaces).then(|| ctx.namespace());
-    let docs: Vec<VolumeBackupDoc> =
-        catalog::list(&aws.store, &bucket, "volumebackups", ns).await?;
-    if ctx.output.is_document() {
-        emit(&list_document(&docs, ctx.output)?);
-    } else if docs.is_empty() {
-        note(&no_resources(ns));
-    } else {
-        emit(&table_of(&docs, ctx.output, all_namespaces, Utc::now()));
-    }
-    Ok(())
-}
-
-/// kubectl's note for an empty list.
-pub fn no_resources(ns: Option<&str>) -> String {
-    match ns {
-        Some(ns) => format!("No resources found in {ns} namespace."),
-        None => "No resources found".into(),
+impl Kind for VolumeBackupDoc {
+    const KIND: &'static str = "VolumeBackup";
+    /// `kubectl get vbk`'s.
+    const COLUMNS: &'static [Column<Self>] = &[
+        ("STATUS", status_of),
+        ("BACKUPSIZE", |d| {
+            d.status.backup_size_readable.clone().unwrap_or_default()
+        }),
+        ("COMMITTS", |d| {
+            d.status.commit_ts.clone().unwrap_or_default()
+        }),
+        ("TIMETAKEN", |d| {
+            d.status.time_taken.clone().unwrap_or_default()
+        }),
+    ];
+    const WIDE: &'static [Column<Self>] = &[
+        ("CLUSTERS", |d| {
+            kind::joined(d.spec.clusters.iter().map(|c| c.k8s_cluster_name.as_str()))
+        }),
+        ("EXECUTION", |d| d.brfed.execution.clone()),
+    ];
+    fn created(&self) -> Option<&str> {
+        self.metadata.creation_timestamp.as_deref()
     }
 }
 
-async fn describe(ctx: &Ctx, name: &str) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let doc: VolumeBackupDoc =
-        catalog::get(&aws.store, &bucket, ctx.namespace(), name, KIND, NOT_FOUND).await?;
-    if ctx.output.is_document() {
-        emit(&document(&doc, ctx.output)?);
-    } else {
-        emit(&describe_text(&doc, Utc::now()));
+impl Run for VolumeBackupDoc {
+    const COLLECTION: &'static str = "volumebackups";
+    const NOT_FOUND: &'static str = NOT_FOUND;
+    const EXISTS: &'static str = "BackupExists";
+    fn progress(&self) -> String {
+        progress(self)
     }
-    Ok(())
+    fn describe_text(&self, now: DateTime<Utc>) -> String {
+        describe_text(self, now)
+    }
 }
 
 fn template_str<'a>(doc: &'a VolumeBackupDoc, key: &str) -> Option<&'a str> {
@@ -276,15 +131,9 @@ fn template_str<'a>(doc: &'a VolumeBackupDoc, key: &str) -> Option<&'a str> {
 
 /// `backup describe`: everything the catalog knows of one backup.
 pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
-    let (m, s, b) = (&doc.metadata, &doc.status, &doc.brfed);
-    let mut d = Describe::new();
-    d.field("Name", &m.meta.name)
-        .field("Namespace", &m.meta.namespace)
-        .field("Labels", pairs(&m.meta.labels))
-        .field("Annotations", pairs(&m.meta.annotations))
-        .field("Created", when(m.creation_timestamp.as_deref(), now))
-        .field("Execution", or_none(Some(&b.execution)))
-        .field("Status", or_none(Some(&status_of(doc))))
+    let (s, b) = (&doc.status, &doc.brfed);
+    let mut d = kind::describe_head(&doc.metadata, &b.execution, now);
+    d.field("Status", or_none(Some(&status_of(doc))))
         .field(
             "Backup Size",
             match (&s.backup_size_readable, s.backup_size) {
@@ -298,20 +147,12 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         .field("Completed", when(s.time_completed.as_deref(), now))
         .field("Time Taken", or_none(s.time_taken.as_deref()))
         .field("Skip GC", doc.skip_gc.to_string());
-    let bucket = doc
-        .spec
-        .template
-        .get("s3")
-        .and_then(|s3| s3.get("bucket"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let prefix = doc
-        .spec
-        .template
-        .get("s3")
-        .and_then(|s3| s3.get("prefix"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let s3 = doc.spec.template.get("s3");
+    let s3 = |key: &str| s3.and_then(|s3| s3.get(key)).and_then(Value::as_str);
+    let (bucket, prefix) = (
+        s3("bucket").unwrap_or_default(),
+        s3("prefix").unwrap_or_default(),
+    );
     d.section("Template")
         .field(
             "S3",
@@ -398,63 +239,56 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         }
         None => {}
     }
-    let member_rows: Vec<Vec<String>> = if s.backups.is_empty() {
-        b.members
-            .iter()
-            .map(|m| {
-                vec![
-                    m.k8s_cluster_name.clone(),
-                    format!("{}/{}", m.tc_namespace, m.tc_name),
-                    m.backup_name.clone(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]
-            })
-            .collect()
+    // Until the members report a status: the members the execution made, nothing more known.
+    let members: Vec<(MemberRef, Option<&MemberStatus>)> = if s.backups.is_empty() {
+        b.members.iter().map(|m| (m.clone(), None)).collect()
     } else {
-        s.backups
-            .iter()
-            .map(|m| {
-                vec![
-                    m.k8s_cluster_name.clone(),
-                    format!("{}/{}", m.tc_namespace, m.tc_name),
-                    m.backup_name.clone(),
+        let id = |m: &MemberStatus| MemberRef {
+            k8s_cluster_name: m.k8s_cluster_name.clone(),
+            tc_name: m.tc_name.clone(),
+            tc_namespace: m.tc_namespace.clone(),
+            backup_name: m.backup_name.clone(),
+        };
+        s.backups.iter().map(|m| (id(m), Some(m))).collect()
+    };
+    let member_rows: Vec<Vec<String>> = members
+        .into_iter()
+        .map(|(id, status)| {
+            let mut row = vec![
+                id.k8s_cluster_name,
+                format!("{}/{}", id.tc_namespace, id.tc_name),
+                id.backup_name,
+            ];
+            match status {
+                Some(m) => row.extend([
                     m.phase.clone(),
                     m.backup_path.clone().unwrap_or_default(),
                     m.backup_size
                         .map(|n| humanize_bytes(n.max(0) as u64))
                         .unwrap_or_default(),
                     m.commit_ts.clone().unwrap_or_default(),
-                    match (&m.reason, &m.message) {
-                        (Some(r), Some(msg)) => format!("{r}: {msg}"),
-                        (Some(r), None) => r.clone(),
-                        _ => String::new(),
-                    },
-                ]
-            })
-            .collect()
-    };
-    if member_rows.is_empty() {
-        d.empty_section("Members", "<none>");
-    } else {
-        d.section("Members").table(
-            &[
-                "CLUSTER",
-                "TIDBCLUSTER",
-                "MEMBER",
-                "PHASE",
-                "BACKUPPATH",
-                "SIZE",
-                "COMMITTS",
-                "REASON",
-            ],
-            &member_rows,
-        );
-    }
-    conditions(&mut d, &s.conditions);
+                    reason_text(m.reason.as_deref(), m.message.as_deref()),
+                ]),
+                None => row.resize(8, String::new()),
+            }
+            row
+        })
+        .collect();
+    d.table_section(
+        "Members",
+        &[
+            "CLUSTER",
+            "TIDBCLUSTER",
+            "MEMBER",
+            "PHASE",
+            "BACKUPPATH",
+            "SIZE",
+            "COMMITTS",
+            "REASON",
+        ],
+        &member_rows,
+    );
+    d.conditions(&s.conditions);
     match &b.deletion {
         None => {
             d.empty_section("Deletion", "<none>");
@@ -474,47 +308,15 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
                 )
                 .field(
                     "Remaining Snapshots",
-                    if x.remaining_snapshots.is_empty() {
-                        "<none>".into()
-                    } else {
-                        x.remaining_snapshots.join("\n")
-                    },
+                    lines_or_none(&x.remaining_snapshots, "\n"),
                 )
                 .field(
                     "Remaining Objects",
-                    if x.remaining_objects.is_empty() {
-                        "<none>".into()
-                    } else {
-                        x.remaining_objects.join("\n")
-                    },
+                    lines_or_none(&x.remaining_objects, "\n"),
                 );
         }
     }
     d.finish()
-}
-
-/// The `Conditions:` section shared by backups and restores.
-pub fn conditions(d: &mut Describe, conditions: &[brfed_core::conditions::FedCondition]) {
-    if conditions.is_empty() {
-        d.empty_section("Conditions", "<none>");
-        return;
-    }
-    let rows: Vec<Vec<String>> = conditions
-        .iter()
-        .map(|c| {
-            vec![
-                c.type_.clone(),
-                c.status.clone(),
-                c.last_transition_time.clone().unwrap_or_default(),
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    d.section("Conditions").table(
-        &["TYPE", "STATUS", "LASTTRANSITION", "REASON", "MESSAGE"],
-        &rows,
-    );
 }
 
 async fn delete(ctx: &Ctx, name: &str, w: WaitArgs) -> Result<(), CliError> {
@@ -550,18 +352,11 @@ async fn delete(ctx: &Ctx, name: &str, w: WaitArgs) -> Result<(), CliError> {
         "DeletionExists",
     )
     .await?;
+    let what = format!("volumebackup {ns}/{name} deletion");
     if !w.wait {
-        emit(&if ctx.output.is_document() {
-            document(
-                &json!({"kind": KIND, "namespace": ns, "name": name, "execution": arn}),
-                ctx.output,
-            )?
-        } else {
-            format!("volumebackup {ns}/{name} deletion started (execution {arn})")
-        });
+        emit(&started_text(ctx.output, KIND, (&ns, name), &what, &arn)?);
         return Ok(());
     }
-    let what = format!("volumebackup {ns}/{name} deletion");
     let done = wait::wait(aws.executions.client(), &arn, &what, w.timeout, || async {
         catalog::find::<_, VolumeBackupDoc>(&aws.store, &bucket, &ns, name)
             .await
@@ -581,11 +376,7 @@ async fn delete(ctx: &Ctx, name: &str, w: WaitArgs) -> Result<(), CliError> {
     }
     // Failed: the catalog keeps the document with what remains.
     if let Some(doc) = catalog::find::<_, VolumeBackupDoc>(&aws.store, &bucket, &ns, name).await? {
-        emit(&if ctx.output.is_document() {
-            document(&doc, ctx.output)?
-        } else {
-            describe_text(&doc, Utc::now())
-        });
+        print_described(&doc, ctx.output)?;
     }
     finished(&done, &what)
 }
@@ -617,14 +408,7 @@ pub fn deletion_text(ns: &str, name: &str, out: &Value) -> String {
         if items.is_empty() && matches!(key, "notOwned" | "foreignMembers") {
             continue;
         }
-        d.field(
-            title,
-            if items.is_empty() {
-                "<none>".into()
-            } else {
-                items.join("\n")
-            },
-        );
+        d.field(title, lines_or_none(&items, "\n"));
     }
     if let Some(f) = out.get("failure").filter(|f| !f.is_null()) {
         d.field(
@@ -642,6 +426,7 @@ pub fn deletion_text(ns: &str, name: &str, out: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Output;
     use crate::render::parse_time;
 
     fn doc() -> VolumeBackupDoc {
@@ -678,28 +463,19 @@ mod tests {
 
     #[test]
     fn get_prints_the_printer_columns_of_vbk() {
-        let t = table_of(&[doc()], Output::Table, false, now());
-        let lines: Vec<&str> = t.lines().collect();
+        let t = kind::table_of(&[doc()], Output::Table, false, now());
         assert_eq!(
-            lines[0].split_whitespace().collect::<Vec<_>>(),
-            [
-                "NAME",
-                "STATUS",
-                "BACKUPSIZE",
-                "COMMITTS",
-                "TIMETAKEN",
-                "AGE"
-            ]
+            t,
+            "NAME   STATUS     BACKUPSIZE   COMMITTS   TIMETAKEN   AGE\n\
+             bk1    Complete   3.0 kB       100        12s         5m"
         );
+        let wide = kind::table_of(&[doc()], Output::Wide, true, now());
         assert_eq!(
-            lines[1].split_whitespace().collect::<Vec<_>>(),
-            ["bk1", "Complete", "3.0", "kB", "100", "12s", "5m"]
+            wide,
+            "NAMESPACE   NAME   STATUS     BACKUPSIZE   COMMITTS   TIMETAKEN   AGE   CLUSTERS   EXECUTION\n\
+             br          bk1    Complete   3.0 kB       100        12s         5m    dp1,dp2    \
+             arn:aws:states:us-west-2:1:execution:volume-backup:bk1"
         );
-        let wide = table_of(&[doc()], Output::Wide, true, now());
-        let head: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
-        assert_eq!(head.first(), Some(&"NAMESPACE"));
-        assert_eq!(&head[head.len() - 2..], ["CLUSTERS", "EXECUTION"]);
-        assert!(wide.contains("dp1,dp2") && wide.contains("execution:volume-backup:bk1"));
     }
 
     #[test]
@@ -781,25 +557,5 @@ mod tests {
             text.contains("Not Owned (left):") && text.contains("snap-prod"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn a_failed_execution_is_named_by_its_error() {
-        let done = wait::Finished {
-            status: "FAILED".into(),
-            output: None,
-            error: Some("MemberFailed".into()),
-            cause: Some("dp2 failed".into()),
-        };
-        let e = finished(&done, "volumebackup br/bk1").unwrap_err();
-        assert_eq!((e.name.as_str(), e.exit_code()), ("MemberFailed", 1));
-        assert!(e.message.contains("dp2 failed"));
-        let done = wait::Finished {
-            status: "ABORTED".into(),
-            output: None,
-            error: None,
-            cause: None,
-        };
-        assert_eq!(finished(&done, "x").unwrap_err().name, "ExecutionFailed");
     }
 }

@@ -1,6 +1,7 @@
 //! `-f FILE`: the YAML or JSON a user has, read and turned into the JSON an execution takes.
 
 use crate::error::CliError;
+use brfed_core::StepError;
 use brfed_core::input::MAX_INPUT_BYTES;
 use serde_json::Value;
 use std::io::Read;
@@ -64,6 +65,27 @@ pub fn parse(source: &str, text: String) -> Result<Document, CliError> {
         text,
         value,
     })
+}
+
+/// Reads and checks a request file (every problem at once): `from_text` on the text as written,
+/// or with `-n`, `from_value` on the document with the namespace applied; then `check`. A
+/// refusal names the file. The request, and the document's value (an execution's input).
+pub fn read_request<R>(
+    path: &Path,
+    namespace: Option<&str>,
+    from_text: impl FnOnce(&str) -> Result<R, StepError>,
+    from_value: impl FnOnce(Value) -> Result<R, StepError>,
+    check: impl FnOnce(&R) -> Result<(), StepError>,
+) -> Result<(R, Value), CliError> {
+    let mut doc = read(path)?;
+    let about = |e: StepError| CliError::from(e).about(&doc.source);
+    let mut req = from_text(&doc.text).map_err(about)?;
+    if namespace.is_some() {
+        apply_namespace(&mut doc.value, namespace)?;
+        req = from_value(doc.value.clone()).map_err(about)?;
+    }
+    check(&req).map_err(about)?;
+    Ok((req, doc.value))
 }
 
 /// Applies `-n` to a document: a namespace-less object gets it (as kubectl does); one whose

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod input;
+pub mod kind;
 pub mod orphans;
 pub mod preflight;
 pub mod render;

@@ -95,48 +95,38 @@ pub fn human_duration(seconds: i64) -> String {
     }
     let minutes = seconds / 60;
     if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return two_units((minutes, "m"), (seconds % 60, "s"));
     }
     if minutes < 180 {
         return format!("{minutes}m");
     }
     let hours = seconds / 3600;
     if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return two_units((hours, "h"), (minutes % 60, "m"));
     }
     if hours < 48 {
         return format!("{hours}h");
     }
+    let days = hours / 24;
     if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
+        return two_units((days, "d"), (hours % 24, "h"));
     }
     if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
+        return format!("{days}d");
     }
     if hours < 24 * 365 * 8 {
-        let d = (hours / 24) % 365;
-        return if d == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{d}d", hours / 24 / 365)
-        };
+        return two_units((days / 365, "y"), (days % 365, "d"));
     }
-    format!("{}y", hours / 24 / 365)
+    format!("{}y", days / 365)
+}
+
+/// `5h5m`, or `5h` when the smaller unit is naught.
+fn two_units((big, big_unit): (i64, &str), (small, small_unit): (i64, &str)) -> String {
+    if small == 0 {
+        format!("{big}{big_unit}")
+    } else {
+        format!("{big}{big_unit}{small}{small_unit}")
+    }
 }
 
 /// Parses an RFC 3339 time.
@@ -184,6 +174,9 @@ pub fn or_none(v: Option<&str>) -> String {
         _ => "<none>".into(),
     }
 }
+
+/// One column of a table: its header and its cell of an item.
+pub type Column<D> = (&'static str, fn(&D) -> String);
 
 /// `describe` text: `Key:  value` lines aligned per block, sections with indented blocks and
 /// tables.
@@ -257,10 +250,78 @@ impl Describe {
         self
     }
 
+    /// A section holding a table (`Title:  <none>` without rows).
+    pub fn table_section(
+        &mut self,
+        title: &str,
+        headers: &[&str],
+        rows: &[Vec<String>],
+    ) -> &mut Self {
+        if rows.is_empty() {
+            self.empty_section(title, "<none>")
+        } else {
+            self.section(title).table(headers, rows)
+        }
+    }
+
+    /// A section holding the table of `items`, a column each of `columns` (the items first: they
+    /// tell the compiler what the columns' cells are given).
+    pub fn columns_section<D>(
+        &mut self,
+        title: &str,
+        items: &[D],
+        columns: &[Column<D>],
+    ) -> &mut Self {
+        let headers: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| columns.iter().map(|(_, cell)| cell(item)).collect())
+            .collect();
+        self.table_section(title, &headers, &rows)
+    }
+
+    /// The `Conditions:` section of backups and restores.
+    pub fn conditions(&mut self, conditions: &[brfed_core::conditions::FedCondition]) -> &mut Self {
+        self.columns_section(
+            "Conditions",
+            conditions,
+            &[
+                ("TYPE", |c| c.type_.clone()),
+                ("STATUS", |c| c.status.clone()),
+                ("LASTTRANSITION", |c| {
+                    c.last_transition_time.clone().unwrap_or_default()
+                }),
+                ("REASON", |c| c.reason.clone().unwrap_or_default()),
+                ("MESSAGE", |c| c.message.clone().unwrap_or_default()),
+            ],
+        )
+    }
+
     /// The text.
     pub fn finish(mut self) -> String {
         self.flush();
         self.out.trim_end().to_string()
+    }
+}
+
+/// Items one a line (`sep` `\n`) or in a line (`, `), `<none>` when there are none.
+pub fn lines_or_none<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    if items.is_empty() {
+        return "<none>".into();
+    }
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// A member's `reason: message` (the reason alone without a message; empty without a reason).
+pub fn reason_text(reason: Option<&str>, message: Option<&str>) -> String {
+    match (reason, message) {
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.to_string(),
+        _ => String::new(),
     }
 }
 

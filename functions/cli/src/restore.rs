@@ -1,29 +1,26 @@
 //! `brfed restore create|get|list|describe`.
 
-use crate::args::{Output, RestoreCommand, WaitArgs};
-use crate::backup::{conditions, finished, no_resources, started_text};
+use crate::args::{RestoreCommand, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
-use crate::render::{
-    Describe, age, document, emit, list_document, note, or_none, pairs, table, when,
-};
-use crate::{Ctx, catalog, input, wait};
+use crate::kind::{self, Kind, Run};
+use crate::render::{Column, lines_or_none, or_none, reason_text, when};
+use crate::{Ctx, input};
 use brfed_core::restore::spec::RestoreRequest;
 use brfed_core::restore::status::VolumeRestoreDoc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::path::Path;
 
-const KIND: &str = "VolumeRestore";
-const NOT_FOUND: &str = "RestoreNotFound";
-
 /// Runs one `restore` command.
 pub async fn run(ctx: &Ctx, cmd: RestoreCommand) -> Result<(), CliError> {
     match cmd {
         RestoreCommand::Create { file, wait } => create(ctx, &file.file, wait).await,
-        RestoreCommand::Get { name } => get(ctx, &name).await,
-        RestoreCommand::List { all_namespaces } => list(ctx, all_namespaces).await,
-        RestoreCommand::Describe { name } => describe(ctx, &name).await,
+        RestoreCommand::Get { name } => kind::get::<VolumeRestoreDoc>(ctx, &name).await,
+        RestoreCommand::List { all_namespaces } => {
+            kind::list::<VolumeRestoreDoc>(ctx, all_namespaces).await
+        }
+        RestoreCommand::Describe { name } => kind::describe::<VolumeRestoreDoc>(ctx, &name).await,
     }
 }
 
@@ -43,41 +40,8 @@ pub fn read_request(
 
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let (req, input) = read_request(path, ctx.namespace.as_deref())?;
-    let state_machine = ctx.settings.require(Setting::RestoreStateMachine)?;
-    let bucket = if w.wait { Some(ctx.bucket()?) } else { None };
-    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let aws = ctx.aws().await;
-    // `{namespace}.{name}`: restores of one name in two namespaces are two executions.
-    let execution = brfed_core::names::execution_name(&ns, &name);
-    let arn = wait::start(
-        &aws.executions,
-        &state_machine,
-        &execution,
-        &input,
-        "RestoreExists",
-    )
-    .await?;
-    let Some(bucket) = bucket else {
-        emit(&started_text(ctx.output, KIND, &ns, &name, &arn)?);
-        return Ok(());
-    };
-    let what = format!("volumerestore {ns}/{name}");
-    let done = wait::wait(aws.executions.client(), &arn, &what, w.timeout, || async {
-        catalog::find::<_, VolumeRestoreDoc>(&aws.store, &bucket, &ns, &name)
-            .await
-            .ok()
-            .flatten()
-            .map(|d| progress(&d))
-    })
-    .await?;
-    let doc = catalog::find::<_, VolumeRestoreDoc>(&aws.store, &bucket, &ns, &name).await?;
-    match (&doc, ctx.output) {
-        (Some(d), o) if o.is_document() => emit(&document(d, o)?),
-        (Some(d), _) => emit(&describe_text(d, Utc::now())),
-        (None, o) if o.is_document() => emit(&document(&done.output, o)?),
-        (None, _) => {}
-    }
-    finished(&done, &what)
+    let id = (req.metadata.namespace.as_str(), req.name());
+    kind::create::<VolumeRestoreDoc>(ctx, Setting::RestoreStateMachine, id, &input, w).await
 }
 
 /// The progress line of a running restore: its phase and the step running.
@@ -96,126 +60,54 @@ pub fn progress(doc: &VolumeRestoreDoc) -> String {
     out
 }
 
-/// Columns of `restore get|list` (`kubectl get vrt`).
-pub const HEADERS: &[&str] = &["NAME", "STATUS", "COMMITTS", "TIMETAKEN", "AGE"];
-/// The `-o wide` columns.
-pub const WIDE: &[&str] = &["CLUSTERS", "FROMBACKUP", "EXECUTION"];
-
-/// The table of `docs`.
-pub fn table_of(
-    docs: &[VolumeRestoreDoc],
-    output: Output,
-    all_namespaces: bool,
-    now: DateTime<Utc>,
-) -> String {
-    let wide = output == Output::Wide;
-    let mut headers: Vec<&str> = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
-    }
-    headers.extend_from_slice(HEADERS);
-    if wide {
-        headers.extend_from_slice(WIDE);
-    }
-    let rows: Vec<Vec<String>> = docs
-        .iter()
-        .map(|d| {
-            let s = &d.status;
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(d.metadata.meta.namespace.clone());
-            }
-            row.extend([
-                d.metadata.meta.name.clone(),
-                s.phase.clone().unwrap_or_default(),
-                s.commit_ts.clone().unwrap_or_default(),
-                s.time_taken.clone().unwrap_or_default(),
-                age(d.metadata.creation_timestamp.as_deref(), now),
-            ]);
-            if wide {
-                row.push(
-                    d.spec
-                        .clusters
-                        .iter()
-                        .map(|c| c.k8s_cluster_name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                row.push(
-                    d.brfed
-                        .from_backup
-                        .as_ref()
-                        .map(|f| format!("{}/{}", f.namespace, f.name))
-                        .unwrap_or_default(),
-                );
-                row.push(d.brfed.execution.clone());
-            }
-            row
-        })
-        .collect();
-    table(&headers, &rows)
+/// `restore`'s `From Backup`: `namespace/name`.
+fn from_backup(doc: &VolumeRestoreDoc) -> Option<String> {
+    let f = doc.brfed.from_backup.as_ref()?;
+    Some(format!("{}/{}", f.namespace, f.name))
 }
 
-async fn get(ctx: &Ctx, name: &str) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let doc: VolumeRestoreDoc =
-        catalog::get(&aws.store, &bucket, ctx.namespace(), name, KIND, NOT_FOUND).await?;
-    if ctx.output.is_document() {
-        emit(&document(&doc, ctx.output)?);
-    } else {
-        emit(&table_of(&[doc], ctx.output, false, Utc::now()));
+impl Kind for VolumeRestoreDoc {
+    const KIND: &'static str = "VolumeRestore";
+    /// `kubectl get vrt`'s.
+    const COLUMNS: &'static [Column<Self>] = &[
+        ("STATUS", |d| d.status.phase.clone().unwrap_or_default()),
+        ("COMMITTS", |d| {
+            d.status.commit_ts.clone().unwrap_or_default()
+        }),
+        ("TIMETAKEN", |d| {
+            d.status.time_taken.clone().unwrap_or_default()
+        }),
+    ];
+    const WIDE: &'static [Column<Self>] = &[
+        ("CLUSTERS", |d| {
+            kind::joined(d.spec.clusters.iter().map(|c| c.k8s_cluster_name.as_str()))
+        }),
+        ("FROMBACKUP", |d| from_backup(d).unwrap_or_default()),
+        ("EXECUTION", |d| d.brfed.execution.clone()),
+    ];
+    fn created(&self) -> Option<&str> {
+        self.metadata.creation_timestamp.as_deref()
     }
-    Ok(())
 }
 
-async fn list(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let ns = (!all_namespaces).then(|| ctx.namespace());
-    let docs: Vec<VolumeRestoreDoc> =
-        catalog::list(&aws.store, &bucket, "volumerestores", ns).await?;
-    if ctx.output.is_document() {
-        emit(&list_document(&docs, ctx.output)?);
-    } else if docs.is_empty() {
-        note(&no_resources(ns));
-    } else {
-        emit(&table_of(&docs, ctx.output, all_namespaces, Utc::now()));
+impl Run for VolumeRestoreDoc {
+    const COLLECTION: &'static str = "volumerestores";
+    const NOT_FOUND: &'static str = "RestoreNotFound";
+    const EXISTS: &'static str = "RestoreExists";
+    fn progress(&self) -> String {
+        progress(self)
     }
-    Ok(())
-}
-
-async fn describe(ctx: &Ctx, name: &str) -> Result<(), CliError> {
-    let bucket = ctx.bucket()?;
-    let aws = ctx.aws().await;
-    let doc: VolumeRestoreDoc =
-        catalog::get(&aws.store, &bucket, ctx.namespace(), name, KIND, NOT_FOUND).await?;
-    if ctx.output.is_document() {
-        emit(&document(&doc, ctx.output)?);
-    } else {
-        emit(&describe_text(&doc, Utc::now()));
+    fn describe_text(&self, now: DateTime<Utc>) -> String {
+        describe_text(self, now)
     }
-    Ok(())
 }
 
 /// `restore describe`: everything the catalog knows of one restore.
 pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
-    let (m, s, b) = (&doc.metadata, &doc.status, &doc.brfed);
+    let (s, b) = (&doc.status, &doc.brfed);
     let template = |k: &str| doc.spec.template.get(k).and_then(Value::as_str);
-    let mut d = Describe::new();
-    d.field("Name", &m.meta.name)
-        .field("Namespace", &m.meta.namespace)
-        .field("Labels", pairs(&m.meta.labels))
-        .field("Annotations", pairs(&m.meta.annotations))
-        .field("Created", when(m.creation_timestamp.as_deref(), now))
-        .field("Execution", or_none(Some(&b.execution)))
-        .field(
-            "From Backup",
-            b.from_backup
-                .as_ref()
-                .map(|f| format!("{}/{}", f.namespace, f.name))
-                .unwrap_or_else(|| "<none>".into()),
-        )
+    let mut d = kind::describe_head(&doc.metadata, &b.execution, now);
+    d.field("From Backup", or_none(from_backup(doc).as_deref()))
         .field("Status", or_none(s.phase.as_deref()))
         .field("Commit TS", or_none(s.commit_ts.as_deref()))
         .field("Started", when(s.time_started.as_deref(), now))
@@ -261,51 +153,38 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
                 st.map(|r| r.phase.clone()).unwrap_or_default(),
                 st.and_then(|r| r.commit_ts.clone()).unwrap_or_default(),
                 backup,
-                st.and_then(|r| match (&r.reason, &r.message) {
-                    (Some(a), Some(b)) => Some(format!("{a}: {b}")),
-                    (Some(a), None) => Some(a.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default(),
+                st.map(|r| reason_text(r.reason.as_deref(), r.message.as_deref()))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
-    if rows.is_empty() {
-        d.empty_section("Members", "<none>");
-    } else {
-        d.section("Members").table(
-            &[
-                "CLUSTER",
-                "TIDBCLUSTER",
-                "MEMBER",
-                "AZ",
-                "PHASE",
-                "COMMITTS",
-                "BACKUP",
-                "REASON",
-            ],
-            &rows,
-        );
-    }
-    if s.steps.is_empty() {
-        d.empty_section("Steps", "<none>");
-    } else {
-        let rows: Vec<Vec<String>> = s
-            .steps
-            .iter()
-            .map(|st| {
-                vec![
-                    st.step_name.clone(),
-                    st.time_started.clone().unwrap_or_default(),
-                    st.time_completed.clone().unwrap_or_default(),
-                    st.time_taken.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        d.section("Steps")
-            .table(&["STEP", "STARTED", "COMPLETED", "TIMETAKEN"], &rows);
-    }
-    conditions(&mut d, &s.conditions);
+    d.table_section(
+        "Members",
+        &[
+            "CLUSTER",
+            "TIDBCLUSTER",
+            "MEMBER",
+            "AZ",
+            "PHASE",
+            "COMMITTS",
+            "BACKUP",
+            "REASON",
+        ],
+        &rows,
+    );
+    d.columns_section(
+        "Steps",
+        &s.steps,
+        &[
+            ("STEP", |st| st.step_name.clone()),
+            ("STARTED", |st| st.time_started.clone().unwrap_or_default()),
+            ("COMPLETED", |st| {
+                st.time_completed.clone().unwrap_or_default()
+            }),
+            ("TIMETAKEN", |st| st.time_taken.clone().unwrap_or_default()),
+        ],
+    );
+    d.conditions(&s.conditions);
     if b.leftovers.is_empty() {
         d.empty_section("Leftovers", "<none>");
     } else {
@@ -320,14 +199,7 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
                         _ => "<none>".into(),
                     },
                 )
-                .field(
-                    "Volumes",
-                    if l.volumes.is_empty() {
-                        "<none>".into()
-                    } else {
-                        l.volumes.join(", ")
-                    },
-                )
+                .field("Volumes", lines_or_none(&l.volumes, ", "))
                 .field("Recovery Mode", l.tidb_cluster_in_recovery_mode.to_string());
             if !l.unconfirmed_volumes.is_empty() {
                 d.field(
@@ -344,14 +216,7 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
             if !l.notes.is_empty() {
                 d.field("Notes", l.notes.join("\n"));
             }
-            d.field(
-                "Clean Up",
-                if l.cleanup_commands.is_empty() {
-                    "<none>".into()
-                } else {
-                    l.cleanup_commands.join("\n")
-                },
-            );
+            d.field("Clean Up", lines_or_none(&l.cleanup_commands, "\n"));
             if !l.cleaned.is_empty() {
                 d.field("Cleaned", l.cleaned.join("\n"));
             }
@@ -363,6 +228,7 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Output;
     use crate::render::parse_time;
     use serde_json::json;
 
@@ -391,7 +257,7 @@ mod tests {
     #[test]
     fn get_prints_the_printer_columns_of_vrt() {
         let now = parse_time("2024-05-01T01:00:00Z").unwrap();
-        let t = table_of(&[doc()], Output::Wide, false, now);
+        let t = kind::table_of(&[doc()], Output::Wide, false, now);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(
             lines[0],

@@ -1,18 +1,18 @@
 //! `brfed schedule apply|pause|resume|delete|list|get`: `brfed_core::scheduling` on the catalog
 //! and EventBridge.
 
-use crate::args::{Output, ScheduleCommand};
-use crate::backup::no_resources;
+use crate::args::ScheduleCommand;
 use crate::config::{Aws, Setting};
 use crate::error::CliError;
-use crate::render::{age, document, emit, list_document, note, table};
+use crate::kind::{Kind, print_list, print_one};
+use crate::render::{Column, document, emit};
 use crate::{Ctx, input};
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::StepError;
 use brfed_core::schedule;
 use brfed_core::schedule::spec::ScheduleRequest;
 use brfed_core::schedule::status::ScheduleDoc;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::path::Path;
 
 /// Runs one `schedule` command.
@@ -45,14 +45,13 @@ fn runtime(ctx: &Ctx, aws: &Aws) -> Result<SchedulerRuntime, CliError> {
 
 /// Reads and validates a `VolumeBackupSchedule` file (every problem at once), `-n` applied.
 pub fn read_request(path: &Path, namespace: Option<&str>) -> Result<ScheduleRequest, CliError> {
-    let mut doc = input::read(path)?;
-    let about = |e: brfed_core::StepError| CliError::from(e).about(&doc.source);
-    let mut req = ScheduleRequest::from_text(&doc.text).map_err(about)?;
-    if namespace.is_some() {
-        input::apply_namespace(&mut doc.value, namespace)?;
-        req = ScheduleRequest::from_value(doc.value.clone()).map_err(about)?;
-    }
-    req.validate(None).map_err(about)?;
+    let (req, _) = input::read_request(
+        path,
+        namespace,
+        ScheduleRequest::from_text,
+        ScheduleRequest::from_value,
+        |req| req.validate(None),
+    )?;
     Ok(req)
 }
 
@@ -170,12 +169,7 @@ async fn get(ctx: &Ctx, name: &str) -> Result<(), CliError> {
     let doc = schedule::steps::get(&rt.env(), ctx.namespace(), name)
         .await
         .map_err(named)?;
-    if ctx.output.is_document() {
-        emit(&document(&doc, ctx.output)?);
-    } else {
-        emit(&table_of(&[doc], ctx.output, false, Utc::now()));
-    }
-    Ok(())
+    print_one(&doc, ctx.output)
 }
 
 async fn list(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliError> {
@@ -187,80 +181,45 @@ async fn list(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliError> {
         (&a.metadata.meta.namespace, &a.metadata.meta.name)
             .cmp(&(&b.metadata.meta.namespace, &b.metadata.meta.name))
     });
-    if ctx.output.is_document() {
-        emit(&list_document(&docs, ctx.output)?);
-    } else if docs.is_empty() {
-        note(&no_resources(ns));
-    } else {
-        emit(&table_of(&docs, ctx.output, all_namespaces, Utc::now()));
-    }
-    Ok(())
+    print_list(&docs, ctx.output, ns)
 }
 
-/// Columns of `schedule get|list` (`kubectl get vbks -o wide`'s, LASTBACKUP and LASTBACKUPTIME
-/// always shown).
-pub const HEADERS: &[&str] = &[
-    "NAME",
-    "SCHEDULE",
-    "MAXBACKUPS",
-    "MAXRESERVEDTIME",
-    "PAUSED",
-    "LASTBACKUP",
-    "LASTBACKUPTIME",
-    "AGE",
-];
-/// The `-o wide` columns.
-pub const WIDE: &[&str] = &["RULE", "EXPRESSION"];
-
-/// The table of `docs`.
-pub fn table_of(
-    docs: &[ScheduleDoc],
-    output: Output,
-    all_namespaces: bool,
-    now: DateTime<Utc>,
-) -> String {
-    let wide = output == Output::Wide;
-    let mut headers: Vec<&str> = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
+impl Kind for ScheduleDoc {
+    const KIND: &'static str = "VolumeBackupSchedule";
+    /// `kubectl get vbks -o wide`'s, LASTBACKUP and LASTBACKUPTIME always shown.
+    const COLUMNS: &'static [Column<Self>] = &[
+        ("SCHEDULE", |d| d.spec.schedule.clone()),
+        ("MAXBACKUPS", |d| {
+            d.spec
+                .max_backups
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        }),
+        ("MAXRESERVEDTIME", |d| {
+            d.spec.max_reserved_time.clone().unwrap_or_default()
+        }),
+        ("PAUSED", |d| d.spec.pause.to_string()),
+        ("LASTBACKUP", |d| {
+            d.status.last_backup.clone().unwrap_or_default()
+        }),
+        ("LASTBACKUPTIME", |d| {
+            d.status.last_backup_time.clone().unwrap_or_default()
+        }),
+    ];
+    const WIDE: &'static [Column<Self>] = &[
+        ("RULE", |d| d.brfed.rule.clone()),
+        ("EXPRESSION", |d| d.brfed.expression.clone()),
+    ];
+    fn created(&self) -> Option<&str> {
+        self.metadata.creation_timestamp.as_deref()
     }
-    headers.extend_from_slice(HEADERS);
-    if wide {
-        headers.extend_from_slice(WIDE);
-    }
-    let rows: Vec<Vec<String>> = docs
-        .iter()
-        .map(|d| {
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(d.metadata.meta.namespace.clone());
-            }
-            row.extend([
-                d.metadata.meta.name.clone(),
-                d.spec.schedule.clone(),
-                d.spec
-                    .max_backups
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-                d.spec.max_reserved_time.clone().unwrap_or_default(),
-                d.spec.pause.to_string(),
-                d.status.last_backup.clone().unwrap_or_default(),
-                d.status.last_backup_time.clone().unwrap_or_default(),
-                age(d.metadata.creation_timestamp.as_deref(), now),
-            ]);
-            if wide {
-                row.push(d.brfed.rule.clone());
-                row.push(d.brfed.expression.clone());
-            }
-            row
-        })
-        .collect();
-    table(&headers, &rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Output;
+    use crate::kind;
     use crate::render::parse_time;
     use serde_json::json;
 
@@ -276,35 +235,14 @@ mod tests {
         }))
         .unwrap();
         let now = parse_time("2024-05-03T00:00:00Z").unwrap();
-        let t = table_of(std::slice::from_ref(&doc), Output::Wide, false, now);
-        let lines: Vec<&str> = t.lines().collect();
+        let t = kind::table_of(std::slice::from_ref(&doc), Output::Wide, false, now);
         assert_eq!(
-            lines[0].split_whitespace().collect::<Vec<_>>(),
-            [
-                "NAME",
-                "SCHEDULE",
-                "MAXBACKUPS",
-                "MAXRESERVEDTIME",
-                "PAUSED",
-                "LASTBACKUP",
-                "LASTBACKUPTIME",
-                "AGE",
-                "RULE",
-                "EXPRESSION"
-            ]
+            t,
+            "NAME    SCHEDULE    MAXBACKUPS   MAXRESERVEDTIME   PAUSED   LASTBACKUP                  \
+             LASTBACKUPTIME         AGE   RULE                      EXPRESSION\n\
+             daily   0 0 * * *                168h              false    daily-2024-05-02t00-00-00   \
+             2024-05-02T00:00:00Z   2d    brfed-schedule-br.daily   cron(0 0 * * ? *)"
         );
-        for cell in [
-            "daily",
-            "0 0 * * *",
-            "168h",
-            "false",
-            "daily-2024-05-02t00-00-00",
-            "2d",
-            "brfed-schedule-br.daily",
-            "cron(0 0 * * ? *)",
-        ] {
-            assert!(lines[1].contains(cell), "{cell} missing from {}", lines[1]);
-        }
         assert_eq!(
             summary(&doc, "configured"),
             "volumebackupschedule br/daily configured (rule brfed-schedule-br.daily enabled, cron(0 0 * * ? *))"
