@@ -1,6 +1,7 @@
 //! The command tree, as clap reads it. Every flag's help here is what `brfed ... --help` prints.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::config::{Setting, configuration_arg};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const ABOUT: &str = "Federated EBS-snapshot backups and restores of one TiDB cluster spread over \
@@ -58,84 +59,53 @@ pub struct Global {
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Bucket of the brfed catalog
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_CATALOG_BUCKET",
-        hide_env_values = true,
-        value_name = "BUCKET",
-        help_heading = "Configuration"
-    )]
-    pub catalog_bucket: Option<String>,
+    // Where brfed is: the settings and the data planes' kubeconfig.
+    #[command(flatten)]
+    pub configuration: Configuration,
+}
 
-    /// ARN of the volume-backup state machine
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
-        hide_env_values = true,
-        value_name = "ARN",
-        help_heading = "Configuration"
-    )]
-    pub backup_state_machine: Option<String>,
-
-    /// ARN of the volume-restore state machine
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
-        hide_env_values = true,
-        value_name = "ARN",
-        help_heading = "Configuration"
-    )]
-    pub restore_state_machine: Option<String>,
-
-    /// ARN of the volume-backup-delete state machine
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
-        hide_env_values = true,
-        value_name = "ARN",
-        help_heading = "Configuration"
-    )]
-    pub delete_state_machine: Option<String>,
-
-    /// ARN of the schedule-tick function (the target of schedule rules)
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
-        hide_env_values = true,
-        value_name = "ARN",
-        help_heading = "Configuration"
-    )]
-    pub tick_function: Option<String>,
-
-    /// ARN of the safety-net SQS queue: the dead-letter queue `schedule apply` gives the
-    /// schedule rule's target, with EventBridge's retry policy (185 attempts, 24 h)
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_SAFETY_NET_QUEUE_ARN",
-        hide_env_values = true,
-        value_name = "ARN",
-        help_heading = "Configuration"
-    )]
-    pub safety_net_queue: Option<String>,
-
-    /// Kubeconfig of the data planes (contexts = k8sClusterName): a path or s3://bucket/key
-    /// [default: $KUBECONFIG's first path]
-    #[arg(
-        long,
-        global = true,
-        env = "BRFED_KUBECONFIG",
-        hide_env_values = true,
-        value_name = "PATH",
-        help_heading = "Configuration"
-    )]
+/// The configuration flags, built from one table ([`Setting::arg`]) rather than a field each.
+#[derive(Debug, Clone, Default)]
+pub struct Configuration {
+    /// The values of `--catalog-bucket` ... `--safety-net-queue` (or their variables), in the
+    /// order of [`Setting::ALL`].
+    pub values: [Option<String>; 6],
+    /// `--kubeconfig` (or `BRFED_KUBECONFIG`).
     pub kubeconfig: Option<String>,
+}
+
+const KUBECONFIG: &str = "kubeconfig";
+
+impl Args for Configuration {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let settings = Setting::ALL.map(Setting::arg);
+        cmd.args(settings).arg(configuration_arg(
+            KUBECONFIG,
+            "BRFED_KUBECONFIG",
+            "PATH",
+            "Kubeconfig of the data planes (contexts = k8sClusterName): a path or s3://bucket/key \
+             [default: $KUBECONFIG's first path]",
+        ))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Configuration {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let value = |id: &str| matches.get_one::<String>(id).cloned();
+        Ok(Self {
+            values: Setting::ALL.map(|s| value(&s.flag()[2..])),
+            kubeconfig: value(KUBECONFIG),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 /// Output formats.

@@ -22,54 +22,102 @@ pub enum Setting {
     SafetyNetQueue,
 }
 
+/// What one setting is: its flag, variable, value name and help (`brfed --help`), the stack output
+/// holding it, and what it is (a missing value's error).
+struct About {
+    flag: &'static str,
+    env: &'static str,
+    value_name: &'static str,
+    help: &'static str,
+    stack_output: &'static str,
+    what: &'static str,
+}
+
 impl Setting {
+    /// Every setting, in the order `--help` shows them.
+    pub const ALL: [Setting; 6] = [
+        Self::CatalogBucket,
+        Self::BackupStateMachine,
+        Self::RestoreStateMachine,
+        Self::DeleteStateMachine,
+        Self::TickFunction,
+        Self::SafetyNetQueue,
+    ];
+
+    fn about(self) -> About {
+        match self {
+            Self::CatalogBucket => About {
+                flag: "--catalog-bucket",
+                env: "BRFED_CATALOG_BUCKET",
+                value_name: "BUCKET",
+                help: "Bucket of the brfed catalog",
+                stack_output: "CatalogBucketName",
+                what: "the bucket of the brfed catalog",
+            },
+            Self::BackupStateMachine => About {
+                flag: "--backup-state-machine",
+                env: "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
+                value_name: "ARN",
+                help: "ARN of the volume-backup state machine",
+                stack_output: "VolumeBackupStateMachineArn",
+                what: "the ARN of the volume-backup state machine",
+            },
+            Self::RestoreStateMachine => About {
+                flag: "--restore-state-machine",
+                env: "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
+                value_name: "ARN",
+                help: "ARN of the volume-restore state machine",
+                stack_output: "VolumeRestoreStateMachineArn",
+                what: "the ARN of the volume-restore state machine",
+            },
+            Self::DeleteStateMachine => About {
+                flag: "--delete-state-machine",
+                env: "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
+                value_name: "ARN",
+                help: "ARN of the volume-backup-delete state machine",
+                stack_output: "VolumeBackupDeleteStateMachineArn",
+                what: "the ARN of the volume-backup-delete state machine",
+            },
+            Self::TickFunction => About {
+                flag: "--tick-function",
+                env: "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+                value_name: "ARN",
+                help: "ARN of the schedule-tick function (the target of schedule rules)",
+                stack_output: "ScheduleTickFunctionArn",
+                what: "the ARN of the schedule-tick function",
+            },
+            Self::SafetyNetQueue => About {
+                flag: "--safety-net-queue",
+                env: "BRFED_SAFETY_NET_QUEUE_ARN",
+                value_name: "ARN",
+                help: "ARN of the safety-net SQS queue: the dead-letter queue `schedule apply` \
+                       gives the schedule rule's target, with EventBridge's retry policy (185 \
+                       attempts, 24 h)",
+                stack_output: "SafetyNetQueueArn",
+                what: "the ARN of the safety-net SQS queue (the dead-letter queue of schedule rules)",
+            },
+        }
+    }
+
     /// Environment variable.
     pub fn env(self) -> &'static str {
-        match self {
-            Self::CatalogBucket => "BRFED_CATALOG_BUCKET",
-            Self::BackupStateMachine => "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
-            Self::RestoreStateMachine => "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
-            Self::DeleteStateMachine => "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
-            Self::TickFunction => "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
-            Self::SafetyNetQueue => "BRFED_SAFETY_NET_QUEUE_ARN",
-        }
+        self.about().env
     }
 
     /// Flag.
     pub fn flag(self) -> &'static str {
-        match self {
-            Self::CatalogBucket => "--catalog-bucket",
-            Self::BackupStateMachine => "--backup-state-machine",
-            Self::RestoreStateMachine => "--restore-state-machine",
-            Self::DeleteStateMachine => "--delete-state-machine",
-            Self::TickFunction => "--tick-function",
-            Self::SafetyNetQueue => "--safety-net-queue",
-        }
+        self.about().flag
     }
 
     /// CloudFormation output of brfed's stack that holds the value.
     pub fn stack_output(self) -> &'static str {
-        match self {
-            Self::CatalogBucket => "CatalogBucketName",
-            Self::BackupStateMachine => "VolumeBackupStateMachineArn",
-            Self::RestoreStateMachine => "VolumeRestoreStateMachineArn",
-            Self::DeleteStateMachine => "VolumeBackupDeleteStateMachineArn",
-            Self::TickFunction => "ScheduleTickFunctionArn",
-            Self::SafetyNetQueue => "SafetyNetQueueArn",
-        }
+        self.about().stack_output
     }
 
-    fn what(self) -> &'static str {
-        match self {
-            Self::CatalogBucket => "the bucket of the brfed catalog",
-            Self::BackupStateMachine => "the ARN of the volume-backup state machine",
-            Self::RestoreStateMachine => "the ARN of the volume-restore state machine",
-            Self::DeleteStateMachine => "the ARN of the volume-backup-delete state machine",
-            Self::TickFunction => "the ARN of the schedule-tick function",
-            Self::SafetyNetQueue => {
-                "the ARN of the safety-net SQS queue (the dead-letter queue of schedule rules)"
-            }
-        }
+    /// The flag as clap reads it (global, from its variable too, under `Configuration`).
+    pub fn arg(self) -> clap::Arg {
+        let a = self.about();
+        configuration_arg(&a.flag[2..], a.env, a.value_name, a.help)
     }
 
     /// The error of a missing value.
@@ -82,22 +130,36 @@ impl Setting {
                  world: eval \"$(make -s world-env)\")",
                 self.env(),
                 self.flag(),
-                self.what(),
+                self.about().what,
                 self.stack_output()
             ),
         )
     }
 }
 
+/// A configuration flag (`--NAME VALUE`, also the variable `env`): given anywhere on the line,
+/// its value hidden in `--help`, listed under `Configuration`.
+pub fn configuration_arg(
+    long: &'static str,
+    env: &'static str,
+    value_name: &'static str,
+    help: &'static str,
+) -> clap::Arg {
+    clap::Arg::new(long)
+        .long(long)
+        .global(true)
+        .env(env)
+        .hide_env_values(true)
+        .value_name(value_name)
+        .help(help)
+        .help_heading("Configuration")
+}
+
 /// The configuration values of one invocation.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    catalog_bucket: Option<String>,
-    backup_state_machine: Option<String>,
-    restore_state_machine: Option<String>,
-    delete_state_machine: Option<String>,
-    tick_function: Option<String>,
-    safety_net_queue: Option<String>,
+    /// By [`Setting`], in the order of [`Setting::ALL`].
+    values: [Option<String>; 6],
     kubeconfig: Option<String>,
 }
 
@@ -114,32 +176,21 @@ impl Settings {
 
     /// As [`Self::from_global`], with `KUBECONFIG`'s value given.
     pub fn with_kubeconfig_fallback(g: &Global, kubeconfig_env: Option<String>) -> Self {
-        let kubeconfig = non_empty(&g.kubeconfig).or_else(|| {
+        let c = &g.configuration;
+        let kubeconfig = non_empty(&c.kubeconfig).or_else(|| {
             kubeconfig_env
                 .and_then(|v| v.split(':').next().map(String::from))
                 .filter(|v| !v.is_empty())
         });
         Self {
-            catalog_bucket: non_empty(&g.catalog_bucket),
-            backup_state_machine: non_empty(&g.backup_state_machine),
-            restore_state_machine: non_empty(&g.restore_state_machine),
-            delete_state_machine: non_empty(&g.delete_state_machine),
-            tick_function: non_empty(&g.tick_function),
-            safety_net_queue: non_empty(&g.safety_net_queue),
+            values: Setting::ALL.map(|s| non_empty(&c.values[s as usize])),
             kubeconfig,
         }
     }
 
     /// The value of `s`, when set.
     pub fn get(&self, s: Setting) -> Option<&str> {
-        match s {
-            Setting::CatalogBucket => self.catalog_bucket.as_deref(),
-            Setting::BackupStateMachine => self.backup_state_machine.as_deref(),
-            Setting::RestoreStateMachine => self.restore_state_machine.as_deref(),
-            Setting::DeleteStateMachine => self.delete_state_machine.as_deref(),
-            Setting::TickFunction => self.tick_function.as_deref(),
-            Setting::SafetyNetQueue => self.safety_net_queue.as_deref(),
-        }
+        self.values[s as usize].as_deref()
     }
 
     /// The value of `s`, or the error that says where it comes from.
@@ -219,20 +270,20 @@ pub async fn read_kubeconfig(location: &str, aws: &Aws) -> Result<String, CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::Output;
+    use crate::args::{Configuration, Output};
 
     fn global(catalog_bucket: &str, tick_function: &str, kubeconfig: &str) -> Global {
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        let mut values: [Option<String>; 6] = Default::default();
+        values[Setting::CatalogBucket as usize] = some(catalog_bucket);
+        values[Setting::TickFunction as usize] = some(tick_function);
         Global {
             output: Output::Table,
             namespace: None,
-            catalog_bucket: some(catalog_bucket),
-            backup_state_machine: None,
-            restore_state_machine: None,
-            delete_state_machine: None,
-            tick_function: some(tick_function),
-            safety_net_queue: None,
-            kubeconfig: some(kubeconfig),
+            configuration: Configuration {
+                values,
+                kubeconfig: some(kubeconfig),
+            },
         }
     }
 
