@@ -204,6 +204,23 @@ pub struct WaitArgs {
     pub timeout: Option<u64>,
 }
 
+/// `create`'s `-f FILE`, `--wait` and `--timeout`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `list`'s `-A`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ListArgs {
+    /// All namespaces
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
 /// `brfed backup ...`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
@@ -216,23 +233,14 @@ the volume-backup state machine, execution name = {metadata.namespace}.{metadata
 hashed past 80 characters), input = the file as JSON. The same name in another namespace is \
 another backup."
     )]
-    Create {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
+    Create(CreateArgs),
     /// Show one backup as a table row (or its catalog document with -o json|yaml)
     Get {
         /// Name of the VolumeBackup
         name: String,
     },
     /// List the backups of a namespace (or of all)
-    List {
-        /// All namespaces
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
+    List(ListArgs),
     /// Show one backup in detail: members, conditions, the GC pause window, deletion
     Describe {
         /// Name of the VolumeBackup
@@ -266,23 +274,14 @@ validated here first; then StartExecution on the volume-restore state machine, e
 {metadata.namespace}.{metadata.name} (cut and hashed past 80 characters, docs/safety.md), input = \
 the file as JSON."
     )]
-    Create {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
+    Create(CreateArgs),
     /// Show one restore as a table row (or its catalog document with -o json|yaml)
     Get {
         /// Name of the VolumeRestore
         name: String,
     },
     /// List the restores of a namespace (or of all)
-    List {
-        /// All namespaces
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
+    List(ListArgs),
     /// Show one restore in detail: members, steps, conditions, leftovers of a failure
     Describe {
         /// Name of the VolumeRestore
@@ -315,11 +314,7 @@ pub enum ScheduleCommand {
         name: String,
     },
     /// List the schedules of a namespace (or of all)
-    List {
-        /// All namespaces
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
+    List(ListArgs),
     /// Show one schedule as a table row (or its catalog document with -o json|yaml)
     Get {
         /// Name of the VolumeBackupSchedule
@@ -362,7 +357,7 @@ mod tests {
             "60",
         ])
         .unwrap();
-        let Command::Backup(BackupCommand::Create { file, wait }) = cli.command else {
+        let Command::Backup(BackupCommand::Create(CreateArgs { file, wait })) = cli.command else {
             panic!("not create")
         };
         assert_eq!(file.file, PathBuf::from("vbk.yaml"));
@@ -370,9 +365,9 @@ mod tests {
         assert_eq!(wait.timeout, Some(60));
         assert!(matches!(
             parse(&["schedule", "list", "-A"]).unwrap().command,
-            Command::Schedule(ScheduleCommand::List {
+            Command::Schedule(ScheduleCommand::List(ListArgs {
                 all_namespaces: true
-            })
+            }))
         ));
         assert!(matches!(
             parse(&["preflight", "-f", "-"]).unwrap().command,

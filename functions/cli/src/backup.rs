@@ -1,6 +1,6 @@
 //! `brfed backup create|get|list|describe|delete`.
 
-use crate::args::{BackupCommand, WaitArgs};
+use crate::args::{BackupCommand, CreateArgs, ListArgs, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
 use crate::kind::{self, Kind, Run, finished, print_described, started_text};
@@ -22,9 +22,9 @@ const NOT_FOUND: &str = "BackupNotFound";
 /// Runs one `backup` command.
 pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> Result<(), CliError> {
     match cmd {
-        BackupCommand::Create { file, wait } => create(ctx, &file.file, wait).await,
+        BackupCommand::Create(CreateArgs { file, wait }) => create(ctx, &file.file, wait).await,
         BackupCommand::Get { name } => kind::get::<VolumeBackupDoc>(ctx, &name).await,
-        BackupCommand::List { all_namespaces } => {
+        BackupCommand::List(ListArgs { all_namespaces }) => {
             kind::list::<VolumeBackupDoc>(ctx, all_namespaces).await
         }
         BackupCommand::Describe { name } => kind::describe::<VolumeBackupDoc>(ctx, &name).await,
@@ -430,31 +430,32 @@ mod tests {
     use crate::render::parse_time;
 
     fn doc() -> VolumeBackupDoc {
-        serde_json::from_value(json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": "bk1", "namespace": "br", "creationTimestamp": "2024-05-01T00:00:00Z",
-                         "annotations": {"iam.amazonaws.com/role": "arn:aws:iam::1:role/x"}},
-            "spec": {"clusters": [
-                {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb"},
-                {"k8sClusterName": "dp2", "tcName": "basic", "tcNamespace": "tidb"}],
-              "template": {"s3": {"provider": "aws", "bucket": "bkt", "prefix": "p"}, "cleanPolicy": "Delete"}},
-            "status": {
-                "backups": [
-                  {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-bk1",
-                   "phase": "Complete", "backupPath": "s3://bkt/p-dp1", "backupSize": 1500, "commitTs": "200"},
-                  {"k8sClusterName": "dp2", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-bk1",
-                   "phase": "Complete", "backupPath": "s3://bkt/p-dp2", "backupSize": 1500, "commitTs": "100"}],
-                "timeStarted": "2024-05-01T00:00:00Z", "timeCompleted": "2024-05-01T00:00:12Z", "timeTaken": "12s",
-                "backupSize": 3000, "backupSizeReadable": "3.0 kB", "commitTs": "100", "phase": "Complete",
-                "conditions": [
-                  {"type": "Running", "status": "True", "lastTransitionTime": "2024-05-01T00:00:00Z"},
-                  {"type": "SnapshotsCreated", "status": "True", "lastTransitionTime": "2024-05-01T00:00:05Z"},
-                  {"type": "Complete", "status": "True", "lastTransitionTime": "2024-05-01T00:00:12Z"}]},
-            "brfed": {"execution": "arn:aws:states:us-west-2:1:execution:volume-backup:bk1",
-                      "snapshotsCreatedObservedAt": "2024-05-01T00:00:04.100Z",
-                      "resumeRequestedAt": "2024-05-01T00:00:04.363Z"}
-        }))
-        .unwrap()
+        kind::test_doc(
+            "VolumeBackup",
+            "bk1",
+            json!({
+                "metadata": {"annotations": {"iam.amazonaws.com/role": "arn:aws:iam::1:role/x"}},
+                "spec": {"clusters": [
+                    {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb"},
+                    {"k8sClusterName": "dp2", "tcName": "basic", "tcNamespace": "tidb"}],
+                  "template": {"s3": {"provider": "aws", "bucket": "bkt", "prefix": "p"}, "cleanPolicy": "Delete"}},
+                "status": {
+                    "backups": [
+                      {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-bk1",
+                       "phase": "Complete", "backupPath": "s3://bkt/p-dp1", "backupSize": 1500, "commitTs": "200"},
+                      {"k8sClusterName": "dp2", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-bk1",
+                       "phase": "Complete", "backupPath": "s3://bkt/p-dp2", "backupSize": 1500, "commitTs": "100"}],
+                    "timeStarted": "2024-05-01T00:00:00Z", "timeCompleted": "2024-05-01T00:00:12Z", "timeTaken": "12s",
+                    "backupSize": 3000, "backupSizeReadable": "3.0 kB", "commitTs": "100", "phase": "Complete",
+                    "conditions": [
+                      {"type": "Running", "status": "True", "lastTransitionTime": "2024-05-01T00:00:00Z"},
+                      {"type": "SnapshotsCreated", "status": "True", "lastTransitionTime": "2024-05-01T00:00:05Z"},
+                      {"type": "Complete", "status": "True", "lastTransitionTime": "2024-05-01T00:00:12Z"}]},
+                "brfed": {"execution": "arn:aws:states:us-west-2:1:execution:volume-backup:bk1",
+                          "snapshotsCreatedObservedAt": "2024-05-01T00:00:04.100Z",
+                          "resumeRequestedAt": "2024-05-01T00:00:04.363Z"}
+            }),
+        )
     }
 
     fn now() -> DateTime<Utc> {

@@ -261,6 +261,21 @@ pub fn finished(done: &wait::Finished, what: &str) -> Result<(), CliError> {
     ))
 }
 
+/// A catalog document of a unit test: `doc` (its spec, status, brfed record, more metadata) as
+/// the `kind` `br/name`, accepted at 2024-05-01T00:00:00Z.
+#[cfg(test)]
+pub fn test_doc<D: serde::de::DeserializeOwned>(kind: &str, name: &str, mut doc: Value) -> D {
+    let mut metadata =
+        json!({"name": name, "namespace": "br", "creationTimestamp": "2024-05-01T00:00:00Z"});
+    if let (Some(all), Some(more)) = (metadata.as_object_mut(), doc["metadata"].as_object()) {
+        all.extend(more.clone());
+    }
+    doc["apiVersion"] = "federation.pingcap.com/v1alpha1".into();
+    doc["kind"] = kind.into();
+    doc["metadata"] = metadata;
+    serde_json::from_value(doc).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! `brfed restore create|get|list|describe`.
 
-use crate::args::{RestoreCommand, WaitArgs};
+use crate::args::{CreateArgs, ListArgs, RestoreCommand, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
 use crate::kind::{self, Kind, Run};
@@ -15,9 +15,9 @@ use std::path::Path;
 /// Runs one `restore` command.
 pub async fn run(ctx: &Ctx, cmd: RestoreCommand) -> Result<(), CliError> {
     match cmd {
-        RestoreCommand::Create { file, wait } => create(ctx, &file.file, wait).await,
+        RestoreCommand::Create(CreateArgs { file, wait }) => create(ctx, &file.file, wait).await,
         RestoreCommand::Get { name } => kind::get::<VolumeRestoreDoc>(ctx, &name).await,
-        RestoreCommand::List { all_namespaces } => {
+        RestoreCommand::List(ListArgs { all_namespaces }) => {
             kind::list::<VolumeRestoreDoc>(ctx, all_namespaces).await
         }
         RestoreCommand::Describe { name } => kind::describe::<VolumeRestoreDoc>(ctx, &name).await,
@@ -233,25 +233,26 @@ mod tests {
     use serde_json::json;
 
     fn doc() -> VolumeRestoreDoc {
-        serde_json::from_value(json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
-            "metadata": {"name": "rt1", "namespace": "br", "creationTimestamp": "2024-05-01T00:00:00Z"},
-            "spec": {"clusters": [
-                {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "azName": "us-west-2a",
-                 "backup": {"s3": {"bucket": "bkt", "prefix": "p-dp1"}}}],
-              "template": {"warmup": "sync"}},
-            "status": {
-                "restores": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb",
-                              "restoreName": "fed-rt1", "phase": "Complete", "commitTs": "100"}],
-                "steps": [{"stepName": "RestoreVolume", "timeStarted": "2024-05-01T00:00:00Z",
-                           "timeCompleted": "2024-05-01T00:00:03Z", "timeTaken": "3s"},
-                          {"stepName": "WarmUp", "timeStarted": "2024-05-01T00:00:03Z"}],
-                "commitTs": "100", "phase": "Complete", "timeTaken": "9s",
-                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2024-05-01T00:00:09Z"}]},
-            "brfed": {"execution": "arn:x", "fromBackup": {"namespace": "br", "name": "bk1"}, "dataMember": 0,
-                      "members": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-rt1"}]}
-        }))
-        .unwrap()
+        kind::test_doc(
+            "VolumeRestore",
+            "rt1",
+            json!({
+                "spec": {"clusters": [
+                    {"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "azName": "us-west-2a",
+                     "backup": {"s3": {"bucket": "bkt", "prefix": "p-dp1"}}}],
+                  "template": {"warmup": "sync"}},
+                "status": {
+                    "restores": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb",
+                                  "restoreName": "fed-rt1", "phase": "Complete", "commitTs": "100"}],
+                    "steps": [{"stepName": "RestoreVolume", "timeStarted": "2024-05-01T00:00:00Z",
+                               "timeCompleted": "2024-05-01T00:00:03Z", "timeTaken": "3s"},
+                              {"stepName": "WarmUp", "timeStarted": "2024-05-01T00:00:03Z"}],
+                    "commitTs": "100", "phase": "Complete", "timeTaken": "9s",
+                    "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2024-05-01T00:00:09Z"}]},
+                "brfed": {"execution": "arn:x", "fromBackup": {"namespace": "br", "name": "bk1"}, "dataMember": 0,
+                          "members": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-rt1"}]}
+            }),
+        )
     }
 
     #[test]

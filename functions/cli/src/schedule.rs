@@ -1,7 +1,7 @@
 //! `brfed schedule apply|pause|resume|delete|list|get`: `brfed_core::scheduling` on the catalog
 //! and EventBridge.
 
-use crate::args::ScheduleCommand;
+use crate::args::{ListArgs, ScheduleCommand};
 use crate::config::{Aws, Setting};
 use crate::error::CliError;
 use crate::kind::{Kind, print_list, print_one};
@@ -22,7 +22,7 @@ pub async fn run(ctx: &Ctx, cmd: ScheduleCommand) -> Result<(), CliError> {
         ScheduleCommand::Pause { name } => set_paused(ctx, &name, true).await,
         ScheduleCommand::Resume { name } => set_paused(ctx, &name, false).await,
         ScheduleCommand::Delete { name } => delete(ctx, &name).await,
-        ScheduleCommand::List { all_namespaces } => list(ctx, all_namespaces).await,
+        ScheduleCommand::List(ListArgs { all_namespaces }) => list(ctx, all_namespaces).await,
         ScheduleCommand::Get { name } => get(ctx, &name).await,
     }
 }
@@ -225,15 +225,16 @@ mod tests {
 
     #[test]
     fn list_prints_the_printer_columns_of_vbks() {
-        let doc: ScheduleDoc = serde_json::from_value(json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackupSchedule",
-            "metadata": {"name": "daily", "namespace": "br", "creationTimestamp": "2024-05-01T00:00:00Z"},
-            "spec": {"schedule": "0 0 * * *", "maxReservedTime": "168h",
-                     "backupTemplate": {"clusters": [], "template": {}}},
-            "status": {"lastBackup": "daily-2024-05-02t00-00-00", "lastBackupTime": "2024-05-02T00:00:00Z"},
-            "brfed": {"rule": "brfed-schedule-br.daily", "expression": "cron(0 0 * * ? *)"}
-        }))
-        .unwrap();
+        let doc: ScheduleDoc = kind::test_doc(
+            "VolumeBackupSchedule",
+            "daily",
+            json!({
+                "spec": {"schedule": "0 0 * * *", "maxReservedTime": "168h",
+                         "backupTemplate": {"clusters": [], "template": {}}},
+                "status": {"lastBackup": "daily-2024-05-02t00-00-00", "lastBackupTime": "2024-05-02T00:00:00Z"},
+                "brfed": {"rule": "brfed-schedule-br.daily", "expression": "cron(0 0 * * ? *)"}
+            }),
+        );
         let now = parse_time("2024-05-03T00:00:00Z").unwrap();
         let t = kind::table_of(std::slice::from_ref(&doc), Output::Wide, false, now);
         assert_eq!(
