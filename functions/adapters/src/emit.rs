@@ -7,7 +7,7 @@
 //! the event and in the EMF document tells the two apart).
 
 use crate::Runtime;
-use crate::signals::{self, EVENT_SOURCE, Event, Signal};
+use crate::signals::{self, EVENT_SOURCE, EndedDoc, Event, Signal};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use brfed_core::StepError;
@@ -104,13 +104,14 @@ impl<'a> Emitter<'a> {
 
     /// `backup-finalize`: the backup ended `Complete` or `Failed`.
     pub async fn backup_ended(&self, out: &FinalizeOutput) {
-        self.emit(signals::backup_ended(
-            &out.document,
-            out.error.as_deref(),
-            out.cause.as_deref(),
-            Utc::now(),
-        ))
-        .await;
+        self.ended(&out.document, out.error.as_deref(), out.cause.as_deref())
+            .await;
+    }
+
+    /// A backup or a restore ended, with the finalize step's `error` and `cause`.
+    async fn ended(&self, doc: &impl EndedDoc, error: Option<&str>, cause: Option<&str>) {
+        self.emit(signals::ended(doc, error, cause, Utc::now()))
+            .await;
     }
 
     /// `backup-abort`: when this invocation marked the backup `Failed` (it tore it down, or
@@ -146,8 +147,7 @@ impl<'a> Emitter<'a> {
                                 .is_some_and(|r| ABORT_FAILURES.contains(&r))
                     }) =>
             {
-                self.emit(signals::backup_ended(&doc, None, None, Utc::now()))
-                    .await;
+                self.ended(&doc, None, None).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "no signal: the catalog document is unreadable"),
@@ -156,13 +156,8 @@ impl<'a> Emitter<'a> {
 
     /// `restore-finalize`: the restore ended `Complete` or `Failed`.
     pub async fn restore_ended(&self, out: &RestoreFinalizeOutput) {
-        self.emit(signals::restore_ended(
-            &out.document,
-            out.error.as_deref(),
-            out.cause.as_deref(),
-            Utc::now(),
-        ))
-        .await;
+        self.ended(&out.document, out.error.as_deref(), out.cause.as_deref())
+            .await;
     }
 
     /// `backup-delete-finish`, before its step: when this deletion was asked (`requestedAt` of

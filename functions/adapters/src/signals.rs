@@ -10,6 +10,7 @@
 use brfed_core::backup::status::VolumeBackupDoc;
 use brfed_core::backup::status::vbk;
 use brfed_core::backup::steps::BackupContext;
+use brfed_core::catalog::CatalogDoc;
 use brfed_core::conditions::FedCondition;
 use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::DeleteContext;
@@ -115,6 +116,20 @@ impl Emf {
         self
     }
 
+    /// [`Self::metric`] when there is a value; `None` (an unknown duration, no size) adds nothing.
+    pub fn metric_of(
+        self,
+        dimensions: &[&str],
+        name: &str,
+        unit: Unit,
+        value: Option<f64>,
+    ) -> Self {
+        match value {
+            Some(value) => self.metric(dimensions, name, unit, value),
+            None => self,
+        }
+    }
+
     /// Whether no metric was added.
     pub fn is_empty(&self) -> bool {
         self.directives.is_empty()
@@ -195,6 +210,72 @@ pub struct Signal {
     pub event: Event,
 }
 
+/// The end of one backup, restore or deletion as each of its signals says it: the kind
+/// (`VolumeBackup`, `VolumeRestore`), the `tc` dimension, and the event's detail.
+struct Ended {
+    kind: &'static str,
+    tc: String,
+    detail: EventDetail,
+}
+
+impl Ended {
+    /// The end of `namespace/name` (of `execution`) in `phase`; nothing known yet of its result.
+    fn new(
+        kind: &'static str,
+        (namespace, name): (&str, &str),
+        execution: &str,
+        phase: &str,
+    ) -> Self {
+        Self {
+            kind,
+            tc: String::new(),
+            detail: EventDetail {
+                namespace: namespace.into(),
+                name: name.into(),
+                phase: phase.into(),
+                commit_ts: None,
+                backup_size: None,
+                time_taken: None,
+                error: None,
+                cause: None,
+                execution: execution.into(),
+            },
+        }
+    }
+
+    /// With the `tc` dimension of the TidbClusters named `tc_names`.
+    fn tc<'a>(self, tc_names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            tc: tc_dimension(tc_names),
+            ..self
+        }
+    }
+
+    /// The metrics of every end: `status_metric` = 1 by namespace, tc and status, with the name
+    /// and the execution as properties.
+    fn metrics(&self, status_metric: &str, now: DateTime<Utc>) -> Emf {
+        let d = &self.detail;
+        Emf::new(METRIC_NAMESPACE, now)
+            .dimension("namespace", &d.namespace)
+            .dimension("tc", &self.tc)
+            .dimension("status", &d.phase)
+            .property("name", d.name.as_str())
+            .property("execution", d.execution.as_str())
+            .metric(BY_STATUS, status_metric, Unit::Count, 1.0)
+    }
+
+    /// The signal: `metrics`, and the event `{kind} {phase}`.
+    fn signal(self, metrics: Emf) -> Signal {
+        Signal {
+            metrics,
+            event: Event {
+                detail_type: format!("{} {}", self.kind, self.detail.phase),
+                detail: self.detail,
+            },
+        }
+    }
+}
+
 /// The `tc` dimension: the `tcName`s sorted and comma-joined (duplicates kept, as the original).
 pub fn tc_dimension<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     let mut names: Vec<&str> = names.into_iter().collect();
@@ -248,79 +329,102 @@ fn failure(
     (error, cause.as_deref().map(limited))
 }
 
-/// The signal of a backup that ended (`Complete` or `Failed`); `None` while it has not.
-/// `error`/`cause` are the finalize step's; without them the `Failed` condition's are used.
-///
-/// Metrics: `fed_volume_backup_status` (1, by namespace, tc, status) and, by namespace and tc,
-/// `fed_volume_backup_total_time_sec` (`timeCompleted - timeStarted`),
-/// `fed_volume_backup_total_size_gb` (when the size is known and above 0) and
-/// `fed_volume_backup_pause_window_sec` (`SnapshotsCreated` condition time - `timeStarted`:
-/// from the backup's start, before which nothing is paused, to brfed's observation that the
-/// initialize member resumed GC and the PD schedulers; absent when the backup never got there).
-pub fn backup_ended(
-    doc: &VolumeBackupDoc,
+/// A backup or a restore as the signal of its end reads it ([`ended`]).
+pub trait EndedDoc: CatalogDoc {
+    /// `VolumeBackup`, `VolumeRestore`.
+    const KIND: &'static str;
+    /// Its status metric (1, by namespace, tc, status).
+    const STATUS_METRIC: &'static str;
+    /// `Complete` or `Failed`; `None` while it has not ended.
+    fn ended_phase(&self) -> Option<&str>;
+    /// Its conditions (the `Failed` one's reason and message, when no other failure is given).
+    fn conditions(&self) -> &[FedCondition];
+    /// The `tcName` of each member.
+    fn tc_names(&self) -> Vec<&str>;
+    /// Its own metrics, by namespace and tc, added to `m`.
+    fn metrics(&self, m: Emf) -> Emf;
+    /// What the event tells of its result, added to `detail`.
+    fn result(&self, detail: EventDetail) -> EventDetail;
+}
+
+/// The signal of a backup or a restore that ended (`Complete` or `Failed`); `None` while it has
+/// not. `error`/`cause` are the finalize step's; without them the `Failed` condition's are used.
+pub fn ended<D: EndedDoc>(
+    doc: &D,
     error: Option<&str>,
     cause: Option<&str>,
     now: DateTime<Utc>,
 ) -> Option<Signal> {
-    let status = &doc.status;
-    let phase = status.phase.as_deref().filter(|_| status.is_terminal())?;
-    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
-    let mut m = Emf::new(METRIC_NAMESPACE, now)
-        .dimension("namespace", ns)
-        .dimension(
-            "tc",
-            &tc_dimension(doc.spec.clusters.iter().map(|c| c.tc_name.as_str())),
-        )
-        .dimension("status", phase)
-        .property("name", name.as_str())
-        .property("execution", doc.brfed.execution.as_str())
-        .metric(BY_STATUS, "fed_volume_backup_status", Unit::Count, 1.0);
-    let started = status.time_started.as_deref();
-    if let Some(s) = seconds_between(started, status.time_completed.as_deref()) {
-        m = m.metric(
+    let phase = doc.ended_phase()?;
+    let ended = Ended::new(D::KIND, doc.id(), doc.execution(), phase).tc(doc.tc_names());
+    let metrics = doc.metrics(ended.metrics(D::STATUS_METRIC, now));
+    let (error, cause) = failure(phase, doc.conditions(), error, cause);
+    let detail = doc.result(EventDetail {
+        error,
+        cause,
+        ..ended.detail
+    });
+    Some(Ended { detail, ..ended }.signal(metrics))
+}
+
+/// A backup's end. Metrics: `fed_volume_backup_status` (1, by namespace, tc, status) and, by
+/// namespace and tc, `fed_volume_backup_total_time_sec` (`timeCompleted - timeStarted`),
+/// `fed_volume_backup_total_size_gb` (when the size is known and above 0) and
+/// `fed_volume_backup_pause_window_sec` (`SnapshotsCreated` condition time - `timeStarted`:
+/// from the backup's start, before which nothing is paused, to brfed's observation that the
+/// initialize member resumed GC and the PD schedulers; absent when the backup never got there).
+impl EndedDoc for VolumeBackupDoc {
+    const KIND: &'static str = "VolumeBackup";
+    const STATUS_METRIC: &'static str = "fed_volume_backup_status";
+    fn ended_phase(&self) -> Option<&str> {
+        self.status
+            .phase
+            .as_deref()
+            .filter(|_| self.status.is_terminal())
+    }
+    fn conditions(&self) -> &[FedCondition] {
+        &self.status.conditions
+    }
+    fn tc_names(&self) -> Vec<&str> {
+        self.spec
+            .clusters
+            .iter()
+            .map(|c| c.tc_name.as_str())
+            .collect()
+    }
+    fn metrics(&self, m: Emf) -> Emf {
+        let status = &self.status;
+        let started = status.time_started.as_deref();
+        let resumed = true_condition(&status.conditions, vbk::SNAPSHOTS_CREATED)
+            .and_then(|c| c.last_transition_time.as_deref());
+        let size_gb = status.backup_size.filter(|b| *b > 0);
+        m.metric_of(
             BY_CLUSTER,
             "fed_volume_backup_total_time_sec",
             Unit::Seconds,
-            s,
-        );
-    }
-    if let Some(bytes) = status.backup_size.filter(|b| *b > 0) {
-        m = m.metric(
+            seconds_between(started, status.time_completed.as_deref()),
+        )
+        .metric_of(
             BY_CLUSTER,
             "fed_volume_backup_total_size_gb",
             Unit::Gigabytes,
-            bytes as f64 / f64::from(1u32 << 30),
-        );
-    }
-    let resumed = true_condition(&status.conditions, vbk::SNAPSHOTS_CREATED)
-        .and_then(|c| c.last_transition_time.as_deref());
-    if let Some(s) = seconds_between(started, resumed) {
-        m = m.metric(
+            size_gb.map(|bytes| bytes as f64 / f64::from(1u32 << 30)),
+        )
+        .metric_of(
             BY_CLUSTER,
             "fed_volume_backup_pause_window_sec",
             Unit::Seconds,
-            s,
-        );
+            seconds_between(started, resumed),
+        )
     }
-    let (error, cause) = failure(phase, &status.conditions, error, cause);
-    Some(Signal {
-        metrics: m,
-        event: Event {
-            detail_type: format!("VolumeBackup {phase}"),
-            detail: EventDetail {
-                namespace: ns.clone(),
-                name: name.clone(),
-                phase: phase.into(),
-                commit_ts: status.commit_ts.clone(),
-                backup_size: status.backup_size,
-                time_taken: status.time_taken.clone(),
-                error,
-                cause,
-                execution: doc.brfed.execution.clone(),
-            },
-        },
-    })
+    fn result(&self, detail: EventDetail) -> EventDetail {
+        EventDetail {
+            commit_ts: self.status.commit_ts.clone(),
+            backup_size: self.status.backup_size,
+            time_taken: self.status.time_taken.clone(),
+            ..detail
+        }
+    }
 }
 
 /// While the initialize member (`init`, read from its data plane) of the running backup `ctx`
@@ -367,56 +471,45 @@ pub fn gc_paused(
     )
 }
 
-/// The signal of a restore that ended: `fed_volume_restore_status` (1, by namespace, tc,
-/// status) and `fed_volume_restore_total_time_sec` (`timeCompleted - timeStarted`).
-pub fn restore_ended(
-    doc: &VolumeRestoreDoc,
-    error: Option<&str>,
-    cause: Option<&str>,
-    now: DateTime<Utc>,
-) -> Option<Signal> {
-    let status = &doc.status;
-    let phase = status.phase.as_deref().filter(|_| status.is_terminal())?;
-    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
-    let mut m = Emf::new(METRIC_NAMESPACE, now)
-        .dimension("namespace", ns)
-        .dimension(
-            "tc",
-            &tc_dimension(doc.spec.clusters.iter().map(|c| c.tc_name.as_str())),
-        )
-        .dimension("status", phase)
-        .property("name", name.as_str())
-        .property("execution", doc.brfed.execution.as_str())
-        .metric(BY_STATUS, "fed_volume_restore_status", Unit::Count, 1.0);
-    if let Some(s) = seconds_between(
-        status.time_started.as_deref(),
-        status.time_completed.as_deref(),
-    ) {
-        m = m.metric(
+/// A restore's end: `fed_volume_restore_status` (1, by namespace, tc, status) and
+/// `fed_volume_restore_total_time_sec` (`timeCompleted - timeStarted`).
+impl EndedDoc for VolumeRestoreDoc {
+    const KIND: &'static str = "VolumeRestore";
+    const STATUS_METRIC: &'static str = "fed_volume_restore_status";
+    fn ended_phase(&self) -> Option<&str> {
+        self.status
+            .phase
+            .as_deref()
+            .filter(|_| self.status.is_terminal())
+    }
+    fn conditions(&self) -> &[FedCondition] {
+        &self.status.conditions
+    }
+    fn tc_names(&self) -> Vec<&str> {
+        self.spec
+            .clusters
+            .iter()
+            .map(|c| c.tc_name.as_str())
+            .collect()
+    }
+    fn metrics(&self, m: Emf) -> Emf {
+        m.metric_of(
             BY_CLUSTER,
             "fed_volume_restore_total_time_sec",
             Unit::Seconds,
-            s,
-        );
+            seconds_between(
+                self.status.time_started.as_deref(),
+                self.status.time_completed.as_deref(),
+            ),
+        )
     }
-    let (error, cause) = failure(phase, &status.conditions, error, cause);
-    Some(Signal {
-        metrics: m,
-        event: Event {
-            detail_type: format!("VolumeRestore {phase}"),
-            detail: EventDetail {
-                namespace: ns.clone(),
-                name: name.clone(),
-                phase: phase.into(),
-                commit_ts: status.commit_ts.clone(),
-                backup_size: None,
-                time_taken: status.time_taken.clone(),
-                error,
-                cause,
-                execution: doc.brfed.execution.clone(),
-            },
-        },
-    })
+    fn result(&self, detail: EventDetail) -> EventDetail {
+        EventDetail {
+            commit_ts: self.status.commit_ts.clone(),
+            time_taken: self.status.time_taken.clone(),
+            ..detail
+        }
+    }
 }
 
 /// The signal of a backup deletion that ended `Cleaned` or `CleanFailed` (a rejected one emits
@@ -435,46 +528,29 @@ pub fn cleanup_ended(
     }
     let now_text = now.to_rfc3339();
     let took = seconds_between(requested_at, Some(&now_text));
-    let mut m = Emf::new(METRIC_NAMESPACE, now)
-        .dimension("namespace", &ctx.namespace)
-        .dimension(
-            "tc",
-            &tc_dimension(ctx.members.iter().map(|m| m.member.tc_name.as_str())),
-        )
-        .dimension("status", phase)
-        .property("name", ctx.name.as_str())
-        .property("execution", ctx.execution.as_str())
-        .metric(
-            BY_STATUS,
-            "fed_volume_backup_cleanup_status",
-            Unit::Count,
-            1.0,
-        );
-    if let Some(s) = took {
-        m = m.metric(
+    let ended = Ended::new(
+        "VolumeBackup",
+        (&ctx.namespace, &ctx.name),
+        &ctx.execution,
+        phase,
+    )
+    .tc(ctx.members.iter().map(|m| m.member.tc_name.as_str()));
+    let metrics = ended
+        .metrics("fed_volume_backup_cleanup_status", now)
+        .metric_of(
             BY_CLUSTER,
             "fed_volume_backup_cleanup_total_time_sec",
             Unit::Seconds,
-            s,
+            took,
         );
-    }
-    Some(Signal {
-        metrics: m,
-        event: Event {
-            detail_type: format!("VolumeBackup {phase}"),
-            detail: EventDetail {
-                namespace: ctx.namespace.clone(),
-                name: ctx.name.clone(),
-                phase: phase.into(),
-                commit_ts: None,
-                backup_size: None,
-                time_taken: took.map(|s| go_duration(s.round() as u64)),
-                error: result.failure.as_ref().map(|f| f.error.clone()),
-                cause: result.failure.as_ref().map(|f| limited(&f.message())),
-                execution: ctx.execution.clone(),
-            },
-        },
-    })
+    let failure = result.failure.as_ref();
+    let detail = EventDetail {
+        time_taken: took.map(|s| go_duration(s.round() as u64)),
+        error: failure.map(|f| f.error.clone()),
+        cause: failure.map(|f| limited(&f.message())),
+        ..ended.detail
+    };
+    Some(Ended { detail, ..ended }.signal(metrics))
 }
 
 #[cfg(test)]
@@ -654,7 +730,7 @@ mod tests {
 
     #[test]
     fn a_complete_backup_emits_the_originals_metrics_and_the_pause_window_as_valid_emf() {
-        let s = backup_ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        let s = ended(&complete_backup(), None, None, at(NOW)).unwrap();
         let doc: Value = serde_json::from_str(&s.metrics.line()).unwrap();
         assert_eq!(emf_violations(&doc), Vec::<String>::new(), "{doc}");
         assert_eq!(doc["_aws"]["Timestamp"], at(NOW).timestamp_millis());
@@ -686,7 +762,7 @@ mod tests {
 
     #[test]
     fn a_complete_backup_event_carries_the_small_detail_and_never_the_members() {
-        let s = backup_ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        let s = ended(&complete_backup(), None, None, at(NOW)).unwrap();
         assert_eq!(s.event.detail_type, "VolumeBackup Complete");
         assert_eq!(
             serde_json::to_value(&s.event.detail).unwrap(),
@@ -709,7 +785,7 @@ mod tests {
                           Some("execution arn ended ABORTED")),
             ],
         }));
-        let s = backup_ended(&doc, None, None, at(NOW)).unwrap();
+        let s = ended(&doc, None, None, at(NOW)).unwrap();
         let m = s.metrics.to_json();
         assert_eq!(emf_violations(&m), Vec::<String>::new());
         assert_eq!(m["status"], "Failed");
@@ -725,7 +801,7 @@ mod tests {
             s.event.detail.cause.as_deref(),
             Some("execution arn ended ABORTED")
         );
-        let given = backup_ended(&doc, Some("MemberFailed"), Some("dp2 failed"), at(NOW))
+        let given = ended(&doc, Some("MemberFailed"), Some("dp2 failed"), at(NOW))
             .unwrap()
             .event
             .detail;
@@ -739,14 +815,14 @@ mod tests {
             json!({"timeStarted": "2026-01-02T03:00:00Z", "phase": "Running",
             "conditions": [condition("Running", "2026-01-02T03:00:00Z", None, None)]}),
         );
-        assert!(backup_ended(&doc, None, None, at(NOW)).is_none());
+        assert!(ended(&doc, None, None, at(NOW)).is_none());
     }
 
     #[test]
     fn a_long_cause_is_cut() {
         let long = "x".repeat(CAUSE_LIMIT + 10);
         let doc = backup_doc(json!({"phase": "Failed"}));
-        let s = backup_ended(&doc, Some("MemberFailed"), Some(&long), at(NOW)).unwrap();
+        let s = ended(&doc, Some("MemberFailed"), Some(&long), at(NOW)).unwrap();
         assert_eq!(
             s.event.detail.cause.unwrap().chars().count(),
             CAUSE_LIMIT + 1
@@ -887,7 +963,7 @@ mod tests {
             "brfed": {"execution": "arn:x"},
         }))
         .unwrap();
-        let s = restore_ended(&doc, Some("MemberFailed"), Some("restore failed"), at(NOW)).unwrap();
+        let s = ended(&doc, Some("MemberFailed"), Some("restore failed"), at(NOW)).unwrap();
         let m = s.metrics.to_json();
         assert_eq!(emf_violations(&m), Vec::<String>::new(), "{m}");
         assert_eq!(m["tc"], "y,z");
