@@ -635,6 +635,24 @@ mod tests {
         );
     }
 
+    /// What `e` is read as.
+    fn read(e: &ExecConfig) -> Option<AwsGetToken> {
+        AwsGetToken::from_exec(e).unwrap()
+    }
+
+    /// The `aws eks get-token` of `cluster_id`.
+    fn get_token(
+        cluster_id: &str,
+        region: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Option<AwsGetToken> {
+        Some(AwsGetToken {
+            cluster_id: cluster_id.into(),
+            region: region.map(String::from),
+            role_arn: role_arn.map(String::from),
+        })
+    }
+
     fn exec(command: &str, args: &[&str], env: &[(&str, &str)]) -> ExecConfig {
         let env: Vec<_> = env
             .iter()
@@ -665,14 +683,7 @@ mod tests {
             ],
             &[("AWS_PROFILE", "ops")],
         );
-        assert_eq!(
-            AwsGetToken::from_exec(&e).unwrap(),
-            Some(AwsGetToken {
-                cluster_id: "tidb-east".into(),
-                region: Some("us-west-2".into()),
-                role_arn: None,
-            })
-        );
+        assert_eq!(read(&e), get_token("tidb-east", Some("us-west-2"), None));
     }
 
     #[test]
@@ -690,21 +701,21 @@ mod tests {
             &[("AWS_DEFAULT_REGION", "eu-west-1")],
         );
         assert_eq!(
-            AwsGetToken::from_exec(&e).unwrap(),
-            Some(AwsGetToken {
-                cluster_id: "0123abcd".into(),
-                region: Some("eu-west-1".into()),
-                role_arn: Some("arn:aws:iam::111122223333:role/brfed".into()),
-            })
+            read(&e),
+            get_token(
+                "0123abcd",
+                Some("eu-west-1"),
+                Some("arn:aws:iam::111122223333:role/brfed")
+            )
         );
     }
 
     #[test]
     fn other_execs_are_left_alone_and_a_nameless_get_token_is_refused() {
         let authenticator = exec("aws-iam-authenticator", &["token", "-i", "tidb-east"], &[]);
-        assert_eq!(AwsGetToken::from_exec(&authenticator).unwrap(), None);
+        assert_eq!(read(&authenticator), None);
         let other = exec("aws", &["sts", "get-caller-identity"], &[]);
-        assert_eq!(AwsGetToken::from_exec(&other).unwrap(), None);
+        assert_eq!(read(&other), None);
         let nameless = exec("aws", &["eks", "get-token"], &[]);
         assert!(matches!(
             AwsGetToken::from_exec(&nameless),

@@ -54,6 +54,19 @@ fn not_found(code: Option<&str>) -> bool {
     code == Some("ResourceNotFoundException")
 }
 
+/// The answer to a call on one rule: `true` when it was made, `false` when the rule does not
+/// exist, `EventBridgeUnavailable` naming `what` otherwise.
+fn found<T, E: ProvideErrorMetadata + std::fmt::Debug>(
+    sent: Result<T, E>,
+    what: &str,
+) -> Result<bool, StepError> {
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if not_found(e.code()) => Ok(false),
+        Err(e) => Err(unavailable(what, e)),
+    }
+}
+
 impl Rules for EventBridgeRules {
     async fn put(&self, rule: &ScheduleRule) -> Result<(), StepError> {
         self.client
@@ -110,37 +123,12 @@ impl Rules for EventBridgeRules {
     }
 
     async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, StepError> {
-        let res = if enabled {
-            self.client
-                .enable_rule()
-                .name(name)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.code().map(String::from),
-                        unavailable(&format!("EnableRule {name}"), e),
-                    )
-                })
+        if enabled {
+            let sent = self.client.enable_rule().name(name).send().await;
+            found(sent, &format!("EnableRule {name}"))
         } else {
-            self.client
-                .disable_rule()
-                .name(name)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.code().map(String::from),
-                        unavailable(&format!("DisableRule {name}"), e),
-                    )
-                })
-        };
-        match res {
-            Ok(()) => Ok(true),
-            Err((code, _)) if not_found(code.as_deref()) => Ok(false),
-            Err((_, e)) => Err(e),
+            let sent = self.client.disable_rule().name(name).send().await;
+            found(sent, &format!("DisableRule {name}"))
         }
     }
 
@@ -157,10 +145,7 @@ impl Rules for EventBridgeRules {
             Err(e) if not_found(e.code()) => return Ok(false),
             Err(e) => return Err(unavailable(&format!("RemoveTargets {name}"), e)),
         }
-        match self.client.delete_rule().name(name).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if not_found(e.code()) => Ok(false),
-            Err(e) => Err(unavailable(&format!("DeleteRule {name}"), e)),
-        }
+        let sent = self.client.delete_rule().name(name).send().await;
+        found(sent, &format!("DeleteRule {name}"))
     }
 }

@@ -30,24 +30,33 @@ impl S3Store {
 
     /// Reads an object as text (used for a kubeconfig kept in S3).
     pub async fn get_text(&self, bucket: &str, key: &str) -> Result<Option<String>, StepError> {
-        match self
+        let Some((bytes, _)) = self.get_bytes(bucket, key).await? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| StepError::Configuration(format!("s3://{bucket}/{key} is not UTF-8")))
+    }
+
+    /// An object's bytes and ETag; `None` when there is no such key.
+    async fn get_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, StepError> {
+        let got = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
             .send()
-            .await
-        {
+            .await;
+        match got {
             Ok(out) => {
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| unavailable(bucket, key, e))?
-                    .into_bytes();
-                String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| {
-                    StepError::Configuration(format!("s3://{bucket}/{key} is not UTF-8"))
-                })
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                let body = out.body.collect().await;
+                let bytes = body.map_err(|e| unavailable(bucket, key, e))?.into_bytes();
+                Ok(Some((bytes.to_vec(), etag)))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
             Err(e) => Err(unavailable(bucket, key, e)),
@@ -61,30 +70,13 @@ fn unavailable(bucket: &str, key: &str, e: impl std::fmt::Display + std::fmt::De
 
 impl ObjectStore for S3Store {
     async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
-        match self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let etag = out.e_tag().unwrap_or_default().to_string();
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| unavailable(bucket, key, e))?
-                    .into_bytes();
-                let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is not JSON: {e}"))
-                })?;
-                Ok(Some(Versioned { value, etag }))
-            }
-            Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
-            Err(e) => Err(unavailable(bucket, key, e)),
-        }
+        let Some((bytes, etag)) = self.get_bytes(bucket, key).await? else {
+            return Ok(None);
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is not JSON: {e}"))
+        })?;
+        Ok(Some(Versioned { value, etag }))
     }
 
     async fn put_json(

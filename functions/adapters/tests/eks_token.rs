@@ -103,16 +103,21 @@ fn parts(url: &str) -> (&str, BTreeMap<&str, &str>) {
     (base, params)
 }
 
+/// Our token of vector `v`.
+fn presigned(v: &Vector) -> brfed_adapters::eks_token::Token {
+    presign_token(
+        v.cluster,
+        v.region,
+        &credentials(v.session_token),
+        time(v.signing_time),
+    )
+    .expect("presigns")
+}
+
 #[test]
 fn presigned_urls_match_botocore_parameter_for_parameter() {
     for v in VECTORS {
-        let token = presign_token(
-            v.cluster,
-            v.region,
-            &credentials(v.session_token),
-            time(v.signing_time),
-        )
-        .expect("presigns");
+        let token = presigned(v);
         let (ours_base, ours) = parts(&token.url);
         let (theirs_base, theirs) = parts(v.url);
         assert_eq!(ours_base, theirs_base, "{}: endpoint", v.name);
@@ -129,13 +134,7 @@ fn presigned_urls_match_botocore_parameter_for_parameter() {
 #[test]
 fn tokens_match_botocore_byte_for_byte() {
     for v in VECTORS {
-        let token = presign_token(
-            v.cluster,
-            v.region,
-            &credentials(v.session_token),
-            time(v.signing_time),
-        )
-        .expect("presigns");
+        let token = presigned(v);
         assert_eq!(token.url, v.url, "{}: url", v.name);
         assert_eq!(token.value, v.token, "{}: token", v.name);
         assert_eq!(token.signed_at, time(v.signing_time));
