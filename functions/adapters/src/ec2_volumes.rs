@@ -105,6 +105,29 @@ fn throttled(code: Option<&str>) -> bool {
     )
 }
 
+/// A refusal a person must look at (IAM, or a resource not ours, in use or gone: a code starting
+/// with `invalid`, or `UnauthorizedOperation`), as `DataPlaneRejected` naming `what`, the code
+/// and EC2's message; `None` for any other error.
+fn refused(e: &impl ProvideErrorMetadata, invalid: &str, what: &str) -> Option<StepError> {
+    let code = e.code()?;
+    (code.starts_with(invalid) || code == "UnauthorizedOperation").then(|| {
+        StepError::DataPlaneRejected(format!(
+            "{what}: {code}: {}",
+            e.message().unwrap_or("refused")
+        ))
+    })
+}
+
+/// Filters on `name` (`snapshot-id`) matching `ids`, at most 200 values each (EC2's limit).
+fn filters_of<'a>(name: &'a str, ids: &'a [String]) -> impl Iterator<Item = Filter> + 'a {
+    ids.chunks(200).map(move |chunk| {
+        Filter::builder()
+            .name(name)
+            .set_values(Some(chunk.to_vec()))
+            .build()
+    })
+}
+
 impl Volumes for Ec2Volumes {
     async fn delete_volume(&self, id: &str) -> Result<bool, StepError> {
         match self.client.delete_volume().volume_id(id).send().await {
@@ -129,20 +152,11 @@ impl Volumes for Ec2Volumes {
             }
             Err(e) if throttled(e.code()) => Ok(SnapshotDeletion::Throttled),
             // In use by an AMI, or not ours to delete: a person must look.
-            Err(e)
-                if e.code().is_some_and(|c| {
-                    c.starts_with("InvalidSnapshot") || c == "UnauthorizedOperation"
-                }) =>
-            {
-                Err(StepError::DataPlaneRejected(format!(
-                    "DeleteSnapshot {id}: {}: {}",
-                    e.code().unwrap_or_default(),
-                    e.message().unwrap_or("refused")
-                )))
-            }
-            Err(e) => Err(StepError::Ec2Unavailable(format!(
-                "DeleteSnapshot {id}: {e:?}"
-            ))),
+            Err(e) => Err(
+                refused(&e, "InvalidSnapshot", &format!("DeleteSnapshot {id}")).unwrap_or_else(
+                    || StepError::Ec2Unavailable(format!("DeleteSnapshot {id}: {e:?}")),
+                ),
+            ),
         }
     }
 
@@ -158,13 +172,8 @@ impl Volumes for Ec2Volumes {
 
     async fn describe_snapshots(&self, ids: &[String]) -> Result<Vec<SnapshotInfo>, StepError> {
         let mut out = Vec::new();
-        // A filter, not SnapshotIds: an unknown id in SnapshotIds fails the whole call. At most
-        // 200 values a filter.
-        for chunk in ids.chunks(200) {
-            let filter = Filter::builder()
-                .name("snapshot-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
+        // A filter, not SnapshotIds: an unknown id in SnapshotIds fails the whole call.
+        for filter in filters_of("snapshot-id", ids) {
             self.snapshots_with(filter, &mut out).await?;
         }
         Ok(out)
@@ -184,12 +193,8 @@ impl Volumes for Ec2Volumes {
         snapshots: &[String],
     ) -> Result<Vec<VolumeFacts>, StepError> {
         let mut out = Vec::new();
-        // `snapshot-id` is an attribute filter (not a tag): at most 200 values a filter.
-        for chunk in snapshots.chunks(200) {
-            let filter = Filter::builder()
-                .name("snapshot-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
+        // `snapshot-id` is an attribute filter (not a tag).
+        for filter in filters_of("snapshot-id", snapshots) {
             let mut pages = self
                 .client
                 .describe_volumes()
@@ -223,22 +228,11 @@ impl Volumes for Ec2Volumes {
         ids: &[String],
         tags: &[(String, String)],
     ) -> Result<(), StepError> {
-        match self.create_tags(ids, tags).await {
-            Ok(()) => Ok(()),
-            // Refused (IAM, or a volume that is gone): a person must look; not retried.
-            Err(e)
-                if e.code().is_some_and(|c| {
-                    c.starts_with("InvalidVolume") || c == "UnauthorizedOperation"
-                }) =>
-            {
-                Err(StepError::DataPlaneRejected(format!(
-                    "CreateTags on volumes: {}: {}",
-                    e.code().unwrap_or_default(),
-                    e.message().unwrap_or("refused")
-                )))
-            }
-            Err(e) => Err(StepError::Ec2Unavailable(format!("CreateTags: {e:?}"))),
-        }
+        // Refused (IAM, or a volume that is gone): a person must look; not retried.
+        self.create_tags(ids, tags).await.map_err(|e| {
+            refused(&e, "InvalidVolume", "CreateTags on volumes")
+                .unwrap_or_else(|| StepError::Ec2Unavailable(format!("CreateTags: {e:?}")))
+        })
     }
 }
 
