@@ -5,6 +5,7 @@
 //!
 //! It decides nothing itself: parsing, validation, the preflight checks and schedule
 //! management are `brfed-core`'s, the clients `brfed-adapters`'. One module per command group;
+//! what `get`, `list`, `describe` and `create --wait` print is the same for every kind (`kind`);
 //! the binary (`src/bin/brfed.rs`) only parses the line and turns an error into an exit status
 //! (2 bad input, 1 a failed operation). See `docs/cli.md`.
 
