@@ -161,16 +161,7 @@ impl VolumeRestoreStatus {
         data_member: Option<usize>,
         now: DateTime<Utc>,
     ) {
-        let views: Vec<Option<RestoreView>> = obs
-            .iter()
-            .map(|o| {
-                if let Observation::Present(v) = o {
-                    Some(RestoreView::from_object(v))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let views = RestoreView::views(obs);
         for (m, v) in members.iter().zip(&views) {
             let Some(v) = v else { continue };
             let failed = v.conditions.iter().find(|c| {
