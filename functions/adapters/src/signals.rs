@@ -10,7 +10,7 @@
 use brfed_core::backup::status::VolumeBackupDoc;
 use brfed_core::backup::status::vbk;
 use brfed_core::backup::steps::BackupContext;
-use brfed_core::conditions::FedCondition;
+use brfed_core::conditions::Condition;
 use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::DeleteContext;
 use brfed_core::member::{MemberView, cond};
@@ -214,7 +214,7 @@ fn seconds_between(from: Option<&str>, to: Option<&str>) -> Option<f64> {
     (d >= chrono::Duration::zero()).then(|| d.num_milliseconds() as f64 / 1000.0)
 }
 
-fn true_condition<'a>(conditions: &'a [FedCondition], type_: &str) -> Option<&'a FedCondition> {
+fn true_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions
         .iter()
         .rev()
@@ -231,7 +231,7 @@ fn limited(s: &str) -> String {
 /// The failure name and cause of an ended object: the ones given, else its `Failed` condition.
 fn failure(
     phase: &str,
-    conditions: &[FedCondition],
+    conditions: &[Condition],
     error: Option<&str>,
     cause: Option<&str>,
 ) -> (Option<String>, Option<String>) {

@@ -494,7 +494,7 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
 }
 
 /// The `Conditions:` section shared by backups and restores.
-pub fn conditions(d: &mut Describe, conditions: &[brfed_core::conditions::FedCondition]) {
+pub fn conditions(d: &mut Describe, conditions: &[brfed_core::conditions::Condition]) {
     if conditions.is_empty() {
         d.empty_section("Conditions", "<none>");
         return;

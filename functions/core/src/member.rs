@@ -1,6 +1,7 @@
 //! The data-plane member objects brfed reads (`pingcap.com/v1alpha1` `Backup`, `Restore`): a
 //! reference to one, its phase and conditions, and a typed view of what it reports.
 
+use crate::conditions::Condition;
 use crate::input::ObjectMeta;
 use crate::names;
 use serde::{Deserialize, Serialize};
@@ -74,38 +75,6 @@ impl MemberRef {
             "{}/{}/{}",
             self.k8s_cluster_name, self.tc_namespace, self.backup_name
         )
-    }
-}
-
-/// One condition of a data-plane object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// Condition type.
-    #[serde(rename = "type", default)]
-    pub type_: String,
-    /// "True" or "False".
-    #[serde(default)]
-    pub status: String,
-    /// When it last changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    /// Machine-readable reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Human-readable message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl Condition {
-    /// `reason: message`, or whichever of them it has.
-    pub fn detail(&self) -> String {
-        [self.reason.as_deref(), self.message.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(": ")
     }
 }
 

@@ -2,7 +2,7 @@
 //! and a typed view of what it reports.
 
 use crate::backup::judge::Failure;
-use crate::member::Condition;
+use crate::conditions::Condition;
 use crate::member::MemberRef;
 use crate::member::member_object;
 use crate::names;

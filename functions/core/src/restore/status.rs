@@ -2,7 +2,7 @@
 //! claimed and what it left behind.
 
 use crate::catalog::CatalogDoc;
-use crate::conditions::FedCondition;
+use crate::conditions::Condition;
 use crate::conditions::condition_true;
 use crate::conditions::write_condition;
 use crate::member::MemberRef;
@@ -87,7 +87,7 @@ pub struct VolumeRestoreStatus {
     pub phase: Option<String>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<FedCondition>,
+    pub conditions: Vec<Condition>,
 }
 
 impl VolumeRestoreStatus {
