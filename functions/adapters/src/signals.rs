@@ -11,7 +11,7 @@ use brfed_core::backup::status::VolumeBackupDoc;
 use brfed_core::backup::status::vbk;
 use brfed_core::backup::steps::BackupContext;
 use brfed_core::catalog::CatalogDoc;
-use brfed_core::conditions::FedCondition;
+use brfed_core::conditions::Condition;
 use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::DeleteContext;
 use brfed_core::member::{MemberView, cond};
@@ -295,7 +295,7 @@ fn seconds_between(from: Option<&str>, to: Option<&str>) -> Option<f64> {
     (d >= chrono::Duration::zero()).then(|| d.num_milliseconds() as f64 / 1000.0)
 }
 
-fn true_condition<'a>(conditions: &'a [FedCondition], type_: &str) -> Option<&'a FedCondition> {
+fn true_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions
         .iter()
         .rev()
@@ -312,7 +312,7 @@ fn limited(s: &str) -> String {
 /// The failure name and cause of an ended object: the ones given, else its `Failed` condition.
 fn failure(
     phase: &str,
-    conditions: &[FedCondition],
+    conditions: &[Condition],
     error: Option<&str>,
     cause: Option<&str>,
 ) -> (Option<String>, Option<String>) {
@@ -338,7 +338,7 @@ pub trait EndedDoc: CatalogDoc {
     /// `Complete` or `Failed`; `None` while it has not ended.
     fn ended_phase(&self) -> Option<&str>;
     /// Its conditions (the `Failed` one's reason and message, when no other failure is given).
-    fn conditions(&self) -> &[FedCondition];
+    fn conditions(&self) -> &[Condition];
     /// The `tcName` of each member.
     fn tc_names(&self) -> Vec<&str>;
     /// Its own metrics, by namespace and tc, added to `m`.
@@ -382,7 +382,7 @@ impl EndedDoc for VolumeBackupDoc {
             .as_deref()
             .filter(|_| self.status.is_terminal())
     }
-    fn conditions(&self) -> &[FedCondition] {
+    fn conditions(&self) -> &[Condition] {
         &self.status.conditions
     }
     fn tc_names(&self) -> Vec<&str> {
@@ -482,7 +482,7 @@ impl EndedDoc for VolumeRestoreDoc {
             .as_deref()
             .filter(|_| self.status.is_terminal())
     }
-    fn conditions(&self) -> &[FedCondition] {
+    fn conditions(&self) -> &[Condition] {
         &self.status.conditions
     }
     fn tc_names(&self) -> Vec<&str> {

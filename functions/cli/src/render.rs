@@ -281,7 +281,7 @@ impl Describe {
     }
 
     /// The `Conditions:` section of backups and restores.
-    pub fn conditions(&mut self, conditions: &[brfed_core::conditions::FedCondition]) -> &mut Self {
+    pub fn conditions(&mut self, conditions: &[brfed_core::conditions::Condition]) -> &mut Self {
         self.columns_section(
             "Conditions",
             conditions,

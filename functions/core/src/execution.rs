@@ -64,6 +64,23 @@ impl ExecutionDetail {
             .and_then(|i| serde_json::from_str(i).ok())
     }
 
+    /// The failure name of an execution that ended ABORTED, TIMED_OUT or FAILED and its input as
+    /// `parse` reads it (`what`: what it must be); otherwise why an abort has nothing to do.
+    pub fn ended_request<T>(
+        &self,
+        what: &str,
+        parse: impl FnOnce(Value) -> Option<T>,
+    ) -> Result<(&'static str, T), String> {
+        let failure_name = self
+            .failure_name()
+            .ok_or_else(|| format!("status {}", self.status))?;
+        let request = self
+            .input_value()
+            .and_then(parse)
+            .ok_or_else(|| format!("input is not {what}"))?;
+        Ok((failure_name, request))
+    }
+
     /// `execution <arn> ended <status>[: <error>[: <cause>]]`.
     pub fn ended(&self) -> String {
         let arn = &self.execution_arn;

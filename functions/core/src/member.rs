@@ -1,9 +1,11 @@
 //! The data-plane member objects brfed reads (`pingcap.com/v1alpha1` `Backup`, `Restore`): a
 //! reference to one, its phase and conditions, and a typed view of what it reports.
 
+use crate::conditions::Condition;
+use crate::input::ObjectMeta;
 use crate::names;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// API version of the data-plane objects.
 pub const DATA_PLANE_API_VERSION: &str = "pingcap.com/v1alpha1";
@@ -76,25 +78,34 @@ impl MemberRef {
     }
 }
 
-/// One condition of a data-plane object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// Condition type.
-    #[serde(rename = "type", default)]
-    pub type_: String,
-    /// "True" or "False".
-    #[serde(default)]
-    pub status: String,
-    /// When it last changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    /// Machine-readable reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Human-readable message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+/// A member object of `kind` for `member`: the federated object's labels and annotations copied,
+/// with `label` = `name`, managed by brfed, and the execution and federation namespace that make
+/// it this execution's (`docs/safety.md`).
+pub(crate) fn member_object(
+    kind: &str,
+    member: &MemberRef,
+    meta: &ObjectMeta,
+    (label, name): (&str, &str),
+    execution: &str,
+    spec: Value,
+) -> Value {
+    let mut labels = serde_json::to_value(&meta.labels).unwrap_or_else(|_| json!({}));
+    labels[label] = json!(name);
+    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
+    let mut annotations = serde_json::to_value(&meta.annotations).unwrap_or_else(|_| json!({}));
+    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
+    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(meta.namespace);
+    json!({
+        "apiVersion": DATA_PLANE_API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": member.backup_name,
+            "namespace": member.tc_namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    })
 }
 
 /// What the steps need to know about one member `Backup`, read from the data plane.

@@ -20,6 +20,16 @@ pub enum Observation {
     Unreachable(String),
 }
 
+impl Observation {
+    /// The object, when there is one.
+    pub fn present(&self) -> Option<&Value> {
+        match self {
+            Self::Present(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
 /// Which data-plane object a member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberKind {
@@ -132,6 +142,15 @@ pub trait DataPlanes: Send + Sync {
         budget: Duration,
         done: &(dyn Fn(&[Observation]) -> bool + Send + Sync),
     ) -> impl Future<Output = Vec<Observation>> + Send;
+
+    /// One read of `members`, now.
+    fn read_members(
+        &self,
+        kind: MemberKind,
+        members: &[MemberRef],
+    ) -> impl Future<Output = Vec<Observation>> + Send {
+        self.observe_members(kind, members, Duration::ZERO, &|_: &[Observation]| true)
+    }
 }
 
 /// Precondition of a conditional put.

@@ -83,10 +83,7 @@ pub enum Verdict {
 /// Parsed observations, in member order.
 pub fn views(obs: &[Observation]) -> Vec<Option<MemberView>> {
     obs.iter()
-        .map(|o| match o {
-            Observation::Present(v) => Some(MemberView::from_object(v)),
-            _ => None,
-        })
+        .map(|o| o.present().map(MemberView::from_object))
         .collect()
 }
 
@@ -97,11 +94,7 @@ fn member_failure(m: &MemberRef, v: &MemberView) -> Option<Failure> {
         cond::INITIALIZE_FAILED => "InitializeFailed",
         _ => "MemberFailed",
     };
-    let detail = [c.reason.as_deref(), c.message.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(": ");
+    let detail = c.detail();
     Some(Failure::new(
         name,
         format!(

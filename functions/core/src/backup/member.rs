@@ -2,9 +2,9 @@
 //! whether a member object is this backup's, and what its `backupmeta` lists.
 
 use crate::backup::spec::BackupRequest;
-use crate::member::DATA_PLANE_API_VERSION;
 use crate::member::MemberRef;
 use crate::member::MemberView;
+use crate::member::member_object;
 use crate::member::phase;
 use crate::names;
 use serde_json::{Value, json};
@@ -56,24 +56,14 @@ pub fn build_member_backup(
             json!({ "snapshotsDeleteRatio": ratio }),
         );
     }
-    let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
-    labels[names::LABEL_VOLUME_BACKUP] = json!(req.name());
-    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
-    let mut annotations =
-        serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
-    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
-    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
-    json!({
-        "apiVersion": DATA_PLANE_API_VERSION,
-        "kind": "Backup",
-        "metadata": {
-            "name": member.backup_name,
-            "namespace": member.tc_namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "spec": spec,
-    })
+    member_object(
+        "Backup",
+        member,
+        &req.metadata,
+        (names::LABEL_VOLUME_BACKUP, req.name()),
+        execution,
+        Value::Object(spec),
+    )
 }
 
 pub(crate) fn member_of(view: &MemberView, execution: &str, namespace: &str) -> bool {

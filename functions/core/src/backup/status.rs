@@ -11,7 +11,7 @@ use crate::backup::spec::Options;
 use crate::backup::spec::VolumeBackupSpec;
 use crate::catalog::CatalogDoc;
 use crate::catalog::DocMeta;
-use crate::conditions::FedCondition;
+use crate::conditions::Condition;
 use crate::conditions::condition_true;
 use crate::conditions::write_condition;
 use crate::input::FEDERATION_API_VERSION;
@@ -109,7 +109,7 @@ pub struct VolumeBackupStatus {
     pub phase: Option<String>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<FedCondition>,
+    pub conditions: Vec<Condition>,
 }
 
 impl VolumeBackupStatus {

@@ -55,16 +55,7 @@ pub fn judge_restore(
     data_member: Option<usize>,
     async_warmup: bool,
 ) -> Verdict {
-    let views: Vec<Option<RestoreView>> = obs
-        .iter()
-        .map(|o| {
-            if let Observation::Present(v) = o {
-                Some(RestoreView::from_object(v))
-            } else {
-                None
-            }
-        })
-        .collect();
+    let views = RestoreView::views(obs);
     // Settling is the failure path itself: member failures do not end it.
     if awaited != RestoreAwait::Settled {
         for ((m, o), v) in members.iter().zip(obs).zip(&views) {

@@ -2,9 +2,11 @@
 //! and a typed view of what it reports.
 
 use crate::backup::judge::Failure;
-use crate::member::Condition;
+use crate::conditions::Condition;
 use crate::member::MemberRef;
+use crate::member::member_object;
 use crate::names;
+use crate::ports::Observation;
 use crate::restore::spec::RestoreRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -56,6 +58,13 @@ pub struct RestoreView {
 }
 
 impl RestoreView {
+    /// The view of each observation that has an object.
+    pub fn views(obs: &[Observation]) -> Vec<Option<Self>> {
+        obs.iter()
+            .map(|o| o.present().map(Self::from_object))
+            .collect()
+    }
+
     /// From the object's JSON.
     pub fn from_object(obj: &Value) -> Self {
         let s = |v: &Value| v.as_str().map(String::from);
@@ -97,11 +106,7 @@ impl RestoreView {
                     .find(|c| c.type_ == rcond::FAILED && c.status == "True")?,
             )
         };
-        let detail = [c.reason.as_deref(), c.message.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(": ");
+        let detail = c.detail();
         Some(Failure::new(
             name,
             format!("member {} is {} ({detail})", m.display(), c.type_),
@@ -136,17 +141,12 @@ pub fn build_member_restore(
         json!(rphase::RESTORE_VOLUME),
     );
     spec.insert("volumeAZ".into(), json!(c.az_name));
-    let mut labels = serde_json::to_value(&req.metadata.labels).unwrap_or_else(|_| json!({}));
-    labels["brfed.io/volume-restore"] = json!(req.name());
-    labels[names::LABEL_MANAGED_BY] = json!(names::MANAGED_BY);
-    let mut annotations =
-        serde_json::to_value(&req.metadata.annotations).unwrap_or_else(|_| json!({}));
-    annotations[names::ANNOTATION_EXECUTION] = json!(execution);
-    annotations[names::ANNOTATION_FEDERATION_NAMESPACE] = json!(req.metadata.namespace);
-    json!({
-        "apiVersion": crate::member::DATA_PLANE_API_VERSION,
-        "kind": "Restore",
-        "metadata": {"name": member.backup_name, "namespace": member.tc_namespace, "labels": labels, "annotations": annotations},
-        "spec": spec,
-    })
+    member_object(
+        "Restore",
+        member,
+        &req.metadata,
+        ("brfed.io/volume-restore", req.name()),
+        execution,
+        Value::Object(spec),
+    )
 }

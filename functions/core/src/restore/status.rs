@@ -2,7 +2,7 @@
 //! claimed and what it left behind.
 
 use crate::catalog::CatalogDoc;
-use crate::conditions::FedCondition;
+use crate::conditions::Condition;
 use crate::conditions::condition_true;
 use crate::conditions::write_condition;
 use crate::member::MemberRef;
@@ -87,7 +87,7 @@ pub struct VolumeRestoreStatus {
     pub phase: Option<String>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<FedCondition>,
+    pub conditions: Vec<Condition>,
 }
 
 impl VolumeRestoreStatus {
@@ -161,16 +161,7 @@ impl VolumeRestoreStatus {
         data_member: Option<usize>,
         now: DateTime<Utc>,
     ) {
-        let views: Vec<Option<RestoreView>> = obs
-            .iter()
-            .map(|o| {
-                if let Observation::Present(v) = o {
-                    Some(RestoreView::from_object(v))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let views = RestoreView::views(obs);
         for (m, v) in members.iter().zip(&views) {
             let Some(v) = v else { continue };
             let failed = v.conditions.iter().find(|c| {

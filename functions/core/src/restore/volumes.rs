@@ -32,7 +32,6 @@ use crate::tags::TAG_PVC_NAME;
 use crate::tags::TAG_PVC_NAMESPACE;
 use crate::tags::TAG_VOLUME_RESTORE;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 

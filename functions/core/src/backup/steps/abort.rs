@@ -42,15 +42,11 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
         detail,
         teardown: None,
     };
-    let Some(failure_name) = d.failure_name() else {
-        return Ok(nothing(format!("status {}", d.status)));
-    };
-    let Some(req) = d
-        .input_value()
-        .and_then(|v| BackupRequest::from_value(v).ok())
-    else {
-        return Ok(nothing("input is not a backup request".into()));
-    };
+    let (failure_name, req) =
+        match d.ended_request("a backup request", |v| BackupRequest::from_value(v).ok()) {
+            Ok(ended) => ended,
+            Err(detail) => return Ok(nothing(detail)),
+        };
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
     let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
         return Ok(nothing(format!("no catalog document for {ns}/{name}")));

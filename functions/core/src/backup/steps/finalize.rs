@@ -22,7 +22,6 @@ use crate::ports::ObjectStore;
 use crate::ports::Observation;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Output of the finalize step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,12 +45,7 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
     ask_pending_teardown(env, ctx).await?;
     let obs = env
         .planes
-        .observe_members(
-            MemberKind::Backup,
-            &ctx.members,
-            Duration::ZERO,
-            &|_: &[Observation]| true,
-        )
+        .read_members(MemberKind::Backup, &ctx.members)
         .await;
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         ctx.members.iter().cloned().zip(views(&obs)).collect();

@@ -24,15 +24,11 @@ pub async fn aborted<D, S: ObjectStore>(
         detail,
         teardown: None,
     };
-    let Some(failure_name) = d.failure_name() else {
-        return Ok(nothing(format!("status {}", d.status)));
-    };
-    let Some(req) = d
-        .input_value()
-        .and_then(|v| DeleteRequest::from_value(v).ok())
-    else {
-        return Ok(nothing("input is not a deletion request".into()));
-    };
+    let (failure_name, req) =
+        match d.ended_request("a deletion request", |v| DeleteRequest::from_value(v).ok()) {
+            Ok(ended) => ended,
+            Err(detail) => return Ok(nothing(detail)),
+        };
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
     let Some((doc, _)) = catalog.get(&req.namespace, &req.name).await? else {
         return Ok(nothing(format!(

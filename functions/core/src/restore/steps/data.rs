@@ -15,7 +15,6 @@ use crate::restore::steps::context::RestoreEnv;
 use crate::restore::steps::context::RestoreStepInput;
 use chrono::Utc;
 use serde_json::json;
-use std::time::Duration;
 
 /// Restore data: pick the member with the minimum commitTs and move only it to `restore-data`;
 /// returns its index (the state machine keeps it as `dataMember`).
@@ -27,23 +26,9 @@ pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let obs = env
         .base
         .planes
-        .observe_members(
-            MemberKind::Restore,
-            &ctx.members,
-            Duration::ZERO,
-            &|_: &[Observation]| true,
-        )
+        .read_members(MemberKind::Restore, &ctx.members)
         .await;
-    let views: Vec<Option<RestoreView>> = obs
-        .iter()
-        .map(|o| {
-            if let Observation::Present(v) = o {
-                Some(RestoreView::from_object(v))
-            } else {
-                None
-            }
-        })
-        .collect();
+    let views = RestoreView::views(&obs);
     // already chosen (a re-run): the member already past restore-volume
     let chosen = views.iter().position(|v| {
         v.as_ref().is_some_and(|v| {

@@ -17,7 +17,6 @@ use crate::restore::steps::context::RestoreEnv;
 use crate::restore::steps::context::RestoreFinalizeOutput;
 use crate::restore::steps::context::RestoreStepInput;
 use chrono::Utc;
-use std::time::Duration;
 
 /// Finalize: `Complete`, or `Failed` with, per data plane, what was left and how to clean it up;
 /// with `cleanupOnFailure`, deletes the member `Restore`s and the volumes they created.
@@ -29,12 +28,7 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let obs = env
         .base
         .planes
-        .observe_members(
-            MemberKind::Restore,
-            &ctx.members,
-            Duration::ZERO,
-            &|_: &[Observation]| true,
-        )
+        .read_members(MemberKind::Restore, &ctx.members)
         .await;
     let failure = input.failure.clone().or_else(|| {
         match judge_restore(
