@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod dataplane;
 pub mod faults;
+pub mod fixtures;
 pub mod workflow;

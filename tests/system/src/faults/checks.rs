@@ -233,35 +233,35 @@ pub async fn restore_volumes(
     Check::new(ok == vols.len(), format!("vols {ok}/{}", vols.len()))
 }
 
+/// `status.phase` of the catalog document (`(none)` without one), and whether it agrees with
+/// how the execution ended (`SUCCEEDED`: `Complete`; else `Failed`).
+pub fn catalog_phase(status: &str, doc: Option<&Value>) -> (String, bool) {
+    let phase = doc
+        .and_then(|d| d["status"]["phase"].as_str())
+        .unwrap_or("(none)")
+        .to_string();
+    let consistent = match status {
+        "SUCCEEDED" => phase == "Complete",
+        _ => phase == "Failed",
+    };
+    (phase, consistent)
+}
+
 /// The errors the execution's Lambda tasks ended with (each then retried or caught), in order.
 pub async fn task_errors(flows: &Workflows, arn: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let Ok(page) = flows
-            .sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-        else {
-            return out;
-        };
-        for e in page.events() {
+    // a history that cannot be read (further) gives the errors read so far
+    let _ = flows
+        .each_event(arn, |e| {
             if let Some(d) = e.lambda_function_failed_event_details() {
                 out.push(d.error().unwrap_or("?").to_string());
             }
             if let Some(d) = e.lambda_function_timed_out_event_details() {
                 out.push(d.error().unwrap_or("States.Timeout").to_string());
             }
-        }
-        token = page.next_token().map(String::from);
-        if token.is_none() {
-            return out;
-        }
-    }
+        })
+        .await;
+    out
 }
 
 /// `Lambda.Unknown ×2, DataPlaneUnreachable ×1`.

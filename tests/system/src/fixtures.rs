@@ -1,0 +1,180 @@
+//! What every runner on the local world builds alike (the system tests, `brfed-bench` and
+//! `brfed-faults`): a TiDB cluster seeded in a fresh namespace of the first three data planes,
+//! the `spec.clusters` over it, and the `VolumeBackup` / `VolumeRestore` execution inputs, one
+//! builder per kind.
+
+use crate::dataplane::{World, unique};
+use brfed_sim_operator::seed::{SeedError, TidbClusterSeed, default_az, seed_tidb_cluster};
+use serde_json::{Value, json};
+
+/// `apiVersion` of the federation's kinds.
+const API_VERSION: &str = "federation.pingcap.com/v1alpha1";
+
+/// A TidbCluster `basic` seeded across the first three data planes, in a namespace of its own.
+#[derive(Debug, Clone)]
+pub struct SeededCluster {
+    /// Namespace of its TidbClusters (`unique(prefix)`).
+    pub ns: String,
+    /// Cluster key (`{ns}-{key_suffix}`), the PD the simulated operator keeps for it.
+    pub key: String,
+    /// The data planes it spans.
+    pub planes: Vec<String>,
+}
+
+impl SeededCluster {
+    /// Seeds TidbCluster `basic` with `stores` TiKV per plane in namespace `unique(prefix)` of
+    /// the first three data planes, cluster key `{ns}-{key_suffix}`.
+    pub async fn seed(
+        world: &World,
+        prefix: &str,
+        key_suffix: &str,
+        stores: usize,
+    ) -> Result<Self, SeedError> {
+        let ns = unique(prefix);
+        let key = format!("{ns}-{key_suffix}");
+        let planes = world.plane_names(3);
+        seed_tidb_cluster(
+            &world.kubeconfig,
+            &planes,
+            &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(stores),
+        )
+        .await?;
+        Ok(Self { ns, key, planes })
+    }
+
+    /// The last 8 characters of the namespace: they differ between any two seeds of one run
+    /// (names of backups and executions are cut from them).
+    pub fn id(&self) -> &str {
+        &self.ns[self.ns.len() - 8..]
+    }
+
+    /// `spec.clusters` of a `VolumeBackup` of it.
+    pub fn clusters(&self) -> Vec<Value> {
+        backup_clusters(&self.planes, "basic", &self.ns)
+    }
+}
+
+/// `spec.clusters` of a `VolumeBackup`: TidbCluster `tc` of namespace `ns` in every plane.
+pub fn backup_clusters(planes: &[String], tc: &str, ns: &str) -> Vec<Value> {
+    planes
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": tc, "tcNamespace": ns}))
+        .collect()
+}
+
+/// `spec.clusters` of a `VolumeRestore`: TidbCluster `tc` of namespace `ns` in every plane, each
+/// restored into the first AZ the simulated operator gives that plane in `region`.
+pub fn restore_clusters(planes: &[String], tc: &str, ns: &str, region: &str) -> Vec<Value> {
+    planes
+        .iter()
+        .map(|p| {
+            json!({"k8sClusterName": p, "tcName": tc, "tcNamespace": ns,
+                "azName": default_az(region, p, 0)})
+        })
+        .collect()
+}
+
+/// Builder of a `volume-backup` execution input (a `VolumeBackup`).
+#[derive(Debug, Clone)]
+pub struct VolumeBackup {
+    doc: Value,
+}
+
+impl VolumeBackup {
+    /// The smallest input: `name` in namespace `br` over `clusters`, stored under
+    /// `s3://bucket/prefix`; no `apiVersion`/`kind`, nothing else in the template.
+    pub fn new(name: &str, clusters: Vec<Value>, bucket: &str, prefix: &str) -> Self {
+        Self {
+            doc: json!({"metadata": {"name": name, "namespace": "br"},
+                "spec": {"clusters": clusters, "template": {
+                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix}}}}),
+        }
+    }
+
+    /// The input as a user writes the object: [`Self::new`] with `apiVersion` and `kind`,
+    /// `annotations`, and a template with `br.sendCredToTikv: false`, the S3 region
+    /// `us-west-2`, tool image `pingcap/br:v7.5.1` and `cleanPolicy`.
+    pub fn written(
+        name: &str,
+        clusters: Vec<Value>,
+        bucket: &str,
+        prefix: &str,
+        clean_policy: &str,
+        annotations: Value,
+    ) -> Self {
+        let mut b = Self::new(name, clusters, bucket, prefix)
+            .template("br", json!({"sendCredToTikv": false}))
+            .template("toolImage", json!("pingcap/br:v7.5.1"))
+            .template("cleanPolicy", json!(clean_policy));
+        b.doc["apiVersion"] = json!(API_VERSION);
+        b.doc["kind"] = json!("VolumeBackup");
+        b.doc["metadata"]["annotations"] = annotations;
+        b.doc["spec"]["template"]["s3"]["region"] = json!("us-west-2");
+        b
+    }
+
+    /// `metadata.namespace` (default `br`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.doc["metadata"]["namespace"] = json!(namespace);
+        self
+    }
+
+    /// Sets `spec.template.{key}`.
+    pub fn template(mut self, key: &str, value: Value) -> Self {
+        self.doc["spec"]["template"][key] = value;
+        self
+    }
+
+    /// `options` (brfed's: `observeMode`, `phaseTimeoutSeconds`, ...).
+    pub fn options(mut self, options: Value) -> Self {
+        self.doc["options"] = options;
+        self
+    }
+
+    /// The input.
+    pub fn build(self) -> Value {
+        self.doc
+    }
+}
+
+/// Builder of a `volume-restore` execution input (a `VolumeRestore` from a catalog backup).
+#[derive(Debug, Clone)]
+pub struct VolumeRestore {
+    doc: Value,
+}
+
+impl VolumeRestore {
+    /// `name` in `namespace` over `clusters`, from backup `namespace/backup` of the catalog
+    /// (`fromBackup`), with an empty template.
+    pub fn from_backup(name: &str, namespace: &str, clusters: Vec<Value>, backup: &str) -> Self {
+        Self {
+            doc: json!({"apiVersion": API_VERSION, "kind": "VolumeRestore",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"clusters": clusters, "template": {}},
+                "fromBackup": {"namespace": namespace, "name": backup}}),
+        }
+    }
+
+    /// `metadata.annotations`.
+    pub fn annotations(mut self, annotations: Value) -> Self {
+        self.doc["metadata"]["annotations"] = annotations;
+        self
+    }
+
+    /// `spec.template` (`warmup`, `warmupStrategy`, ...).
+    pub fn template(mut self, template: Value) -> Self {
+        self.doc["spec"]["template"] = template;
+        self
+    }
+
+    /// `options`.
+    pub fn options(mut self, options: Value) -> Self {
+        self.doc["options"] = options;
+        self
+    }
+
+    /// The input.
+    pub fn build(self) -> Value {
+        self.doc
+    }
+}
