@@ -4,6 +4,7 @@
 //! builder per kind.
 
 use crate::dataplane::{World, unique};
+use crate::workflow::Workflows;
 use brfed_sim_operator::seed::{SeedError, TidbClusterSeed, default_az, seed_tidb_cluster};
 use serde_json::{Value, json};
 
@@ -91,16 +92,15 @@ impl VolumeBackup {
         }
     }
 
-    /// The input as a user writes the object: [`Self::new`] with `apiVersion` and `kind`,
-    /// `annotations`, and a template with `br.sendCredToTikv: false`, the S3 region
-    /// `us-west-2`, tool image `pingcap/br:v7.5.1` and `cleanPolicy`.
+    /// The input as a user writes the object: [`Self::new`] with `apiVersion` and `kind`, and a
+    /// template with `br.sendCredToTikv: false`, the S3 region `us-west-2`, tool image
+    /// `pingcap/br:v7.5.1` and `cleanPolicy`.
     pub fn written(
         name: &str,
         clusters: Vec<Value>,
         bucket: &str,
         prefix: &str,
         clean_policy: &str,
-        annotations: Value,
     ) -> Self {
         let mut b = Self::new(name, clusters, bucket, prefix)
             .template("br", json!({"sendCredToTikv": false}))
@@ -108,7 +108,6 @@ impl VolumeBackup {
             .template("cleanPolicy", json!(clean_policy));
         b.doc["apiVersion"] = json!(API_VERSION);
         b.doc["kind"] = json!("VolumeBackup");
-        b.doc["metadata"]["annotations"] = annotations;
         b.doc["spec"]["template"]["s3"]["region"] = json!("us-west-2");
         b
     }
@@ -116,6 +115,18 @@ impl VolumeBackup {
     /// `metadata.namespace` (default `br`).
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.doc["metadata"]["namespace"] = json!(namespace);
+        self
+    }
+
+    /// `metadata.annotations`.
+    pub fn annotations(mut self, annotations: Value) -> Self {
+        self.doc["metadata"]["annotations"] = annotations;
+        self
+    }
+
+    /// `metadata.labels`.
+    pub fn labels(mut self, labels: Value) -> Self {
+        self.doc["metadata"]["labels"] = labels;
         self
     }
 
@@ -134,6 +145,11 @@ impl VolumeBackup {
     /// The input.
     pub fn build(self) -> Value {
         self.doc
+    }
+
+    /// Its `spec` alone (a schedule's `backupTemplate`).
+    pub fn spec(mut self) -> Value {
+        self.doc["spec"].take()
     }
 }
 
@@ -177,4 +193,19 @@ impl VolumeRestore {
     pub fn build(self) -> Value {
         self.doc
     }
+}
+
+/// The world, its workflows and a TidbCluster seeded as [`SeededCluster::seed`] does: what most
+/// system tests start from. Panics when the world is missing or the seed fails.
+pub async fn seeded_world(
+    prefix: &str,
+    key_suffix: &str,
+    stores: usize,
+) -> (World, Workflows, SeededCluster) {
+    let world = World::from_env().await;
+    let flows = Workflows::from_env().await;
+    let tc = SeededCluster::seed(&world, prefix, key_suffix, stores)
+        .await
+        .expect("seed");
+    (world, flows, tc)
 }

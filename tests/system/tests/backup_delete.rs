@@ -4,10 +4,10 @@
 //! the backup's goes with it: a snapshot slipped into a `backupmeta` survives and is named, and
 //! of two deletions started at once exactly one runs.
 
-use brfed_core::backup::member::snapshot_ids;
-use brfed_core::tags::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_core::delete::snapshot_ids;
+use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, state_machine};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -25,23 +25,13 @@ struct Case {
 
 impl Case {
     async fn new(prefix: &str) -> Self {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        let planes = world.plane_names(3);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &planes,
-            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-        )
-        .await
-        .expect("seed");
+        let (world, flows, tc) = seeded_world(prefix, "tidb", 2).await;
         Self {
-            name: format!("bk-{}", &ns[ns.len() - 8..]),
+            name: format!("bk-{}", tc.id()),
             world,
             flows,
-            ns,
-            planes,
+            ns: tc.ns,
+            planes: tc.planes,
         }
     }
 
@@ -59,24 +49,20 @@ impl Case {
         policy: &str,
         annotations: Value,
     ) -> Vec<(String, Vec<String>)> {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        let input = json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
-                       "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": policy, "snapshotsDeleteRatio": 2.0}}});
-        let arn = self
+        let input = VolumeBackup::written(
+            &self.name,
+            backup_clusters(&self.planes, "basic", &self.ns),
+            &self.world.bucket,
+            &format!("{}/backup", self.ns),
+            policy,
+        )
+        .annotations(annotations)
+        .template("snapshotsDeleteRatio", json!(2.0))
+        .build();
+        let done = self
             .flows
-            .start(&self.flows.backup_arn, &self.name, &input)
+            .run(&self.flows.backup_arn, &self.name, &input, RUN)
             .await;
-        let done = self.flows.wait(&arn, RUN).await;
         assert_eq!(done.status, "SUCCEEDED", "{done:?}");
         let mut out = Vec::new();
         for p in &self.planes {
@@ -98,15 +84,14 @@ impl Case {
     }
 
     async fn delete(&self, input: Value) -> brfed_system_tests::workflow::Finished {
-        let arn = self
-            .flows
-            .start(
+        self.flows
+            .run(
                 &state_machine("volume-backup-delete"),
                 &format!("delete-{}", self.name),
                 &input,
+                RUN,
             )
-            .await;
-        self.flows.wait(&arn, RUN).await
+            .await
     }
 
     /// Tags of snapshot `id` (empty when it does not exist).

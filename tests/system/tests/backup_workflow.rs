@@ -2,8 +2,8 @@
 //! Step Functions, our Lambda binaries, real API servers, the simulated TiDB Operator.
 
 use brfed_sim_operator::kubeobj::backup_resource;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{PhaseLog, World, is_subsequence, unique};
+use brfed_system_tests::dataplane::{PhaseLog, World, is_subsequence};
+use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
 use brfed_system_tests::workflow::{Workflows, catalog_doc};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -20,54 +20,35 @@ struct Case {
 }
 
 async fn case(prefix: &str) -> Case {
-    let world = World::from_env().await;
-    let flows = Workflows::from_env().await;
-    let ns = unique(prefix);
-    let key = format!("{ns}-tidb");
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
+    let (world, flows, tc) = seeded_world(prefix, "tidb", 2).await;
     Case {
-        name: format!("bk-{}", &ns[ns.len() - 8..]),
+        name: format!("bk-{}", tc.id()),
         world,
         flows,
-        ns,
-        key,
-        planes,
+        ns: tc.ns,
+        key: tc.key,
+        planes: tc.planes,
     }
 }
 
 impl Case {
     fn input(&self, annotations: Value, options: Value) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1",
-            "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket, "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1",
-                "cleanPolicy": "Delete"}},
-            "options": options,
-        })
+        VolumeBackup::written(
+            &self.name,
+            backup_clusters(&self.planes, "basic", &self.ns),
+            &self.world.bucket,
+            &format!("{}/backup", self.ns),
+            "Delete",
+        )
+        .annotations(annotations)
+        .options(options)
+        .build()
     }
 
     async fn run(&self, input: &Value) -> brfed_system_tests::workflow::Finished {
-        let arn = self
-            .flows
-            .start(&self.flows.backup_arn, &self.name, input)
-            .await;
-        self.flows.wait(&arn, RUN).await
+        self.flows
+            .run(&self.flows.backup_arn, &self.name, input, RUN)
+            .await
     }
 
     async fn member(&self, plane: &str) -> Option<kube::api::DynamicObject> {

@@ -1,19 +1,17 @@
 //! Federated restores end to end on the local world: back up the seeded 3-cluster TiDB with
 //! brfed, then restore it into recovery-mode TidbClusters with brfed's restore state machine.
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{
+    SeededCluster, VolumeBackup, VolumeRestore, restore_clusters, seeded_world,
+};
 use brfed_system_tests::workflow::{Finished, Workflows};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(180);
-
-fn restore_arn() -> String {
-    std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN")
-        .expect("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN (make world-up)")
-}
 
 struct Case {
     world: World,
@@ -27,26 +25,17 @@ struct Case {
 
 /// Seeds a source cluster, backs it up with brfed, seeds a restore target (`stores` TiKV per plane).
 async fn backed_up(prefix: &str, target_stores: usize) -> Case {
-    let world = World::from_env().await;
-    let flows = Workflows::from_env().await;
-    let ns = unique(prefix);
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-src")).stores_per_plane(2),
+    let (world, flows, tc) = seeded_world(prefix, "src", 2).await;
+    let backup = format!("bk-{}", tc.id());
+    let input = VolumeBackup::new(
+        &backup,
+        tc.clusters(),
+        &world.bucket,
+        &format!("{}/b", tc.ns),
     )
-    .await
-    .expect("seed source");
-    let backup = format!("bk-{}", &ns[ns.len() - 8..]);
-    let clusters: Vec<Value> = planes
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-        .collect();
-    let input = json!({"metadata": {"name": backup, "namespace": "br"},
-        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
-    let arn = flows.start(&flows.backup_arn, &backup, &input).await;
-    let done = flows.wait(&arn, RUN).await;
+    .build();
+    let done = flows.run(&flows.backup_arn, &backup, &input, RUN).await;
+    let SeededCluster { ns, planes, .. } = tc;
     assert_eq!(done.status, "SUCCEEDED", "backup: {done:?}");
     let target_ns = format!("{ns}-rt");
     let target_key = format!("{ns}-dst");
@@ -87,21 +76,18 @@ impl Case {
         annotations: Value,
         options: Value,
     ) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": target_ns, "azName": az(p)}))
-            .collect();
-        json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
-            "metadata": {"name": name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": template},
-            "fromBackup": {"namespace": "br", "name": self.backup},
-            "options": options})
+        let clusters = restore_clusters(&self.planes, "restored", target_ns, "us-west-2");
+        VolumeRestore::from_backup(name, "br", clusters, &self.backup)
+            .annotations(annotations)
+            .template(template)
+            .options(options)
+            .build()
     }
 
     async fn restore(&self, name: &str, input: &Value) -> Finished {
-        let arn = self.flows.start(&restore_arn(), name, input).await;
-        self.flows.wait(&arn, RUN).await
+        self.flows
+            .run(&self.flows.restore_arn, name, input, RUN)
+            .await
     }
 
     async fn member(&self, plane: &str, name: &str) -> Option<kube::api::DynamicObject> {
@@ -460,7 +446,7 @@ async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
         json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}),
         json!({}),
     );
-    let arn = c.flows.start(&restore_arn(), &name, &input).await;
+    let arn = c.flows.start(&c.flows.restore_arn, &name, &input).await;
     // dp1 and dp3 created their volumes; dp2 hangs in restore-volume
     let start = std::time::Instant::now();
     loop {
@@ -528,7 +514,7 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
         json!({"sim.brfed.dev/fault": "*:restore-data:hang"}),
         json!({"phaseTimeoutSeconds": 45}),
     );
-    let b_arn = c.flows.start(&restore_arn(), &b, &b_input).await;
+    let b_arn = c.flows.start(&c.flows.restore_arn, &b, &b_input).await;
     wait_catalog(&c, &b, "RestoreData", |d| {
         step_names(d).contains(&"RestoreData".to_string())
     })
@@ -680,7 +666,11 @@ async fn of_two_restores_started_at_once_under_one_name_exactly_one_proceeds() {
     );
     let input = c.restore_input(&name, json!({}), json!({}), json!({}));
     // Two executions of one VolumeRestore (console-generated names, or two people at once).
-    let (arn, a, b) = (restore_arn(), format!("{name}-a"), format!("{name}-b"));
+    let (arn, a, b) = (
+        c.flows.restore_arn.clone(),
+        format!("{name}-a"),
+        format!("{name}-b"),
+    );
     let (a, b) = tokio::join!(
         c.flows.start(&arn, &a, &input),
         c.flows.start(&arn, &b, &input)

@@ -6,8 +6,8 @@
 //! the same of `backup-abort` for a stopped backup, and of `backup-delete-finish` when the backup
 //! is deleted (`VolumeBackup Cleaned`).
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
 use brfed_system_tests::workflow::{Finished, Workflows, emulator, state_machine};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -28,48 +28,37 @@ struct Case {
 
 impl Case {
     async fn new(prefix: &str) -> Self {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        let planes = world.plane_names(3);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &planes,
-            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-        )
-        .await
-        .expect("seed");
+        let (world, flows, tc) = seeded_world(prefix, "tidb", 2).await;
         Self {
-            name: format!("bk-{}", &ns[ns.len() - 8..]),
+            name: format!("bk-{}", tc.id()),
             world,
             flows,
-            ns,
-            planes,
+            ns: tc.ns,
+            planes: tc.planes,
         }
     }
 
     fn input(&self, annotations: Value) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
-                       "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete"}}})
+        VolumeBackup::written(
+            &self.name,
+            backup_clusters(&self.planes, "basic", &self.ns),
+            &self.world.bucket,
+            &format!("{}/backup", self.ns),
+            "Delete",
+        )
+        .annotations(annotations)
+        .build()
     }
 
     async fn backup(&self, annotations: Value) -> Finished {
-        let arn = self
-            .flows
-            .start(&self.flows.backup_arn, &self.name, &self.input(annotations))
-            .await;
-        self.flows.wait(&arn, RUN).await
+        self.flows
+            .run(
+                &self.flows.backup_arn,
+                &self.name,
+                &self.input(annotations),
+                RUN,
+            )
+            .await
     }
 
     /// The event of `detail_type` for this backup that the archive rule received.

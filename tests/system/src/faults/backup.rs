@@ -46,8 +46,8 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
         &world.bucket,
         &format!("{ns}/backup"),
         "Delete",
-        json!({FAULT_ANNOTATION: cell.rule()}),
     )
+    .annotations(json!({FAULT_ANNOTATION: cell.rule()}))
     .options(phase_timeout(cell.fault))
     .build();
     let member = format!("fed-{name}");
