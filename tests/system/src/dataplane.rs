@@ -241,6 +241,12 @@ impl RestoreMember {
         }
     }
 
+    /// An annotation (e.g. `sim.brfed.dev/fault`).
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.obj["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
     /// `warmup` and `warmupStrategy`.
     pub fn warmup(mut self, mode: &str, strategy: &str) -> Self {
         self.obj["spec"]["warmup"] = json!(mode);
@@ -339,6 +345,18 @@ pub async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until condition `ty` is on the object, whatever else it has.
+pub async fn wait_has(api: &Api<DynamicObject>, name: &str, ty: &str) -> DynamicObject {
+    wait_for(api, name, ty, WAIT, |o| has(o, ty)).await
+}
+
+/// The `reason` of condition `ty`; panics when the object has no such condition.
+pub fn reason(obj: &DynamicObject, ty: &str) -> Value {
+    condition(obj, ty).unwrap_or_else(|| panic!("no {ty} condition: {:?}", condition_types(obj)))
+        ["reason"]
+        .clone()
 }
 
 /// Waits for condition `ty` on the object; fails at once on a terminal failure condition it was not waiting for.
