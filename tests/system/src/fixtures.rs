@@ -4,9 +4,11 @@
 //! builder per kind.
 
 use crate::dataplane::{World, unique};
-use crate::workflow::Workflows;
+use crate::workflow::{Finished, Workflows};
 use brfed_sim_operator::seed::{SeedError, TidbClusterSeed, default_az, seed_tidb_cluster};
 use serde_json::{Value, json};
+use std::marker::PhantomData;
+use std::time::Duration;
 
 /// `apiVersion` of the federation's kinds.
 const API_VERSION: &str = "federation.pingcap.com/v1alpha1";
@@ -75,21 +77,78 @@ pub fn restore_clusters(planes: &[String], tc: &str, ns: &str, region: &str) -> 
         .collect()
 }
 
-/// Builder of a `volume-backup` execution input (a `VolumeBackup`).
+/// Builder of an execution input of kind `K`: [`VolumeBackup`] or [`VolumeRestore`]. The
+/// setters of `metadata` and `options` serve both; each kind has its own starts and template.
 #[derive(Debug, Clone)]
-pub struct VolumeBackup {
+pub struct Input<K> {
     doc: Value,
+    kind: PhantomData<K>,
 }
 
-impl VolumeBackup {
+/// Kind marker of [`VolumeBackup`].
+#[derive(Debug, Clone)]
+pub struct Backup;
+
+/// Kind marker of [`VolumeRestore`].
+#[derive(Debug, Clone)]
+pub struct Restore;
+
+/// Builder of a `volume-backup` execution input (a `VolumeBackup`).
+pub type VolumeBackup = Input<Backup>;
+
+/// Builder of a `volume-restore` execution input (a `VolumeRestore` from a catalog backup).
+pub type VolumeRestore = Input<Restore>;
+
+impl<K> Input<K> {
+    fn of(doc: Value) -> Self {
+        Self {
+            doc,
+            kind: PhantomData,
+        }
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.doc["metadata"]["namespace"] = json!(namespace);
+        self
+    }
+
+    /// `metadata.annotations`.
+    pub fn annotations(mut self, annotations: Value) -> Self {
+        self.doc["metadata"]["annotations"] = annotations;
+        self
+    }
+
+    /// `metadata.labels`.
+    pub fn labels(mut self, labels: Value) -> Self {
+        self.doc["metadata"]["labels"] = labels;
+        self
+    }
+
+    /// `options` (brfed's: `observeMode`, `phaseTimeoutSeconds`, ...).
+    pub fn options(mut self, options: Value) -> Self {
+        self.doc["options"] = options;
+        self
+    }
+
+    /// The input.
+    pub fn build(self) -> Value {
+        self.doc
+    }
+
+    /// Its `spec` alone (a schedule's `backupTemplate`).
+    pub fn spec(mut self) -> Value {
+        self.doc["spec"].take()
+    }
+}
+
+impl Input<Backup> {
     /// The smallest input: `name` in namespace `br` over `clusters`, stored under
     /// `s3://bucket/prefix`; no `apiVersion`/`kind`, nothing else in the template.
     pub fn new(name: &str, clusters: Vec<Value>, bucket: &str, prefix: &str) -> Self {
-        Self {
-            doc: json!({"metadata": {"name": name, "namespace": "br"},
-                "spec": {"clusters": clusters, "template": {
-                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix}}}}),
-        }
+        Self::of(json!({"metadata": {"name": name, "namespace": "br"},
+            "spec": {"clusters": clusters, "template": {
+                "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix}}}}))
     }
 
     /// The input as a user writes the object: [`Self::new`] with `apiVersion` and `kind`, and a
@@ -112,86 +171,27 @@ impl VolumeBackup {
         b
     }
 
-    /// `metadata.namespace` (default `br`).
-    pub fn namespace(mut self, namespace: &str) -> Self {
-        self.doc["metadata"]["namespace"] = json!(namespace);
-        self
-    }
-
-    /// `metadata.annotations`.
-    pub fn annotations(mut self, annotations: Value) -> Self {
-        self.doc["metadata"]["annotations"] = annotations;
-        self
-    }
-
-    /// `metadata.labels`.
-    pub fn labels(mut self, labels: Value) -> Self {
-        self.doc["metadata"]["labels"] = labels;
-        self
-    }
-
     /// Sets `spec.template.{key}`.
     pub fn template(mut self, key: &str, value: Value) -> Self {
         self.doc["spec"]["template"][key] = value;
         self
     }
-
-    /// `options` (brfed's: `observeMode`, `phaseTimeoutSeconds`, ...).
-    pub fn options(mut self, options: Value) -> Self {
-        self.doc["options"] = options;
-        self
-    }
-
-    /// The input.
-    pub fn build(self) -> Value {
-        self.doc
-    }
-
-    /// Its `spec` alone (a schedule's `backupTemplate`).
-    pub fn spec(mut self) -> Value {
-        self.doc["spec"].take()
-    }
 }
 
-/// Builder of a `volume-restore` execution input (a `VolumeRestore` from a catalog backup).
-#[derive(Debug, Clone)]
-pub struct VolumeRestore {
-    doc: Value,
-}
-
-impl VolumeRestore {
+impl Input<Restore> {
     /// `name` in `namespace` over `clusters`, from backup `namespace/backup` of the catalog
     /// (`fromBackup`), with an empty template.
     pub fn from_backup(name: &str, namespace: &str, clusters: Vec<Value>, backup: &str) -> Self {
-        Self {
-            doc: json!({"apiVersion": API_VERSION, "kind": "VolumeRestore",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"clusters": clusters, "template": {}},
-                "fromBackup": {"namespace": namespace, "name": backup}}),
-        }
-    }
-
-    /// `metadata.annotations`.
-    pub fn annotations(mut self, annotations: Value) -> Self {
-        self.doc["metadata"]["annotations"] = annotations;
-        self
+        Self::of(json!({"apiVersion": API_VERSION, "kind": "VolumeRestore",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusters": clusters, "template": {}},
+            "fromBackup": {"namespace": namespace, "name": backup}}))
     }
 
     /// `spec.template` (`warmup`, `warmupStrategy`, ...).
     pub fn template(mut self, template: Value) -> Self {
         self.doc["spec"]["template"] = template;
         self
-    }
-
-    /// `options`.
-    pub fn options(mut self, options: Value) -> Self {
-        self.doc["options"] = options;
-        self
-    }
-
-    /// The input.
-    pub fn build(self) -> Value {
-        self.doc
     }
 }
 
@@ -208,4 +208,56 @@ pub async fn seeded_world(
         .await
         .expect("seed");
     (world, flows, tc)
+}
+
+/// A federated backup `br/{name}` of a freshly seeded TidbCluster, not taken yet: what the
+/// backup tests start from.
+pub struct BackupCase {
+    /// The world.
+    pub world: World,
+    /// Its workflows.
+    pub flows: Workflows,
+    /// Namespace of the TidbClusters.
+    pub ns: String,
+    /// Cluster key (the simulated PD's).
+    pub key: String,
+    /// Backup (and execution) name: `{name_prefix}-{id}`.
+    pub name: String,
+    /// The data planes it spans.
+    pub planes: Vec<String>,
+}
+
+impl BackupCase {
+    /// Seeds TidbCluster `basic` with `stores` TiKV per plane in namespace `unique(prefix)` of the
+    /// first three data planes (cluster key `{ns}-tidb`); the backup is `{name_prefix}-{id}`.
+    pub async fn new(prefix: &str, name_prefix: &str, stores: usize) -> Self {
+        let (world, flows, tc) = seeded_world(prefix, "tidb", stores).await;
+        Self {
+            name: format!("{name_prefix}-{}", tc.id()),
+            world,
+            flows,
+            ns: tc.ns,
+            key: tc.key,
+            planes: tc.planes,
+        }
+    }
+
+    /// The backup as a user writes it ([`VolumeBackup::written`]) with `clean_policy`, stored
+    /// under `{ns}/backup`.
+    pub fn input(&self, clean_policy: &str) -> VolumeBackup {
+        VolumeBackup::written(
+            &self.name,
+            backup_clusters(&self.planes, "basic", &self.ns),
+            &self.world.bucket,
+            &format!("{}/backup", self.ns),
+            clean_policy,
+        )
+    }
+
+    /// Runs `volume-backup` with `input` (execution = the backup's name) to its end.
+    pub async fn run(&self, input: &Value, timeout: Duration) -> Finished {
+        self.flows
+            .run(&self.flows.backup_arn, &self.name, input, timeout)
+            .await
+    }
 }

@@ -2,99 +2,68 @@
 //! Step Functions, our Lambda binaries, real API servers, the simulated TiDB Operator.
 
 use brfed_sim_operator::kubeobj::backup_resource;
-use brfed_system_tests::dataplane::{PhaseLog, World, is_subsequence};
-use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
-use brfed_system_tests::workflow::{Workflows, catalog_doc};
+use brfed_system_tests::dataplane::{PhaseLog, is_subsequence};
+use brfed_system_tests::fixtures::BackupCase;
+use brfed_system_tests::workflow::catalog_doc;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(120);
 
-struct Case {
-    world: World,
-    flows: Workflows,
-    ns: String,
-    key: String,
-    name: String,
-    planes: Vec<String>,
-}
-
-async fn case(prefix: &str) -> Case {
-    let (world, flows, tc) = seeded_world(prefix, "tidb", 2).await;
-    Case {
-        name: format!("bk-{}", tc.id()),
-        world,
-        flows,
-        ns: tc.ns,
-        key: tc.key,
-        planes: tc.planes,
-    }
-}
-
-impl Case {
-    fn input(&self, annotations: Value, options: Value) -> Value {
-        VolumeBackup::written(
-            &self.name,
-            backup_clusters(&self.planes, "basic", &self.ns),
-            &self.world.bucket,
-            &format!("{}/backup", self.ns),
-            "Delete",
-        )
+fn input(c: &BackupCase, annotations: Value, options: Value) -> Value {
+    c.input("Delete")
         .annotations(annotations)
         .options(options)
         .build()
-    }
+}
 
-    async fn run(&self, input: &Value) -> brfed_system_tests::workflow::Finished {
-        self.flows
-            .run(&self.flows.backup_arn, &self.name, input, RUN)
-            .await
-    }
+async fn run(c: &BackupCase, input: &Value) -> brfed_system_tests::workflow::Finished {
+    c.run(input, RUN).await
+}
 
-    async fn member(&self, plane: &str) -> Option<kube::api::DynamicObject> {
-        self.world
-            .backups(plane, &self.ns)
-            .get_opt(&format!("fed-{}", self.name))
-            .await
-            .unwrap()
-    }
+async fn member(c: &BackupCase, plane: &str) -> Option<kube::api::DynamicObject> {
+    c.world
+        .backups(plane, &c.ns)
+        .get_opt(&format!("fed-{}", c.name))
+        .await
+        .unwrap()
+}
 
-    /// GC must not be paused, and every pause must have been resumed (not expired).
-    async fn assert_gc_resumed(&self, pauses: u64) {
-        let pd = self.world.pd(&self.key).await;
-        if pauses == 0 {
-            assert!(
-                pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
-                "GC was paused: {pd:?}"
-            );
-            return;
-        }
-        let pd = pd.expect("the PD was touched");
-        assert_eq!(pd["paused"], false, "GC still paused: {pd}");
-        assert_eq!(pd["pauseCount"], pauses, "{pd}");
-        assert_eq!(pd["resumeCount"], pauses, "{pd}");
-        assert_eq!(
-            pd["expireCount"], 0,
-            "a pause expired instead of being resumed: {pd}"
+/// GC must not be paused, and every pause must have been resumed (not expired).
+async fn assert_gc_resumed(c: &BackupCase, pauses: u64) {
+    let pd = c.world.pd(&c.key).await;
+    if pauses == 0 {
+        assert!(
+            pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
+            "GC was paused: {pd:?}"
         );
+        return;
     }
+    let pd = pd.expect("the PD was touched");
+    assert_eq!(pd["paused"], false, "GC still paused: {pd}");
+    assert_eq!(pd["pauseCount"], pauses, "{pd}");
+    assert_eq!(pd["resumeCount"], pauses, "{pd}");
+    assert_eq!(
+        pd["expireCount"], 0,
+        "a pause expired instead of being resumed: {pd}"
+    );
+}
 
-    async fn assert_all_torn_down(&self) {
-        for p in &self.planes {
-            if let Some(m) = self.member(p).await {
-                assert_eq!(
-                    m.data["spec"]["federalVolumeBackupPhase"], "teardown",
-                    "{p}: {:?}",
-                    m.data["spec"]
-                );
-            }
+async fn assert_all_torn_down(c: &BackupCase) {
+    for p in &c.planes {
+        if let Some(m) = member(c, p).await {
+            assert_eq!(
+                m.data["spec"]["federalVolumeBackupPhase"], "teardown",
+                "{p}: {:?}",
+                m.data["spec"]
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_federated_backup_walks_the_ladder_and_completes() {
-    let c = case("bk-happy").await;
+    let c = BackupCase::new("bk-happy", "bk", 2).await;
     let mut logs = Vec::new();
     for p in &c.planes {
         // a watch client (no read timeout): the log must not miss a phase on a slow run
@@ -102,7 +71,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         let api = kube::Api::namespaced_with(plane.watch_client.clone(), &c.ns, &backup_resource());
         logs.push(PhaseLog::start(api, &format!("fed-{}", c.name)).await);
     }
-    let done = c.run(&c.input(json!({}), json!({}))).await;
+    let done = run(&c, &input(&c, json!({}), json!({}))).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.expect("output document");
     assert_eq!(out["kind"], "VolumeBackup");
@@ -139,7 +108,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         out,
         "catalog = output"
     );
-    c.assert_gc_resumed(1).await;
+    assert_gc_resumed(&c, 1).await;
 
     // The initialize member's snapshots may complete before or after its init job is deleted:
     // both orders are the data plane's to choose.
@@ -184,19 +153,22 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
-    let c = case("bk-initfail").await;
-    let done = c
-        .run(&c.input(
+    let c = BackupCase::new("bk-initfail", "bk", 2).await;
+    let done = run(
+        &c,
+        &input(
+            &c,
             json!({"sim.brfed.dev/fault": "dp1:initialize:fail"}),
             json!({}),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("InitializeFailed"), "{done:?}");
-    c.assert_gc_resumed(0).await;
-    c.assert_all_torn_down().await;
+    assert_gc_resumed(&c, 0).await;
+    assert_all_torn_down(&c).await;
     assert!(
-        c.member("dp2").await.is_none(),
+        member(&c, "dp2").await.is_none(),
         "no member is created after a failed initialize"
     );
     let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
@@ -205,23 +177,26 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
-    let c = case("bk-execfail").await;
-    let done = c
-        .run(&c.input(
+    let c = BackupCase::new("bk-execfail", "bk", 2).await;
+    let done = run(
+        &c,
+        &input(
+            &c,
             json!({"sim.brfed.dev/fault": "dp2:execute:fail"}),
             json!({}),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("MemberFailed"), "{done:?}");
     assert!(
         done.cause.as_deref().unwrap_or_default().contains("dp2"),
         "{done:?}"
     );
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
+    assert_gc_resumed(&c, 1).await;
+    assert_all_torn_down(&c).await;
     for p in &c.planes {
-        let m = c.member(p).await.expect("member exists");
+        let m = member(&c, p).await.expect("member exists");
         let phase = m.data["status"]["phase"]
             .as_str()
             .unwrap_or_default()
@@ -235,47 +210,54 @@ async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_member_fails_by_name() {
-    let c = case("bk-invalid").await;
-    let done = c
-        .run(&c.input(
+    let c = BackupCase::new("bk-invalid", "bk", 2).await;
+    let done = run(
+        &c,
+        &input(
+            &c,
             json!({"sim.brfed.dev/fault": "dp3:execute:invalid"}),
             json!({}),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("MemberInvalid"), "{done:?}");
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
+    assert_gc_resumed(&c, 1).await;
+    assert_all_torn_down(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_phase_deadline_tears_down_and_fails_by_name() {
-    let c = case("bk-deadline").await;
-    let done = c
-        .run(&c.input(
+    let c = BackupCase::new("bk-deadline", "bk", 2).await;
+    let done = run(
+        &c,
+        &input(
+            &c,
             json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
             json!({"phaseTimeoutSeconds": 4}),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(
         done.error.as_deref(),
         Some("PhaseDeadlineExceeded"),
         "{done:?}"
     );
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
+    assert_gc_resumed(&c, 1).await;
+    assert_all_torn_down(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
-    let c = case("bk-stopped").await;
+    let c = BackupCase::new("bk-stopped", "bk", 2).await;
     let arn = c
         .flows
         .start(
             &c.flows.backup_arn,
             &c.name,
-            &c.input(
+            &input(
+                &c,
                 json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
                 json!({}),
             ),
@@ -283,7 +265,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         .await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
-    while c.member("dp2").await.is_none() {
+    while member(&c, "dp2").await.is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "members never created"
@@ -313,7 +295,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    c.assert_all_torn_down().await;
+    assert_all_torn_down(&c).await;
     let deadline = std::time::Instant::now() + RUN;
     while c.world.pd(&c.key).await.unwrap()["paused"] == true {
         assert!(
@@ -322,15 +304,15 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    c.assert_gc_resumed(1).await;
+    assert_gc_resumed(&c, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_rejected_before_any_side_effect() {
-    let c = case("bk-bad").await;
-    let mut input = c.input(json!({}), json!({}));
+    let c = BackupCase::new("bk-bad", "bk", 2).await;
+    let mut input = input(&c, json!({}), json!({}));
     input["spec"]["template"]["cleanPolicy"] = json!("Sometimes");
-    let done = c.run(&input).await;
+    let done = run(&c, &input).await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("InvalidSpec"), "{done:?}");
     assert!(
@@ -339,7 +321,7 @@ async fn bad_input_is_rejected_before_any_side_effect() {
             .unwrap_or_default()
             .contains("cleanPolicy")
     );
-    assert!(c.member("dp1").await.is_none());
+    assert!(member(&c, "dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
-    c.assert_gc_resumed(0).await;
+    assert_gc_resumed(&c, 0).await;
 }
