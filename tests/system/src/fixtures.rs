@@ -4,8 +4,9 @@
 //! builder per kind.
 
 use crate::dataplane::{World, unique};
-use crate::workflow::{Finished, Workflows};
+use crate::workflow::{Finished, Workflows, state_machine};
 use brfed_sim_operator::seed::{SeedError, TidbClusterSeed, default_az, seed_tidb_cluster};
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -252,6 +253,27 @@ impl BackupCase {
             &format!("{}/backup", self.ns),
             clean_policy,
         )
+    }
+
+    /// Its member `fed-{name}` in `plane`, if there is one.
+    pub async fn member(&self, plane: &str) -> Option<DynamicObject> {
+        self.world
+            .backups(plane, &self.ns)
+            .get_opt(&format!("fed-{}", self.name))
+            .await
+            .unwrap()
+    }
+
+    /// Runs `volume-backup-delete` with `input` (execution `delete-{name}`) to its end.
+    pub async fn delete(&self, input: &Value, timeout: Duration) -> Finished {
+        self.flows
+            .run(
+                &state_machine("volume-backup-delete"),
+                &format!("delete-{}", self.name),
+                input,
+                timeout,
+            )
+            .await
     }
 
     /// Runs `volume-backup` with `input` (execution = the backup's name) to its end.

@@ -52,15 +52,21 @@ async fn backup_annotated(
     out
 }
 
-async fn delete(c: &BackupCase, input: Value) -> brfed_system_tests::workflow::Finished {
-    c.flows
-        .run(
-            &state_machine("volume-backup-delete"),
-            &format!("delete-{}", c.name),
-            &input,
-            RUN,
-        )
-        .await
+/// Every data plane deleted the backup's objects and its member.
+async fn assert_planes_cleaned(c: &BackupCase) {
+    for p in &c.planes {
+        let left = c
+            .world
+            .cloud
+            .list(&c.world.bucket, &format!("{}/", prefix(c, p)))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{p}: objects left {left:?}");
+        assert!(
+            c.member(p).await.is_none(),
+            "{p}: member Backup still there"
+        );
+    }
 }
 
 /// Tags of snapshot `id` (empty when it does not exist).
@@ -115,7 +121,9 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
         }
     }
 
-    let done = delete(&c, json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(out["result"], "Cleaned", "{out}");
@@ -124,22 +132,7 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
         existing(&c, &all).await.is_empty(),
         "every snapshot is gone in EC2"
     );
-    for p in &c.planes {
-        let left = c
-            .world
-            .cloud
-            .list(&c.world.bucket, &format!("{}/", prefix(&c, p)))
-            .await
-            .unwrap();
-        assert!(left.is_empty(), "{p}: objects left {left:?}");
-        let member = c
-            .world
-            .backups(p, &c.ns)
-            .get_opt(&format!("fed-{}", c.name))
-            .await
-            .unwrap();
-        assert!(member.is_none(), "{p}: member Backup still there");
-    }
+    assert_planes_cleaned(&c).await;
     assert!(
         catalog_doc(&c.world, "br", &c.name).await.is_none(),
         "catalog record removed"
@@ -164,7 +157,9 @@ async fn retain_policy_keeps_snapshots_and_says_so() {
     let c = BackupCase::new("ret", "bk", 2).await;
     let snaps = backup(&c, "Retain").await;
     let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
-    let done = delete(&c, json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(
@@ -227,7 +222,9 @@ async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named()
         .await
         .unwrap();
 
-    let done = delete(&c, json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(out["result"], "Cleaned", "{out}");
@@ -242,22 +239,7 @@ async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named()
         existing(&c, &all).await.is_empty(),
         "the backup's own are gone"
     );
-    for p in &c.planes {
-        let left = c
-            .world
-            .cloud
-            .list(&c.world.bucket, &format!("{}/", prefix(&c, p)))
-            .await
-            .unwrap();
-        assert!(left.is_empty(), "{p}: objects left {left:?}");
-        let member = c
-            .world
-            .backups(p, &c.ns)
-            .get_opt(&format!("fed-{}", c.name))
-            .await
-            .unwrap();
-        assert!(member.is_none(), "{p}: member Backup still there");
-    }
+    assert_planes_cleaned(&c).await;
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     let _ = c.world.cloud.delete_snapshot(&prod).await;
     let _ = c.world.cloud.delete_volume(&vol).await;
@@ -386,7 +368,9 @@ async fn a_running_backup_is_not_deleted() {
         )
         .await
         .unwrap();
-    let done = delete(&c, json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("BackupRunning"), "{done:?}");
     let kept = catalog_doc(&c.world, "br", &c.name).await.unwrap();

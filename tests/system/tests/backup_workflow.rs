@@ -21,14 +21,6 @@ async fn run(c: &BackupCase, input: &Value) -> brfed_system_tests::workflow::Fin
     c.run(input, RUN).await
 }
 
-async fn member(c: &BackupCase, plane: &str) -> Option<kube::api::DynamicObject> {
-    c.world
-        .backups(plane, &c.ns)
-        .get_opt(&format!("fed-{}", c.name))
-        .await
-        .unwrap()
-}
-
 /// GC must not be paused, and every pause must have been resumed (not expired).
 async fn assert_gc_resumed(c: &BackupCase, pauses: u64) {
     let pd = c.world.pd(&c.key).await;
@@ -51,7 +43,7 @@ async fn assert_gc_resumed(c: &BackupCase, pauses: u64) {
 
 async fn assert_all_torn_down(c: &BackupCase) {
     for p in &c.planes {
-        if let Some(m) = member(c, p).await {
+        if let Some(m) = c.member(p).await {
             assert_eq!(
                 m.data["spec"]["federalVolumeBackupPhase"], "teardown",
                 "{p}: {:?}",
@@ -168,7 +160,7 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
     assert_gc_resumed(&c, 0).await;
     assert_all_torn_down(&c).await;
     assert!(
-        member(&c, "dp2").await.is_none(),
+        c.member("dp2").await.is_none(),
         "no member is created after a failed initialize"
     );
     let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
@@ -196,7 +188,7 @@ async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
     assert_gc_resumed(&c, 1).await;
     assert_all_torn_down(&c).await;
     for p in &c.planes {
-        let m = member(&c, p).await.expect("member exists");
+        let m = c.member(p).await.expect("member exists");
         let phase = m.data["status"]["phase"]
             .as_str()
             .unwrap_or_default()
@@ -265,7 +257,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         .await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
-    while member(&c, "dp2").await.is_none() {
+    while c.member("dp2").await.is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "members never created"
@@ -321,7 +313,7 @@ async fn bad_input_is_rejected_before_any_side_effect() {
             .unwrap_or_default()
             .contains("cleanPolicy")
     );
-    assert!(member(&c, "dp1").await.is_none());
+    assert!(c.member("dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     assert_gc_resumed(&c, 0).await;
 }

@@ -7,7 +7,7 @@
 //! is deleted (`VolumeBackup Cleaned`).
 
 use brfed_system_tests::fixtures::BackupCase;
-use brfed_system_tests::workflow::{Finished, emulator, state_machine};
+use brfed_system_tests::workflow::{Finished, emulator};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -196,15 +196,9 @@ async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
     let c = BackupCase::new("sig-del", "bk", 2).await;
     let done = backup(&c, json!({})).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-    let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("delete-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
+    let deleted = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
         .await;
-    let deleted = c.flows.wait(&arn, RUN).await;
     assert_eq!(deleted.status, "SUCCEEDED", "{deleted:?}");
     assert_eq!(deleted.output.as_ref().unwrap()["result"], "Cleaned");
 
@@ -213,13 +207,13 @@ async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
     assert_eq!(detail["phase"], "Cleaned");
     assert_eq!(
         detail["execution"],
-        arn.as_str(),
+        deleted.arn.as_str(),
         "the deletion's execution"
     );
     assert_eq!(detail["error"], Value::Null);
     assert!(detail["timeTaken"].is_string(), "{detail}");
 
-    let (emf, _) = metrics("backup-delete-finish", &arn).await;
+    let (emf, _) = metrics("backup-delete-finish", &deleted.arn).await;
     assert_eq!(emf["status"], "Cleaned");
     assert_eq!(emf["tc"], "basic,basic,basic");
     assert_eq!(emf["fed_volume_backup_cleanup_status"], 1.0);
