@@ -52,6 +52,12 @@ impl SeededCluster {
         &self.ns[self.ns.len() - 8..]
     }
 
+    /// The smallest backup of it ([`VolumeBackup::new`]): `name`, stored in `bucket` under
+    /// `{ns}/b`.
+    pub fn backup(&self, name: &str, bucket: &str) -> VolumeBackup {
+        VolumeBackup::new(name, self.clusters(), bucket, &format!("{}/b", self.ns))
+    }
+
     /// `spec.clusters` of a `VolumeBackup` of it.
     pub fn clusters(&self) -> Vec<Value> {
         backup_clusters(&self.planes, "basic", &self.ns)

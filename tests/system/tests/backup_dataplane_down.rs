@@ -3,7 +3,7 @@
 //! another test (cargo runs test binaries one after another).
 
 use brfed_system_tests::faults::disrupt::stop_plane;
-use brfed_system_tests::fixtures::{SeededCluster, VolumeBackup, seeded_world};
+use brfed_system_tests::fixtures::{SeededCluster, seeded_world};
 use brfed_system_tests::workflow::catalog_doc;
 use std::time::Duration;
 
@@ -11,8 +11,7 @@ use std::time::Duration;
 async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect() {
     let (world, flows, tc) = seeded_world("bk-down", "tidb", 1).await;
     let name = format!("down-{}", tc.id());
-    let input =
-        VolumeBackup::new(&name, tc.clusters(), &world.bucket, &format!("{}/b", tc.ns)).build();
+    let input = tc.backup(&name, &world.bucket).build();
     let SeededCluster { ns, key, .. } = tc;
 
     // Brought back even when the test fails.

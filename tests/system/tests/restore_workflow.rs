@@ -3,9 +3,7 @@
 
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use brfed_system_tests::dataplane::World;
-use brfed_system_tests::fixtures::{
-    SeededCluster, VolumeBackup, VolumeRestore, restore_clusters, seeded_world,
-};
+use brfed_system_tests::fixtures::{SeededCluster, VolumeRestore, restore_clusters, seeded_world};
 use brfed_system_tests::workflow::{Finished, Workflows};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -27,13 +25,7 @@ struct Case {
 async fn backed_up(prefix: &str, target_stores: usize) -> Case {
     let (world, flows, tc) = seeded_world(prefix, "src", 2).await;
     let backup = format!("bk-{}", tc.id());
-    let input = VolumeBackup::new(
-        &backup,
-        tc.clusters(),
-        &world.bucket,
-        &format!("{}/b", tc.ns),
-    )
-    .build();
+    let input = tc.backup(&backup, &world.bucket).build();
     let done = flows.run(&flows.backup_arn, &backup, &input, RUN).await;
     let SeededCluster { ns, planes, .. } = tc;
     assert_eq!(done.status, "SUCCEEDED", "backup: {done:?}");

@@ -1,9 +1,9 @@
 //! One backup cell: a fresh TiDB cluster in its own namespace, one `volume-backup` execution with
 //! the fault, then the checks.
 
-use super::checks::{backup_leftovers, catalog_phase, gc_check};
-use super::drive::{Ctx, execute, fault_planes};
-use super::probe::{Probe, has_condition};
+use super::checks::{backup_leftovers, catalog_phase, gc_check, members_check};
+use super::drive::{Ctx, execute};
+use super::probe::has_condition;
 use super::{Cell, CellResult, Check, phase_timeout};
 use crate::fixtures::{SeededCluster, VolumeBackup};
 use crate::workflow::catalog_doc;
@@ -50,24 +50,10 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
     .annotations(json!({FAULT_ANNOTATION: cell.rule()}))
     .options(phase_timeout(cell.fault))
     .build();
-    let member = format!("fed-{name}");
-    let apis = fault_planes(world, &cell)
-        .iter()
-        .map(|p| world.backups(p, &ns))
-        .collect();
-    let probe = Probe::start(apis, member.clone(), at_phase(cell.phase));
-    let Some((inj, done)) = execute(
-        ctx,
-        &cell,
-        probe,
-        &ctx.flows.backup_arn,
-        &name,
-        &input,
-        &mut r,
-    )
-    .await
-    else {
-        r.seconds = started.elapsed().as_secs_f64();
+    let member_api = |p: &str| world.backups(p, ns);
+    let run = (ctx.flows.backup_arn.as_str(), name.as_str(), &input);
+    let at = at_phase(cell.phase);
+    let Some((inj, done)) = execute(ctx, &cell, run, member_api, at, &mut r, started).await else {
         return r;
     };
     let doc =
@@ -86,33 +72,17 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
     r.gc = gc;
     r.gc_after_fault_ms = after;
 
-    let mut parts = Vec::new();
-    let mut ok = true;
-    for p in planes {
-        match world.backups(p, &ns).get_opt(&member).await {
-            Ok(None) => parts.push(format!("{p} gone")),
-            Ok(Some(m)) => {
-                let st = m.data["status"]["phase"].as_str().unwrap_or("-");
-                let st = st.strip_prefix("VolumeBackup").unwrap_or(st).to_string();
-                let td = spec_str(&m, "federalVolumeBackupPhase") == "teardown";
-                let terminal = matches!(st.as_str(), "Complete" | "Failed" | "Invalid");
-                ok &= terminal || td;
-                parts.push(format!("{p} {st}{}", if td { "·td" } else { "" }));
-            }
-            Err(e) => {
-                ok = false;
-                parts.push(format!("{p}:? ({e})"));
-            }
-        }
-    }
-    r.members = Check::new(ok, parts.join(" "));
+    r.members = members_check(planes, member_api, &format!("fed-{name}"), |p, m| {
+        let st = m.data["status"]["phase"].as_str().unwrap_or("-");
+        let st = st.strip_prefix("VolumeBackup").unwrap_or(st).to_string();
+        let td = spec_str(m, "federalVolumeBackupPhase") == "teardown";
+        let terminal = matches!(st.as_str(), "Complete" | "Failed" | "Invalid");
+        (
+            terminal || td,
+            format!("{p} {st}{}", if td { "·td" } else { "" }),
+        )
+    })
+    .await;
     r.leftovers = backup_leftovers(world, &key, &ns, doc.as_ref()).await;
-    if !inj.produced {
-        r.notes
-            .push("the fault was not produced: the cell does not count as clean".into());
-        r.catalog.ok = false;
-    }
-    r.judge();
-    r.seconds = started.elapsed().as_secs_f64();
-    r
+    r.finish(inj.produced, started)
 }

@@ -247,6 +247,34 @@ pub fn catalog_phase(status: &str, doc: Option<&Value>) -> (String, bool) {
     (phase, consistent)
 }
 
+/// The member `member` in each of `planes` (`api` gives its API in a plane): `{p} gone`, what
+/// `judge` says of it (whether it is settled, and how it reads), or `{p}:? ({error})`; the check
+/// holds when every member is gone or settled.
+pub async fn members_check(
+    planes: &[String],
+    api: impl Fn(&str) -> kube::Api<kube::api::DynamicObject>,
+    member: &str,
+    judge: impl Fn(&str, &kube::api::DynamicObject) -> (bool, String),
+) -> Check {
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for p in planes {
+        match api(p).get_opt(member).await {
+            Ok(None) => parts.push(format!("{p} gone")),
+            Ok(Some(m)) => {
+                let (settled, text) = judge(p, &m);
+                ok &= settled;
+                parts.push(text);
+            }
+            Err(e) => {
+                ok = false;
+                parts.push(format!("{p}:? ({e})"));
+            }
+        }
+    }
+    Check::new(ok, parts.join(" "))
+}
+
 /// The errors the execution's Lambda tasks ended with (each then retried or caught), in order.
 pub async fn task_errors(flows: &Workflows, arn: &str) -> Vec<String> {
     let mut out = Vec::new();

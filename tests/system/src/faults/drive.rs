@@ -2,12 +2,14 @@
 
 use super::checks::{short, tally, task_errors};
 use super::disrupt::{function_instances, kill9, stop_plane};
-use super::probe::Probe;
+use super::probe::{AtPhase, Probe};
 use super::{Cell, CellResult, Fault};
 use crate::dataplane::World;
 use crate::workflow::{Finished, Workflows};
 use chrono::{DateTime, Utc};
-use std::time::Duration;
+use kube::Api;
+use kube::api::DynamicObject;
+use std::time::{Duration, Instant};
 
 /// The world as every cell sees it.
 pub struct Ctx {
@@ -74,19 +76,26 @@ async fn deleted_failing_member(ctx: &Ctx, cell: &Cell, arn: &str) -> Option<Dat
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The cell's execution: starts `state_machine` with `input` (execution `name`) while `probe`
-/// watches the member, injects the fault and waits for the end; records on `r` the injection's
-/// notes and how the execution ended (status, error, cause, the errors its tasks were retried or
-/// caught on). `None` when it was still running after [`RUN`] (`r` then says so).
+/// The cell's execution: starts `state_machine` with `input` (execution `name`) while a probe
+/// watches its member `fed-{name}` in the fault planes (`member_api` gives its API in a plane)
+/// for `at`, injects the fault and waits for the end; records on `r` the injection's notes and
+/// how the execution ended (status, error, cause, the errors its tasks were retried or caught
+/// on). `None` when it was still running after [`RUN`] (`r` then says so, with the cell's time
+/// since `started`).
 pub async fn execute(
     ctx: &Ctx,
     cell: &Cell,
-    probe: Probe,
-    state_machine: &str,
-    name: &str,
-    input: &serde_json::Value,
+    (state_machine, name, input): (&str, &str, &serde_json::Value),
+    member_api: impl Fn(&str) -> Api<DynamicObject>,
+    at: AtPhase,
     r: &mut CellResult,
+    started: Instant,
 ) -> Option<(Injected, Finished)> {
+    let apis = fault_planes(&ctx.world, cell)
+        .iter()
+        .map(|p| member_api(p))
+        .collect();
+    let probe = Probe::start(apis, format!("fed-{name}"), at);
     let arn = ctx.flows.start(state_machine, name, input).await;
     let mut inj = inject_and_wait(ctx, cell, &probe, &arn).await;
     drop(probe);
@@ -95,6 +104,7 @@ pub async fn execute(
         r.status = "RUNNING".into();
         r.notes
             .push(format!("execution still RUNNING after {RUN:?}"));
+        r.seconds = started.elapsed().as_secs_f64();
         return None;
     };
     r.status = done.status.clone();

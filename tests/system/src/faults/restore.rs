@@ -2,12 +2,12 @@
 //! `restoremeta`, so cells never share a backup), a fresh recovery-mode target in its own
 //! namespace, one `volume-restore` execution with the fault, then the checks.
 
-use super::checks::{catalog_phase, gc_check, restore_volumes, wait_execution};
-use super::drive::{Ctx, RUN, execute, fault_planes};
-use super::probe::{Probe, has_condition};
+use super::checks::{catalog_phase, gc_check, members_check, restore_volumes, wait_execution};
+use super::drive::{Ctx, RUN, execute};
+use super::probe::has_condition;
 use super::{Cell, CellResult, Check, phase_timeout};
 use crate::dataplane::unique;
-use crate::fixtures::{SeededCluster, VolumeBackup, VolumeRestore, restore_clusters};
+use crate::fixtures::{SeededCluster, VolumeRestore, restore_clusters};
 use crate::workflow::catalog_restore_doc;
 use brfed_sim_operator::faults::FAULT_ANNOTATION;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
@@ -29,13 +29,7 @@ pub async fn source(ctx: &Ctx) -> Result<Source, String> {
         .await
         .map_err(|e| format!("seeding the source: {e}"))?;
     let backup = format!("src-{}", tc.id());
-    let input = VolumeBackup::new(
-        &backup,
-        tc.clusters(),
-        &world.bucket,
-        &format!("{}/b", tc.ns),
-    )
-    .build();
+    let input = tc.backup(&backup, &world.bucket).build();
     let arn = ctx
         .flows
         .start(&ctx.flows.backup_arn, &backup, &input)
@@ -106,24 +100,10 @@ pub async fn run(ctx: &Ctx, cell: Cell, src: Option<Result<Source, String>>) -> 
     .template(template)
     .options(phase_timeout(cell.fault))
     .build();
-    let member = format!("fed-{name}");
-    let apis = fault_planes(world, &cell)
-        .iter()
-        .map(|p| world.restores(p, &ns))
-        .collect();
-    let probe = Probe::start(apis, member.clone(), at_phase(cell.phase));
-    let Some((inj, done)) = execute(
-        ctx,
-        &cell,
-        probe,
-        &ctx.flows.restore_arn,
-        &name,
-        &input,
-        &mut r,
-    )
-    .await
-    else {
-        r.seconds = started.elapsed().as_secs_f64();
+    let member_api = |p: &str| world.restores(p, &ns);
+    let run = (ctx.flows.restore_arn.as_str(), name.as_str(), &input);
+    let at = at_phase(cell.phase);
+    let Some((inj, done)) = execute(ctx, &cell, run, member_api, at, &mut r, started).await else {
         return r;
     };
     let doc =
@@ -153,28 +133,19 @@ pub async fn run(ctx: &Ctx, cell: Cell, src: Option<Result<Source, String>>) -> 
             .find(|l| l["k8sClusterName"] == plane)
             .cloned()
     };
-    let mut parts = Vec::new();
-    let mut ok = true;
-    for p in &planes {
-        match world.restores(p, &ns).get_opt(&member).await {
-            Ok(None) => parts.push(format!("{p} gone")),
-            Ok(Some(m)) => {
-                let st = m.data["status"]["phase"]
-                    .as_str()
-                    .unwrap_or("-")
-                    .to_string();
-                let terminal = matches!(st.as_str(), "Complete" | "Failed" | "Invalid");
-                let listed = reported(p).is_some_and(|l| l["member"].is_string());
-                ok &= terminal || listed;
-                parts.push(format!("{p} {st}{}", if listed { "·L" } else { "" }));
-            }
-            Err(e) => {
-                ok = false;
-                parts.push(format!("{p}:? ({e})"));
-            }
-        }
-    }
-    r.members = Check::new(ok, parts.join(" "));
+    r.members = members_check(&planes, member_api, &format!("fed-{name}"), |p, m| {
+        let st = m.data["status"]["phase"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
+        let terminal = matches!(st.as_str(), "Complete" | "Failed" | "Invalid");
+        let listed = reported(p).is_some_and(|l| l["member"].is_string());
+        (
+            terminal || listed,
+            format!("{p} {st}{}", if listed { "·L" } else { "" }),
+        )
+    })
+    .await;
     r.leftovers = restore_volumes(world, &key, complete, doc.as_ref()).await;
 
     let mut rec = Vec::new();
@@ -196,12 +167,5 @@ pub async fn run(ctx: &Ctx, cell: Cell, src: Option<Result<Source, String>>) -> 
             format!("TC recovery {}", rec.join(" "))
         },
     ));
-    if !inj.produced {
-        r.notes
-            .push("the fault was not produced: the cell does not count as clean".into());
-        r.catalog.ok = false;
-    }
-    r.judge();
-    r.seconds = started.elapsed().as_secs_f64();
-    r
+    r.finish(inj.produced, started)
 }
