@@ -50,30 +50,28 @@ async fn backed_up(prefix: &str, target_stores: usize) -> Case {
 }
 
 impl Case {
-    fn restore_input(
-        &self,
-        name: &str,
-        template: Value,
-        annotations: Value,
-        options: Value,
-    ) -> Value {
-        self.restore_input_into(&self.target_ns, name, template, annotations, options)
+    /// The restore `name` of the backup into the target namespace: template, annotations and
+    /// options empty, to be set.
+    fn restore_of(&self, name: &str) -> VolumeRestore {
+        self.restore_into(&self.target_ns, name)
     }
 
-    fn restore_input_into(
-        &self,
-        target_ns: &str,
-        name: &str,
-        template: Value,
-        annotations: Value,
-        options: Value,
-    ) -> Value {
+    fn restore_into(&self, target_ns: &str, name: &str) -> VolumeRestore {
         let clusters = restore_clusters(&self.planes, "restored", target_ns, "us-west-2");
         VolumeRestore::from_backup(name, "br", clusters, &self.backup)
-            .annotations(annotations)
-            .template(template)
-            .options(options)
-            .build()
+            .annotations(json!({}))
+            .options(json!({}))
+    }
+
+    /// 8 characters of the target namespace unique to this case.
+    fn suffix(&self) -> &str {
+        let ns = &self.target_ns;
+        &ns[ns.len() - 11..ns.len() - 3]
+    }
+
+    /// A restore name unique to this case: `{prefix}-{suffix}`.
+    fn restore_name(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.suffix())
     }
 
     async fn restore(&self, name: &str, input: &Value) -> Finished {
@@ -107,16 +105,8 @@ fn step_names(doc: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minimum_member() {
     let c = backed_up("rt-happy", 2).await;
-    let name = format!(
-        "rt-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let done = c
-        .restore(
-            &name,
-            &c.restore_input(&name, json!({}), json!({}), json!({})),
-        )
-        .await;
+    let name = c.restore_name("rt");
+    let done = c.restore(&name, &c.restore_of(&name).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let doc = done.output.unwrap();
     assert_eq!(doc["status"]["phase"], "Complete");
@@ -168,23 +158,8 @@ async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minim
 
     // restored volumes come from exactly the backup's snapshots, in the right AZs
     let ec2 = &c.world.cloud.ec2;
-    for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
-        let plane = b["k8sClusterName"].as_str().unwrap();
-        let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
-            .split_once('/')
-            .unwrap();
-        let meta = c
-            .world
-            .cloud
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(format!("{prefix}/restoremeta"))
-            .send()
-            .await
-            .expect("restoremeta");
-        let meta: Value =
-            serde_json::from_slice(&meta.body.collect().await.unwrap().into_bytes()).unwrap();
+    for (plane, meta) in restoremetas(&c).await {
+        let plane = plane.as_str();
         for store in meta["tikv"]["stores"].as_array().unwrap() {
             for v in store["volumes"].as_array().unwrap() {
                 let id = v["restore_volume_id"].as_str().unwrap();
@@ -235,16 +210,11 @@ async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
         )
         .await
         .unwrap();
-        let name = format!(
-            "w{i}-{}",
-            &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-        );
-        let mut input = c.restore_input(
-            &name,
-            json!({"warmup": warmup, "warmupStrategy": strategy}),
-            json!({}),
-            json!({}),
-        );
+        let name = format!("w{i}-{}", c.suffix());
+        let mut input = c
+            .restore_of(&name)
+            .template(json!({"warmup": warmup, "warmupStrategy": strategy}))
+            .build();
         for cl in input["spec"]["clusters"].as_array_mut().unwrap() {
             cl["tcNamespace"] = json!(ns);
         }
@@ -285,16 +255,8 @@ async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_mismatch_is_refused_before_anything_is_created() {
     let c = backed_up("rt-mismatch", 3).await;
-    let name = format!(
-        "mm-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let done = c
-        .restore(
-            &name,
-            &c.restore_input(&name, json!({}), json!({}), json!({})),
-        )
-        .await;
+    let name = c.restore_name("mm");
+    let done = c.restore(&name, &c.restore_of(&name).build()).await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("TopologyMismatch"), "{done:?}");
     assert!(
@@ -314,22 +276,16 @@ async fn a_replica_mismatch_is_refused_before_anything_is_created() {
 
 async fn failing(phase: &str, cleanup: bool) {
     let c = backed_up(&format!("rt-f{}", &phase[8..]), 2).await;
-    let name = format!(
-        "f{}-{}",
-        &phase[8..11],
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
+    let name = format!("f{}-{}", &phase[8..11], c.suffix());
     // restore-data runs on one member only (the minimum commitTs): fault every plane's
     let fault = json!({"sim.brfed.dev/fault": format!("{}:{phase}:fail", if phase == "restore-data" { "*" } else { "dp2" })});
     let done = c
         .restore(
             &name,
-            &c.restore_input(
-                &name,
-                json!({}),
-                fault,
-                json!({"cleanupOnFailure": cleanup}),
-            ),
+            &c.restore_of(&name)
+                .annotations(fault)
+                .options(json!({"cleanupOnFailure": cleanup}))
+                .build(),
         )
         .await;
     assert_eq!(done.status, "FAILED", "{phase}");
@@ -428,16 +384,11 @@ async fn wait_catalog(c: &Case, name: &str, what: &str, ok: impl Fn(&Value) -> b
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
     let c = backed_up("rt-stop", 2).await;
-    let name = format!(
-        "st-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let input = c.restore_input(
-        &name,
-        json!({}),
-        json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}),
-        json!({}),
-    );
+    let name = c.restore_name("st");
+    let input = c
+        .restore_of(&name)
+        .annotations(json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}))
+        .build();
     let arn = c.flows.start(&c.flows.restore_arn, &name, &input).await;
     // dp1 and dp3 created their volumes; dp2 hangs in restore-volume
     let start = std::time::Instant::now();
@@ -495,26 +446,22 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
     )
     .await
     .expect("seed second target");
-    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    let suffix = c.suffix();
     // B hangs at restore-data until its phase deadline; meanwhile A restores the same backup
     // (and rewrites the backup's restoremeta with its own volumes).
     let b = format!("ob-{suffix}");
-    let b_input = c.restore_input_into(
-        &other_ns,
-        &b,
-        json!({}),
-        json!({"sim.brfed.dev/fault": "*:restore-data:hang"}),
-        json!({"phaseTimeoutSeconds": 45}),
-    );
+    let b_input = c
+        .restore_into(&other_ns, &b)
+        .annotations(json!({"sim.brfed.dev/fault": "*:restore-data:hang"}))
+        .options(json!({"phaseTimeoutSeconds": 45}))
+        .build();
     let b_arn = c.flows.start(&c.flows.restore_arn, &b, &b_input).await;
     wait_catalog(&c, &b, "RestoreData", |d| {
         step_names(d).contains(&"RestoreData".to_string())
     })
     .await;
     let a = format!("oa-{suffix}");
-    let done = c
-        .restore(&a, &c.restore_input(&a, json!({}), json!({}), json!({})))
-        .await;
+    let done = c.restore(&a, &c.restore_of(&a).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let b_done = c.flows.wait(&b_arn, RUN).await;
     assert_eq!(b_done.status, "FAILED", "{b_done:?}");
@@ -532,10 +479,12 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
     );
 }
 
-/// The volumes the last restore of each member wrote into the backup's `restoremeta`.
-async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// The `restoremeta` the last restore of each member of the backup wrote beside its
+/// `backupmeta`, by data plane.
+async fn restoremetas(c: &Case) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
     for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
+        let plane = b["k8sClusterName"].as_str().unwrap().to_string();
         let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
             .split_once('/')
             .unwrap();
@@ -546,7 +495,15 @@ async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
             .await
             .expect("S3 get")
             .expect("restoremeta");
-        let meta: Value = serde_json::from_slice(&meta).unwrap();
+        out.push((plane, serde_json::from_slice(&meta).unwrap()));
+    }
+    out
+}
+
+/// The volumes the last restore of each member wrote into the backup's `restoremeta`.
+async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (_, meta) in restoremetas(c).await {
         for store in meta["tikv"]["stores"].as_array().unwrap() {
             for v in store["volumes"].as_array().unwrap() {
                 out.insert(v["restore_volume_id"].as_str().unwrap().to_string());
@@ -572,14 +529,9 @@ async fn target_volumes(c: &Case, key: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volumes() {
     let c = backed_up("rt-turn", 2).await;
-    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    let suffix = c.suffix();
     let first = format!("t1-{suffix}");
-    let done = c
-        .restore(
-            &first,
-            &c.restore_input(&first, json!({}), json!({}), json!({})),
-        )
-        .await;
+    let done = c.restore(&first, &c.restore_of(&first).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let first_volumes = restoremeta_volumes(&c).await;
     assert_eq!(first_volumes.len(), 6, "two TiKV stores a plane");
@@ -597,12 +549,10 @@ async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volum
     let done = c
         .restore(
             &second,
-            &c.restore_input(
-                &second,
-                json!({}),
-                json!({"sim.brfed.dev/fault": "*:restore-data:fail"}),
-                json!({"cleanupOnFailure": true}),
-            ),
+            &c.restore_of(&second)
+                .annotations(json!({"sim.brfed.dev/fault": "*:restore-data:fail"}))
+                .options(json!({"cleanupOnFailure": true}))
+                .build(),
         )
         .await;
     assert_eq!(done.status, "FAILED", "{done:?}");
@@ -652,11 +602,8 @@ async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volum
 #[tokio::test(flavor = "multi_thread")]
 async fn of_two_restores_started_at_once_under_one_name_exactly_one_proceeds() {
     let c = backed_up("rt-twice", 2).await;
-    let name = format!(
-        "tw-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let input = c.restore_input(&name, json!({}), json!({}), json!({}));
+    let name = c.restore_name("tw");
+    let input = c.restore_of(&name).build();
     // Two executions of one VolumeRestore (console-generated names, or two people at once).
     let (arn, a, b) = (
         c.flows.restore_arn.clone(),
