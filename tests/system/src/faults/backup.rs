@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
         .unwrap_or_default();
     r.catalog = Check::new(consistent, format!("{phase}{reason}"));
 
-    let (gc, after) = gc_check(world, &key, inj.fault_at, Duration::from_secs(60)).await;
+    let (gc, after) = gc_check(world, key, inj.fault_at, Duration::from_secs(60)).await;
     r.gc = gc;
     r.gc_after_fault_ms = after;
 
@@ -83,6 +83,6 @@ pub async fn run(ctx: &Ctx, cell: Cell) -> CellResult {
         )
     })
     .await;
-    r.leftovers = backup_leftovers(world, &key, &ns, doc.as_ref()).await;
+    r.leftovers = backup_leftovers(world, key, ns, doc.as_ref()).await;
     r.finish(inj.produced, started)
 }
