@@ -1,18 +1,15 @@
 //! What every runner on the local world builds alike (the system tests, `brfed-bench` and
 //! `brfed-faults`): a TiDB cluster seeded in a fresh namespace of the first three data planes,
-//! the `spec.clusters` over it, and the `VolumeBackup` / `VolumeRestore` execution inputs, one
-//! builder per kind.
+//! the `spec.clusters` over it, a backup case to start from; the `VolumeBackup` /
+//! `VolumeRestore` execution inputs are the builders of [`crate::docs`].
 
 use crate::dataplane::{World, unique};
+pub use crate::docs::{VolumeBackup, VolumeRestore};
 use crate::workflow::{Finished, Workflows, state_machine};
 use brfed_sim_operator::seed::{SeedError, TidbClusterSeed, default_az, seed_tidb_cluster};
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
-use std::marker::PhantomData;
 use std::time::Duration;
-
-/// `apiVersion` of the federation's kinds.
-const API_VERSION: &str = "federation.pingcap.com/v1alpha1";
 
 /// A TidbCluster `basic` seeded across the first three data planes, in a namespace of its own.
 #[derive(Debug, Clone)]
@@ -84,124 +81,6 @@ pub fn restore_clusters(planes: &[String], tc: &str, ns: &str, region: &str) -> 
         .collect()
 }
 
-/// Builder of an execution input of kind `K`: [`VolumeBackup`] or [`VolumeRestore`]. The
-/// setters of `metadata` and `options` serve both; each kind has its own starts and template.
-#[derive(Debug, Clone)]
-pub struct Input<K> {
-    doc: Value,
-    kind: PhantomData<K>,
-}
-
-/// Kind marker of [`VolumeBackup`].
-#[derive(Debug, Clone)]
-pub struct Backup;
-
-/// Kind marker of [`VolumeRestore`].
-#[derive(Debug, Clone)]
-pub struct Restore;
-
-/// Builder of a `volume-backup` execution input (a `VolumeBackup`).
-pub type VolumeBackup = Input<Backup>;
-
-/// Builder of a `volume-restore` execution input (a `VolumeRestore` from a catalog backup).
-pub type VolumeRestore = Input<Restore>;
-
-impl<K> Input<K> {
-    fn of(doc: Value) -> Self {
-        Self {
-            doc,
-            kind: PhantomData,
-        }
-    }
-
-    /// `metadata.namespace`.
-    pub fn namespace(mut self, namespace: &str) -> Self {
-        self.doc["metadata"]["namespace"] = json!(namespace);
-        self
-    }
-
-    /// `metadata.annotations`.
-    pub fn annotations(mut self, annotations: Value) -> Self {
-        self.doc["metadata"]["annotations"] = annotations;
-        self
-    }
-
-    /// `metadata.labels`.
-    pub fn labels(mut self, labels: Value) -> Self {
-        self.doc["metadata"]["labels"] = labels;
-        self
-    }
-
-    /// `options` (brfed's: `observeMode`, `phaseTimeoutSeconds`, ...).
-    pub fn options(mut self, options: Value) -> Self {
-        self.doc["options"] = options;
-        self
-    }
-
-    /// The input.
-    pub fn build(self) -> Value {
-        self.doc
-    }
-
-    /// Its `spec` alone (a schedule's `backupTemplate`).
-    pub fn spec(mut self) -> Value {
-        self.doc["spec"].take()
-    }
-}
-
-impl Input<Backup> {
-    /// The smallest input: `name` in namespace `br` over `clusters`, stored under
-    /// `s3://bucket/prefix`; no `apiVersion`/`kind`, nothing else in the template.
-    pub fn new(name: &str, clusters: Vec<Value>, bucket: &str, prefix: &str) -> Self {
-        Self::of(json!({"metadata": {"name": name, "namespace": "br"},
-            "spec": {"clusters": clusters, "template": {
-                "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix}}}}))
-    }
-
-    /// The input as a user writes the object: [`Self::new`] with `apiVersion` and `kind`, and a
-    /// template with `br.sendCredToTikv: false`, the S3 region `us-west-2`, tool image
-    /// `pingcap/br:v7.5.1` and `cleanPolicy`.
-    pub fn written(
-        name: &str,
-        clusters: Vec<Value>,
-        bucket: &str,
-        prefix: &str,
-        clean_policy: &str,
-    ) -> Self {
-        let mut b = Self::new(name, clusters, bucket, prefix)
-            .template("br", json!({"sendCredToTikv": false}))
-            .template("toolImage", json!("pingcap/br:v7.5.1"))
-            .template("cleanPolicy", json!(clean_policy));
-        b.doc["apiVersion"] = json!(API_VERSION);
-        b.doc["kind"] = json!("VolumeBackup");
-        b.doc["spec"]["template"]["s3"]["region"] = json!("us-west-2");
-        b
-    }
-
-    /// Sets `spec.template.{key}`.
-    pub fn template(mut self, key: &str, value: Value) -> Self {
-        self.doc["spec"]["template"][key] = value;
-        self
-    }
-}
-
-impl Input<Restore> {
-    /// `name` in `namespace` over `clusters`, from backup `namespace/backup` of the catalog
-    /// (`fromBackup`), with an empty template.
-    pub fn from_backup(name: &str, namespace: &str, clusters: Vec<Value>, backup: &str) -> Self {
-        Self::of(json!({"apiVersion": API_VERSION, "kind": "VolumeRestore",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"clusters": clusters, "template": {}},
-            "fromBackup": {"namespace": namespace, "name": backup}}))
-    }
-
-    /// `spec.template` (`warmup`, `warmupStrategy`, ...).
-    pub fn template(mut self, template: Value) -> Self {
-        self.doc["spec"]["template"] = template;
-        self
-    }
-}
-
 /// The world, its workflows and a TidbCluster seeded as [`SeededCluster::seed`] does: what most
 /// system tests start from. Panics when the world is missing or the seed fails.
 pub async fn seeded_world(
@@ -270,22 +149,29 @@ impl BackupCase {
             .unwrap()
     }
 
+    /// Starts `volume-backup-delete` with `input`, execution `{prefix}-{name}`: its ARN.
+    pub async fn start_delete(&self, prefix: &str, input: &Value) -> String {
+        let execution = format!("{prefix}-{}", self.name);
+        let sm = state_machine("volume-backup-delete");
+        self.flows.start(&sm, &execution, input).await
+    }
+
     /// Runs `volume-backup-delete` with `input` (execution `delete-{name}`) to its end.
     pub async fn delete(&self, input: &Value, timeout: Duration) -> Finished {
+        let arn = self.start_delete("delete", input).await;
+        self.flows.wait(&arn, timeout).await
+    }
+
+    /// Starts `volume-backup` with `input` (execution = the backup's name): its ARN.
+    pub async fn start(&self, input: &Value) -> String {
         self.flows
-            .run(
-                &state_machine("volume-backup-delete"),
-                &format!("delete-{}", self.name),
-                input,
-                timeout,
-            )
+            .start(&self.flows.backup_arn, &self.name, input)
             .await
     }
 
     /// Runs `volume-backup` with `input` (execution = the backup's name) to its end.
     pub async fn run(&self, input: &Value, timeout: Duration) -> Finished {
-        self.flows
-            .run(&self.flows.backup_arn, &self.name, input, timeout)
-            .await
+        let arn = self.start(input).await;
+        self.flows.wait(&arn, timeout).await
     }
 }

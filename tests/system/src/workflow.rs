@@ -2,6 +2,7 @@
 //! execution, wait for it, read its history, read the catalog.
 
 use crate::dataplane::World;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -29,6 +30,27 @@ pub struct Finished {
     pub error: Option<String>,
     /// Cause (on failure).
     pub cause: Option<String>,
+}
+
+impl Finished {
+    /// Asserts that the execution FAILED with error `error` and a cause that mentions `part`.
+    pub fn assert_failed_with(&self, error: &str, part: &str) {
+        assert_eq!(self.status, "FAILED", "{self:?}");
+        assert_eq!(self.error.as_deref(), Some(error), "{self:?}");
+        let cause = self.cause.as_deref().unwrap_or_default();
+        assert!(cause.contains(part), "the cause names {part}: {self:?}");
+    }
+
+    /// The end of execution `arn` as `DescribeExecution` tells it; `None` while it is RUNNING.
+    pub fn of(arn: &str, d: &DescribeExecutionOutput) -> Option<Self> {
+        (d.status() != &ExecutionStatus::Running).then(|| Self {
+            arn: arn.to_string(),
+            status: d.status().as_str().to_string(),
+            output: d.output().and_then(|o| serde_json::from_str(o).ok()),
+            error: d.error().map(String::from),
+            cause: d.cause().map(String::from),
+        })
+    }
 }
 
 impl Workflows {
@@ -75,25 +97,26 @@ impl Workflows {
         out.execution_arn().to_string()
     }
 
+    /// `DescribeExecution` of `arn`.
+    pub async fn describe(
+        &self,
+        arn: &str,
+    ) -> Result<DescribeExecutionOutput, aws_sdk_sfn::Error> {
+        Ok(self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await?)
+    }
+
     /// Waits until the execution is no longer RUNNING.
     pub async fn wait(&self, arn: &str, timeout: Duration) -> Finished {
         let start = Instant::now();
         loop {
-            let d = self
-                .sfn
-                .describe_execution()
-                .execution_arn(arn)
-                .send()
-                .await
-                .expect("DescribeExecution");
-            if d.status() != &ExecutionStatus::Running {
-                return Finished {
-                    arn: arn.to_string(),
-                    status: d.status().as_str().to_string(),
-                    output: d.output().and_then(|o| serde_json::from_str(o).ok()),
-                    error: d.error().map(String::from),
-                    cause: d.cause().map(String::from),
-                };
+            let d = self.describe(arn).await.expect("DescribeExecution");
+            if let Some(end) = Finished::of(arn, &d) {
+                return end;
             }
             assert!(
                 start.elapsed() < timeout,
@@ -154,6 +177,22 @@ impl Workflows {
         .expect("GetExecutionHistory");
         (names, count)
     }
+}
+
+/// The `status.conditions` of a catalog document (or an execution's output); panics when it has
+/// none.
+pub fn doc_conditions(doc: &Value) -> &[Value] {
+    doc["status"]["conditions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no status.conditions: {doc}"))
+}
+
+/// The types of [`doc_conditions`], in order.
+pub fn doc_condition_types(doc: &Value) -> Vec<&str> {
+    doc_conditions(doc)
+        .iter()
+        .map(|c| c["type"].as_str().expect("a condition type"))
+        .collect()
 }
 
 /// The catalog document of `namespace/name`.

@@ -10,7 +10,9 @@
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::faults::disrupt::stop_plane;
 use brfed_system_tests::fixtures::{SeededCluster, VolumeBackup, seeded_world};
-use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, rule_deliveries};
+use brfed_system_tests::workflow::{
+    RetryDelays, Workflows, catalog_doc, doc_conditions, rule_deliveries,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -180,12 +182,7 @@ impl Case {
                     pd["expireCount"], 0,
                     "the pause expired, brfed did not end it: {pd}"
                 );
-                let last = doc["status"]["conditions"]
-                    .as_array()
-                    .unwrap()
-                    .last()
-                    .unwrap()
-                    .clone();
+                let last = doc_conditions(&doc).last().unwrap();
                 assert_eq!(last["reason"], "ExecutionAborted", "{doc}");
                 assert!(
                     doc["brfed"]["teardownPending"].is_null(),

@@ -8,7 +8,7 @@ use brfed_core::delete::snapshot_ids;
 use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::fixtures::BackupCase;
-use brfed_system_tests::workflow::{catalog_doc, state_machine};
+use brfed_system_tests::workflow::{catalog_doc, doc_conditions, state_machine};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -139,14 +139,7 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
     );
 
     // Deleting it again: named, nothing done.
-    let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("again-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
-        .await;
+    let arn = c.start_delete("again", &json!({"name": c.name, "namespace": "br"})).await;
     let again = c.flows.wait(&arn, RUN).await;
     assert_eq!(again.status, "FAILED");
     assert_eq!(again.error.as_deref(), Some("BackupNotFound"));
@@ -294,14 +287,7 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
         json!({"sim.brfed.dev/fault": "dp2:clean:hang"}),
     )
     .await;
-    let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("delete-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
-        .await;
+    let arn = c.start_delete("delete", &json!({"name": c.name, "namespace": "br"})).await;
     // Until the catalog says Deleting, then stop it as from the console.
     let mut deleting = false;
     for _ in 0..100 {
@@ -319,12 +305,9 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
         let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
         state = doc["brfed"]["deletion"]["state"].clone();
         if state == "CleanFailed" {
-            let cond = doc["status"]["conditions"]
-                .as_array()
-                .unwrap()
+            let cond = doc_conditions(&doc)
                 .iter()
                 .find(|x| x["type"] == "CleanFailed")
-                .cloned()
                 .unwrap();
             assert_eq!(cond["reason"], "ExecutionAborted");
             break;
@@ -333,14 +316,7 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
     }
     assert_eq!(state, "CleanFailed", "the abort rule marked it");
     // Not stuck: another deletion starts (and waits on dp2 again, then is stopped too).
-    let again = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("again-{}", c.name),
-            &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}}),
-        )
-        .await;
+    let again = c.start_delete("again", &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}})).await;
     let done = c.flows.wait(&again, RUN).await;
     assert_eq!(
         done.error.as_deref(),

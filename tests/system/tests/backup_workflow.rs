@@ -4,7 +4,7 @@
 use brfed_sim_operator::kubeobj::backup_resource;
 use brfed_system_tests::dataplane::{PhaseLog, is_subsequence};
 use brfed_system_tests::fixtures::BackupCase;
-use brfed_system_tests::workflow::catalog_doc;
+use brfed_system_tests::workflow::{Finished, catalog_doc, doc_condition_types, doc_conditions};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -17,7 +17,29 @@ fn input(c: &BackupCase, annotations: Value, options: Value) -> Value {
         .build()
 }
 
-async fn run(c: &BackupCase, input: &Value) -> brfed_system_tests::workflow::Finished {
+/// A backup of a new case (`prefix`) run with fault rule `rule` and `options` fails by the name
+/// `error`, with GC paused `pauses` times and resumed as often, and every member torn down.
+async fn fails_by_name(
+    prefix: &str,
+    (rule, options): (&str, Value),
+    error: &str,
+    pauses: u64,
+) -> (BackupCase, Finished) {
+    let c = BackupCase::new(prefix, "bk", 2).await;
+    let done = run_faulted(&c, rule, options).await;
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some(error), "{done:?}");
+    assert_gc_resumed(&c, pauses).await;
+    assert_all_torn_down(&c).await;
+    (c, done)
+}
+
+/// Runs the backup with fault rule `rule` (annotation `sim.brfed.dev/fault`) and `options`.
+async fn run_faulted(c: &BackupCase, rule: &str, options: Value) -> Finished {
+    run(c, &input(c, json!({"sim.brfed.dev/fault": rule}), options)).await
+}
+
+async fn run(c: &BackupCase, input: &Value) -> Finished {
     c.run(input, RUN).await
 }
 
@@ -85,12 +107,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         min.to_string(),
         "commitTs is the minimum of the members'"
     );
-    let types: Vec<&str> = out["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["type"].as_str().unwrap())
-        .collect();
+    let types = doc_condition_types(&out);
     assert_eq!(types, ["Running", "SnapshotsCreated", "Complete"]);
     assert!(out["status"]["backupSize"].as_i64().unwrap() > 0);
     assert_eq!(
@@ -145,20 +162,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
-    let c = BackupCase::new("bk-initfail", "bk", 2).await;
-    let done = run(
-        &c,
-        &input(
-            &c,
-            json!({"sim.brfed.dev/fault": "dp1:initialize:fail"}),
-            json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("InitializeFailed"), "{done:?}");
-    assert_gc_resumed(&c, 0).await;
-    assert_all_torn_down(&c).await;
+    let (c, _) = fails_by_name("bk-initfail", ("dp1:initialize:fail", json!({})), "InitializeFailed", 0).await;
     assert!(
         c.member("dp2").await.is_none(),
         "no member is created after a failed initialize"
@@ -169,24 +173,11 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
-    let c = BackupCase::new("bk-execfail", "bk", 2).await;
-    let done = run(
-        &c,
-        &input(
-            &c,
-            json!({"sim.brfed.dev/fault": "dp2:execute:fail"}),
-            json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("MemberFailed"), "{done:?}");
+    let (c, done) = fails_by_name("bk-execfail", ("dp2:execute:fail", json!({})), "MemberFailed", 1).await;
     assert!(
         done.cause.as_deref().unwrap_or_default().contains("dp2"),
         "{done:?}"
     );
-    assert_gc_resumed(&c, 1).await;
-    assert_all_torn_down(&c).await;
     for p in &c.planes {
         let m = c.member(p).await.expect("member exists");
         let phase = m.data["status"]["phase"]
@@ -202,59 +193,22 @@ async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_member_fails_by_name() {
-    let c = BackupCase::new("bk-invalid", "bk", 2).await;
-    let done = run(
-        &c,
-        &input(
-            &c,
-            json!({"sim.brfed.dev/fault": "dp3:execute:invalid"}),
-            json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("MemberInvalid"), "{done:?}");
-    assert_gc_resumed(&c, 1).await;
-    assert_all_torn_down(&c).await;
+    fails_by_name("bk-invalid", ("dp3:execute:invalid", json!({})), "MemberInvalid", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_phase_deadline_tears_down_and_fails_by_name() {
-    let c = BackupCase::new("bk-deadline", "bk", 2).await;
-    let done = run(
-        &c,
-        &input(
-            &c,
-            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
-            json!({"phaseTimeoutSeconds": 4}),
-        ),
-    )
-    .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(
-        done.error.as_deref(),
-        Some("PhaseDeadlineExceeded"),
-        "{done:?}"
-    );
-    assert_gc_resumed(&c, 1).await;
-    assert_all_torn_down(&c).await;
+    fails_by_name("bk-deadline", ("dp2:execute:hang", json!({"phaseTimeoutSeconds": 4})), "PhaseDeadlineExceeded", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     let c = BackupCase::new("bk-stopped", "bk", 2).await;
-    let arn = c
-        .flows
-        .start(
-            &c.flows.backup_arn,
-            &c.name,
-            &input(
+    let arn = c.start(&input(
                 &c,
                 json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
                 json!({}),
-            ),
-        )
-        .await;
+            )).await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
     while c.member("dp2").await.is_none() {
@@ -272,12 +226,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     loop {
         let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
         if doc["status"]["phase"] == "Failed" {
-            let last = doc["status"]["conditions"]
-                .as_array()
-                .unwrap()
-                .last()
-                .unwrap()
-                .clone();
+            let last = doc_conditions(&doc).last().unwrap();
             assert_eq!(last["reason"], "ExecutionAborted");
             break;
         }
@@ -305,14 +254,7 @@ async fn bad_input_is_rejected_before_any_side_effect() {
     let mut input = input(&c, json!({}), json!({}));
     input["spec"]["template"]["cleanPolicy"] = json!("Sometimes");
     let done = run(&c, &input).await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("InvalidSpec"), "{done:?}");
-    assert!(
-        done.cause
-            .as_deref()
-            .unwrap_or_default()
-            .contains("cleanPolicy")
-    );
+    done.assert_failed_with("InvalidSpec", "cleanPolicy");
     assert!(c.member("dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     assert_gc_resumed(&c, 0).await;

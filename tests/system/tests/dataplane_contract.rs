@@ -80,7 +80,7 @@ impl<'a> Backup<'a> {
         let init = &self.planes[0];
         create(
             &self.api(init),
-            &customize(self.member(init, "initialize").init_deadline(600)).build(),
+            &customize(self.member(init, "initialize").init_deadline(600)).object(),
         )
         .await;
         wait_condition(&self.api(init), &self.name, "VolumeBackupInitialized").await;
@@ -93,7 +93,7 @@ impl<'a> Backup<'a> {
         for plane in &self.planes[1..] {
             create(
                 &self.api(plane),
-                &customize(self.member(plane, "execute")).build(),
+                &customize(self.member(plane, "execute")).object(),
             )
             .await;
         }
@@ -542,7 +542,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
         let member = bk
             .restore_member(rt, &ns2, plane, &target_az[plane])
             .warmup("sync", "hybrid");
-        create(&restores(plane), &member.build()).await;
+        create(&restores(plane), &member.object()).await;
     }
     let mut commit_by_plane = BTreeMap::new();
     for plane in &planes {
@@ -674,7 +674,7 @@ async fn members_are_invalid_when_their_tidb_cluster_does_not_fit() {
     let api = world.backups(&planes[0], &ns);
     let member =
         Backup::of(&world, &ns, "fed-inv", &planes, "inv").member(&planes[0], "initialize");
-    create(&api, &member.build()).await;
+    create(&api, &member.object()).await;
     let obj = wait_condition(&api, "fed-inv", "Invalid").await;
     let invalid = condition_saying(&obj, "Invalid", "acrossK8s");
     assert_eq!(invalid["reason"], "InvalidSpec");
@@ -696,7 +696,7 @@ async fn members_are_invalid_when_their_tidb_cluster_does_not_fit() {
         &format!("{ns}/none-{}", planes[0]),
         "us-west-2a",
     );
-    create(&restores, &restore.build()).await;
+    create(&restores, &restore.object()).await;
     let obj = wait_condition(&restores, "fed-rinv", "Invalid").await;
     condition_saying(&obj, "Invalid", "recovery mode");
 }
@@ -803,7 +803,7 @@ async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_paus
     let api = world.backups(&planes[0], &ns);
     let member =
         Backup::of(&world, &ns, "fed-crash", &planes, "crash").member(&planes[0], "initialize");
-    create(&api, &member.build()).await;
+    create(&api, &member.object()).await;
     let obj = wait_has(&api, "fed-crash", "VolumeBackupInitializeFailed").await;
     assert!(
         has(&obj, "VolumeBackupInitialized"),
@@ -845,7 +845,7 @@ async fn the_init_job_deadline_fails_initialize_and_resumes_gc() {
     let member = Backup::of(&world, &ns, "fed-dl", &planes, "dl")
         .member(&planes[0], "initialize")
         .init_deadline(2);
-    create(&api, &member.build()).await;
+    create(&api, &member.object()).await;
     wait_condition(&api, "fed-dl", "VolumeBackupInitialized").await;
     // nobody moves it to execute: the init job hits activeDeadlineSeconds
     let obj = wait_has(&api, "fed-dl", "VolumeBackupInitializeFailed").await;
@@ -895,7 +895,7 @@ async fn deleting_a_retain_backup_keeps_its_snapshots_and_s3_objects() {
     );
 
     // the kept data still occupies the prefix: a new backup there is refused
-    let again = bk.member(plane, "execute").build();
+    let again = bk.member(plane, "execute").object();
     create(&bk.api(plane), &again).await;
     let refused = wait_has(&bk.api(plane), &bk.name, "Failed").await;
     assert_eq!(reason(&refused, "Failed"), "FileExistedInExternalStorage");
@@ -926,15 +926,15 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
     let wal = bk
         .restore_member("fed-wal", &ns_wal, &first, &az(&first))
         .warmup("sync", "check-wal-only");
-    create(&world.restores(&first, &ns_wal), &wal.build()).await;
+    create(&world.restores(&first, &ns_wal), &wal.object()).await;
     let asy = bk
         .restore_member("fed-async", &ns_async, &second, &az(&second))
         .warmup("async", "hybrid");
-    create(&world.restores(&second, &ns_async), &asy.build()).await;
+    create(&world.restores(&second, &ns_async), &asy.object()).await;
     let fail = bk
         .restore_member("fed-fail", &ns_fail, &last, &az(&last))
         .annotation(FAULT, &format!("{last}:restore-volume:fail"));
-    create(&world.restores(&last, &ns_fail), &fail.build()).await;
+    create(&world.restores(&last, &ns_fail), &fail.object()).await;
 
     let wal_done = wait_condition(&world.restores(&first, &ns_wal), "fed-wal", "Complete").await;
     assert_eq!(

@@ -4,7 +4,7 @@
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::fixtures::{SeededCluster, VolumeRestore, restore_clusters, seeded_world};
-use brfed_system_tests::workflow::{Finished, Workflows};
+use brfed_system_tests::workflow::{Finished, Workflows, doc_condition_types};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -221,12 +221,7 @@ async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
         let done = c.restore(&name, &input).await;
         assert_eq!(done.status, "SUCCEEDED", "{warmup}/{strategy}: {done:?}");
         let doc = done.output.unwrap();
-        let types: Vec<&str> = doc["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["type"].as_str().unwrap())
-            .collect();
+        let types = doc_condition_types(&doc);
         assert!(
             types.contains(&"WarmUpComplete"),
             "{warmup}/{strategy}: {types:?}"
@@ -257,15 +252,7 @@ async fn a_replica_mismatch_is_refused_before_anything_is_created() {
     let c = backed_up("rt-mismatch", 3).await;
     let name = c.restore_name("mm");
     let done = c.restore(&name, &c.restore_of(&name).build()).await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("TopologyMismatch"), "{done:?}");
-    assert!(
-        done.cause
-            .as_deref()
-            .unwrap_or_default()
-            .contains("TiKV replicas"),
-        "{done:?}"
-    );
+    done.assert_failed_with("TopologyMismatch", "TiKV replicas");
     for p in &c.planes {
         assert!(
             c.member(p, &name).await.is_none(),

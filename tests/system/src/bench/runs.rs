@@ -79,13 +79,7 @@ pub async fn history(flows: &Workflows, arn: &str) -> History {
 
 /// Execution start and stop, ms since the epoch.
 async fn times(flows: &Workflows, arn: &str) -> (i64, i64) {
-    let d = flows
-        .sfn
-        .describe_execution()
-        .execution_arn(arn)
-        .send()
-        .await
-        .expect("DescribeExecution");
+    let d = flows.describe(arn).await.expect("DescribeExecution");
     let started = d.start_date().to_millis().unwrap_or_default();
     let stopped = d
         .stop_date()
@@ -128,6 +122,16 @@ pub struct BackupRun {
     pub events_per_observe: Option<usize>,
     /// Member changes the observer saw.
     pub member_changes_observed: usize,
+}
+
+/// States entered, history events and the largest payload of a live run.
+pub type Figures = (usize, usize, usize);
+
+impl BackupRun {
+    /// Its [`Figures`].
+    pub fn figures(&self) -> Figures {
+        (self.state_transitions, self.history_events, self.largest_payload_bytes)
+    }
 }
 
 type Seen = Arc<Mutex<Vec<(DateTime<Utc>, usize, Value)>>>;
@@ -244,6 +248,13 @@ pub struct RestoreRun {
     pub history_events: usize,
     /// Largest payload in the history.
     pub largest_payload_bytes: usize,
+}
+
+impl RestoreRun {
+    /// Its [`Figures`].
+    pub fn figures(&self) -> Figures {
+        (self.state_transitions, self.history_events, self.largest_payload_bytes)
+    }
 }
 
 /// Seeds recovery-mode restore targets (2 TiKV per plane, as the backup's source) and restores

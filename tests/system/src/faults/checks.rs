@@ -3,7 +3,6 @@
 use super::Check;
 use crate::dataplane::World;
 use crate::workflow::{Finished, Workflows};
-use aws_sdk_sfn::types::ExecutionStatus;
 use brfed_sim_operator::meta::{CloudSnapBackup, TAG_CLUSTER};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,21 +13,10 @@ use std::time::{Duration, Instant};
 pub async fn wait_execution(flows: &Workflows, arn: &str, timeout: Duration) -> Option<Finished> {
     let start = Instant::now();
     loop {
-        if let Ok(d) = flows
-            .sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            && d.status() != &ExecutionStatus::Running
+        if let Ok(d) = flows.describe(arn).await
+            && let Some(end) = Finished::of(arn, &d)
         {
-            return Some(Finished {
-                arn: arn.to_string(),
-                status: d.status().as_str().to_string(),
-                output: d.output().and_then(|o| serde_json::from_str(o).ok()),
-                error: d.error().map(String::from),
-                cause: d.cause().map(String::from),
-            });
+            return Some(end);
         }
         if start.elapsed() > timeout {
             return None;
