@@ -98,10 +98,7 @@ impl Workflows {
     }
 
     /// `DescribeExecution` of `arn`.
-    pub async fn describe(
-        &self,
-        arn: &str,
-    ) -> Result<DescribeExecutionOutput, aws_sdk_sfn::Error> {
+    pub async fn describe(&self, arn: &str) -> Result<DescribeExecutionOutput, aws_sdk_sfn::Error> {
         Ok(self
             .sfn
             .describe_execution()
@@ -197,12 +194,20 @@ pub fn doc_condition_types(doc: &Value) -> Vec<&str> {
 
 /// The catalog document of `namespace/name`.
 pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
-    catalog_object(world, &brfed_core::catalog::backup_key(namespace, name)).await
+    catalog_object(
+        world,
+        &brfed_core::backup::status::backup_key(namespace, name),
+    )
+    .await
 }
 
 /// The catalog document of restore `namespace/name`.
 pub async fn catalog_restore_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
-    catalog_object(world, &brfed_core::restore::restore_key(namespace, name)).await
+    catalog_object(
+        world,
+        &brfed_core::restore::status::restore_key(namespace, name),
+    )
+    .await
 }
 
 /// The JSON object `key` of the catalog bucket (`BRFED_CATALOG_BUCKET`, default the world's).

@@ -5,8 +5,8 @@
 //! succeed and print what the document says it prints, so the document cannot drift from brfed.
 
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
-use brfed_core::schedule::ScheduleRequest;
-use brfed_core::scheduling;
+use brfed_core::schedule;
+use brfed_core::schedule::spec::ScheduleRequest;
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::fixtures::{SeededCluster, VolumeBackup, backup_clusters};

@@ -4,8 +4,8 @@
 //! the backup's goes with it: a snapshot slipped into a `backupmeta` survives and is named, and
 //! of two deletions started at once exactly one runs.
 
-use brfed_core::delete::snapshot_ids;
-use brfed_core::orphans::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
+use brfed_core::backup::member::snapshot_ids;
+use brfed_core::tags::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::fixtures::BackupCase;
 use brfed_system_tests::workflow::{catalog_doc, doc_conditions, state_machine};
@@ -139,7 +139,9 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
     );
 
     // Deleting it again: named, nothing done.
-    let arn = c.start_delete("again", &json!({"name": c.name, "namespace": "br"})).await;
+    let arn = c
+        .start_delete("again", &json!({"name": c.name, "namespace": "br"}))
+        .await;
     let again = c.flows.wait(&arn, RUN).await;
     assert_eq!(again.status, "FAILED");
     assert_eq!(again.error.as_deref(), Some("BackupNotFound"));
@@ -287,7 +289,9 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
         json!({"sim.brfed.dev/fault": "dp2:clean:hang"}),
     )
     .await;
-    let arn = c.start_delete("delete", &json!({"name": c.name, "namespace": "br"})).await;
+    let arn = c
+        .start_delete("delete", &json!({"name": c.name, "namespace": "br"}))
+        .await;
     // Until the catalog says Deleting, then stop it as from the console.
     let mut deleting = false;
     for _ in 0..100 {
@@ -316,7 +320,12 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
     }
     assert_eq!(state, "CleanFailed", "the abort rule marked it");
     // Not stuck: another deletion starts (and waits on dp2 again, then is stopped too).
-    let again = c.start_delete("again", &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}})).await;
+    let again = c
+        .start_delete(
+            "again",
+            &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}}),
+        )
+        .await;
     let done = c.flows.wait(&again, RUN).await;
     assert_eq!(
         done.error.as_deref(),

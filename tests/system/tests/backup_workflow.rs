@@ -162,7 +162,13 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
-    let (c, _) = fails_by_name("bk-initfail", ("dp1:initialize:fail", json!({})), "InitializeFailed", 0).await;
+    let (c, _) = fails_by_name(
+        "bk-initfail",
+        ("dp1:initialize:fail", json!({})),
+        "InitializeFailed",
+        0,
+    )
+    .await;
     assert!(
         c.member("dp2").await.is_none(),
         "no member is created after a failed initialize"
@@ -173,7 +179,13 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
-    let (c, done) = fails_by_name("bk-execfail", ("dp2:execute:fail", json!({})), "MemberFailed", 1).await;
+    let (c, done) = fails_by_name(
+        "bk-execfail",
+        ("dp2:execute:fail", json!({})),
+        "MemberFailed",
+        1,
+    )
+    .await;
     assert!(
         done.cause.as_deref().unwrap_or_default().contains("dp2"),
         "{done:?}"
@@ -193,22 +205,36 @@ async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_member_fails_by_name() {
-    fails_by_name("bk-invalid", ("dp3:execute:invalid", json!({})), "MemberInvalid", 1).await;
+    fails_by_name(
+        "bk-invalid",
+        ("dp3:execute:invalid", json!({})),
+        "MemberInvalid",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_phase_deadline_tears_down_and_fails_by_name() {
-    fails_by_name("bk-deadline", ("dp2:execute:hang", json!({"phaseTimeoutSeconds": 4})), "PhaseDeadlineExceeded", 1).await;
+    fails_by_name(
+        "bk-deadline",
+        ("dp2:execute:hang", json!({"phaseTimeoutSeconds": 4})),
+        "PhaseDeadlineExceeded",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     let c = BackupCase::new("bk-stopped", "bk", 2).await;
-    let arn = c.start(&input(
-                &c,
-                json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
-                json!({}),
-            )).await;
+    let arn = c
+        .start(&input(
+            &c,
+            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+            json!({}),
+        ))
+        .await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
     while c.member("dp2").await.is_none() {

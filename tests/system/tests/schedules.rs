@@ -10,8 +10,8 @@
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::backup::member::snapshot_ids;
 use brfed_core::names::execution_name;
-use brfed_core::schedule::{ScheduleRequest, tick_backup_name};
-use brfed_core::scheduling;
+use brfed_core::schedule;
+use brfed_core::schedule::spec::{ScheduleRequest, tick_backup_name};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
 use brfed_system_tests::workflow::{
@@ -77,7 +77,7 @@ impl Case {
     }
 
     /// Applies the schedule with `spec` fields over the defaults, and `annotations`.
-    async fn apply(&self, spec: Value, annotations: Value) -> scheduling::ScheduleDoc {
+    async fn apply(&self, spec: Value, annotations: Value) -> schedule::status::ScheduleDoc {
         let template = VolumeBackup::written(
             "",
             backup_clusters(&self.world.plane_names(3), "basic", &self.ns),

@@ -228,7 +228,12 @@ async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_backup_sends_volume_backup_failed_from_the_abort_function() {
     let c = BackupCase::new("sig-stop", "bk", 2).await;
-    let arn = c.start(&input(&c, json!({"sim.brfed.dev/fault": "dp2:execute:hang"}))).await;
+    let arn = c
+        .start(&input(
+            &c,
+            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+        ))
+        .await;
     let deadline = Instant::now() + RUN;
     let member = format!("fed-{}", c.name);
     while c

@@ -130,7 +130,11 @@ pub type Figures = (usize, usize, usize);
 impl BackupRun {
     /// Its [`Figures`].
     pub fn figures(&self) -> Figures {
-        (self.state_transitions, self.history_events, self.largest_payload_bytes)
+        (
+            self.state_transitions,
+            self.history_events,
+            self.largest_payload_bytes,
+        )
     }
 }
 
@@ -253,7 +257,11 @@ pub struct RestoreRun {
 impl RestoreRun {
     /// Its [`Figures`].
     pub fn figures(&self) -> Figures {
-        (self.state_transitions, self.history_events, self.largest_payload_bytes)
+        (
+            self.state_transitions,
+            self.history_events,
+            self.largest_payload_bytes,
+        )
     }
 }
 

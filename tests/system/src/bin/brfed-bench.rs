@@ -18,8 +18,8 @@
 use brfed_system_tests::bench::asl::Walk;
 use brfed_system_tests::bench::model::{self, Facts, Modelled, Scenario};
 use brfed_system_tests::bench::runs::{self, BackupRun, Figures, RestoreRun};
-use brfed_system_tests::bench::stats::Summary;
 use brfed_system_tests::bench::scale::Extrapolation;
+use brfed_system_tests::bench::stats::Summary;
 use brfed_system_tests::bench::{lambda, scale};
 use brfed_system_tests::dataplane::World;
 use brfed_system_tests::workflow::Workflows;
