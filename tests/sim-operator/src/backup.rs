@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Api;
 use kube::api::DynamicObject;
 use serde_json::json;
 use tokio::sync::watch;
@@ -18,7 +17,7 @@ use crate::faults::{FaultOutcome, FaultPhase, FaultPlan};
 use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report, Stop, sleep_or_stop, wait_stop};
 use crate::kubeobj::{backup_resource, str_at};
 use crate::member::{
-    Drained, Member, SIMULATED_FAULT, Storage, pd_key, readable_size, tc_bool, tc_json,
+    Drained, Member, SIMULATED_FAULT, Storage, pd_key, readable_size, scheduled, tc_bool, tc_json,
     tc_store_count, tc_tikv_replicas,
 };
 use crate::meta::{
@@ -31,37 +30,8 @@ pub const BACKUP_FINALIZER: &str = "tidb.pingcap.com/backup-protection";
 /// Tag added to every snapshot, naming the member that took it.
 pub const TAG_BACKUP: &str = "sim.brfed.dev/backup";
 
-/// Backup condition types.
-pub mod cond {
-    /// Job created.
-    pub const SCHEDULED: &str = "Scheduled";
-    /// Execute job preparing.
-    pub const PREPARE: &str = "Prepare";
-    /// Job running.
-    pub const RUNNING: &str = "Running";
-    /// GC and schedulers paused.
-    pub const INITIALIZED: &str = "VolumeBackupInitialized";
-    /// Pausing failed or the init job died too early.
-    pub const INITIALIZE_FAILED: &str = "VolumeBackupInitializeFailed";
-    /// `backupmeta` exists.
-    pub const SNAPSHOTS_CREATED: &str = "VolumeBackupSnapshotsCreated";
-    /// GC and schedulers resumed after the snapshots were created.
-    pub const INITIALIZE_COMPLETE: &str = "VolumeBackupInitializeComplete";
-    /// Snapshots completed.
-    pub const VOLUME_COMPLETE: &str = "VolumeBackupComplete";
-    /// Execute failed.
-    pub const VOLUME_FAILED: &str = "VolumeBackupFailed";
-    /// Final success.
-    pub const COMPLETE: &str = "Complete";
-    /// Final failure.
-    pub const FAILED: &str = "Failed";
-    /// Spec or TidbCluster invalid.
-    pub const INVALID: &str = "Invalid";
-    /// Data deleted.
-    pub const CLEAN: &str = "Clean";
-    /// Data deletion failed.
-    pub const CLEAN_FAILED: &str = "CleanFailed";
-}
+/// Backup condition types (with the ones a Restore writes).
+pub use crate::member::cond;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CleanPolicy {
@@ -87,23 +57,8 @@ fn has_finalizer(obj: &DynamicObject) -> bool {
 
 /// One reconcile pass of a `Backup`.
 pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
-    let plane = sim.plane(&key.plane)?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(plane.client.clone(), &key.namespace, &backup_resource());
-    let Some(obj) = api.get_opt(&key.name).await? else {
-        sim.jobs.forget(key);
+    let Some(m) = Member::load(sim, key, &backup_resource(), "backupMode").await? else {
         return Ok(Next::Done);
-    };
-    if str_at(&obj, "/spec/backupMode") != Some("volume-snapshot") {
-        return Ok(Next::Done);
-    }
-    let uid = obj.metadata.uid.clone().unwrap_or_default();
-    let m = Member {
-        sim,
-        key,
-        api,
-        obj,
-        uid,
     };
 
     if m.obj.metadata.deletion_timestamp.is_some() {
@@ -133,10 +88,7 @@ pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
 
     let tc = m.tidb_cluster().await?;
     if let Err(why) = validate(&m, tc.as_ref()) {
-        return m
-            .condition(cond::INVALID, "InvalidSpec", why)
-            .await
-            .map(|_| Next::Done);
+        return m.invalid_spec(why).await;
     }
     let tc = tc.expect("validated");
     let faults = m.faults(Some(&tc));
@@ -245,22 +197,14 @@ async fn resume(m: &Member<'_>, faults: &crate::faults::Faults) -> Result<Option
     let plan = m.plan(faults, FaultPhase::Resume);
     match plan.outcome {
         Some(FaultOutcome::Invalid) => {
-            return m
-                .condition(
-                    cond::INVALID,
-                    SIMULATED_FAULT,
-                    "simulated: invalid at resume",
-                )
-                .await
-                .map(Some);
+            return m.invalid_by_fault("resume").await.map(Some);
         }
         Some(FaultOutcome::Hang) => return Ok(Some(Next::Poll)),
         Some(FaultOutcome::Fail) => {
             stop_init_job(m, Stop::Graceful);
             return m
-                .condition(
+                .faulted(
                     cond::INITIALIZE_FAILED,
-                    SIMULATED_FAULT,
                     "simulated: resuming GC and schedulers failed",
                 )
                 .await
@@ -330,14 +274,7 @@ async fn initialize(m: &Member<'_>, tc: &DynamicObject, plan: FaultPlan) -> Resu
         return Ok(Next::Poll);
     }
     if plan.outcome == Some(FaultOutcome::Invalid) {
-        return m
-            .condition(
-                cond::INVALID,
-                SIMULATED_FAULT,
-                "simulated: invalid at initialize",
-            )
-            .await
-            .map(|_| Next::Done);
+        return m.invalid_by_fault("initialize").await.map(|_| Next::Done);
     }
     let max_active = m
         .obj
@@ -354,18 +291,13 @@ async fn initialize(m: &Member<'_>, tc: &DynamicObject, plan: FaultPlan) -> Resu
         plan,
     };
     let sim = m.sim.clone();
-    let job = Job::spawn(
+    m.start_job(
+        "init",
         format!("backup-{}-init", m.key.name),
-        m.sim.trigger(m.key),
-        vec![
-            CondReport::new(cond::SCHEDULED)
-                .message("init job created")
-                .into(),
-        ],
+        vec![scheduled("init").into()],
         move |job, stop| run_init_job(sim, job, stop, args),
+        |s| &mut s.init,
     );
-    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "init job created");
-    m.state(|s| s.init = Some(job));
     Ok(Next::Soon)
 }
 
@@ -469,14 +401,7 @@ async fn execute(
     }
     let plan = m.plan(faults, FaultPhase::Execute);
     if plan.outcome == Some(FaultOutcome::Invalid) {
-        return m
-            .condition(
-                cond::INVALID,
-                SIMULATED_FAULT,
-                "simulated: invalid at execute",
-            )
-            .await
-            .map(|_| Next::Done);
+        return m.invalid_by_fault("execute").await.map(|_| Next::Done);
     }
     let storage = m.storage().expect("validated");
     let cloud = &m.sim.cloud;
@@ -543,17 +468,14 @@ async fn execute(
         init: m.state(|s| s.init.clone()),
     };
     let sim = m.sim.clone();
-    let first = CondReport::new(cond::SCHEDULED)
-        .message("execute job created")
-        .field("backupPath", json!(storage.path()));
-    let job = Job::spawn(
+    let first = scheduled("execute").field("backupPath", json!(storage.path()));
+    m.start_job(
+        "execute",
         format!("backup-{}", m.key.name),
-        m.sim.trigger(m.key),
         vec![first.into()],
         move |job, _stop| run_exec_job(sim, job, args),
+        |s| &mut s.exec,
     );
-    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "execute job created");
-    m.state(|s| s.exec = Some(job));
     Ok(Next::Soon)
 }
 
@@ -731,7 +653,7 @@ async fn run_exec_job(sim: Arc<Sim>, job: Arc<Job>, a: ExecArgs) -> JobEnd {
         0
     };
     job.report(
-        CondReport::new(cond::VOLUME_COMPLETE)
+        CondReport::new(cond::VOLUME_BACKUP_COMPLETE)
             .message(format!("EBS backup success, resolved_ts={resolved_ts}"))
             .field("commitTs", json!(resolved_ts.to_string()))
             .field("backupPath", json!(a.storage.path()))
@@ -749,14 +671,7 @@ async fn teardown(m: &Member<'_>, plan: FaultPlan) -> Result<Next, SimError> {
     }
     match plan.outcome {
         Some(FaultOutcome::Invalid) => {
-            return m
-                .condition(
-                    cond::INVALID,
-                    SIMULATED_FAULT,
-                    "simulated: invalid at teardown",
-                )
-                .await
-                .map(|_| Next::Done);
+            return m.invalid_by_fault("teardown").await.map(|_| Next::Done);
         }
         Some(FaultOutcome::Hang) => return Ok(Next::Poll),
         _ => {}
@@ -780,7 +695,7 @@ async fn teardown(m: &Member<'_>, plan: FaultPlan) -> Result<Next, SimError> {
     }
     if plan.outcome == Some(FaultOutcome::Fail) {
         return m
-            .condition(cond::FAILED, SIMULATED_FAULT, "simulated: teardown failed")
+            .faulted(cond::FAILED, "simulated: teardown failed")
             .await
             .map(|_| Next::Done);
     }

@@ -1,15 +1,17 @@
 //! What Backup and Restore reconciles share: the member being reconciled, status writes, the
 //! member's TidbCluster, and the storage location of its spec.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::faults::{FaultPhase, FaultPlan, Faults};
-use crate::jobs::{CondReport, Job, MemberState, ObjKey};
+use crate::jobs::{CondReport, Job, JobEnd, MemberState, ObjKey, Report, Stop};
 use crate::kubeobj::{
     self, has_condition, k8s_now, set_condition, status_mut, str_at, tidbcluster_resource,
     update_object,
@@ -19,6 +21,54 @@ use crate::sim::{Next, Sim, SimError};
 
 /// Reason of every condition caused by a fault rule.
 pub const SIMULATED_FAULT: &str = "SimulatedFault";
+
+/// Condition types of the data-plane `Backup` and `Restore`: those both write, then each kind's own.
+pub mod cond {
+    /// Job created.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// Job running.
+    pub const RUNNING: &str = "Running";
+    /// Final success.
+    pub const COMPLETE: &str = "Complete";
+    /// Final failure.
+    pub const FAILED: &str = "Failed";
+    /// Spec or TidbCluster invalid.
+    pub const INVALID: &str = "Invalid";
+
+    // Backup
+    /// Execute job preparing.
+    pub const PREPARE: &str = "Prepare";
+    /// GC and schedulers paused.
+    pub const INITIALIZED: &str = "VolumeBackupInitialized";
+    /// Pausing failed or the init job died too early.
+    pub const INITIALIZE_FAILED: &str = "VolumeBackupInitializeFailed";
+    /// `backupmeta` exists.
+    pub const SNAPSHOTS_CREATED: &str = "VolumeBackupSnapshotsCreated";
+    /// GC and schedulers resumed after the snapshots were created.
+    pub const INITIALIZE_COMPLETE: &str = "VolumeBackupInitializeComplete";
+    /// Snapshots completed.
+    pub const VOLUME_BACKUP_COMPLETE: &str = "VolumeBackupComplete";
+    /// Execute failed.
+    pub const VOLUME_FAILED: &str = "VolumeBackupFailed";
+    /// Data deleted.
+    pub const CLEAN: &str = "Clean";
+    /// Data deletion failed.
+    pub const CLEAN_FAILED: &str = "CleanFailed";
+
+    // Restore
+    /// Volumes restored, `restoremeta` written.
+    pub const VOLUME_COMPLETE: &str = "VolumeComplete";
+    /// Volumes of a failed restore-volume deleted.
+    pub const CLEAN_VOLUME_COMPLETE: &str = "CleanVolumeComplete";
+    /// Warmup jobs started.
+    pub const WARMUP_STARTED: &str = "WarmUpStarted";
+    /// Warmup jobs finished.
+    pub const WARMUP_COMPLETE: &str = "WarmUpComplete";
+    /// TiKV up on the restored volumes.
+    pub const TIKV_COMPLETE: &str = "TikvComplete";
+    /// Data recovered to the resolved ts.
+    pub const DATA_COMPLETE: &str = "DataComplete";
+}
 
 /// A member object during one reconcile pass.
 pub struct Member<'a> {
@@ -34,7 +84,35 @@ pub struct Member<'a> {
     pub uid: String,
 }
 
-impl Member<'_> {
+impl<'a> Member<'a> {
+    /// The member `key` (an object of `resource`) as a pass starts: `None` when it is gone (its
+    /// remembered state is then forgotten) or its `spec.{mode}` is not `volume-snapshot`.
+    pub async fn load(
+        sim: &'a Arc<Sim>,
+        key: &'a ObjKey,
+        resource: &ApiResource,
+        mode: &str,
+    ) -> Result<Option<Self>, SimError> {
+        let plane = sim.plane(&key.plane)?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(plane.client.clone(), &key.namespace, resource);
+        let Some(obj) = api.get_opt(&key.name).await? else {
+            sim.jobs.forget(key);
+            return Ok(None);
+        };
+        if str_at(&obj, &format!("/spec/{mode}")) != Some("volume-snapshot") {
+            return Ok(None);
+        }
+        let uid = obj.metadata.uid.clone().unwrap_or_default();
+        Ok(Some(Self {
+            sim,
+            key,
+            api,
+            obj,
+            uid,
+        }))
+    }
+
     /// Condition `ty` is true.
     pub fn has(&self, ty: &str) -> bool {
         has_condition(&self.obj, ty)
@@ -70,6 +148,47 @@ impl Member<'_> {
     ) -> Result<Next, SimError> {
         self.report(&CondReport::new(ty).reason(reason).message(message))
             .await
+    }
+
+    /// Writes `ty` for a fault rule (reason [`SIMULATED_FAULT`]).
+    pub async fn faulted(
+        &self,
+        ty: &'static str,
+        message: impl Into<String>,
+    ) -> Result<Next, SimError> {
+        self.condition(ty, SIMULATED_FAULT, message).await
+    }
+
+    /// Writes `Invalid` for a fault rule's `invalid` at `point` (`simulated: invalid at {point}`).
+    pub async fn invalid_by_fault(&self, point: &str) -> Result<Next, SimError> {
+        self.faulted(cond::INVALID, format!("simulated: invalid at {point}"))
+            .await
+    }
+
+    /// Writes `Invalid` for a spec or TidbCluster the contract refuses (reason `InvalidSpec`);
+    /// the member is done.
+    pub async fn invalid_spec(&self, why: String) -> Result<Next, SimError> {
+        self.condition(cond::INVALID, "InvalidSpec", why)
+            .await
+            .map(|_| Next::Done)
+    }
+
+    /// Starts the member's `what` job `name`, its outbox starting with `first`, logs that it was
+    /// created and keeps it in the member's state, in the slot `slot` picks.
+    pub fn start_job<F, Fut>(
+        &self,
+        what: &str,
+        name: String,
+        first: Vec<Report>,
+        body: F,
+        slot: impl FnOnce(&mut MemberState) -> &mut Option<Arc<Job>>,
+    ) where
+        F: FnOnce(Arc<Job>, watch::Receiver<Option<Stop>>) -> Fut,
+        Fut: Future<Output = JobEnd> + Send + 'static,
+    {
+        let job = Job::spawn(name, self.sim.trigger(self.key), first, body);
+        tracing::info!(plane = %self.key.plane, namespace = %self.key.namespace, name = %self.key.name, job = %job.name, "{what} job created");
+        self.state(|s| *slot(s) = Some(job));
     }
 
     /// Writes `RetryFailed` for a transient problem (once per distinct message) and retries later.
@@ -146,6 +265,11 @@ impl Member<'_> {
         let since = self.state(|s| s.since_first(point));
         (since < delay).then(|| delay - since)
     }
+}
+
+/// The `Scheduled` condition a member's new `what` job reports first (`{what} job created`).
+pub fn scheduled(what: &str) -> CondReport {
+    CondReport::new(cond::SCHEDULED).message(format!("{what} job created"))
 }
 
 /// Result of [`Member::drain_conditions`].

@@ -71,6 +71,18 @@ struct PdState {
 }
 
 impl PdState {
+    /// `holder` takes the pause (a lease of `ttl` from `now`), logged with `detail`.
+    fn take_lease(&mut self, holder: &str, now: DateTime<Utc>, ttl: Duration, detail: String) {
+        self.leases.insert(
+            holder.to_string(),
+            Lease {
+                acquired_at: now,
+                expires_at: lease_end(now, ttl),
+            },
+        );
+        self.log(now, PdEventKind::Pause, holder, detail);
+    }
+
     fn log(&mut self, at: DateTime<Utc>, kind: PdEventKind, by: &str, detail: impl Into<String>) {
         let event = PdEvent {
             at,
@@ -147,6 +159,11 @@ pub struct PdRegistry {
     inner: Arc<Mutex<BTreeMap<String, PdState>>>,
 }
 
+/// The end of a lease of `ttl` taken or renewed at `now`.
+fn lease_end(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
 impl PdRegistry {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, PdState>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -163,50 +180,24 @@ impl PdRegistry {
     /// Pauses GC and schedulers for `holder` with a lease of `ttl`.
     pub fn pause(&self, key: &str, holder: &str, ttl: Duration) {
         self.with(key, |pd, now| {
-            let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-            pd.leases.insert(
-                holder.to_string(),
-                Lease {
-                    acquired_at: now,
-                    expires_at,
-                },
-            );
-            pd.log(
-                now,
-                PdEventKind::Pause,
-                holder,
-                format!("gc and schedulers paused, ttl {}ms", ttl.as_millis()),
-            );
+            let detail = format!("gc and schedulers paused, ttl {}ms", ttl.as_millis());
+            pd.take_lease(holder, now, ttl, detail);
         });
     }
 
     /// Renews `holder`'s lease; if it had already expired the failure is logged and the pause is taken again.
     pub fn renew(&self, key: &str, holder: &str, ttl: Duration) {
-        self.with(key, |pd, now| {
-            let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-            match pd.leases.get_mut(holder) {
-                Some(lease) => lease.expires_at = expires_at,
-                None => {
-                    pd.log(
-                        now,
-                        PdEventKind::RenewFailed,
-                        holder,
-                        "lease already expired",
-                    );
-                    pd.leases.insert(
-                        holder.to_string(),
-                        Lease {
-                            acquired_at: now,
-                            expires_at,
-                        },
-                    );
-                    pd.log(
-                        now,
-                        PdEventKind::Pause,
-                        holder,
-                        "paused again after a failed renewal",
-                    );
-                }
+        self.with(key, |pd, now| match pd.leases.get_mut(holder) {
+            Some(lease) => lease.expires_at = lease_end(now, ttl),
+            None => {
+                pd.log(
+                    now,
+                    PdEventKind::RenewFailed,
+                    holder,
+                    "lease already expired",
+                );
+                let detail = "paused again after a failed renewal".to_string();
+                pd.take_lease(holder, now, ttl, detail);
             }
         });
     }

@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 
 use crate::faults::{FaultOutcome, FaultPhase, FaultPlan};
 use crate::jobs::{CondReport, Job, JobEnd, ObjKey, Report, lock};
-use crate::kubeobj::{str_at, tidbcluster_resource, update_object};
-use crate::member::{Drained, Member, SIMULATED_FAULT, Storage, pd_key, tc_bool, tc_tikv_replicas};
+use crate::kubeobj::{restore_resource, str_at, tidbcluster_resource, update_object};
+use crate::member::{
+    Drained, Member, SIMULATED_FAULT, Storage, pd_key, scheduled, tc_bool, tc_tikv_replicas,
+};
 use crate::meta::{
     self, BACKUPMETA, CloudSnapBackup, RESTOREMETA, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE,
     TAG_PVC_NAME, TAG_STORE, TAG_VOLUME_NAME,
@@ -27,59 +29,18 @@ pub const VOLUMES_READY_ANNOTATION: &str = "tidb.pingcap.com/tikv-volumes-ready"
 /// Tag naming the Restore (uid) that created a volume, used to delete them after a failure.
 pub const TAG_RESTORE_UID: &str = "sim.brfed.dev/restore-uid";
 
-/// Restore condition types.
-pub mod cond {
-    /// Job created.
-    pub const SCHEDULED: &str = "Scheduled";
-    /// Job running.
-    pub const RUNNING: &str = "Running";
-    /// Volumes restored, `restoremeta` written.
-    pub const VOLUME_COMPLETE: &str = "VolumeComplete";
-    /// Volumes of a failed restore-volume deleted.
-    pub const CLEAN_VOLUME_COMPLETE: &str = "CleanVolumeComplete";
-    /// Warmup jobs started.
-    pub const WARMUP_STARTED: &str = "WarmUpStarted";
-    /// Warmup jobs finished.
-    pub const WARMUP_COMPLETE: &str = "WarmUpComplete";
-    /// TiKV up on the restored volumes.
-    pub const TIKV_COMPLETE: &str = "TikvComplete";
-    /// Data recovered to the resolved ts.
-    pub const DATA_COMPLETE: &str = "DataComplete";
-    /// Final success.
-    pub const COMPLETE: &str = "Complete";
-    /// Failure.
-    pub const FAILED: &str = "Failed";
-    /// Spec or TidbCluster invalid.
-    pub const INVALID: &str = "Invalid";
-}
+/// Restore condition types (with the ones a Backup writes).
+pub use crate::member::cond;
 
 /// One reconcile pass of a `Restore`.
 pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
-    let plane = sim.plane(&key.plane)?;
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        plane.client.clone(),
-        &key.namespace,
-        &crate::kubeobj::restore_resource(),
-    );
-    let Some(obj) = api.get_opt(&key.name).await? else {
-        sim.jobs.forget(key);
+    let Some(m) = Member::load(sim, key, &restore_resource(), "restoreMode").await? else {
         return Ok(Next::Done);
     };
-    if str_at(&obj, "/spec/restoreMode") != Some("volume-snapshot") {
-        return Ok(Next::Done);
-    }
-    if obj.metadata.deletion_timestamp.is_some() {
+    if m.obj.metadata.deletion_timestamp.is_some() {
         sim.jobs.forget(key);
         return Ok(Next::Done);
     }
-    let uid = obj.metadata.uid.clone().unwrap_or_default();
-    let m = Member {
-        sim,
-        key,
-        api,
-        obj,
-        uid,
-    };
 
     if m.has(cond::FAILED) {
         return clean_failed_volumes(&m).await;
@@ -111,10 +72,7 @@ pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
     let backup = match validate(&m, tc.as_ref(), &phase).await? {
         Ok(b) => b,
         Err(why) => {
-            return m
-                .condition(cond::INVALID, "InvalidSpec", why)
-                .await
-                .map(|_| Next::Done);
+            return m.invalid_spec(why).await;
         }
     };
     let tc = tc.expect("validated");
@@ -132,11 +90,7 @@ pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
             let plan = m.plan(&faults, FaultPhase::RestoreVolume);
             if plan.outcome == Some(FaultOutcome::Invalid) {
                 return m
-                    .condition(
-                        cond::INVALID,
-                        SIMULATED_FAULT,
-                        "simulated: invalid at restore-volume",
-                    )
+                    .invalid_by_fault("restore-volume")
                     .await
                     .map(|_| Next::Done);
             }
@@ -156,14 +110,7 @@ pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
             }
             let plan = m.plan(&faults, FaultPhase::RestoreData);
             if plan.outcome == Some(FaultOutcome::Invalid) {
-                return m
-                    .condition(
-                        cond::INVALID,
-                        SIMULATED_FAULT,
-                        "simulated: invalid at restore-data",
-                    )
-                    .await
-                    .map(|_| Next::Done);
+                return m.invalid_by_fault("restore-data").await.map(|_| Next::Done);
             }
             start_restore_data(&m, &tc, &backup, plan);
             Ok(Next::Soon)
@@ -454,18 +401,13 @@ fn start_restore_volume(
         restored: m.state(|s| s.restored.clone()),
     };
     let sim = m.sim.clone();
-    let job = Job::spawn(
+    m.start_job(
+        "restore-volume",
         format!("restore-{}", m.key.name),
-        m.sim.trigger(m.key),
-        vec![
-            CondReport::new(cond::SCHEDULED)
-                .message("restore-volume job created")
-                .into(),
-        ],
+        vec![scheduled("restore-volume").into()],
         move |job, _| run_restore_volume(sim, job, args),
+        |s| &mut s.restore_volume,
     );
-    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "restore-volume job created");
-    m.state(|s| s.restore_volume = Some(job));
 }
 
 fn failed(reason: &str, message: impl Into<String>) -> CondReport {
@@ -685,9 +627,9 @@ fn start_restore_data(
     let holder = m.key.holder();
     let resolved_ts = backup.cluster_info.as_ref().map_or(0, |i| i.resolved_ts);
     let sim = m.sim.clone();
-    let job = Job::spawn(
+    m.start_job(
+        "restore-data",
         format!("restore-data-{}", m.key.name),
-        m.sim.trigger(m.key),
         Vec::new(),
         move |job, _| async move {
             tokio::time::sleep(sim.cfg.step_delay).await;
@@ -708,9 +650,8 @@ fn start_restore_data(
             );
             JobEnd::Succeeded
         },
+        |s| &mut s.restore_data,
     );
-    tracing::info!(plane = %m.key.plane, namespace = %m.key.namespace, name = %m.key.name, job = %job.name, "restore-data job created");
-    m.state(|s| s.restore_data = Some(job));
 }
 
 /// `restore-finish`: leave recovery mode (only when the TidbCluster is still in it), then `Complete`.
@@ -722,11 +663,7 @@ async fn restore_finish(
     match plan.outcome {
         Some(FaultOutcome::Invalid) => {
             return m
-                .condition(
-                    cond::INVALID,
-                    SIMULATED_FAULT,
-                    "simulated: invalid at restore-finish",
-                )
+                .invalid_by_fault("restore-finish")
                 .await
                 .map(|_| Next::Done);
         }
@@ -743,11 +680,7 @@ async fn restore_finish(
     }
     if plan.outcome == Some(FaultOutcome::Fail) {
         return m
-            .condition(
-                cond::FAILED,
-                SIMULATED_FAULT,
-                "simulated: restore-finish failed",
-            )
+            .faulted(cond::FAILED, "simulated: restore-finish failed")
             .await
             .map(|_| Next::Done);
     }

@@ -1,5 +1,5 @@
 //! Helpers for tests that play the federation by hand against the data planes of the local world:
-//! build member `Backup`/`Restore` objects, wait for conditions, record phase walks, and read the
+//! build member `Backup`/`Restore` objects (the builders of [`crate::docs`]), wait for conditions, record phase walks, and read the
 //! simulated PD of the simulated TiDB Operator.
 //!
 //! The world must be up: `KUBECONFIG` (contexts = data planes), `AWS_ENDPOINT_URL` (the emulator),
@@ -20,6 +20,8 @@ use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
+
+pub use crate::docs::{BackupMember, RestoreMember};
 
 /// How long a test waits for one awaited state.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -161,99 +163,6 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{ms:06}{n:02}", std::process::id())
 }
 
-/// Builder of a member `Backup` (volume-snapshot), as the federation creates it.
-#[derive(Debug, Clone)]
-pub struct BackupMember {
-    obj: Value,
-}
-
-impl BackupMember {
-    /// A member `name` in `ns` for TidbCluster `tc` (same namespace), storing under `s3://bucket/prefix`.
-    pub fn new(name: &str, ns: &str, tc: &str, bucket: &str, prefix: &str, phase: &str) -> Self {
-        Self {
-            obj: json!({
-                "apiVersion": "pingcap.com/v1alpha1",
-                "kind": "Backup",
-                "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "system-test"}},
-                "spec": {
-                    "backupMode": "volume-snapshot",
-                    "backupType": "full",
-                    "federalVolumeBackupPhase": phase,
-                    "br": {"cluster": tc, "clusterNamespace": ns},
-                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix, "region": "us-west-2"},
-                    "cleanPolicy": "Retain",
-                    "calcSizeLevel": "all",
-                    "toolImage": "pingcap/br:v7.5.1",
-                },
-            }),
-        }
-    }
-
-    /// `volumeBackupInitJobMaxActiveSeconds` (initialize member).
-    pub fn init_deadline(mut self, seconds: u64) -> Self {
-        self.obj["spec"]["volumeBackupInitJobMaxActiveSeconds"] = json!(seconds);
-        self
-    }
-
-    /// `cleanPolicy` and `cleanOption.snapshotsDeleteRatio`.
-    pub fn clean_policy(mut self, policy: &str, ratio: f64) -> Self {
-        self.obj["spec"]["cleanPolicy"] = json!(policy);
-        self.obj["spec"]["cleanOption"] = json!({"snapshotsDeleteRatio": ratio});
-        self
-    }
-
-    /// An annotation (e.g. `sim.brfed.dev/fault`).
-    pub fn annotation(mut self, key: &str, value: &str) -> Self {
-        self.obj["metadata"]["annotations"][key] = json!(value);
-        self
-    }
-
-    /// The object.
-    pub fn build(self) -> DynamicObject {
-        serde_json::from_value(self.obj).expect("a Backup object")
-    }
-}
-
-/// Builder of a member `Restore` (volume-snapshot).
-#[derive(Debug, Clone)]
-pub struct RestoreMember {
-    obj: Value,
-}
-
-impl RestoreMember {
-    /// A member `name` in `ns` for TidbCluster `tc`, restoring from `s3://bucket/prefix` into `az`.
-    pub fn new(name: &str, ns: &str, tc: &str, bucket: &str, prefix: &str, az: &str) -> Self {
-        Self {
-            obj: json!({
-                "apiVersion": "pingcap.com/v1alpha1",
-                "kind": "Restore",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {
-                    "restoreMode": "volume-snapshot",
-                    "backupType": "full",
-                    "federalVolumeRestorePhase": "restore-volume",
-                    "volumeAZ": az,
-                    "br": {"cluster": tc, "clusterNamespace": ns},
-                    "s3": {"provider": "aws", "bucket": bucket, "prefix": prefix, "region": "us-west-2"},
-                    "toolImage": "pingcap/br:v7.5.1",
-                },
-            }),
-        }
-    }
-
-    /// `warmup` and `warmupStrategy`.
-    pub fn warmup(mut self, mode: &str, strategy: &str) -> Self {
-        self.obj["spec"]["warmup"] = json!(mode);
-        self.obj["spec"]["warmupStrategy"] = json!(strategy);
-        self
-    }
-
-    /// The object.
-    pub fn build(self) -> DynamicObject {
-        serde_json::from_value(self.obj).expect("a Restore object")
-    }
-}
-
 /// Creates an object.
 pub async fn create(api: &Api<DynamicObject>, obj: &DynamicObject) -> DynamicObject {
     api.create(&PostParams::default(), obj)
@@ -339,6 +248,18 @@ pub async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until condition `ty` is on the object, whatever else it has.
+pub async fn wait_has(api: &Api<DynamicObject>, name: &str, ty: &str) -> DynamicObject {
+    wait_for(api, name, ty, WAIT, |o| has(o, ty)).await
+}
+
+/// The `reason` of condition `ty`; panics when the object has no such condition.
+pub fn reason(obj: &DynamicObject, ty: &str) -> Value {
+    condition(obj, ty).unwrap_or_else(|| panic!("no {ty} condition: {:?}", condition_types(obj)))
+        ["reason"]
+        .clone()
 }
 
 /// Waits for condition `ty` on the object; fails at once on a terminal failure condition it was not waiting for.

@@ -2,7 +2,8 @@
 //! execution, wait for it, read its history, read the catalog.
 
 use crate::dataplane::World;
-use aws_sdk_sfn::types::ExecutionStatus;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ pub struct Workflows {
     pub sfn: aws_sdk_sfn::Client,
     /// ARN of `volume-backup`.
     pub backup_arn: String,
+    /// ARN of `volume-restore`.
+    pub restore_arn: String,
 }
 
 /// The end of an execution.
@@ -29,17 +32,55 @@ pub struct Finished {
     pub cause: Option<String>,
 }
 
+impl Finished {
+    /// Asserts that the execution FAILED with error `error` and a cause that mentions `part`.
+    pub fn assert_failed_with(&self, error: &str, part: &str) {
+        assert_eq!(self.status, "FAILED", "{self:?}");
+        assert_eq!(self.error.as_deref(), Some(error), "{self:?}");
+        let cause = self.cause.as_deref().unwrap_or_default();
+        assert!(cause.contains(part), "the cause names {part}: {self:?}");
+    }
+
+    /// The end of execution `arn` as `DescribeExecution` tells it; `None` while it is RUNNING.
+    pub fn of(arn: &str, d: &DescribeExecutionOutput) -> Option<Self> {
+        (d.status() != &ExecutionStatus::Running).then(|| Self {
+            arn: arn.to_string(),
+            status: d.status().as_str().to_string(),
+            output: d.output().and_then(|o| serde_json::from_str(o).ok()),
+            error: d.error().map(String::from),
+            cause: d.cause().map(String::from),
+        })
+    }
+}
+
 impl Workflows {
-    /// From `AWS_ENDPOINT_URL` and `BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN`.
+    /// From `AWS_ENDPOINT_URL`, `BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN` and
+    /// `BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN` (default: the world's `volume-restore`).
     pub async fn from_env() -> Self {
         let sdk = aws_config::load_from_env().await;
         let backup_arn = std::env::var("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN").expect(
             "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN is not set: start the world with make world-up",
         );
+        let restore_arn = std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN")
+            .unwrap_or_else(|_| state_machine("volume-restore"));
         Self {
             sfn: aws_sdk_sfn::Client::new(&sdk),
             backup_arn,
+            restore_arn,
         }
+    }
+
+    /// Starts `state_machine` as [`Self::start`] does and waits for the end as [`Self::wait`]
+    /// does.
+    pub async fn run(
+        &self,
+        state_machine: &str,
+        name: &str,
+        input: &Value,
+        timeout: Duration,
+    ) -> Finished {
+        let arn = self.start(state_machine, name, input).await;
+        self.wait(&arn, timeout).await
     }
 
     /// Starts `state_machine` with execution name `name` (always named: the emulator collides unnamed ones).
@@ -56,25 +97,23 @@ impl Workflows {
         out.execution_arn().to_string()
     }
 
+    /// `DescribeExecution` of `arn`.
+    pub async fn describe(&self, arn: &str) -> Result<DescribeExecutionOutput, aws_sdk_sfn::Error> {
+        Ok(self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await?)
+    }
+
     /// Waits until the execution is no longer RUNNING.
     pub async fn wait(&self, arn: &str, timeout: Duration) -> Finished {
         let start = Instant::now();
         loop {
-            let d = self
-                .sfn
-                .describe_execution()
-                .execution_arn(arn)
-                .send()
-                .await
-                .expect("DescribeExecution");
-            if d.status() != &ExecutionStatus::Running {
-                return Finished {
-                    arn: arn.to_string(),
-                    status: d.status().as_str().to_string(),
-                    output: d.output().and_then(|o| serde_json::from_str(o).ok()),
-                    error: d.error().map(String::from),
-                    cause: d.cause().map(String::from),
-                };
+            let d = self.describe(arn).await.expect("DescribeExecution");
+            if let Some(end) = Finished::of(arn, &d) {
+                return end;
             }
             assert!(
                 start.elapsed() < timeout,
@@ -96,10 +135,13 @@ impl Workflows {
             .expect("StopExecution");
     }
 
-    /// Names of the states entered, in order, and the number of history events.
-    pub async fn entered_states(&self, arn: &str) -> (Vec<String>, usize) {
-        let mut names = Vec::new();
-        let mut count = 0;
+    /// Hands every event of the history of `arn` to `each`, in order, a page at a time; an
+    /// error ends the walk (the events before it were handed over).
+    pub async fn each_event(
+        &self,
+        arn: &str,
+        mut each: impl FnMut(&HistoryEvent),
+    ) -> Result<(), aws_sdk_sfn::Error> {
         let mut token = None;
         loop {
             let page = self
@@ -109,45 +151,74 @@ impl Workflows {
                 .max_results(1000)
                 .set_next_token(token)
                 .send()
-                .await
-                .expect("GetExecutionHistory");
-            for e in page.events() {
-                count += 1;
-                if let Some(d) = e.state_entered_event_details() {
-                    names.push(d.name().to_string());
-                }
-            }
+                .await?;
+            page.events().iter().for_each(&mut each);
             token = page.next_token().map(String::from);
             if token.is_none() {
-                return (names, count);
+                return Ok(());
             }
         }
     }
+
+    /// Names of the states entered, in order, and the number of history events.
+    pub async fn entered_states(&self, arn: &str) -> (Vec<String>, usize) {
+        let mut names = Vec::new();
+        let mut count = 0;
+        self.each_event(arn, |e| {
+            count += 1;
+            if let Some(d) = e.state_entered_event_details() {
+                names.push(d.name().to_string());
+            }
+        })
+        .await
+        .expect("GetExecutionHistory");
+        (names, count)
+    }
+}
+
+/// The `status.conditions` of a catalog document (or an execution's output); panics when it has
+/// none.
+pub fn doc_conditions(doc: &Value) -> &[Value] {
+    doc["status"]["conditions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no status.conditions: {doc}"))
+}
+
+/// The types of [`doc_conditions`], in order.
+pub fn doc_condition_types(doc: &Value) -> Vec<&str> {
+    doc_conditions(doc)
+        .iter()
+        .map(|c| c["type"].as_str().expect("a condition type"))
+        .collect()
 }
 
 /// The catalog document of `namespace/name`.
 pub async fn catalog_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
-    let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
-    let key = brfed_core::backup::status::backup_key(namespace, name);
-    let s3 = &world.cloud.s3;
-    match s3.get_object().bucket(&bucket).key(&key).send().await {
-        Ok(o) => {
-            Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap())
-        }
-        Err(_) => None,
-    }
+    catalog_object(
+        world,
+        &brfed_core::backup::status::backup_key(namespace, name),
+    )
+    .await
 }
 
 /// The catalog document of restore `namespace/name`.
 pub async fn catalog_restore_doc(world: &World, namespace: &str, name: &str) -> Option<Value> {
+    catalog_object(
+        world,
+        &brfed_core::restore::status::restore_key(namespace, name),
+    )
+    .await
+}
+
+/// The JSON object `key` of the catalog bucket (`BRFED_CATALOG_BUCKET`, default the world's).
+async fn catalog_object(world: &World, key: &str) -> Option<Value> {
     let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
-    let key = brfed_core::restore::status::restore_key(namespace, name);
     match world
         .cloud
         .s3
         .get_object()
         .bucket(&bucket)
-        .key(&key)
+        .key(key)
         .send()
         .await
     {

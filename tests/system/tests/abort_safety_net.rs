@@ -7,10 +7,12 @@
 //! Both tests stop dp1's API server and change the emulator's retry waits: they take turns (one
 //! lock), and this file is its own test binary so that nothing else runs beside them.
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::dataplane::World;
 use brfed_system_tests::faults::disrupt::stop_plane;
-use brfed_system_tests::workflow::{RetryDelays, Workflows, catalog_doc, rule_deliveries};
+use brfed_system_tests::fixtures::{SeededCluster, VolumeBackup, seeded_world};
+use brfed_system_tests::workflow::{
+    RetryDelays, Workflows, catalog_doc, doc_conditions, rule_deliveries,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -116,34 +118,18 @@ impl Case {
     /// A backup of a fresh TiDB cluster whose dp2 member's execute job takes 30 s, running with
     /// GC paused; returns its execution.
     async fn paused(prefix: &str) -> (Self, String) {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        let key = format!("{ns}-tidb");
-        let planes = world.plane_names(3);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &planes,
-            &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(1),
+        let (world, flows, tc) = seeded_world(prefix, "tidb", 1).await;
+        let name = format!("net-{}", tc.id());
+        let input = VolumeBackup::written(
+            &name,
+            tc.clusters(),
+            &world.bucket,
+            &format!("{}/backup", tc.ns),
+            "Delete",
         )
-        .await
-        .expect("seed");
-        let name = format!("net-{}", &ns[ns.len() - 8..]);
-        let clusters: Vec<Value> = planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-            .collect();
-        let input = json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1",
-            "kind": "VolumeBackup",
-            "metadata": {"name": name, "namespace": "br",
-                "annotations": {"sim.brfed.dev/fault": "dp2:execute:delay=30000"}},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": world.bucket, "prefix": format!("{ns}/backup")},
-                "toolImage": "pingcap/br:v7.5.1",
-                "cleanPolicy": "Delete"}},
-        });
+        .annotations(json!({"sim.brfed.dev/fault": "dp2:execute:delay=30000"}))
+        .build();
+        let SeededCluster { ns, key, .. } = tc;
         let arn = flows.start(&flows.backup_arn, &name, &input).await;
         let c = Self {
             world,
@@ -196,12 +182,7 @@ impl Case {
                     pd["expireCount"], 0,
                     "the pause expired, brfed did not end it: {pd}"
                 );
-                let last = doc["status"]["conditions"]
-                    .as_array()
-                    .unwrap()
-                    .last()
-                    .unwrap()
-                    .clone();
+                let last = doc_conditions(&doc).last().unwrap();
                 assert_eq!(last["reason"], "ExecutionAborted", "{doc}");
                 assert!(
                     doc["brfed"]["teardownPending"].is_null(),

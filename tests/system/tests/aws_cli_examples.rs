@@ -7,8 +7,9 @@
 use brfed_adapters::{EventBridgeRules, SchedulerRuntime};
 use brfed_core::schedule;
 use brfed_core::schedule::spec::ScheduleRequest;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{SeededCluster, VolumeBackup, backup_clusters};
 use brfed_system_tests::workflow::{Workflows, state_machine};
 use serde_json::json;
 use std::path::Path;
@@ -93,17 +94,13 @@ async fn every_aws_cli_example_runs_as_documented() {
     let flows = Workflows::from_env().await;
     let planes = world.plane_names(3);
     assert_eq!(planes, ["dp1", "dp2", "dp3"], "the document's data planes");
-    let tc_ns = unique("awscli");
-    let id = tc_ns[tc_ns.len() - 8..].to_string();
+    let tc = SeededCluster::seed(&world, "awscli", "tidb", 2)
+        .await
+        .expect("seed");
+    let id = tc.id().to_string();
+    let tc_ns = tc.ns;
     let target_ns = format!("{tc_ns}-rt");
     let target2_ns = format!("{tc_ns}-rp");
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&tc_ns, "basic", format!("{tc_ns}-tidb")).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
     for target in [&target_ns, &target2_ns] {
         seed_restore_target(
             &world.kubeconfig,
@@ -128,19 +125,18 @@ async fn every_aws_cli_example_runs_as_documented() {
     )
     .unwrap();
     let rules = EventBridgeRules::new(&sdk);
-    let clusters: Vec<_> = planes
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": tc_ns}))
-        .collect();
+    let template = VolumeBackup::written(
+        "",
+        backup_clusters(&planes, "basic", &tc_ns),
+        &world.bucket,
+        &format!("{tc_ns}/sched"),
+        "Delete",
+    )
+    .spec();
     let req = ScheduleRequest::from_value(json!({
         "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackupSchedule",
         "metadata": {"name": schedule, "namespace": "br"},
-        "spec": {"schedule": "0 0 1 1 *", "maxBackups": 3, "backupTemplate": {
-            "clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": world.bucket,
-                       "prefix": format!("{tc_ns}/sched")},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete"}}}}))
+        "spec": {"schedule": "0 0 1 1 *", "maxBackups": 3, "backupTemplate": template}}))
     .unwrap();
     let tick_fn =
         std::env::var("BRFED_SCHEDULE_TICK_FUNCTION_ARN").unwrap_or_else(|_| TICK_FN.into());

@@ -5,44 +5,99 @@
 
 use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::Workflows;
+use brfed_system_tests::workflow::{Finished, Workflows, emulator, state_machine};
 use serde_json::{Value, json};
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-fn sm(stem: &str) -> String {
-    format!("arn:aws:states:us-west-2:123456789012:stateMachine:{stem}")
+/// `tests/fixtures/{fixture}.yaml` with its placeholders filled in (`NAME`, `PREFIX`, and
+/// `NAMESPACE` of `tcNamespace` when given), written into `dir` as `{stem}.yaml`, and the JSON a
+/// user makes of it (see [`yaml_to_json`]).
+fn fixture_json(
+    dir: &Path,
+    (fixture, stem): (&str, &str),
+    name: &str,
+    prefix: &str,
+    tc_namespace: Option<&str>,
+) -> PathBuf {
+    let path = format!("{}/../fixtures/{fixture}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut yaml = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("name: NAME", &format!("name: {name}"));
+    if let Some(ns) = tc_namespace {
+        yaml = yaml.replace("tcNamespace: NAMESPACE", &format!("tcNamespace: {ns}"));
+    }
+    let yaml = yaml.replace("prefix: PREFIX", &format!("prefix: {prefix}"));
+    std::fs::write(dir.join(format!("{stem}.yaml")), yaml).unwrap();
+    yaml_to_json(dir, stem)
 }
 
-fn emulator(path: &str, method: &str) -> Value {
-    let url = format!(
-        "{}{path}",
-        std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL")
+/// Waits (2 min) for execution `arn`, which must succeed with a `Complete` document: the document.
+async fn completed(flows: &Workflows, arn: &str) -> Value {
+    let done = flows.wait(arn, Duration::from_secs(120)).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let doc = done.output.unwrap();
+    assert_eq!(doc["status"]["phase"], "Complete");
+    doc
+}
+
+/// `{stem}.yaml` of `dir` as `{stem}.json`, converted as a user does (PyYAML).
+fn yaml_to_json(dir: &Path, stem: &str) -> PathBuf {
+    let json_path = dir.join(format!("{stem}.json"));
+    let conv = Command::new("python3")
+        .args(["-c", "import sys,yaml,json; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2],'w'))"])
+        .arg(dir.join(format!("{stem}.yaml")))
+        .arg(&json_path)
+        .status()
+        .expect("python3 with PyYAML (the world's venv is on PATH)");
+    assert!(conv.success());
+    json_path
+}
+
+/// Runs the world's smoke state machine `stem` (execution `unique(prefix)`) with `input` to its
+/// end (at most 30 s).
+async fn smoke(flows: &Workflows, stem: &str, prefix: &str, input: Value) -> Finished {
+    let (sm, name) = (state_machine(stem), unique(prefix));
+    flows.run(&sm, &name, &input, Duration::from_secs(30)).await
+}
+
+/// [`aws_start`], which must succeed: the execution's ARN.
+fn aws_started(state_machine: &str, name: &str, input: &Path) -> String {
+    let out = aws_start(state_machine, name, input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = match method {
-        "POST" => agent.post(&url).send_empty().unwrap(),
-        _ => agent.get(&url).call().unwrap(),
-    };
-    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null)
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    started["executionArn"].as_str().unwrap().to_string()
+}
+
+/// `aws stepfunctions start-execution` of `state_machine`, execution `name`, input file `input`.
+fn aws_start(state_machine: &str, name: &str, input: &Path) -> Output {
+    Command::new("aws")
+        .args([
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            state_machine,
+            "--name",
+            name,
+            "--input",
+        ])
+        .arg(format!("file://{}", input.display()))
+        .output()
+        .expect("the AWS CLI (the world's venv is on PATH)")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lambda_task_reaches_our_binary_and_its_error_names_reach_catch() {
     let flows = Workflows::from_env().await;
-    let arn = flows
-        .start(&sm("smoke"), &unique("ok"), &json!({"x": 1}))
-        .await;
-    let done = flows.wait(&arn, Duration::from_secs(30)).await;
+    let done = smoke(&flows, "smoke", "ok", json!({"x": 1})).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     assert_eq!(done.output.unwrap()["echoed"], true);
-    let arn = flows
-        .start(&sm("smoke"), &unique("boom"), &json!({"fail": "BoomError"}))
-        .await;
-    let done = flows.wait(&arn, Duration::from_secs(30)).await;
+    let done = smoke(&flows, "smoke", "boom", json!({"fail": "BoomError"})).await;
     assert_eq!(done.status, "SUCCEEDED");
     let out = done.output.unwrap();
     assert_eq!(out["handled"], "BoomError was caught");
@@ -52,20 +107,12 @@ async fn a_lambda_task_reaches_our_binary_and_its_error_names_reach_catch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_event_pump_delivers_status_changes_and_fires_schedules() {
     let flows = Workflows::from_env().await;
-    let arn = flows
-        .start(
-            &sm("smoke-fail"),
-            &unique("fail"),
-            &json!({"fail": "Unhandled"}),
-        )
-        .await;
-    assert_eq!(
-        flows.wait(&arn, Duration::from_secs(30)).await.status,
-        "FAILED"
-    );
+    let failed = smoke(&flows, "smoke-fail", "fail", json!({"fail": "Unhandled"})).await;
+    assert_eq!(failed.status, "FAILED");
+    let arn = failed.arn;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let d = emulator("/_brfed/deliveries?rule=smoke-fail-notify", "GET");
+        let d = emulator("GET", "/_brfed/deliveries?rule=smoke-fail-notify", None);
         let delivered = d["deliveries"]
             .as_array()
             .into_iter()
@@ -80,7 +127,7 @@ async fn the_event_pump_delivers_status_changes_and_fires_schedules() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let fired = emulator("/_brfed/rules/smoke-hourly/fire", "POST");
+    let fired = emulator("POST", "/_brfed/rules/smoke-hourly/fire", None);
     let started = fired["deliveries"][0]["result"]["executionArn"]
         .as_str()
         .unwrap_or_else(|| panic!("fire started nothing: {fired}"));
@@ -98,68 +145,21 @@ async fn the_aws_cli_starts_a_backup_from_the_originals_yaml() {
     let flows = Workflows::from_env().await;
     let name = unique("cli");
     let name = format!("cli-{}", &name[name.len() - 10..]);
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/volumebackup.yaml"
-    ))
-    .unwrap()
-    .replace("name: NAME", &format!("name: {name}"))
-    .replace("prefix: PREFIX", &format!("prefix: cli/{name}"));
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("vbk.yaml"), yaml).unwrap();
     // what a user runs: YAML -> JSON, then the AWS CLI
-    let conv = Command::new("python3")
-        .args(["-c", "import sys,yaml,json; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2],'w'))"])
-        .arg(dir.join("vbk.yaml"))
-        .arg(dir.join("vbk.json"))
-        .status()
-        .expect("python3 with PyYAML (the world's venv is on PATH)");
-    assert!(conv.success());
-    let out = Command::new("aws")
-        .args([
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &flows.backup_arn,
-            "--name",
-            &name,
-            "--input",
-        ])
-        .arg(format!("file://{}", dir.join("vbk.json").display()))
-        .output()
-        .expect("the AWS CLI (the world's venv is on PATH)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let arn = started["executionArn"].as_str().unwrap();
-    let done = flows.wait(arn, Duration::from_secs(120)).await;
-    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-    let doc = done.output.unwrap();
-    assert_eq!(doc["status"]["phase"], "Complete");
+    let prefix = format!("cli/{name}");
+    let vbk = fixture_json(&dir, ("volumebackup", "vbk"), &name, &prefix, None);
+    let arn = aws_started(&flows.backup_arn, &name, &vbk);
+    let doc = completed(&flows, &arn).await;
     assert_eq!(
         doc["metadata"]["annotations"]["iam.amazonaws.com/role"],
         "arn:aws:iam::123456789012:role/tidb-backup"
     );
     // a second start of the same name is refused by Step Functions itself: no second backup
-    let again = Command::new("aws")
-        .args([
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &flows.backup_arn,
-            "--name",
-            &name,
-            "--input",
-        ])
-        .arg(format!("file://{}", dir.join("vbk.json").display()))
-        .output()
-        .unwrap();
+    let again = aws_start(&flows.backup_arn, &name, &vbk);
     assert!(
-        !again.status.success() || String::from_utf8_lossy(&again.stdout).contains(arn),
+        !again.status.success() || String::from_utf8_lossy(&again.stdout).contains(&arn),
         "a second execution was started"
     );
 
@@ -175,52 +175,15 @@ async fn the_aws_cli_starts_a_backup_from_the_originals_yaml() {
     .await
     .unwrap();
     let rname = format!("r{name}");
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/volumerestore.yaml"
-    ))
-    .unwrap()
-    .replace("name: NAME", &format!("name: {rname}"))
-    .replace("tcNamespace: NAMESPACE", &format!("tcNamespace: {target}"))
-    .replace("prefix: PREFIX", &format!("prefix: cli/{name}"));
-    std::fs::write(dir.join("vrt.yaml"), yaml).unwrap();
-    let conv = Command::new("python3")
-        .args(["-c", "import sys,yaml,json; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2],'w'))"])
-        .arg(dir.join("vrt.yaml"))
-        .arg(dir.join("vrt.json"))
-        .status()
-        .unwrap();
-    assert!(conv.success());
-    let restore_sm =
-        std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN").expect("restore state machine");
-    let out = Command::new("aws")
-        .args([
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &restore_sm,
-            "--name",
-            &rname,
-            "--input",
-        ])
-        .arg(format!("file://{}", dir.join("vrt.json").display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let vrt = fixture_json(
+        &dir,
+        ("volumerestore", "vrt"),
+        &rname,
+        &prefix,
+        Some(&target),
     );
-    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let done = flows
-        .wait(
-            started["executionArn"].as_str().unwrap(),
-            Duration::from_secs(120),
-        )
-        .await;
-    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-    let vrt = done.output.unwrap();
-    assert_eq!(vrt["status"]["phase"], "Complete");
+    let arn = aws_started(&flows.restore_arn, &rname, &vrt);
+    let vrt = completed(&flows, &arn).await;
     assert_eq!(
         vrt["status"]["commitTs"], doc["status"]["commitTs"],
         "restored to the backup's minimum resolved ts"

@@ -2,39 +2,23 @@
 //! is paused or created anywhere. Its own test binary, so that taking dp3 down never overlaps
 //! another test (cargo runs test binaries one after another).
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::faults::disrupt::stop_plane;
-use brfed_system_tests::workflow::{Workflows, catalog_doc};
-use serde_json::json;
+use brfed_system_tests::fixtures::{SeededCluster, seeded_world};
+use brfed_system_tests::workflow::catalog_doc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_data_plane_down_for_the_whole_run_is_refused_before_any_side_effect() {
-    let world = World::from_env().await;
-    let flows = Workflows::from_env().await;
-    let ns = unique("bk-down");
-    let key = format!("{ns}-tidb");
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(1),
-    )
-    .await
-    .unwrap();
-    let name = format!("down-{}", &ns[ns.len() - 8..]);
-    let clusters: Vec<_> = planes
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-        .collect();
-    let input = json!({"metadata": {"name": name, "namespace": "br"},
-        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
+    let (world, flows, tc) = seeded_world("bk-down", "tidb", 1).await;
+    let name = format!("down-{}", tc.id());
+    let input = tc.backup(&name, &world.bucket).build();
+    let SeededCluster { ns, key, .. } = tc;
 
     // Brought back even when the test fails.
     let down = stop_plane("dp3").expect("stop dp3");
-    let arn = flows.start(&flows.backup_arn, &name, &input).await;
-    let done = flows.wait(&arn, Duration::from_secs(120)).await;
+    let done = flows
+        .run(&flows.backup_arn, &name, &input, Duration::from_secs(120))
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(
         done.error.as_deref(),

@@ -6,136 +6,94 @@
 
 use brfed_core::backup::member::snapshot_ids;
 use brfed_core::tags::{TAG_CLUSTER, TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{Workflows, catalog_doc, state_machine};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::BackupCase;
+use brfed_system_tests::workflow::{catalog_doc, doc_conditions, state_machine};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(120);
 
-struct Case {
-    world: World,
-    flows: Workflows,
-    ns: String,
-    name: String,
-    planes: Vec<String>,
+fn prefix(c: &BackupCase, plane: &str) -> String {
+    format!("{}/backup-{plane}", c.ns)
 }
 
-impl Case {
-    async fn new(prefix: &str) -> Self {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        let planes = world.plane_names(3);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &planes,
-            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-        )
-        .await
-        .expect("seed");
-        Self {
-            name: format!("bk-{}", &ns[ns.len() - 8..]),
-            world,
-            flows,
-            ns,
-            planes,
-        }
-    }
+/// Runs a backup with `policy` to Complete; returns the snapshot ids per plane.
+async fn backup(c: &BackupCase, policy: &str) -> Vec<(String, Vec<String>)> {
+    backup_annotated(c, policy, json!({})).await
+}
 
-    fn prefix(&self, plane: &str) -> String {
-        format!("{}/backup-{plane}", self.ns)
-    }
-
-    /// Runs a backup with `policy` to Complete; returns the snapshot ids per plane.
-    async fn backup(&self, policy: &str) -> Vec<(String, Vec<String>)> {
-        self.backup_annotated(policy, json!({})).await
-    }
-
-    async fn backup_annotated(
-        &self,
-        policy: &str,
-        annotations: Value,
-    ) -> Vec<(String, Vec<String>)> {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        let input = json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
-                       "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": policy, "snapshotsDeleteRatio": 2.0}}});
-        let arn = self
-            .flows
-            .start(&self.flows.backup_arn, &self.name, &input)
-            .await;
-        let done = self.flows.wait(&arn, RUN).await;
-        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-        let mut out = Vec::new();
-        for p in &self.planes {
-            let meta = self
-                .world
-                .cloud
-                .get(
-                    &self.world.bucket,
-                    &format!("{}/backupmeta", self.prefix(p)),
-                )
-                .await
-                .unwrap()
-                .expect("backupmeta");
-            let ids = snapshot_ids(&serde_json::from_slice(&meta).unwrap());
-            assert_eq!(ids.len(), 2, "2 stores per plane");
-            out.push((p.clone(), ids));
-        }
-        out
-    }
-
-    async fn delete(&self, input: Value) -> brfed_system_tests::workflow::Finished {
-        let arn = self
-            .flows
-            .start(
-                &state_machine("volume-backup-delete"),
-                &format!("delete-{}", self.name),
-                &input,
-            )
-            .await;
-        self.flows.wait(&arn, RUN).await
-    }
-
-    /// Tags of snapshot `id` (empty when it does not exist).
-    async fn tags(&self, id: &str) -> BTreeMap<String, String> {
-        self.world
+async fn backup_annotated(
+    c: &BackupCase,
+    policy: &str,
+    annotations: Value,
+) -> Vec<(String, Vec<String>)> {
+    let input = c
+        .input(policy)
+        .annotations(annotations)
+        .template("snapshotsDeleteRatio", json!(2.0))
+        .build();
+    let done = c.run(&input, RUN).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let mut out = Vec::new();
+    for p in &c.planes {
+        let meta = c
+            .world
             .cloud
-            .snapshots_by_id(&[id.to_string()])
+            .get(&c.world.bucket, &format!("{}/backupmeta", prefix(c, p)))
             .await
-            .ok()
-            .and_then(|s| s.into_iter().next())
-            .map(|s| s.tags)
-            .unwrap_or_default()
+            .unwrap()
+            .expect("backupmeta");
+        let ids = snapshot_ids(&serde_json::from_slice(&meta).unwrap());
+        assert_eq!(ids.len(), 2, "2 stores per plane");
+        out.push((p.clone(), ids));
     }
+    out
+}
 
-    async fn existing(&self, ids: &[String]) -> Vec<String> {
-        let mut out = Vec::new();
-        for id in ids {
-            if self
-                .world
-                .cloud
-                .snapshots_by_id(std::slice::from_ref(id))
-                .await
-                .is_ok_and(|s| !s.is_empty())
-            {
-                out.push(id.clone());
-            }
-        }
-        out
+/// Every data plane deleted the backup's objects and its member.
+async fn assert_planes_cleaned(c: &BackupCase) {
+    for p in &c.planes {
+        let left = c
+            .world
+            .cloud
+            .list(&c.world.bucket, &format!("{}/", prefix(c, p)))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{p}: objects left {left:?}");
+        assert!(
+            c.member(p).await.is_none(),
+            "{p}: member Backup still there"
+        );
     }
+}
+
+/// Tags of snapshot `id` (empty when it does not exist).
+async fn tags(c: &BackupCase, id: &str) -> BTreeMap<String, String> {
+    c.world
+        .cloud
+        .snapshots_by_id(&[id.to_string()])
+        .await
+        .ok()
+        .and_then(|s| s.into_iter().next())
+        .map(|s| s.tags)
+        .unwrap_or_default()
+}
+
+async fn existing(c: &BackupCase, ids: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in ids {
+        if c.world
+            .cloud
+            .snapshots_by_id(std::slice::from_ref(id))
+            .await
+            .is_ok_and(|s| !s.is_empty())
+        {
+            out.push(id.clone());
+        }
+    }
+    out
 }
 
 /// The stack of the deployed functions: the catalog bucket.
@@ -145,14 +103,14 @@ fn stack(world: &World) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
-    let c = Case::new("del").await;
-    let snaps = c.backup("Delete").await;
+    let c = BackupCase::new("del", "bk", 2).await;
+    let snaps = backup(&c, "Delete").await;
     let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
-    assert_eq!(c.existing(&all).await.len(), 6);
+    assert_eq!(existing(&c, &all).await.len(), 6);
     // backup-finalize tagged each with the stack, the backup and its data plane.
     for (plane, ids) in &snaps {
         for id in ids {
-            let t = c.tags(id).await;
+            let t = tags(&c, id).await;
             assert_eq!(t.get(TAG_STACK), Some(&stack(&c.world)), "{id}: {t:?}");
             assert_eq!(
                 t.get(TAG_VOLUME_BACKUP),
@@ -163,31 +121,18 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
         }
     }
 
-    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(out["result"], "Cleaned", "{out}");
     assert_eq!(out["snapshotsDeleted"], 6, "{out}");
     assert!(
-        c.existing(&all).await.is_empty(),
+        existing(&c, &all).await.is_empty(),
         "every snapshot is gone in EC2"
     );
-    for p in &c.planes {
-        let left = c
-            .world
-            .cloud
-            .list(&c.world.bucket, &format!("{}/", c.prefix(p)))
-            .await
-            .unwrap();
-        assert!(left.is_empty(), "{p}: objects left {left:?}");
-        let member = c
-            .world
-            .backups(p, &c.ns)
-            .get_opt(&format!("fed-{}", c.name))
-            .await
-            .unwrap();
-        assert!(member.is_none(), "{p}: member Backup still there");
-    }
+    assert_planes_cleaned(&c).await;
     assert!(
         catalog_doc(&c.world, "br", &c.name).await.is_none(),
         "catalog record removed"
@@ -195,12 +140,7 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
 
     // Deleting it again: named, nothing done.
     let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("again-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
+        .start_delete("again", &json!({"name": c.name, "namespace": "br"}))
         .await;
     let again = c.flows.wait(&arn, RUN).await;
     assert_eq!(again.status, "FAILED");
@@ -209,10 +149,12 @@ async fn delete_policy_the_data_planes_clean_up_and_brfed_verifies() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retain_policy_keeps_snapshots_and_says_so() {
-    let c = Case::new("ret").await;
-    let snaps = c.backup("Retain").await;
+    let c = BackupCase::new("ret", "bk", 2).await;
+    let snaps = backup(&c, "Retain").await;
     let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
-    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(
@@ -221,13 +163,13 @@ async fn retain_policy_keeps_snapshots_and_says_so() {
         "{out}"
     );
     assert_eq!(
-        c.existing(&all).await.len(),
+        existing(&c, &all).await.len(),
         6,
         "Retain keeps every snapshot"
     );
     for id in &all {
         assert!(
-            c.tags(id).await.contains_key(TAG_RETAINED),
+            tags(&c, id).await.contains_key(TAG_RETAINED),
             "{id} marked as kept on purpose"
         );
     }
@@ -236,8 +178,8 @@ async fn retain_policy_keeps_snapshots_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named() {
-    let c = Case::new("own").await;
-    let snaps = c.backup("Delete").await;
+    let c = BackupCase::new("own", "bk", 2).await;
+    let snaps = backup(&c, "Delete").await;
     let all: Vec<String> = snaps.iter().flat_map(|(_, s)| s.clone()).collect();
     // A production snapshot of another volume, which brfed never made...
     let tags = BTreeMap::from([("app".to_string(), "production".to_string())]);
@@ -255,7 +197,7 @@ async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named()
         .unwrap();
     // ...listed in dp2's backupmeta by whoever can write the backup prefix.
     let plane = &c.planes[1];
-    let key = format!("{}/backupmeta", c.prefix(plane));
+    let key = format!("{}/backupmeta", prefix(&c, plane));
     let mut meta: Value = serde_json::from_slice(
         &c.world
             .cloud
@@ -275,37 +217,24 @@ async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named()
         .await
         .unwrap();
 
-    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.unwrap();
     assert_eq!(out["result"], "Cleaned", "{out}");
     assert_eq!(out["notOwned"], json!([prod]), "named in the result: {out}");
     assert_eq!(out["snapshotsDeleted"], 6, "{out}");
     assert_eq!(
-        c.existing(std::slice::from_ref(&prod)).await,
+        existing(&c, std::slice::from_ref(&prod)).await,
         std::slice::from_ref(&prod),
         "the production snapshot survives"
     );
     assert!(
-        c.existing(&all).await.is_empty(),
+        existing(&c, &all).await.is_empty(),
         "the backup's own are gone"
     );
-    for p in &c.planes {
-        let left = c
-            .world
-            .cloud
-            .list(&c.world.bucket, &format!("{}/", c.prefix(p)))
-            .await
-            .unwrap();
-        assert!(left.is_empty(), "{p}: objects left {left:?}");
-        let member = c
-            .world
-            .backups(p, &c.ns)
-            .get_opt(&format!("fed-{}", c.name))
-            .await
-            .unwrap();
-        assert!(member.is_none(), "{p}: member Backup still there");
-    }
+    assert_planes_cleaned(&c).await;
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     let _ = c.world.cloud.delete_snapshot(&prod).await;
     let _ = c.world.cloud.delete_volume(&vol).await;
@@ -313,8 +242,8 @@ async fn a_snapshot_slipped_into_backupmeta_survives_the_deletion_and_is_named()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_name() {
-    let c = Case::new("two").await;
-    c.backup("Delete").await;
+    let c = BackupCase::new("two", "bk", 2).await;
+    backup(&c, "Delete").await;
     // As `brfed backup delete` and the retention sweep name them, a second apart.
     let now = chrono::Utc::now();
     let names = [
@@ -352,17 +281,16 @@ async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
-    let c = Case::new("stp").await;
+    let c = BackupCase::new("stp", "bk", 2).await;
     // dp2's clean job hangs: the deletion waits on it.
-    c.backup_annotated("Delete", json!({"sim.brfed.dev/fault": "dp2:clean:hang"}))
-        .await;
+    backup_annotated(
+        &c,
+        "Delete",
+        json!({"sim.brfed.dev/fault": "dp2:clean:hang"}),
+    )
+    .await;
     let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("delete-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
+        .start_delete("delete", &json!({"name": c.name, "namespace": "br"}))
         .await;
     // Until the catalog says Deleting, then stop it as from the console.
     let mut deleting = false;
@@ -381,12 +309,9 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
         let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
         state = doc["brfed"]["deletion"]["state"].clone();
         if state == "CleanFailed" {
-            let cond = doc["status"]["conditions"]
-                .as_array()
-                .unwrap()
+            let cond = doc_conditions(&doc)
                 .iter()
                 .find(|x| x["type"] == "CleanFailed")
-                .cloned()
                 .unwrap();
             assert_eq!(cond["reason"], "ExecutionAborted");
             break;
@@ -396,10 +321,8 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
     assert_eq!(state, "CleanFailed", "the abort rule marked it");
     // Not stuck: another deletion starts (and waits on dp2 again, then is stopped too).
     let again = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("again-{}", c.name),
+        .start_delete(
+            "again",
             &json!({"name": c.name, "namespace": "br", "options": {"timeoutSeconds": 3}}),
         )
         .await;
@@ -413,7 +336,7 @@ async fn a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_backup_is_not_deleted() {
-    let c = Case::new("run").await;
+    let c = BackupCase::new("run", "bk", 2).await;
     // A catalog record of a backup still running (its execution is elsewhere).
     let doc = json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
         "metadata": {"name": c.name, "namespace": "br"},
@@ -430,7 +353,9 @@ async fn a_running_backup_is_not_deleted() {
         )
         .await
         .unwrap();
-    let done = c.delete(json!({"name": c.name, "namespace": "br"})).await;
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
     assert_eq!(done.status, "FAILED");
     assert_eq!(done.error.as_deref(), Some("BackupRunning"), "{done:?}");
     let kept = catalog_doc(&c.world, "br", &c.name).await.unwrap();

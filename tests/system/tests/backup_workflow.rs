@@ -2,118 +2,82 @@
 //! Step Functions, our Lambda binaries, real API servers, the simulated TiDB Operator.
 
 use brfed_sim_operator::kubeobj::backup_resource;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{PhaseLog, World, is_subsequence, unique};
-use brfed_system_tests::workflow::{Workflows, catalog_doc};
+use brfed_system_tests::dataplane::{PhaseLog, is_subsequence};
+use brfed_system_tests::fixtures::BackupCase;
+use brfed_system_tests::workflow::{Finished, catalog_doc, doc_condition_types, doc_conditions};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(120);
 
-struct Case {
-    world: World,
-    flows: Workflows,
-    ns: String,
-    key: String,
-    name: String,
-    planes: Vec<String>,
+fn input(c: &BackupCase, annotations: Value, options: Value) -> Value {
+    c.input("Delete")
+        .annotations(annotations)
+        .options(options)
+        .build()
 }
 
-async fn case(prefix: &str) -> Case {
-    let world = World::from_env().await;
-    let flows = Workflows::from_env().await;
-    let ns = unique(prefix);
-    let key = format!("{ns}-tidb");
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", &key).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
-    Case {
-        name: format!("bk-{}", &ns[ns.len() - 8..]),
-        world,
-        flows,
-        ns,
-        key,
-        planes,
-    }
+/// A backup of a new case (`prefix`) run with fault rule `rule` and `options` fails by the name
+/// `error`, with GC paused `pauses` times and resumed as often, and every member torn down.
+async fn fails_by_name(
+    prefix: &str,
+    (rule, options): (&str, Value),
+    error: &str,
+    pauses: u64,
+) -> (BackupCase, Finished) {
+    let c = BackupCase::new(prefix, "bk", 2).await;
+    let done = run_faulted(&c, rule, options).await;
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some(error), "{done:?}");
+    assert_gc_resumed(&c, pauses).await;
+    assert_all_torn_down(&c).await;
+    (c, done)
 }
 
-impl Case {
-    fn input(&self, annotations: Value, options: Value) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1",
-            "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket, "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1",
-                "cleanPolicy": "Delete"}},
-            "options": options,
-        })
-    }
+/// Runs the backup with fault rule `rule` (annotation `sim.brfed.dev/fault`) and `options`.
+async fn run_faulted(c: &BackupCase, rule: &str, options: Value) -> Finished {
+    run(c, &input(c, json!({"sim.brfed.dev/fault": rule}), options)).await
+}
 
-    async fn run(&self, input: &Value) -> brfed_system_tests::workflow::Finished {
-        let arn = self
-            .flows
-            .start(&self.flows.backup_arn, &self.name, input)
-            .await;
-        self.flows.wait(&arn, RUN).await
-    }
+async fn run(c: &BackupCase, input: &Value) -> Finished {
+    c.run(input, RUN).await
+}
 
-    async fn member(&self, plane: &str) -> Option<kube::api::DynamicObject> {
-        self.world
-            .backups(plane, &self.ns)
-            .get_opt(&format!("fed-{}", self.name))
-            .await
-            .unwrap()
-    }
-
-    /// GC must not be paused, and every pause must have been resumed (not expired).
-    async fn assert_gc_resumed(&self, pauses: u64) {
-        let pd = self.world.pd(&self.key).await;
-        if pauses == 0 {
-            assert!(
-                pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
-                "GC was paused: {pd:?}"
-            );
-            return;
-        }
-        let pd = pd.expect("the PD was touched");
-        assert_eq!(pd["paused"], false, "GC still paused: {pd}");
-        assert_eq!(pd["pauseCount"], pauses, "{pd}");
-        assert_eq!(pd["resumeCount"], pauses, "{pd}");
-        assert_eq!(
-            pd["expireCount"], 0,
-            "a pause expired instead of being resumed: {pd}"
+/// GC must not be paused, and every pause must have been resumed (not expired).
+async fn assert_gc_resumed(c: &BackupCase, pauses: u64) {
+    let pd = c.world.pd(&c.key).await;
+    if pauses == 0 {
+        assert!(
+            pd.as_ref().is_none_or(|p| p["pauseCount"] == 0),
+            "GC was paused: {pd:?}"
         );
+        return;
     }
+    let pd = pd.expect("the PD was touched");
+    assert_eq!(pd["paused"], false, "GC still paused: {pd}");
+    assert_eq!(pd["pauseCount"], pauses, "{pd}");
+    assert_eq!(pd["resumeCount"], pauses, "{pd}");
+    assert_eq!(
+        pd["expireCount"], 0,
+        "a pause expired instead of being resumed: {pd}"
+    );
+}
 
-    async fn assert_all_torn_down(&self) {
-        for p in &self.planes {
-            if let Some(m) = self.member(p).await {
-                assert_eq!(
-                    m.data["spec"]["federalVolumeBackupPhase"], "teardown",
-                    "{p}: {:?}",
-                    m.data["spec"]
-                );
-            }
+async fn assert_all_torn_down(c: &BackupCase) {
+    for p in &c.planes {
+        if let Some(m) = c.member(p).await {
+            assert_eq!(
+                m.data["spec"]["federalVolumeBackupPhase"], "teardown",
+                "{p}: {:?}",
+                m.data["spec"]
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_federated_backup_walks_the_ladder_and_completes() {
-    let c = case("bk-happy").await;
+    let c = BackupCase::new("bk-happy", "bk", 2).await;
     let mut logs = Vec::new();
     for p in &c.planes {
         // a watch client (no read timeout): the log must not miss a phase on a slow run
@@ -121,7 +85,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         let api = kube::Api::namespaced_with(plane.watch_client.clone(), &c.ns, &backup_resource());
         logs.push(PhaseLog::start(api, &format!("fed-{}", c.name)).await);
     }
-    let done = c.run(&c.input(json!({}), json!({}))).await;
+    let done = run(&c, &input(&c, json!({}), json!({}))).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.expect("output document");
     assert_eq!(out["kind"], "VolumeBackup");
@@ -143,12 +107,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         min.to_string(),
         "commitTs is the minimum of the members'"
     );
-    let types: Vec<&str> = out["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["type"].as_str().unwrap())
-        .collect();
+    let types = doc_condition_types(&out);
     assert_eq!(types, ["Running", "SnapshotsCreated", "Complete"]);
     assert!(out["status"]["backupSize"].as_i64().unwrap() > 0);
     assert_eq!(
@@ -158,7 +117,7 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
         out,
         "catalog = output"
     );
-    c.assert_gc_resumed(1).await;
+    assert_gc_resumed(&c, 1).await;
 
     // The initialize member's snapshots may complete before or after its init job is deleted:
     // both orders are the data plane's to choose.
@@ -203,17 +162,13 @@ async fn a_federated_backup_walks_the_ladder_and_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
-    let c = case("bk-initfail").await;
-    let done = c
-        .run(&c.input(
-            json!({"sim.brfed.dev/fault": "dp1:initialize:fail"}),
-            json!({}),
-        ))
-        .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("InitializeFailed"), "{done:?}");
-    c.assert_gc_resumed(0).await;
-    c.assert_all_torn_down().await;
+    let (c, _) = fails_by_name(
+        "bk-initfail",
+        ("dp1:initialize:fail", json!({})),
+        "InitializeFailed",
+        0,
+    )
+    .await;
     assert!(
         c.member("dp2").await.is_none(),
         "no member is created after a failed initialize"
@@ -224,21 +179,17 @@ async fn an_initialize_failure_fails_by_name_with_nothing_paused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
-    let c = case("bk-execfail").await;
-    let done = c
-        .run(&c.input(
-            json!({"sim.brfed.dev/fault": "dp2:execute:fail"}),
-            json!({}),
-        ))
-        .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("MemberFailed"), "{done:?}");
+    let (c, done) = fails_by_name(
+        "bk-execfail",
+        ("dp2:execute:fail", json!({})),
+        "MemberFailed",
+        1,
+    )
+    .await;
     assert!(
         done.cause.as_deref().unwrap_or_default().contains("dp2"),
         "{done:?}"
     );
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
     for p in &c.planes {
         let m = c.member(p).await.expect("member exists");
         let phase = m.data["status"]["phase"]
@@ -254,51 +205,35 @@ async fn an_execute_failure_in_the_second_cluster_tears_everything_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_member_fails_by_name() {
-    let c = case("bk-invalid").await;
-    let done = c
-        .run(&c.input(
-            json!({"sim.brfed.dev/fault": "dp3:execute:invalid"}),
-            json!({}),
-        ))
-        .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("MemberInvalid"), "{done:?}");
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
+    fails_by_name(
+        "bk-invalid",
+        ("dp3:execute:invalid", json!({})),
+        "MemberInvalid",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_phase_deadline_tears_down_and_fails_by_name() {
-    let c = case("bk-deadline").await;
-    let done = c
-        .run(&c.input(
-            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
-            json!({"phaseTimeoutSeconds": 4}),
-        ))
-        .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(
-        done.error.as_deref(),
-        Some("PhaseDeadlineExceeded"),
-        "{done:?}"
-    );
-    c.assert_gc_resumed(1).await;
-    c.assert_all_torn_down().await;
+    fails_by_name(
+        "bk-deadline",
+        ("dp2:execute:hang", json!({"phaseTimeoutSeconds": 4})),
+        "PhaseDeadlineExceeded",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
-    let c = case("bk-stopped").await;
+    let c = BackupCase::new("bk-stopped", "bk", 2).await;
     let arn = c
-        .flows
-        .start(
-            &c.flows.backup_arn,
-            &c.name,
-            &c.input(
-                json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
-                json!({}),
-            ),
-        )
+        .start(&input(
+            &c,
+            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+            json!({}),
+        ))
         .await;
     // wait until GC is paused and the members exist, then stop the execution from "the console"
     let deadline = std::time::Instant::now() + RUN;
@@ -317,12 +252,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     loop {
         let doc = catalog_doc(&c.world, "br", &c.name).await.unwrap();
         if doc["status"]["phase"] == "Failed" {
-            let last = doc["status"]["conditions"]
-                .as_array()
-                .unwrap()
-                .last()
-                .unwrap()
-                .clone();
+            let last = doc_conditions(&doc).last().unwrap();
             assert_eq!(last["reason"], "ExecutionAborted");
             break;
         }
@@ -332,7 +262,7 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    c.assert_all_torn_down().await;
+    assert_all_torn_down(&c).await;
     let deadline = std::time::Instant::now() + RUN;
     while c.world.pd(&c.key).await.unwrap()["paused"] == true {
         assert!(
@@ -341,24 +271,17 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    c.assert_gc_resumed(1).await;
+    assert_gc_resumed(&c, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_rejected_before_any_side_effect() {
-    let c = case("bk-bad").await;
-    let mut input = c.input(json!({}), json!({}));
+    let c = BackupCase::new("bk-bad", "bk", 2).await;
+    let mut input = input(&c, json!({}), json!({}));
     input["spec"]["template"]["cleanPolicy"] = json!("Sometimes");
-    let done = c.run(&input).await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("InvalidSpec"), "{done:?}");
-    assert!(
-        done.cause
-            .as_deref()
-            .unwrap_or_default()
-            .contains("cleanPolicy")
-    );
+    let done = run(&c, &input).await;
+    done.assert_failed_with("InvalidSpec", "cleanPolicy");
     assert!(c.member("dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
-    c.assert_gc_resumed(0).await;
+    assert_gc_resumed(&c, 0).await;
 }

@@ -9,8 +9,9 @@
 //! package's binaries): `cargo build -p brfed-cli` first; `make test-system` does.
 
 use brfed_adapters::sfn_executions::execution_arn;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::fixtures::SeededCluster;
 use brfed_system_tests::workflow::{catalog_doc, state_machine};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -169,16 +170,11 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_made_with_the_cli_reads_back_like_kubectl_restores_by_name_and_is_deleted() {
     let world = World::from_env().await;
-    let ns = unique("clib");
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
-    let name = format!("cb-{}", &ns[ns.len() - 8..]);
+    let tc = SeededCluster::seed(&world, "clib", "tidb", 2)
+        .await
+        .expect("seed");
+    let name = format!("cb-{}", tc.id());
+    let SeededCluster { ns, planes, .. } = tc;
     let dir = workdir(&ns);
     let vbk = write(
         &dir,
@@ -547,17 +543,12 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn preflight_reports_every_problem_at_once_and_creates_nothing() {
     let world = World::from_env().await;
-    let ns = unique("clip");
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(1),
-    )
-    .await
-    .expect("seed");
+    let tc = SeededCluster::seed(&world, "clip", "tidb", 1)
+        .await
+        .expect("seed");
+    let name = format!("cp-{}", tc.id());
+    let SeededCluster { ns, planes, .. } = tc;
     let dir = workdir(&ns);
-    let name = format!("cp-{}", &ns[ns.len() - 8..]);
 
     // a good one passes
     let good = write(

@@ -12,9 +12,10 @@ use brfed_sim_operator::seed::{
 };
 use brfed_system_tests::dataplane::{
     BackupMember, PhaseLog, RestoreMember, WAIT, World, condition, condition_types, create, has,
-    patch_spec, pd_events, status_str, unique, wait_condition, wait_for, wait_gone,
+    patch_spec, pd_events, reason, status_str, unique, wait_condition, wait_for, wait_gone,
+    wait_has,
 };
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, DynamicObject};
 use serde_json::{Value, json};
 
 const FAULT: &str = "sim.brfed.dev/fault";
@@ -31,7 +32,18 @@ struct Backup<'a> {
     prefix: String,
 }
 
-impl Backup<'_> {
+impl<'a> Backup<'a> {
+    /// Backup members `name` in `ns` of `planes`, each storing under `{ns}/{word}-{plane}`.
+    fn of(world: &'a World, ns: &str, name: &str, planes: &[String], word: &str) -> Self {
+        Self {
+            world,
+            ns: ns.to_string(),
+            name: name.to_string(),
+            planes: planes.to_vec(),
+            prefix: format!("{ns}/{word}"),
+        }
+    }
+
     fn member_prefix(&self, plane: &str) -> String {
         format!("{}-{plane}", self.prefix)
     }
@@ -47,6 +59,18 @@ impl Backup<'_> {
         )
     }
 
+    /// A member `Restore` `name` in `target_ns` of `plane`, restoring `plane`'s member into `az`.
+    fn restore_member(&self, name: &str, target_ns: &str, plane: &str, az: &str) -> RestoreMember {
+        RestoreMember::new(
+            name,
+            target_ns,
+            TC,
+            &self.world.bucket,
+            &self.member_prefix(plane),
+            az,
+        )
+    }
+
     fn api(&self, plane: &str) -> kube::Api<kube::api::DynamicObject> {
         self.world.backups(plane, &self.ns)
     }
@@ -56,7 +80,7 @@ impl Backup<'_> {
         let init = &self.planes[0];
         create(
             &self.api(init),
-            &customize(self.member(init, "initialize").init_deadline(600)).build(),
+            &customize(self.member(init, "initialize").init_deadline(600)).object(),
         )
         .await;
         wait_condition(&self.api(init), &self.name, "VolumeBackupInitialized").await;
@@ -69,7 +93,7 @@ impl Backup<'_> {
         for plane in &self.planes[1..] {
             create(
                 &self.api(plane),
-                &customize(self.member(plane, "execute")).build(),
+                &customize(self.member(plane, "execute")).object(),
             )
             .await;
         }
@@ -114,6 +138,43 @@ impl Backup<'_> {
         done
     }
 
+    /// The snapshots listed in the `backupmeta` of `plane`'s member.
+    async fn snapshot_ids(&self, plane: &str) -> Vec<String> {
+        let meta = self.object("backupmeta", plane).await.expect("backupmeta");
+        volume_fields(&meta, "snapshot_id")
+    }
+
+    /// How many of `ids` the emulator's EC2 describes.
+    async fn snapshots_found(&self, ids: &[String]) -> usize {
+        self.world
+            .cloud
+            .snapshots_by_id(ids)
+            .await
+            .expect("DescribeSnapshots")
+            .len()
+    }
+
+    /// Deletes `plane`'s member (its finalizer, if any, runs the clean) and waits until it is gone.
+    async fn delete(&self, plane: &str) {
+        self.api(plane)
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .expect("delete member");
+        wait_gone(&self.api(plane), &self.name).await;
+    }
+
+    /// The S3 keys under `plane`'s member prefix.
+    async fn objects(&self, plane: &str) -> Vec<String> {
+        self.world
+            .cloud
+            .list(
+                &self.world.bucket,
+                &format!("{}/", self.member_prefix(plane)),
+            )
+            .await
+            .expect("S3 list")
+    }
+
     async fn object(&self, key: &str, plane: &str) -> Option<Value> {
         let bytes = self
             .world
@@ -131,17 +192,60 @@ impl Backup<'_> {
     }
 }
 
-async fn seed(
-    world: &World,
-    ns: &str,
-    key: &str,
-    planes: &[String],
+/// The world, its first `n` data planes, and TidbCluster `basic` seeded in them (`STORES` TiKV
+/// per plane, then `customize`) in namespace `unique(prefix)`, which is also its cluster key.
+async fn seeded(
+    prefix: &str,
+    n: usize,
     customize: impl Fn(TidbClusterSeed) -> TidbClusterSeed,
-) -> Vec<SeededPlane> {
-    let s = customize(TidbClusterSeed::new(ns, TC, key).stores_per_plane(STORES));
-    seed_tidb_cluster(&world.kubeconfig, planes, &s)
+) -> (World, Vec<String>, String, Vec<SeededPlane>) {
+    let world = World::from_env().await;
+    let planes = world.plane_names(n);
+    let ns = unique(prefix);
+    let s = customize(TidbClusterSeed::new(&ns, TC, &ns).stores_per_plane(STORES));
+    let seeded = seed_tidb_cluster(&world.kubeconfig, &planes, &s)
         .await
-        .expect("seed the TiDB cluster")
+        .expect("seed the TiDB cluster");
+    (world, planes, ns, seeded)
+}
+
+/// `field` of every volume of every TiKV store of a `backupmeta` or `restoremeta`.
+fn volume_fields(meta: &Value, field: &str) -> Vec<String> {
+    meta["tikv"]["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+        .map(|v| v[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `pauseCount`, `resumeCount` and `expireCount` of a simulated PD.
+fn pd_counts(pd: &Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        pd["pauseCount"].as_u64(),
+        pd["resumeCount"].as_u64(),
+        pd["expireCount"].as_u64(),
+    )
+}
+
+/// Condition `ty` of the object, asserted to be there with a message that mentions `part`.
+fn condition_saying(obj: &DynamicObject, ty: &str, part: &str) -> Value {
+    let c = condition(obj, ty).unwrap_or_else(|| panic!("no {ty} condition"));
+    assert!(
+        c["message"].as_str().is_some_and(|m| m.contains(part)),
+        "{c}"
+    );
+    c
+}
+
+/// TidbCluster `basic` of namespace `ns` in `plane`.
+async fn tidb_cluster(world: &World, plane: &str, ns: &str) -> DynamicObject {
+    world
+        .tidbclusters(plane, ns)
+        .get(TC)
+        .await
+        .unwrap_or_else(|e| panic!("TidbCluster {ns}/{TC} of {plane}: {e}"))
 }
 
 fn sorted_keys(v: &Value) -> Vec<String> {
@@ -155,18 +259,9 @@ fn sorted_keys(v: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(3);
-    let ns = unique("dpc-happy");
+    let (world, planes, ns, seeded) = seeded("dpc-happy", 3, |s| s).await;
     let key = ns.clone();
-    let seeded = seed(&world, &ns, &key, &planes, |s| s).await;
-    let bk = Backup {
-        world: &world,
-        ns: ns.clone(),
-        name: "fed-bk".into(),
-        planes: planes.clone(),
-        prefix: format!("{ns}/happy"),
-    };
+    let bk = Backup::of(&world, &ns, "fed-bk", &planes, "happy");
     let mut logs = BTreeMap::new();
     for plane in &planes {
         logs.insert(
@@ -410,15 +505,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
     // exactly one pause and one resume, nothing left paused
     let pd = world.pd(&key).await.expect("PD");
     assert_eq!(pd["paused"], false, "{pd}");
-    assert_eq!(
-        (
-            pd["pauseCount"].as_u64(),
-            pd["resumeCount"].as_u64(),
-            pd["expireCount"].as_u64()
-        ),
-        (Some(1), Some(1), Some(0)),
-        "{pd}"
-    );
+    assert_eq!(pd_counts(&pd), (Some(1), Some(1), Some(0)), "{pd}");
     let holder = format!("{init}/{ns}/{}", bk.name);
     assert_eq!(pd_events(&pd, "pause")[0]["by"], holder.as_str());
     assert_eq!(pd_events(&pd, "resume")[0]["by"], holder.as_str());
@@ -452,16 +539,10 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
     let mut rlogs = BTreeMap::new();
     for plane in &planes {
         rlogs.insert(plane.clone(), PhaseLog::start(restores(plane), rt).await);
-        let member = RestoreMember::new(
-            rt,
-            &ns2,
-            TC,
-            &world.bucket,
-            &bk.member_prefix(plane),
-            &target_az[plane],
-        )
-        .warmup("sync", "hybrid");
-        create(&restores(plane), &member.build()).await;
+        let member = bk
+            .restore_member(rt, &ns2, plane, &target_az[plane])
+            .warmup("sync", "hybrid");
+        create(&restores(plane), &member.object()).await;
     }
     let mut commit_by_plane = BTreeMap::new();
     for plane in &planes {
@@ -475,11 +556,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             "{plane}: restore commitTs = the backup's resolved ts"
         );
         commit_by_plane.insert(plane.clone(), ts);
-        let tc = world
-            .tidbclusters(plane, &ns2)
-            .get(TC)
-            .await
-            .expect("target TC");
+        let tc = tidb_cluster(&world, plane, &ns2).await;
         assert_eq!(
             tc.metadata
                 .annotations
@@ -562,18 +639,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             .expect("S3 get")
             .expect("restoremeta exists");
         let restoremeta: Value = serde_json::from_slice(&restoremeta).expect("restoremeta JSON");
-        let mut listed: Vec<String> = restoremeta["tikv"]["stores"]
-            .as_array()
-            .expect("stores")
-            .iter()
-            .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
-            .map(|v| {
-                v["restore_volume_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect();
+        let mut listed: Vec<String> = volume_fields(&restoremeta, "restore_volume_id");
         listed.sort();
         restored.sort();
         assert_eq!(
@@ -581,11 +647,7 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             "{plane}: restoremeta lists the restored volumes"
         );
 
-        let tc = world
-            .tidbclusters(plane, &ns2)
-            .get(TC)
-            .await
-            .expect("target TC");
+        let tc = tidb_cluster(&world, plane, &ns2).await;
         assert_eq!(
             tc.data.pointer("/spec/recoveryMode"),
             Some(&json!(false)),
@@ -608,29 +670,14 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_invalid_when_their_tidb_cluster_does_not_fit() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(1);
-    let ns = unique("dpc-invalid");
-    seed(&world, &ns, &ns, &planes, |s| s.across_k8s(false)).await;
+    let (world, planes, ns, _) = seeded("dpc-invalid", 1, |s| s.across_k8s(false)).await;
     let api = world.backups(&planes[0], &ns);
-    let member = BackupMember::new(
-        "fed-inv",
-        &ns,
-        TC,
-        &world.bucket,
-        &format!("{ns}/inv-{}", planes[0]),
-        "initialize",
-    );
-    create(&api, &member.build()).await;
+    let member =
+        Backup::of(&world, &ns, "fed-inv", &planes, "inv").member(&planes[0], "initialize");
+    create(&api, &member.object()).await;
     let obj = wait_condition(&api, "fed-inv", "Invalid").await;
-    let invalid = condition(&obj, "Invalid").expect("Invalid condition");
+    let invalid = condition_saying(&obj, "Invalid", "acrossK8s");
     assert_eq!(invalid["reason"], "InvalidSpec");
-    assert!(
-        invalid["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("acrossK8s")),
-        "{invalid}"
-    );
     assert_eq!(status_str(&obj, "phase"), "Invalid");
     assert!(!has(&obj, "Scheduled"), "no init job for an invalid member");
     assert!(world.pd(&ns).await.is_none(), "nothing was paused");
@@ -649,46 +696,21 @@ async fn members_are_invalid_when_their_tidb_cluster_does_not_fit() {
         &format!("{ns}/none-{}", planes[0]),
         "us-west-2a",
     );
-    create(&restores, &restore.build()).await;
+    create(&restores, &restore.object()).await;
     let obj = wait_condition(&restores, "fed-rinv", "Invalid").await;
-    let invalid = condition(&obj, "Invalid").expect("Invalid condition");
-    assert!(
-        invalid["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("recovery mode")),
-        "{invalid}"
-    );
+    condition_saying(&obj, "Invalid", "recovery mode");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execute_fault_fails_the_member_and_teardown_leaves_nothing_paused() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(3);
-    let ns = unique("dpc-fault");
-    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let (world, planes, ns, _) = seeded("dpc-fault", 3, |s| s).await;
     let failing = planes[1].clone();
     let rule = format!("{failing}:execute:fail");
-    let bk = Backup {
-        world: &world,
-        ns: ns.clone(),
-        name: "fed-fault".into(),
-        planes: planes.clone(),
-        prefix: format!("{ns}/fault"),
-    };
+    let bk = Backup::of(&world, &ns, "fed-fault", &planes, "fault");
     // the federation copies the VolumeBackup's annotations onto every member
     bk.start(|m| m.annotation(FAULT, &rule)).await;
-    let failed = wait_for(
-        &bk.api(&failing),
-        &bk.name,
-        "VolumeBackupFailed",
-        WAIT,
-        |o| has(o, "VolumeBackupFailed"),
-    )
-    .await;
-    assert_eq!(
-        condition(&failed, "VolumeBackupFailed").expect("condition")["reason"],
-        "SimulatedFault"
-    );
+    let failed = wait_has(&bk.api(&failing), &bk.name, "VolumeBackupFailed").await;
+    assert_eq!(reason(&failed, "VolumeBackupFailed"), "SimulatedFault");
     assert!(
         !has(&failed, "VolumeBackupSnapshotsCreated"),
         "the fault hits before snapshots"
@@ -702,14 +724,8 @@ async fn an_execute_fault_fails_the_member_and_teardown_leaves_nothing_paused() 
         }
         patch_spec(&bk.api(plane), &bk.name, spec).await;
     }
-    let end = wait_for(&bk.api(&failing), &bk.name, "Failed", WAIT, |o| {
-        has(o, "Failed")
-    })
-    .await;
-    assert_eq!(
-        condition(&end, "Failed").expect("Failed")["reason"],
-        "VolumeBackupFailed"
-    );
+    let end = wait_has(&bk.api(&failing), &bk.name, "Failed").await;
+    assert_eq!(reason(&end, "Failed"), "VolumeBackupFailed");
     for plane in planes.iter().filter(|p| **p != failing) {
         wait_for(&bk.api(plane), &bk.name, "terminal", WAIT, |o| {
             has(o, "Complete") || has(o, "Failed")
@@ -718,30 +734,13 @@ async fn an_execute_fault_fails_the_member_and_teardown_leaves_nothing_paused() 
     }
     let pd = world.pd(&ns).await.expect("PD");
     assert_eq!(pd["paused"], false, "{pd}");
-    assert_eq!(
-        (
-            pd["pauseCount"].as_u64(),
-            pd["resumeCount"].as_u64(),
-            pd["expireCount"].as_u64()
-        ),
-        (Some(1), Some(1), Some(0)),
-        "{pd}"
-    );
+    assert_eq!(pd_counts(&pd), (Some(1), Some(1), Some(0)), "{pd}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3_objects() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(3);
-    let ns = unique("dpc-clean");
-    seed(&world, &ns, &ns, &planes, |s| s).await;
-    let bk = Backup {
-        world: &world,
-        ns: ns.clone(),
-        name: "fed-clean".into(),
-        planes: planes.clone(),
-        prefix: format!("{ns}/clean"),
-    };
+    let (world, planes, ns, _) = seeded("dpc-clean", 3, |s| s).await;
+    let bk = Backup::of(&world, &ns, "fed-clean", &planes, "clean");
     bk.start(|m| m.clean_policy("Delete", 2.0)).await;
     let done = bk.finish().await;
 
@@ -755,25 +754,11 @@ async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3
                 .is_some_and(|f| f.iter().any(|x| x == "tidb.pingcap.com/backup-protection")),
             "{plane}: a Delete backup is protected by a finalizer"
         );
-        let meta = bk.object("backupmeta", plane).await.expect("backupmeta");
-        let ids: Vec<String> = meta["tikv"]["stores"]
-            .as_array()
-            .expect("stores")
-            .iter()
-            .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
-            .map(|v| v["snapshot_id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        assert_eq!(
-            world
-                .cloud
-                .snapshots_by_id(&ids)
-                .await
-                .expect("DescribeSnapshots")
-                .len(),
-            ids.len()
-        );
+        let ids = bk.snapshot_ids(plane).await;
+        assert_eq!(bk.snapshots_found(&ids).await, ids.len());
         snapshots.insert(plane.clone(), ids);
     }
+    // deleted together: each data plane cleans its own while the others do
     for plane in &planes {
         bk.api(plane)
             .delete(&bk.name, &DeleteParams::default())
@@ -793,11 +778,7 @@ async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3
                 ),
             }
         }
-        let left = world
-            .cloud
-            .list(&world.bucket, &format!("{}/", bk.member_prefix(plane)))
-            .await
-            .expect("S3 list");
+        let left = bk.objects(plane).await;
         assert!(
             left.is_empty(),
             "{plane}: objects left under the prefix: {left:?}"
@@ -807,10 +788,7 @@ async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_pause() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(1);
-    let ns = unique("dpc-crash");
-    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let (world, planes, ns, _) = seeded("dpc-crash", 1, |s| s).await;
     // a rule on the TidbCluster applies to every member of that cluster
     let tcs = world.tidbclusters(&planes[0], &ns);
     tcs.patch(
@@ -823,30 +801,17 @@ async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_paus
     .await
     .expect("annotate the TidbCluster");
     let api = world.backups(&planes[0], &ns);
-    let member = BackupMember::new(
-        "fed-crash",
-        &ns,
-        TC,
-        &world.bucket,
-        &format!("{ns}/crash-{}", planes[0]),
-        "initialize",
-    );
-    create(&api, &member.build()).await;
-    let obj = wait_for(
-        &api,
-        "fed-crash",
-        "VolumeBackupInitializeFailed",
-        WAIT,
-        |o| has(o, "VolumeBackupInitializeFailed"),
-    )
-    .await;
+    let member =
+        Backup::of(&world, &ns, "fed-crash", &planes, "crash").member(&planes[0], "initialize");
+    create(&api, &member.object()).await;
+    let obj = wait_has(&api, "fed-crash", "VolumeBackupInitializeFailed").await;
     assert!(
         has(&obj, "VolumeBackupInitialized"),
         "it had paused before dying: {:?}",
         condition_types(&obj)
     );
     assert_eq!(
-        condition(&obj, "VolumeBackupInitializeFailed").expect("condition")["reason"],
+        reason(&obj, "VolumeBackupInitializeFailed"),
         "InitializeJobCompletedOrFailed"
     );
 
@@ -856,14 +821,12 @@ async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_paus
         json!({"federalVolumeBackupPhase": "teardown", "resumeGcSchedule": true}),
     )
     .await;
-    let end = wait_for(&api, "fed-crash", "Failed", WAIT, |o| has(o, "Failed")).await;
-    assert_eq!(
-        condition(&end, "Failed").expect("Failed")["reason"],
-        "VolumeBackupInitializeFailed"
-    );
+    let end = wait_has(&api, "fed-crash", "Failed").await;
+    assert_eq!(reason(&end, "Failed"), "VolumeBackupInitializeFailed");
     let pd = world.pd(&ns).await.expect("PD");
+    let (pauses, resumes, _) = pd_counts(&pd);
     assert_eq!(
-        (pd["pauseCount"].as_u64(), pd["resumeCount"].as_u64()),
+        (pauses, resumes),
         (Some(1), Some(0)),
         "a dead job resumes nothing: {pd}"
     );
@@ -877,42 +840,25 @@ async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_paus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_init_job_deadline_fails_initialize_and_resumes_gc() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(1);
-    let ns = unique("dpc-deadline");
-    seed(&world, &ns, &ns, &planes, |s| s).await;
+    let (world, planes, ns, _) = seeded("dpc-deadline", 1, |s| s).await;
     let api = world.backups(&planes[0], &ns);
-    let member = BackupMember::new(
-        "fed-dl",
-        &ns,
-        TC,
-        &world.bucket,
-        &format!("{ns}/dl-{}", planes[0]),
-        "initialize",
-    )
-    .init_deadline(2);
-    create(&api, &member.build()).await;
+    let member = Backup::of(&world, &ns, "fed-dl", &planes, "dl")
+        .member(&planes[0], "initialize")
+        .init_deadline(2);
+    create(&api, &member.object()).await;
     wait_condition(&api, "fed-dl", "VolumeBackupInitialized").await;
     // nobody moves it to execute: the init job hits activeDeadlineSeconds
-    let obj = wait_for(&api, "fed-dl", "VolumeBackupInitializeFailed", WAIT, |o| {
-        has(o, "VolumeBackupInitializeFailed")
-    })
-    .await;
-    let failed = condition(&obj, "VolumeBackupInitializeFailed").expect("condition");
-    assert_eq!(failed["reason"], "InitializeJobCompletedOrFailed");
-    assert!(
-        failed["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("volumeBackupInitJobMaxActiveSeconds")),
-        "{failed}"
+    let obj = wait_has(&api, "fed-dl", "VolumeBackupInitializeFailed").await;
+    let failed = condition_saying(
+        &obj,
+        "VolumeBackupInitializeFailed",
+        "volumeBackupInitJobMaxActiveSeconds",
     );
+    assert_eq!(failed["reason"], "InitializeJobCompletedOrFailed");
     let pd = world.pd(&ns).await.expect("PD");
     assert_eq!(pd["paused"], false, "{pd}");
-    assert_eq!(
-        (pd["pauseCount"].as_u64(), pd["resumeCount"].as_u64()),
-        (Some(1), Some(1)),
-        "{pd}"
-    );
+    let (pauses, resumes, _) = pd_counts(&pd);
+    assert_eq!((pauses, resumes), (Some(1), Some(1)), "{pd}");
     let pause = pd_events(&pd, "pause")[0]["at"].as_str().expect("at");
     let resume = pd_events(&pd, "resume")[0]["at"].as_str().expect("at");
     let window = chrono::DateTime::parse_from_rfc3339(resume).expect("rfc3339")
@@ -925,17 +871,8 @@ async fn the_init_job_deadline_fails_initialize_and_resumes_gc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_retain_backup_keeps_its_snapshots_and_s3_objects() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(1);
-    let ns = unique("dpc-retain");
-    seed(&world, &ns, &ns, &planes, |s| s).await;
-    let bk = Backup {
-        world: &world,
-        ns: ns.clone(),
-        name: "fed-keep".into(),
-        planes: planes.clone(),
-        prefix: format!("{ns}/keep"),
-    };
+    let (world, planes, ns, _) = seeded("dpc-retain", 1, |s| s).await;
+    let bk = Backup::of(&world, &ns, "fed-keep", &planes, "keep");
     bk.start(|m| m).await;
     let done = bk.finish().await;
     let plane = &planes[0];
@@ -947,34 +884,10 @@ async fn deleting_a_retain_backup_keeps_its_snapshots_and_s3_objects() {
             .is_none_or(Vec::is_empty),
         "Retain: no finalizer"
     );
-    let meta = bk.object("backupmeta", plane).await.expect("backupmeta");
-    let ids: Vec<String> = meta["tikv"]["stores"]
-        .as_array()
-        .expect("stores")
-        .iter()
-        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
-        .map(|v| v["snapshot_id"].as_str().unwrap_or_default().to_string())
-        .collect();
-    bk.api(plane)
-        .delete(&bk.name, &DeleteParams::default())
-        .await
-        .expect("delete member");
-    wait_gone(&bk.api(plane), &bk.name).await;
-    assert_eq!(
-        world
-            .cloud
-            .snapshots_by_id(&ids)
-            .await
-            .expect("DescribeSnapshots")
-            .len(),
-        ids.len(),
-        "snapshots kept"
-    );
-    let left = world
-        .cloud
-        .list(&world.bucket, &format!("{}/", bk.member_prefix(plane)))
-        .await
-        .expect("S3 list");
+    let ids = bk.snapshot_ids(plane).await;
+    bk.delete(plane).await;
+    assert_eq!(bk.snapshots_found(&ids).await, ids.len(), "snapshots kept");
+    let left = bk.objects(plane).await;
     assert!(
         left.iter().any(|k| k.ends_with("/backupmeta"))
             && left.iter().any(|k| k.ends_with("/clustermeta")),
@@ -982,33 +895,18 @@ async fn deleting_a_retain_backup_keeps_its_snapshots_and_s3_objects() {
     );
 
     // the kept data still occupies the prefix: a new backup there is refused
-    let again = bk.member(plane, "execute").build();
+    let again = bk.member(plane, "execute").object();
     create(&bk.api(plane), &again).await;
-    let refused = wait_for(&bk.api(plane), &bk.name, "Failed", WAIT, |o| {
-        has(o, "Failed")
-    })
-    .await;
-    assert_eq!(
-        condition(&refused, "Failed").expect("Failed")["reason"],
-        "FileExistedInExternalStorage"
-    );
+    let refused = wait_has(&bk.api(plane), &bk.name, "Failed").await;
+    assert_eq!(reason(&refused, "Failed"), "FileExistedInExternalStorage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_volume() {
-    let world = World::from_env().await;
-    let planes = world.plane_names(3);
-    let ns = unique("dpc-variants");
     // stores with a second (raft) volume: a restore needs the same storageVolumes layout
     let raft = |s: TidbClusterSeed| s.storage_volume("raft", "/var/lib/raft", "5Gi");
-    seed(&world, &ns, &ns, &planes, raft).await;
-    let bk = Backup {
-        world: &world,
-        ns: ns.clone(),
-        name: "fed-src".into(),
-        planes: planes.clone(),
-        prefix: format!("{ns}/src"),
-    };
+    let (world, planes, ns, _) = seeded("dpc-variants", 3, raft).await;
+    let bk = Backup::of(&world, &ns, "fed-src", &planes, "src");
     bk.start(|m| m).await;
     bk.finish().await;
     let first = planes[0].clone();
@@ -1025,40 +923,18 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
             .await
             .expect("restore target");
     }
-    let wal = RestoreMember::new(
-        "fed-wal",
-        &ns_wal,
-        TC,
-        &world.bucket,
-        &bk.member_prefix(&first),
-        &az(&first),
-    )
-    .warmup("sync", "check-wal-only");
-    create(&world.restores(&first, &ns_wal), &wal.build()).await;
-    let asy = RestoreMember::new(
-        "fed-async",
-        &ns_async,
-        TC,
-        &world.bucket,
-        &bk.member_prefix(&second),
-        &az(&second),
-    )
-    .warmup("async", "hybrid");
-    create(&world.restores(&second, &ns_async), &asy.build()).await;
-    let mut fail = RestoreMember::new(
-        "fed-fail",
-        &ns_fail,
-        TC,
-        &world.bucket,
-        &bk.member_prefix(&last),
-        &az(&last),
-    )
-    .build();
-    fail.metadata.annotations = Some(BTreeMap::from([(
-        FAULT.to_string(),
-        format!("{last}:restore-volume:fail"),
-    )]));
-    create(&world.restores(&last, &ns_fail), &fail).await;
+    let wal = bk
+        .restore_member("fed-wal", &ns_wal, &first, &az(&first))
+        .warmup("sync", "check-wal-only");
+    create(&world.restores(&first, &ns_wal), &wal.object()).await;
+    let asy = bk
+        .restore_member("fed-async", &ns_async, &second, &az(&second))
+        .warmup("async", "hybrid");
+    create(&world.restores(&second, &ns_async), &asy.object()).await;
+    let fail = bk
+        .restore_member("fed-fail", &ns_fail, &last, &az(&last))
+        .annotation(FAULT, &format!("{last}:restore-volume:fail"));
+    create(&world.restores(&last, &ns_fail), &fail.object()).await;
 
     let wal_done = wait_condition(&world.restores(&first, &ns_wal), "fed-wal", "Complete").await;
     assert_eq!(
@@ -1073,11 +949,7 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
         ],
         "check-wal-only completes without starting TiKV"
     );
-    let wal_tc = world
-        .tidbclusters(&first, &ns_wal)
-        .get(TC)
-        .await
-        .expect("TC");
+    let wal_tc = tidb_cluster(&world, &first, &ns_wal).await;
     assert_eq!(
         wal_tc.data.pointer("/spec/recoveryMode"),
         Some(&json!(true)),
@@ -1099,11 +971,7 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
         ["Scheduled", "Running", "VolumeComplete", "WarmUpStarted"],
         "{types:?}"
     );
-    let async_tc = world
-        .tidbclusters(&second, &ns_async)
-        .get(TC)
-        .await
-        .expect("TC");
+    let async_tc = tidb_cluster(&world, &second, &ns_async).await;
     assert_eq!(
         async_tc
             .data
@@ -1128,19 +996,13 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
     );
 
     let fail_api = world.restores(&last, &ns_fail);
-    let failed = wait_for(&fail_api, "fed-fail", "CleanVolumeComplete", WAIT, |o| {
-        has(o, "CleanVolumeComplete")
-    })
-    .await;
+    let failed = wait_has(&fail_api, "fed-fail", "CleanVolumeComplete").await;
     assert!(
         has(&failed, "Failed") && !has(&failed, "VolumeComplete"),
         "{:?}",
         condition_types(&failed)
     );
-    assert_eq!(
-        condition(&failed, "Failed").expect("Failed")["reason"],
-        "SimulatedFault"
-    );
+    assert_eq!(reason(&failed, "Failed"), "SimulatedFault");
     let meta = bk.object("backupmeta", &last).await.expect("backupmeta");
     for store in meta["tikv"]["stores"].as_array().expect("stores") {
         for v in store["volumes"].as_array().expect("volumes") {

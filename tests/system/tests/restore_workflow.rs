@@ -1,19 +1,15 @@
 //! Federated restores end to end on the local world: back up the seeded 3-cluster TiDB with
 //! brfed, then restore it into recovery-mode TidbClusters with brfed's restore state machine.
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{Finished, Workflows};
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{SeededCluster, VolumeRestore, restore_clusters, seeded_world};
+use brfed_system_tests::workflow::{Finished, Workflows, doc_condition_types};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(180);
-
-fn restore_arn() -> String {
-    std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN")
-        .expect("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN (make world-up)")
-}
 
 struct Case {
     world: World,
@@ -27,26 +23,11 @@ struct Case {
 
 /// Seeds a source cluster, backs it up with brfed, seeds a restore target (`stores` TiKV per plane).
 async fn backed_up(prefix: &str, target_stores: usize) -> Case {
-    let world = World::from_env().await;
-    let flows = Workflows::from_env().await;
-    let ns = unique(prefix);
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-src")).stores_per_plane(2),
-    )
-    .await
-    .expect("seed source");
-    let backup = format!("bk-{}", &ns[ns.len() - 8..]);
-    let clusters: Vec<Value> = planes
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-        .collect();
-    let input = json!({"metadata": {"name": backup, "namespace": "br"},
-        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}}});
-    let arn = flows.start(&flows.backup_arn, &backup, &input).await;
-    let done = flows.wait(&arn, RUN).await;
+    let (world, flows, tc) = seeded_world(prefix, "src", 2).await;
+    let backup = format!("bk-{}", tc.id());
+    let input = tc.backup(&backup, &world.bucket).build();
+    let done = flows.run(&flows.backup_arn, &backup, &input, RUN).await;
+    let SeededCluster { ns, planes, .. } = tc;
     assert_eq!(done.status, "SUCCEEDED", "backup: {done:?}");
     let target_ns = format!("{ns}-rt");
     let target_key = format!("{ns}-dst");
@@ -69,39 +50,34 @@ async fn backed_up(prefix: &str, target_stores: usize) -> Case {
 }
 
 impl Case {
-    fn restore_input(
-        &self,
-        name: &str,
-        template: Value,
-        annotations: Value,
-        options: Value,
-    ) -> Value {
-        self.restore_input_into(&self.target_ns, name, template, annotations, options)
+    /// The restore `name` of the backup into the target namespace: template, annotations and
+    /// options empty, to be set.
+    fn restore_of(&self, name: &str) -> VolumeRestore {
+        self.restore_into(&self.target_ns, name)
     }
 
-    fn restore_input_into(
-        &self,
-        target_ns: &str,
-        name: &str,
-        template: Value,
-        annotations: Value,
-        options: Value,
-    ) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": target_ns, "azName": az(p)}))
-            .collect();
-        json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
-            "metadata": {"name": name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": template},
-            "fromBackup": {"namespace": "br", "name": self.backup},
-            "options": options})
+    fn restore_into(&self, target_ns: &str, name: &str) -> VolumeRestore {
+        let clusters = restore_clusters(&self.planes, "restored", target_ns, "us-west-2");
+        VolumeRestore::from_backup(name, "br", clusters, &self.backup)
+            .annotations(json!({}))
+            .options(json!({}))
+    }
+
+    /// 8 characters of the target namespace unique to this case.
+    fn suffix(&self) -> &str {
+        let ns = &self.target_ns;
+        &ns[ns.len() - 11..ns.len() - 3]
+    }
+
+    /// A restore name unique to this case: `{prefix}-{suffix}`.
+    fn restore_name(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.suffix())
     }
 
     async fn restore(&self, name: &str, input: &Value) -> Finished {
-        let arn = self.flows.start(&restore_arn(), name, input).await;
-        self.flows.wait(&arn, RUN).await
+        self.flows
+            .run(&self.flows.restore_arn, name, input, RUN)
+            .await
     }
 
     async fn member(&self, plane: &str, name: &str) -> Option<kube::api::DynamicObject> {
@@ -129,16 +105,8 @@ fn step_names(doc: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minimum_member() {
     let c = backed_up("rt-happy", 2).await;
-    let name = format!(
-        "rt-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let done = c
-        .restore(
-            &name,
-            &c.restore_input(&name, json!({}), json!({}), json!({})),
-        )
-        .await;
+    let name = c.restore_name("rt");
+    let done = c.restore(&name, &c.restore_of(&name).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let doc = done.output.unwrap();
     assert_eq!(doc["status"]["phase"], "Complete");
@@ -190,23 +158,8 @@ async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minim
 
     // restored volumes come from exactly the backup's snapshots, in the right AZs
     let ec2 = &c.world.cloud.ec2;
-    for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
-        let plane = b["k8sClusterName"].as_str().unwrap();
-        let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
-            .split_once('/')
-            .unwrap();
-        let meta = c
-            .world
-            .cloud
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(format!("{prefix}/restoremeta"))
-            .send()
-            .await
-            .expect("restoremeta");
-        let meta: Value =
-            serde_json::from_slice(&meta.body.collect().await.unwrap().into_bytes()).unwrap();
+    for (plane, meta) in restoremetas(&c).await {
+        let plane = plane.as_str();
         for store in meta["tikv"]["stores"].as_array().unwrap() {
             for v in store["volumes"].as_array().unwrap() {
                 let id = v["restore_volume_id"].as_str().unwrap();
@@ -257,28 +210,18 @@ async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
         )
         .await
         .unwrap();
-        let name = format!(
-            "w{i}-{}",
-            &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-        );
-        let mut input = c.restore_input(
-            &name,
-            json!({"warmup": warmup, "warmupStrategy": strategy}),
-            json!({}),
-            json!({}),
-        );
+        let name = format!("w{i}-{}", c.suffix());
+        let mut input = c
+            .restore_of(&name)
+            .template(json!({"warmup": warmup, "warmupStrategy": strategy}))
+            .build();
         for cl in input["spec"]["clusters"].as_array_mut().unwrap() {
             cl["tcNamespace"] = json!(ns);
         }
         let done = c.restore(&name, &input).await;
         assert_eq!(done.status, "SUCCEEDED", "{warmup}/{strategy}: {done:?}");
         let doc = done.output.unwrap();
-        let types: Vec<&str> = doc["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["type"].as_str().unwrap())
-            .collect();
+        let types = doc_condition_types(&doc);
         assert!(
             types.contains(&"WarmUpComplete"),
             "{warmup}/{strategy}: {types:?}"
@@ -307,25 +250,9 @@ async fn every_warmup_mode_completes_and_check_wal_only_skips_tikv() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_mismatch_is_refused_before_anything_is_created() {
     let c = backed_up("rt-mismatch", 3).await;
-    let name = format!(
-        "mm-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let done = c
-        .restore(
-            &name,
-            &c.restore_input(&name, json!({}), json!({}), json!({})),
-        )
-        .await;
-    assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("TopologyMismatch"), "{done:?}");
-    assert!(
-        done.cause
-            .as_deref()
-            .unwrap_or_default()
-            .contains("TiKV replicas"),
-        "{done:?}"
-    );
+    let name = c.restore_name("mm");
+    let done = c.restore(&name, &c.restore_of(&name).build()).await;
+    done.assert_failed_with("TopologyMismatch", "TiKV replicas");
     for p in &c.planes {
         assert!(
             c.member(p, &name).await.is_none(),
@@ -336,22 +263,16 @@ async fn a_replica_mismatch_is_refused_before_anything_is_created() {
 
 async fn failing(phase: &str, cleanup: bool) {
     let c = backed_up(&format!("rt-f{}", &phase[8..]), 2).await;
-    let name = format!(
-        "f{}-{}",
-        &phase[8..11],
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
+    let name = format!("f{}-{}", &phase[8..11], c.suffix());
     // restore-data runs on one member only (the minimum commitTs): fault every plane's
     let fault = json!({"sim.brfed.dev/fault": format!("{}:{phase}:fail", if phase == "restore-data" { "*" } else { "dp2" })});
     let done = c
         .restore(
             &name,
-            &c.restore_input(
-                &name,
-                json!({}),
-                fault,
-                json!({"cleanupOnFailure": cleanup}),
-            ),
+            &c.restore_of(&name)
+                .annotations(fault)
+                .options(json!({"cleanupOnFailure": cleanup}))
+                .build(),
         )
         .await;
     assert_eq!(done.status, "FAILED", "{phase}");
@@ -450,17 +371,12 @@ async fn wait_catalog(c: &Case, name: &str, what: &str, ok: impl Fn(&Value) -> b
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
     let c = backed_up("rt-stop", 2).await;
-    let name = format!(
-        "st-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let input = c.restore_input(
-        &name,
-        json!({}),
-        json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}),
-        json!({}),
-    );
-    let arn = c.flows.start(&restore_arn(), &name, &input).await;
+    let name = c.restore_name("st");
+    let input = c
+        .restore_of(&name)
+        .annotations(json!({"sim.brfed.dev/fault": "dp2:restore-volume:hang"}))
+        .build();
+    let arn = c.flows.start(&c.flows.restore_arn, &name, &input).await;
     // dp1 and dp3 created their volumes; dp2 hangs in restore-volume
     let start = std::time::Instant::now();
     loop {
@@ -517,26 +433,22 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
     )
     .await
     .expect("seed second target");
-    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    let suffix = c.suffix();
     // B hangs at restore-data until its phase deadline; meanwhile A restores the same backup
     // (and rewrites the backup's restoremeta with its own volumes).
     let b = format!("ob-{suffix}");
-    let b_input = c.restore_input_into(
-        &other_ns,
-        &b,
-        json!({}),
-        json!({"sim.brfed.dev/fault": "*:restore-data:hang"}),
-        json!({"phaseTimeoutSeconds": 45}),
-    );
-    let b_arn = c.flows.start(&restore_arn(), &b, &b_input).await;
+    let b_input = c
+        .restore_into(&other_ns, &b)
+        .annotations(json!({"sim.brfed.dev/fault": "*:restore-data:hang"}))
+        .options(json!({"phaseTimeoutSeconds": 45}))
+        .build();
+    let b_arn = c.flows.start(&c.flows.restore_arn, &b, &b_input).await;
     wait_catalog(&c, &b, "RestoreData", |d| {
         step_names(d).contains(&"RestoreData".to_string())
     })
     .await;
     let a = format!("oa-{suffix}");
-    let done = c
-        .restore(&a, &c.restore_input(&a, json!({}), json!({}), json!({})))
-        .await;
+    let done = c.restore(&a, &c.restore_of(&a).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let b_done = c.flows.wait(&b_arn, RUN).await;
     assert_eq!(b_done.status, "FAILED", "{b_done:?}");
@@ -554,10 +466,12 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
     );
 }
 
-/// The volumes the last restore of each member wrote into the backup's `restoremeta`.
-async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// The `restoremeta` the last restore of each member of the backup wrote beside its
+/// `backupmeta`, by data plane.
+async fn restoremetas(c: &Case) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
     for b in c.backup_doc["status"]["backups"].as_array().unwrap() {
+        let plane = b["k8sClusterName"].as_str().unwrap().to_string();
         let (bucket, prefix) = b["backupPath"].as_str().unwrap()["s3://".len()..]
             .split_once('/')
             .unwrap();
@@ -568,7 +482,15 @@ async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
             .await
             .expect("S3 get")
             .expect("restoremeta");
-        let meta: Value = serde_json::from_slice(&meta).unwrap();
+        out.push((plane, serde_json::from_slice(&meta).unwrap()));
+    }
+    out
+}
+
+/// The volumes the last restore of each member wrote into the backup's `restoremeta`.
+async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (_, meta) in restoremetas(c).await {
         for store in meta["tikv"]["stores"].as_array().unwrap() {
             for v in store["volumes"].as_array().unwrap() {
                 out.insert(v["restore_volume_id"].as_str().unwrap().to_string());
@@ -594,14 +516,9 @@ async fn target_volumes(c: &Case, key: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volumes() {
     let c = backed_up("rt-turn", 2).await;
-    let suffix = &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3];
+    let suffix = c.suffix();
     let first = format!("t1-{suffix}");
-    let done = c
-        .restore(
-            &first,
-            &c.restore_input(&first, json!({}), json!({}), json!({})),
-        )
-        .await;
+    let done = c.restore(&first, &c.restore_of(&first).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let first_volumes = restoremeta_volumes(&c).await;
     assert_eq!(first_volumes.len(), 6, "two TiKV stores a plane");
@@ -619,12 +536,10 @@ async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volum
     let done = c
         .restore(
             &second,
-            &c.restore_input(
-                &second,
-                json!({}),
-                json!({"sim.brfed.dev/fault": "*:restore-data:fail"}),
-                json!({"cleanupOnFailure": true}),
-            ),
+            &c.restore_of(&second)
+                .annotations(json!({"sim.brfed.dev/fault": "*:restore-data:fail"}))
+                .options(json!({"cleanupOnFailure": true}))
+                .build(),
         )
         .await;
     assert_eq!(done.status, "FAILED", "{done:?}");
@@ -674,13 +589,14 @@ async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volum
 #[tokio::test(flavor = "multi_thread")]
 async fn of_two_restores_started_at_once_under_one_name_exactly_one_proceeds() {
     let c = backed_up("rt-twice", 2).await;
-    let name = format!(
-        "tw-{}",
-        &c.target_ns[c.target_ns.len() - 11..c.target_ns.len() - 3]
-    );
-    let input = c.restore_input(&name, json!({}), json!({}), json!({}));
+    let name = c.restore_name("tw");
+    let input = c.restore_of(&name).build();
     // Two executions of one VolumeRestore (console-generated names, or two people at once).
-    let (arn, a, b) = (restore_arn(), format!("{name}-a"), format!("{name}-b"));
+    let (arn, a, b) = (
+        c.flows.restore_arn.clone(),
+        format!("{name}-a"),
+        format!("{name}-b"),
+    );
     let (a, b) = tokio::join!(
         c.flows.start(&arn, &a, &input),
         c.flows.start(&arn, &b, &input)

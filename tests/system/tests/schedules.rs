@@ -12,8 +12,8 @@ use brfed_core::backup::member::snapshot_ids;
 use brfed_core::names::execution_name;
 use brfed_core::schedule;
 use brfed_core::schedule::spec::{ScheduleRequest, tick_backup_name};
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
+use brfed_system_tests::dataplane::World;
+use brfed_system_tests::fixtures::{VolumeBackup, backup_clusters, seeded_world};
 use brfed_system_tests::workflow::{
     RetryDelays, Workflows, catalog_doc, emulator, rule_deliveries, state_machine,
 };
@@ -50,16 +50,8 @@ impl Case {
     }
 
     async fn with(prefix: &str, own: Option<&str>) -> Self {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &world.plane_names(3),
-            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(1),
-        )
-        .await
-        .expect("seed");
+        let (world, flows, tc) = seeded_world(prefix, "tidb", 1).await;
+        let ns = tc.ns;
         let sdk = aws_config::load_from_env().await;
         let bucket = std::env::var("BRFED_CATALOG_BUCKET").unwrap_or_else(|_| world.bucket.clone());
         let sched = SchedulerRuntime::from_parts(
@@ -86,19 +78,16 @@ impl Case {
 
     /// Applies the schedule with `spec` fields over the defaults, and `annotations`.
     async fn apply(&self, spec: Value, annotations: Value) -> schedule::status::ScheduleDoc {
-        let clusters: Vec<Value> = self
-            .world
-            .plane_names(3)
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        let mut s = json!({
-            "schedule": "0 0 1 1 *",
-            "backupTemplate": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
-                       "prefix": format!("{}/sched", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete", "snapshotsDeleteRatio": 2.0}}});
+        let template = VolumeBackup::written(
+            "",
+            backup_clusters(&self.world.plane_names(3), "basic", &self.ns),
+            &self.world.bucket,
+            &format!("{}/sched", self.ns),
+            "Delete",
+        )
+        .template("snapshotsDeleteRatio", json!(2.0))
+        .spec();
+        let mut s = json!({"schedule": "0 0 1 1 *", "backupTemplate": template});
         s.as_object_mut()
             .unwrap()
             .extend(spec.as_object().unwrap().clone());
@@ -462,25 +451,17 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_both_and_deletions_ke
     // By hand, before any tick: labelled as the schedule's, its oldest by name and by age.
     let manual = "nightly-2000-01-01t00-00-00".to_string();
     let manual_prefix = format!("{}/manual", a.ns);
-    let clusters: Vec<Value> = a
-        .world
-        .plane_names(3)
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": a.ns}))
-        .collect();
+    let clusters = backup_clusters(&a.world.plane_names(3), "basic", &a.ns);
+    let input = VolumeBackup::written(&manual, clusters, &a.world.bucket, &manual_prefix, "Delete")
+        .namespace(&a.fns)
+        .labels(json!({"tidb.pingcap.com/backup-schedule": "nightly"}))
+        .build();
     let arn = a
         .flows
         .start(
             &state_machine("volume-backup"),
             &execution_name(&a.fns, &manual),
-            &json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-                "metadata": {"name": manual, "namespace": a.fns,
-                             "labels": {"tidb.pingcap.com/backup-schedule": "nightly"}},
-                "spec": {"clusters": clusters, "template": {
-                    "br": {"sendCredToTikv": false},
-                    "s3": {"provider": "aws", "region": "us-west-2", "bucket": a.world.bucket,
-                           "prefix": manual_prefix},
-                    "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete"}}}),
+            &input,
         )
         .await;
     let done = a.flows.wait(&arn, RUN).await;

@@ -6,9 +6,8 @@
 //! the same of `backup-abort` for a stopped backup, and of `backup-delete-finish` when the backup
 //! is deleted (`VolumeBackup Cleaned`).
 
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_tidb_cluster};
-use brfed_system_tests::dataplane::{World, unique};
-use brfed_system_tests::workflow::{Finished, Workflows, emulator, state_machine};
+use brfed_system_tests::fixtures::BackupCase;
+use brfed_system_tests::workflow::{Finished, emulator};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,116 +16,70 @@ const RUN: Duration = Duration::from_secs(120);
 /// The event pump delivers within a pump interval (0.5 s); the function logs before it sends.
 const SIGNAL: Duration = Duration::from_secs(30);
 
-/// A backup `br/<name>` over TidbCluster `basic` in a fresh namespace of the first 3 planes.
-struct Case {
-    world: World,
-    flows: Workflows,
-    ns: String,
-    name: String,
-    planes: Vec<String>,
+/// The input of the test's backup `br/<name>` (over TidbCluster `basic` in a fresh namespace of
+/// the first 3 planes), with `annotations`.
+fn input(c: &BackupCase, annotations: Value) -> Value {
+    c.input("Delete").annotations(annotations).build()
 }
 
-impl Case {
-    async fn new(prefix: &str) -> Self {
-        let world = World::from_env().await;
-        let flows = Workflows::from_env().await;
-        let ns = unique(prefix);
-        let planes = world.plane_names(3);
-        seed_tidb_cluster(
-            &world.kubeconfig,
-            &planes,
-            &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-        )
-        .await
-        .expect("seed");
-        Self {
-            name: format!("bk-{}", &ns[ns.len() - 8..]),
-            world,
-            flows,
-            ns,
-            planes,
+async fn backup(c: &BackupCase, annotations: Value) -> Finished {
+    c.run(&input(c, annotations), RUN).await
+}
+
+/// The event of `detail_type` for this backup that the archive rule received.
+async fn event(c: &BackupCase, detail_type: &str) -> Value {
+    let deadline = Instant::now() + SIGNAL;
+    loop {
+        let answer = emulator("GET", "/_brfed/deliveries?rule=brfed-events-archive", None);
+        let found = answer["deliveries"].as_array().and_then(|ds| {
+            ds.iter()
+                .find(|d| {
+                    d["event"]["detail-type"] == detail_type
+                        && d["event"]["detail"]["namespace"] == "br"
+                        && d["event"]["detail"]["name"] == c.name.as_str()
+                })
+                .cloned()
+        });
+        if let Some(d) = found {
+            return d;
         }
-    }
-
-    fn input(&self, annotations: Value) -> Value {
-        let clusters: Vec<Value> = self
-            .planes
-            .iter()
-            .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": self.ns}))
-            .collect();
-        json!({
-            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-            "metadata": {"name": self.name, "namespace": "br", "annotations": annotations},
-            "spec": {"clusters": clusters, "template": {
-                "br": {"sendCredToTikv": false},
-                "s3": {"provider": "aws", "region": "us-west-2", "bucket": self.world.bucket,
-                       "prefix": format!("{}/backup", self.ns)},
-                "toolImage": "pingcap/br:v7.5.1", "cleanPolicy": "Delete"}}})
-    }
-
-    async fn backup(&self, annotations: Value) -> Finished {
-        let arn = self
-            .flows
-            .start(&self.flows.backup_arn, &self.name, &self.input(annotations))
-            .await;
-        self.flows.wait(&arn, RUN).await
-    }
-
-    /// The event of `detail_type` for this backup that the archive rule received.
-    async fn event(&self, detail_type: &str) -> Value {
-        let deadline = Instant::now() + SIGNAL;
-        loop {
-            let answer = emulator("GET", "/_brfed/deliveries?rule=brfed-events-archive", None);
-            let found = answer["deliveries"].as_array().and_then(|ds| {
-                ds.iter()
-                    .find(|d| {
-                        d["event"]["detail-type"] == detail_type
-                            && d["event"]["detail"]["namespace"] == "br"
-                            && d["event"]["detail"]["name"] == self.name.as_str()
-                    })
-                    .cloned()
-            });
-            if let Some(d) = found {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{detail_type}` event of br/{} delivered to brfed-events-archive within {SIGNAL:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The EMF document `function` wrote for `execution`, and the log's lines about it.
-    async fn metrics(&self, function: &str, execution: &str) -> (Value, Vec<String>) {
-        let world = std::env::var("BRFED_WORLD_DIR").map_or_else(
-            |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.world"),
-            PathBuf::from,
+        assert!(
+            Instant::now() < deadline,
+            "no `{detail_type}` event of br/{} delivered to brfed-events-archive within {SIGNAL:?}",
+            c.name
         );
-        let log = world.join(format!("logs/lambda/{function}.log"));
-        let deadline = Instant::now() + SIGNAL;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<String> = text
-                .lines()
-                .filter(|l| l.contains(execution))
-                .map(String::from)
-                .collect();
-            let emf = lines
-                .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v.get("_aws").is_some());
-            if let Some(emf) = emf {
-                return (emf, lines);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no EMF line of {execution} in {}",
-                log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The EMF document `function` wrote for `execution`, and the log's lines about it.
+async fn metrics(function: &str, execution: &str) -> (Value, Vec<String>) {
+    let world = std::env::var("BRFED_WORLD_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.world"),
+        PathBuf::from,
+    );
+    let log = world.join(format!("logs/lambda/{function}.log"));
+    let deadline = Instant::now() + SIGNAL;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(execution))
+            .map(String::from)
+            .collect();
+        let emf = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v.get("_aws").is_some());
+        if let Some(emf) = emf {
+            return (emf, lines);
         }
+        assert!(
+            Instant::now() < deadline,
+            "no EMF line of {execution} in {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -170,12 +123,12 @@ fn assert_backup_emf(emf: &Value, status: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_complete_backup_sends_its_event_and_writes_its_metrics() {
-    let c = Case::new("sig-ok").await;
-    let done = c.backup(json!({})).await;
+    let c = BackupCase::new("sig-ok", "bk", 2).await;
+    let done = backup(&c, json!({})).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let out = done.output.expect("output document");
 
-    let delivery = c.event("VolumeBackup Complete").await;
+    let delivery = event(&c, "VolumeBackup Complete").await;
     assert_eq!(delivery["ok"], true, "{delivery}");
     let detail = &delivery["event"]["detail"];
     assert_eq!(
@@ -190,7 +143,7 @@ async fn a_complete_backup_sends_its_event_and_writes_its_metrics() {
     assert_eq!(echoed["source"], "brfed", "{echoed}");
     assert_eq!(echoed["echoed"], true, "the archive function got the event");
 
-    let (emf, lines) = c.metrics("backup-finalize", &done.arn).await;
+    let (emf, lines) = metrics("backup-finalize", &done.arn).await;
     assert_backup_emf(&emf, "Complete");
     let size = emf["fed_volume_backup_total_size_gb"].as_f64().unwrap();
     let bytes = out["status"]["backupSize"].as_f64().unwrap();
@@ -217,14 +170,12 @@ fn total_of(emf: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_backup_sends_volume_backup_failed_with_its_failure_name() {
-    let c = Case::new("sig-fail").await;
-    let done = c
-        .backup(json!({"sim.brfed.dev/fault": "dp2:execute:fail"}))
-        .await;
+    let c = BackupCase::new("sig-fail", "bk", 2).await;
+    let done = backup(&c, json!({"sim.brfed.dev/fault": "dp2:execute:fail"})).await;
     assert_eq!(done.status, "FAILED", "{done:?}");
     assert_eq!(done.error.as_deref(), Some("MemberFailed"), "{done:?}");
 
-    let delivery = c.event("VolumeBackup Failed").await;
+    let delivery = event(&c, "VolumeBackup Failed").await;
     assert_eq!(delivery["ok"], true, "{delivery}");
     let detail = &delivery["event"]["detail"];
     assert_eq!(detail["phase"], "Failed");
@@ -236,39 +187,33 @@ async fn a_failed_backup_sends_volume_backup_failed_with_its_failure_name() {
     assert_eq!(detail["execution"], done.arn.as_str());
     assert!(detail.get("backups").is_none() && detail.get("members").is_none());
 
-    let (emf, _) = c.metrics("backup-finalize", &done.arn).await;
+    let (emf, _) = metrics("backup-finalize", &done.arn).await;
     assert_backup_emf(&emf, "Failed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
-    let c = Case::new("sig-del").await;
-    let done = c.backup(json!({})).await;
+    let c = BackupCase::new("sig-del", "bk", 2).await;
+    let done = backup(&c, json!({})).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-    let arn = c
-        .flows
-        .start(
-            &state_machine("volume-backup-delete"),
-            &format!("delete-{}", c.name),
-            &json!({"name": c.name, "namespace": "br"}),
-        )
+    let deleted = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
         .await;
-    let deleted = c.flows.wait(&arn, RUN).await;
     assert_eq!(deleted.status, "SUCCEEDED", "{deleted:?}");
     assert_eq!(deleted.output.as_ref().unwrap()["result"], "Cleaned");
 
-    let delivery = c.event("VolumeBackup Cleaned").await;
+    let delivery = event(&c, "VolumeBackup Cleaned").await;
     let detail = &delivery["event"]["detail"];
     assert_eq!(detail["phase"], "Cleaned");
     assert_eq!(
         detail["execution"],
-        arn.as_str(),
+        deleted.arn.as_str(),
         "the deletion's execution"
     );
     assert_eq!(detail["error"], Value::Null);
     assert!(detail["timeTaken"].is_string(), "{detail}");
 
-    let (emf, _) = c.metrics("backup-delete-finish", &arn).await;
+    let (emf, _) = metrics("backup-delete-finish", &deleted.arn).await;
     assert_eq!(emf["status"], "Cleaned");
     assert_eq!(emf["tc"], "basic,basic,basic");
     assert_eq!(emf["fed_volume_backup_cleanup_status"], 1.0);
@@ -282,14 +227,12 @@ async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_backup_sends_volume_backup_failed_from_the_abort_function() {
-    let c = Case::new("sig-stop").await;
+    let c = BackupCase::new("sig-stop", "bk", 2).await;
     let arn = c
-        .flows
-        .start(
-            &c.flows.backup_arn,
-            &c.name,
-            &c.input(json!({"sim.brfed.dev/fault": "dp2:execute:hang"})),
-        )
+        .start(&input(
+            &c,
+            json!({"sim.brfed.dev/fault": "dp2:execute:hang"}),
+        ))
         .await;
     let deadline = Instant::now() + RUN;
     let member = format!("fed-{}", c.name);
@@ -307,10 +250,10 @@ async fn a_stopped_backup_sends_volume_backup_failed_from_the_abort_function() {
     c.flows.stop(&arn).await;
     assert_eq!(c.flows.wait(&arn, RUN).await.status, "ABORTED");
 
-    let delivery = c.event("VolumeBackup Failed").await;
+    let delivery = event(&c, "VolumeBackup Failed").await;
     let detail = &delivery["event"]["detail"];
     assert_eq!(detail["error"], "ExecutionAborted", "{detail}");
     assert_eq!(detail["execution"], arn.as_str());
-    let (emf, _) = c.metrics("backup-abort", &arn).await;
+    let (emf, _) = metrics("backup-abort", &arn).await;
     assert_backup_emf(&emf, "Failed");
 }

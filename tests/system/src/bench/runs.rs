@@ -3,9 +3,10 @@
 //! seeded recovery-mode TidbClusters; what their execution histories say.
 
 use crate::dataplane::{World, unique};
+use crate::fixtures::{SeededCluster, VolumeBackup, VolumeRestore, restore_clusters};
 use crate::workflow::Workflows;
 use brfed_sim_operator::kubeobj::backup_resource;
-use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target, seed_tidb_cluster};
+use brfed_sim_operator::seed::{TidbClusterSeed, seed_restore_target};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -34,19 +35,9 @@ pub struct History {
 /// Reads the whole history of `arn`.
 pub async fn history(flows: &Workflows, arn: &str) -> History {
     let mut h = History::default();
-    let mut token = None;
     let mut entered: Vec<(usize, String, String)> = Vec::new(); // (event index, type, name)
-    loop {
-        let page = flows
-            .sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("GetExecutionHistory");
-        for e in page.events() {
+    flows
+        .each_event(arn, |e| {
             if let Some(d) = e.state_entered_event_details() {
                 h.states.push(d.name().to_string());
                 entered.push((h.events, e.r#type().as_str().to_string(), d.name().into()));
@@ -73,12 +64,9 @@ pub async fn history(flows: &Workflows, arn: &str) -> History {
                 .into_iter()
                 .flatten()
                 .fold(h.largest_payload_bytes, usize::max);
-        }
-        token = page.next_token().map(String::from);
-        if token.is_none() {
-            break;
-        }
-    }
+        })
+        .await
+        .expect("GetExecutionHistory");
     // an observe Task ("Wait For …") followed by its Choice ("Wait For …?"): its events
     h.events_per_observe = entered.windows(3).find_map(|w| {
         (w[0].1 == "TaskStateEntered"
@@ -91,13 +79,7 @@ pub async fn history(flows: &Workflows, arn: &str) -> History {
 
 /// Execution start and stop, ms since the epoch.
 async fn times(flows: &Workflows, arn: &str) -> (i64, i64) {
-    let d = flows
-        .sfn
-        .describe_execution()
-        .execution_arn(arn)
-        .send()
-        .await
-        .expect("DescribeExecution");
+    let d = flows.describe(arn).await.expect("DescribeExecution");
     let started = d.start_date().to_millis().unwrap_or_default();
     let stopped = d
         .stop_date()
@@ -142,21 +124,31 @@ pub struct BackupRun {
     pub member_changes_observed: usize,
 }
 
+/// States entered, history events and the largest payload of a live run.
+pub type Figures = (usize, usize, usize);
+
+impl BackupRun {
+    /// Its [`Figures`].
+    pub fn figures(&self) -> Figures {
+        (
+            self.state_transitions,
+            self.history_events,
+            self.largest_payload_bytes,
+        )
+    }
+}
+
 type Seen = Arc<Mutex<Vec<(DateTime<Utc>, usize, Value)>>>;
 
 /// Seeds a 3-cluster TidbCluster (2 TiKV per plane) and backs it up in `mode`, with one observer
 /// watching every member from before the start.
 pub async fn backup(world: &World, flows: &Workflows, mode: &str, poll_seconds: u64) -> BackupRun {
-    let ns = unique(&format!("bench-{mode}"));
-    let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb")).stores_per_plane(2),
-    )
-    .await
-    .expect("seed");
-    let name = format!("bench-{mode}-{}", &ns[ns.len() - 8..]);
+    let tc = SeededCluster::seed(world, &format!("bench-{mode}"), "tidb", 2)
+        .await
+        .expect("seed");
+    let name = format!("bench-{mode}-{}", tc.id());
+    let clusters = tc.clusters();
+    let SeededCluster { ns, planes, .. } = tc;
     // one observer for every member: arrival times of their changes, ms precision
     let seen: Seen = Arc::default();
     let mut watchers = Vec::new();
@@ -179,15 +171,10 @@ pub async fn backup(world: &World, flows: &Workflows, mode: &str, poll_seconds: 
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let clusters: Vec<Value> = planes
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": ns}))
-        .collect();
-    let input = json!({
-        "metadata": {"name": name, "namespace": "bench"},
-        "spec": {"clusters": clusters, "template": {"s3": {"provider": "aws", "bucket": world.bucket, "prefix": format!("{ns}/b")}}},
-        "options": {"observeMode": mode, "pollSeconds": poll_seconds},
-    });
+    let input = VolumeBackup::new(&name, clusters, &world.bucket, &format!("{ns}/b"))
+        .namespace("bench")
+        .options(json!({"observeMode": mode, "pollSeconds": poll_seconds}))
+        .build();
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, RUN).await;
     for w in watchers {
@@ -267,10 +254,15 @@ pub struct RestoreRun {
     pub largest_payload_bytes: usize,
 }
 
-/// The restore state machine.
-pub fn restore_arn() -> String {
-    std::env::var("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN")
-        .expect("BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN (make world-up)")
+impl RestoreRun {
+    /// Its [`Figures`].
+    pub fn figures(&self) -> Figures {
+        (
+            self.state_transitions,
+            self.history_events,
+            self.largest_payload_bytes,
+        )
+    }
 }
 
 /// Seeds recovery-mode restore targets (2 TiKV per plane, as the backup's source) and restores
@@ -292,20 +284,11 @@ pub async fn restore(
     .expect("seed restore target");
     let region = brfed_sim_operator::config::region_from(&|k| std::env::var(k).ok());
     let name = format!("bench-rt-{mode}-{}", &ns[ns.len() - 8..]);
-    let clusters: Vec<Value> = source
-        .planes
-        .iter()
-        .map(|p| {
-            json!({"k8sClusterName": p, "tcName": "restored", "tcNamespace": ns,
-            "azName": brfed_sim_operator::seed::default_az(&region, p, 0)})
-        })
-        .collect();
-    let input = json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
-        "metadata": {"name": name, "namespace": "bench"},
-        "spec": {"clusters": clusters, "template": {}},
-        "fromBackup": {"namespace": "bench", "name": source.name},
-        "options": {"observeMode": mode, "pollSeconds": poll_seconds}});
-    let arn = flows.start(&restore_arn(), &name, &input).await;
+    let clusters = restore_clusters(&source.planes, "restored", &ns, &region);
+    let input = VolumeRestore::from_backup(&name, "bench", clusters, &source.name)
+        .options(json!({"observeMode": mode, "pollSeconds": poll_seconds}))
+        .build();
+    let arn = flows.start(&flows.restore_arn, &name, &input).await;
     let done = flows.wait(&arn, RUN).await;
     let (started, stopped) = times(flows, &arn).await;
     let h = history(flows, &arn).await;

@@ -3,7 +3,6 @@
 use super::Check;
 use crate::dataplane::World;
 use crate::workflow::{Finished, Workflows};
-use aws_sdk_sfn::types::ExecutionStatus;
 use brfed_sim_operator::meta::{CloudSnapBackup, TAG_CLUSTER};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,21 +13,10 @@ use std::time::{Duration, Instant};
 pub async fn wait_execution(flows: &Workflows, arn: &str, timeout: Duration) -> Option<Finished> {
     let start = Instant::now();
     loop {
-        if let Ok(d) = flows
-            .sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            && d.status() != &ExecutionStatus::Running
+        if let Ok(d) = flows.describe(arn).await
+            && let Some(end) = Finished::of(arn, &d)
         {
-            return Some(Finished {
-                arn: arn.to_string(),
-                status: d.status().as_str().to_string(),
-                output: d.output().and_then(|o| serde_json::from_str(o).ok()),
-                error: d.error().map(String::from),
-                cause: d.cause().map(String::from),
-            });
+            return Some(end);
         }
         if start.elapsed() > timeout {
             return None;
@@ -233,35 +221,63 @@ pub async fn restore_volumes(
     Check::new(ok == vols.len(), format!("vols {ok}/{}", vols.len()))
 }
 
+/// `status.phase` of the catalog document (`(none)` without one), and whether it agrees with
+/// how the execution ended (`SUCCEEDED`: `Complete`; else `Failed`).
+pub fn catalog_phase(status: &str, doc: Option<&Value>) -> (String, bool) {
+    let phase = doc
+        .and_then(|d| d["status"]["phase"].as_str())
+        .unwrap_or("(none)")
+        .to_string();
+    let consistent = match status {
+        "SUCCEEDED" => phase == "Complete",
+        _ => phase == "Failed",
+    };
+    (phase, consistent)
+}
+
+/// The member `member` in each of `planes` (`api` gives its API in a plane): `{p} gone`, what
+/// `judge` says of it (whether it is settled, and how it reads), or `{p}:? ({error})`; the check
+/// holds when every member is gone or settled.
+pub async fn members_check(
+    planes: &[String],
+    api: impl Fn(&str) -> kube::Api<kube::api::DynamicObject>,
+    member: &str,
+    judge: impl Fn(&str, &kube::api::DynamicObject) -> (bool, String),
+) -> Check {
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for p in planes {
+        match api(p).get_opt(member).await {
+            Ok(None) => parts.push(format!("{p} gone")),
+            Ok(Some(m)) => {
+                let (settled, text) = judge(p, &m);
+                ok &= settled;
+                parts.push(text);
+            }
+            Err(e) => {
+                ok = false;
+                parts.push(format!("{p}:? ({e})"));
+            }
+        }
+    }
+    Check::new(ok, parts.join(" "))
+}
+
 /// The errors the execution's Lambda tasks ended with (each then retried or caught), in order.
 pub async fn task_errors(flows: &Workflows, arn: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let Ok(page) = flows
-            .sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-        else {
-            return out;
-        };
-        for e in page.events() {
+    // a history that cannot be read (further) gives the errors read so far
+    let _ = flows
+        .each_event(arn, |e| {
             if let Some(d) = e.lambda_function_failed_event_details() {
                 out.push(d.error().unwrap_or("?").to_string());
             }
             if let Some(d) = e.lambda_function_timed_out_event_details() {
                 out.push(d.error().unwrap_or("States.Timeout").to_string());
             }
-        }
-        token = page.next_token().map(String::from);
-        if token.is_none() {
-            return out;
-        }
-    }
+        })
+        .await;
+    out
 }
 
 /// `Lambda.Unknown ×2, DataPlaneUnreachable ×1`.

@@ -1,12 +1,15 @@
 //! Injecting a cell's fault into a running execution and waiting for its end.
 
+use super::checks::{short, tally, task_errors};
 use super::disrupt::{function_instances, kill9, stop_plane};
-use super::probe::Probe;
-use super::{Cell, Fault};
+use super::probe::{AtPhase, Probe};
+use super::{Cell, CellResult, Fault};
 use crate::dataplane::World;
 use crate::workflow::{Finished, Workflows};
 use chrono::{DateTime, Utc};
-use std::time::Duration;
+use kube::Api;
+use kube::api::DynamicObject;
+use std::time::{Duration, Instant};
 
 /// The world as every cell sees it.
 pub struct Ctx {
@@ -71,6 +74,50 @@ async fn deleted_failing_member(ctx: &Ctx, cell: &Cell, arn: &str) -> Option<Dat
         .then(|| DateTime::parse_from_rfc3339(at).ok())
         .flatten()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// The cell's execution: starts `state_machine` with `input` (execution `name`) while a probe
+/// watches its member `fed-{name}` in the fault planes (`member_api` gives its API in a plane)
+/// for `at`, injects the fault and waits for the end; records on `r` the injection's notes and
+/// how the execution ended (status, error, cause, the errors its tasks were retried or caught
+/// on). `None` when it was still running after [`RUN`] (`r` then says so, with the cell's time
+/// since `started`).
+pub async fn execute(
+    ctx: &Ctx,
+    cell: &Cell,
+    (state_machine, name, input): (&str, &str, &serde_json::Value),
+    member_api: impl Fn(&str) -> Api<DynamicObject>,
+    at: AtPhase,
+    r: &mut CellResult,
+    started: Instant,
+) -> Option<(Injected, Finished)> {
+    let apis = fault_planes(&ctx.world, cell)
+        .iter()
+        .map(|p| member_api(p))
+        .collect();
+    let probe = Probe::start(apis, format!("fed-{name}"), at);
+    let arn = ctx.flows.start(state_machine, name, input).await;
+    let mut inj = inject_and_wait(ctx, cell, &probe, &arn).await;
+    drop(probe);
+    r.notes.append(&mut inj.notes);
+    let Some(done) = inj.finished.take() else {
+        r.status = "RUNNING".into();
+        r.notes
+            .push(format!("execution still RUNNING after {RUN:?}"));
+        r.seconds = started.elapsed().as_secs_f64();
+        return None;
+    };
+    r.status = done.status.clone();
+    r.error = done.error.clone();
+    r.cause = done.cause.as_deref().map(|c| short(c, 300));
+    let errors = task_errors(&ctx.flows, &arn).await;
+    if !errors.is_empty() {
+        r.notes.push(format!(
+            "task errors (retried or caught): {}",
+            tally(&errors)
+        ));
+    }
+    Some((inj, done))
 }
 
 /// Injects `cell`'s fault into execution `arn` (the fault annotation is already in its input) and

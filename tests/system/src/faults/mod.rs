@@ -285,6 +285,19 @@ impl CellResult {
         }
     }
 
+    /// The result once the checks are in: a fault that was not `produced` does not count as
+    /// clean; judged, with its time since `started`.
+    pub fn finish(mut self, produced: bool, started: std::time::Instant) -> Self {
+        if !produced {
+            self.notes
+                .push("the fault was not produced: the cell does not count as clean".into());
+            self.catalog.ok = false;
+        }
+        self.judge();
+        self.seconds = started.elapsed().as_secs_f64();
+        self
+    }
+
     /// Sets `clean` from the checks.
     pub fn judge(&mut self) {
         self.clean = self.not_applicable.is_none()
