@@ -1,6 +1,7 @@
 //! Stateful in-memory fakes of the ports, for unit tests here and in other crates (feature
 //! `testing`). They hold objects, apply merge patches like an API server, and can be told to fail.
 
+use crate::backup::steps::Env;
 use crate::error::StepError;
 use crate::member::MemberRef;
 use crate::ports::{
@@ -8,10 +9,12 @@ use crate::ports::{
     Precondition, Rules, ScheduleRule, SnapshotDeletion, SnapshotInfo, Started, Versioned,
     VolumeFacts, Volumes,
 };
+use crate::restore::steps::RestoreEnv;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 type Key = (String, String, String);
@@ -241,6 +244,33 @@ fn push_condition(status: &mut Value, type_: &str) {
     status["phase"] = json!(type_);
 }
 
+/// A step's ports on fakes, with no watch (`observe_budget` zero: one read).
+pub fn fake_env<'a, S>(
+    planes: &'a FakePlanes,
+    store: &'a S,
+    catalog_bucket: &'a str,
+) -> Env<'a, FakePlanes, S> {
+    Env {
+        planes,
+        store,
+        catalog_bucket,
+        observe_budget: Duration::ZERO,
+    }
+}
+
+/// A restore step's ports on fakes ([`fake_env`] and EC2).
+pub fn fake_restore_env<'a, S, V>(
+    planes: &'a FakePlanes,
+    store: &'a S,
+    volumes: &'a V,
+    catalog_bucket: &'a str,
+) -> RestoreEnv<'a, FakePlanes, S, V> {
+    RestoreEnv {
+        base: fake_env(planes, store, catalog_bucket),
+        volumes,
+    }
+}
+
 /// JSON merge patch (RFC 7386).
 pub fn merge(target: &mut Value, patch: &Value) {
     match patch {
@@ -436,6 +466,10 @@ pub struct FakeStore {
     objects: Mutex<BTreeMap<(String, String), (Value, u64)>>,
     /// When set, every call fails with `CatalogUnavailable`.
     pub broken: Mutex<bool>,
+    /// Every call of the port, counted (a test can say the store was never touched).
+    calls: AtomicUsize,
+    /// A rival's write that lands right before the next put of a key ending so.
+    rival: Mutex<Option<(String, Value)>>,
 }
 
 impl FakeStore {
@@ -464,7 +498,19 @@ impl FakeStore {
             .map(|(v, _)| v.clone())
     }
 
+    /// How many times the port was called.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Another writer wins the race for the next put of a key ending in `key_suffix`: `value`
+    /// is there (if nothing was) when that put runs.
+    pub fn race_next_put(&self, key_suffix: &str, value: Value) {
+        *self.rival.lock().unwrap() = Some((key_suffix.into(), value));
+    }
+
     fn check(&self) -> Result<(), StepError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if *self.broken.lock().unwrap() {
             Err(StepError::CatalogUnavailable("fake store is broken".into()))
         } else {
@@ -497,6 +543,10 @@ impl ObjectStore for FakeStore {
         self.check()?;
         let mut o = self.objects.lock().unwrap();
         let k = (bucket.to_string(), key.to_string());
+        let mut rival = self.rival.lock().unwrap();
+        if let Some((_, won)) = rival.take_if(|(suffix, _)| key.ends_with(suffix.as_str())) {
+            o.entry(k.clone()).or_insert((won, 1));
+        }
         let current = o.get(&k).map(|(_, n)| *n);
         match (&precondition, current) {
             (Precondition::IfAbsent, Some(_)) => {

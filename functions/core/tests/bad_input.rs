@@ -8,13 +8,11 @@ use brfed_core::backup::spec::BackupRequest;
 use brfed_core::backup::status::backup_key;
 use brfed_core::backup::steps::{Env, StartInput, StartOutput, start};
 use brfed_core::input::MAX_INPUT_BYTES;
-use brfed_core::ports::{ObjectStore, Precondition, Versioned};
 use brfed_core::testing::{FakePlanes, FakeStore};
 use futures::executor::block_on;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const CATALOG: &str = "catalog";
@@ -1013,55 +1011,9 @@ fn alias_bomb() -> String {
     text
 }
 
-/// The object store, counting every call so that a test can say it was never touched.
-#[derive(Default)]
-struct WatchedStore {
-    inner: FakeStore,
-    calls: AtomicUsize,
-}
-
-impl WatchedStore {
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl ObjectStore for WatchedStore {
-    async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.get_json(bucket, key).await
-    }
-
-    async fn put_json(
-        &self,
-        bucket: &str,
-        key: &str,
-        value: &Value,
-        precondition: Precondition,
-    ) -> Result<(), StepError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.put_json(bucket, key, value, precondition).await
-    }
-
-    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.exists(bucket, key).await
-    }
-
-    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_keys(bucket, prefix).await
-    }
-
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_object(bucket, key).await
-    }
-}
-
 /// Runs the start step on three fresh data planes and an empty catalog.
-fn run_start(input: Value) -> (Result<StartOutput, StepError>, FakePlanes, WatchedStore) {
-    let (planes, store) = (FakePlanes::new(3), WatchedStore::default());
+fn run_start(input: Value) -> (Result<StartOutput, StepError>, FakePlanes, FakeStore) {
+    let (planes, store) = (FakePlanes::new(3), FakeStore::default());
     let env = Env {
         planes: &planes,
         store: &store,
@@ -1170,7 +1122,7 @@ fn the_good_input_the_corpus_varies_is_accepted_and_its_side_effects_are_seen() 
     assert_eq!(planes.backup_count(), 1, "the initialize member exists");
     assert!(store.calls() > 0);
     assert!(
-        store.inner.get(CATALOG, &backup_key("br", "bk")).is_some(),
+        store.get(CATALOG, &backup_key("br", "bk")).is_some(),
         "the catalog document exists"
     );
     let from_yaml = BackupRequest::from_text(GOOD_YAML).expect("the good YAML parses");

@@ -15,7 +15,7 @@ use brfed_core::delete::steps::{DeleteStartInput, DeleteStepInput};
 use brfed_core::member::MemberRef;
 use brfed_core::ports::{DataPlanes, ObjectStore, Precondition, Versioned};
 use brfed_core::tags::{TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_env};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -33,12 +33,7 @@ fn fakes() -> (FakePlanes, FakeStore, FakeVolumes) {
 }
 
 fn env<'a>(planes: &'a FakePlanes, store: &'a FakeStore) -> Env<'a, FakePlanes, FakeStore> {
-    Env {
-        planes,
-        store,
-        catalog_bucket: CATALOG,
-        observe_budget: Duration::ZERO,
-    }
+    fake_env(planes, store, CATALOG)
 }
 
 /// A `phase` backup `bk` over dp1..dp3 with 2 snapshots per member, in the catalog, S3 and EC2.
@@ -710,12 +705,7 @@ async fn two_deletions_started_at_once_exactly_one_runs_the_other_is_refused_by_
     let (planes, store, ec2) = fakes();
     seed(&planes, &store, &ec2, "Complete", "Delete");
     let interleaved = Interleaved(&store);
-    let e = Env {
-        planes: &planes,
-        store: &interleaved,
-        catalog_bucket: CATALOG,
-        observe_budget: Duration::ZERO,
-    };
+    let e = fake_env(&planes, &interleaved, CATALOG);
     let mut cli = start_input(json!({}));
     cli.execution = "delete-br.bk-20260101T000000Z".into();
     let mut sweep = start_input(json!({}));

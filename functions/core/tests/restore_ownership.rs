@@ -2,19 +2,17 @@
 //! deletes only member `Restore`s of its own execution.
 
 use brfed_core::StepError;
-use brfed_core::backup::steps::{Env, StartInput};
+use brfed_core::backup::steps::StartInput;
 use brfed_core::catalog::{Catalog, CatalogDoc};
 use brfed_core::member::MemberRef;
-use brfed_core::ports::{DataPlanes, MemberKind, ObjectStore, Precondition, Versioned};
+use brfed_core::ports::{DataPlanes, MemberKind, ObjectStore};
 use brfed_core::restore::member::rcond;
 use brfed_core::restore::status::{VolumeRestoreDoc, restore_key};
 use brfed_core::restore::steps::{
     RestoreEnv, RestoreStartOutput, RestoreStepInput, restore_finalize, restore_start,
 };
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env};
 use serde_json::{Value, json};
-use std::sync::Mutex;
-use std::time::Duration;
 
 const CATALOG: &str = "catalog";
 const DATA: &str = "data";
@@ -66,15 +64,7 @@ fn env<'a, S: ObjectStore>(
     store: &'a S,
     ec2: &'a FakeVolumes,
 ) -> RestoreEnv<'a, FakePlanes, S, FakeVolumes> {
-    RestoreEnv {
-        base: Env {
-            planes,
-            store,
-            catalog_bucket: CATALOG,
-            observe_budget: Duration::ZERO,
-        },
-        volumes: ec2,
-    }
+    fake_restore_env(planes, store, ec2, CATALOG)
 }
 
 async fn start<S: ObjectStore>(
@@ -93,47 +83,6 @@ async fn start<S: ObjectStore>(
     .await
 }
 
-/// A store where another start of the same restore wins the race: the restore document appears
-/// between restore-start's read and its conditional create.
-struct RacedStore {
-    inner: FakeStore,
-    rival: Mutex<Option<Value>>,
-}
-
-impl ObjectStore for RacedStore {
-    async fn get_json(&self, bucket: &str, key: &str) -> Result<Option<Versioned>, StepError> {
-        self.inner.get_json(bucket, key).await
-    }
-
-    async fn put_json(
-        &self,
-        bucket: &str,
-        key: &str,
-        value: &Value,
-        precondition: Precondition,
-    ) -> Result<(), StepError> {
-        let rival = self.rival.lock().unwrap().take();
-        if let Some(rival) = rival.filter(|_| key.ends_with("/r1.json")) {
-            self.inner
-                .put_json(bucket, key, &rival, Precondition::IfAbsent)
-                .await?;
-        }
-        self.inner.put_json(bucket, key, value, precondition).await
-    }
-
-    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, StepError> {
-        self.inner.exists(bucket, key).await
-    }
-
-    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
-        self.inner.list_keys(bucket, prefix).await
-    }
-
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StepError> {
-        self.inner.delete_object(bucket, key).await
-    }
-}
-
 #[tokio::test]
 async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create_stops() {
     let (planes, store) = world();
@@ -146,10 +95,10 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
             .unwrap();
         s2.get(CATALOG, &restore_key("br", "r1")).unwrap()
     };
-    let raced = RacedStore {
-        inner: store,
-        rival: Mutex::new(Some(winner)),
-    };
+    // another start of the same restore wins the race: its document appears between this
+    // start's read and its conditional create
+    store.race_next_put("/r1.json", winner);
+    let raced = store;
     let ec2 = FakeVolumes::default();
     let e = env(&planes, &raced, &ec2);
     let err = start(&e, "r1", &exec("loser"), false).await.unwrap_err();

@@ -3,7 +3,7 @@
 //! earlier restore's, never one it cannot prove.
 
 use brfed_core::StepError;
-use brfed_core::backup::steps::{Env, StartInput};
+use brfed_core::backup::steps::StartInput;
 use brfed_core::ports::{SnapshotDeletion, SnapshotInfo, VolumeFacts, Volumes};
 use brfed_core::restore::judge::RestoreAwait;
 use brfed_core::restore::member::rcond;
@@ -13,12 +13,11 @@ use brfed_core::restore::steps::{
     restore_observe, restore_start,
 };
 use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::Duration;
 
 const CATALOG: &str = "catalog";
 const DATA: &str = "data";
@@ -55,15 +54,7 @@ fn env<'a, V: Volumes>(
     store: &'a FakeStore,
     ec2: &'a V,
 ) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
-    RestoreEnv {
-        base: Env {
-            planes,
-            store,
-            catalog_bucket: CATALOG,
-            observe_budget: Duration::ZERO,
-        },
-        volumes: ec2,
-    }
+    fake_restore_env(planes, store, ec2, CATALOG)
 }
 
 async fn start<V: Volumes>(
