@@ -3,10 +3,12 @@
 //! retention and restore-by-name read.
 
 use crate::error::StepError;
+use crate::execution::ExecutionDetail;
 use crate::input::ObjectMeta;
 use crate::ports::ObjectStore;
 use crate::ports::Precondition;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Key prefix of catalog documents.
 pub const CATALOG_PREFIX: &str = "brfed/catalog";
@@ -48,6 +50,45 @@ impl<'a, S: ObjectStore, D: CatalogDoc> Catalog<'a, S, D> {
             bucket,
             _doc: std::marker::PhantomData,
         }
+    }
+
+    /// What an abort acts on: the failure name of `ended` (an execution that ended ABORTED,
+    /// TIMED_OUT or FAILED), its request as `parse` reads it (`what`: what it must be), and the
+    /// document of the request's `(namespace, name)` when that execution owns it; otherwise why
+    /// there is nothing to do.
+    pub async fn aborted<R>(
+        &self,
+        ended: &ExecutionDetail,
+        what: &str,
+        parse: impl FnOnce(Value) -> Option<R>,
+        id: impl FnOnce(&R) -> (String, String),
+    ) -> Result<Result<(&'static str, R, D), String>, StepError> {
+        let (failure_name, request) = match ended.ended_request(what, parse) {
+            Ok(found) => found,
+            Err(why) => return Ok(Err(why)),
+        };
+        let (namespace, name) = id(&request);
+        let owned = self
+            .owned_by(&namespace, &name, &ended.execution_arn)
+            .await?;
+        Ok(owned.map(|doc| (failure_name, request, doc)))
+    }
+
+    /// The document of `namespace/name` when `execution` owns it; otherwise why not (there is
+    /// none, or another execution's), for the abort steps' `nothing-to-do`.
+    pub async fn owned_by(
+        &self,
+        namespace: &str,
+        name: &str,
+        execution: &str,
+    ) -> Result<Result<D, String>, StepError> {
+        Ok(match self.get(namespace, name).await? {
+            None => Err(format!("no catalog document for {namespace}/{name}")),
+            Some((doc, _)) if doc.execution() != execution => {
+                Err(format!("{namespace}/{name} belongs to {}", doc.execution()))
+            }
+            Some((doc, _)) => Ok(doc),
+        })
     }
 
     /// Reads the document of `namespace/name`.

@@ -37,28 +37,19 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     event: ExecutionStatusChange,
 ) -> Result<AbortReport, StepError> {
     let d = event.detail;
-    let nothing = |detail: String| AbortReport {
-        action: "nothing-to-do".into(),
-        detail,
-        teardown: None,
+    let id = |r: &BackupRequest| (r.metadata.namespace.clone(), r.name().to_string());
+    let parse = |v| BackupRequest::from_value(v).ok();
+    let (failure_name, req, doc) = match env
+        .catalog()
+        .aborted(&d, "a backup request", parse, id)
+        .await?
+    {
+        Ok(found) => found,
+        Err(detail) => return Ok(AbortReport::nothing(detail)),
     };
-    let (failure_name, req) =
-        match d.ended_request("a backup request", |v| BackupRequest::from_value(v).ok()) {
-            Ok(ended) => ended,
-            Err(detail) => return Ok(nothing(detail)),
-        };
-    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
-        return Ok(nothing(format!("no catalog document for {ns}/{name}")));
-    };
-    if doc.brfed.execution != d.execution_arn {
-        return Ok(nothing(format!(
-            "{ns}/{name} belongs to {}",
-            doc.brfed.execution
-        )));
-    }
+    let (ns, name) = id(&req);
     if doc.status.is_terminal() && doc.brfed.members_settled != Some(false) {
-        return Ok(nothing(format!("{ns}/{name} already ended")));
+        return Ok(AbortReport::nothing(format!("{ns}/{name} already ended")));
     }
     let ctx = BackupContext {
         name: name.clone(),
@@ -158,6 +149,15 @@ pub struct AbortReport {
 }
 
 impl AbortReport {
+    /// `nothing-to-do`, and why.
+    pub fn nothing(detail: String) -> Self {
+        Self {
+            action: "nothing-to-do".into(),
+            detail,
+            teardown: None,
+        }
+    }
+
     /// What the invocation of a settle check returns: the report, also while a member has not
     /// settled (`members-running`) or a data plane still cannot be reached (`teardown-pending`,
     /// recorded in the document as on any delivery). The next sweep asks again; failing would

@@ -1,6 +1,7 @@
 //! A stopped deletion: its backup marked `CleanFailed`, never left `Deleting`.
 
 use crate::backup::status::VolumeBackupDoc;
+use crate::backup::steps::AbortReport;
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
 use crate::conditions::write_condition;
@@ -17,21 +18,16 @@ use chrono::Utc;
 pub async fn aborted<D, S: ObjectStore>(
     env: &Env<'_, D, S>,
     event: &crate::execution::ExecutionStatusChange,
-) -> Result<crate::backup::steps::AbortReport, StepError> {
+) -> Result<AbortReport, StepError> {
     let d = &event.detail;
-    let nothing = |detail: String| crate::backup::steps::AbortReport {
-        action: "nothing-to-do".into(),
-        detail,
-        teardown: None,
-    };
     let (failure_name, req) =
         match d.ended_request("a deletion request", |v| DeleteRequest::from_value(v).ok()) {
             Ok(ended) => ended,
-            Err(detail) => return Ok(nothing(detail)),
+            Err(detail) => return Ok(AbortReport::nothing(detail)),
         };
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
     let Some((doc, _)) = catalog.get(&req.namespace, &req.name).await? else {
-        return Ok(nothing(format!(
+        return Ok(AbortReport::nothing(format!(
             "{}/{} is not in the catalog",
             req.namespace, req.name
         )));
@@ -42,7 +38,7 @@ pub async fn aborted<D, S: ObjectStore>(
         .as_ref()
         .is_some_and(|x| x.execution == d.execution_arn && x.state == "Deleting");
     if !deleting {
-        return Ok(nothing(format!(
+        return Ok(AbortReport::nothing(format!(
             "{}/{} is not being deleted by {}",
             req.namespace, req.name, d.execution_arn
         )));

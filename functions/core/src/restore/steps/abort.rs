@@ -28,6 +28,17 @@ pub struct RestoreAbortReport {
     pub ended: Option<RestoreFinalizeOutput>,
 }
 
+impl RestoreAbortReport {
+    /// `nothing-to-do`, and why.
+    pub fn nothing(detail: String) -> Self {
+        Self {
+            action: "nothing-to-do".into(),
+            detail,
+            ended: None,
+        }
+    }
+}
+
 /// On a `volume-restore` execution that ended ABORTED, TIMED_OUT or FAILED outside its own
 /// failure path (a stop, the state machine's timeout, a step out of retries): waits up to the
 /// observe budget for the members to settle ([`volumes_settled`]), then marks the restore
@@ -40,28 +51,21 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
     event: &crate::execution::ExecutionStatusChange,
 ) -> Result<RestoreAbortReport, StepError> {
     let d = &event.detail;
-    let nothing = |detail: String| RestoreAbortReport {
-        action: "nothing-to-do".into(),
-        detail,
-        ended: None,
+    let id = |r: &RestoreRequest| (r.metadata.namespace.clone(), r.name().to_string());
+    let parse = |v| RestoreRequest::from_value(v).ok();
+    let (failure_name, req, doc) = match env
+        .catalog()
+        .aborted(d, "a restore request", parse, id)
+        .await?
+    {
+        Ok(found) => found,
+        Err(detail) => return Ok(RestoreAbortReport::nothing(detail)),
     };
-    let (failure_name, req) =
-        match d.ended_request("a restore request", |v| RestoreRequest::from_value(v).ok()) {
-            Ok(ended) => ended,
-            Err(detail) => return Ok(nothing(detail)),
-        };
-    let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let Some((doc, _)) = env.catalog().get(&ns, &name).await? else {
-        return Ok(nothing(format!("no catalog document for {ns}/{name}")));
-    };
-    if doc.brfed.execution != d.execution_arn {
-        return Ok(nothing(format!(
-            "{ns}/{name} belongs to {}",
-            doc.brfed.execution
-        )));
-    }
+    let (ns, name) = id(&req);
     if doc.status.is_terminal() {
-        return Ok(nothing(format!("{ns}/{name} already ended")));
+        return Ok(RestoreAbortReport::nothing(format!(
+            "{ns}/{name} already ended"
+        )));
     }
     let stored = doc.request();
     let ctx = RestoreContext {
