@@ -10,7 +10,7 @@
 use brfed_core::backup::status::VolumeBackupDoc;
 use brfed_core::backup::status::vbk;
 use brfed_core::backup::steps::BackupContext;
-use brfed_core::catalog::CatalogDoc;
+use brfed_core::catalog::FederatedDoc;
 use brfed_core::conditions::Condition;
 use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::DeleteContext;
@@ -330,17 +330,11 @@ fn failure(
 }
 
 /// A backup or a restore as the signal of its end reads it ([`ended`]).
-pub trait EndedDoc: CatalogDoc {
+pub trait EndedDoc: FederatedDoc {
     /// `VolumeBackup`, `VolumeRestore`.
     const KIND: &'static str;
     /// Its status metric (1, by namespace, tc, status).
     const STATUS_METRIC: &'static str;
-    /// `Complete` or `Failed`; `None` while it has not ended.
-    fn ended_phase(&self) -> Option<&str>;
-    /// Its conditions (the `Failed` one's reason and message, when no other failure is given).
-    fn conditions(&self) -> &[Condition];
-    /// The `tcName` of each member.
-    fn tc_names(&self) -> Vec<&str>;
     /// Its own metrics, by namespace and tc, added to `m`.
     fn metrics(&self, m: Emf) -> Emf;
     /// What the event tells of its result, added to `detail`.
@@ -356,7 +350,8 @@ pub fn ended<D: EndedDoc>(
     now: DateTime<Utc>,
 ) -> Option<Signal> {
     let phase = doc.ended_phase()?;
-    let ended = Ended::new(D::KIND, doc.id(), doc.execution(), phase).tc(doc.tc_names());
+    let ended = Ended::new(D::KIND, doc.id(), doc.execution(), phase)
+        .tc(doc.clusters().into_iter().map(|(_, tc)| tc));
     let metrics = doc.metrics(ended.metrics(D::STATUS_METRIC, now));
     let (error, cause) = failure(phase, doc.conditions(), error, cause);
     let detail = doc.result(EventDetail {
@@ -376,22 +371,6 @@ pub fn ended<D: EndedDoc>(
 impl EndedDoc for VolumeBackupDoc {
     const KIND: &'static str = "VolumeBackup";
     const STATUS_METRIC: &'static str = "fed_volume_backup_status";
-    fn ended_phase(&self) -> Option<&str> {
-        self.status
-            .phase
-            .as_deref()
-            .filter(|_| self.status.is_terminal())
-    }
-    fn conditions(&self) -> &[Condition] {
-        &self.status.conditions
-    }
-    fn tc_names(&self) -> Vec<&str> {
-        self.spec
-            .clusters
-            .iter()
-            .map(|c| c.tc_name.as_str())
-            .collect()
-    }
     fn metrics(&self, m: Emf) -> Emf {
         let status = &self.status;
         let started = status.time_started.as_deref();
@@ -476,22 +455,6 @@ pub fn gc_paused(
 impl EndedDoc for VolumeRestoreDoc {
     const KIND: &'static str = "VolumeRestore";
     const STATUS_METRIC: &'static str = "fed_volume_restore_status";
-    fn ended_phase(&self) -> Option<&str> {
-        self.status
-            .phase
-            .as_deref()
-            .filter(|_| self.status.is_terminal())
-    }
-    fn conditions(&self) -> &[Condition] {
-        &self.status.conditions
-    }
-    fn tc_names(&self) -> Vec<&str> {
-        self.spec
-            .clusters
-            .iter()
-            .map(|c| c.tc_name.as_str())
-            .collect()
-    }
     fn metrics(&self, m: Emf) -> Emf {
         m.metric_of(
             BY_CLUSTER,

@@ -95,17 +95,11 @@ impl Kind for VolumeBackupDoc {
         ("BACKUPSIZE", |d| {
             d.status.backup_size_readable.clone().unwrap_or_default()
         }),
-        ("COMMITTS", |d| {
-            d.status.commit_ts.clone().unwrap_or_default()
-        }),
-        ("TIMETAKEN", |d| {
-            d.status.time_taken.clone().unwrap_or_default()
-        }),
+        ("COMMITTS", kind::commit_ts),
+        ("TIMETAKEN", kind::time_taken),
     ];
     const WIDE: &'static [Column<Self>] = &[
-        ("CLUSTERS", |d| {
-            kind::joined(d.spec.clusters.iter().map(|c| c.k8s_cluster_name.as_str()))
-        }),
+        ("CLUSTERS", kind::clusters),
         ("EXECUTION", |d| d.brfed.execution.clone()),
     ];
     fn created(&self) -> Option<&str> {

@@ -10,6 +10,7 @@ use crate::render::{
     Column, Describe, age, document, emit, list_document, note, or_none, pairs, table, when,
 };
 use crate::{Ctx, catalog, wait};
+use brfed_core::catalog::FederatedDoc;
 use brfed_core::catalog::{CatalogDoc, DocMeta};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -101,6 +102,21 @@ pub fn print_list<K: Kind>(
         emit(&table_of(docs, output, namespace.is_none(), Utc::now()));
     }
     Ok(())
+}
+
+/// The `COMMITTS` column of a backup or a restore.
+pub fn commit_ts<D: FederatedDoc>(d: &D) -> String {
+    d.commit_ts().unwrap_or_default().to_string()
+}
+
+/// The `TIMETAKEN` column of a backup or a restore.
+pub fn time_taken<D: FederatedDoc>(d: &D) -> String {
+    d.time_taken().unwrap_or_default().to_string()
+}
+
+/// The `CLUSTERS` column (`-o wide`) of a backup or a restore: the members' data planes.
+pub fn clusters<D: FederatedDoc>(d: &D) -> String {
+    joined(d.clusters().into_iter().map(|(k8s, _)| k8s))
 }
 
 /// The cell of several names: `dp1,dp2`.

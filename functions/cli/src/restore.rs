@@ -71,17 +71,11 @@ impl Kind for VolumeRestoreDoc {
     /// `kubectl get vrt`'s.
     const COLUMNS: &'static [Column<Self>] = &[
         ("STATUS", |d| d.status.phase.clone().unwrap_or_default()),
-        ("COMMITTS", |d| {
-            d.status.commit_ts.clone().unwrap_or_default()
-        }),
-        ("TIMETAKEN", |d| {
-            d.status.time_taken.clone().unwrap_or_default()
-        }),
+        ("COMMITTS", kind::commit_ts),
+        ("TIMETAKEN", kind::time_taken),
     ];
     const WIDE: &'static [Column<Self>] = &[
-        ("CLUSTERS", |d| {
-            kind::joined(d.spec.clusters.iter().map(|c| c.k8s_cluster_name.as_str()))
-        }),
+        ("CLUSTERS", kind::clusters),
         ("FROMBACKUP", |d| from_backup(d).unwrap_or_default()),
         ("EXECUTION", |d| d.brfed.execution.clone()),
     ];

@@ -2,6 +2,7 @@
 //! conditional puts. It outlives Step Functions' execution history and is what `get`/`list`,
 //! retention and restore-by-name read.
 
+use crate::conditions::Condition;
 use crate::error::StepError;
 use crate::execution::ExecutionDetail;
 use crate::input::ObjectMeta;
@@ -34,6 +35,54 @@ pub trait CatalogDoc: Serialize + serde::de::DeserializeOwned + Clone + PartialE
     /// Execution that owns it.
     fn execution(&self) -> &str;
 }
+
+/// What a backup's and a restore's record show alike (their `status` and `spec` have these
+/// fields under the same names); implemented for both by [`federated_doc!`].
+pub trait FederatedDoc: CatalogDoc {
+    /// `status.phase`: the type of the last condition written.
+    fn phase(&self) -> Option<&str>;
+    /// `Complete` or `Failed` once it ended; `None` before.
+    fn ended_phase(&self) -> Option<&str>;
+    /// `status.conditions`.
+    fn conditions(&self) -> &[Condition];
+    /// `(k8sClusterName, tcName)` of each member.
+    fn clusters(&self) -> Vec<(&str, &str)>;
+    /// `status.commitTs`.
+    fn commit_ts(&self) -> Option<&str>;
+    /// `status.timeTaken`.
+    fn time_taken(&self) -> Option<&str>;
+}
+
+/// Implements [`FederatedDoc`] for a document with `status.{phase, conditions, commit_ts,
+/// time_taken}`, `status.is_terminal()` and `spec.clusters[].{k8s_cluster_name, tc_name}`.
+macro_rules! federated_doc {
+    ($doc:ty) => {
+        impl $crate::catalog::FederatedDoc for $doc {
+            fn phase(&self) -> Option<&str> {
+                self.status.phase.as_deref()
+            }
+            fn ended_phase(&self) -> Option<&str> {
+                self.phase().filter(|_| self.status.is_terminal())
+            }
+            fn conditions(&self) -> &[$crate::conditions::Condition] {
+                &self.status.conditions
+            }
+            fn clusters(&self) -> Vec<(&str, &str)> {
+                let clusters = self.spec.clusters.iter();
+                clusters
+                    .map(|c| (c.k8s_cluster_name.as_str(), c.tc_name.as_str()))
+                    .collect()
+            }
+            fn commit_ts(&self) -> Option<&str> {
+                self.status.commit_ts.as_deref()
+            }
+            fn time_taken(&self) -> Option<&str> {
+                self.status.time_taken.as_deref()
+            }
+        }
+    };
+}
+pub(crate) use federated_doc;
 
 /// Reads and writes catalog documents of type `D`.
 pub struct Catalog<'a, S, D> {

@@ -404,6 +404,8 @@ impl VolumeBackupDoc {
     }
 }
 
+crate::catalog::federated_doc!(VolumeBackupDoc);
+
 impl CatalogDoc for VolumeBackupDoc {
     fn key_of(namespace: &str, name: &str) -> String {
         backup_key(namespace, name)

@@ -334,6 +334,8 @@ pub fn restore_key(namespace: &str, name: &str) -> String {
     )
 }
 
+crate::catalog::federated_doc!(VolumeRestoreDoc);
+
 impl CatalogDoc for VolumeRestoreDoc {
     fn key_of(namespace: &str, name: &str) -> String {
         restore_key(namespace, name)
