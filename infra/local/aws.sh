@@ -100,18 +100,14 @@ cmd_stop() {
     kill -TERM $pids 2>/dev/null || true
   fi
   all_pids() { local s; for s in "${sids[@]}"; do session_pids "$s"; done; marked_pids; }
-  for _ in $(seq 50); do
-    [[ -z "$(all_pids)" ]] && break
-    sleep 0.1
-  done
+  # up to 5 s for them to go
+  gone() { local _; for _ in $(seq 50); do [[ -z "$(all_pids)" ]] && return; sleep 0.1; done; }
+  gone
   all="$(all_pids)"
   if [[ -n "$all" ]]; then
     log "killing leftovers: $(echo $all)"
     kill -KILL $all 2>/dev/null || true
-    for _ in $(seq 50); do
-      [[ -z "$(all_pids)" ]] && break
-      sleep 0.1
-    done
+    gone
   fi
   all="$(all_pids)"
   if [[ -n "$all" ]]; then

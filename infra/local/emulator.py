@@ -130,6 +130,21 @@ def iso_z(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def envelope(account_id: str, region: str, source: str, detail_type: str, when: dt.datetime, resource: str, detail: dict) -> dict:
+    """An EventBridge event as AWS delivers it: the envelope around `detail`."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account_id,
+        "time": iso_z(when),
+        "region": region,
+        "resources": [resource],
+        "detail": detail,
+    }
+
+
 def epoch_ms(t: dt.datetime | None) -> int | None:
     if t is None:
         return None
@@ -917,16 +932,14 @@ class Pump:
         raw_input = getattr(ex, "execution_input", None)
         if not isinstance(raw_input, str):
             raw_input = json.dumps(ex.input_data, separators=(",", ":"))
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Step Functions Execution Status Change",
-            "source": "aws.states",
-            "account": account_id,
-            "time": iso_z(utc_now()),
-            "region": region,
-            "resources": [ex.exec_arn],
-            "detail": {
+        event = envelope(
+            account_id,
+            region,
+            "aws.states",
+            "Step Functions Execution Status Change",
+            utc_now(),
+            ex.exec_arn,
+            {
                 "executionArn": ex.exec_arn,
                 "stateMachineArn": ex.state_machine_arn,
                 "name": ex.name,
@@ -940,7 +953,7 @@ class Pump:
                 "error": ex.error if terminal else None,
                 "cause": ex.cause if terminal else None,
             },
-        }
+        )
         self.put_event(account_id, region, "default", event)
 
     def put_event(self, account_id: str, region: str, bus_name: str, event: dict) -> int:
@@ -1006,17 +1019,7 @@ class Pump:
         return fired
 
     def fire(self, account_id: str, region: str, rule: Any, when: dt.datetime, wait: bool) -> list[dict]:
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": account_id,
-            "time": iso_z(when),
-            "region": region,
-            "resources": [rule.arn],
-            "detail": {},
-        }
+        event = envelope(account_id, region, "aws.events", "Scheduled Event", when, rule.arn, {})
         futures = [self.executor.submit(self.deliver, rule, t, event, "schedule") for t in list(rule.targets)]
         if not wait:
             return [{"rule": rule.name, "time": event["time"], "targets": len(futures)}]

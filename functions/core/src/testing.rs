@@ -244,6 +244,46 @@ fn push_condition(status: &mut Value, type_: &str) {
     status["phase"] = json!(type_);
 }
 
+/// Three data planes `dp1`..`dp3`, each with a recovery-mode TidbCluster `{target_ns}/basic`
+/// (1 TiKV) and, in bucket `data`, the `backupmeta` of a backup of 2 TiKV volumes per member
+/// under `p-dpN/` (volumes `vol-src-dpN-K`, snapshots `snap-dpN-K`): what a restore starts from.
+pub fn restore_world(data: &str, target_ns: &str) -> (FakePlanes, FakeStore) {
+    let planes = FakePlanes::new(3);
+    let store = FakeStore::default();
+    for p in ["dp1", "dp2", "dp3"] {
+        planes.put_tidb_cluster(
+            p,
+            target_ns,
+            "basic",
+            json!({"spec": {"acrossK8s": true, "recoveryMode": true, "tikv": {"replicas": 1}}}),
+        );
+        let volumes: Vec<Value> = (0..2)
+            .map(|k| json!({"volume_id": format!("vol-src-{p}-{k}"), "type": "storage.data-dir", "snapshot_id": format!("snap-{p}-{k}")}))
+            .collect();
+        store.put(
+            data,
+            &format!("p-{p}/backupmeta"),
+            json!({"kubernetes": {"crd_tidb_cluster": {"spec": {"tikv": {"replicas": 1}}}},
+                   "tikv": {"stores": [{"store_id": 1, "volumes": volumes}]}}),
+        );
+    }
+    (planes, store)
+}
+
+/// A `VolumeRestore` of the backup of [`restore_world`] into `{target_ns}/basic` of each data
+/// plane (AZ `az-dpN`), with `cleanupOnFailure` as given.
+pub fn restore_request(name: &str, data: &str, target_ns: &str, cleanup: bool) -> Value {
+    let clusters: Vec<Value> = ["dp1", "dp2", "dp3"]
+        .iter()
+        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": target_ns, "azName": format!("az-{p}"),
+                        "backup": {"s3": {"provider": "aws", "bucket": data, "prefix": format!("p-{p}")}}}))
+        .collect();
+    json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+           "metadata": {"name": name, "namespace": "br"},
+           "spec": {"clusters": clusters, "template": {}},
+           "options": {"cleanupOnFailure": cleanup}})
+}
+
 /// A step's ports on fakes, with no watch (`observe_budget` zero: one read).
 pub fn fake_env<'a, S>(
     planes: &'a FakePlanes,

@@ -11,8 +11,10 @@ use brfed_core::restore::status::{VolumeRestoreDoc, restore_key};
 use brfed_core::restore::steps::{
     RestoreEnv, RestoreStartOutput, RestoreStepInput, restore_finalize, restore_start,
 };
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env};
-use serde_json::{Value, json};
+use brfed_core::testing::{
+    FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_request, restore_world,
+};
+use serde_json::json;
 
 const CATALOG: &str = "catalog";
 const DATA: &str = "data";
@@ -22,49 +24,9 @@ fn exec(name: &str) -> String {
     format!("arn:aws:states:us-west-2:123456789012:execution:volume-restore:{name}")
 }
 
-/// Three data planes with a recovery-mode target `tidb-restore/basic` and a backup of 2 TiKV
-/// volumes per member under `s3://data/p-dpN`.
+/// The data planes and the backup a restore starts from ([`restore_world`]).
 fn world() -> (FakePlanes, FakeStore) {
-    let planes = FakePlanes::new(3);
-    let store = FakeStore::default();
-    for p in ["dp1", "dp2", "dp3"] {
-        planes.put_tidb_cluster(
-            p,
-            TARGET_NS,
-            "basic",
-            json!({"spec": {"acrossK8s": true, "recoveryMode": true, "tikv": {"replicas": 1}}}),
-        );
-        let volumes: Vec<Value> = (0..2)
-            .map(|k| json!({"volume_id": format!("vol-src-{p}-{k}"), "type": "storage.data-dir", "snapshot_id": format!("snap-{p}-{k}")}))
-            .collect();
-        store.put(
-            DATA,
-            &format!("p-{p}/backupmeta"),
-            json!({"kubernetes": {"crd_tidb_cluster": {"spec": {"tikv": {"replicas": 1}}}},
-                   "tikv": {"stores": [{"store_id": 1, "volumes": volumes}]}}),
-        );
-    }
-    (planes, store)
-}
-
-fn request(name: &str, cleanup: bool) -> Value {
-    let clusters: Vec<Value> = ["dp1", "dp2", "dp3"]
-        .iter()
-        .map(|p| json!({"k8sClusterName": p, "tcName": "basic", "tcNamespace": TARGET_NS, "azName": format!("az-{p}"),
-                        "backup": {"s3": {"provider": "aws", "bucket": DATA, "prefix": format!("p-{p}")}}}))
-        .collect();
-    json!({"apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
-           "metadata": {"name": name, "namespace": "br"},
-           "spec": {"clusters": clusters, "template": {}},
-           "options": {"cleanupOnFailure": cleanup}})
-}
-
-fn env<'a, S: ObjectStore>(
-    planes: &'a FakePlanes,
-    store: &'a S,
-    ec2: &'a FakeVolumes,
-) -> RestoreEnv<'a, FakePlanes, S, FakeVolumes> {
-    fake_restore_env(planes, store, ec2, CATALOG)
+    restore_world(DATA, TARGET_NS)
 }
 
 async fn start<S: ObjectStore>(
@@ -76,7 +38,7 @@ async fn start<S: ObjectStore>(
     restore_start(
         e,
         StartInput {
-            input: request(name, cleanup),
+            input: restore_request(name, DATA, TARGET_NS, cleanup),
             execution: execution.into(),
         },
     )
@@ -90,9 +52,14 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
     let winner = {
         let (p2, s2) = world();
         let ec2 = FakeVolumes::default();
-        start(&env(&p2, &s2, &ec2), "r1", &exec("winner"), false)
-            .await
-            .unwrap();
+        start(
+            &fake_restore_env(&p2, &s2, &ec2, CATALOG),
+            "r1",
+            &exec("winner"),
+            false,
+        )
+        .await
+        .unwrap();
         s2.get(CATALOG, &restore_key("br", "r1")).unwrap()
     };
     // another start of the same restore wins the race: its document appears between this
@@ -100,7 +67,7 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
     store.race_next_put("/r1.json", winner);
     let raced = store;
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &raced, &ec2);
+    let e = fake_restore_env(&planes, &raced, &ec2, CATALOG);
     let err = start(&e, "r1", &exec("loser"), false).await.unwrap_err();
     assert_eq!(err.name(), "RestoreExists", "{err}");
     assert!(err.to_string().contains("winner"), "{err}");
@@ -122,7 +89,7 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
 async fn a_second_start_of_a_running_restore_name_is_refused_by_name() {
     let (planes, store) = world();
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     start(&e, "r1", &exec("first"), false).await.unwrap();
     let err = start(&e, "r1", &exec("second"), false).await.unwrap_err();
     assert_eq!(err.name(), "RestoreExists", "{err}");
@@ -142,7 +109,7 @@ fn step_input(out: &RestoreStartOutput) -> RestoreStepInput {
 async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
     let (planes, store) = world();
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     let out = start(&e, "r1", &exec("r1"), true).await.unwrap();
     let m = |p: &str| MemberRef {
         k8s_cluster_name: p.into(),
@@ -214,7 +181,7 @@ async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
 async fn restore_finish_never_patches_a_restore_of_another_execution() {
     let (planes, store) = world();
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     let out = start(&e, "r1", &exec("r1"), false).await.unwrap();
     let dp2 = MemberRef {
         k8s_cluster_name: "dp2".into(),

@@ -13,7 +13,9 @@ use brfed_core::restore::steps::{
     restore_observe, restore_start,
 };
 use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env};
+use brfed_core::testing::{
+    FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,37 +26,9 @@ const DATA: &str = "data";
 const TARGET_NS: &str = "tidb-restore";
 const PLANES: [&str; 3] = ["dp1", "dp2", "dp3"];
 
-/// Three data planes with a recovery-mode target `tidb-restore/basic` and a backup of 2 TiKV
-/// volumes per member under `s3://data/p-dpN` (snapshots `snap-dpN-0`, `snap-dpN-1`).
+/// The data planes and the backup a restore starts from ([`restore_world`]).
 fn world() -> (FakePlanes, FakeStore) {
-    let planes = FakePlanes::new(3);
-    let store = FakeStore::default();
-    for p in PLANES {
-        planes.put_tidb_cluster(
-            p,
-            TARGET_NS,
-            "basic",
-            json!({"spec": {"acrossK8s": true, "recoveryMode": true, "tikv": {"replicas": 1}}}),
-        );
-        let volumes: Vec<Value> = (0..2)
-            .map(|k| json!({"volume_id": format!("vol-src-{p}-{k}"), "type": "storage.data-dir", "snapshot_id": format!("snap-{p}-{k}")}))
-            .collect();
-        store.put(
-            DATA,
-            &format!("p-{p}/backupmeta"),
-            json!({"kubernetes": {"crd_tidb_cluster": {"spec": {"tikv": {"replicas": 1}}}},
-                   "tikv": {"stores": [{"store_id": 1, "volumes": volumes}]}}),
-        );
-    }
-    (planes, store)
-}
-
-fn env<'a, V: Volumes>(
-    planes: &'a FakePlanes,
-    store: &'a FakeStore,
-    ec2: &'a V,
-) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
-    fake_restore_env(planes, store, ec2, CATALOG)
+    restore_world(DATA, TARGET_NS)
 }
 
 async fn start<V: Volumes>(
@@ -187,7 +161,7 @@ fn deleted(ec2: &FakeVolumes) -> BTreeSet<String> {
 async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_own_volumes() {
     let (planes, store) = world();
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     // A volume made from the same snapshot long ago (a restore from before brfed tagged
     // volumes, or made by hand): never this restore's.
     let old = volume(
@@ -283,7 +257,7 @@ async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_o
 async fn no_volume_is_claimed_while_another_restore_of_the_backup_makes_volumes_in_the_same_az() {
     let (planes, store) = world();
     let ec2 = FakeVolumes::default();
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     let r = start(&e, "r1").await;
     // Someone else restores dp1's backup into the same AZ meanwhile.
     let theirs = volume("vol-theirs", "snap-dp1-0", "az-dp1", Utc::now());
@@ -393,7 +367,7 @@ async fn the_cleanup_reads_each_volume_again_and_leaves_one_no_longer_its_own() 
         id: "vol-r1-dp1-0".into(),
         tags: Mutex::new(None),
     };
-    let e = env(&planes, &store, &ec2);
+    let e = fake_restore_env(&planes, &store, &ec2, CATALOG);
     let r = start(&e, "r1").await;
     for p in PLANES {
         make_volumes(&planes, &store, &ec2.inner, "r1", p, true);
