@@ -85,20 +85,17 @@ emulator_answers() { curl -fsS -m 2 "http://$emu_host:$emu_port/_brfed/health" >
 # Stops every component at once: TERM to all their processes, then KILL what is left after 5 s.
 cmd_stop() {
   local c pid pids sids=() all
+  # signal SIG to the pids in $2, if any
+  send() { if [[ -n "$2" ]]; then kill "-$1" $2 2>/dev/null || true; fi; }
   for c in "${components[@]}"; do
     pid="$(pid_of "$c")"
     [[ -n "$pid" ]] || continue
     sids+=("$pid")
     pids="$(session_pids "$pid")"
-    if [[ -n "$pids" ]]; then
-      log "stopping $c (session $pid: $(echo $pids))"
-      kill -TERM $pids 2>/dev/null || true
-    fi
+    if [[ -n "$pids" ]]; then log "stopping $c (session $pid: $(echo $pids))"; fi
+    send TERM "$pids"
   done
-  pids="$(marked_pids)"
-  if [[ -n "$pids" ]]; then
-    kill -TERM $pids 2>/dev/null || true
-  fi
+  send TERM "$(marked_pids)"
   all_pids() { local s; for s in "${sids[@]}"; do session_pids "$s"; done; marked_pids; }
   # up to 5 s for them to go
   gone() { local _; for _ in $(seq 50); do [[ -z "$(all_pids)" ]] && return; sleep 0.1; done; }
@@ -106,7 +103,7 @@ cmd_stop() {
   all="$(all_pids)"
   if [[ -n "$all" ]]; then
     log "killing leftovers: $(echo $all)"
-    kill -KILL $all 2>/dev/null || true
+    send KILL "$all"
     gone
   fi
   all="$(all_pids)"
