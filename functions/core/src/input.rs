@@ -202,12 +202,16 @@ impl Shape {
 
 /// `{path} must be {shape}, not {what it is}`.
 pub(crate) fn shape_problem(path: &str, v: &Value, want: Shape) -> String {
-    let found = match v {
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "an object".to_string(),
+    format!("{path} must be {}, not {}", want.describe(), describe(v))
+}
+
+/// What a JSON value is, for messages: its kind for a list or an object, else the value itself.
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
         scalar => truncate(&scalar.to_string()),
-    };
-    format!("{path} must be {}, not {found}", want.describe())
+    }
 }
 
 pub(crate) fn shape_error(path: &str, v: &Value, want: Shape) -> StepError {

@@ -13,9 +13,7 @@ use brfed_core::restore::steps::{
     restore_observe, restore_start,
 };
 use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
-use brfed_core::testing::{
-    FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world,
-};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

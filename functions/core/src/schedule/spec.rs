@@ -16,7 +16,7 @@ use crate::error::StepError;
 use crate::input::FEDERATION_API_VERSION;
 use crate::input::MAX_INPUT_BYTES;
 use crate::input::ObjectMeta;
-use crate::input::truncate;
+use crate::input::{describe, truncate};
 use crate::names;
 use crate::schedule::cron;
 use crate::schedule::cron::CronError;
@@ -625,15 +625,6 @@ fn parse_spec(mut spec: Map<String, Value>) -> Result<VolumeBackupScheduleSpec, 
 
 pub(crate) fn invalid(msg: impl Into<String>) -> StepError {
     StepError::InvalidSpec(msg.into())
-}
-
-/// What a JSON value is, for messages.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "an object".into(),
-        scalar => truncate(&scalar.to_string()),
-    }
 }
 
 #[cfg(test)]
