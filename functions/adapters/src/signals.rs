@@ -971,10 +971,7 @@ mod tests {
             result: result.into(),
             snapshots_deleted: 4,
             snapshots_retained: 0,
-            remaining_snapshots: Vec::new(),
-            remaining_objects: Vec::new(),
-            not_owned: Vec::new(),
-            foreign_members: Vec::new(),
+            remains: Default::default(),
             failure,
         }
     }

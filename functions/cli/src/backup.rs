@@ -302,11 +302,11 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
                 )
                 .field(
                     "Remaining Snapshots",
-                    lines_or_none(&x.remaining_snapshots, "\n"),
+                    lines_or_none(&x.remains.remaining_snapshots, "\n"),
                 )
                 .field(
                     "Remaining Objects",
-                    lines_or_none(&x.remaining_objects, "\n"),
+                    lines_or_none(&x.remains.remaining_objects, "\n"),
                 );
         }
     }
@@ -504,8 +504,10 @@ mod tests {
             execution: "x".into(),
             requested_at: "2024-05-01T00:01:00Z".into(),
             state: "CleanFailed".into(),
-            remaining_snapshots: vec!["snap-1".into()],
-            ..Default::default()
+            remains: brfed_core::backup::status::Remains {
+                remaining_snapshots: vec!["snap-1".into()],
+                ..Default::default()
+            },
         });
         assert_eq!(status_of(&d), "CleanFailed");
         let text = describe_text(&d, now());

@@ -176,7 +176,7 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
         .unwrap();
     assert_eq!(r.result, "CleanFailed");
     assert_eq!(r.failure.as_ref().unwrap().error, "SnapshotsRemain");
-    assert_eq!(r.remaining_snapshots.len(), 6);
+    assert_eq!(r.remains.remaining_snapshots.len(), 6);
     let (doc, _) = Catalog::<_, VolumeBackupDoc>::new(&store, CATALOG)
         .get("br", "bk")
         .await
@@ -552,7 +552,7 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
     assert_eq!(r.snapshots_deleted, 6);
-    assert_eq!(r.not_owned, ["snap-prod"]);
+    assert_eq!(r.remains.not_owned, ["snap-prod"]);
     assert!(ec2.snapshots.lock().unwrap().contains("snap-prod"));
     assert!(
         !ec2.snapshot_calls
@@ -621,7 +621,7 @@ async fn on_a_gone_data_plane_brfed_deletes_only_what_is_the_backups() {
         .await
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
-    assert_eq!(r.not_owned.len(), 4);
+    assert_eq!(r.remains.not_owned.len(), 4);
 }
 
 #[tokio::test]
@@ -663,7 +663,10 @@ async fn member_objects_that_are_not_the_backups_are_left_and_named() {
         .await
         .unwrap();
     assert_eq!(r.result, "Cleaned", "{r:?}");
-    assert_eq!(r.foreign_members, ["dp1/tidb/fed-bk", "dp2/tidb/fed-bk"]);
+    assert_eq!(
+        r.remains.foreign_members,
+        ["dp1/tidb/fed-bk", "dp2/tidb/fed-bk"]
+    );
     assert_eq!(ec2.snapshots.lock().unwrap().len(), 4, "their data stays");
 }
 

@@ -428,19 +428,44 @@ pub struct DeletionRecord {
     pub requested_at: String,
     /// `Deleting` or `CleanFailed`.
     pub state: String,
+    /// What the deletion left (`CleanFailed`).
+    #[serde(flatten)]
+    pub remains: Remains,
+}
+
+/// What a deletion left: what should be gone and is not, and what it leaves on purpose. The
+/// deletion's result and the catalog record of a `CleanFailed` backup show the same fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remains {
     /// Snapshots that should be gone and are not (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remaining_snapshots: Vec<String>,
     /// S3 objects that should be gone and are not (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remaining_objects: Vec<String>,
-    /// Snapshots the members' `backupmeta` lists that are not this stack's and this backup's:
-    /// left (at most 100 listed).
+    /// Snapshots the members' `backupmeta` lists that still exist and are not this stack's and
+    /// this backup's: left on purpose (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_owned: Vec<String>,
-    /// Member objects of the backup's member names that are not the backup's: left.
+    /// Member objects of the backup's member names that are not the backup's: left, with their
+    /// data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_members: Vec<String>,
+}
+
+impl Remains {
+    /// Whether something that should be gone is not.
+    pub fn anything_remains(&self) -> bool {
+        !self.remaining_snapshots.is_empty() || !self.remaining_objects.is_empty()
+    }
+
+    /// Keeps at most `limit` entries of each list that can grow with the backup.
+    pub fn truncate(&mut self, limit: usize) {
+        self.remaining_snapshots.truncate(limit);
+        self.remaining_objects.truncate(limit);
+        self.not_owned.truncate(limit);
+    }
 }
 
 #[cfg(test)]
@@ -455,6 +480,24 @@ mod tests {
         assert_eq!(humanize_bytes(1_234_567), "1.2 MB");
         assert_eq!(humanize_bytes(1_200_000_000_000), "1.2 TB");
         assert_eq!(humanize_bytes(999), "999 B");
+    }
+
+    #[test]
+    fn a_deletion_record_keeps_what_remains_at_its_top_level() {
+        let stored = serde_json::json!({
+            "execution": "x", "requestedAt": "t", "state": "CleanFailed",
+            "remainingSnapshots": ["snap-1"], "notOwned": ["snap-9"]
+        });
+        let record: DeletionRecord = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(record.remains.remaining_snapshots, ["snap-1"]);
+        assert_eq!(record.remains.not_owned, ["snap-9"]);
+        assert!(record.remains.anything_remains());
+        assert_eq!(serde_json::to_value(&record).unwrap(), stored);
+        let old: DeletionRecord = serde_json::from_value(
+            serde_json::json!({"execution": "x", "requestedAt": "t", "state": "Deleting"}),
+        )
+        .unwrap();
+        assert_eq!(old.remains, Remains::default());
     }
 
     #[test]

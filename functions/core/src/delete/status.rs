@@ -4,6 +4,7 @@
 use crate::catalog::CATALOG_PREFIX;
 
 use crate::backup::judge::Failure;
+use crate::backup::status::Remains;
 use serde::{Deserialize, Serialize};
 
 /// Key of the deletion manifest of backup `namespace/name`: the snapshot ids read from the
@@ -41,20 +42,9 @@ pub struct DeleteResult {
     pub snapshots_deleted: usize,
     /// Snapshots kept because `cleanPolicy` keeps them (`Retain`, `OnFailure` on a success).
     pub snapshots_retained: usize,
-    /// Snapshots that should be gone and are not (at most 100 listed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remaining_snapshots: Vec<String>,
-    /// Objects that should be gone and are not (at most 100 listed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remaining_objects: Vec<String>,
-    /// Snapshots the members' `backupmeta` lists that still exist and are not this stack's
-    /// and this backup's: left on purpose (at most 100 listed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_owned: Vec<String>,
-    /// Member objects of the backup's member names that are not the backup's: left, with
-    /// their data.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub foreign_members: Vec<String>,
+    /// What it left.
+    #[serde(flatten)]
+    pub remains: Remains,
     /// Why the deletion failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,

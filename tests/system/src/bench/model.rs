@@ -15,8 +15,8 @@ use crate::bench::asl::{self, TaskResult, Walk};
 use brfed_core::backup::judge::{Await, Failure, Verdict, judge, views};
 use brfed_core::backup::member::build_member_backup;
 use brfed_core::backup::spec::BackupRequest;
-use brfed_core::backup::status::VolumeBackupDoc;
 use brfed_core::backup::status::vbk;
+use brfed_core::backup::status::{Remains, VolumeBackupDoc};
 use brfed_core::backup::steps::{BackupContext, FinalizeOutput, ObserveOutput, StartOutput};
 use brfed_core::catalog::DocMeta;
 use brfed_core::delete::member::{CleanBy, DeleteMember};
@@ -645,10 +645,11 @@ pub fn walk_delete(backup_input: &Value, execution: &str, f: &Facts, sc: Scenari
                     result: "CleanFailed".into(),
                     snapshots_deleted: total - n_snaps,
                     snapshots_retained: 0,
-                    remaining_snapshots: snaps,
-                    remaining_objects: objects,
-                    not_owned: Vec::new(),
-                    foreign_members: Vec::new(),
+                    remains: Remains {
+                        remaining_snapshots: snaps,
+                        remaining_objects: objects,
+                        ..Remains::default()
+                    },
                     failure: Some(Failure::new(
                         "CleanFailed",
                         format!(
@@ -664,10 +665,7 @@ pub fn walk_delete(backup_input: &Value, execution: &str, f: &Facts, sc: Scenari
                 result: "Cleaned".into(),
                 snapshots_deleted: total,
                 snapshots_retained: 0,
-                remaining_snapshots: Vec::new(),
-                remaining_objects: Vec::new(),
-                not_owned: Vec::new(),
-                foreign_members: Vec::new(),
+                remains: Remains::default(),
                 failure: None,
             }),
             other => panic!("{state}: no script for {other}"),

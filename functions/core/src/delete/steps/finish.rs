@@ -3,6 +3,7 @@
 
 use crate::backup::judge::Failure;
 use crate::backup::status::DeletionRecord;
+use crate::backup::status::Remains;
 use crate::backup::status::VolumeBackupDoc;
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
@@ -51,10 +52,7 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
             result: "Rejected".into(),
             snapshots_deleted: 0,
             snapshots_retained: 0,
-            remaining_snapshots: Vec::new(),
-            remaining_objects: Vec::new(),
-            not_owned: Vec::new(),
-            foreign_members: Vec::new(),
+            remains: Remains::default(),
             failure: Some(failure),
         });
     };
@@ -65,15 +63,15 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
         result: "Cleaned".into(),
         snapshots_deleted: 0,
         snapshots_retained: 0,
-        remaining_snapshots: Vec::new(),
-        remaining_objects: Vec::new(),
-        not_owned: Vec::new(),
-        foreign_members: ctx
-            .members
-            .iter()
-            .filter(|m| m.clean_by == CleanBy::Foreign)
-            .map(|m| m.member.display())
-            .collect(),
+        remains: Remains {
+            foreign_members: ctx
+                .members
+                .iter()
+                .filter(|m| m.clean_by == CleanBy::Foreign)
+                .map(|m| m.member.display())
+                .collect(),
+            ..Remains::default()
+        },
         failure: input.failure.clone(),
     };
     if result.failure.is_none() {
@@ -90,6 +88,7 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                     .list_keys(&m.bucket, &format!("{}/", m.prefix))
                     .await?;
                 result
+                    .remains
                     .remaining_objects
                     .extend(keys.into_iter().map(|k| format!("s3://{}/{k}", m.bucket)));
             } else {
@@ -101,27 +100,28 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
         let owner = backup_tag(&ctx.namespace, &ctx.name);
         for (id, info) in &existing {
             if owned_by(info, env.catalog_bucket, &owner) {
-                result.remaining_snapshots.push(id.clone());
+                result.remains.remaining_snapshots.push(id.clone());
             } else {
-                result.not_owned.push(id.clone());
+                result.remains.not_owned.push(id.clone());
             }
         }
         result.snapshots_deleted = expected.len() - existing.len();
-        if !result.not_owned.is_empty() {
-            tracing::warn!(not_owned = ?result.not_owned, "snapshots listed in backupmeta that are not this backup's were left");
+        if !result.remains.not_owned.is_empty() {
+            tracing::warn!(not_owned = ?result.remains.not_owned, "snapshots listed in backupmeta that are not this backup's were left");
         }
-        if !result.remaining_snapshots.is_empty() || !result.remaining_objects.is_empty() {
+        if result.remains.anything_remains() {
             result.failure = Some(Failure::new(
                 "SnapshotsRemain",
                 format!(
                     "cleanPolicy {} should have removed them, but {} snapshot(s) and {} object(s) remain: {}",
                     ctx.clean_policy,
-                    result.remaining_snapshots.len(),
-                    result.remaining_objects.len(),
+                    result.remains.remaining_snapshots.len(),
+                    result.remains.remaining_objects.len(),
                     result
+                        .remains
                         .remaining_snapshots
                         .iter()
-                        .chain(&result.remaining_objects)
+                        .chain(&result.remains.remaining_objects)
                         .take(10)
                         .cloned()
                         .collect::<Vec<_>>()
@@ -129,9 +129,7 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 ),
             ));
         }
-        result.remaining_snapshots.truncate(REPORT_LIMIT);
-        result.remaining_objects.truncate(REPORT_LIMIT);
-        result.not_owned.truncate(REPORT_LIMIT);
+        result.remains.truncate(REPORT_LIMIT);
     }
     let catalog: Catalog<'_, S, VolumeBackupDoc> = Catalog::new(env.store, env.catalog_bucket);
     // Only the holder of the deletion lock removes or records anything.
@@ -167,10 +165,7 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 execution: ctx.execution.clone(),
                 requested_at: String::new(),
                 state: "CleanFailed".into(),
-                remaining_snapshots: result.remaining_snapshots.clone(),
-                remaining_objects: result.remaining_objects.clone(),
-                not_owned: result.not_owned.clone(),
-                foreign_members: result.foreign_members.clone(),
+                remains: result.remains.clone(),
             };
             let (error, message) = (f.error.clone(), f.message());
             catalog
