@@ -139,8 +139,8 @@ impl<'a> Emitter<'a> {
         match catalog.get(&req.metadata.namespace, req.name()).await {
             Ok(Some((doc, _)))
                 if doc.brfed.execution == event.detail.execution_arn
-                    && doc.status.phase.as_deref() == Some(vbk::FAILED)
-                    && doc.status.conditions.iter().any(|c| {
+                    && doc.status.progress.phase.as_deref() == Some(vbk::FAILED)
+                    && doc.status.progress.conditions.iter().any(|c| {
                         c.type_ == vbk::FAILED
                             && c.reason
                                 .as_deref()

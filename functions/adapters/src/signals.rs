@@ -373,15 +373,15 @@ impl EndedDoc for VolumeBackupDoc {
     const STATUS_METRIC: &'static str = "fed_volume_backup_status";
     fn metrics(&self, m: Emf) -> Emf {
         let status = &self.status;
-        let started = status.time_started.as_deref();
-        let resumed = true_condition(&status.conditions, vbk::SNAPSHOTS_CREATED)
+        let started = status.progress.time_started.as_deref();
+        let resumed = true_condition(&status.progress.conditions, vbk::SNAPSHOTS_CREATED)
             .and_then(|c| c.last_transition_time.as_deref());
         let size_gb = status.backup_size.filter(|b| *b > 0);
         m.metric_of(
             BY_CLUSTER,
             "fed_volume_backup_total_time_sec",
             Unit::Seconds,
-            seconds_between(started, status.time_completed.as_deref()),
+            seconds_between(started, status.progress.time_completed.as_deref()),
         )
         .metric_of(
             BY_CLUSTER,
@@ -398,9 +398,9 @@ impl EndedDoc for VolumeBackupDoc {
     }
     fn result(&self, detail: EventDetail) -> EventDetail {
         EventDetail {
-            commit_ts: self.status.commit_ts.clone(),
+            commit_ts: self.status.progress.commit_ts.clone(),
             backup_size: self.status.backup_size,
-            time_taken: self.status.time_taken.clone(),
+            time_taken: self.status.progress.time_taken.clone(),
             ..detail
         }
     }
@@ -461,15 +461,15 @@ impl EndedDoc for VolumeRestoreDoc {
             "fed_volume_restore_total_time_sec",
             Unit::Seconds,
             seconds_between(
-                self.status.time_started.as_deref(),
-                self.status.time_completed.as_deref(),
+                self.status.progress.time_started.as_deref(),
+                self.status.progress.time_completed.as_deref(),
             ),
         )
     }
     fn result(&self, detail: EventDetail) -> EventDetail {
         EventDetail {
-            commit_ts: self.status.commit_ts.clone(),
-            time_taken: self.status.time_taken.clone(),
+            commit_ts: self.status.progress.commit_ts.clone(),
+            time_taken: self.status.progress.time_taken.clone(),
             ..detail
         }
     }

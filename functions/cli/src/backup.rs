@@ -83,7 +83,7 @@ pub fn progress(doc: &VolumeBackupDoc) -> String {
 pub fn status_of(doc: &VolumeBackupDoc) -> String {
     match &doc.brfed.deletion {
         Some(d) => d.state.clone(),
-        None => doc.status.phase.clone().unwrap_or_default(),
+        None => doc.status.progress.phase.clone().unwrap_or_default(),
     }
 }
 
@@ -136,10 +136,10 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
                 (r, None) => or_none(r.as_deref()),
             },
         )
-        .field("Commit TS", or_none(s.commit_ts.as_deref()))
-        .field("Started", when(s.time_started.as_deref(), now))
-        .field("Completed", when(s.time_completed.as_deref(), now))
-        .field("Time Taken", or_none(s.time_taken.as_deref()))
+        .field("Commit TS", or_none(s.progress.commit_ts.as_deref()))
+        .field("Started", when(s.progress.time_started.as_deref(), now))
+        .field("Completed", when(s.progress.time_completed.as_deref(), now))
+        .field("Time Taken", or_none(s.progress.time_taken.as_deref()))
         .field("Skip GC", doc.skip_gc.to_string());
     let s3 = doc.spec.template.get("s3");
     let s3 = |key: &str| s3.and_then(|s3| s3.get(key)).and_then(Value::as_str);
@@ -171,12 +171,13 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         )
         .field("Deadline", format!("{} s", b.options.deadline_seconds));
     let resumed = s
+        .progress
         .conditions
         .iter()
         .find(|c| c.type_ == "SnapshotsCreated" && c.status == "True")
         .and_then(|c| c.last_transition_time.as_deref());
     d.section("GC Pause")
-        .field("Requested", when(s.time_started.as_deref(), now))
+        .field("Requested", when(s.progress.time_started.as_deref(), now))
         .field(
             "Snapshots Created",
             when(b.snapshots_created_observed_at.as_deref(), now),
@@ -188,9 +189,12 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         .field("Resumed", when(resumed, now))
         .field(
             "Window",
-            between(s.time_started.as_deref(), b.resume_requested_at.as_deref())
-                .map(|w| format!("{w} (requested -> resume requested)"))
-                .unwrap_or_else(|| "<none>".into()),
+            between(
+                s.progress.time_started.as_deref(),
+                b.resume_requested_at.as_deref(),
+            )
+            .map(|w| format!("{w} (requested -> resume requested)"))
+            .unwrap_or_else(|| "<none>".into()),
         )
         .field(
             "Resume Delay",
@@ -282,7 +286,7 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         ],
         &member_rows,
     );
-    d.conditions(&s.conditions);
+    d.conditions(&s.progress.conditions);
     match &b.deletion {
         None => {
             d.empty_section("Deletion", "<none>");

@@ -46,7 +46,7 @@ async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
 
 /// The progress line of a running restore: its phase and the step running.
 pub fn progress(doc: &VolumeRestoreDoc) -> String {
-    let mut out = doc.status.phase.clone().unwrap_or_default();
+    let mut out = doc.status.progress.phase.clone().unwrap_or_default();
     let running: Vec<&str> = doc
         .status
         .steps
@@ -70,7 +70,9 @@ impl Kind for VolumeRestoreDoc {
     const KIND: &'static str = "VolumeRestore";
     /// `kubectl get vrt`'s.
     const COLUMNS: &'static [Column<Self>] = &[
-        ("STATUS", |d| d.status.phase.clone().unwrap_or_default()),
+        ("STATUS", |d| {
+            d.status.progress.phase.clone().unwrap_or_default()
+        }),
         ("COMMITTS", kind::commit_ts),
         ("TIMETAKEN", kind::time_taken),
     ];
@@ -102,11 +104,11 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
     let template = |k: &str| doc.spec.template.get(k).and_then(Value::as_str);
     let mut d = kind::describe_head(&doc.metadata, &b.execution, now);
     d.field("From Backup", or_none(from_backup(doc).as_deref()))
-        .field("Status", or_none(s.phase.as_deref()))
-        .field("Commit TS", or_none(s.commit_ts.as_deref()))
-        .field("Started", when(s.time_started.as_deref(), now))
-        .field("Completed", when(s.time_completed.as_deref(), now))
-        .field("Time Taken", or_none(s.time_taken.as_deref()))
+        .field("Status", or_none(s.progress.phase.as_deref()))
+        .field("Commit TS", or_none(s.progress.commit_ts.as_deref()))
+        .field("Started", when(s.progress.time_started.as_deref(), now))
+        .field("Completed", when(s.progress.time_completed.as_deref(), now))
+        .field("Time Taken", or_none(s.progress.time_taken.as_deref()))
         .field("Warmup", or_none(template("warmup")))
         .field(
             "Warmup Strategy",
@@ -178,7 +180,7 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
             ("TIMETAKEN", |st| st.time_taken.clone().unwrap_or_default()),
         ],
     );
-    d.conditions(&s.conditions);
+    d.conditions(&s.progress.conditions);
     if b.leftovers.is_empty() {
         d.empty_section("Leftovers", "<none>");
     } else {

@@ -3,6 +3,7 @@
 //! retention and restore-by-name read.
 
 use crate::conditions::Condition;
+use crate::conditions::Progress;
 use crate::error::StepError;
 use crate::execution::ExecutionDetail;
 use crate::input::ObjectMeta;
@@ -39,45 +40,46 @@ pub trait CatalogDoc: Serialize + serde::de::DeserializeOwned + Clone + PartialE
 /// What a backup's and a restore's record show alike (their `status` and `spec` have these
 /// fields under the same names); implemented for both by [`federated_doc!`].
 pub trait FederatedDoc: CatalogDoc {
-    /// `status.phase`: the type of the last condition written.
-    fn phase(&self) -> Option<&str>;
-    /// `Complete` or `Failed` once it ended; `None` before.
-    fn ended_phase(&self) -> Option<&str>;
-    /// `status.conditions`.
-    fn conditions(&self) -> &[Condition];
+    /// Times, commitTs, phase and conditions of its status.
+    fn progress(&self) -> &Progress;
     /// `(k8sClusterName, tcName)` of each member.
     fn clusters(&self) -> Vec<(&str, &str)>;
+
+    /// `status.phase`: the type of the last condition written.
+    fn phase(&self) -> Option<&str> {
+        self.progress().phase.as_deref()
+    }
+    /// `Complete` or `Failed` once it ended; `None` before.
+    fn ended_phase(&self) -> Option<&str> {
+        self.phase().filter(|_| self.progress().is_terminal())
+    }
+    /// `status.conditions`.
+    fn conditions(&self) -> &[Condition] {
+        &self.progress().conditions
+    }
     /// `status.commitTs`.
-    fn commit_ts(&self) -> Option<&str>;
+    fn commit_ts(&self) -> Option<&str> {
+        self.progress().commit_ts.as_deref()
+    }
     /// `status.timeTaken`.
-    fn time_taken(&self) -> Option<&str>;
+    fn time_taken(&self) -> Option<&str> {
+        self.progress().time_taken.as_deref()
+    }
 }
 
-/// Implements [`FederatedDoc`] for a document with `status.{phase, conditions, commit_ts,
-/// time_taken}`, `status.is_terminal()` and `spec.clusters[].{k8s_cluster_name, tc_name}`.
+/// Implements [`FederatedDoc`] for a document with `status.progress` and
+/// `spec.clusters[].{k8s_cluster_name, tc_name}`.
 macro_rules! federated_doc {
     ($doc:ty) => {
         impl $crate::catalog::FederatedDoc for $doc {
-            fn phase(&self) -> Option<&str> {
-                self.status.phase.as_deref()
-            }
-            fn ended_phase(&self) -> Option<&str> {
-                self.phase().filter(|_| self.status.is_terminal())
-            }
-            fn conditions(&self) -> &[$crate::conditions::Condition] {
-                &self.status.conditions
+            fn progress(&self) -> &$crate::conditions::Progress {
+                &self.status.progress
             }
             fn clusters(&self) -> Vec<(&str, &str)> {
                 let clusters = self.spec.clusters.iter();
                 clusters
                     .map(|c| (c.k8s_cluster_name.as_str(), c.tc_name.as_str()))
                     .collect()
-            }
-            fn commit_ts(&self) -> Option<&str> {
-                self.status.commit_ts.as_deref()
-            }
-            fn time_taken(&self) -> Option<&str> {
-                self.status.time_taken.as_deref()
             }
         }
     };

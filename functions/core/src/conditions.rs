@@ -2,6 +2,7 @@
 //! as the original writes them.
 
 use crate::time::rfc3339;
+use crate::time::time_taken;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -75,4 +76,87 @@ pub fn condition_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Condition types (and phases) that a federated backup and a federated restore share.
+pub mod phases {
+    /// Started.
+    pub const RUNNING: &str = "Running";
+    /// Done, succeeded.
+    pub const COMPLETE: &str = "Complete";
+    /// Done, failed.
+    pub const FAILED: &str = "Failed";
+}
+
+/// What the status of a federated backup and of a federated restore show alike: when it ran,
+/// the point in time it holds, its conditions, and the last of them as its phase. Flattened into
+/// both statuses, so the fields stand at the status's top level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// When `Running` was first set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_started: Option<String>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_completed: Option<String>,
+    /// Go duration string, rounded to seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_taken: Option<String>,
+    /// A backup: the minimum member commitTs (on `Complete`). A restore: the restored point in
+    /// time (the commitTs of the restore-data member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_ts: Option<String>,
+    /// Type of the last condition written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Progress {
+    /// Writes condition `type_` (True) and makes it the phase. An existing True condition of the
+    /// same type keeps its transition time (reference §2.1). The first `Running` sets the start.
+    pub fn set_condition(
+        &mut self,
+        type_: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        write_condition(&mut self.conditions, type_, reason, message, now);
+        self.phase = Some(type_.into());
+        if type_ == phases::RUNNING && self.time_started.is_none() {
+            self.time_started = Some(rfc3339(now));
+        }
+    }
+
+    /// Whether condition `type_` is True.
+    pub fn has(&self, type_: &str) -> bool {
+        condition_true(&self.conditions, type_)
+    }
+
+    /// Whether it has ended (`Complete` or `Failed`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.phase.as_deref(),
+            Some(phases::COMPLETE) | Some(phases::FAILED)
+        )
+    }
+
+    /// Ends it at `now`: the completion time, the time taken, and `Failed` with `failure`'s
+    /// reason and message, or `Complete` without one.
+    pub fn end(&mut self, failure: Option<(&str, &str)>, now: DateTime<Utc>) {
+        self.time_completed = Some(rfc3339(now));
+        if let Some(taken) = time_taken(self.time_started.as_deref(), now) {
+            self.time_taken = Some(taken);
+        }
+        match failure {
+            Some((reason, message)) => {
+                self.set_condition(phases::FAILED, Some(reason), Some(message), now)
+            }
+            None => self.set_condition(phases::COMPLETE, None, None, now),
+        }
+    }
 }

@@ -55,7 +55,7 @@ fn seed(planes: &FakePlanes, store: &FakeStore, ec2: &FakeVolumes, phase: &str, 
         .map(|c| MemberRef::new(c, "bk"))
         .collect();
     let mut doc = VolumeBackupDoc::new(&req, "exec-bk", members.clone(), "2026-01-01T00:00:00Z");
-    doc.status.phase = Some(phase.into());
+    doc.status.progress.phase = Some(phase.into());
     for m in &members {
         doc.status.backups.push(MemberStatus {
             k8s_cluster_name: m.k8s_cluster_name.clone(),
@@ -185,6 +185,7 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
     assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
     assert!(
         doc.status
+            .progress
             .conditions
             .iter()
             .any(|c| c.type_ == "CleanFailed")
@@ -436,6 +437,7 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
     let c = doc
         .status
+        .progress
         .conditions
         .iter()
         .find(|c| c.type_ == "CleanFailed")

@@ -181,7 +181,7 @@ impl Workflows {
 pub fn doc_conditions(doc: &Value) -> &[Value] {
     doc["status"]["conditions"]
         .as_array()
-        .unwrap_or_else(|| panic!("no status.conditions: {doc}"))
+        .unwrap_or_else(|| panic!("no status.progress.conditions: {doc}"))
 }
 
 /// The types of [`doc_conditions`], in order.

@@ -93,7 +93,7 @@ async fn a_gone_data_planes_snapshots_are_deleted_at_the_rate_through_throttling
         .map(|c| MemberRef::new(c, &name))
         .collect();
     let mut doc = VolumeBackupDoc::new(&req, "old-execution", members, "2026-01-01T00:00:00Z");
-    doc.status.phase = Some("Complete".into());
+    doc.status.progress.phase = Some("Complete".into());
     world
         .cloud
         .put(

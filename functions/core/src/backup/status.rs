@@ -11,27 +11,18 @@ use crate::backup::spec::Options;
 use crate::backup::spec::VolumeBackupSpec;
 use crate::catalog::CatalogDoc;
 use crate::catalog::DocMeta;
-use crate::conditions::Condition;
-use crate::conditions::condition_true;
-use crate::conditions::write_condition;
+use crate::conditions::Progress;
 use crate::input::FEDERATION_API_VERSION;
 use crate::member::MemberRef;
 use crate::member::MemberView;
-use crate::time::rfc3339;
-use crate::time::time_taken;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `VolumeBackup` condition types (= phase values).
 pub mod vbk {
-    /// Backup started.
-    pub const RUNNING: &str = "Running";
+    pub use crate::conditions::phases::{COMPLETE, FAILED, RUNNING};
     /// All snapshots created and GC/schedulers resumed.
     pub const SNAPSHOTS_CREATED: &str = "SnapshotsCreated";
-    /// Done, all members Complete.
-    pub const COMPLETE: &str = "Complete";
-    /// Done, failed.
-    pub const FAILED: &str = "Failed";
 }
 
 /// `status.backups[]`.
@@ -86,62 +77,18 @@ pub struct VolumeBackupStatus {
     /// One per created member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<MemberStatus>,
-    /// When `Running` was first set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_started: Option<String>,
-    /// When the backup ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_completed: Option<String>,
-    /// Go duration string, rounded to seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_taken: Option<String>,
     /// Sum of member sizes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_size: Option<i64>,
     /// SI humanized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_size_readable: Option<String>,
-    /// Minimum member commitTs (on Complete).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_ts: Option<String>,
-    /// Type of the last condition written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Conditions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    /// Times, commitTs, phase and conditions.
+    #[serde(flatten)]
+    pub progress: Progress,
 }
 
 impl VolumeBackupStatus {
-    /// Writes condition `type_` (True) and makes it the phase. An existing True condition of the
-    /// same type keeps its transition time (reference §2.1).
-    pub fn set_condition(
-        &mut self,
-        type_: &str,
-        reason: Option<&str>,
-        message: Option<&str>,
-        now: DateTime<Utc>,
-    ) {
-        write_condition(&mut self.conditions, type_, reason, message, now);
-        self.phase = Some(type_.into());
-        if type_ == vbk::RUNNING && self.time_started.is_none() {
-            self.time_started = Some(rfc3339(now));
-        }
-    }
-
-    /// Whether condition `type_` is True.
-    pub fn has(&self, type_: &str) -> bool {
-        condition_true(&self.conditions, type_)
-    }
-
-    /// Whether the backup has ended.
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.phase.as_deref(),
-            Some(vbk::COMPLETE) | Some(vbk::FAILED)
-        )
-    }
-
     /// Upserts `status.backups[]` from what was observed (key: backupName + k8sClusterName).
     pub fn refresh_members(&mut self, observed: &[(MemberRef, Option<MemberView>)]) {
         for (m, view) in observed {
@@ -227,28 +174,24 @@ impl VolumeBackupStatus {
             .collect()
     }
 
-    /// Ends the backup: sizes summed, time taken, and on success the minimum commitTs.
-    /// Returns the failure name if the commitTs of a complete backup cannot be trusted.
+    /// Ends the backup: sizes summed, time taken, and on success the minimum commitTs (a
+    /// backup whose commitTs cannot be trusted fails with `MemberFailed`).
     pub fn finish(&mut self, failure: Option<(&str, &str)>, now: DateTime<Utc>) {
         let size: i64 = self.backups.iter().filter_map(|b| b.backup_size).sum();
         self.backup_size = Some(size);
         self.backup_size_readable = Some(humanize_bytes(size.max(0) as u64));
-        self.time_completed = Some(rfc3339(now));
-        if let Some(taken) = time_taken(self.time_started.as_deref(), now) {
-            self.time_taken = Some(taken);
-        }
-        match failure {
-            Some((reason, message)) => {
-                self.set_condition(vbk::FAILED, Some(reason), Some(message), now)
-            }
+        let untrusted = match failure {
+            Some(_) => None,
             None => match min_commit_ts(&self.backups) {
                 Ok(ts) => {
-                    self.commit_ts = Some(ts.to_string());
-                    self.set_condition(vbk::COMPLETE, None, None, now);
+                    self.progress.commit_ts = Some(ts.to_string());
+                    None
                 }
-                Err(msg) => self.set_condition(vbk::FAILED, Some("MemberFailed"), Some(&msg), now),
+                Err(msg) => Some(msg),
             },
-        }
+        };
+        let failure = failure.or(untrusted.as_deref().map(|msg| ("MemberFailed", msg)));
+        self.progress.end(failure, now);
     }
 }
 
@@ -501,6 +444,22 @@ mod tests {
     }
 
     #[test]
+    fn the_status_keeps_times_phase_and_conditions_at_its_top_level() {
+        let stored = serde_json::json!({
+            "backups": [{"k8sClusterName": "dp1", "tcName": "tc", "tcNamespace": "ns",
+                         "backupName": "b", "phase": "Complete", "commitTs": "7"}],
+            "backupSize": 10, "backupSizeReadable": "10 B",
+            "timeStarted": "2026-01-01T00:00:00Z", "timeCompleted": "2026-01-01T00:01:00Z",
+            "timeTaken": "1m0s", "commitTs": "7", "phase": "Complete",
+            "conditions": [{"type": "Complete", "status": "True"}]
+        });
+        let status: VolumeBackupStatus = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(status.progress.commit_ts.as_deref(), Some("7"));
+        assert!(status.progress.is_terminal() && status.progress.has(vbk::COMPLETE));
+        assert_eq!(serde_json::to_value(&status).unwrap(), stored);
+    }
+
+    #[test]
     fn durations_read_like_go() {
         assert_eq!(go_duration(0), "0s");
         assert_eq!(go_duration(723), "12m3s");
@@ -567,20 +526,23 @@ mod tests {
         let t1 = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        s.set_condition(vbk::RUNNING, None, None, t0);
-        s.set_condition(vbk::RUNNING, None, None, t1);
-        assert_eq!(s.conditions.len(), 1);
+        s.progress.set_condition(vbk::RUNNING, None, None, t0);
+        s.progress.set_condition(vbk::RUNNING, None, None, t1);
+        assert_eq!(s.progress.conditions.len(), 1);
         assert_eq!(
-            s.conditions[0].last_transition_time.as_deref(),
+            s.progress.conditions[0].last_transition_time.as_deref(),
             Some("2026-01-01T00:00:00Z")
         );
-        assert_eq!(s.time_started.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            s.progress.time_started.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
         s.finish(None, t1);
         assert_eq!(
-            s.phase.as_deref(),
+            s.progress.phase.as_deref(),
             Some(vbk::FAILED),
             "no members => no commitTs => failed"
         );
-        assert_eq!(s.time_taken.as_deref(), Some("10m0s"));
+        assert_eq!(s.progress.time_taken.as_deref(), Some("10m0s"));
     }
 }

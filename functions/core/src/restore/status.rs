@@ -2,9 +2,7 @@
 //! claimed and what it left behind.
 
 use crate::catalog::CatalogDoc;
-use crate::conditions::Condition;
-use crate::conditions::condition_true;
-use crate::conditions::write_condition;
+use crate::conditions::Progress;
 use crate::member::MemberRef;
 use crate::ports::Observation;
 use crate::restore::member::RestoreView;
@@ -70,52 +68,13 @@ pub struct VolumeRestoreStatus {
     /// Step timings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<RestoreStep>,
-    /// Start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_started: Option<String>,
-    /// End.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_completed: Option<String>,
-    /// Duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_taken: Option<String>,
-    /// The restored point in time (commitTs of the restore-data member).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_ts: Option<String>,
-    /// Last condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Conditions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    /// Times, the restored point in time (commitTs of the restore-data member), phase and
+    /// conditions.
+    #[serde(flatten)]
+    pub progress: Progress,
 }
 
 impl VolumeRestoreStatus {
-    /// Sets a condition (kept transition time when already True) and the phase.
-    pub fn set_condition(
-        &mut self,
-        t: &str,
-        reason: Option<&str>,
-        message: Option<&str>,
-        now: DateTime<Utc>,
-    ) {
-        write_condition(&mut self.conditions, t, reason, message, now);
-        self.phase = Some(t.into());
-        if t == "Running" && self.time_started.is_none() {
-            self.time_started = Some(rfc3339(now));
-        }
-    }
-
-    /// Condition `t` is True.
-    pub fn has(&self, t: &str) -> bool {
-        condition_true(&self.conditions, t)
-    }
-
-    /// Ended.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_deref(), Some("Complete") | Some("Failed"))
-    }
-
     /// Starts step `name` (once).
     pub fn start_step(&mut self, name: &str, now: DateTime<Utc>) {
         if !self.steps.iter().any(|s| s.step_name == name) {
@@ -136,18 +95,6 @@ impl VolumeRestoreStatus {
         {
             s.time_completed = Some(rfc3339(now));
             s.time_taken = time_taken(s.time_started.as_deref(), now);
-        }
-    }
-
-    /// Ends the restore.
-    pub fn finish(&mut self, failure: Option<(&str, &str)>, now: DateTime<Utc>) {
-        self.time_completed = Some(rfc3339(now));
-        if let Some(taken) = time_taken(self.time_started.as_deref(), now) {
-            self.time_taken = Some(taken);
-        }
-        match failure {
-            Some((r, m)) => self.set_condition("Failed", Some(r), Some(m), now),
-            None => self.set_condition("Complete", None, None, now),
         }
     }
 
@@ -189,8 +136,9 @@ impl VolumeRestoreStatus {
         let all = |t: &str| {
             !views.is_empty() && views.iter().all(|v| v.as_ref().is_some_and(|v| v.has(t)))
         };
-        if all(rcond::VOLUME_COMPLETE) && !self.has(rcond::VOLUME_COMPLETE) {
-            self.set_condition(rcond::VOLUME_COMPLETE, None, None, now);
+        if all(rcond::VOLUME_COMPLETE) && !self.progress.has(rcond::VOLUME_COMPLETE) {
+            self.progress
+                .set_condition(rcond::VOLUME_COMPLETE, None, None, now);
             self.finish_step("RestoreVolume", now);
             match warmup {
                 "sync" => self.start_step("WarmUp", now),
@@ -201,28 +149,32 @@ impl VolumeRestoreStatus {
                 _ => self.start_step("StartTiKV", now),
             }
         }
-        if all(rcond::WARMUP_STARTED) && !self.has(rcond::WARMUP_STARTED) {
-            self.set_condition(rcond::WARMUP_STARTED, None, None, now);
+        if all(rcond::WARMUP_STARTED) && !self.progress.has(rcond::WARMUP_STARTED) {
+            self.progress
+                .set_condition(rcond::WARMUP_STARTED, None, None, now);
         }
-        if all(rcond::WARMUP_COMPLETE) && !self.has(rcond::WARMUP_COMPLETE) {
-            self.set_condition(rcond::WARMUP_COMPLETE, None, None, now);
+        if all(rcond::WARMUP_COMPLETE) && !self.progress.has(rcond::WARMUP_COMPLETE) {
+            self.progress
+                .set_condition(rcond::WARMUP_COMPLETE, None, None, now);
             self.finish_step("WarmUp", now);
             if warmup == "sync" {
                 self.start_step("StartTiKV", now);
             }
         }
-        if all(rcond::TIKV_COMPLETE) && !self.has(rcond::TIKV_COMPLETE) {
-            self.set_condition(rcond::TIKV_COMPLETE, None, None, now);
+        if all(rcond::TIKV_COMPLETE) && !self.progress.has(rcond::TIKV_COMPLETE) {
+            self.progress
+                .set_condition(rcond::TIKV_COMPLETE, None, None, now);
             self.finish_step("StartTiKV", now);
         }
         if let Some(v) = data_member
             .and_then(|i| views.get(i))
             .and_then(Option::as_ref)
             && v.has(rcond::DATA_COMPLETE)
-            && !self.has(rcond::DATA_COMPLETE)
+            && !self.progress.has(rcond::DATA_COMPLETE)
         {
-            self.commit_ts = v.commit_ts.clone();
-            self.set_condition(rcond::DATA_COMPLETE, None, None, now);
+            self.progress.commit_ts = v.commit_ts.clone();
+            self.progress
+                .set_condition(rcond::DATA_COMPLETE, None, None, now);
             self.finish_step("RestoreData", now);
         }
         if all(rcond::COMPLETE) {

@@ -257,13 +257,16 @@ fn backup_finalize(
 ) -> FinalizeOutput {
     let t = t0();
     let mut doc = VolumeBackupDoc::new(req, execution, members.to_vec(), &rfc3339(t));
-    doc.status.set_condition(vbk::RUNNING, None, None, t);
+    doc.status
+        .progress
+        .set_condition(vbk::RUNNING, None, None, t);
     let pairs: Vec<(MemberRef, Option<MemberView>)> =
         members.iter().cloned().zip(views(obs)).collect();
     doc.status.refresh_members(&pairs);
     let later = t + Duration::seconds(3600);
     if failure.is_none() {
         doc.status
+            .progress
             .set_condition(vbk::SNAPSHOTS_CREATED, None, None, later);
     }
     doc.brfed.snapshots_created_observed_at = Some(ms(t));
@@ -272,13 +275,9 @@ fn backup_finalize(
     let f = failure.as_ref().map(|f| (f.error.clone(), f.message()));
     doc.status
         .finish(f.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), later);
-    let (error, cause) = match doc
-        .status
-        .conditions
-        .iter()
-        .rev()
-        .find(|c| c.type_ == vbk::FAILED && doc.status.phase.as_deref() == Some(vbk::FAILED))
-    {
+    let (error, cause) = match doc.status.progress.conditions.iter().rev().find(|c| {
+        c.type_ == vbk::FAILED && doc.status.progress.phase.as_deref() == Some(vbk::FAILED)
+    }) {
         Some(c) => (
             Some(c.reason.clone().unwrap_or_else(|| "MemberFailed".into())),
             Some(format!(
@@ -487,7 +486,7 @@ fn restore_finalize(
     let later = t + Duration::seconds(3600);
     let mut status = VolumeRestoreStatus::default();
     // as the steps write it: restore-start, the observations, restore-data, restore-finish
-    status.set_condition("Running", None, None, t);
+    status.progress.set_condition("Running", None, None, t);
     status.start_step("RestoreVolume", t);
     status.refresh(&ctx.members, progress, &ctx.warmup, None, t);
     if data_member.is_some() {
@@ -509,7 +508,9 @@ fn restore_finalize(
         None => Vec::new(),
     };
     let fm = failure.as_ref().map(|f| (f.error.clone(), f.message()));
-    status.finish(fm.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), later);
+    status
+        .progress
+        .end(fm.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), later);
     let document = VolumeRestoreDoc {
         api_version: FEDERATION_API_VERSION.into(),
         kind: "VolumeRestore".into(),

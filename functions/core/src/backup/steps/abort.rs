@@ -48,7 +48,7 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
         Err(detail) => return Ok(AbortReport::nothing(detail)),
     };
     let (ns, name) = id(&req);
-    if doc.status.is_terminal() && doc.brfed.members_settled != Some(false) {
+    if doc.status.progress.is_terminal() && doc.brfed.members_settled != Some(false) {
         return Ok(AbortReport::nothing(format!("{ns}/{name} already ended")));
     }
     let ctx = BackupContext {
@@ -107,7 +107,7 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
             doc.brfed.members_settled = Some(unsettled.is_empty());
             doc.brfed.unsettled_members = unsettled.clone();
             record_deleted(&mut doc.status, &ctx.members, &report, &deleted, &at);
-            if !doc.status.is_terminal() {
+            if !doc.status.progress.is_terminal() {
                 detail = format!("{message}{}", deleted_note(&doc.status));
                 doc.status.finish(Some((failure_name, &detail)), now);
                 ended_now = true;

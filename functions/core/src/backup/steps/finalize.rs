@@ -54,7 +54,7 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
     let document = env
         .catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
-            if d.status.is_terminal() {
+            if d.status.progress.is_terminal() {
                 return false;
             }
             d.status.refresh_members(&pairs);
@@ -75,10 +75,9 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore>(
             true
         })
         .await?;
-    let failed =
-        document.status.conditions.iter().rev().find(|c| {
-            c.type_ == vbk::FAILED && document.status.phase.as_deref() == Some(vbk::FAILED)
-        });
+    let failed = document.status.progress.conditions.iter().rev().find(|c| {
+        c.type_ == vbk::FAILED && document.status.progress.phase.as_deref() == Some(vbk::FAILED)
+    });
     let (error, cause) = match failed {
         Some(c) => (
             Some(c.reason.clone().unwrap_or_else(|| "MemberFailed".into())),
@@ -107,7 +106,9 @@ async fn ask_pending_teardown<D: DataPlanes, S: ObjectStore>(
     ctx: &BackupContext,
 ) -> Result<(), StepError> {
     let pending = match env.catalog().get(&ctx.namespace, &ctx.name).await? {
-        Some((doc, _)) => !doc.status.is_terminal() && !doc.brfed.teardown_pending.is_empty(),
+        Some((doc, _)) => {
+            !doc.status.progress.is_terminal() && !doc.brfed.teardown_pending.is_empty()
+        }
         None => false,
     };
     if !pending {

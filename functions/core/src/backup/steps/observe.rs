@@ -102,8 +102,9 @@ async fn record_observation<D, S: ObjectStore>(
                     Await::SnapshotsCreated if d.brfed.snapshots_created_observed_at.is_none() => {
                         d.brfed.snapshots_created_observed_at = Some(at.clone());
                     }
-                    Await::GcResumed if !d.status.has(vbk::SNAPSHOTS_CREATED) => {
+                    Await::GcResumed if !d.status.progress.has(vbk::SNAPSHOTS_CREATED) => {
                         d.status
+                            .progress
                             .set_condition(vbk::SNAPSHOTS_CREATED, None, None, now);
                     }
                     _ => {}

@@ -64,7 +64,9 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
     }
     let now = Utc::now();
     let mut doc = VolumeBackupDoc::new(&req, &execution, members.clone(), &rfc3339(now));
-    doc.status.set_condition(vbk::RUNNING, None, None, now);
+    doc.status
+        .progress
+        .set_condition(vbk::RUNNING, None, None, now);
     let doc = env.catalog().create(&doc).await?;
     if doc.brfed.execution != execution {
         return Err(StepError::BackupExists(format!(
@@ -335,7 +337,7 @@ fn backup_exists_message(doc: &VolumeBackupDoc) -> String {
         doc.metadata.meta.namespace,
         doc.metadata.meta.name,
         doc.brfed.execution,
-        doc.status.phase.as_deref().unwrap_or("unknown")
+        doc.status.progress.phase.as_deref().unwrap_or("unknown")
     )
 }
 

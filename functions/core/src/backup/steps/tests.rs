@@ -190,7 +190,7 @@ async fn a_backup_walks_the_whole_ladder_and_every_step_is_idempotent() {
         .await
         .unwrap()
         .unwrap();
-    assert!(doc.status.has(vbk::SNAPSHOTS_CREATED));
+    assert!(doc.status.progress.has(vbk::SNAPSHOTS_CREATED));
     assert!(
         doc.brfed.resume_requested_at.is_some()
             && doc.brfed.snapshots_created_observed_at.is_some()
@@ -246,13 +246,18 @@ async fn a_backup_walks_the_whole_ladder_and_every_step_is_idempotent() {
         "finalize twice => same document"
     );
     let s = &out.document.status;
-    assert_eq!(s.phase.as_deref(), Some("Complete"));
-    assert_eq!(s.commit_ts.as_deref(), Some("100"));
+    assert_eq!(s.progress.phase.as_deref(), Some("Complete"));
+    assert_eq!(s.progress.commit_ts.as_deref(), Some("100"));
     assert_eq!(s.backup_size, Some(3000));
     assert_eq!(s.backup_size_readable.as_deref(), Some("3.0 kB"));
     assert_eq!(s.backups.len(), 3);
     assert!(out.error.is_none());
-    let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+    let types: Vec<_> = s
+        .progress
+        .conditions
+        .iter()
+        .map(|c| c.type_.as_str())
+        .collect();
     assert_eq!(types, ["Running", "SnapshotsCreated", "Complete"]);
 }
 
@@ -302,9 +307,12 @@ async fn an_initialize_failure_tears_down_and_fails_with_its_name() {
     )
     .await
     .unwrap();
-    assert_eq!(out.document.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        out.document.status.progress.phase.as_deref(),
+        Some("Failed")
+    );
     assert_eq!(out.error.as_deref(), Some("InitializeFailed"));
-    assert!(out.document.status.commit_ts.is_none());
+    assert!(out.document.status.progress.commit_ts.is_none());
 }
 
 #[tokio::test]
@@ -628,9 +636,15 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(doc.status.progress.phase.as_deref(), Some("Failed"));
     assert_eq!(
-        doc.status.conditions.last().unwrap().reason.as_deref(),
+        doc.status
+            .progress
+            .conditions
+            .last()
+            .unwrap()
+            .reason
+            .as_deref(),
         Some("ExecutionAborted")
     );
     assert_eq!(doc.brfed.members_settled, Some(false));
@@ -647,7 +661,13 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     assert_eq!(doc.brfed.members_settled, Some(true));
     assert!(doc.brfed.unsettled_members.is_empty());
     assert_eq!(
-        doc.status.conditions.last().unwrap().reason.as_deref(),
+        doc.status
+            .progress
+            .conditions
+            .last()
+            .unwrap()
+            .reason
+            .as_deref(),
         Some("ExecutionAborted"),
         "the failure is written once"
     );
@@ -868,8 +888,8 @@ async fn an_aborted_execution_deletes_an_invalid_initialize_member_and_says_so()
         r.detail
     );
     let doc = catalog_doc(&store).await;
-    assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
-    let failed = doc.status.conditions.last().unwrap();
+    assert_eq!(doc.status.progress.phase.as_deref(), Some("Failed"));
+    let failed = doc.status.progress.conditions.last().unwrap();
     assert_eq!(failed.reason.as_deref(), Some("ExecutionAborted"));
     assert!(
         failed
@@ -1011,7 +1031,7 @@ async fn an_abort_that_cannot_reach_the_initialize_plane_writes_nothing_terminal
     assert!(err.to_string().contains("dp1/tidb/fed-bk"), "{err}");
     let doc = catalog_doc(&store).await;
     assert_eq!(
-        doc.status.phase.as_deref(),
+        doc.status.progress.phase.as_deref(),
         Some("Running"),
         "nothing terminal before every member was asked"
     );
@@ -1032,7 +1052,7 @@ async fn an_abort_that_cannot_reach_the_initialize_plane_writes_nothing_terminal
         "DataPlaneUnreachable"
     );
     assert_eq!(
-        catalog_doc(&store).await.status.phase.as_deref(),
+        catalog_doc(&store).await.status.progress.phase.as_deref(),
         Some("Running")
     );
 
@@ -1049,9 +1069,15 @@ async fn an_abort_that_cannot_reach_the_initialize_plane_writes_nothing_terminal
         (Some("teardown"), Some(true))
     );
     let doc = catalog_doc(&store).await;
-    assert_eq!(doc.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(doc.status.progress.phase.as_deref(), Some("Failed"));
     assert_eq!(
-        doc.status.conditions.last().unwrap().reason.as_deref(),
+        doc.status
+            .progress
+            .conditions
+            .last()
+            .unwrap()
+            .reason
+            .as_deref(),
         Some("ExecutionAborted")
     );
     assert!(doc.brfed.teardown_pending.is_empty());
@@ -1089,7 +1115,7 @@ async fn finalize_asks_the_members_a_teardown_could_not_reach_before_it_writes_a
     let err = finalize(&e, fin.clone()).await.unwrap_err();
     assert_eq!(err.name(), "DataPlaneUnreachable");
     assert_eq!(
-        catalog_doc(&store).await.status.phase.as_deref(),
+        catalog_doc(&store).await.status.progress.phase.as_deref(),
         Some("Running"),
         "a member was never asked to tear down: nothing terminal"
     );
@@ -1126,7 +1152,10 @@ async fn a_backup_that_ended_with_members_running_is_looked_at_again_by_the_abor
     )
     .await
     .unwrap();
-    assert_eq!(out.document.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        out.document.status.progress.phase.as_deref(),
+        Some("Failed")
+    );
     assert_eq!(out.document.brfed.members_settled, Some(false));
     assert_eq!(
         out.document.brfed.unsettled_members,
@@ -1142,7 +1171,13 @@ async fn a_backup_that_ended_with_members_running_is_looked_at_again_by_the_abor
     let doc = catalog_doc(&store).await;
     assert_eq!(doc.brfed.members_settled, Some(true));
     assert_eq!(
-        doc.status.conditions.last().unwrap().reason.as_deref(),
+        doc.status
+            .progress
+            .conditions
+            .last()
+            .unwrap()
+            .reason
+            .as_deref(),
         Some("PhaseDeadlineExceeded"),
         "the failure finalize wrote stays"
     );

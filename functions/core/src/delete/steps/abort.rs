@@ -63,7 +63,7 @@ pub async fn aborted<D, S: ObjectStore>(
             }
             x.state = "CleanFailed".into();
             write_condition(
-                &mut doc.status.conditions,
+                &mut doc.status.progress.conditions,
                 cond::CLEAN_FAILED,
                 Some(failure_name),
                 Some(&message),

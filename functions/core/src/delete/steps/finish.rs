@@ -184,7 +184,7 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                         ..record.clone()
                     });
                     write_condition(
-                        &mut d.status.conditions,
+                        &mut d.status.progress.conditions,
                         cond::CLEAN_FAILED,
                         Some(&error),
                         Some(&message),

@@ -60,7 +60,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     // once (the CLI, the retention sweep, a console) exactly one gets past here.
     let doc = take_lock(&catalog, ns, name, &input.execution).await?;
     let backup = doc.request();
-    let failed = doc.status.phase.as_deref() == Some(vbk::FAILED);
+    let failed = doc.status.progress.phase.as_deref() == Some(vbk::FAILED);
     let known = env.planes.cluster_names();
     let policy = backup.clean_policy().to_string();
     let rate = req
@@ -202,10 +202,10 @@ async fn take_lock<S: ObjectStore>(
     let now = now_ms();
     catalog
         .try_update(ns, name, |d| {
-            if !d.status.is_terminal() && d.brfed.deletion.is_none() {
+            if !d.status.progress.is_terminal() && d.brfed.deletion.is_none() {
                 return Err(StepError::BackupRunning(format!(
                     "{ns}/{name} is {} (execution {}); delete it once it is Complete or Failed",
-                    d.status.phase.as_deref().unwrap_or("Running"),
+                    d.status.progress.phase.as_deref().unwrap_or("Running"),
                     d.brfed.execution
                 )));
             }

@@ -62,7 +62,7 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
         Err(detail) => return Ok(RestoreAbortReport::nothing(detail)),
     };
     let (ns, name) = id(&req);
-    if doc.status.is_terminal() {
+    if doc.status.progress.is_terminal() {
         return Ok(RestoreAbortReport::nothing(format!(
             "{ns}/{name} already ended"
         )));

@@ -73,7 +73,7 @@ pub(crate) async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let document = env
         .catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
-            if d.status.is_terminal() {
+            if d.status.progress.is_terminal() {
                 return false;
             }
             d.status
@@ -82,7 +82,8 @@ pub(crate) async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
             record_claims(d, &claims);
             let f = failure.as_ref().map(|f| (f.error.clone(), f.message()));
             d.status
-                .finish(f.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), now);
+                .progress
+                .end(f.as_ref().map(|(e, m)| (e.as_str(), m.as_str())), now);
             true
         })
         .await?;

@@ -49,12 +49,12 @@ pub async fn resolve_from_backup<D, S: ObjectStore>(
                 from.namespace, from.name
             ))
         })?;
-    if doc.status.phase.as_deref() != Some("Complete") {
+    if doc.status.progress.phase.as_deref() != Some("Complete") {
         return Err(StepError::BackupNotRestorable(format!(
             "VolumeBackup {}/{} is {}, only a Complete backup can be restored",
             from.namespace,
             from.name,
-            doc.status.phase.as_deref().unwrap_or("unknown")
+            doc.status.progress.phase.as_deref().unwrap_or("unknown")
         )));
     }
     let backup_clusters: Vec<&str> = doc
@@ -293,7 +293,7 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     }
     let now = Utc::now();
     let mut status = VolumeRestoreStatus::default();
-    status.set_condition("Running", None, None, now);
+    status.progress.set_condition("Running", None, None, now);
     status.start_step("RestoreVolume", now);
     let doc = VolumeRestoreDoc {
         api_version: FEDERATION_API_VERSION.into(),

@@ -129,7 +129,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or(now),
-                phase: b.status.phase.clone(),
+                phase: b.status.progress.phase.clone(),
                 skip_gc: b.skip_gc,
                 deletion: b.brfed.deletion.as_ref().map(|d| d.state.clone()),
             })

@@ -267,10 +267,14 @@ async fn running_backup<S: ObjectStore, X: Executions>(
 /// marked the document `Failed`: until the document is `Complete` or `Failed`, the next tick
 /// waits (as the original does, PR #5735), rather than start a backup beside them.
 pub fn last_backup_busy(doc: &VolumeBackupDoc) -> Option<String> {
-    if !doc.status.is_terminal() {
+    if !doc.status.progress.is_terminal() {
         return Some(format!(
             "its catalog document is {} (its members may still run; backup-abort ends it)",
-            doc.status.phase.as_deref().unwrap_or("without a phase")
+            doc.status
+                .progress
+                .phase
+                .as_deref()
+                .unwrap_or("without a phase")
         ));
     }
     // Ended, but backup-abort (or finalize) saw members still running: they settle later, and
@@ -278,7 +282,11 @@ pub fn last_backup_busy(doc: &VolumeBackupDoc) -> Option<String> {
     if doc.brfed.members_settled == Some(false) {
         return Some(format!(
             "it ended {} while members still ran ({}); backup-abort marks them settled once they end",
-            doc.status.phase.as_deref().unwrap_or("without a phase"),
+            doc.status
+                .progress
+                .phase
+                .as_deref()
+                .unwrap_or("without a phase"),
             if doc.brfed.unsettled_members.is_empty() {
                 "not named".to_string()
             } else {
