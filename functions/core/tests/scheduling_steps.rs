@@ -2,16 +2,18 @@
 //! backups it should (names, duplicates, running, paused, stale, groups), the sweep starts the
 //! deletions retention asks for.
 
+use brfed_core::StepError;
 use brfed_core::backup::spec::{BackupRequest, ScheduledBy};
 use brfed_core::backup::status::{VolumeBackupDoc, backup_key};
 use brfed_core::execution;
-use brfed_core::names::execution_name;
-use brfed_core::ports::Executions;
+use brfed_core::names::{execution_arn, execution_name};
+use brfed_core::ports::{Executions, ScheduleRule};
 use brfed_core::schedule;
 use brfed_core::schedule::spec::ScheduleRequest;
-use brfed_core::schedule::status::schedule_key;
-use brfed_core::schedule::steps::TickInput;
-use brfed_core::schedule::steps::{SchedulerEnv, tick_input_template};
+use brfed_core::schedule::status::{ScheduleDoc, schedule_key};
+use brfed_core::schedule::steps::{
+    SchedulerEnv, SweepOutput, TickInput, TickOutput, tick_input_template,
+};
 use brfed_core::testing::{FakeExecutions, FakeRules, FakeStore};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -21,32 +23,20 @@ const BACKUP_SM: &str = "arn:sm:volume-backup";
 const DELETE_SM: &str = "arn:sm:volume-backup-delete";
 const TICK_FN: &str = "arn:aws:lambda:us-west-2:123456789012:function:schedule-tick";
 
-fn env<'a>(
-    store: &'a FakeStore,
-    x: &'a FakeExecutions,
-) -> SchedulerEnv<'a, FakeStore, FakeExecutions> {
-    SchedulerEnv {
-        store,
-        catalog_bucket: CATALOG,
-        executions: x,
-        backup_state_machine: BACKUP_SM,
-        delete_state_machine: DELETE_SM,
-    }
+/// The function's clock in these tests: a day after the first tick.
+const NOW: &str = "2026-01-02T06:00:00Z";
+
+fn at(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
 }
 
-/// An empty catalog, Step Functions and EventBridge.
-fn fakes() -> (FakeStore, FakeExecutions, FakeRules) {
-    (
-        FakeStore::default(),
-        FakeExecutions::default(),
-        FakeRules::default(),
-    )
+/// Schedule `name` of namespace `br`, without labels: see [`schedule_in`].
+fn schedule(name: &str, extra_spec: Value) -> ScheduleRequest {
+    schedule_in("br", name, extra_spec, json!({}))
 }
 
-fn schedule(name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
-    schedule_in("br", name, extra_spec, labels)
-}
-
+/// Schedule `ns/name` with `labels`: every 6 hours, backing up two data planes, with
+/// `extra_spec` over that spec.
 fn schedule_in(ns: &str, name: &str, extra_spec: Value, labels: Value) -> ScheduleRequest {
     let mut spec = json!({
         "schedule": "0 */6 * * *",
@@ -65,44 +55,222 @@ fn schedule_in(ns: &str, name: &str, extra_spec: Value, labels: Value) -> Schedu
     .unwrap()
 }
 
-/// The function's clock in these tests: a day after the first tick.
-fn now() -> DateTime<Utc> {
-    at("2026-01-02T06:00:00Z")
+/// A backup document's `(name, creationTimestamp, status.phase)`.
+type Backup<'a> = (&'a str, &'a str, &'a str);
+
+/// A backup that has completed.
+fn complete<'a>(name: &'a str, created: &'a str) -> Backup<'a> {
+    (name, created, "Complete")
 }
 
-fn at(t: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+/// One test's world: a catalog (S3), Step Functions and EventBridge, all fakes, and the schedule
+/// steps run on them. The plain methods expect the step to succeed; the `try_` ones return its
+/// result, for the tests of its errors. Times are RFC 3339 strings; `clock` is the function's.
+#[derive(Default)]
+struct Fixture {
+    store: FakeStore,
+    x: FakeExecutions,
+    rules: FakeRules,
 }
 
-fn tick_in(name: &str, time: &str) -> TickInput {
-    TickInput {
-        namespace: "br".into(),
-        name: name.into(),
-        time: time.into(),
+impl Fixture {
+    /// Empty fakes with `schedules` applied, in order.
+    async fn with(schedules: impl IntoIterator<Item = ScheduleRequest>) -> Self {
+        let f = Self::default();
+        for s in schedules {
+            f.apply(&s).await;
+        }
+        f
+    }
+
+    fn env(&self) -> SchedulerEnv<'_, FakeStore, FakeExecutions> {
+        SchedulerEnv {
+            store: &self.store,
+            catalog_bucket: CATALOG,
+            executions: &self.x,
+            backup_state_machine: BACKUP_SM,
+            delete_state_machine: DELETE_SM,
+        }
+    }
+
+    async fn try_apply(&self, s: &ScheduleRequest) -> Result<ScheduleDoc, StepError> {
+        schedule::steps::apply(&self.env(), &self.rules, TICK_FN, s, None).await
+    }
+
+    async fn apply(&self, s: &ScheduleRequest) -> ScheduleDoc {
+        self.try_apply(s).await.unwrap()
+    }
+
+    async fn try_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleDoc, StepError> {
+        schedule::steps::set_paused(&self.env(), &self.rules, "br", name, paused).await
+    }
+
+    async fn set_paused(&self, name: &str, paused: bool) -> ScheduleDoc {
+        self.try_set_paused(name, paused).await.unwrap()
+    }
+
+    async fn try_remove(&self, name: &str) -> Result<ScheduleDoc, StepError> {
+        schedule::steps::remove(&self.env(), &self.rules, "br", name).await
+    }
+
+    /// The tick of schedule `ns/name` whose event time is `time`.
+    async fn try_tick(
+        &self,
+        ns: &str,
+        name: &str,
+        time: &str,
+        clock: &str,
+    ) -> Result<TickOutput, StepError> {
+        let input = TickInput {
+            namespace: ns.into(),
+            name: name.into(),
+            time: time.into(),
+        };
+        schedule::steps::tick_at(&self.env(), input, at(clock)).await
+    }
+
+    /// The tick of `br/name` at `time`, run at `clock`.
+    async fn tick_on(&self, name: &str, time: &str, clock: &str) -> TickOutput {
+        self.try_tick("br", name, time, clock).await.unwrap()
+    }
+
+    /// The tick of `br/name` at `time`, run at [`NOW`].
+    async fn tick(&self, name: &str, time: &str) -> TickOutput {
+        self.tick_on(name, time, NOW).await
+    }
+
+    /// [`Self::tick`], which must end in `want`.
+    async fn expect_tick(&self, name: &str, time: &str, want: &str) -> TickOutput {
+        let out = self.tick(name, time).await;
+        assert_eq!(out.result, want, "the tick of {name} at {time}: {out:?}");
+        out
+    }
+
+    /// [`Self::tick`], which must wait for a backup that still runs, saying `why`, and start
+    /// nothing.
+    async fn expect_waiting(&self, name: &str, time: &str, why: &str) {
+        let before = self.x.names(BACKUP_SM).len();
+        let out = self.expect_tick(name, time, "lastBackupRunning").await;
+        let reason = out.reason.as_deref().unwrap_or("");
+        assert!(reason.contains(why), "{out:?}");
+        let after = self.x.names(BACKUP_SM).len();
+        assert_eq!(after, before, "nothing new started: {out:?}");
+    }
+
+    async fn catch_up(&self, doc: &ScheduleDoc, clock: &str) -> Option<TickOutput> {
+        schedule::steps::catch_up(&self.env(), doc, at(clock))
+            .await
+            .unwrap()
+    }
+
+    /// The retention sweep, delivered with `event`.
+    async fn try_sweep(&self, event: Value, clock: &str) -> Result<SweepOutput, StepError> {
+        schedule::steps::sweep_at(&self.env(), &event, at(clock)).await
+    }
+
+    async fn sweep(&self, event: Value, clock: &str) -> SweepOutput {
+        self.try_sweep(event, clock).await.unwrap()
+    }
+
+    /// The tick the sweep at `clock` tried for the one schedule there is.
+    async fn missed_tick(&self, clock: &str) -> Option<TickOutput> {
+        self.sweep(json!({}), clock).await.schedules[0]
+            .missed_tick
+            .clone()
+    }
+
+    /// EventBridge's rule `name`.
+    fn rule(&self, name: &str) -> ScheduleRule {
+        let rules = self.rules.rules.lock().unwrap();
+        rules
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no rule {name}"))
+    }
+
+    fn no_rules(&self) -> bool {
+        self.rules.rules.lock().unwrap().is_empty()
+    }
+
+    /// The executions of `state_machine`, sorted by name.
+    fn started(&self, state_machine: &str) -> Vec<String> {
+        let mut names = self.x.names(state_machine);
+        names.sort();
+        names
+    }
+
+    /// The input of execution `name` of `state_machine`.
+    fn input(&self, state_machine: &str, name: &str) -> Value {
+        let key = (state_machine.to_string(), name.to_string());
+        self.x.runs.lock().unwrap()[&key].0.clone()
+    }
+
+    /// The input of the execution of backup `br/backup`.
+    fn backup_input(&self, backup: &str) -> Value {
+        self.input(BACKUP_SM, &execution_name("br", backup))
+    }
+
+    /// Ends the execution of backup `br/backup` with `status`.
+    fn end_backup(&self, backup: &str, status: &str) {
+        self.x
+            .set_status(BACKUP_SM, &execution_name("br", backup), status);
+    }
+
+    /// Backups of `br` made by the ticks of schedule `schedule`, whose label they carry.
+    fn put_backups(&self, schedule: &str, backups: &[Backup]) {
+        for b in backups {
+            self.put_backup_in("br", Some(schedule), schedule, *b);
+        }
+    }
+
+    /// A backup document in `ns`, made by the tick of schedule `by` (none: a manual backup),
+    /// with the schedule label `label`.
+    fn put_backup_in(&self, ns: &str, by: Option<&str>, label: &str, backup: Backup) {
+        let (name, created, phase) = backup;
+        let mut brfed = json!({"execution": name});
+        if let Some(by) = by {
+            brfed["scheduledBy"] = json!({"namespace": ns, "name": by});
+        }
+        self.put_doc(
+            json!({"name": name, "namespace": ns, "creationTimestamp": created,
+                   "labels": {"tidb.pingcap.com/backup-schedule": label}}),
+            phase,
+            brfed,
+        );
+    }
+
+    /// A backup document of `metadata`, `status.phase` and `brfed`, in the catalog.
+    fn put_doc(&self, metadata: Value, phase: &str, brfed: Value) {
+        let doc: VolumeBackupDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+            "metadata": metadata,
+            "spec": {"clusters": [], "template": {}},
+            "status": {"phase": phase},
+            "brfed": brfed}))
+        .unwrap();
+        let meta = &doc.metadata.meta;
+        let key = backup_key(&meta.namespace, &meta.name);
+        self.store
+            .put(CATALOG, &key, serde_json::to_value(doc).unwrap());
+    }
+
+    /// Sets `fields` of backup `br/name`'s `brfed` record, as a step writes them.
+    fn set_brfed(&self, name: &str, fields: Value) {
+        let key = backup_key("br", name);
+        let mut doc = self.store.get(CATALOG, &key).unwrap();
+        for (k, v) in fields.as_object().unwrap() {
+            doc["brfed"][k] = v.clone();
+        }
+        self.store.put(CATALOG, &key, doc);
     }
 }
 
 #[tokio::test]
 async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let doc = schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("daily", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
+    let f = Fixture::default();
+    let doc = f.apply(&schedule("daily", json!({}))).await;
     assert_eq!(doc.brfed.expression, "cron(0 0/6 * * ? *)");
-    let rule = rules
-        .rules
-        .lock()
-        .unwrap()
-        .get(&doc.brfed.rule)
-        .cloned()
-        .unwrap();
+    let rule = f.rule(&doc.brfed.rule);
     assert!(rule.enabled);
     assert_eq!(rule.target_arn, TICK_FN);
     let input: Value = serde_json::from_str(
@@ -117,33 +285,14 @@ async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update()
     );
     assert_eq!(tick_input_template("br", "daily"), rule.input_template);
 
-    schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
-        .await
-        .unwrap();
-    let doc = schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule(
-            "daily",
-            json!({"schedule": "@daily", "pause": true}),
-            json!({}),
-        ),
-        None,
-    )
-    .await
-    .unwrap();
+    f.tick("daily", "2026-01-01T06:00:00Z").await;
+    let paused_daily = schedule("daily", json!({"schedule": "@daily", "pause": true}));
+    let doc = f.apply(&paused_daily).await;
     assert_eq!(
         doc.status.last_backup.as_deref(),
         Some("daily-2026-01-01t06-00-00")
     );
-    let rule = rules
-        .rules
-        .lock()
-        .unwrap()
-        .get(&doc.brfed.rule)
-        .cloned()
-        .unwrap();
+    let rule = f.rule(&doc.brfed.rule);
     assert_eq!(
         (rule.expression.as_str(), rule.enabled),
         ("cron(0 0 * * ? *)", false)
@@ -152,46 +301,34 @@ async fn apply_writes_the_schedule_and_its_rule_and_keeps_the_status_on_update()
 
 #[tokio::test]
 async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
-    let (store, x, rules) = fakes();
+    let f = Fixture::default();
     let bad = schedule(
         "weekly",
         json!({"schedule": "0 0 1 * 1", "maxReservedTime": "7d"}),
-        json!({}),
     );
-    let err = schedule::steps::apply(&env(&store, &x), &rules, TICK_FN, &bad, None)
-        .await
-        .unwrap_err();
+    let err = f.try_apply(&bad).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
     let msg = err.to_string();
     assert!(msg.contains("7d") && msg.contains("day-of-month"), "{msg}");
-    assert!(store.get(CATALOG, &schedule_key("br", "weekly")).is_none());
-    assert!(rules.rules.lock().unwrap().is_empty());
+    assert!(
+        f.store
+            .get(CATALOG, &schedule_key("br", "weekly"))
+            .is_none()
+    );
+    assert!(f.no_rules());
 }
 
 #[tokio::test]
 async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("daily", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
+    let f = Fixture::with([schedule("daily", json!({}))]).await;
 
     // Seconds of the event time are dropped: the tick is the minute.
-    let t = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:07Z"), now())
-        .await
-        .unwrap();
+    let t = f.tick("daily", "2026-01-01T06:00:07Z").await;
     assert_eq!(
         (t.result.as_str(), t.backup.as_str()),
         ("started", "daily-2026-01-01t06-00-00")
     );
-    let (input, _) =
-        x.runs.lock().unwrap()[&(BACKUP_SM.to_string(), execution_name("br", &t.backup))].clone();
+    let input = f.backup_input(&t.backup);
     assert_eq!(
         input["scheduledBy"],
         json!({"namespace": "br", "name": "daily"}),
@@ -219,114 +356,68 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
         })
     );
 
-    let dup = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T06:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(dup.result, "duplicate");
-    let busy = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(busy.result, "lastBackupRunning");
-    assert_eq!(x.names(BACKUP_SM).len(), 1, "nothing new started");
+    f.expect_tick("daily", "2026-01-01T06:00:00Z", "duplicate")
+        .await;
+    f.expect_tick("daily", "2026-01-01T12:00:00Z", "lastBackupRunning")
+        .await;
+    assert_eq!(f.x.names(BACKUP_SM).len(), 1, "nothing new started");
 
-    x.set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
-    let next = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T18:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(next.result, "started");
-    x.set_status(BACKUP_SM, &execution_name("br", &next.backup), "FAILED");
-    let late = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-01T12:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(
-        late.result, "stale",
-        "a late delivery of an older tick runs nothing"
-    );
+    f.x.set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
+    let next = f
+        .expect_tick("daily", "2026-01-01T18:00:00Z", "started")
+        .await;
+    f.end_backup(&next.backup, "FAILED");
+    // A late delivery of an older tick runs nothing.
+    f.expect_tick("daily", "2026-01-01T12:00:00Z", "stale")
+        .await;
 
-    schedule::steps::set_paused(&e, &rules, "br", "daily", true)
-        .await
-        .unwrap();
-    let p = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(p.result, "paused");
-    assert!(!rules.rules.lock().unwrap().values().next().unwrap().enabled);
-    schedule::steps::set_paused(&e, &rules, "br", "daily", false)
-        .await
-        .unwrap();
-    let r = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(r.result, "started");
-    assert_eq!(x.names(BACKUP_SM).len(), 3);
+    f.set_paused("daily", true).await;
+    f.expect_tick("daily", "2026-01-02T00:00:00Z", "paused")
+        .await;
+    assert!(!f.rule(&schedule::spec::rule_name("br", "daily")).enabled);
+    f.set_paused("daily", false).await;
+    f.expect_tick("daily", "2026-01-02T00:00:00Z", "started")
+        .await;
+    assert_eq!(f.x.names(BACKUP_SM).len(), 3);
 }
 
 #[tokio::test]
 async fn a_group_runs_one_backup_at_a_time() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
     let group = json!({"tidb.pingcap.com/backup-schedule-group": "g"});
-    for n in ["a", "b"] {
-        schedule::steps::apply(
-            &e,
-            &rules,
-            TICK_FN,
-            &schedule(n, json!({}), group.clone()),
-            None,
-        )
-        .await
-        .unwrap();
+    let f = Fixture::with([
+        schedule_in("br", "a", json!({}), group.clone()),
+        schedule_in("br", "b", json!({}), group),
+        schedule("c", json!({})),
+    ])
+    .await;
+    for (name, want, why) in [
+        ("a", "started", "the group's first"),
+        ("b", "lastBackupRunning", "a's backup runs"),
+        ("c", "started", "not in the group"),
+    ] {
+        let out = f.tick(name, "2026-01-01T06:00:00Z").await;
+        assert_eq!(out.result, want, "{name}: {why}");
     }
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("c", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        schedule::steps::tick_at(&e, tick_in("a", "2026-01-01T06:00:00Z"), now())
-            .await
-            .unwrap()
-            .result,
-        "started"
-    );
-    assert_eq!(
-        schedule::steps::tick_at(&e, tick_in("b", "2026-01-01T06:00:00Z"), now())
-            .await
-            .unwrap()
-            .result,
-        "lastBackupRunning"
-    );
-    assert_eq!(
-        schedule::steps::tick_at(&e, tick_in("c", "2026-01-01T06:00:00Z"), now())
-            .await
-            .unwrap()
-            .result,
-        "started",
-        "not in the group"
-    );
 }
 
 #[tokio::test]
 async fn an_unknown_schedule_is_named_and_management_of_it_too() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let err = schedule::steps::tick_at(&e, tick_in("nope", "2026-01-01T06:00:00Z"), now())
-        .await
-        .unwrap_err();
-    assert_eq!(err.name(), "ScheduleNotFound");
-    let err = schedule::steps::set_paused(&e, &rules, "br", "nope", true)
-        .await
-        .unwrap_err();
-    assert_eq!(err.name(), "ScheduleNotFound");
-    let err = schedule::steps::remove(&e, &rules, "br", "nope")
-        .await
-        .unwrap_err();
-    assert_eq!(err.name(), "ScheduleNotFound");
-    let err = schedule::steps::tick_at(&e, tick_in("nope", "yesterday"), now())
+    let f = Fixture::default();
+    let refused = [
+        (
+            "tick",
+            f.try_tick("br", "nope", "2026-01-01T06:00:00Z", NOW)
+                .await
+                .err(),
+        ),
+        ("pause", f.try_set_paused("nope", true).await.err()),
+        ("remove", f.try_remove("nope").await.err()),
+    ];
+    for (what, err) in refused {
+        assert_eq!(err.map(|e| e.name()), Some("ScheduleNotFound"), "{what}");
+    }
+    let err = f
+        .try_tick("br", "nope", "yesterday", NOW)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
@@ -334,161 +425,48 @@ async fn an_unknown_schedule_is_named_and_management_of_it_too() {
 
 #[tokio::test]
 async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("daily", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
-    put_backup(
-        &store,
-        "daily",
-        "daily-2026-01-01t00-00-00",
-        "2026-01-01T00:00:00Z",
-        "Complete",
-    );
-    schedule::steps::remove(&e, &rules, "br", "daily")
-        .await
-        .unwrap();
-    assert!(rules.rules.lock().unwrap().is_empty());
-    assert!(store.get(CATALOG, &schedule_key("br", "daily")).is_none());
-    assert!(
-        store
-            .get(CATALOG, &backup_key("br", "daily-2026-01-01t00-00-00"))
-            .is_some()
-    );
-    assert!(e.list(None).await.unwrap().is_empty());
-}
-
-fn put_backup(store: &FakeStore, schedule: &str, name: &str, created: &str, phase: &str) {
-    put_backup_in(store, "br", Some(schedule), schedule, name, created, phase);
-}
-
-/// A backup document in `ns`, made by the tick of schedule `by` (none: a manual backup), with
-/// the schedule label `label`.
-fn put_backup_in(
-    store: &FakeStore,
-    ns: &str,
-    by: Option<&str>,
-    label: &str,
-    name: &str,
-    created: &str,
-    phase: &str,
-) {
-    let mut brfed = json!({"execution": name});
-    if let Some(by) = by {
-        brfed["scheduledBy"] = json!({"namespace": ns, "name": by});
-    }
-    put_doc(
-        store,
-        json!({"name": name, "namespace": ns, "creationTimestamp": created,
-               "labels": {"tidb.pingcap.com/backup-schedule": label}}),
-        phase,
-        brfed,
-    );
-}
-
-/// A backup document of `metadata`, `status.phase` and `brfed`, in the catalog.
-fn put_doc(store: &FakeStore, metadata: Value, phase: &str, brfed: Value) {
-    let doc: VolumeBackupDoc = serde_json::from_value(json!({
-        "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
-        "metadata": metadata,
-        "spec": {"clusters": [], "template": {}},
-        "status": {"phase": phase},
-        "brfed": brfed}))
-    .unwrap();
-    store.put(
-        CATALOG,
-        &backup_key(
-            doc.metadata.meta.namespace.as_str(),
-            doc.metadata.meta.name.as_str(),
-        ),
-        serde_json::to_value(doc).unwrap(),
-    );
+    let f = Fixture::with([schedule("daily", json!({}))]).await;
+    let backup = "daily-2026-01-01t00-00-00";
+    f.put_backups("daily", &[complete(backup, "2026-01-01T00:00:00Z")]);
+    f.try_remove("daily").await.unwrap();
+    assert!(f.no_rules());
+    assert!(f.store.get(CATALOG, &schedule_key("br", "daily")).is_none());
+    assert!(f.store.get(CATALOG, &backup_key("br", backup)).is_some());
+    assert!(f.env().list(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("count", json!({"maxBackups": 1, "pause": true}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule(
-            "age",
-            json!({"maxReservedTime": "24h", "maxBackups": 100}),
-            json!({}),
-        ),
-        None,
-    )
-    .await
-    .unwrap();
-    put_backup(
-        &store,
+    let f = Fixture::with([
+        schedule("count", json!({"maxBackups": 1, "pause": true})),
+        schedule("age", json!({"maxReservedTime": "24h", "maxBackups": 100})),
+    ])
+    .await;
+    f.put_backups(
         "count",
-        "count-2026-01-01t00-00-00",
-        "2026-01-01T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
-        "count",
-        "count-2026-01-02t00-00-00",
-        "2026-01-02T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
-        "count",
-        "count-2026-01-03t00-00-00",
-        "2026-01-03T00:00:00Z",
-        "Running",
+        &[
+            complete("count-2026-01-01t00-00-00", "2026-01-01T00:00:00Z"),
+            complete("count-2026-01-02t00-00-00", "2026-01-02T00:00:00Z"),
+            (
+                "count-2026-01-03t00-00-00",
+                "2026-01-03T00:00:00Z",
+                "Running",
+            ),
+        ],
     );
     // Another schedule whose name starts the same: not this schedule's backup.
-    put_backup(
-        &store,
-        "count-x",
-        "count-x-2026-01-01t00-00-00",
-        "2026-01-01T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
+    let other = complete("count-x-2026-01-01t00-00-00", "2026-01-01T00:00:00Z");
+    f.put_backups("count-x", &[other]);
+    f.put_backups(
         "age",
-        "age-2026-01-01t00-00-00",
-        "2026-01-01T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
-        "age",
-        "age-2026-01-02t12-00-00",
-        "2026-01-02T12:00:00Z",
-        "Complete",
+        &[
+            complete("age-2026-01-01t00-00-00", "2026-01-01T00:00:00Z"),
+            complete("age-2026-01-02t12-00-00", "2026-01-02T12:00:00Z"),
+        ],
     );
 
-    let out = schedule::steps::sweep_at(
-        &e,
-        &json!({"time": "2026-01-03T06:00:00Z"}),
-        at("2026-01-03T06:00:10Z"),
-    )
-    .await
-    .unwrap();
+    let event = json!({"time": "2026-01-03T06:00:00Z"});
+    let out = f.sweep(event.clone(), "2026-01-03T06:00:10Z").await;
     let by: std::collections::BTreeMap<_, _> = out
         .schedules
         .iter()
@@ -504,8 +482,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
         Some("age-2026-01-01t00-00-00"),
         "maxReservedTime wins"
     );
-    let mut started = x.names(DELETE_SM);
-    started.sort();
+    let started = f.started(DELETE_SM);
     assert_eq!(
         started,
         vec![
@@ -513,135 +490,84 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
             "delete-br.count-2026-01-01t00-00-00-20260103T060000Z"
         ]
     );
-    let (input, _) = x.runs.lock().unwrap()[&(DELETE_SM.to_string(), started[1].clone())].clone();
     assert_eq!(
-        input,
+        f.input(DELETE_SM, &started[1]),
         json!({"name": "count-2026-01-01t00-00-00", "namespace": "br"})
     );
 
     // Same sweep again (a duplicate delivery): nothing new.
-    schedule::steps::sweep_at(
-        &e,
-        &json!({"time": "2026-01-03T06:00:00Z"}),
-        at("2026-01-03T06:00:10Z"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(x.names(DELETE_SM).len(), 2);
+    f.sweep(event, "2026-01-03T06:00:10Z").await;
+    assert_eq!(f.x.names(DELETE_SM).len(), 2);
 }
 
 #[tokio::test]
 async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let count = schedule("count", json!({"maxBackups": 1}), json!({}));
-    schedule::steps::apply(&e, &rules, TICK_FN, &count, None)
-        .await
-        .unwrap();
-    // Named and labelled like the schedule's oldest backup, but made by hand.
-    put_backup_in(
-        &store,
-        "br",
-        None,
+    let f = Fixture::with([schedule("count", json!({"maxBackups": 1}))]).await;
+    let oldest = complete("count-2000-01-01t00-00-00", "2000-01-01T00:00:00Z");
+    for (ns, by) in [
+        // Named and labelled like the schedule's oldest backup, but made by hand.
+        ("br", None),
+        // Made by the tick of a schedule of the same name in another namespace.
+        ("other", Some("count")),
+    ] {
+        f.put_backup_in(ns, by, "count", oldest);
+    }
+    f.put_backups(
         "count",
-        "count-2000-01-01t00-00-00",
-        "2000-01-01T00:00:00Z",
-        "Complete",
+        &[
+            complete("count-2026-01-01t00-00-00", "2026-01-01T00:00:00Z"),
+            complete("count-2026-01-02t00-00-00", "2026-01-02T00:00:00Z"),
+        ],
     );
-    // Made by the tick of a schedule of the same name in another namespace.
-    put_backup_in(
-        &store,
-        "other",
-        Some("count"),
-        "count",
-        "count-2000-01-01t00-00-00",
-        "2000-01-01T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
-        "count",
-        "count-2026-01-01t00-00-00",
-        "2026-01-01T00:00:00Z",
-        "Complete",
-    );
-    put_backup(
-        &store,
-        "count",
-        "count-2026-01-02t00-00-00",
-        "2026-01-02T00:00:00Z",
-        "Complete",
-    );
-    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-03T00:00:00Z"))
-        .await
-        .unwrap();
+    let out = f.sweep(json!({}), "2026-01-03T00:00:00Z").await;
     assert_eq!(
         out.schedules[0].deleting.as_deref(),
         Some("count-2026-01-01t00-00-00"),
         "{out:?}"
     );
     assert_eq!(
-        x.names(DELETE_SM),
+        f.x.names(DELETE_SM),
         vec!["delete-br.count-2026-01-01t00-00-00-20260103T000000Z"]
     );
 }
 
 #[tokio::test]
 async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    for ns in ["team-a", "team-b"] {
-        let s = schedule_in(ns, "nightly", json!({"maxBackups": 1}), json!({}));
-        schedule::steps::apply(&e, &rules, TICK_FN, &s, None)
-            .await
-            .unwrap();
+    let namespaces = ["team-a", "team-b"];
+    let f = Fixture::default();
+    for ns in namespaces {
+        f.apply(&schedule_in(
+            ns,
+            "nightly",
+            json!({"maxBackups": 1}),
+            json!({}),
+        ))
+        .await;
     }
-    for ns in ["team-a", "team-b"] {
-        let t = schedule::steps::tick_at(
-            &e,
-            TickInput {
-                namespace: ns.into(),
-                name: "nightly".into(),
-                time: "2026-01-02T06:00:00Z".into(),
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+    for ns in namespaces {
+        let t = f.try_tick(ns, "nightly", NOW, NOW).await.unwrap();
         assert_eq!(t.result, "started", "{ns}: {t:?}");
         assert_eq!(t.backup, "nightly-2026-01-02t06-00-00");
     }
     assert_eq!(
-        x.names(BACKUP_SM),
+        f.x.names(BACKUP_SM),
         vec![
             "team-a.nightly-2026-01-02t06-00-00",
             "team-b.nightly-2026-01-02t06-00-00"
         ]
     );
 
-    for ns in ["team-a", "team-b"] {
-        for (name, created) in [
-            ("nightly-2026-01-01t06-00-00", "2026-01-01T06:00:00Z"),
-            ("nightly-2026-01-02t06-00-00", "2026-01-02T06:00:00Z"),
+    for ns in namespaces {
+        for backup in [
+            complete("nightly-2026-01-01t06-00-00", "2026-01-01T06:00:00Z"),
+            complete("nightly-2026-01-02t06-00-00", "2026-01-02T06:00:00Z"),
         ] {
-            put_backup_in(
-                &store,
-                ns,
-                Some("nightly"),
-                "nightly",
-                name,
-                created,
-                "Complete",
-            );
+            f.put_backup_in(ns, Some("nightly"), "nightly", backup);
         }
     }
-    let out = schedule::steps::sweep_at(&e, &json!({}), now())
-        .await
-        .unwrap();
-    let mut started = x.names(DELETE_SM);
-    started.sort();
+    let out = f.sweep(json!({}), NOW).await;
     assert_eq!(
-        started,
+        f.started(DELETE_SM),
         vec![
             "delete-team-a.nightly-2026-01-01t06-00-00-20260102T060000Z",
             "delete-team-b.nightly-2026-01-01t06-00-00-20260102T060000Z"
@@ -651,167 +577,92 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
     for s in &out.schedules {
         assert!(!s.reason.contains("started before"), "{s:?}");
     }
-    let (input, _) = x.runs.lock().unwrap()[&(
-        DELETE_SM.to_string(),
-        "delete-team-b.nightly-2026-01-01t06-00-00-20260102T060000Z".to_string(),
-    )]
-        .clone();
     assert_eq!(
-        input,
+        f.input(
+            DELETE_SM,
+            "delete-team-b.nightly-2026-01-01t06-00-00-20260102T060000Z"
+        ),
         json!({"name": "nightly-2026-01-01t06-00-00", "namespace": "team-b"})
     );
 }
 
 #[tokio::test]
 async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothing() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("daily", json!({"maxReservedTime": "1h"}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
-    let before = store.get(CATALOG, &schedule_key("br", "daily"));
+    let f = Fixture::with([schedule("daily", json!({"maxReservedTime": "1h"}))]).await;
+    let before = f.store.get(CATALOG, &schedule_key("br", "daily"));
     for time in [
         "2026-01-03T06:00:00Z", // a day ahead
         "2026-01-02T06:05:01Z", // 301 s ahead
         "2025-12-31T23:59:59Z", // 30 h 1 s behind
         "1970-01-01T00:00:00Z",
     ] {
-        let err = schedule::steps::tick_at(&e, tick_in("daily", time), now())
-            .await
-            .unwrap_err();
+        let err = f.try_tick("br", "daily", time, NOW).await.unwrap_err();
         assert_eq!(err.name(), "EventTimeOutOfRange", "{time}: {err}");
     }
-    assert_eq!(store.get(CATALOG, &schedule_key("br", "daily")), before);
-    assert!(x.names(BACKUP_SM).is_empty());
+    assert_eq!(f.store.get(CATALOG, &schedule_key("br", "daily")), before);
+    assert!(f.x.names(BACKUP_SM).is_empty());
 
     // Later ticks still run: the refused one left no trace.
-    let t = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T06:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(t.result, "started", "{t:?}");
+    f.expect_tick("daily", NOW, "started").await;
 
     // The sweep: a day ahead is refused; a few minutes ahead judges as of its own clock.
-    put_backup(
-        &store,
-        "daily",
-        "daily-2026-01-02t05-01-00",
-        "2026-01-02T05:01:00Z",
-        "Complete",
-    );
-    let err = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-03T06:00:00Z"}), now())
+    let backup = "daily-2026-01-02t05-01-00";
+    f.put_backups("daily", &[complete(backup, "2026-01-02T05:01:00Z")]);
+    let err = f
+        .try_sweep(json!({"time": "2026-01-03T06:00:00Z"}), NOW)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "EventTimeOutOfRange");
-    assert!(x.names(DELETE_SM).is_empty(), "nothing expired early");
-    let out = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-02T06:04:00Z"}), now())
-        .await
-        .unwrap();
-    assert_eq!(
-        out.now, "2026-01-02T06:00:00Z",
-        "never later than the clock"
-    );
+    assert!(f.x.names(DELETE_SM).is_empty(), "nothing expired early");
+    let out = f.sweep(json!({"time": "2026-01-02T06:04:00Z"}), NOW).await;
+    assert_eq!(out.now, NOW, "never later than the clock");
     assert_eq!(
         out.schedules[0].deleting, None,
         "59 min old at the clock's now, 63 min at the event's: {out:?}"
     );
     // A late delivery judges as of when it was due.
-    let out = schedule::steps::sweep_at(&e, &json!({"time": "2026-01-02T05:00:00Z"}), now())
-        .await
-        .unwrap();
+    let out = f.sweep(json!({"time": "2026-01-02T05:00:00Z"}), NOW).await;
     assert_eq!(out.now, "2026-01-02T05:00:00Z");
-    let err = schedule::steps::sweep_at(&e, &json!({"time": 5}), now())
-        .await
-        .unwrap_err();
+    let err = f.try_sweep(json!({"time": 5}), NOW).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
     assert_eq!(out.schedules[0].deleting, None, "{out:?}");
-    assert!(x.names(DELETE_SM).is_empty());
-    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-02T06:04:00Z"))
-        .await
-        .unwrap();
+    assert!(f.x.names(DELETE_SM).is_empty());
+    let out = f.sweep(json!({}), "2026-01-02T06:04:00Z").await;
     assert_eq!(
         out.schedules[0].deleting.as_deref(),
-        Some("daily-2026-01-02t05-01-00"),
+        Some(backup),
         "63 min old at the clock's now: {out:?}"
     );
 }
 
 #[tokio::test]
 async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("daily", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
-    let first = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T00:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(first.result, "started");
+    let f = Fixture::with([schedule("daily", json!({}))]).await;
+    let first = f
+        .expect_tick("daily", "2026-01-02T00:00:00Z", "started")
+        .await;
+    let stopped = |phase| [(first.backup.as_str(), "2026-01-02T00:00:01Z", phase)];
     // Stopped: the execution has ended, its members still run until backup-abort has asked
     // them to tear down and marked the document.
-    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "ABORTED");
-    put_backup(
-        &store,
-        "daily",
-        &first.backup,
-        "2026-01-02T00:00:01Z",
-        "Running",
-    );
-    let busy = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T01:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(busy.result, "lastBackupRunning", "{busy:?}");
-    assert!(
-        busy.reason.as_deref().unwrap_or("").contains("Running"),
-        "{busy:?}"
-    );
-    assert_eq!(x.names(BACKUP_SM).len(), 1);
+    f.end_backup(&first.backup, "ABORTED");
+    f.put_backups("daily", &stopped("Running"));
+    f.expect_waiting("daily", "2026-01-02T01:00:00Z", "Running")
+        .await;
 
     // Failed by backup-abort, but a member still runs: the tick still waits.
-    put_backup(
-        &store,
-        "daily",
-        &first.backup,
-        "2026-01-02T00:00:01Z",
-        "Failed",
-    );
-    let key = backup_key("br", &first.backup);
-    let mut doc = store.get(CATALOG, &key).unwrap();
-    doc["brfed"]["membersSettled"] = json!(false);
-    doc["brfed"]["unsettledMembers"] = json!(["dp2/tidb/fed-x VolumeBackupSnapshotsCreated"]);
-    store.put(CATALOG, &key, doc.clone());
-    let still = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T01:30:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(still.result, "lastBackupRunning", "{still:?}");
-    assert!(
-        still
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("dp2/tidb/fed-x"),
-        "{still:?}"
-    );
-    assert_eq!(x.names(BACKUP_SM).len(), 1);
+    f.put_backups("daily", &stopped("Failed"));
+    let unsettled = json!({"membersSettled": false,
+                           "unsettledMembers": ["dp2/tidb/fed-x VolumeBackupSnapshotsCreated"]});
+    f.set_brfed(&first.backup, unsettled);
+    f.expect_waiting("daily", "2026-01-02T01:30:00Z", "dp2/tidb/fed-x")
+        .await;
 
-    doc["brfed"]["membersSettled"] = json!(true);
-    doc["brfed"]["unsettledMembers"] = json!([]);
-    store.put(CATALOG, &key, doc);
-    let next = schedule::steps::tick_at(&e, tick_in("daily", "2026-01-02T02:00:00Z"), now())
-        .await
-        .unwrap();
-    assert_eq!(next.result, "started", "{next:?}");
+    f.set_brfed(
+        &first.backup,
+        json!({"membersSettled": true, "unsettledMembers": []}),
+    );
+    f.expect_tick("daily", "2026-01-02T02:00:00Z", "started")
+        .await;
 }
 
 /// The safety net's own net: every sweep asks `backup-abort` again about each backup whose
@@ -820,8 +671,7 @@ async fn a_stopped_backup_whose_document_has_not_ended_blocks_the_next_tick() {
 /// settled backup, one whose execution still runs, or one of another state machine.
 #[tokio::test]
 async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_settled() {
-    let (store, x) = (FakeStore::default(), FakeExecutions::default());
-    let e = env(&store, &x);
+    let f = Fixture::default();
     let cases = [
         (
             "running",
@@ -859,26 +709,19 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
             json!({"membersSettled": false}),
         ),
     ];
-    for (name, sm, status, phase, extra) in cases {
+    for (name, sm, status, phase, record) in cases {
         let exec = execution_name("br", name);
         let input = json!({"volumeBackup": {"metadata": {"name": name, "namespace": "br"}}});
-        x.start(sm, &exec, &input).await.unwrap();
-        x.set_status(sm, &exec, status);
-        let mut brfed = json!({"execution": brfed_core::names::execution_arn(sm, &exec)});
-        brfed
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        put_doc(
-            &store,
+        f.x.start(sm, &exec, &input).await.unwrap();
+        f.x.set_status(sm, &exec, status);
+        f.put_doc(
             json!({"name": name, "namespace": "br", "creationTimestamp": "2026-01-01T00:00:00Z"}),
             phase,
-            brfed,
+            json!({"execution": execution_arn(sm, &exec)}),
         );
+        f.set_brfed(name, record);
     }
-    let out = schedule::steps::sweep_at(&e, &json!({}), now())
-        .await
-        .unwrap();
+    let out = f.sweep(json!({}), NOW).await;
     let checks: Vec<(&str, &str)> = out
         .settle_checks
         .iter()
@@ -895,7 +738,7 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
         "{running:?}"
     );
     // The detail is what backup-abort reads from Step Functions' own event.
-    let event: brfed_core::execution::ExecutionStatusChange = serde_json::from_value(json!({
+    let event: execution::ExecutionStatusChange = serde_json::from_value(json!({
         "detail-type": execution::SETTLE_CHECK_DETAIL_TYPE,
         "source": execution::SETTLE_CHECK_SOURCE,
         "detail": running.detail}))
@@ -903,7 +746,7 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
     assert!(event.is_settle_check());
     assert_eq!(
         event.detail.execution_arn,
-        brfed_core::names::execution_arn(BACKUP_SM, "br.running")
+        execution_arn(BACKUP_SM, "br.running")
     );
     assert_eq!(event.detail.failure_name(), Some("ExecutionAborted"));
     assert_eq!(
@@ -918,34 +761,18 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
 /// get the defaults.
 #[tokio::test]
 async fn a_schedules_options_reach_every_backup_its_ticks_start() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let mut with_options = schedule("long", json!({}), json!({}));
+    let f = Fixture::default();
+    let mut with_options = schedule("long", json!({}));
     with_options.options.phase_timeout_seconds = 4 * 3600;
     with_options.options.deadline_seconds = 12 * 3600;
-    let doc = schedule::steps::apply(&e, &rules, TICK_FN, &with_options, None)
-        .await
-        .unwrap();
+    let doc = f.apply(&with_options).await;
     assert_eq!(doc.brfed.options.as_ref(), Some(&with_options.options));
-    let plain = schedule::steps::apply(
-        &e,
-        &rules,
-        TICK_FN,
-        &schedule("plain", json!({}), json!({})),
-        None,
-    )
-    .await
-    .unwrap();
+    let plain = f.apply(&schedule("plain", json!({}))).await;
     assert_eq!(plain.brfed.options, None);
 
     for (name, phase) in [("long", 4 * 3600), ("plain", 3600)] {
-        let out = schedule::steps::tick_at(&e, tick_in(name, "2026-01-02T06:00:00Z"), now())
-            .await
-            .unwrap();
-        assert_eq!(out.result, "started", "{out:?}");
-        let exec = execution_name("br", &out.backup);
-        let (input, _) = x.runs.lock().unwrap()[&(BACKUP_SM.to_string(), exec)].clone();
-        let req = BackupRequest::from_value(input).unwrap();
+        let out = f.expect_tick(name, NOW, "started").await;
+        let req = BackupRequest::from_value(f.backup_input(&out.backup)).unwrap();
         assert_eq!(req.options.phase_timeout_seconds, phase, "{name}");
     }
 }
@@ -955,102 +782,58 @@ async fn a_schedules_options_reach_every_backup_its_ticks_start() {
 /// ran are run by the next sweep after it ends: only the latest one, never a backlog, and once.
 #[tokio::test]
 async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let hourly = schedule("hourly", json!({"schedule": "0 * * * *"}), json!({}));
-    schedule::steps::apply(&e, &rules, TICK_FN, &hourly, None)
-        .await
-        .unwrap();
-    let first = schedule::steps::tick_at(
-        &e,
-        tick_in("hourly", "2026-01-01T01:00:00Z"),
-        at("2026-01-01T01:00:05Z"),
-    )
-    .await
-    .unwrap();
+    let f = Fixture::with([schedule("hourly", json!({"schedule": "0 * * * *"}))]).await;
+    let first = f
+        .tick_on("hourly", "2026-01-01T01:00:00Z", "2026-01-01T01:00:05Z")
+        .await;
     assert_eq!(first.result, "started");
     for t in ["2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"] {
-        let busy = schedule::steps::tick_at(&e, tick_in("hourly", t), at(t))
-            .await
-            .unwrap();
+        let busy = f.tick_on("hourly", t, t).await;
         assert_eq!(busy.result, "lastBackupRunning", "{t}");
     }
     // Still running at 03:10: the sweep tries the 03:00 tick and is refused too.
-    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:10:00Z"))
-        .await
-        .unwrap();
-    let missed = out.schedules[0].missed_tick.clone().unwrap();
+    let missed = f.missed_tick("2026-01-01T03:10:00Z").await.unwrap();
     assert_eq!(missed.result, "lastBackupRunning", "{missed:?}");
-    assert_eq!(x.names(BACKUP_SM).len(), 1);
+    assert_eq!(f.x.names(BACKUP_SM).len(), 1);
 
-    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
-    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:20:00Z"))
-        .await
-        .unwrap();
-    let missed = out.schedules[0].missed_tick.clone().unwrap();
+    f.end_backup(&first.backup, "SUCCEEDED");
+    let missed = f.missed_tick("2026-01-01T03:20:00Z").await.unwrap();
     assert_eq!(missed.result, "started", "{missed:?}");
     assert_eq!(
         missed.backup, "hourly-2026-01-01t03-00-00",
         "the latest, not 02:00"
     );
-    let mut started = x.names(BACKUP_SM);
-    started.sort();
     assert_eq!(
-        started,
+        f.started(BACKUP_SM),
         [
             "br.hourly-2026-01-01t01-00-00",
             "br.hourly-2026-01-01t03-00-00"
         ]
     );
     // Nothing missed any more; the 04:00 rule delivery runs as usual.
-    let out = schedule::steps::sweep_at(&e, &json!({}), at("2026-01-01T03:25:00Z"))
-        .await
-        .unwrap();
-    assert_eq!(out.schedules[0].missed_tick, None);
-    assert_eq!(x.names(BACKUP_SM).len(), 2);
+    assert_eq!(f.missed_tick("2026-01-01T03:25:00Z").await, None);
+    assert_eq!(f.x.names(BACKUP_SM).len(), 2);
 }
 
 /// Resuming a schedule runs the latest tick it missed while paused (the rule is disabled then,
 /// so no delivery recorded it); a paused schedule catches nothing up.
 #[tokio::test]
 async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
-    let (store, x, rules) = fakes();
-    let e = env(&store, &x);
-    let daily = schedule("nightly", json!({"schedule": "0 2 * * *"}), json!({}));
-    schedule::steps::apply(&e, &rules, TICK_FN, &daily, None)
-        .await
-        .unwrap();
-    let first = schedule::steps::tick_at(
-        &e,
-        tick_in("nightly", "2026-01-01T02:00:00Z"),
-        at("2026-01-01T02:00:00Z"),
-    )
-    .await
-    .unwrap();
-    x.set_status(BACKUP_SM, &execution_name("br", &first.backup), "SUCCEEDED");
-    let paused = schedule::steps::set_paused(&e, &rules, "br", "nightly", true)
-        .await
-        .unwrap();
-    assert_eq!(
-        schedule::steps::catch_up(&e, &paused, at("2026-01-05T12:00:00Z"))
-            .await
-            .unwrap(),
-        None,
-        "paused: nothing"
-    );
-    let resumed = schedule::steps::set_paused(&e, &rules, "br", "nightly", false)
-        .await
-        .unwrap();
-    let t = schedule::steps::catch_up(&e, &resumed, at("2026-01-05T12:00:00Z"))
-        .await
-        .unwrap()
-        .unwrap();
+    let f = Fixture::with([schedule("nightly", json!({"schedule": "0 2 * * *"}))]).await;
+    let two = "2026-01-01T02:00:00Z";
+    let first = f.tick_on("nightly", two, two).await;
+    f.end_backup(&first.backup, "SUCCEEDED");
+    let later = "2026-01-05T12:00:00Z";
+    let paused = f.set_paused("nightly", true).await;
+    assert_eq!(f.catch_up(&paused, later).await, None, "paused: nothing");
+    let resumed = f.set_paused("nightly", false).await;
+    let t = f.catch_up(&resumed, later).await.unwrap();
     assert_eq!(
         (t.result.as_str(), t.backup.as_str()),
         ("started", "nightly-2026-01-05t02-00-00")
     );
     assert_eq!(
-        x.names(BACKUP_SM).len(),
+        f.x.names(BACKUP_SM).len(),
         2,
         "one, not the four missed nights"
     );

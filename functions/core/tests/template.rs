@@ -187,6 +187,27 @@ fn state_machine_of<'a>(t: &'a Value, asl_file: &str) -> (String, &'a Value) {
     found.into_iter().next().unwrap()
 }
 
+/// Every ASL file of `statemachines/` with its text, its state machine's id and resource.
+fn state_machines(t: &Value) -> Vec<(String, String, String, &Value)> {
+    asl_files()
+        .into_iter()
+        .map(|(file, text)| {
+            let (id, sm) = state_machine_of(t, &file);
+            (file, text, id, sm)
+        })
+        .collect()
+}
+
+/// A state machine's `DefinitionSubstitutions`: placeholder name and value.
+fn substitutions(sm: &Value) -> Vec<(&str, &Value)> {
+    sm["Properties"]["DefinitionSubstitutions"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().expect("placeholder names are strings"), v))
+        .collect()
+}
+
 fn asl_files() -> Vec<(String, String)> {
     let mut out: Vec<_> = std::fs::read_dir(root().join("statemachines"))
         .unwrap()
@@ -416,7 +437,7 @@ fn every_function_gets_its_configuration_from_parameters_and_the_agreed_limits()
                     Some(delete_sm.as_str()),
                     "{id}"
                 );
-                let role = get_att(&p["Role"], "Arn").unwrap();
+                let role = role_of(&t, &krate);
                 let role_text = serde_yaml::to_string(resource(&t, role)).unwrap();
                 assert!(
                     !role_text.contains("KubeconfigLocation"),
@@ -459,16 +480,11 @@ fn every_function_gets_its_configuration_from_parameters_and_the_agreed_limits()
 #[test]
 fn every_placeholder_of_every_state_machine_is_supplied_and_nothing_extra() {
     let t = template();
-    for (file, text) in asl_files() {
-        let (id, sm) = state_machine_of(&t, &file);
+    for (file, text, id, sm) in state_machines(&t) {
         let wanted = placeholders(&text);
-        let subs = sm["Properties"]["DefinitionSubstitutions"]
-            .as_mapping()
-            .cloned()
-            .unwrap_or_default();
-        let supplied: BTreeSet<String> = subs
-            .keys()
-            .map(|k| k.as_str().unwrap().to_string())
+        let supplied: BTreeSet<String> = substitutions(sm)
+            .into_iter()
+            .map(|(k, _)| k.to_string())
             .collect();
         let missing: Vec<_> = wanted.difference(&supplied).collect();
         let extra: Vec<_> = supplied.difference(&wanted).collect();
@@ -487,14 +503,8 @@ fn every_placeholder_of_every_state_machine_is_supplied_and_nothing_extra() {
 fn every_function_arn_substitution_is_the_arn_of_the_crate_it_names() {
     let t = template();
     let crates = function_crates();
-    for (file, _) in asl_files() {
-        let (id, sm) = state_machine_of(&t, &file);
-        let subs = sm["Properties"]["DefinitionSubstitutions"]
-            .as_mapping()
-            .cloned()
-            .unwrap_or_default();
-        for (k, v) in &subs {
-            let k = k.as_str().unwrap();
+    for (_, _, id, sm) in state_machines(&t) {
+        for (k, v) in substitutions(sm) {
             let Some(camel_name) = k.strip_suffix("FunctionArn") else {
                 continue;
             };
@@ -515,13 +525,10 @@ fn every_function_arn_substitution_is_the_arn_of_the_crate_it_names() {
 #[test]
 fn every_state_machine_role_invokes_exactly_the_functions_its_definition_uses() {
     let t = template();
-    for (file, _) in asl_files() {
-        let (id, sm) = state_machine_of(&t, &file);
+    for (file, _, id, sm) in state_machines(&t) {
         let p = &sm["Properties"];
-        let used: BTreeSet<String> = p["DefinitionSubstitutions"]
-            .as_mapping()
+        let used: BTreeSet<String> = substitutions(sm)
             .into_iter()
-            .flatten()
             .filter_map(|(_, v)| get_att(v, "Arn"))
             .filter(|r| resource(&t, r)["Type"].as_str() == Some("AWS::Lambda::Function"))
             .map(str::to_string)
@@ -561,13 +568,9 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
     let t = template();
     let invoked_by_events = invoked_by_events(&t);
     let mut roles = BTreeSet::new();
-    for krate in function_crates() {
+    for (krate, role_id, role) in function_roles(&t) {
         let id = function_id(&krate);
-        let role_id = get_att(&resource(&t, &id)["Properties"]["Role"], "Arn")
-            .unwrap_or_else(|| panic!("{id}: Role must be the Arn of a role of the template"))
-            .to_string();
         assert!(roles.insert(role_id.clone()), "{id} shares {role_id}");
-        let role = resource(&t, &role_id);
         assert!(
             role["Properties"]["ManagedPolicyArns"].is_null(),
             "{role_id}: inline policies only, so this test sees every grant"
@@ -583,10 +586,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 s["NotAction"].is_null() && s["NotResource"].is_null(),
                 "{role_id}"
             );
-            let actions: Vec<&str> = one_or_many(&s["Action"])
-                .into_iter()
-                .map(|a| a.as_str().expect("actions are plain strings"))
-                .collect();
+            let actions = actions_of(s);
             let sfn = SFN_CALLS
                 .iter()
                 .find(|(k, _)| *k == krate)
@@ -692,19 +692,14 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
             }
             if actions.iter().any(|a| a.starts_with("s3:")) {
                 for r in one_or_many(&s["Resource"]) {
-                    let arn = r
-                        .as_str()
-                        .or_else(|| sub_text(r))
-                        .unwrap_or_else(|| panic!("{role_id}: S3 resource {r:?}"));
-                    let path = arn
-                        .strip_prefix("arn:${AWS::Partition}:s3:::")
-                        .or_else(|| arn.strip_prefix("arn:aws:s3:::"))
-                        .unwrap_or_else(|| panic!("{role_id}: S3 resource {arn} is no S3 ARN"));
-                    assert!(
-                        !path.is_empty() && !path.starts_with('*'),
-                        "{role_id}: S3 resource {arn} is any bucket"
+                    // One of the stack's buckets (`s3_resource` refuses any other), and never
+                    // every object of it.
+                    let (bucket, key) = s3_resource(&t, &role_id, r);
+                    assert_ne!(
+                        key.as_deref(),
+                        Some("*"),
+                        "{role_id}: {r:?} is a whole {bucket:?} bucket"
                     );
-                    assert!(!path.ends_with("}/*"), "{role_id}: {arn} is a whole bucket");
                 }
             }
         }
@@ -773,8 +768,7 @@ fn every_function_and_state_machine_logs_to_its_own_log_group_with_the_retention
             "{id}: LoggingConfig.LogFormat"
         );
     }
-    for (file, _) in asl_files() {
-        let (id, sm) = state_machine_of(&t, &file);
+    for (file, _, id, sm) in state_machines(&t) {
         let dest = &sm["Properties"]["LoggingConfiguration"]["Destinations"][0];
         let lg = get_att(&dest["CloudWatchLogsLogGroup"]["LogGroupArn"], "Arn")
             .unwrap_or_else(|| panic!("{id}: logs to no log group of the template"));
@@ -786,58 +780,97 @@ fn every_function_and_state_machine_logs_to_its_own_log_group_with_the_retention
     }
 }
 
+/// The one rule of the template that `matches`, with its id.
+fn one_rule<'a>(t: &'a Value, what: &str, matches: impl Fn(&Value) -> bool) -> (String, &'a Value) {
+    let mut rules: Vec<_> = of_type(t, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| matches(r))
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule {what}");
+    rules.remove(0)
+}
+
+/// The one target of rule `rule_id`: the function of crate `krate`, which EventBridge may invoke
+/// for that rule.
+fn only_target<'a>(t: &Value, rule_id: &str, rule: &'a Value, krate: &str) -> &'a Value {
+    let targets = one_or_many(&rule["Properties"]["Targets"]);
+    assert_eq!(targets.len(), 1, "{rule_id}: one target");
+    assert_eq!(
+        get_att(&targets[0]["Arn"], "Arn"),
+        Some(function_id(krate).as_str()),
+        "{rule_id} must target {krate}"
+    );
+    assert!(
+        events_may_invoke(t, krate, |s| get_att(s, "Arn") == Some(rule_id)),
+        "EventBridge may not invoke {krate} for {rule_id}"
+    );
+    targets[0]
+}
+
+/// The strings of one value or a list of them, in order.
+fn strings(v: &Value) -> Vec<&str> {
+    one_or_many(v)
+        .into_iter()
+        .map(|s| s.as_str().expect("a string"))
+        .collect()
+}
+
+/// The local world's rules, queues and asynchronous invocation settings
+/// (`infra/local/rules.json`).
+fn local_world() -> serde_json::Value {
+    let path = root().join("infra/local/rules.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The local world's first rule that `matches`.
+fn local_rule_where(what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    local_world()["rules"]
+        .as_array()
+        .expect("infra/local/rules.json has rules")
+        .iter()
+        .find(|r| matches(r))
+        .unwrap_or_else(|| panic!("infra/local/rules.json has no rule {what}"))
+        .clone()
+}
+
+/// The local world's rule of `function`.
+fn local_rule(function: &str) -> serde_json::Value {
+    local_rule_where(&format!("for {function}"), |r| {
+        r["targets"][0]["function"] == function
+    })
+}
+
 #[test]
 fn the_abort_rule_sends_aborted_timed_out_and_failed_backups_to_backup_abort() {
     let t = template();
     let (sm_id, _) = state_machine_of(&t, "volume-backup.asl.json");
-    let rules: Vec<_> = of_type(&t, "AWS::Events::Rule")
-        .into_iter()
-        .filter(|(_, r)| {
-            one_or_many(&r["Properties"]["EventPattern"]["detail"]["stateMachineArn"])
-                .into_iter()
-                .any(|a| ref_of(a) == Some(sm_id.as_str()))
-        })
-        .collect();
-    assert_eq!(rules.len(), 1, "one rule on the executions of {sm_id}");
-    let (rule_id, rule) = &rules[0];
-    let p = &rule["Properties"];
+    let (rule_id, rule) = one_rule(&t, &format!("on the executions of {sm_id}"), |r| {
+        one_or_many(&r["Properties"]["EventPattern"]["detail"]["stateMachineArn"])
+            .into_iter()
+            .any(|a| ref_of(a) == Some(sm_id.as_str()))
+    });
+    only_target(&t, &rule_id, rule, "backup-abort");
 
     // The same pattern as the local world's rule, so the two cannot drift apart.
-    let local: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
-    )
-    .unwrap();
-    let local_rule = local["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["targets"][0]["function"] == "backup-abort")
-        .expect("infra/local/rules.json has the backup-abort rule");
-    let strings = |v: &Value| -> BTreeSet<String> {
-        one_or_many(v)
-            .into_iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
-    let local_strings = |v: &serde_json::Value| -> BTreeSet<String> {
+    let pattern = &rule["Properties"]["EventPattern"];
+    let local = &local_rule("backup-abort")["eventPattern"];
+    let set =
+        |v: &Value| -> BTreeSet<String> { strings(v).into_iter().map(String::from).collect() };
+    let local_set = |v: &serde_json::Value| -> BTreeSet<String> {
         v.as_array()
             .unwrap()
             .iter()
             .map(|s| s.as_str().unwrap().to_string())
             .collect()
     };
-    let pattern = &p["EventPattern"];
-    let local_pattern = &local_rule["eventPattern"];
+    assert_eq!(set(&pattern["source"]), local_set(&local["source"]));
     assert_eq!(
-        strings(&pattern["source"]),
-        local_strings(&local_pattern["source"])
+        set(&pattern["detail-type"]),
+        local_set(&local["detail-type"])
     );
-    assert_eq!(
-        strings(&pattern["detail-type"]),
-        local_strings(&local_pattern["detail-type"])
-    );
-    let status = strings(&pattern["detail"]["status"]);
-    assert_eq!(status, local_strings(&local_pattern["detail"]["status"]));
+    let status = set(&pattern["detail"]["status"]);
+    assert_eq!(status, local_set(&local["detail"]["status"]));
     assert_eq!(
         status,
         ["ABORTED", "TIMED_OUT", "FAILED"]
@@ -845,44 +878,6 @@ fn the_abort_rule_sends_aborted_timed_out_and_failed_backups_to_backup_abort() {
             .into_iter()
             .collect()
     );
-
-    let targets = one_or_many(&p["Targets"]);
-    assert_eq!(targets.len(), 1, "{rule_id}: one target");
-    assert_eq!(
-        get_att(&targets[0]["Arn"], "Arn"),
-        Some(function_id("backup-abort").as_str()),
-        "{rule_id} must target backup-abort"
-    );
-
-    let allowed = of_type(&t, "AWS::Lambda::Permission")
-        .into_iter()
-        .any(|(_, perm)| {
-            let q = &perm["Properties"];
-            let f = &q["FunctionName"];
-            (ref_of(f).or_else(|| get_att(f, "Arn")) == Some(function_id("backup-abort").as_str()))
-                && q["Action"].as_str() == Some("lambda:InvokeFunction")
-                && q["Principal"].as_str() == Some("events.amazonaws.com")
-                && get_att(&q["SourceArn"], "Arn") == Some(rule_id.as_str())
-        });
-    assert!(
-        allowed,
-        "EventBridge may not invoke backup-abort for {rule_id}"
-    );
-}
-
-/// The local world's rule of `function` (`infra/local/rules.json`).
-fn local_rule(function: &str) -> serde_json::Value {
-    let local: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
-    )
-    .unwrap();
-    local["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["targets"][0]["function"] == function)
-        .unwrap_or_else(|| panic!("infra/local/rules.json has no rule for {function}"))
-        .clone()
 }
 
 /// Whether a `lambda:InvokeFunction` permission for `events.amazonaws.com` on `function` (a
@@ -904,16 +899,12 @@ fn events_may_invoke(t: &Value, function: &str, source: impl Fn(&Value) -> bool)
 #[test]
 fn the_retention_sweep_rule_runs_retention_sweep_on_the_local_worlds_schedule() {
     let t = template();
-    let rules: Vec<_> = of_type(&t, "AWS::Events::Rule")
-        .into_iter()
-        .filter(|(_, r)| {
-            one_or_many(&r["Properties"]["Targets"])
-                .into_iter()
-                .any(|x| get_att(&x["Arn"], "Arn") == Some(function_id("retention-sweep").as_str()))
-        })
-        .collect();
-    assert_eq!(rules.len(), 1, "one rule runs retention-sweep");
-    let (rule_id, rule) = &rules[0];
+    let sweep = function_id("retention-sweep");
+    let (rule_id, rule) = one_rule(&t, "runs retention-sweep", |r| {
+        one_or_many(&r["Properties"]["Targets"])
+            .into_iter()
+            .any(|x| get_att(&x["Arn"], "Arn") == Some(sweep.as_str()))
+    });
     let p = &rule["Properties"];
     assert_eq!(
         sub_text(&p["Name"]),
@@ -927,18 +918,12 @@ fn the_retention_sweep_rule_runs_retention_sweep_on_the_local_worlds_schedule() 
         local_rule("retention-sweep")["scheduleExpression"].as_str(),
         "{param}: the default is the local world's schedule"
     );
-    let targets = one_or_many(&p["Targets"]);
-    assert_eq!(targets.len(), 1, "{rule_id}: one target");
+    let target = only_target(&t, &rule_id, rule, "retention-sweep");
     assert!(
-        targets[0]["Input"].is_null()
-            && targets[0]["InputPath"].is_null()
-            && targets[0]["InputTransformer"].is_null(),
+        target["Input"].is_null()
+            && target["InputPath"].is_null()
+            && target["InputTransformer"].is_null(),
         "{rule_id}: the sweep reads the scheduled event's `time`; no input of its own"
-    );
-    assert!(
-        events_may_invoke(&t, "retention-sweep", |s| get_att(s, "Arn")
-            == Some(rule_id.as_str())),
-        "EventBridge may not invoke retention-sweep for {rule_id}"
     );
 }
 
@@ -1001,14 +986,18 @@ fn function_roles(t: &Value) -> Vec<(String, String, &Value)> {
     function_crates()
         .into_iter()
         .map(|krate| {
-            let id = function_id(&krate);
-            let role_id = get_att(&resource(t, &id)["Properties"]["Role"], "Arn")
-                .unwrap_or_else(|| panic!("{id}: Role must be the Arn of a role of the template"))
-                .to_string();
+            let role_id = role_of(t, &krate).to_string();
             let role = resource(t, &role_id);
             (krate, role_id, role)
         })
         .collect()
+}
+
+/// The id of the role of a function crate's function.
+fn role_of<'a>(t: &'a Value, krate: &str) -> &'a str {
+    let id = function_id(krate);
+    get_att(&resource(t, &id)["Properties"]["Role"], "Arn")
+        .unwrap_or_else(|| panic!("{id}: Role must be the Arn of a role of the template"))
 }
 
 /// The stack's identity as the functions get it (`BRFED_CATALOG_BUCKET`): the value every
@@ -1482,8 +1471,7 @@ fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources
 #[test]
 fn no_state_machine_logs_execution_data() {
     let t = template();
-    for (file, _) in asl_files() {
-        let (id, sm) = state_machine_of(&t, &file);
+    for (_, _, id, sm) in state_machines(&t) {
         let include = &sm["Properties"]["LoggingConfiguration"]["IncludeExecutionData"];
         assert!(
             include.is_null() || include.as_bool() == Some(false),
@@ -1501,6 +1489,24 @@ fn invoked_by_events(t: &Value) -> BTreeSet<String> {
         .into_iter()
         .filter(|k| events_may_invoke(t, k, |_| true))
         .collect()
+}
+
+/// Every target of every rule of the template: the rule's id, the target, and the function
+/// crate whose function it is.
+fn rule_targets(t: &Value) -> Vec<(String, &Value, String)> {
+    let crates = function_crates();
+    let mut out = Vec::new();
+    for (rule_id, rule) in of_type(t, "AWS::Events::Rule") {
+        for target in one_or_many(&rule["Properties"]["Targets"]) {
+            let krate = get_att(&target["Arn"], "Arn")
+                .and_then(|f| crates.iter().find(|k| function_id(k) == f))
+                .unwrap_or_else(|| {
+                    panic!("{rule_id}: a target that is no function of the template")
+                });
+            out.push((rule_id.clone(), target, krate.clone()));
+        }
+    }
+    out
 }
 
 /// The id of the safety-net queue: the one SQS queue of the template, the `SafetyNetQueueArn`
@@ -1539,43 +1545,37 @@ fn the_functions_eventbridge_invokes_are_the_aborts_the_tick_and_the_sweep() {
 fn every_rule_target_retries_its_delivery_then_dead_letters_to_the_safety_net() {
     let t = template();
     let queue = safety_net_queue(&t);
-    let mut targeted = BTreeSet::new();
-    for (rule_id, rule) in of_type(&t, "AWS::Events::Rule") {
-        for target in one_or_many(&rule["Properties"]["Targets"]) {
-            let function = get_att(&target["Arn"], "Arn").unwrap_or_else(|| {
-                panic!("{rule_id}: a target that is no function of the template")
+    let targets = rule_targets(&t);
+    for (rule_id, target, krate) in &targets {
+        let retry = &target["RetryPolicy"];
+        let attempts = retry["MaximumRetryAttempts"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{rule_id} -> {krate}: no RetryPolicy.MaximumRetryAttempts"));
+        let age = retry["MaximumEventAgeInSeconds"]
+            .as_u64()
+            .unwrap_or_else(|| {
+                panic!("{rule_id} -> {krate}: no RetryPolicy.MaximumEventAgeInSeconds")
             });
-            targeted.insert(function.to_string());
-            let retry = &target["RetryPolicy"];
-            let attempts = retry["MaximumRetryAttempts"].as_u64().unwrap_or_else(|| {
-                panic!("{rule_id} -> {function}: no RetryPolicy.MaximumRetryAttempts")
-            });
-            let age = retry["MaximumEventAgeInSeconds"]
-                .as_u64()
-                .unwrap_or_else(|| {
-                    panic!("{rule_id} -> {function}: no RetryPolicy.MaximumEventAgeInSeconds")
-                });
-            assert!(
-                (1..=185).contains(&attempts) && (60..=86_400).contains(&age),
-                "{rule_id} -> {function}: RetryPolicy out of EventBridge's ranges"
-            );
-            if function.ends_with("AbortFunction") {
-                assert_eq!(
-                    (attempts, age),
-                    (185, 86_400),
-                    "{rule_id}: an abort's delivery is retried for as long as EventBridge can (GC may be paused)"
-                );
-            }
+        assert!(
+            (1..=185).contains(&attempts) && (60..=86_400).contains(&age),
+            "{rule_id} -> {krate}: RetryPolicy out of EventBridge's ranges"
+        );
+        if krate.ends_with("-abort") {
             assert_eq!(
-                get_att(&target["DeadLetterConfig"]["Arn"], "Arn"),
-                Some(queue.as_str()),
-                "{rule_id} -> {function}: an undeliverable event must land in {queue}"
+                (attempts, age),
+                (185, 86_400),
+                "{rule_id}: an abort's delivery is retried for as long as EventBridge can (GC may be paused)"
             );
         }
+        assert_eq!(
+            get_att(&target["DeadLetterConfig"]["Arn"], "Arn"),
+            Some(queue.as_str()),
+            "{rule_id} -> {krate}: an undeliverable event must land in {queue}"
+        );
     }
     for krate in ["backup-abort", "restore-abort", "retention-sweep"] {
         assert!(
-            targeted.contains(&function_id(krate)),
+            targets.iter().any(|(_, _, k)| k == krate),
             "no rule of the template targets {krate}"
         );
     }
@@ -1681,7 +1681,7 @@ fn every_function_eventbridge_invokes_retries_twice_then_sends_the_event_to_the_
             "{cid}: a failed invocation must land in {queue}"
         );
         // Lambda sends to an on-failure destination with the function's own role.
-        let role_id = get_att(&resource(&t, &id)["Properties"]["Role"], "Arn").unwrap();
+        let role_id = role_of(&t, &krate);
         let sends = statements(resource(&t, role_id)).into_iter().any(|s| {
             actions_of(s) == ["sqs:SendMessage"]
                 && one_or_many(&s["Resource"])
@@ -1699,10 +1699,7 @@ fn every_function_eventbridge_invokes_retries_twice_then_sends_the_event_to_the_
 fn the_safety_net_is_configured_as_in_the_local_world() {
     let t = template();
     let queue = safety_net_queue(&t);
-    let local: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
-    )
-    .unwrap();
+    let local = local_world();
     let prefix = t["Parameters"]["NamePrefix"]["Default"].as_str().unwrap();
     let name = sub_text(&resource(&t, &queue)["Properties"]["QueueName"])
         .expect("the queue's name is <NamePrefix>-...")
@@ -1738,31 +1735,24 @@ fn the_safety_net_is_configured_as_in_the_local_world() {
         );
         assert_eq!(c["onFailure"].as_str(), Some(name.as_str()), "{cid}");
     }
-    for (rule_id, rule) in of_type(&t, "AWS::Events::Rule") {
-        for target in one_or_many(&rule["Properties"]["Targets"]) {
-            let function = get_att(&target["Arn"], "Arn").unwrap();
-            let krate = function_crates()
-                .into_iter()
-                .find(|k| function_id(k) == function)
-                .unwrap();
-            let l = &local_rule(&krate)["targets"][0];
-            let retry = &target["RetryPolicy"];
-            assert_eq!(
-                retry["MaximumRetryAttempts"].as_u64(),
-                l["retryPolicy"]["maximumRetryAttempts"].as_u64(),
-                "{rule_id}"
-            );
-            assert_eq!(
-                retry["MaximumEventAgeInSeconds"].as_u64(),
-                l["retryPolicy"]["maximumEventAgeInSeconds"].as_u64(),
-                "{rule_id}"
-            );
-            assert_eq!(
-                l["deadLetterQueue"].as_str(),
-                Some(name.as_str()),
-                "{rule_id}"
-            );
-        }
+    for (rule_id, target, krate) in rule_targets(&t) {
+        let l = &local_rule(&krate)["targets"][0];
+        let retry = &target["RetryPolicy"];
+        assert_eq!(
+            retry["MaximumRetryAttempts"].as_u64(),
+            l["retryPolicy"]["maximumRetryAttempts"].as_u64(),
+            "{rule_id}"
+        );
+        assert_eq!(
+            retry["MaximumEventAgeInSeconds"].as_u64(),
+            l["retryPolicy"]["maximumEventAgeInSeconds"].as_u64(),
+            "{rule_id}"
+        );
+        assert_eq!(
+            l["deadLetterQueue"].as_str(),
+            Some(name.as_str()),
+            "{rule_id}"
+        );
     }
 }
 
@@ -1934,48 +1924,17 @@ fn every_check_the_policy_scanner_skips_says_why() {
 fn the_settle_check_rule_sends_the_sweeps_checks_to_backup_abort() {
     use brfed_core::execution::{SETTLE_CHECK_DETAIL_TYPE, SETTLE_CHECK_SOURCE};
     let t = template();
-    let rules: Vec<(String, &Value)> = of_type(&t, "AWS::Events::Rule")
-        .into_iter()
-        .filter(|(_, r)| {
-            one_or_many(&r["Properties"]["EventPattern"]["source"])
-                .iter()
-                .any(|s| s.as_str() == Some(SETTLE_CHECK_SOURCE))
-        })
-        .collect();
-    assert_eq!(rules.len(), 1, "one rule for the settle checks");
-    let (rule_id, rule) = &rules[0];
+    let (rule_id, rule) = one_rule(&t, "for the settle checks", |r| {
+        strings(&r["Properties"]["EventPattern"]["source"]).contains(&SETTLE_CHECK_SOURCE)
+    });
     let pattern = &rule["Properties"]["EventPattern"];
-    let strings = |v: &Value| -> Vec<String> {
-        one_or_many(v)
-            .into_iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
     assert_eq!(strings(&pattern["source"]), [SETTLE_CHECK_SOURCE]);
     assert_eq!(strings(&pattern["detail-type"]), [SETTLE_CHECK_DETAIL_TYPE]);
-    let targets = one_or_many(&rule["Properties"]["Targets"]);
-    assert_eq!(targets.len(), 1, "{rule_id}: one target");
-    assert_eq!(
-        get_att(&targets[0]["Arn"], "Arn"),
-        Some(function_id("backup-abort").as_str()),
-        "{rule_id} must target backup-abort"
-    );
-    assert!(
-        events_may_invoke(&t, "backup-abort", |s| get_att(s, "Arn")
-            == Some(rule_id.as_str())),
-        "EventBridge may not invoke backup-abort for {rule_id}"
-    );
+    only_target(&t, &rule_id, rule, "backup-abort");
 
-    let local: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("infra/local/rules.json")).unwrap(),
-    )
-    .unwrap();
-    let local_rule = local["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["eventPattern"]["source"][0] == SETTLE_CHECK_SOURCE)
-        .expect("infra/local/rules.json has the settle-check rule");
+    let local_rule = local_rule_where("for the settle checks", |r| {
+        r["eventPattern"]["source"][0] == SETTLE_CHECK_SOURCE
+    });
     assert_eq!(
         local_rule["eventPattern"],
         serde_json::json!({"source": [SETTLE_CHECK_SOURCE], "detail-type": [SETTLE_CHECK_DETAIL_TYPE]})
