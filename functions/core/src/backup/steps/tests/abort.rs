@@ -27,16 +27,7 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     assert!(w.spec("dp3").get("federalVolumeBackupPhase").is_none());
     let doc = w.doc().await;
     assert_eq!(doc.status.progress.phase.as_deref(), Some("Failed"));
-    assert_eq!(
-        doc.status
-            .progress
-            .conditions
-            .last()
-            .unwrap()
-            .reason
-            .as_deref(),
-        Some("ExecutionAborted")
-    );
+    assert_eq!(last_reason(&doc), Some("ExecutionAborted"));
     assert_eq!(doc.brfed.members_settled, Some(false));
     // A later delivery (Lambda's retry) asks again and looks again; once the members are
     // terminal it records so, and the deliveries after that do nothing.
@@ -50,13 +41,7 @@ async fn an_aborted_execution_is_torn_down_once_and_foreign_members_are_left_alo
     assert_eq!(doc.brfed.members_settled, Some(true));
     assert!(doc.brfed.unsettled_members.is_empty());
     assert_eq!(
-        doc.status
-            .progress
-            .conditions
-            .last()
-            .unwrap()
-            .reason
-            .as_deref(),
+        last_reason(&doc),
         Some("ExecutionAborted"),
         "the failure is written once"
     );
@@ -138,16 +123,7 @@ async fn an_abort_that_cannot_reach_the_initialize_plane_writes_nothing_terminal
     assert_eq!(w.asked("dp1"), (json!("teardown"), json!(true)));
     let doc = w.doc().await;
     assert_eq!(doc.status.progress.phase.as_deref(), Some("Failed"));
-    assert_eq!(
-        doc.status
-            .progress
-            .conditions
-            .last()
-            .unwrap()
-            .reason
-            .as_deref(),
-        Some("ExecutionAborted")
-    );
+    assert_eq!(last_reason(&doc), Some("ExecutionAborted"));
     assert!(doc.brfed.teardown_pending.is_empty());
     assert_eq!(
         doc.brfed.members_settled,
@@ -187,13 +163,7 @@ async fn a_backup_that_ended_with_members_running_is_looked_at_again_by_the_abor
     let doc = w.doc().await;
     assert_eq!(doc.brfed.members_settled, Some(true));
     assert_eq!(
-        doc.status
-            .progress
-            .conditions
-            .last()
-            .unwrap()
-            .reason
-            .as_deref(),
+        last_reason(&doc),
         Some("PhaseDeadlineExceeded"),
         "the failure finalize wrote stays"
     );

@@ -34,6 +34,7 @@ use crate::backup::steps::resume_gc::resume_gc;
 use crate::backup::steps::start::start;
 use crate::backup::steps::teardown::teardown;
 use crate::catalog::Catalog;
+use crate::catalog::FederatedDoc;
 use crate::execution::ExecutionDetail;
 use crate::execution::ExecutionStatusChange;
 use crate::member::cond;
@@ -291,4 +292,9 @@ fn step(ctx: &BackupContext, failure: Option<&Failure>) -> StepInput {
         backup: ctx.clone(),
         failure: failure.cloned(),
     }
+}
+
+/// The reason of the last condition a catalog document records.
+fn last_reason(doc: &VolumeBackupDoc) -> Option<&str> {
+    doc.conditions().last().and_then(|c| c.reason.as_deref())
 }
