@@ -539,26 +539,7 @@ fn restore_finalize(
                 .collect(),
         },
     };
-    // As restore_finalize: the state's copy leaves the leftovers to the catalog.
-    let mut document = document;
-    document.brfed.leftovers.clear();
-    let (error, cause) = match &failure {
-        Some(f) => (
-            Some(f.error.clone()),
-            Some(format!(
-                "VolumeRestore {}/{} failed: {}; what was left and how to clean it up: the catalog document's brfed.leftovers",
-                ctx.namespace,
-                ctx.name,
-                f.message()
-            )),
-        ),
-        None => (None, None),
-    };
-    RestoreFinalizeOutput {
-        document,
-        error,
-        cause,
-    }
+    RestoreFinalizeOutput::new(&ctx, document, failure.as_ref())
 }
 
 /// Walks the deletion of the backup made from `backup_input` through

@@ -9,7 +9,9 @@ use crate::backup::steps::ObserveOutput;
 use crate::catalog::Catalog;
 use crate::member::MemberRef;
 use crate::ports::DataPlanes;
+use crate::ports::MemberKind;
 use crate::ports::ObjectStore;
+use crate::ports::Observation;
 use crate::ports::Volumes;
 use crate::restore::judge::RestoreAwait;
 use crate::restore::spec::RestoreOptions;
@@ -28,6 +30,12 @@ pub struct RestoreEnv<'a, D, S, V> {
 impl<D: DataPlanes, S: ObjectStore, V: Volumes> RestoreEnv<'_, D, S, V> {
     pub(crate) fn catalog(&self) -> Catalog<'_, S, VolumeRestoreDoc> {
         Catalog::new(self.base.store, self.base.catalog_bucket)
+    }
+
+    /// What the data planes show of the member `Restore`s of `ctx`, in member order.
+    pub(crate) async fn read_members(&self, ctx: &RestoreContext) -> Vec<Observation> {
+        let planes = self.base.planes;
+        planes.read_members(MemberKind::Restore, &ctx.members).await
     }
 }
 
@@ -112,4 +120,35 @@ pub struct RestoreFinalizeOutput {
     pub error: Option<String>,
     /// Cause.
     pub cause: Option<String>,
+}
+
+impl RestoreFinalizeOutput {
+    /// The output for the final `document` of restore `ctx`, failed with `failure` or not. The
+    /// state carries the document without its leftovers: they list every volume and a command
+    /// per volume (over Step Functions' 256 KiB at a few thousand volumes); the catalog keeps them
+    /// and the cause says where.
+    pub fn new(
+        ctx: &RestoreContext,
+        mut document: VolumeRestoreDoc,
+        failure: Option<&Failure>,
+    ) -> Self {
+        document.brfed.leftovers.clear();
+        let (error, cause) = match failure {
+            Some(f) => (
+                Some(f.error.clone()),
+                Some(format!(
+                    "VolumeRestore {}/{} failed: {}; what was left and how to clean it up: the catalog document's brfed.leftovers",
+                    ctx.namespace,
+                    ctx.name,
+                    f.message()
+                )),
+            ),
+            None => (None, None),
+        };
+        Self {
+            document,
+            error,
+            cause,
+        }
+    }
 }

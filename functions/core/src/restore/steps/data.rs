@@ -23,11 +23,7 @@ pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
     input: RestoreStepInput,
 ) -> Result<usize, StepError> {
     let ctx = &input.restore;
-    let obs = env
-        .base
-        .planes
-        .read_members(MemberKind::Restore, &ctx.members)
-        .await;
+    let obs = env.read_members(ctx).await;
     let views = RestoreView::views(&obs);
     // already chosen (a re-run): the member already past restore-volume
     let chosen = views.iter().position(|v| {

@@ -4,7 +4,6 @@ use crate::backup::judge::Failure;
 use crate::backup::judge::Verdict;
 use crate::error::StepError;
 use crate::ports::DataPlanes;
-use crate::ports::MemberKind;
 use crate::ports::ObjectStore;
 use crate::ports::Observation;
 use crate::ports::Volumes;
@@ -25,11 +24,7 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
     input: RestoreStepInput,
 ) -> Result<RestoreFinalizeOutput, StepError> {
     let ctx = &input.restore;
-    let obs = env
-        .base
-        .planes
-        .read_members(MemberKind::Restore, &ctx.members)
-        .await;
+    let obs = env.read_members(ctx).await;
     let failure = input.failure.clone().or_else(|| {
         match judge_restore(
             RestoreAwait::Complete,
@@ -87,26 +82,5 @@ pub(crate) async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
             true
         })
         .await?;
-    let (error, cause) = match &failure {
-        Some(f) => (
-            Some(f.error.clone()),
-            Some(format!(
-                "VolumeRestore {}/{} failed: {}; what was left and how to clean it up: the catalog document's brfed.leftovers",
-                ctx.namespace,
-                ctx.name,
-                f.message()
-            )),
-        ),
-        None => (None, None),
-    };
-    // The state carries the document without its leftovers: they list every volume and a command
-    // per volume (over Step Functions' 256 KiB at a few thousand volumes); the catalog keeps them
-    // and the cause says where.
-    let mut document = document;
-    document.brfed.leftovers.clear();
-    Ok(RestoreFinalizeOutput {
-        document,
-        error,
-        cause,
-    })
+    Ok(RestoreFinalizeOutput::new(ctx, document, failure.as_ref()))
 }
