@@ -17,7 +17,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
                 .as_deref()
                 .is_some_and(|a| a.ends_with("volume-backup-delete"));
             if deletion {
-                return delete::steps::aborted(&runtime.env(), &input).await;
+                return delete::steps::abort(&runtime.env(), &input).await;
             }
             let event = input.clone();
             let result = backup::steps::abort(&runtime.env(), input).await;

@@ -1,8 +1,60 @@
-//! A Step Functions execution's status change, as EventBridge delivers it to the abort functions
-//! (and as the retention sweep sends it for a settle check).
+//! A Step Functions execution: the small state it carries from step to step ([`RunContext`]), and
+//! its status change, as EventBridge delivers it to the abort functions (and as the retention
+//! sweep sends it for a settle check).
 
-use serde::Deserialize;
+use crate::member::MemberRef;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The small state a backup's or a restore's execution carries from step to step: what it works
+/// on, its members and options, and its deadline. `X` is what one workflow carries more (a
+/// restore's warmup), flattened beside the rest: the state's JSON is flat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunContext<O, X = NothingMore> {
+    /// Name of the federated object (= execution name).
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Execution ARN.
+    pub execution: String,
+    /// Members in `spec.clusters` order (a backup's `members[0]` initializes; a restore's
+    /// `backupName` holds the member `Restore`'s name).
+    pub members: Vec<MemberRef>,
+    /// Options in force.
+    pub options: O,
+    /// Overall deadline, RFC 3339 (empty in a context rebuilt from the catalog by an abort).
+    pub deadline: String,
+    /// What the workflow carries more.
+    #[serde(flatten)]
+    pub extra: X,
+}
+
+impl<O, X> RunContext<O, X> {
+    /// The context an abort rebuilds for execution `execution` of `namespace/name` from what the
+    /// catalog record holds: without a deadline (an abort has none).
+    pub fn recorded(
+        (namespace, name): (&str, &str),
+        execution: &str,
+        members: &[MemberRef],
+        options: O,
+        extra: X,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+            execution: execution.into(),
+            members: members.to_vec(),
+            options,
+            deadline: String::new(),
+            extra,
+        }
+    }
+}
+
+/// A workflow that carries nothing more than [`RunContext`]'s fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NothingMore {}
 
 /// The Step Functions "Execution Status Change" event the abort step receives (the fields it uses).
 #[derive(Debug, Clone, Deserialize)]

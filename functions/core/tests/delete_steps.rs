@@ -429,7 +429,7 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     let event: brfed_core::execution::ExecutionStatusChange = serde_json::from_value(json!({
         "detail": {"executionArn": EXEC, "status": "ABORTED", "input": bk().to_string()}}))
     .unwrap();
-    let r = delete::steps::aborted(&e, &event).await.unwrap();
+    let r = delete::steps::abort(&e, &event).await.unwrap();
     assert_eq!(r.action, "marked-clean-failed");
     let doc = w.doc().await;
     assert_eq!(doc.brfed.deletion.unwrap().state, "CleanFailed");
@@ -443,7 +443,7 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
     assert_eq!(c.reason.as_deref(), Some("ExecutionAborted"));
     // Again (at-least-once delivery), or for another execution: nothing.
     assert_eq!(
-        delete::steps::aborted(&e, &event).await.unwrap().action,
+        delete::steps::abort(&e, &event).await.unwrap().action,
         "nothing-to-do"
     );
     // And a new deletion is allowed.

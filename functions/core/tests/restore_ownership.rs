@@ -13,9 +13,9 @@ use brfed_core::ports::{
 use brfed_core::restore::judge::RestoreAwait;
 use brfed_core::restore::member::rcond;
 use brfed_core::restore::status::{VolumeRestoreDoc, restore_key};
+use brfed_core::restore::steps;
 use brfed_core::restore::steps::{
-    RestoreEnv, RestoreObserveInput, RestoreStartOutput, RestoreStepInput, restore_finalize,
-    restore_finish, restore_observe, restore_start,
+    RestoreEnv, RestoreObserveInput, RestoreStartOutput, RestoreStepInput,
 };
 use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
 use brfed_core::testing::{
@@ -144,7 +144,7 @@ async fn start<V: Volumes>(
     execution: &str,
     cleanup: bool,
 ) -> Result<RestoreStartOutput, StepError> {
-    restore_start(
+    steps::start(
         e,
         StartInput {
             input: restore_request(name, DATA, TARGET_NS, cleanup),
@@ -184,7 +184,7 @@ async fn observe<V: Volumes>(
         phase: out.phase.clone(),
         data_member: None,
     };
-    restore_observe(e, input).await.unwrap().verdict
+    steps::observe(e, input).await.unwrap().verdict
 }
 
 /// Finalizes the restore after a member failed (its cleanup runs); returns its record.
@@ -192,7 +192,7 @@ async fn fail<V: Volumes>(
     e: &RestoreEnv<'_, FakePlanes, FakeStore, V>,
     out: &RestoreStartOutput,
 ) -> VolumeRestoreDoc {
-    restore_finalize(e, after_failure(out)).await.unwrap();
+    steps::finalize(e, after_failure(out)).await.unwrap();
     record(e.base.store, &out.restore.name)
 }
 
@@ -285,7 +285,7 @@ async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
     w.planes
         .add_restore_condition("dp1", TARGET_NS, "fed-r1", rcond::FAILED);
 
-    let done = restore_finalize(&e, after_failure(&out)).await.unwrap();
+    let done = steps::finalize(&e, after_failure(&out)).await.unwrap();
     assert_eq!(done.error.as_deref(), Some("MemberFailed"));
     assert!(
         w.planes.restore("dp1", TARGET_NS, "fed-r1").is_none(),
@@ -324,7 +324,7 @@ async fn restore_finish_never_patches_a_restore_of_another_execution() {
     let mut foreign = member(&exec("someone-else"), "br");
     foreign["spec"] = json!({"federalVolumeRestorePhase": "restore-volume"});
     w.replace_member("dp2", &foreign).await;
-    let err = restore_finish(&e, after_failure(&out)).await.unwrap_err();
+    let err = steps::finish(&e, after_failure(&out)).await.unwrap_err();
     assert_eq!(err.name(), "MemberNameConflict", "{err}");
     assert_eq!(w.planes.restore("dp2", TARGET_NS, "fed-r1"), Some(foreign));
 }

@@ -8,7 +8,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     lambda::run(
         Runtime::load,
         |runtime, input: execution::ExecutionStatusChange, _ctx| async move {
-            let report = restore::steps::restore_aborted(&runtime.restore_env(), &input).await?;
+            let report = restore::steps::abort(&runtime.restore_env(), &input).await?;
             if let Some(ended) = &report.ended {
                 runtime.signals().restore_ended(ended).await;
             }

@@ -7,7 +7,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     lambda::run(
         Runtime::load,
         |runtime, input: restore::steps::RestoreStepInput, _ctx| async move {
-            let out = restore::steps::restore_finalize(&runtime.restore_env(), input).await?;
+            let out = restore::steps::finalize(&runtime.restore_env(), input).await?;
             runtime.signals().restore_ended(&out).await;
             Ok(out)
         },

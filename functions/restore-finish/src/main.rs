@@ -7,7 +7,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     lambda::run(
         Runtime::load,
         |runtime, input: restore::steps::RestoreStepInput, _ctx| async move {
-            restore::steps::restore_finish(&runtime.restore_env(), input).await
+            restore::steps::finish(&runtime.restore_env(), input).await
         },
     )
 }

@@ -7,7 +7,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     lambda::run(
         Runtime::load,
         |runtime, input: restore::steps::RestoreObserveInput, _ctx| async move {
-            restore::steps::restore_observe(&runtime.restore_env(), input).await
+            restore::steps::observe(&runtime.restore_env(), input).await
         },
     )
 }

@@ -8,7 +8,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     lambda::run(
         Runtime::load,
         |runtime, input: backup::steps::StartInput, _ctx| async move {
-            restore::steps::restore_start(&runtime.restore_env(), input).await
+            restore::steps::start(&runtime.restore_env(), input).await
         },
     )
 }

@@ -23,6 +23,7 @@ use brfed_core::delete::member::{CleanBy, DeleteMember};
 use brfed_core::delete::pacing::SnapshotProgress;
 use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::{DeleteContext, DeleteObserved, DeleteStartOutput};
+use brfed_core::execution::NothingMore;
 use brfed_core::input::{FEDERATION_API_VERSION, ObserveMode};
 use brfed_core::member::{MemberRef, MemberView, phase};
 use brfed_core::ports::Observation;
@@ -30,6 +31,7 @@ use brfed_core::restore::judge::{RestoreAwait, judge_restore, pick_data_member};
 use brfed_core::restore::member::{RestoreView, build_member_restore, rcond};
 use brfed_core::restore::spec::RestoreRequest;
 use brfed_core::restore::status::{Leftover, RestoreRecord, VolumeRestoreDoc, VolumeRestoreStatus};
+use brfed_core::restore::steps::WarmupPlan;
 use brfed_core::restore::steps::{
     RestoreContext, RestoreFinalizeOutput, RestoreStartOutput, restore_members,
 };
@@ -185,6 +187,7 @@ pub fn walk_backup(input: &Value, execution: &str, f: &Facts, sc: Scenario) -> W
             members: members.clone(),
             options: req.options.clone(),
             deadline: rfc3339(t + Duration::seconds(req.options.deadline_seconds as i64)),
+            extra: NothingMore::default(),
         },
         phase: Phase {
             name: "Initialize".into(),
@@ -407,8 +410,7 @@ pub fn walk_restore(
         members: members.clone(),
         options: req.options.clone(),
         deadline: rfc3339(t + Duration::seconds(req.options.deadline_seconds as i64)),
-        warmup: req.warmup().into(),
-        warmup_strategy: req.warmup_strategy().into(),
+        extra: WarmupPlan::of(&req),
     };
     let start = RestoreStartOutput {
         restore: ctx.clone(),
@@ -428,7 +430,7 @@ pub fn walk_restore(
             .collect()
     };
     let (progress, end) = (objects(false), objects(sc.failed));
-    let async_warmup = ctx.warmup == "async";
+    let async_warmup = ctx.extra.warmup == "async";
     let mut loops = sc.pending_loops;
     let mut task = |krate: &str, state: &str, params: &Value| -> TaskResult {
         Ok(match krate {
@@ -488,15 +490,15 @@ fn restore_finalize(
     // as the steps write it: restore-start, the observations, restore-data, restore-finish
     status.progress.set_condition("Running", None, None, t);
     status.start_step("RestoreVolume", t);
-    status.refresh(&ctx.members, progress, &ctx.warmup, None, t);
+    status.refresh(&ctx.members, progress, &ctx.extra.warmup, None, t);
     if data_member.is_some() {
         status.start_step("RestoreData", t);
     }
-    status.refresh(&ctx.members, obs, &ctx.warmup, data_member, t);
+    status.refresh(&ctx.members, obs, &ctx.extra.warmup, data_member, t);
     if failure.is_none() {
         status.start_step("RestartTiKV", later);
     }
-    status.refresh(&ctx.members, obs, &ctx.warmup, data_member, later);
+    status.refresh(&ctx.members, obs, &ctx.extra.warmup, data_member, later);
     let leftovers: Vec<Leftover> = match &failure {
         Some(_) => ctx
             .members
@@ -527,7 +529,7 @@ fn restore_finalize(
             from_backup: req.from_backup.clone(),
             data_member,
             leftovers,
-            // As restore_observe: each member's volumes claimed at VolumeComplete.
+            // As restore::steps::observe: each member's volumes claimed at VolumeComplete.
             volume_claims: ctx
                 .members
                 .iter()
@@ -539,7 +541,7 @@ fn restore_finalize(
                 .collect(),
         },
     };
-    RestoreFinalizeOutput::new(&ctx, document, failure.as_ref())
+    RestoreFinalizeOutput::new(ctx, document, failure.as_ref())
 }
 
 /// Walks the deletion of the backup made from `backup_input` through

@@ -12,6 +12,7 @@ use crate::backup::steps::teardown::teardown_members;
 use crate::backup::steps::teardown::unsettled_members;
 use crate::error::StepError;
 use crate::execution::ExecutionStatusChange;
+use crate::execution::NothingMore;
 use crate::member::MemberRef;
 use crate::member::MemberView;
 use crate::ports::DataPlanes;
@@ -51,14 +52,14 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     if doc.status.progress.is_terminal() && doc.brfed.members_settled != Some(false) {
         return Ok(AbortReport::nothing(format!("{ns}/{name} already ended")));
     }
-    let ctx = BackupContext {
-        name: name.clone(),
-        namespace: ns.clone(),
-        execution: doc.brfed.execution.clone(),
-        members: doc.brfed.members.clone(),
-        options: doc.brfed.options.clone(),
-        deadline: String::new(),
-    };
+    let (record, extra) = (&doc.brfed, NothingMore::default());
+    let ctx = BackupContext::recorded(
+        (&ns, &name),
+        &record.execution,
+        &record.members,
+        record.options.clone(),
+        extra,
+    );
     let cause = d.ended();
     let (report, deleted) = teardown_members(env.planes, &ctx.members, &ctx.execution).await;
     tracing::info!(requested = ?report.requested, already = ?report.already, deleted = ?report.deleted, unreachable = ?report.unreachable, "abort teardown");

@@ -10,7 +10,7 @@ use crate::backup::judge::Failure;
 use crate::backup::spec::Options;
 use crate::backup::status::VolumeBackupDoc;
 use crate::catalog::Catalog;
-use crate::member::MemberRef;
+use crate::execution::RunContext;
 use crate::ports::ObjectStore;
 use crate::time::Phase;
 use serde::{Deserialize, Serialize};
@@ -36,22 +36,7 @@ impl<D, S: ObjectStore> Env<'_, D, S> {
 }
 
 /// The small state a backup execution carries from step to step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackupContext {
-    /// Federated backup name (= execution name).
-    pub name: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// Execution ARN.
-    pub execution: String,
-    /// Members in `spec.clusters` order; `members[0]` initializes.
-    pub members: Vec<MemberRef>,
-    /// Options in force.
-    pub options: Options,
-    /// Overall deadline, RFC 3339.
-    pub deadline: String,
-}
+pub type BackupContext = RunContext<Options>;
 
 /// Input of the start step: the execution input and the execution's identity.
 #[derive(Debug, Clone, Deserialize)]

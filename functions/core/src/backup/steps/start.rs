@@ -13,6 +13,7 @@ use crate::backup::steps::context::StartInput;
 use crate::backup::steps::context::StartOutput;
 use crate::backup::steps::execute::ensure_member;
 use crate::error::StepError;
+use crate::execution::NothingMore;
 use crate::member::MemberRef;
 use crate::member::MemberView;
 use crate::member::phase;
@@ -86,6 +87,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
             members,
             options: req.options.clone(),
             deadline: rfc3339(deadline),
+            extra: NothingMore::default(),
         },
         phase: Phase::now("Initialize"),
         failure: None,

@@ -15,7 +15,7 @@ use chrono::Utc;
 /// which records `CleanFailed` itself): its catalog record must not stay `Deleting`, which would
 /// refuse every later deletion and stop retention of its schedule. Marks it `CleanFailed` with
 /// the failure name; harmless for other executions.
-pub async fn aborted<D, S: ObjectStore>(
+pub async fn abort<D, S: ObjectStore>(
     env: &Env<'_, D, S>,
     event: &crate::execution::ExecutionStatusChange,
 ) -> Result<AbortReport, StepError> {

@@ -9,7 +9,7 @@ mod observe;
 mod snapshots;
 mod start;
 
-pub use abort::aborted;
+pub use abort::abort;
 pub use context::{
     DeleteContext, DeleteObserved, DeleteStartInput, DeleteStartOutput, DeleteStepInput,
 };

@@ -12,6 +12,7 @@ use crate::restore::spec::RestoreRequest;
 use crate::restore::steps::context::RestoreContext;
 use crate::restore::steps::context::RestoreEnv;
 use crate::restore::steps::context::RestoreFinalizeOutput;
+use crate::restore::steps::context::WarmupPlan;
 use crate::restore::steps::finalize::conclude;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +47,7 @@ impl RestoreAbortReport {
 /// leftovers report (and opt-in cleanup) as finalize. Nothing to do for a restore that already
 /// ended or belongs to another execution. Members are not stopped: the data-plane operator has
 /// no way to cancel a running `Restore`; the report says which ones were still running.
-pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn abort<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     event: &crate::execution::ExecutionStatusChange,
 ) -> Result<RestoreAbortReport, StepError> {
@@ -68,16 +69,14 @@ pub async fn restore_aborted<D: DataPlanes, S: ObjectStore, V: Volumes>(
         )));
     }
     let stored = doc.request();
-    let ctx = RestoreContext {
-        name: name.clone(),
-        namespace: ns.clone(),
-        execution: doc.brfed.execution.clone(),
-        members: doc.brfed.members.clone(),
-        options: doc.brfed.options.clone(),
-        deadline: String::new(),
-        warmup: stored.warmup().into(),
-        warmup_strategy: stored.warmup_strategy().into(),
-    };
+    let (record, extra) = (&doc.brfed, WarmupPlan::of(&stored));
+    let ctx = RestoreContext::recorded(
+        (&ns, &name),
+        &record.execution,
+        &record.members,
+        record.options.clone(),
+        extra,
+    );
     let obs = env
         .base
         .planes

@@ -7,7 +7,7 @@ use crate::backup::judge::Failure;
 use crate::backup::steps::Env;
 use crate::backup::steps::ObserveOutput;
 use crate::catalog::Catalog;
-use crate::member::MemberRef;
+use crate::execution::RunContext;
 use crate::ports::DataPlanes;
 use crate::ports::MemberKind;
 use crate::ports::ObjectStore;
@@ -15,6 +15,7 @@ use crate::ports::Observation;
 use crate::ports::Volumes;
 use crate::restore::judge::RestoreAwait;
 use crate::restore::spec::RestoreOptions;
+use crate::restore::spec::RestoreRequest;
 use crate::restore::status::VolumeRestoreDoc;
 use crate::time::Phase;
 use serde::{Deserialize, Serialize};
@@ -39,26 +40,27 @@ impl<D: DataPlanes, S: ObjectStore, V: Volumes> RestoreEnv<'_, D, S, V> {
     }
 }
 
-/// The small state a restore execution carries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The small state a restore execution carries: a backup's, and the warmup.
+pub type RestoreContext = RunContext<RestoreOptions, WarmupPlan>;
+
+/// How a restore warms its volumes up (`template.warmup`, `template.warmupStrategy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RestoreContext {
-    /// Name (= execution name).
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Execution ARN.
-    pub execution: String,
-    /// Members in spec order (`backupName` holds the member `Restore`'s name).
-    pub members: Vec<MemberRef>,
-    /// Options.
-    pub options: RestoreOptions,
-    /// Overall deadline.
-    pub deadline: String,
-    /// `template.warmup`.
+pub struct WarmupPlan {
+    /// `template.warmup`: empty, `sync` or `async`.
     pub warmup: String,
     /// `template.warmupStrategy`.
     pub warmup_strategy: String,
+}
+
+impl WarmupPlan {
+    /// The warmup request `req` asks for.
+    pub fn of(req: &RestoreRequest) -> Self {
+        Self {
+            warmup: req.warmup().into(),
+            warmup_strategy: req.warmup_strategy().into(),
+        }
+    }
 }
 
 /// Output of the restore start step.
@@ -150,5 +152,40 @@ impl RestoreFinalizeOutput {
             error,
             cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::steps::BackupContext;
+    use serde_json::json;
+
+    #[test]
+    fn both_contexts_travel_as_flat_json() {
+        let backup = json!({
+            "name": "bk", "namespace": "br", "execution": "arn:x",
+            "members": [{"k8sClusterName": "dp1", "tcName": "tc", "tcNamespace": "tidb",
+                         "backupName": "fed-bk"}],
+            "options": {}, "deadline": "2026-01-01T00:00:00Z"
+        });
+        let ctx: BackupContext = serde_json::from_value(backup.clone()).unwrap();
+        assert_eq!(ctx.members[0].backup_name, "fed-bk");
+        let mut back = serde_json::to_value(&ctx).unwrap();
+        back["options"] = json!({});
+        assert_eq!(
+            back, backup,
+            "the backup's state carries no more fields than before"
+        );
+
+        let mut restore = backup;
+        restore["warmup"] = json!("async");
+        restore["warmupStrategy"] = json!("check-wal-only");
+        let ctx: RestoreContext = serde_json::from_value(restore.clone()).unwrap();
+        assert_eq!(ctx.extra.warmup, "async");
+        assert_eq!(ctx.extra.warmup_strategy, "check-wal-only");
+        let mut back = serde_json::to_value(&ctx).unwrap();
+        back["options"] = json!({});
+        assert_eq!(back, restore, "the warmup stands beside the other fields");
     }
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 /// Restore data: pick the member with the minimum commitTs and move only it to `restore-data`;
 /// returns its index (the state machine keeps it as `dataMember`).
-pub async fn restore_data<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn data<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreStepInput,
 ) -> Result<usize, StepError> {

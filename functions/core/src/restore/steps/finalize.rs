@@ -19,7 +19,7 @@ use chrono::Utc;
 
 /// Finalize: `Complete`, or `Failed` with, per data plane, what was left and how to clean it up;
 /// with `cleanupOnFailure`, deletes the member `Restore`s and the volumes they created.
-pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreStepInput,
 ) -> Result<RestoreFinalizeOutput, StepError> {
@@ -31,11 +31,11 @@ pub async fn restore_finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
             &ctx.members,
             &obs,
             input.data_member,
-            ctx.warmup == "async",
+            ctx.extra.warmup == "async",
         ) {
             Verdict::Met => None,
             Verdict::Failed(f) => Some(f),
-            Verdict::Pending if ctx.warmup_strategy == "check-wal-only" => None,
+            Verdict::Pending if ctx.extra.warmup_strategy == "check-wal-only" => None,
             Verdict::Pending => Some(Failure::new(
                 "TeardownIncomplete",
                 "members did not all reach Complete",
@@ -64,7 +64,7 @@ pub(crate) async fn conclude<D: DataPlanes, S: ObjectStore, V: Volumes>(
         None => (Vec::new(), Vec::new()),
     };
     let now = Utc::now();
-    let warmup = ctx.warmup.clone();
+    let warmup = ctx.extra.warmup.clone();
     let document = env
         .catalog()
         .update(&ctx.namespace, &ctx.name, |d| {

@@ -18,7 +18,7 @@ use futures::future::join_all;
 use serde_json::json;
 
 /// Restore finish: every member to `restore-finish` (TiKV restarts out of recovery mode).
-pub async fn restore_finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreStepInput,
 ) -> Result<Phase, StepError> {

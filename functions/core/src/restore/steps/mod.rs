@@ -14,13 +14,13 @@ mod start;
 #[cfg(test)]
 mod tests;
 
-pub use abort::{RestoreAbortReport, restore_aborted};
+pub use abort::{RestoreAbortReport, abort};
 pub use context::{
     RestoreContext, RestoreEnv, RestoreFinalizeOutput, RestoreObserveInput, RestoreStartOutput,
-    RestoreStepInput,
+    RestoreStepInput, WarmupPlan,
 };
-pub use data::restore_data;
-pub use finalize::restore_finalize;
-pub use finish::restore_finish;
-pub use observe::{SETTLE_LIMIT_SECONDS, restore_observe};
-pub use start::{resolve_from_backup, restore_members, restore_problems, restore_start};
+pub use data::data;
+pub use finalize::finalize;
+pub use finish::finish;
+pub use observe::{SETTLE_LIMIT_SECONDS, observe};
+pub use start::{resolve_from_backup, restore_members, restore_problems, start};

@@ -28,7 +28,7 @@ use chrono::Utc;
 pub const SETTLE_LIMIT_SECONDS: u64 = 900;
 
 /// Observe: watch the member `Restore`s for `await`, recording conditions and step timings.
-pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: RestoreObserveInput,
 ) -> Result<ObserveOutput, StepError> {
@@ -44,7 +44,11 @@ pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
         ctx.options.observe_mode,
         env.base.observe_budget,
     )?;
-    let (awaited, dm, async_warmup) = (input.awaited, input.data_member, ctx.warmup == "async");
+    let (awaited, dm, async_warmup) = (
+        input.awaited,
+        input.data_member,
+        ctx.extra.warmup == "async",
+    );
     let members = &ctx.members;
     let done = move |obs: &[Observation]| {
         judge_restore(awaited, members, obs, dm, async_warmup) != Verdict::Pending
@@ -79,7 +83,7 @@ pub async fn restore_observe<D: DataPlanes, S: ObjectStore, V: Volumes>(
         },
         false => Vec::new(),
     };
-    let warmup = ctx.warmup.clone();
+    let warmup = ctx.extra.warmup.clone();
     env.catalog()
         .update(&ctx.namespace, &ctx.name, |d| {
             let before = d.status.clone();

@@ -24,6 +24,7 @@ use crate::restore::status::VolumeRestoreStatus;
 use crate::restore::steps::context::RestoreContext;
 use crate::restore::steps::context::RestoreEnv;
 use crate::restore::steps::context::RestoreStartOutput;
+use crate::restore::steps::context::WarmupPlan;
 use crate::time::Phase;
 use crate::time::now_ms;
 use crate::time::rfc3339;
@@ -109,7 +110,7 @@ pub async fn resolve_from_backup<D, S: ObjectStore>(
     Ok(())
 }
 
-/// The checks of every restore target [`restore_start`] runs before its first side effect, each
+/// The checks of every restore target [`start`] runs before its first side effect, each
 /// problem with its error name: the data plane answers, the TidbCluster exists with `acrossK8s`
 /// and `recoveryMode`, the member's `backupmeta` is readable and its TiKV topology matches, no
 /// `Restore` of that name belongs to another execution (`execution` `""` for a dry run: any
@@ -238,7 +239,7 @@ pub fn restore_members(req: &RestoreRequest) -> Vec<MemberRef> {
 
 /// Start: validate, resolve the backup, check every target, record the restore, create every
 /// member `Restore` in `restore-volume` at once.
-pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
+pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     env: &RestoreEnv<'_, D, S, V>,
     input: StartInput,
 ) -> Result<RestoreStartOutput, StepError> {
@@ -356,8 +357,7 @@ pub async fn restore_start<D: DataPlanes, S: ObjectStore, V: Volumes>(
             members,
             options: req.options.clone(),
             deadline: rfc3339(now + chrono::Duration::seconds(req.options.deadline_seconds as i64)),
-            warmup: req.warmup().into(),
-            warmup_strategy: req.warmup_strategy().into(),
+            extra: WarmupPlan::of(&req),
         },
         phase: Phase {
             name: "RestoreVolume".into(),
