@@ -14,7 +14,6 @@ use brfed_core::delete::status::{DeleteResult, manifest_key};
 use brfed_core::delete::steps::{
     DeleteObserved, DeleteStartInput, DeleteStartOutput, DeleteStepInput,
 };
-use brfed_core::member::MemberRef;
 use brfed_core::ports::{DataPlanes, ObjectStore, Precondition, Versioned};
 use brfed_core::tags::{TAG_RETAINED, TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_env};
@@ -58,12 +57,7 @@ impl World {
               "template": {"s3": {"provider": "aws", "bucket": DATA, "prefix": "p"},
                            "cleanPolicy": policy, "snapshotsDeleteRatio": 5.0}}}))
         .unwrap();
-        let members: Vec<MemberRef> = req
-            .spec
-            .clusters
-            .iter()
-            .map(|c| MemberRef::new(c, "bk"))
-            .collect();
+        let members = req.members();
         let mut doc =
             VolumeBackupDoc::new(&req, "exec-bk", members.clone(), "2026-01-01T00:00:00Z");
         doc.status.progress.phase = Some(phase.into());

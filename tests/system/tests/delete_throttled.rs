@@ -6,7 +6,6 @@
 
 use brfed_core::backup::spec::BackupRequest;
 use brfed_core::backup::status::{VolumeBackupDoc, backup_key};
-use brfed_core::member::MemberRef;
 use brfed_core::tags::{TAG_STACK, TAG_VOLUME_BACKUP};
 use brfed_system_tests::dataplane::{World, unique};
 use brfed_system_tests::workflow::{Workflows, catalog_doc, emulator, state_machine};
@@ -86,12 +85,7 @@ async fn a_gone_data_planes_snapshots_are_deleted_at_the_rate_through_throttling
                  "template": {"br": {}, "s3": {"provider": "aws", "bucket": world.bucket, "prefix": prefix},
                               "cleanPolicy": "Delete"}}}))
     .unwrap();
-    let members: Vec<MemberRef> = req
-        .spec
-        .clusters
-        .iter()
-        .map(|c| MemberRef::new(c, &name))
-        .collect();
+    let members = req.members();
     let mut doc = VolumeBackupDoc::new(&req, "old-execution", members, "2026-01-01T00:00:00Z");
     doc.status.progress.phase = Some("Complete".into());
     world

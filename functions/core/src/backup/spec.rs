@@ -22,6 +22,7 @@ use crate::input::type_error;
 use crate::input::valid_bucket;
 use crate::input::validate_meta;
 use crate::member::MemberCluster;
+use crate::member::MemberRef;
 use crate::names;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -212,6 +213,12 @@ struct WholeObject {
 }
 
 impl BackupRequest {
+    /// The member of each `spec.clusters[]` entry, in that order.
+    pub fn members(&self) -> Vec<MemberRef> {
+        let clusters = self.spec.clusters.iter();
+        clusters.map(|c| MemberRef::new(c, self.name())).collect()
+    }
+
     /// Parses YAML or JSON text (a whole `VolumeBackup`, or `{name, spec}`).
     pub fn from_text(text: &str) -> Result<Self, StepError> {
         Self::from_value(parse_document(text)?)

@@ -172,12 +172,7 @@ fn member_backup(
 pub fn walk_backup(input: &Value, execution: &str, f: &Facts, sc: Scenario) -> Walk {
     let req = BackupRequest::from_value(input.clone()).expect("a VolumeBackup");
     let (mode, poll) = (req.options.observe_mode, req.options.poll_seconds);
-    let members: Vec<MemberRef> = req
-        .spec
-        .clusters
-        .iter()
-        .map(|c| MemberRef::new(c, req.name()))
-        .collect();
+    let members = req.members();
     let t = t0();
     let start = StartOutput {
         backup: BackupContext {

@@ -39,12 +39,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
     }
     let execution = input.execution;
     let (ns, name) = (req.metadata.namespace.clone(), req.name().to_string());
-    let members: Vec<MemberRef> = req
-        .spec
-        .clusters
-        .iter()
-        .map(|c| MemberRef::new(c, &name))
-        .collect();
+    let members = req.members();
 
     let existing = env.catalog().get(&ns, &name).await?;
     let resumed = match &existing {

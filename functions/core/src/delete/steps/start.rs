@@ -293,12 +293,7 @@ fn members_of(backup: &BackupRequest, doc: &VolumeBackupDoc) -> Vec<MemberRef> {
     if !doc.brfed.members.is_empty() {
         return doc.brfed.members.clone();
     }
-    backup
-        .spec
-        .clusters
-        .iter()
-        .map(|c| MemberRef::new(c, backup.name()))
-        .collect()
+    backup.members()
 }
 
 async fn read_manifest<S: ObjectStore>(
