@@ -301,7 +301,7 @@ impl EventBridgeSchedule {
     /// The latest time this schedule fires after `after` and no later than `until`, `None` when
     /// it does not fire in between: the original's `getLastScheduledTime` (the newest scheduled
     /// time since the last backup). A `cron(...)` is evaluated as EventBridge does (UTC, Quartz
-    /// fields; `tests/cron_corpus.rs` proves the translation keeps the original's fire times),
+    /// fields; `tests/schedule_cron.rs` proves the translation keeps the original's fire times),
     /// looking back at most 400 days from `until`; a `rate(...)` fires every period from
     /// `after`, as robfig's `@every` fires every period after the previous scheduled time.
     pub fn latest_fire(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -1,7 +1,7 @@
 //! A corpus of malformed and hostile `VolumeBackup` inputs. Every one must be refused with a
 //! named error whose message says what is wrong, must not panic, and, driven through the start
 //! step, must be refused before anything is read or written: no member object in any data plane,
-//! no call to the catalog at all. The cases are written out in `bad_input/volume_backup.json`
+//! no call to the catalog at all. The cases are written out in `backup_bad_input/cases.json`
 //! (one a line, by section), but for those computed here ([`computed`]).
 
 use brfed_core::StepError;
@@ -104,14 +104,14 @@ struct Case {
     says: String,
 }
 
-/// Every case: those written out in `bad_input/volume_backup.json` and those computed here.
+/// Every case: those written out in `backup_bad_input/cases.json` and those computed here.
 fn corpus() -> Vec<Case> {
     let mut cases = written();
     cases.extend(computed());
     cases
 }
 
-/// One case of `bad_input/volume_backup.json`.
+/// One case of `backup_bad_input/cases.json`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Written {
@@ -139,11 +139,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
-/// The cases of `bad_input/volume_backup.json`, by section.
+/// The cases of `backup_bad_input/cases.json`, by section.
 fn written() -> Vec<Case> {
     let sections: BTreeMap<String, Vec<Written>> =
-        serde_json::from_str(include_str!("bad_input/volume_backup.json"))
-            .expect("bad_input/volume_backup.json: sections of cases");
+        serde_json::from_str(include_str!("backup_bad_input/cases.json"))
+            .expect("backup_bad_input/cases.json: sections of cases");
     sections.into_values().flatten().map(Case::from).collect()
 }
 
