@@ -40,12 +40,32 @@ pub struct World {
     pub sim_http: String,
 }
 
+/// What the local world's clients read from the environment (`make world-env` sets it all).
+pub const WORLD_ENV: &[&str] = &[
+    "KUBECONFIG",
+    "AWS_ENDPOINT_URL",
+    "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
+    "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
+];
+
+/// Why the local world cannot be reached from this environment: the first of [`WORLD_ENV`] that
+/// is not set, said so that a user can act on it; `None` when all are set.
+pub fn missing_world_env() -> Option<String> {
+    let missing = WORLD_ENV
+        .iter()
+        .find(|n| std::env::var(n).map_or(true, |v| v.is_empty()))?;
+    Some(format!(
+        "{missing} is not set: this needs the local world (make world-up; eval \"$(make world-env)\"), \
+         with the simulated operator running"
+    ))
+}
+
 fn required_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
-            "{name} is not set: these tests need the local world (make world-up; eval \"$(make world-env)\"), \
-             with the simulated operator running"
+            "{}",
+            missing_world_env().unwrap_or_else(|| format!("{name} is not set"))
         ),
     }
 }

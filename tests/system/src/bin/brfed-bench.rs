@@ -21,19 +21,48 @@ use brfed_system_tests::bench::runs::{self, BackupRun, Figures, RestoreRun};
 use brfed_system_tests::bench::scale::Extrapolation;
 use brfed_system_tests::bench::stats::Summary;
 use brfed_system_tests::bench::{lambda, scale};
-use brfed_system_tests::dataplane::World;
+use brfed_system_tests::dataplane::{World, missing_world_env};
 use brfed_system_tests::workflow::Workflows;
 use chrono::Utc;
+use clap::Parser;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL};
 use serde_json::json;
 use std::time::Instant;
 
-fn env_num(names: &[&str], default: u64) -> u64 {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok())
+/// brfed's performance figures, as one table, from the local world (`make bench`).
+///
+/// Needs the local world's environment (`make world-up; eval "$(make world-env)"`). Prints one
+/// table and writes every figure as JSON to `$CARGO_TARGET_DIR/bench/bench.json`; see
+/// docs/performance.md.
+#[derive(Debug, Parser)]
+#[command(name = "brfed-bench")]
+struct Args {
+    /// Watch-mode backups (one after the other; the restores need at least one)
+    #[arg(long, env = "BRFED_BENCH_RUNS", default_value_t = 5)]
+    runs: usize,
+    /// Poll-mode backups beside them (0 also skips the poll-mode restore)
+    #[arg(long, env = "BRFED_BENCH_POLL_RUNS", default_value_t = 3)]
+    poll_runs: usize,
+    /// Seconds between polls of the poll-mode baseline (also read from BENCH_POLL_SECONDS)
+    #[arg(long, env = "BRFED_BENCH_POLL_SECONDS", default_value_t = legacy_poll_seconds())]
+    poll_seconds: u64,
+    /// Starts per Lambda function for the init-time and RSS figures
+    #[arg(long, env = "BRFED_BENCH_INIT_STARTS", default_value_t = 3)]
+    init_starts: usize,
+    /// Data planes of the modelled run at scale
+    #[arg(long, env = "BRFED_BENCH_MEMBERS", default_value_t = 50)]
+    members: usize,
+    /// Volumes per data plane of the modelled run at scale
+    #[arg(long, env = "BRFED_BENCH_VOLUMES", default_value_t = 200)]
+    volumes: usize,
+}
+
+/// `BENCH_POLL_SECONDS`, the knob's older name, or 30.
+fn legacy_poll_seconds() -> u64 {
+    std::env::var("BENCH_POLL_SECONDS")
+        .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+        .unwrap_or(30)
 }
 
 fn ms(v: Option<i64>) -> String {
@@ -115,12 +144,13 @@ fn model_check_json(w: &Walk, (states, events, payload): Figures) -> serde_json:
 
 #[tokio::main]
 async fn main() {
-    let poll_seconds = env_num(&["BRFED_BENCH_POLL_SECONDS", "BENCH_POLL_SECONDS"], 30);
-    let n_watch = env_num(&["BRFED_BENCH_RUNS"], 5) as usize;
-    let n_poll = env_num(&["BRFED_BENCH_POLL_RUNS"], 3) as usize;
-    let starts = env_num(&["BRFED_BENCH_INIT_STARTS"], 3) as usize;
-    let members = env_num(&["BRFED_BENCH_MEMBERS"], 50) as usize;
-    let volumes = env_num(&["BRFED_BENCH_VOLUMES"], 200) as usize;
+    let args = Args::parse();
+    if let Some(missing) = missing_world_env() {
+        eprintln!("brfed-bench: {missing}");
+        std::process::exit(2);
+    }
+    let (poll_seconds, n_watch, n_poll) = (args.poll_seconds, args.runs, args.poll_runs);
+    let (starts, members, volumes) = (args.init_starts, args.members, args.volumes);
     let world = World::from_env().await;
     let flows = Workflows::from_env().await;
     let began = Instant::now();

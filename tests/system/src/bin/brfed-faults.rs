@@ -13,11 +13,12 @@
 //! the fault could not be produced). Cells that cannot be produced are printed `n/a` with the
 //! reason. See docs/reliability.md.
 
-use brfed_system_tests::dataplane::World;
+use brfed_system_tests::dataplane::{World, missing_world_env};
 use brfed_system_tests::faults::drive::Ctx;
 use brfed_system_tests::faults::restore::Source;
 use brfed_system_tests::faults::{Cell, CellResult, Flow, backup, matrix, restore, selected};
 use brfed_system_tests::workflow::Workflows;
+use clap::Parser;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -105,16 +106,37 @@ fn mark(ok: bool, text: &str) -> String {
     }
 }
 
+/// The fault matrix on the local world (`make test-faults`): every backup and restore phase ×
+/// {member Failed, member Invalid, API down, API restart, observe Lambda killed, execution
+/// stopped, phase deadline}.
+///
+/// Needs the local world's environment (`make world-up; eval "$(make world-env)"`). Prints one
+/// table, writes `$CARGO_TARGET_DIR/faults/faults.json`, and exits non-zero when a cell that ran
+/// is not clean; see docs/reliability.md.
+#[derive(Debug, Parser)]
+#[command(name = "brfed-faults")]
+struct Args {
+    /// The cells to run: comma-separated `flow:phase:fault` patterns, `*` for any part, missing
+    /// trailing parts meaning `*` (`backup:execute:*,restore:*:stopped`); all when not given
+    #[arg(long, env = "BRFED_FAULTS")]
+    cells: Option<String>,
+    /// How many non-disruptive cells run side by side (the disruptive ones run alone)
+    #[arg(long, env = "BRFED_FAULTS_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+}
+
 #[tokio::main]
 async fn main() {
+    let args = Args::parse();
+    if let Some(missing) = missing_world_env() {
+        eprintln!("brfed-faults: {missing}");
+        std::process::exit(2);
+    }
     let t0 = Instant::now();
     let started = chrono::Utc::now();
-    let filter = std::env::var("BRFED_FAULTS").ok();
-    let concurrency: usize = std::env::var("BRFED_FAULTS_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(4)
-        .max(1);
+    let filter = args.cells;
+    let concurrency = usize::from(args.concurrency);
     let cells: Vec<Cell> = matrix()
         .into_iter()
         .filter(|c| selected(filter.as_deref(), c))
