@@ -1,0 +1,369 @@
+//! The function roles stay narrow: each its own, no wildcard action, only the calls its crate
+//! makes. The ownership model's IAM half (`docs/safety.md`, "IAM"): tag conditions on every
+//! snapshot and volume deletion and every tagging.
+
+use super::*;
+use crate::s3::s3_resource;
+
+/// The EC2 actions a function calls (`functions/adapters/src/ec2_volumes.rs`), by crate: the
+/// only EC2 grants a function role may have.
+const EC2_CALLS: &[(&str, &str)] = &[
+    // Opt-in cleanup of a failed restore's volumes (RestoreVolumeCleanup).
+    ("restore-finalize", "ec2:DeleteVolume"),
+    ("restore-abort", "ec2:DeleteVolume"),
+    // Whose the volumes made from a member's snapshots are (`restore::volumes::claim`,
+    // `Ec2Volumes::volumes_from_snapshots` and `describe_volume`).
+    ("restore-observe", "ec2:DescribeVolumes"),
+    ("restore-finalize", "ec2:DescribeVolumes"),
+    ("restore-abort", "ec2:DescribeVolumes"),
+    // Claims them: tags them with the stack and the restore (`Volumes::tag_volumes`), at
+    // VolumeComplete (observe) or in the leftovers report (finalize, abort).
+    ("restore-observe", "ec2:CreateTags"),
+    ("restore-finalize", "ec2:CreateTags"),
+    ("restore-abort", "ec2:CreateTags"),
+    // Snapshots of members brfed cleans itself (`delete::delete_snapshots`), each read right
+    // before its deletion (`Ec2Volumes::describe_snapshots`).
+    ("backup-delete-snapshots", "ec2:DeleteSnapshot"),
+    ("backup-delete-snapshots", "ec2:DescribeSnapshots"),
+    // Verifies the snapshots are gone, and whose those left are (`Ec2Volumes::describe_snapshots`).
+    ("backup-delete-finish", "ec2:DescribeSnapshots"),
+    // Whose the listed snapshots are, and `brfed.dev/retained` on those the policy keeps
+    // (`delete::start`).
+    ("backup-delete-start", "ec2:DescribeSnapshots"),
+    ("backup-delete-start", "ec2:CreateTags"),
+    // Tags the snapshots proven the backup's with the stack and the backup
+    // (`orphans::tag_backup_snapshots`).
+    ("backup-finalize", "ec2:CreateTags"),
+    ("backup-finalize", "ec2:DescribeSnapshots"),
+];
+
+/// EC2 actions without resource-level permissions: IAM only matches them with `Resource: "*"`.
+/// A statement may grant one of these on `"*"` only when it grants nothing else, so that the
+/// `"*"` reaches no action that could be narrowed. Everything else in EC2 must name an ARN.
+const EC2_WITHOUT_RESOURCE_LEVEL: &[&str] = &["ec2:DescribeSnapshots", "ec2:DescribeVolumes"];
+
+/// The Step Functions calls of the scheduled functions (`functions/adapters/src/sfn_executions.rs`),
+/// by crate: the state machine (its ASL file) whose executions it starts. `Executions::start`
+/// asks `DescribeExecution` first (a repeated start is reported as one), and `schedule-tick` also
+/// asks it of the last backups; so each gets `states:StartExecution` on that state machine and
+/// `states:DescribeExecution` on its executions, and nothing else of Step Functions.
+const SFN_CALLS: &[(&str, &str)] = &[
+    ("schedule-tick", "volume-backup.asl.json"),
+    ("retention-sweep", "volume-backup-delete.asl.json"),
+];
+
+/// The crates that put brfed's events on EventBridge (`docs/signals.md`): their `src/main.rs`
+/// calls `runtime.signals()` (`functions/adapters/src/emit.rs`) after its step. Exactly these get
+/// `events:PutEvents`, alone in its statement, on the default bus only (`BRFED_EVENT_BUS` is left
+/// at its default `default`) and only for events of source `brfed` (`events:source`).
+const EVENT_EMITTERS: &[&str] = &[
+    "backup-finalize",
+    "backup-abort",
+    "restore-finalize",
+    "restore-abort",
+    "backup-delete-finish",
+];
+
+/// The crate that sends settle checks (`schedule::steps::settle_checks`, sent by
+/// `SchedulerRuntime::send_settle_checks`) and runs missed ticks (`schedule::steps::catch_up`):
+/// besides its own state machine, `StartExecution` on `volume-backup` and `DescribeExecution`
+/// on its executions (has the backup's execution ended? was this tick started?), and
+/// `events:PutEvents` on the default bus of source `brfed.internal` only (not brfed's public
+/// events), which the settle-check rule sends to `backup-abort`.
+const SETTLE_CHECKER: &str = "retention-sweep";
+
+/// The ARN of the default event bus, as the template spells it.
+const DEFAULT_BUS: &str =
+    "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default";
+
+/// Whether a crate emits brfed's events (`runtime.signals()` in its `src/main.rs`).
+fn emits_events(krate: &str) -> bool {
+    main_rs(krate).contains(".signals()")
+}
+
+#[test]
+fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_resource() {
+    let t = template();
+    let invoked_by_events = invoked_by_events(&t);
+    let mut roles = BTreeSet::new();
+    for (krate, role_id, role) in function_roles(&t) {
+        let id = function_id(&krate);
+        assert!(roles.insert(role_id.clone()), "{id} shares {role_id}");
+        assert!(
+            role["Properties"]["ManagedPolicyArns"].is_null(),
+            "{role_id}: inline policies only, so this test sees every grant"
+        );
+        let stmts = statements(role);
+        assert!(!stmts.is_empty(), "{role_id} grants nothing");
+        let mut sfn_granted = BTreeSet::new();
+        let mut events_granted = false;
+        let mut settle_granted = false;
+        for s in stmts {
+            assert_eq!(s["Effect"].as_str(), Some("Allow"), "{role_id}");
+            assert!(
+                s["NotAction"].is_null() && s["NotResource"].is_null(),
+                "{role_id}"
+            );
+            let actions = actions_of(s);
+            let sfn = SFN_CALLS
+                .iter()
+                .find(|(k, _)| *k == krate)
+                .map(|(_, file)| *file);
+            for a in &actions {
+                assert!(
+                    *a != "*" && !a.ends_with(":*"),
+                    "{role_id}: wildcard action {a}"
+                );
+                // Only what the functions call: their logs, S3, the EC2 actions listed, for
+                // the scheduled functions the two Step Functions calls, and for those
+                // EventBridge invokes, Lambda's on-failure delivery to the safety-net queue.
+                assert!(
+                    a.starts_with("logs:")
+                        || a.starts_with("s3:")
+                        || EC2_CALLS.contains(&(krate.as_str(), *a))
+                        || (sfn.is_some()
+                            && ["states:StartExecution", "states:DescribeExecution"].contains(a))
+                        || (*a == "events:PutEvents"
+                            && (EVENT_EMITTERS.contains(&krate.as_str())
+                                || krate == SETTLE_CHECKER))
+                        || (*a == "sqs:SendMessage" && invoked_by_events.contains(&krate)),
+                    "{role_id}: {krate} does not call {a}"
+                );
+            }
+            if actions.contains(&"events:PutEvents") {
+                // brfed's events only: the default bus, source `brfed`, nothing else granted.
+                assert_eq!(actions, ["events:PutEvents"], "{role_id}: PutEvents alone");
+                let resources = one_or_many(&s["Resource"]);
+                assert_eq!(resources.len(), 1, "{role_id}: one bus");
+                assert_eq!(
+                    sub_text(resources[0]),
+                    Some(DEFAULT_BUS),
+                    "{role_id}: PutEvents on the default bus only"
+                );
+                let source = s["Condition"]["StringEquals"]["events:source"].as_str();
+                if krate == SETTLE_CHECKER {
+                    assert_eq!(
+                        source,
+                        Some("brfed.internal"),
+                        "{role_id}: settle checks of source brfed.internal only"
+                    );
+                    settle_granted = true;
+                } else {
+                    assert_eq!(
+                        source,
+                        Some("brfed"),
+                        "{role_id}: PutEvents of source brfed only"
+                    );
+                    events_granted = true;
+                }
+            }
+            if actions.iter().any(|a| a.starts_with("ec2:")) {
+                let describe_only = actions
+                    .iter()
+                    .all(|a| EC2_WITHOUT_RESOURCE_LEVEL.contains(a));
+                for r in one_or_many(&s["Resource"]) {
+                    if describe_only && r.as_str() == Some("*") {
+                        continue;
+                    }
+                    let arn = r.as_str().or_else(|| sub_text(r)).unwrap_or_default();
+                    assert!(arn.starts_with("arn:"), "{role_id}: EC2 resource {r:?}");
+                }
+            }
+            if let Some(file) = sfn
+                && actions.iter().any(|a| a.starts_with("states:"))
+            {
+                // Exactly the one state machine: StartExecution on it, DescribeExecution on its
+                // executions (`execution:<name>:*`, which no other machine's name matches).
+                let (sm_id, _) = state_machine_of(&t, file);
+                let executions_of = |file: &str| {
+                    format!(
+                        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{NamePrefix}}-{}:*",
+                        file.trim_end_matches(".asl.json")
+                    )
+                };
+                let executions = executions_of(file);
+                let backups = executions_of("volume-backup.asl.json");
+                assert_eq!(
+                    actions.len(),
+                    1,
+                    "{role_id}: one Step Functions action a statement"
+                );
+                for r in one_or_many(&s["Resource"]) {
+                    match actions[0] {
+                        "states:StartExecution"
+                            if krate == SETTLE_CHECKER
+                                && ref_of(r) == Some("VolumeBackupStateMachine") => {}
+                        "states:StartExecution" => assert_eq!(
+                            ref_of(r),
+                            Some(sm_id.as_str()),
+                            "{role_id}: StartExecution on {sm_id} only"
+                        ),
+                        _ if krate == SETTLE_CHECKER && sub_text(r) == Some(backups.as_str()) => {}
+                        _ => assert_eq!(
+                            sub_text(r),
+                            Some(executions.as_str()),
+                            "{role_id}: DescribeExecution on the executions of {sm_id} only"
+                        ),
+                    }
+                    sfn_granted.insert(actions[0]);
+                }
+            }
+            if actions.iter().any(|a| a.starts_with("s3:")) {
+                for r in one_or_many(&s["Resource"]) {
+                    // One of the stack's buckets (`s3_resource` refuses any other), and never
+                    // every object of it.
+                    let (bucket, key) = s3_resource(&t, &role_id, r);
+                    assert_ne!(
+                        key.as_deref(),
+                        Some("*"),
+                        "{role_id}: {r:?} is a whole {bucket:?} bucket"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            events_granted,
+            EVENT_EMITTERS.contains(&krate.as_str()),
+            "{role_id}: events:PutEvents exactly for the crates that emit events"
+        );
+        assert_eq!(
+            settle_granted,
+            krate == SETTLE_CHECKER,
+            "{role_id}: settle checks are {SETTLE_CHECKER}'s only"
+        );
+        if SFN_CALLS.iter().any(|(k, _)| *k == krate) {
+            assert_eq!(
+                sfn_granted,
+                BTreeSet::from(["states:DescribeExecution", "states:StartExecution"]),
+                "{role_id}: {krate} starts and describes executions"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_event_emitters_are_the_crates_whose_main_emits_signals() {
+    let emitting: BTreeSet<String> = function_crates()
+        .into_iter()
+        .filter(|k| emits_events(k))
+        .collect();
+    let listed: BTreeSet<String> = EVENT_EMITTERS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(
+        emitting, listed,
+        "EVENT_EMITTERS must list exactly the crates that call runtime.signals()"
+    );
+}
+
+/// The conditions of a statement under operator `op` and key `key`.
+fn condition<'a>(s: &'a Value, op: &str, key: &str) -> &'a Value {
+    &s["Condition"][op][key]
+}
+
+/// Every `ec2:DeleteSnapshot` and `ec2:DeleteVolume` only on resources tagged with this stack
+/// (`brfed.dev/stack` = the catalog bucket) and as a backup's / a restore's: whatever a
+/// `backupmeta` or a restore's leftovers name, IAM refuses what is not brfed's.
+#[test]
+fn every_snapshot_and_volume_deletion_needs_this_stacks_tags() {
+    let t = template();
+    let stack = stack_identity(&t);
+    let mut seen = BTreeSet::new();
+    for (krate, role_id, role) in function_roles(&t) {
+        for s in statements(role) {
+            let actions = actions_of(s);
+            for (action, kind_tag) in [
+                ("ec2:DeleteSnapshot", "brfed.dev/volumebackup"),
+                ("ec2:DeleteVolume", "brfed.dev/volumerestore"),
+            ] {
+                if !actions.contains(&action) {
+                    continue;
+                }
+                seen.insert(action);
+                assert_eq!(
+                    actions,
+                    [action],
+                    "{role_id}: {action} alone in its statement"
+                );
+                assert_eq!(
+                    condition(s, "StringEquals", "aws:ResourceTag/brfed.dev/stack"),
+                    &stack,
+                    "{role_id} ({krate}): {action} only on resources tagged brfed.dev/stack = the catalog bucket"
+                );
+                assert_eq!(
+                    condition(s, "Null", &format!("aws:ResourceTag/{kind_tag}")).as_str(),
+                    Some("false"),
+                    "{role_id} ({krate}): {action} only on resources tagged {kind_tag}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["ec2:DeleteSnapshot", "ec2:DeleteVolume"]),
+        "the template grants both deletions somewhere; this test must see them"
+    );
+}
+
+/// Every `ec2:CreateTags`: `brfed.dev/*` keys only, always with `brfed.dev/stack` = this stack,
+/// on resources that carry no `brfed.dev/stack` yet or carry ours. IAM ANDs the conditions of
+/// one statement and ORs statements, so "untagged or ours" takes two statements: one with
+/// `Null` = true, one with `StringEquals` ours (never `...IfExists`, never both in one).
+#[test]
+fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources() {
+    let t = template();
+    let stack = stack_identity(&t);
+    let mut saw_unowned = false;
+    let mut saw_own = false;
+    for (krate, role_id, role) in function_roles(&t) {
+        for s in statements(role) {
+            let actions = actions_of(s);
+            if !actions.contains(&"ec2:CreateTags") {
+                continue;
+            }
+            assert_eq!(actions, ["ec2:CreateTags"], "{role_id}: CreateTags alone");
+            for r in one_or_many(&s["Resource"]) {
+                let arn = sub_text(r).unwrap_or_default();
+                assert!(
+                    arn.ends_with(":snapshot/*") || arn.ends_with(":volume/*"),
+                    "{role_id}: CreateTags on snapshots or volumes only, not {r:?}"
+                );
+            }
+            let ops: BTreeSet<&str> = s["Condition"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{role_id} ({krate}): CreateTags without conditions"))
+                .keys()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert!(
+                ops.iter().all(|o| !o.ends_with("IfExists")),
+                "{role_id}: no IfExists operator may loosen CreateTags"
+            );
+            let keys: Vec<_> = one_or_many(condition(s, "ForAllValues:StringLike", "aws:TagKeys"))
+                .into_iter()
+                .map(|k| k.as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                keys,
+                ["brfed.dev/*"],
+                "{role_id}: CreateTags of brfed.dev/* keys only"
+            );
+            assert_eq!(
+                condition(s, "StringEquals", "aws:RequestTag/brfed.dev/stack"),
+                &stack,
+                "{role_id}: every CreateTags sets brfed.dev/stack = the catalog bucket"
+            );
+            let unowned =
+                condition(s, "Null", "aws:ResourceTag/brfed.dev/stack").as_str() == Some("true");
+            let own = condition(s, "StringEquals", "aws:ResourceTag/brfed.dev/stack") == &stack;
+            assert!(
+                unowned ^ own,
+                "{role_id}: CreateTags only on resources without brfed.dev/stack (Null true) or with ours (StringEquals), one per statement"
+            );
+            saw_unowned |= unowned;
+            saw_own |= own;
+        }
+    }
+    assert!(
+        saw_unowned && saw_own,
+        "snapshot tagging needs both statements: untagged snapshots and this stack's"
+    );
+}
