@@ -30,12 +30,13 @@ pub fn read_request(
     path: &Path,
     namespace: Option<&str>,
 ) -> Result<(RestoreRequest, Value), CliError> {
-    let mut doc = input::read(path)?;
-    input::apply_namespace(&mut doc.value, namespace)?;
-    let about = |e: brfed_core::StepError| CliError::from(e).about(&doc.source);
-    let req = RestoreRequest::from_value(doc.value.clone()).map_err(about)?;
-    req.validate().map_err(about)?;
-    Ok((req, doc.value))
+    input::read_request(
+        path,
+        namespace,
+        RestoreRequest::from_text,
+        RestoreRequest::from_value,
+        RestoreRequest::validate,
+    )
 }
 
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {

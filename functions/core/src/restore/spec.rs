@@ -5,6 +5,7 @@ use crate::error::StepError;
 use crate::input::FEDERATION_API_VERSION;
 use crate::input::ObjectMeta;
 use crate::input::ObserveMode;
+use crate::input::parse_document;
 use crate::input::validate_meta;
 use crate::names;
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,11 @@ struct WholeRestore {
 }
 
 impl RestoreRequest {
+    /// Parses YAML or JSON text (a whole `VolumeRestore`, as [`Self::from_value`] takes it).
+    pub fn from_text(text: &str) -> Result<Self, StepError> {
+        Self::from_value(parse_document(text)?)
+    }
+
     /// Parses a whole `VolumeRestore` (optionally with `fromBackup` and `options` beside it).
     pub fn from_value(value: Value) -> Result<Self, StepError> {
         let size = serde_json::to_vec(&value)
