@@ -38,7 +38,7 @@ pub fn read_request(
     path: &Path,
     namespace: Option<&str>,
 ) -> Result<(BackupRequest, Value), CliError> {
-    input::read_request(
+    let (req, value) = input::read_request(
         path,
         namespace,
         BackupRequest::from_text,
@@ -52,7 +52,16 @@ pub fn read_request(
             }
             Ok(())
         },
-    )
+    )?;
+    warn(&req.warnings());
+    Ok((req, value))
+}
+
+/// Prints what the request asks that brfed does otherwise, as the original does.
+pub fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {

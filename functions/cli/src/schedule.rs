@@ -52,6 +52,7 @@ pub fn read_request(path: &Path, namespace: Option<&str>) -> Result<ScheduleRequ
         ScheduleRequest::from_value,
         |req| req.validate(None),
     )?;
+    crate::backup::warn(&req.backup_request_for_tick(chrono::Utc::now()).warnings());
     Ok(req)
 }
 

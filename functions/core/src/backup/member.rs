@@ -50,12 +50,12 @@ pub fn build_member_backup(
             .unwrap_or(600);
         spec.insert("volumeBackupInitJobMaxActiveSeconds".into(), json!(secs));
     }
-    if let Some(ratio) = req.spec.template.get("snapshotsDeleteRatio") {
-        spec.insert(
-            "cleanOption".into(),
-            json!({ "snapshotsDeleteRatio": ratio }),
-        );
-    }
+    // The original gives every member the ratio, reset to 1 outside [0.1, 2.0].
+    let ratio = req.snapshots_delete_ratio();
+    spec.insert(
+        "cleanOption".into(),
+        json!({ "snapshotsDeleteRatio": ratio }),
+    );
     member_object(
         "Backup",
         member,
@@ -132,6 +132,39 @@ mod tests {
         assert_eq!(b["spec"]["cleanPolicy"], "Delete");
         assert!(b["spec"].get("automountServiceAccountToken").is_none());
         assert!(b["spec"].get("snapshotsDeleteRatio").is_none());
+    }
+
+    #[test]
+    fn a_delete_ratio_outside_its_range_is_reset_to_one_as_the_original_does_and_said() {
+        for (given, member_gets, warned) in [
+            (Some(json!(0.5)), 0.5, false),
+            (Some(json!(2.0)), 2.0, false),
+            (None, 1.0, false),
+            (Some(json!(0)), 1.0, true),
+            (Some(json!(5.0)), 1.0, true),
+            (Some(json!(-1)), 1.0, true),
+        ] {
+            let mut r = req();
+            r.spec.template.remove("snapshotsDeleteRatio");
+            if let Some(v) = &given {
+                r.spec
+                    .template
+                    .insert("snapshotsDeleteRatio".into(), v.clone());
+            }
+            assert!(r.validate(None).is_ok(), "{given:?} is accepted");
+            let m = MemberRef::new(&r.spec.clusters[0], r.name());
+            let b = build_member_backup(&r, &m, phase::EXECUTE, "exec-1");
+            assert_eq!(
+                b["spec"]["cleanOption"]["snapshotsDeleteRatio"],
+                json!(member_gets),
+                "{given:?}"
+            );
+            let warnings = r.warnings();
+            assert_eq!(!warnings.is_empty(), warned, "{given:?}: {warnings:?}");
+            if warned {
+                assert!(warnings[0].contains("members get 1"), "{warnings:?}");
+            }
+        }
     }
 
     #[test]

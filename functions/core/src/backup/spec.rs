@@ -52,6 +52,11 @@ pub const TEMPLATE_FIELDS: &[&str] = &[
     "volumeBackupInitJobMaxActiveSeconds",
 ];
 
+/// The range of `snapshotsDeleteRatio` the original keeps, and what it uses outside it.
+const DELETE_RATIO_MIN: f64 = 0.1;
+const DELETE_RATIO_MAX: f64 = 2.0;
+const DELETE_RATIO_DEFAULT: f64 = 1.0;
+
 const BR_FIELDS: &[&str] = &[
     "checkRequirements",
     "concurrency",
@@ -552,12 +557,13 @@ impl BackupRequest {
             Some(v) if v.as_u64().is_some_and(|s| (1..=86_400).contains(&s)) => {}
             Some(v) => problems.push(format!("spec.template.volumeBackupInitJobMaxActiveSeconds {v} must be an integer from 1 to 86400")),
         }
+        // A number outside [0.1, 2.0] is reset to 1 as the original resets it (with a warning:
+        // see `warnings`); what is not a number the CRD's schema refuses.
         match t.get("snapshotsDeleteRatio") {
             None => {}
-            Some(v) if v.as_f64().is_some_and(|r| (0.1..=2.0).contains(&r)) => {}
-            // The original silently resets out-of-range values to 1; brfed says so.
+            Some(v) if v.is_number() => {}
             Some(v) => problems.push(format!(
-                "spec.template.snapshotsDeleteRatio {v} must be a number from 0.1 to 2.0"
+                "spec.template.snapshotsDeleteRatio {v} must be a number (from 0.1 to 2.0)"
             )),
         }
         for (key, want) in [
@@ -607,6 +613,31 @@ impl BackupRequest {
             .get("cleanPolicy")
             .and_then(Value::as_str)
             .unwrap_or("Retain")
+    }
+
+    /// Snapshot deletions per second each data plane's clean job makes: `snapshotsDeleteRatio`
+    /// when it is from 0.1 to 2.0, else 1, as the original resets it when it builds a member
+    /// (`buildBackupMember`); absent reads as 0 there, so 1 as well.
+    pub fn snapshots_delete_ratio(&self) -> f64 {
+        let given = self.spec.template.get("snapshotsDeleteRatio");
+        given
+            .and_then(Value::as_f64)
+            .filter(|r| (DELETE_RATIO_MIN..=DELETE_RATIO_MAX).contains(r))
+            .unwrap_or(DELETE_RATIO_DEFAULT)
+    }
+
+    /// What the request asks that brfed does otherwise, as the original does, said so that a
+    /// user sees it (the CLI prints these; the start step logs them): today, a
+    /// `snapshotsDeleteRatio` outside [0.1, 2.0].
+    pub fn warnings(&self) -> Vec<String> {
+        let given = self.spec.template.get("snapshotsDeleteRatio");
+        match given.and_then(Value::as_f64) {
+            Some(r) if r != self.snapshots_delete_ratio() => vec![format!(
+                "spec.template.snapshotsDeleteRatio {r} is outside {DELETE_RATIO_MIN} to \
+                 {DELETE_RATIO_MAX}: the members get {DELETE_RATIO_DEFAULT}, as the original resets it"
+            )],
+            _ => Vec::new(),
+        }
     }
 
     /// S3 prefix of the member in `k8s_cluster_name`.

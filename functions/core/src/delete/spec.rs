@@ -31,7 +31,7 @@ pub struct DeleteOptions {
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// Snapshot deletions per second when brfed deletes snapshots itself (a data plane is gone);
-    /// default: the backup's `snapshotsDeleteRatio`, else 1.
+    /// default: the backup's `snapshotsDeleteRatio` (1 when outside 0.1 to 2.0, as the data planes use it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots_per_second: Option<f64>,
 }

@@ -34,6 +34,9 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
 ) -> Result<StartOutput, StepError> {
     let req = BackupRequest::from_value(input.input)?;
     req.validate(None)?;
+    for warning in req.warnings() {
+        tracing::warn!(%warning, "the request is run as the original runs it");
+    }
     if let Err(StepError::InvalidSpec(m)) = req.validate(Some(&env.planes.cluster_names())) {
         return Err(StepError::UnknownCluster(m));
     }

@@ -66,15 +66,8 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let rate = req
         .options
         .snapshots_per_second
-        .or_else(|| {
-            backup
-                .spec
-                .template
-                .get("snapshotsDeleteRatio")
-                .and_then(Value::as_f64)
-        })
         .filter(|r| *r > 0.0)
-        .unwrap_or(1.0);
+        .unwrap_or_else(|| backup.snapshots_delete_ratio());
 
     // The manifest next: once a data plane's clean job ran, backupmeta is gone.
     let manifest = write_manifest(env, &backup, &doc, &input.execution).await?;
