@@ -191,6 +191,15 @@ pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
     }
 }
 
+/// The API server refused a change under a UID precondition (409): member `m`'s name now holds
+/// another object than the one of UID `uid`.
+fn replaced(m: &MemberRef, uid: &str, message: &str) -> StepError {
+    StepError::MemberReplaced(format!(
+        "{}: the object of this name is no longer the one of UID {uid} ({message})",
+        m.display()
+    ))
+}
+
 fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
 }
@@ -334,7 +343,16 @@ impl DataPlanes for KubeRegistry {
         // patch an object of another UID.
         let mut patch = patch.clone();
         patch["metadata"]["uid"] = Value::String(uid.to_string());
-        self.merge_patch(kind, m, &patch).await
+        let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
+        let params = PatchParams::default();
+        match api
+            .patch(&m.backup_name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(replaced(m, uid, &s.message)),
+            Err(e) => Err(classify(&m.k8s_cluster_name, "patch", e)),
+        }
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
@@ -355,6 +373,7 @@ impl DataPlanes for KubeRegistry {
         match api.delete(&m.backup_name, &params).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 && !resource_not_served(&s) => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(replaced(m, uid, &s.message)),
             Err(e) => Err(classify(&m.k8s_cluster_name, "delete", e)),
         }
     }

@@ -43,9 +43,15 @@ pub enum StepError {
     /// A data plane's API server could not be reached or answered 5xx/429. Retryable.
     #[error("data plane unreachable: {0}")]
     DataPlaneUnreachable(String),
-    /// A data plane refused a request (4xx other than 404/409/429: schema validation, missing CRD, RBAC). Terminal.
+    /// A data plane refused a request (4xx other than 404/429: schema validation, missing CRD,
+    /// RBAC, a conflict). Terminal.
     #[error("data plane rejected the request: {0}")]
     DataPlaneRejected(String),
+    /// A change made only while a member object is still the one brfed read (a UID
+    /// precondition) was refused: an object of that name with another UID stands there now,
+    /// another execution's or not brfed's, and it is left alone. Terminal.
+    #[error("member replaced: {0}")]
+    MemberReplaced(String),
     /// A member object brfed created is gone. Terminal.
     #[error("member missing: {0}")]
     MemberMissing(String),
@@ -111,6 +117,7 @@ impl StepError {
             Self::ResolvedTsInvalid(_) => "ResolvedTsInvalid",
             Self::DataPlaneUnreachable(_) => "DataPlaneUnreachable",
             Self::DataPlaneRejected(_) => "DataPlaneRejected",
+            Self::MemberReplaced(_) => "MemberReplaced",
             Self::MemberMissing(_) => "MemberMissing",
             Self::MembersRunning(_) => "MembersRunning",
             Self::CatalogUnavailable(_) => "CatalogUnavailable",
@@ -149,6 +156,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "ResolvedTsInvalid",
     "DataPlaneUnreachable",
     "DataPlaneRejected",
+    "MemberReplaced",
     "MemberMissing",
     "MembersRunning",
     "CatalogUnavailable",
@@ -212,6 +220,7 @@ mod tests {
             StepError::ResolvedTsInvalid(String::new()),
             StepError::DataPlaneUnreachable(String::new()),
             StepError::DataPlaneRejected(String::new()),
+            StepError::MemberReplaced(String::new()),
             StepError::MemberMissing(String::new()),
             StepError::MembersRunning(String::new()),
             StepError::CatalogUnavailable(String::new()),

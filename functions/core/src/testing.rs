@@ -28,6 +28,8 @@ pub struct FakePlanes {
     restores: Mutex<BTreeMap<Key, Value>>,
     tidb_clusters: Mutex<BTreeMap<Key, Value>>,
     down: Mutex<HashSet<String>>,
+    /// Data planes that refuse every change (patch, delete) with this message.
+    refusing: Mutex<BTreeMap<String, String>>,
     not_serving: Mutex<HashSet<String>>,
     /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
     pub log: Mutex<Vec<String>>,
@@ -44,7 +46,7 @@ impl FakePlanes {
         into_spec: bool,
         patch: &Value,
     ) -> Result<(), StepError> {
-        self.check(&m.k8s_cluster_name)?;
+        self.check_change(&m.k8s_cluster_name)?;
         if !self.serving(&m.k8s_cluster_name) {
             return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
         }
@@ -59,8 +61,8 @@ impl FakePlanes {
         if let Some(uid) = uid
             && obj["metadata"]["uid"].as_str().unwrap_or_default() != uid
         {
-            return Err(StepError::DataPlaneRejected(format!(
-                "{}: patch: 409 Precondition failed: UID in precondition: {uid}",
+            return Err(StepError::MemberReplaced(format!(
+                "{}: patch: Precondition failed: UID in precondition: {uid}",
                 m.display()
             )));
         }
@@ -105,6 +107,24 @@ impl FakePlanes {
             d.insert(cluster.into());
         } else {
             d.remove(cluster);
+        }
+    }
+
+    /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
+    /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
+    pub fn refuse_changes(&self, cluster: &str, message: Option<&str>) {
+        let mut r = self.refusing.lock().unwrap();
+        match message {
+            Some(msg) => r.insert(cluster.into(), msg.into()),
+            None => r.remove(cluster),
+        };
+    }
+
+    fn check_change(&self, cluster: &str) -> Result<(), StepError> {
+        self.check(cluster)?;
+        match self.refusing.lock().unwrap().get(cluster) {
+            Some(msg) => Err(StepError::DataPlaneRejected(msg.clone())),
+            None => Ok(()),
         }
     }
 
@@ -454,7 +474,7 @@ impl DataPlanes for FakePlanes {
         m: &MemberRef,
         uid: &str,
     ) -> Result<bool, StepError> {
-        self.check(&m.k8s_cluster_name)?;
+        self.check_change(&m.k8s_cluster_name)?;
         if !self.serving(&m.k8s_cluster_name) {
             return Ok(false);
         }
@@ -468,8 +488,8 @@ impl DataPlanes for FakePlanes {
             return Ok(false);
         };
         if obj["metadata"]["uid"].as_str().unwrap_or_default() != uid {
-            return Err(StepError::DataPlaneRejected(format!(
-                "{}: delete: 409 Precondition failed: UID in precondition: {uid}",
+            return Err(StepError::MemberReplaced(format!(
+                "{}: delete: Precondition failed: UID in precondition: {uid}",
                 m.display()
             )));
         }

@@ -133,10 +133,11 @@ pub(crate) async fn teardown_members<D: DataPlanes>(
 }
 
 /// Whether a data plane refused a change because the object's UID is no longer the one read
-/// (409 on a UID precondition: another object of that name now). Any other refusal (RBAC,
-/// validation) is not taken for "not ours": the member stays to be asked again.
+/// (the UID precondition failed: another object of that name now). Any other refusal (RBAC,
+/// validation, whatever its message says) is not taken for "not ours": the member stays to be
+/// asked again.
 fn uid_changed(e: &StepError) -> bool {
-    matches!(e, StepError::DataPlaneRejected(m) if m.contains(" 409 "))
+    matches!(e, StepError::MemberReplaced(_))
 }
 
 /// Records in `status` the members [`teardown_members`] deleted. An initialize member found

@@ -137,3 +137,52 @@ fn a_member_has_settled_when_it_is_terminal_gone_or_not_this_backups() {
         "a member not observed has not settled"
     );
 }
+
+#[tokio::test]
+async fn a_refused_change_is_asked_again_whatever_its_message_says() {
+    // A refusal that is not the UID precondition (an admission webhook, a quota) must not read
+    // as "another object of that name now": the member would be left unasked, and the
+    // initialize member's GC paused, until its init job's deadline.
+    use crate::backup::steps::teardown::teardown_members;
+    let (w, ctx) = World::at(Stage::Executed).await;
+    let refusal = "dp1: patch: 422 admission webhook \"quota\" denied the request: 409 objects";
+    w.planes.refuse_changes("dp1", Some(refusal));
+    let (report, _) = teardown_members(&w.planes, &ctx.members, &ctx.execution).await;
+    assert!(report.foreign.is_empty(), "{report:?}");
+    assert_eq!(report.unreachable.len(), 1, "{report:?}");
+    assert!(
+        report.unreachable[0].starts_with("dp1/tidb/fed-bk"),
+        "{report:?}"
+    );
+
+    w.planes.refuse_changes("dp1", None);
+    let (report, _) = teardown_members(&w.planes, &ctx.members, &ctx.execution).await;
+    assert!(
+        report.requested.contains(&"dp1/tidb/fed-bk".to_string()),
+        "{report:?}"
+    );
+    assert_eq!(w.asked("dp1"), (json!("teardown"), json!(true)));
+}
+
+#[tokio::test]
+async fn a_change_under_a_stale_uid_is_named_member_replaced() {
+    // What teardown reads as "another object of that name now", as the kube adapter names a
+    // 409 on a UID precondition.
+    use crate::ports::{DataPlanes, MemberKind};
+    let (w, ctx) = World::at(Stage::Executed).await;
+    let m = &ctx.members[1];
+    let patch = w
+        .planes
+        .patch_member_if(MemberKind::Backup, m, "another-uid", &json!({}))
+        .await
+        .unwrap_err();
+    let delete = w
+        .planes
+        .delete_member_if(MemberKind::Backup, m, "another-uid")
+        .await
+        .unwrap_err();
+    for e in [patch, delete] {
+        assert_eq!(e.name(), "MemberReplaced", "{e}");
+    }
+    assert!(w.member("dp2").is_some(), "nothing was deleted");
+}
