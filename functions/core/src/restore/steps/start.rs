@@ -58,6 +58,13 @@ pub async fn resolve_from_backup<D, S: ObjectStore>(
             doc.status.progress.phase.as_deref().unwrap_or("unknown")
         )));
     }
+    // A deletion that runs may take the snapshots away under the restore.
+    if let Some(d) = &doc.brfed.deletion {
+        return Err(StepError::BackupNotRestorable(format!(
+            "VolumeBackup {}/{} is {} (deletion {}, asked {}): its snapshots may be gone",
+            from.namespace, from.name, d.state, d.execution, d.requested_at
+        )));
+    }
     let backup_clusters: Vec<&str> = doc
         .status
         .backups

@@ -71,3 +71,59 @@ fn settling_waits_for_a_running_member_and_ignores_failed_ones() {
         Verdict::Failed(_)
     ));
 }
+
+#[tokio::test]
+async fn a_backup_under_deletion_is_not_restorable() {
+    use crate::backup::spec::BackupRequest;
+    use crate::backup::status::{DeletionRecord, VolumeBackupDoc, backup_key};
+    use crate::restore::spec::RestoreRequest;
+    use crate::restore::steps::resolve_from_backup;
+    use crate::testing::{fake_env, restore_world};
+
+    let (planes, store) = restore_world("data", "tidb");
+    let env = fake_env(&planes, &store, "catalog");
+    let backup = BackupRequest::from_value(json!({
+        "metadata": {"name": "bk", "namespace": "br"},
+        "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb"}],
+                 "template": {"s3": {"provider": "aws", "bucket": "data", "prefix": "p"}}}}))
+    .unwrap();
+    let mut doc = VolumeBackupDoc::new(&backup, "exec", backup.members(), "2026-01-01T00:00:00Z");
+    let now = "2026-01-01T01:00:00Z".parse().unwrap();
+    doc.status
+        .progress
+        .set_condition("Complete", None, None, now);
+    let restore = || {
+        RestoreRequest::from_value(json!({
+            "metadata": {"name": "r", "namespace": "br"},
+            "fromBackup": {"namespace": "br", "name": "bk"},
+            "spec": {"clusters": [{"k8sClusterName": "dp1", "tcName": "basic",
+                                   "tcNamespace": "tidb", "azName": "az-dp1"}],
+                     "template": {}}}))
+        .unwrap()
+    };
+    for (state, says) in [
+        ("Deleting", "is Deleting"),
+        ("CleanFailed", "is CleanFailed"),
+    ] {
+        let mut d = doc.clone();
+        d.brfed.deletion = Some(DeletionRecord {
+            execution: "delete-bk".into(),
+            requested_at: "2026-01-02T00:00:00Z".into(),
+            state: state.into(),
+            ..Default::default()
+        });
+        if state == "CleanFailed" {
+            d.status
+                .progress
+                .set_condition("CleanFailed", None, None, now);
+        }
+        store.put(
+            "catalog",
+            &backup_key("br", "bk"),
+            serde_json::to_value(&d).unwrap(),
+        );
+        let err = resolve_from_backup(&env, &mut restore()).await.unwrap_err();
+        assert_eq!(err.name(), "BackupNotRestorable", "{state}: {err}");
+        assert!(err.to_string().contains(says), "{state}: {err}");
+    }
+}
