@@ -49,9 +49,10 @@ pub trait FederatedDoc: CatalogDoc {
     fn phase(&self) -> Option<&str> {
         self.progress().phase.as_deref()
     }
-    /// `Complete` or `Failed` once it ended; `None` before.
+    /// `Complete` or `Failed` once it ended; `None` before (what it ended as, also once a
+    /// failed deletion made its phase `CleanFailed`).
     fn ended_phase(&self) -> Option<&str> {
-        self.phase().filter(|_| self.progress().is_terminal())
+        self.progress().outcome()
     }
     /// `status.conditions`.
     fn conditions(&self) -> &[Condition] {

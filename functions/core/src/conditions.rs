@@ -137,12 +137,18 @@ impl Progress {
         condition_true(&self.conditions, type_)
     }
 
-    /// Whether it has ended (`Complete` or `Failed`).
+    /// How it ended: `Complete` or `Failed` (its phase, or its True condition); `None` while it
+    /// runs. Not only the phase: a backup's phase becomes `CleanFailed` when a deletion of it
+    /// fails, as the original shows it, and the backup still ended as it did.
+    pub fn outcome(&self) -> Option<&'static str> {
+        [phases::COMPLETE, phases::FAILED]
+            .into_iter()
+            .find(|t| self.phase.as_deref() == Some(*t) || self.has(t))
+    }
+
+    /// Whether it has ended ([`Self::outcome`]).
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.phase.as_deref(),
-            Some(phases::COMPLETE) | Some(phases::FAILED)
-        )
+        self.outcome().is_some()
     }
 
     /// Ends it at `now`: the completion time, the time taken, and `Failed` with `failure`'s

@@ -60,7 +60,8 @@ impl World {
         let members = req.members();
         let mut doc =
             VolumeBackupDoc::new(&req, "exec-bk", members.clone(), "2026-01-01T00:00:00Z");
-        doc.status.progress.phase = Some(phase.into());
+        let at = "2026-01-01T01:00:00Z".parse().unwrap();
+        doc.status.progress.set_condition(phase, None, None, at);
         for m in &members {
             doc.status.backups.push(MemberStatus {
                 k8s_cluster_name: m.k8s_cluster_name.clone(),
@@ -262,6 +263,16 @@ async fn delete_policy_members_are_deleted_verified_and_the_record_removed() {
             .iter()
             .any(|c| c.type_ == "CleanFailed")
     );
+    assert_eq!(
+        doc.status.progress.phase.as_deref(),
+        Some("CleanFailed"),
+        "status.phase shows the failed cleanup, as the original's does"
+    );
+    assert_eq!(
+        doc.status.progress.outcome(),
+        Some("Complete"),
+        "and the backup still ended Complete"
+    );
 
     w.data_planes_clean(&["dp1", "dp2", "dp3"]);
     let out = w.start().await;
@@ -283,6 +294,25 @@ async fn retain_keeps_the_data_and_reports_it() {
         ("Cleaned", 6, 0)
     );
     assert_eq!(w.ec2.snapshots.lock().unwrap().len(), 6, "nothing deleted");
+}
+
+#[tokio::test]
+async fn a_failed_backup_whose_cleanup_failed_shows_it_and_is_still_failed_for_its_policy() {
+    let w = World::new(3, "Failed", "OnFailure");
+    let out = w.start().await;
+    assert!(out.deletion.members.iter().all(|m| m.data_deleted));
+    // The data planes did not clean: CleanFailed, in status.phase as the original shows it.
+    assert_eq!(w.finish(&out, 0).await.result, "CleanFailed");
+    let doc = w.doc().await;
+    assert_eq!(doc.status.progress.phase.as_deref(), Some("CleanFailed"));
+    assert_eq!(doc.status.progress.outcome(), Some("Failed"));
+    // The next deletion still reads the backup as failed: OnFailure still deletes its data.
+    let again = w.start().await;
+    assert!(
+        again.deletion.members.iter().all(|m| m.data_deleted),
+        "{:?}",
+        again.deletion.members
+    );
 }
 
 #[tokio::test]
@@ -435,6 +465,7 @@ async fn a_stopped_deletion_leaves_the_record_clean_failed_not_deleting() {
         .find(|c| c.type_ == "CleanFailed")
         .unwrap();
     assert_eq!(c.reason.as_deref(), Some("ExecutionAborted"));
+    assert_eq!(doc.status.progress.phase.as_deref(), Some("CleanFailed"));
     // Again (at-least-once delivery), or for another execution: nothing.
     assert_eq!(
         delete::steps::abort(&e, &event).await.unwrap().action,

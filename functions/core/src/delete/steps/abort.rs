@@ -4,7 +4,6 @@ use crate::backup::status::VolumeBackupDoc;
 use crate::backup::steps::AbortReport;
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
-use crate::conditions::write_condition;
 use crate::delete::spec::DeleteRequest;
 use crate::error::StepError;
 use crate::member::cond;
@@ -62,8 +61,7 @@ pub async fn abort<D, S: ObjectStore>(
                 return false;
             }
             x.state = "CleanFailed".into();
-            write_condition(
-                &mut doc.status.progress.conditions,
+            doc.status.progress.set_condition(
                 cond::CLEAN_FAILED,
                 Some(failure_name),
                 Some(&message),

@@ -7,7 +7,6 @@ use crate::backup::status::Remains;
 use crate::backup::status::VolumeBackupDoc;
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
-use crate::conditions::write_condition;
 use crate::delete::member::CleanBy;
 use crate::delete::spec::DeleteRequest;
 use crate::delete::status::DeleteResult;
@@ -183,8 +182,8 @@ pub async fn finish<D: DataPlanes, S: ObjectStore, V: Volumes>(
                         requested_at,
                         ..record.clone()
                     });
-                    write_condition(
-                        &mut d.status.progress.conditions,
+                    // Condition and phase, as the original shows a failed cleanup.
+                    d.status.progress.set_condition(
                         cond::CLEAN_FAILED,
                         Some(&error),
                         Some(&message),

@@ -60,7 +60,8 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     // once (the CLI, the retention sweep, a console) exactly one gets past here.
     let doc = take_lock(&catalog, ns, name, &input.execution).await?;
     let backup = doc.request();
-    let failed = doc.status.progress.phase.as_deref() == Some(vbk::FAILED);
+    // How the backup ended, not its phase: after a failed deletion that is `CleanFailed`.
+    let failed = doc.status.progress.outcome() == Some(vbk::FAILED);
     let known = env.planes.cluster_names();
     let policy = backup.clean_policy().to_string();
     let rate = req

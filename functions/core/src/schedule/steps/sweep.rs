@@ -129,7 +129,9 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or(now),
-                phase: b.status.progress.phase.clone(),
+                // How it ended (a failed deletion makes its phase `CleanFailed`), else its phase.
+                phase: (b.status.progress.outcome().map(String::from))
+                    .or_else(|| b.status.progress.phase.clone()),
                 skip_gc: b.skip_gc,
                 deletion: b.brfed.deletion.as_ref().map(|d| d.state.clone()),
             })
