@@ -343,13 +343,23 @@ async fn an_abort_that_fails_for_good_lands_in_the_dead_letter_queue_and_can_be_
     assert!(sweep["schedules"].is_array(), "{sweep}");
     c.wait_resumed_and_failed(Duration::from_secs(90), "after the sweep's settle check")
         .await;
-    let checks = rule_deliveries("brfed-backup-settle-check", &arn);
-    assert!(
-        checks
+    // The emulator records a delivery when the invocation returns, a moment after backup-abort
+    // wrote the document: look until it is there.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let checks = rule_deliveries("brfed-backup-settle-check", &arn);
+        if checks
             .iter()
-            .any(|d| d["result"]["payload"]["action"] == "torn-down"),
-        "torn down by a settle check: {checks:?}"
-    );
+            .any(|d| d["result"]["payload"]["action"] == "torn-down")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "torn down by a settle check: {checks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // The runbook's replay of the dead-lettered event still works, and changes nothing now.
     let (status, _) = aws_call(
         "lambda",
