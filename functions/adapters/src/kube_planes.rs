@@ -205,22 +205,42 @@ fn to_value(obj: &DynamicObject) -> Value {
 }
 
 impl KubeRegistry {
-    /// JSON merge-patch of member `m` (`patch` is the whole object's patch).
+    /// JSON merge-patch of member `m` (`patch` is the whole object's patch). With `uid`, only
+    /// while the object is still the one of that UID: a `metadata.uid` in the patch is a
+    /// precondition, and the API server refuses (409) to patch another object of the name
+    /// (`MemberReplaced`).
     async fn merge_patch(
         &self,
         kind: MemberKind,
         m: &MemberRef,
+        uid: Option<&str>,
         patch: &Value,
     ) -> Result<(), StepError> {
-        self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?
+        let guarded;
+        let patch = match uid {
+            Some(uid) => {
+                let mut p = patch.clone();
+                p["metadata"]["uid"] = Value::String(uid.to_string());
+                guarded = p;
+                &guarded
+            }
+            None => patch,
+        };
+        let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
+        let result = api
             .patch(
                 &m.backup_name,
                 &PatchParams::default(),
                 &Patch::Merge(patch),
             )
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&m.k8s_cluster_name, "patch", e))
+            .await;
+        match (result, uid) {
+            (Ok(_), _) => Ok(()),
+            (Err(kube::Error::Api(s)), Some(uid)) if s.code == 409 => {
+                Err(replaced(m, uid, &s.message))
+            }
+            (Err(e), _) => Err(classify(&m.k8s_cluster_name, "patch", e)),
+        }
     }
 }
 
@@ -314,7 +334,7 @@ impl DataPlanes for KubeRegistry {
         m: &MemberRef,
         spec: &Value,
     ) -> Result<(), StepError> {
-        self.merge_patch(kind, m, &serde_json::json!({ "spec": spec }))
+        self.merge_patch(kind, m, None, &serde_json::json!({ "spec": spec }))
             .await
     }
 
@@ -339,20 +359,7 @@ impl DataPlanes for KubeRegistry {
         uid: &str,
         patch: &Value,
     ) -> Result<(), StepError> {
-        // A `metadata.uid` in the patch is a precondition: the API server refuses (409) to
-        // patch an object of another UID.
-        let mut patch = patch.clone();
-        patch["metadata"]["uid"] = Value::String(uid.to_string());
-        let api = self.members(kind, &m.k8s_cluster_name, &m.tc_namespace)?;
-        let params = PatchParams::default();
-        match api
-            .patch(&m.backup_name, &params, &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Err(replaced(m, uid, &s.message)),
-            Err(e) => Err(classify(&m.k8s_cluster_name, "patch", e)),
-        }
+        self.merge_patch(kind, m, Some(uid), patch).await
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %m.k8s_cluster_name))]
