@@ -136,20 +136,15 @@ fn template_str<'a>(doc: &'a VolumeBackupDoc, key: &str) -> Option<&'a str> {
 pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
     let (s, b) = (&doc.status, &doc.brfed);
     let mut d = kind::describe_head(&doc.metadata, &b.execution, now);
-    d.field("Status", or_none(Some(&status_of(doc))))
-        .field(
-            "Backup Size",
-            match (&s.backup_size_readable, s.backup_size) {
-                (Some(r), Some(n)) => format!("{r} ({n} bytes)"),
-                (None, Some(n)) => format!("{n} bytes"),
-                (r, None) => or_none(r.as_deref()),
-            },
-        )
-        .field("Commit TS", or_none(s.progress.commit_ts.as_deref()))
-        .field("Started", when(s.progress.time_started.as_deref(), now))
-        .field("Completed", when(s.progress.time_completed.as_deref(), now))
-        .field("Time Taken", or_none(s.progress.time_taken.as_deref()))
-        .field("Skip GC", doc.skip_gc.to_string());
+    d.field("Status", or_none(Some(&status_of(doc)))).field(
+        "Backup Size",
+        match (&s.backup_size_readable, s.backup_size) {
+            (Some(r), Some(n)) => format!("{r} ({n} bytes)"),
+            (None, Some(n)) => format!("{n} bytes"),
+            (r, None) => or_none(r.as_deref()),
+        },
+    );
+    kind::describe_progress(&mut d, &s.progress, now).field("Skip GC", doc.skip_gc.to_string());
     let s3 = doc.spec.template.get("s3");
     let s3 = |key: &str| s3.and_then(|s3| s3.get(key)).and_then(Value::as_str);
     let (bucket, prefix) = (

@@ -12,6 +12,7 @@ use crate::render::{
 use crate::{Ctx, catalog, wait};
 use brfed_core::catalog::FederatedDoc;
 use brfed_core::catalog::{CatalogDoc, DocMeta};
+use brfed_core::conditions::Progress;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -154,6 +155,18 @@ pub fn describe_head(meta: &DocMeta, execution: &str, now: DateTime<Utc>) -> Des
         .field("Created", when(meta.creation_timestamp.as_deref(), now))
         .field("Execution", or_none(Some(execution)));
     d
+}
+
+/// The `Commit TS`, `Started`, `Completed` and `Time Taken` lines of a backup or a restore.
+pub fn describe_progress<'d>(
+    d: &'d mut Describe,
+    p: &Progress,
+    now: DateTime<Utc>,
+) -> &'d mut Describe {
+    d.field("Commit TS", or_none(p.commit_ts.as_deref()))
+        .field("Started", when(p.time_started.as_deref(), now))
+        .field("Completed", when(p.time_completed.as_deref(), now))
+        .field("Time Taken", or_none(p.time_taken.as_deref()))
 }
 
 /// The document `-n NAME` of kind `K`, or `K::NOT_FOUND`.

@@ -4,7 +4,7 @@ use crate::args::{CreateArgs, ListArgs, RestoreCommand, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
 use crate::kind::{self, Kind, Run};
-use crate::render::{Column, lines_or_none, or_none, reason_text, when};
+use crate::render::{Column, lines_or_none, or_none, reason_text};
 use crate::{Ctx, input};
 use brfed_core::restore::spec::RestoreRequest;
 use brfed_core::restore::status::VolumeRestoreDoc;
@@ -105,11 +105,8 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
     let template = |k: &str| doc.spec.template.get(k).and_then(Value::as_str);
     let mut d = kind::describe_head(&doc.metadata, &b.execution, now);
     d.field("From Backup", or_none(from_backup(doc).as_deref()))
-        .field("Status", or_none(s.progress.phase.as_deref()))
-        .field("Commit TS", or_none(s.progress.commit_ts.as_deref()))
-        .field("Started", when(s.progress.time_started.as_deref(), now))
-        .field("Completed", when(s.progress.time_completed.as_deref(), now))
-        .field("Time Taken", or_none(s.progress.time_taken.as_deref()))
+        .field("Status", or_none(s.progress.phase.as_deref()));
+    kind::describe_progress(&mut d, &s.progress, now)
         .field("Warmup", or_none(template("warmup")))
         .field(
             "Warmup Strategy",

@@ -52,13 +52,13 @@ pub async fn abort<D: DataPlanes, S: ObjectStore>(
     if doc.status.progress.is_terminal() && doc.brfed.members_settled != Some(false) {
         return Ok(AbortReport::nothing(format!("{ns}/{name} already ended")));
     }
-    let (record, extra) = (&doc.brfed, NothingMore::default());
+    let record = &doc.brfed;
     let ctx = BackupContext::recorded(
         (&ns, &name),
         &record.execution,
         &record.members,
         record.options.clone(),
-        extra,
+        NothingMore::default(),
     );
     let cause = d.ended();
     let (report, deleted) = teardown_members(env.planes, &ctx.members, &ctx.execution).await;

@@ -69,13 +69,13 @@ pub async fn abort<D: DataPlanes, S: ObjectStore, V: Volumes>(
         )));
     }
     let stored = doc.request();
-    let (record, extra) = (&doc.brfed, WarmupPlan::of(&stored));
+    let record = &doc.brfed;
     let ctx = RestoreContext::recorded(
         (&ns, &name),
         &record.execution,
         &record.members,
         record.options.clone(),
-        extra,
+        WarmupPlan::of(&stored),
     );
     let obs = env
         .base
