@@ -100,6 +100,8 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.stepfunctions.parser.asl.eval.environment import Environment  # noqa: E402
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped  # noqa: E402
 from moto.stepfunctions.parser.models import (  # noqa: E402
     StepFunctionsParserBackend,
     stepfunctions_parser_backends,
@@ -516,6 +518,24 @@ def _start_execution_with_default_name(self, state_machine_arn, name=None, execu
 
 
 StepFunctionsParserBackend.start_execution = _start_execution_with_default_name  # type: ignore[method-assign]
+
+
+# --- StopExecution is final: a stopped execution stays ABORTED ----------------------------------
+# moto's interpreter goes on evaluating the state that was running when StopExecution came, and
+# `Environment.set_error` replaces the program state unconditionally: an error raised on the way
+# out of that state turns the stopped execution FAILED. In AWS a stopped execution is ABORTED, and
+# brfed's abort rule depends on that status.
+_original_set_error = Environment.set_error
+
+
+def _set_error_unless_stopped(self, error):
+    with self._state_mutex:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+    _original_set_error(self, error)
+
+
+Environment.set_error = _set_error_unless_stopped  # type: ignore[method-assign]
 
 
 # =================================================================================================

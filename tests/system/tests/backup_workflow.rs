@@ -246,7 +246,13 @@ async fn a_stopped_execution_is_torn_down_by_the_status_change_rule() {
     }
     assert_eq!(c.world.pd(&c.key).await.unwrap()["paused"], true);
     c.flows.stop(&arn).await;
-    assert_eq!(c.flows.wait(&arn, RUN).await.status, "ABORTED");
+    let done = c.flows.wait(&arn, RUN).await;
+    if done.status != "ABORTED" {
+        // Say what the execution went through: an ended execution cannot be stopped, and an
+        // emulator that let a stopped one fail would show its last states here.
+        let (states, events) = c.flows.entered_states(&arn).await;
+        panic!("expected ABORTED after the stop, got {done:?}; {events} events, states {states:?}");
+    }
     // the abort Lambda, fired by the execution-status-change rule, tears down and resumes GC
     let deadline = std::time::Instant::now() + RUN;
     loop {
