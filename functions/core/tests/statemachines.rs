@@ -197,3 +197,31 @@ fn every_placeholder_names_a_function_crate() {
         assert!(found > 0, "{file}: no placeholders");
     }
 }
+
+/// Every `await` a restore wait passes is one the observe step knows, and the WAL check of
+/// `check-wal-only` waits for `WalChecked` (every member `WarmUpComplete`, as the original).
+#[test]
+fn every_restore_wait_names_a_known_await_and_the_wal_check_waits_for_warmup() {
+    use brfed_core::restore::judge::RestoreAwait;
+    let (_, asl) = machines()
+        .into_iter()
+        .find(|(n, _)| n == "volume-restore.asl.json")
+        .expect("volume-restore.asl.json");
+    let mut waits = HashMap::new();
+    for (name, state) in asl["States"].as_object().unwrap() {
+        if let Some(a) = state["Parameters"]["await"].as_str() {
+            let parsed: RestoreAwait = serde_json::from_value(Value::String(a.into()))
+                .unwrap_or_else(|e| panic!("{name}: await `{a}` is not a RestoreAwait: {e}"));
+            waits.insert(name.clone(), parsed);
+        }
+    }
+    assert_eq!(
+        waits.get("Wait For WAL Check"),
+        Some(&RestoreAwait::WalChecked),
+        "{waits:?}"
+    );
+    assert_eq!(
+        waits.get("Wait For Restore Complete"),
+        Some(&RestoreAwait::Complete)
+    );
+}

@@ -20,6 +20,11 @@ pub enum RestoreAwait {
     DataRestored,
     /// Every member `Complete` (and `WarmUpComplete` for async warmup).
     Complete,
+    /// `warmupStrategy: check-wal-only`: every member `WarmUpComplete` (its warmup jobs checked
+    /// the WAL). The original completes the federated restore there, without waiting for the
+    /// members' `Complete` (release-1.6 `pkg/fedvolumebackup/restore/restore_manager.go`,
+    /// `maybeBreakForCheckWALOnly`); a failed or invalid member still fails it.
+    WalChecked,
     /// On the failure path: every member has settled ([`volumes_settled`]), so that the
     /// leftovers report names every volume the restore created. Member failures do not end it.
     Settled,
@@ -80,6 +85,7 @@ pub fn judge_restore(
         RestoreAwait::Complete => {
             all(rcond::COMPLETE) && (!async_warmup || all(rcond::WARMUP_COMPLETE))
         }
+        RestoreAwait::WalChecked => all(rcond::WARMUP_COMPLETE),
         RestoreAwait::Settled => obs.iter().all(volumes_settled),
     };
     if met { Verdict::Met } else { Verdict::Pending }

@@ -305,10 +305,18 @@ impl RestoreRequest {
                 self.warmup_strategy()
             ));
         }
-        if self.warmup_strategy() == "check-wal-only" && self.warmup().is_empty() {
-            problems.push(
-                "spec.template.warmupStrategy check-wal-only needs warmup sync or async".into(),
-            );
+        if self.warmup_strategy() == "check-wal-only" && self.warmup() != "sync" {
+            // The original cannot run it either: check-wal-only never starts TiKV (release-1.6
+            // pkg/backup/restore/restore_manager.go `startTiKVIfNeeded`), and an async warmup
+            // waits for running TiKV pods before it starts (`warmUpTiKVVolumesAsync`), so its
+            // members stay at VolumeComplete for ever (docs/restore.md, "check-wal-only").
+            let given = match self.warmup() {
+                "" => "warmup is not set".to_string(),
+                w => format!("not `{w}`"),
+            };
+            problems.push(format!(
+                "spec.template.warmupStrategy check-wal-only needs warmup sync ({given}): the data plane starts no TiKV to check the WAL, so without a sync warmup nothing checks it, and an async warmup waits for running TiKV pods: the restore would never end"
+            ));
         }
         if self.options.phase_timeout_seconds == 0
             || self.options.deadline_seconds == 0

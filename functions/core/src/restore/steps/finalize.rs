@@ -25,9 +25,13 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
 ) -> Result<RestoreFinalizeOutput, StepError> {
     let ctx = &input.restore;
     let obs = env.read_members(ctx).await;
+    let awaited = match ctx.extra.warmup_strategy.as_str() {
+        "check-wal-only" => RestoreAwait::WalChecked,
+        _ => RestoreAwait::Complete,
+    };
     let failure = input.failure.clone().or_else(|| {
         match judge_restore(
-            RestoreAwait::Complete,
+            awaited,
             &ctx.members,
             &obs,
             input.data_member,
@@ -35,10 +39,9 @@ pub async fn finalize<D: DataPlanes, S: ObjectStore, V: Volumes>(
         ) {
             Verdict::Met => None,
             Verdict::Failed(f) => Some(f),
-            Verdict::Pending if ctx.extra.warmup_strategy == "check-wal-only" => None,
             Verdict::Pending => Some(Failure::new(
                 "TeardownIncomplete",
-                "members did not all reach Complete",
+                format!("members did not all reach {awaited:?}"),
             )),
         }
     });

@@ -127,3 +127,75 @@ async fn a_backup_under_deletion_is_not_restorable() {
         assert!(err.to_string().contains(says), "{state}: {err}");
     }
 }
+
+/// check-wal-only ends when every member's warmup checked the WAL (`WarmUpComplete`), without
+/// waiting for the members' `Complete`, as the original's `maybeBreakForCheckWALOnly` decides; a
+/// failed or invalid member still fails it.
+#[test]
+fn a_wal_check_is_met_when_every_member_warmed_up_and_fails_on_a_failed_member() {
+    let members = vec![member(), member()];
+    let warmed = restore_obj(
+        "VolumeComplete",
+        &[
+            rcond::VOLUME_COMPLETE,
+            rcond::WARMUP_STARTED,
+            rcond::WARMUP_COMPLETE,
+        ],
+    );
+    let warming = restore_obj(
+        "VolumeComplete",
+        &[rcond::VOLUME_COMPLETE, rcond::WARMUP_STARTED],
+    );
+    let judge = |obs: &[Observation], async_warmup: bool| {
+        judge_restore(RestoreAwait::WalChecked, &members, obs, None, async_warmup)
+    };
+    for async_warmup in [false, true] {
+        assert_eq!(
+            judge(&[warmed.clone(), warmed.clone()], async_warmup),
+            Verdict::Met
+        );
+        assert_eq!(
+            judge(&[warmed.clone(), warming.clone()], async_warmup),
+            Verdict::Pending
+        );
+    }
+    // The same members are not yet Complete.
+    assert_eq!(
+        judge_restore(
+            RestoreAwait::Complete,
+            &members,
+            &[warmed.clone(), warmed.clone()],
+            None,
+            false
+        ),
+        Verdict::Pending
+    );
+    let failed = restore_obj("Failed", &[rcond::WARMUP_COMPLETE, rcond::FAILED]);
+    assert!(matches!(
+        judge(&[warmed, failed], false),
+        Verdict::Failed(_)
+    ));
+}
+
+/// `warmupStrategy: check-wal-only` runs only with `warmup: sync`: the original starts no TiKV for
+/// it and an async warmup waits for running TiKV pods, so its members would never end.
+#[test]
+fn check_wal_only_without_a_sync_warmup_is_refused_by_name() {
+    use crate::restore::spec::RestoreRequest;
+    use crate::testing::restore_request;
+    let with = |warmup: &str| {
+        let mut v = restore_request("r", "data", "tidb", false);
+        v["spec"]["template"] = json!({"warmup": warmup, "warmupStrategy": "check-wal-only"});
+        RestoreRequest::from_value(v).unwrap().validate()
+    };
+    assert!(with("sync").is_ok(), "{:?}", with("sync"));
+    for (warmup, says) in [("async", "not `async`"), ("", "warmup is not set")] {
+        let err = with(warmup).unwrap_err();
+        assert_eq!(err.name(), "InvalidSpec", "{warmup}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("check-wal-only needs warmup sync") && text.contains(says),
+            "{warmup}: {text}"
+        );
+    }
+}
