@@ -82,7 +82,7 @@ pub(crate) fn type_error(what: &str, e: impl std::fmt::Display) -> StepError {
     StepError::InvalidSpec(format!("{what}: {e}"))
 }
 
-/// Checks a federated object's metadata: name (a valid Kubernetes name, no '.', short enough
+/// Checks a federated object's metadata: name (a valid Kubernetes name, dots allowed, short enough
 /// for the data plane's Job names that start with `job_prefix`), namespace, labels.
 pub fn validate_meta(meta: &ObjectMeta, job_prefix: &str, problems: &mut Vec<String>) {
     let name = &meta.name;
@@ -106,11 +106,6 @@ pub fn validate_meta(meta: &ObjectMeta, job_prefix: &str, problems: &mut Vec<Str
                 "metadata.name `{name}` is too long: the data plane's Job `{job}` would be {} characters, the limit is {}",
                 job.len(),
                 names::MAX_LABEL_VALUE
-            ));
-        }
-        if name.contains('.') {
-            problems.push(format!(
-                "metadata.name `{name}` must not contain '.' (it names the execution)"
             ));
         }
     }

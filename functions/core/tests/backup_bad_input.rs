@@ -441,3 +441,23 @@ fn the_good_input_the_corpus_varies_is_accepted_and_its_side_effects_are_seen() 
     let from_yaml = BackupRequest::from_text(GOOD_YAML).expect("the good YAML parses");
     from_yaml.validate(Some(&known())).expect("and is valid");
 }
+
+/// A name with dots, as the CRD's schema (a Kubernetes name) lets the original take: the member
+/// `fed-{name}`, its init Job and the execution `{namespace}.{name}` are all valid with them (the
+/// namespace has no dot, so the first dot still separates the two).
+#[test]
+fn a_name_with_dots_is_accepted_as_the_original_accepts_it() {
+    let (out, planes, store) = run_start(with("/metadata/name", json!("daily.2026-12-05.a")));
+    let out = out.expect("a dotted name starts");
+    assert_eq!(out.backup.name, "daily.2026-12-05.a");
+    assert_eq!(planes.backup_count(), 1, "the initialize member exists");
+    assert!(
+        store
+            .get(CATALOG, &backup_key("br", "daily.2026-12-05.a"))
+            .is_some()
+    );
+    assert_eq!(
+        brfed_core::names::execution_name("br", "daily.2026-12-05.a"),
+        "br.daily.2026-12-05.a"
+    );
+}

@@ -24,7 +24,9 @@ struct Case {
 /// Seeds a source cluster, backs it up with brfed, seeds a restore target (`stores` TiKV per plane).
 async fn backed_up(prefix: &str, target_stores: usize) -> Case {
     let (world, flows, tc) = seeded_world(prefix, "src", 2).await;
-    let backup = format!("bk-{}", tc.id());
+    // A dotted name, as the original accepts: the data plane's objects, the execution and the
+    // catalog all take it.
+    let backup = format!("bk.{}", tc.id());
     let input = tc.backup(&backup, &world.bucket).build();
     let done = flows.run(&flows.backup_arn, &backup, &input, RUN).await;
     let SeededCluster { ns, planes, .. } = tc;
@@ -105,7 +107,7 @@ fn step_names(doc: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_restores_from_its_own_snapshots_with_restore_data_on_the_minimum_member() {
     let c = backed_up("rt-happy", 2).await;
-    let name = c.restore_name("rt");
+    let name = c.restore_name("rt.daily");
     let done = c.restore(&name, &c.restore_of(&name).build()).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     let doc = done.output.unwrap();

@@ -236,9 +236,9 @@ impl ScheduleRequest {
         let name_ok = if name.is_empty() {
             problems.push("metadata.name is empty".into());
             false
-        } else if !names::is_dns_label(name) {
+        } else if !names::is_dns_subdomain(name) || name.len() > names::MAX_LABEL_VALUE {
             problems.push(format!(
-                "metadata.name `{}` is not a valid schedule name: at most 63 lowercase letters, digits and '-', no '.' (it starts every backup's name and is a label value)",
+                "metadata.name `{}` is not a valid schedule name: a Kubernetes name of at most 63 characters (it starts every backup's name and is a label value)",
                 truncate(name)
             ));
             false
@@ -881,12 +881,24 @@ spec:
 
     #[test]
     fn invalid_schedule_names_are_said_once() {
-        for bad in ["", "Daily", "a.b", "-a"] {
+        for bad in ["", "Daily", "a..b", "-a", "a.-b"] {
             let msg = problems(&with(|v| v["metadata"]["name"] = Value::from(bad)));
             assert!(msg.starts_with("metadata.name"), "{bad}: {msg}");
             assert!(!msg.contains("its backups"), "{bad}: {msg}");
             assert!(!msg.contains("metadata.labels"), "{bad}: {msg}");
         }
+    }
+
+    /// Dots, as the CRD (a Kubernetes name) lets the original take them: every tick's backup
+    /// name starts with the schedule's, and a dotted backup name is valid too.
+    #[test]
+    fn a_schedule_name_with_dots_is_accepted_and_its_rule_stays_its_own() {
+        let r = with(|v| v["metadata"]["name"] = Value::from("nightly.eu"));
+        r.validate(Some(&known())).unwrap();
+        let rule = rule_name("br", "nightly.eu");
+        assert!(rule.len() <= MAX_RULE_NAME, "{rule}");
+        assert_ne!(rule, rule_name("br.nightly", "eu"));
+        assert_ne!(rule, rule_name("br", "nightly-eu"));
     }
 
     #[test]
