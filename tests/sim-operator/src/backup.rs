@@ -757,13 +757,7 @@ async fn deletion(m: &Member<'_>) -> Result<Next, SimError> {
                 .condition(cond::CLEAN, "", "no backup storage to clean")
                 .await;
         };
-        let ratio = m
-            .obj
-            .data
-            .pointer("/spec/cleanOption/snapshotsDeleteRatio")
-            .and_then(serde_json::Value::as_f64)
-            .filter(|r| (0.1..=2.0).contains(r))
-            .unwrap_or(1.0);
+        let ratio = snapshots_delete_ratio(&m.obj.data);
         let tc = m.tidb_cluster().await.ok().flatten();
         let args = CleanArgs {
             storage,
@@ -799,6 +793,32 @@ async fn remove_finalizer(m: &Member<'_>) -> Result<(), SimError> {
     .await?;
     m.sim.jobs.forget(m.key);
     Ok(())
+}
+
+/// The member's `spec.cleanOption.snapshotsDeleteRatio`, taken as given as upstream `clean.go` does
+/// (the federation keeps it within 0.1–2.0, the data plane does not); absent = the CRD default 1.
+pub fn snapshots_delete_ratio(member: &serde_json::Value) -> f64 {
+    member
+        .pointer("/spec/cleanOption/snapshotsDeleteRatio")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(1.0)
+}
+
+/// Snapshots deleted between two flow-control checks (upstream `SnapshotDeletionFlowControlInterval`).
+pub const FLOW_CONTROL_INTERVAL: u32 = 10;
+
+/// The least time one round of [`FLOW_CONTROL_INTERVAL`] deletions takes at `ratio` deletions per
+/// second, as upstream `DeleteSnapshots` computes it: `time.Duration(10/ratio) * time.Second`,
+/// i.e. whole seconds, truncated (a ratio above 10 never waits). A ratio of 0, below 0 or not a
+/// number never waits either (Go turns 10/0 = +Inf into a duration that is not positive on
+/// amd64). Upstream overflows int64 for a ratio under ~1e-9; the simulator saturates instead.
+pub fn flow_control_round(ratio: f64) -> Duration {
+    let secs = (f64::from(FLOW_CONTROL_INTERVAL) / ratio).trunc();
+    if ratio > 0.0 && secs.is_finite() && secs >= 1.0 {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
 }
 
 struct CleanArgs {
@@ -852,14 +872,14 @@ async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
         }
     };
     // sequential deletions; after every 10, wait so that the rate stays <= ratio per second
-    let batch_min = Duration::from_secs_f64(10.0 / a.ratio);
+    let batch_min = flow_control_round(a.ratio);
     let mut batch_start = Instant::now();
     for (i, id) in snapshot_ids.iter().enumerate() {
         if let Err(e) = cloud.delete_snapshot(id).await {
             job.report(clean_failed(format!("deleting snapshot {id}: {e}")));
             return JobEnd::Failed;
         }
-        if (i + 1) % 10 == 0 {
+        if (i + 1) % FLOW_CONTROL_INTERVAL as usize == 0 {
             let spent = batch_start.elapsed();
             if spent < batch_min {
                 tokio::time::sleep(batch_min - spent).await;
@@ -910,5 +930,33 @@ async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
             job.report(clean_failed(format!("deleting backup data: {e}")));
             JobEnd::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clean_job_takes_the_delete_ratio_as_given() {
+        let member = |ratio: serde_json::Value| json!({"spec": {"cleanOption": {"snapshotsDeleteRatio": ratio}}});
+        assert_eq!(snapshots_delete_ratio(&member(json!(5.0))), 5.0);
+        assert_eq!(snapshots_delete_ratio(&member(json!(0.05))), 0.05);
+        assert_eq!(snapshots_delete_ratio(&member(json!(3))), 3.0);
+        assert_eq!(snapshots_delete_ratio(&json!({"spec": {}})), 1.0);
+    }
+
+    #[test]
+    fn a_flow_control_round_lasts_whole_seconds_as_upstream_computes_it() {
+        let secs = |r: f64| flow_control_round(r).as_secs_f64();
+        assert_eq!(secs(1.0), 10.0);
+        assert_eq!(secs(2.0), 5.0);
+        assert_eq!(secs(3.0), 3.0, "10/3 truncated");
+        assert_eq!(secs(0.1), 100.0);
+        assert_eq!(secs(5.0), 2.0);
+        assert_eq!(secs(20.0), 0.0, "under a second: no wait");
+        assert_eq!(secs(0.0), 0.0);
+        assert_eq!(secs(-1.0), 0.0);
+        assert_eq!(secs(f64::NAN), 0.0);
     }
 }

@@ -45,7 +45,19 @@ pub async fn reconcile(sim: &Arc<Sim>, key: &ObjKey) -> Result<Next, SimError> {
     if m.has(cond::FAILED) {
         return clean_failed_volumes(&m).await;
     }
-    if m.has(cond::COMPLETE) || m.has(cond::INVALID) {
+    if m.has(cond::COMPLETE) {
+        // an async warmup may end after the restore completed: upstream keeps reconciling a
+        // Complete member with `warmup: async` until `WarmUpComplete` (restore_controller.go)
+        if let Some(job) = m.state(|s| s.restore_volume.clone()) {
+            match m.drain_conditions(&job).await? {
+                Drained::Wrote => return Ok(Next::Soon),
+                Drained::Empty if job.is_done() => {}
+                _ => return Ok(Next::Poll),
+            }
+        }
+        return Ok(Next::Done);
+    }
+    if m.has(cond::INVALID) {
         return Ok(Next::Done);
     }
     let tc = m.tidb_cluster().await?;
@@ -562,53 +574,122 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
     start_tikv(&sim, &job, &a).await
 }
 
-/// Warmup phase of the job: reports `WarmUpStarted` then `WarmUpComplete`, or `Failed`.
-async fn warm_up(sim: &Sim, job: &Job, plan: FaultPlan) -> bool {
-    job.report(CondReport::new(cond::WARMUP_STARTED));
+/// What the operator does once the volumes are restored (`VolumeComplete`), by `spec.warmup` and
+/// `spec.warmupStrategy` (upstream `restore_manager.go` `volumeSnapshotRestore`,
+/// `startTiKVIfNeeded`, `syncRestoreJob`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterVolumes {
+    /// No warmup: annotate the TidbCluster, TiKV starts → `TikvComplete`.
+    StartTikv,
+    /// `warmup: sync`: warmup jobs on the PVCs (`WarmUpStarted`, `WarmUpComplete`), then the
+    /// annotation and `TikvComplete`; with `check-wal-only`, `Complete` instead of TiKV
+    /// (`checkWALOnlyFinish`, only on this path).
+    Sync {
+        /// `warmupStrategy: check-wal-only`.
+        check_wal_only: bool,
+    },
+    /// `warmup: async`: the annotation, then warmup jobs on the running TiKV pods
+    /// (`WarmUpStarted`), `TikvComplete`, and `WarmUpComplete` only after it.
+    Async,
+    /// `check-wal-only` without `warmup: sync`: `startTiKVIfNeeded` never annotates, so TiKV pods
+    /// never exist; async warmup waits for them (`warmUpTiKVVolumesAsync`: "wait all TiKV pods
+    /// started") and no warmup waits for TiKVs to be available: the member stays at
+    /// `VolumeComplete` for ever.
+    Stalled,
+}
+
+impl AfterVolumes {
+    /// The plan for `warmup` and `strategy` (as in the member's spec).
+    pub fn of(warmup: &str, strategy: &str) -> Self {
+        let check_wal_only = strategy == CHECK_WAL_ONLY;
+        match warmup {
+            "sync" => Self::Sync { check_wal_only },
+            _ if check_wal_only => Self::Stalled,
+            "async" => Self::Async,
+            _ => Self::StartTikv,
+        }
+    }
+}
+
+/// `warmupStrategy: check-wal-only`.
+pub const CHECK_WAL_ONLY: &str = "check-wal-only";
+
+/// Whether a failed warmup job fails the restore: only with `check-wal-only`
+/// (`waitWarmUpJobsFinished`); otherwise a failed job counts as finished → `WarmUpComplete`.
+pub fn warmup_failure_fails_restore(strategy: &str) -> bool {
+    strategy == CHECK_WAL_ONLY
+}
+
+/// The warmup jobs: run for the warmup duration; `Some(false)` when they failed and that fails the
+/// restore (`Failed` reported), `Some(true)` when they finished (failed ones included, as upstream
+/// counts them), never returns on `hang`.
+async fn run_warmup_jobs(sim: &Sim, job: &Job, plan: FaultPlan, strategy: &str) -> bool {
     tokio::time::sleep(sim.cfg.warmup_duration + plan.delay).await;
     match plan.outcome {
-        Some(FaultOutcome::Fail) => {
-            job.report(failed(SIMULATED_FAULT, "simulated: a warmup job failed"));
+        Some(FaultOutcome::Fail) if warmup_failure_fails_restore(strategy) => {
+            job.report(failed(
+                SIMULATED_FAULT,
+                "simulated: warmup job failed (check-wal-only found a corrupted WAL)",
+            ));
             false
         }
-        Some(FaultOutcome::Hang) => std::future::pending().await,
-        _ => {
-            job.report(CondReport::new(cond::WARMUP_COMPLETE));
+        Some(FaultOutcome::Fail) => {
+            tracing::info!(
+                job = %job.name,
+                "simulated warmup job failed: counted as finished, as upstream does for {strategy}"
+            );
             true
         }
+        Some(FaultOutcome::Hang) => std::future::pending().await,
+        _ => true,
     }
 }
 
 async fn start_tikv(sim: &Sim, job: &Job, a: &VolumeArgs) -> JobEnd {
     let step = sim.cfg.step_delay;
-    let ok = |b: bool| if b { JobEnd::Succeeded } else { JobEnd::Failed };
-    match (a.warmup.as_str(), a.strategy.as_str()) {
-        ("sync" | "async", "check-wal-only") => {
-            if !warm_up(sim, job, a.warmup_plan).await {
+    match AfterVolumes::of(&a.warmup, &a.strategy) {
+        AfterVolumes::Sync { check_wal_only } => {
+            job.report(CondReport::new(cond::WARMUP_STARTED));
+            if !run_warmup_jobs(sim, job, a.warmup_plan, &a.strategy).await {
                 return JobEnd::Failed;
             }
-            job.report(CondReport::new(cond::COMPLETE).message("WAL check passed"));
-            JobEnd::Succeeded
-        }
-        ("sync", _) => {
-            if !warm_up(sim, job, a.warmup_plan).await {
-                return JobEnd::Failed;
+            job.report(CondReport::new(cond::WARMUP_COMPLETE));
+            if check_wal_only {
+                job.report(CondReport::new(cond::COMPLETE).message("WAL check passed"));
+                return JobEnd::Succeeded;
             }
             job.report(Report::AnnotateVolumesReady);
             tokio::time::sleep(step).await;
             job.report(Report::TikvStarted);
             JobEnd::Succeeded
         }
-        ("async", _) => {
+        AfterVolumes::Async => {
             job.report(Report::AnnotateVolumesReady);
+            // the warmup jobs need every TiKV pod running
+            tokio::time::sleep(step).await;
+            job.report(CondReport::new(cond::WARMUP_STARTED));
             let tikv = async {
                 tokio::time::sleep(step).await;
                 job.report(Report::TikvStarted);
             };
-            let ((), warmed) = tokio::join!(tikv, warm_up(sim, job, a.warmup_plan));
-            ok(warmed)
+            let ((), warmed) =
+                tokio::join!(tikv, run_warmup_jobs(sim, job, a.warmup_plan, &a.strategy));
+            if !warmed {
+                return JobEnd::Failed;
+            }
+            // queued after TikvStarted: WarmUpComplete is written after TikvComplete
+            job.report(CondReport::new(cond::WARMUP_COMPLETE));
+            JobEnd::Succeeded
         }
-        _ => {
+        AfterVolumes::Stalled => {
+            tracing::info!(
+                job = %job.name,
+                warmup = %a.warmup,
+                "check-wal-only without sync warmup: TiKV is never started, the restore stays at VolumeComplete (as upstream)"
+            );
+            JobEnd::Succeeded
+        }
+        AfterVolumes::StartTikv => {
             job.report(Report::AnnotateVolumesReady);
             tokio::time::sleep(step).await;
             job.report(Report::TikvStarted);
@@ -702,4 +783,46 @@ async fn restore_finish(
     m.condition(cond::COMPLETE, "", "TiKV restarted, recovery mode off")
         .await
         .map(|_| Next::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_wal_only_finishes_only_on_the_sync_path() {
+        assert_eq!(
+            AfterVolumes::of("sync", CHECK_WAL_ONLY),
+            AfterVolumes::Sync {
+                check_wal_only: true
+            }
+        );
+        assert_eq!(
+            AfterVolumes::of("async", CHECK_WAL_ONLY),
+            AfterVolumes::Stalled
+        );
+        assert_eq!(AfterVolumes::of("", CHECK_WAL_ONLY), AfterVolumes::Stalled);
+    }
+
+    #[test]
+    fn every_other_strategy_starts_tikv() {
+        for strategy in ["hybrid", "fio", "fsr"] {
+            assert_eq!(
+                AfterVolumes::of("sync", strategy),
+                AfterVolumes::Sync {
+                    check_wal_only: false
+                }
+            );
+            assert_eq!(AfterVolumes::of("async", strategy), AfterVolumes::Async);
+            assert_eq!(AfterVolumes::of("", strategy), AfterVolumes::StartTikv);
+        }
+    }
+
+    #[test]
+    fn only_check_wal_only_fails_the_restore_on_a_failed_warmup_job() {
+        assert!(warmup_failure_fails_restore(CHECK_WAL_ONLY));
+        for strategy in ["hybrid", "fio", "fsr"] {
+            assert!(!warmup_failure_fails_restore(strategy), "{strategy}");
+        }
+    }
 }

@@ -1019,3 +1019,135 @@ async fn restores_check_wal_only_warm_up_async_and_clean_up_a_failed_restore_vol
         }
     }
 }
+
+/// What the warmup modes do after `VolumeComplete`, as upstream `restore_manager.go` decides it:
+/// `check-wal-only` finishes (`Complete`) only on the sync path; with async warmup
+/// `startTiKVIfNeeded` never starts TiKV and the warmup jobs wait for TiKV pods that never come,
+/// so the member stays at `VolumeComplete`. A failed warmup job fails the restore only with
+/// `check-wal-only`; otherwise it counts as finished. Async: `WarmUpComplete` after `TikvComplete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_modes_follow_upstream_async_check_wal_only_stays_at_volume_complete() {
+    let (world, planes, ns, _) = seeded("dpc-warm", 1, |s| s).await;
+    let plane = planes[0].clone();
+    let bk = Backup::of(&world, &ns, "fed-src", &planes, "warm");
+    bk.start(|m| m).await;
+    bk.finish().await;
+    let az = brfed_sim_operator::seed::default_az(&world.cloud.region, &plane, 0);
+    let fail_warmup = format!("{plane}:warmup:fail");
+
+    // (member name, warmup, strategy, fault on the warmup jobs)
+    let cases = [
+        ("wal-async", "async", "check-wal-only", None),
+        ("wal-none", "", "check-wal-only", None),
+        ("wal-sync-bad", "sync", "check-wal-only", Some(&fail_warmup)),
+        ("sync-bad", "sync", "hybrid", Some(&fail_warmup)),
+        ("async-bad", "async", "fio", Some(&fail_warmup)),
+    ];
+    let mut targets = BTreeMap::new();
+    for (name, warmup, strategy, fault) in cases {
+        let tns = unique(&format!("dpc-w-{name}"));
+        seed_restore_target(
+            &world.kubeconfig,
+            std::slice::from_ref(&plane),
+            &TidbClusterSeed::new(tns.as_str(), TC, tns.as_str()).stores_per_plane(STORES),
+        )
+        .await
+        .expect("restore target");
+        // warmup "" = no warmup (the CRD's `warmup` is a free string)
+        let mut member = bk
+            .restore_member(name, &tns, &plane, &az)
+            .warmup(warmup, strategy);
+        if let Some(rule) = fault {
+            member = member.annotation(FAULT, rule);
+        }
+        create(&world.restores(&plane, &tns), &member.object()).await;
+        targets.insert(name, tns);
+    }
+
+    // a failed warmup job of a hybrid/fio restore counts as finished: TiKV starts all the same
+    let sync_bad = wait_has(
+        &world.restores(&plane, &targets["sync-bad"]),
+        "sync-bad",
+        "TikvComplete",
+    )
+    .await;
+    assert_eq!(
+        condition_types(&sync_bad),
+        [
+            "Scheduled",
+            "Running",
+            "VolumeComplete",
+            "WarmUpStarted",
+            "WarmUpComplete",
+            "TikvComplete"
+        ],
+        "sync hybrid with a failed warmup job"
+    );
+    let async_bad = wait_for(
+        &world.restores(&plane, &targets["async-bad"]),
+        "async-bad",
+        "WarmUpComplete",
+        WAIT,
+        |o| has(o, "WarmUpComplete"),
+    )
+    .await;
+    assert_eq!(
+        condition_types(&async_bad),
+        [
+            "Scheduled",
+            "Running",
+            "VolumeComplete",
+            "WarmUpStarted",
+            "TikvComplete",
+            "WarmUpComplete"
+        ],
+        "async: warmup jobs on running TiKV pods, WarmUpComplete only after TikvComplete"
+    );
+
+    // check-wal-only: a failed warmup job (a corrupted WAL) fails the restore
+    let wal_bad = wait_has(
+        &world.restores(&plane, &targets["wal-sync-bad"]),
+        "wal-sync-bad",
+        "Failed",
+    )
+    .await;
+    assert_eq!(
+        condition_types(&wal_bad),
+        [
+            "Scheduled",
+            "Running",
+            "VolumeComplete",
+            "WarmUpStarted",
+            "Failed"
+        ],
+    );
+
+    // check-wal-only without sync warmup: VolumeComplete, then nothing, TiKV never started
+    for name in ["wal-async", "wal-none"] {
+        let api = world.restores(&plane, &targets[name]);
+        wait_condition(&api, name, "VolumeComplete").await;
+    }
+    // well past the step, warmup and TiKV start delays of the simulator (the other cases are done)
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for name in ["wal-async", "wal-none"] {
+        let obj = world
+            .restores(&plane, &targets[name])
+            .get(name)
+            .await
+            .expect("restore member");
+        assert_eq!(
+            condition_types(&obj),
+            ["Scheduled", "Running", "VolumeComplete"],
+            "{name}: check-wal-only without sync warmup never gets further"
+        );
+        let tc = tidb_cluster(&world, &plane, &targets[name]).await;
+        assert!(
+            tc.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key("tidb.pingcap.com/tikv-volumes-ready")),
+            "{name}: TiKV is not started"
+        );
+        assert_eq!(tc.data.pointer("/spec/recoveryMode"), Some(&json!(true)));
+    }
+}
