@@ -72,7 +72,9 @@ impl Helper {
     /// look (which records the initialize member in `status.backups`).
     async fn create(&self) -> (BackupContext, Phase) {
         assert!(
-            self.store.get(CATALOG, &backup_key("ns-1", "backup-1")).is_none(),
+            self.store
+                .get(CATALOG, &backup_key("ns-1", "backup-1"))
+                .is_none(),
             "nothing recorded (no timeStarted) before the backup starts"
         );
         let input = StartInput {
@@ -80,7 +82,9 @@ impl Helper {
             execution: EXEC.into(),
         };
         let out = steps::start(&self.env(), input).await.unwrap();
-        let first = self.observe(&out.backup, Await::Initialized, &out.phase).await;
+        let first = self
+            .observe(&out.backup, Await::Initialized, &out.phase)
+            .await;
         assert_eq!(first.verdict, "pending", "wait initialized");
         (out.backup, out.phase)
     }
@@ -192,7 +196,10 @@ impl Helper {
         let p = &out.document.status.progress;
         assert_eq!(p.phase.as_deref(), Some(vbk::FAILED));
         assert!(p.has(vbk::FAILED));
-        assert!(p.time_completed.is_some() && p.time_taken.is_some(), "{p:?}");
+        assert!(
+            p.time_completed.is_some() && p.time_taken.is_some(),
+            "{p:?}"
+        );
         assert!(p.commit_ts.is_none(), "{p:?}");
     }
 }
@@ -272,7 +279,10 @@ async fn test_volume_backup() {
     let p = &out.document.status.progress;
     assert_eq!(p.phase.as_deref(), Some(vbk::COMPLETE));
     assert_eq!(p.commit_ts.as_deref(), Some("123"));
-    assert!(p.time_completed.is_some() && p.time_taken.is_some(), "{p:?}");
+    assert!(
+        p.time_completed.is_some() && p.time_taken.is_some(),
+        "{p:?}"
+    );
 }
 
 /// `TestVolumeBackupInitializeFailed`: the initialize member fails to initialize; only it is

@@ -15,8 +15,7 @@ use brfed_core::restore::judge::RestoreAwait;
 use brfed_core::restore::member::rcond;
 use brfed_core::restore::status::VolumeRestoreDoc;
 use brfed_core::restore::steps::{
-    self, RestoreContext, RestoreEnv, RestoreFinalizeOutput, RestoreObserveInput,
-    RestoreStepInput,
+    self, RestoreContext, RestoreEnv, RestoreFinalizeOutput, RestoreObserveInput, RestoreStepInput,
 };
 use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world};
 use brfed_core::time::Phase;
@@ -145,7 +144,10 @@ impl Helper {
         run.data_member = Some(i);
         assert_eq!(i, 0, "dp1 has the least commitTs");
         let doc = self.doc().await;
-        assert_eq!(doc.status.progress.phase.as_deref(), Some(rcond::TIKV_COMPLETE));
+        assert_eq!(
+            doc.status.progress.phase.as_deref(),
+            Some(rcond::TIKV_COMPLETE)
+        );
         assert_eq!(self.steps(&doc).len(), steps, "{:?}", doc.status.steps);
         assert_eq!(self.federal_phase("dp1"), "restore-data");
         for p in ["dp2", "dp3"] {
@@ -160,7 +162,10 @@ impl Helper {
             .await
             .unwrap();
         let doc = self.doc().await;
-        assert_eq!(doc.status.progress.phase.as_deref(), Some(rcond::DATA_COMPLETE));
+        assert_eq!(
+            doc.status.progress.phase.as_deref(),
+            Some(rcond::DATA_COMPLETE)
+        );
         assert_eq!(doc.status.progress.commit_ts.as_deref(), Some("121"));
         assert_eq!(self.steps(&doc).len(), steps, "{:?}", doc.status.steps);
         for p in PLANES {
@@ -187,7 +192,10 @@ impl Helper {
         let out = self.finalize(run, Some(&failure)).await;
         let p = &out.document.status.progress;
         assert_eq!(p.phase.as_deref(), Some("Failed"));
-        assert!(p.time_completed.is_some() && p.time_taken.is_some(), "{p:?}");
+        assert!(
+            p.time_completed.is_some() && p.time_taken.is_some(),
+            "{p:?}"
+        );
         if !p.has(rcond::DATA_COMPLETE) {
             assert_eq!(p.commit_ts, None);
         }
@@ -218,7 +226,11 @@ impl Helper {
     }
 
     fn steps(&self, doc: &VolumeRestoreDoc) -> Vec<String> {
-        doc.status.steps.iter().map(|s| s.step_name.clone()).collect()
+        doc.status
+            .steps
+            .iter()
+            .map(|s| s.step_name.clone())
+            .collect()
     }
 
     async fn phase(&self) -> Option<String> {
@@ -259,9 +271,15 @@ impl Helper {
     /// steps started with it (`StartTiKV` and `WarmUp` for async warmup, one of them otherwise).
     async fn volumes_restored(&self, run: &Run, steps: &[&str]) {
         self.volume_complete();
-        assert_eq!(self.verdict(run, RestoreAwait::VolumesRestored).await, "met");
+        assert_eq!(
+            self.verdict(run, RestoreAwait::VolumesRestored).await,
+            "met"
+        );
         let doc = self.doc().await;
-        assert_eq!(doc.status.progress.phase.as_deref(), Some(rcond::VOLUME_COMPLETE));
+        assert_eq!(
+            doc.status.progress.phase.as_deref(),
+            Some(rcond::VOLUME_COMPLETE)
+        );
         assert_eq!(self.steps(&doc), steps);
     }
 
@@ -270,7 +288,10 @@ impl Helper {
         self.set(&PLANES, rcond::WARMUP_STARTED);
         assert_eq!(self.verdict(run, awaited).await, "pending");
         let doc = self.doc().await;
-        assert_eq!(doc.status.progress.phase.as_deref(), Some(rcond::WARMUP_STARTED));
+        assert_eq!(
+            doc.status.progress.phase.as_deref(),
+            Some(rcond::WARMUP_STARTED)
+        );
         assert_eq!(self.steps(&doc).len(), steps);
     }
 }
@@ -283,7 +304,8 @@ async fn test_volume_restore() {
     let mut run = h.create(json!({})).await;
 
     // data plane volume complete, still need to wait tikv ready
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"]).await;
+    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
+        .await;
     assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "pending");
 
     // data plane tikv complete, run restore data phase
@@ -407,7 +429,8 @@ async fn test_volume_restore_restore_volume_failed() {
 async fn test_volume_restore_restore_data_failed() {
     let h = Helper::new();
     let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"]).await;
+    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
+        .await;
     h.set(&PLANES, rcond::TIKV_COMPLETE);
     assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
     h.restore_data(&mut run, 3).await;
@@ -424,7 +447,8 @@ async fn test_volume_restore_restore_data_failed() {
 async fn test_volume_restore_restore_finish_failed() {
     let h = Helper::new();
     let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"]).await;
+    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
+        .await;
     h.set(&PLANES, rcond::TIKV_COMPLETE);
     assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
     h.restore_data(&mut run, 3).await;
@@ -435,7 +459,10 @@ async fn test_volume_restore_restore_finish_failed() {
     // restore finish failed, restore failed
     h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::Complete, "met").await;
-    assert_eq!(out.document.status.progress.commit_ts.as_deref(), Some("121"));
+    assert_eq!(
+        out.document.status.progress.commit_ts.as_deref(),
+        Some("121")
+    );
 }
 
 /// The check-wal-only restore with a sync warmup, up to its volumes: `Wait For WAL Check`
