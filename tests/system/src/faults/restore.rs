@@ -5,7 +5,7 @@
 use super::checks::{catalog_phase, gc_check, members_check, restore_volumes, wait_execution};
 use super::drive::{Ctx, RUN, execute};
 use super::probe::has_condition;
-use super::{Cell, CellResult, Check, phase_timeout};
+use super::{Cell, CellResult, Check, Fault, phase_timeout};
 use crate::dataplane::unique;
 use crate::fixtures::{SeededCluster, VolumeRestore, restore_clusters};
 use crate::workflow::catalog_restore_doc;
@@ -85,10 +85,12 @@ pub async fn run(ctx: &Ctx, cell: Cell, src: Option<Result<Source, String>>) -> 
     }
     let name = format!("fr-{}", &ns[ns.len() - 8..]);
     r.execution = name.clone();
-    let template = if cell.phase == "warmup" {
-        json!({"warmup": "sync", "warmupStrategy": "hybrid"})
-    } else {
-        json!({})
+    // A failed warmup job fails a member only under check-wal-only, as in the real operator
+    // (tests/sim-operator/CONFORMANCE.md); any other strategy carries on to TiKV.
+    let template = match (cell.phase, cell.fault) {
+        ("warmup", Fault::Failed) => json!({"warmup": "sync", "warmupStrategy": "check-wal-only"}),
+        ("warmup", _) => json!({"warmup": "sync", "warmupStrategy": "hybrid"}),
+        _ => json!({}),
     };
     let input = VolumeRestore::from_backup(
         &name,
