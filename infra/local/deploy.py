@@ -17,6 +17,13 @@
 * EventBridge rules of infra/local/rules.json (and tests/fixtures/rules.json with
   --with-fixtures), format below; placeholders are substituted there too.
 * $WORLD/deployed.env: export BRFED_<STEM>_STATE_MACHINE_ARN=... lines.
+* The CloudFormation stack `brfed` (--stack-name): the Outputs of infra/aws/template.yaml (keys and
+  descriptions as written there), each Value evaluated for this world (a Ref/GetAtt of a state
+  machine, function or queue of the template is the world's resource of the same name, a parameter
+  is the world's value: CatalogBucketName = the bucket above), and no other resource: the world's
+  resources are the ones deployed above (named without the NamePrefix), not the template's. An
+  output whose value names something the world does not have is left out, and said. This is what
+  `brfed --stack brfed` reads (DescribeStacks).
 
 rules.json:
     {"queues": [{"name": "brfed-events-dlq", "description": "optional"}],   # optional
@@ -59,6 +66,7 @@ import zipfile
 from pathlib import Path
 
 import boto3
+import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -70,6 +78,9 @@ LAMBDA_ROLE = "brfed-local-lambda"
 STATES_ROLE = "brfed-local-states"
 EVENTS_ROLE = "brfed-local-events"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:-]+)\}")
+TEMPLATE = REPO / "infra" / "aws" / "template.yaml"
+# The NamePrefix the world's queue names are made with (brfed-events-dlq).
+WORLD_PREFIX = "brfed"
 
 
 def camel(name: str) -> str:
@@ -156,6 +167,8 @@ def main() -> int:
     ap.add_argument("--function-timeout", type=int, default=300,
                     help="Timeout (s) of every function: the emulator stops waiting for an invocation then")
     ap.add_argument("--world", default=os.environ.get("BRFED_WORLD_DIR") or str(REPO / ".world"))
+    ap.add_argument("--stack-name", default="brfed",
+                    help="name of the CloudFormation stack holding the template's outputs (brfed --stack NAME)")
     args = ap.parse_args()
 
     session = boto3.session.Session(
@@ -165,8 +178,8 @@ def main() -> int:
     )
     cfg = Config(retries={"max_attempts": 2}, read_timeout=60)
     client = lambda svc: session.client(svc, endpoint_url=args.endpoint, config=cfg)  # noqa: E731
-    s3, iam, lam, sfn, events, sqs = (
-        client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events", "sqs")
+    s3, iam, lam, sfn, events, sqs, cfn = (
+        client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events", "sqs", "cloudformation")
     )
 
     # --- bucket -----------------------------------------------------------------------------------
@@ -258,6 +271,9 @@ def main() -> int:
                 continue
             deploy_rule(events, rule, crates, deployed, queues, rf)
 
+    # --- the stack: the template's outputs with the world's values ---------------------------------
+    deploy_stack(cfn, args.stack_name, crates, deployed, queues)
+
     # --- deployed.env -------------------------------------------------------------------------------
     world = Path(args.world)
     world.mkdir(parents=True, exist_ok=True)
@@ -268,6 +284,112 @@ def main() -> int:
     os.replace(tmp, world / "deployed.env")
     print(f"wrote {world / 'deployed.env'} ({len(lines)} state machine(s))")
     return 0
+
+
+class Unresolved(Exception):
+    """A template expression that names something the world does not have."""
+
+
+def world_outputs(template: dict, crates: dict, deployed: dict, queues: dict, stack: str) -> tuple[dict, dict]:
+    """The template's Outputs evaluated for this world: ({key: {Description, Value}}, {key: why left out})."""
+    resources = template.get("Resources", {})
+    params = {k: str(v["Default"]) for k, v in template.get("Parameters", {}).items() if "Default" in v}
+    params.update({"NamePrefix": WORLD_PREFIX, "CatalogBucketName": BUCKET, "AWS::Region": REGION,
+                   "AWS::AccountId": ACCOUNT, "AWS::StackName": stack, "AWS::Partition": "aws"})
+
+    def sub(text: str) -> str:
+        def one(m):
+            if m.group(1) not in params:
+                raise Unresolved(f"${{{m.group(1)}}}")
+            return params[m.group(1)]
+        return PLACEHOLDER.sub(one, text)
+
+    def resource(name: str) -> str:
+        r = resources[name]
+        kind, props = r["Type"], r.get("Properties", {})
+        # The world's state machines and functions are named without the prefix (volume-backup, schedule-tick).
+        local = lambda prop: sub(value(props[prop])).removeprefix(f"{WORLD_PREFIX}-")  # noqa: E731
+        if kind == "AWS::StepFunctions::StateMachine" and local("StateMachineName") in deployed:
+            return deployed[local("StateMachineName")]
+        if kind == "AWS::Lambda::Function" and local("FunctionName") in crates:
+            return function_arn(local("FunctionName"))
+        if kind == "AWS::SQS::Queue" and sub(value(props["QueueName"])) in queues:
+            return queues[sub(value(props["QueueName"]))]
+        raise Unresolved(f"{kind} {name}")
+
+    def condition(name: str) -> bool:
+        return truth(template["Conditions"][name])
+
+    def truth(c) -> bool:
+        (fn, a), = c.items()
+        if fn == "Fn::Equals":
+            return value(a[0]) == value(a[1])
+        if fn == "Fn::Not":
+            return not truth(a[0])
+        if fn == "Fn::And":
+            return all(truth(x) for x in a)
+        if fn == "Fn::Or":
+            return any(truth(x) for x in a)
+        if fn == "Condition":
+            return condition(a)
+        raise Unresolved(fn)
+
+    def value(e):
+        if isinstance(e, (str, int, float)):
+            return str(e)
+        if isinstance(e, dict) and len(e) == 1:
+            (fn, a), = e.items()
+            if fn == "Ref":
+                if a in params:
+                    return params[a]
+                if a in resources:
+                    return resource(a)
+            if fn == "Fn::GetAtt" and a[1] == "Arn":
+                return resource(a[0])
+            if fn == "Fn::If":
+                return value(a[1] if condition(a[0]) else a[2])
+            if fn == "Fn::Sub" and isinstance(a, str):
+                return sub(a)
+            if fn == "Fn::Select":
+                return value(a[1])[int(a[0])] if not isinstance(a[1], str) else a[1]
+            if fn == "Fn::Split":
+                return value(a[1]).split(a[0])
+        raise Unresolved(json.dumps(e))
+
+    outputs, left_out = {}, {}
+    for key, out in template.get("Outputs", {}).items():
+        try:
+            v = value(out["Value"])
+        except (Unresolved, KeyError) as e:
+            left_out[key] = str(e)
+            continue
+        outputs[key] = {"Value": v, **({"Description": out["Description"]} if "Description" in out else {})}
+    return outputs, left_out
+
+
+def deploy_stack(cfn, stack: str, crates: dict, deployed: dict, queues: dict) -> None:
+    template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    outputs, left_out = world_outputs(template, crates, deployed, queues, stack)
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "brfed's local world: the Outputs of infra/aws/template.yaml with the world's values "
+                       "(infra/local/deploy.py); the resources are the world's, deployed apart",
+        # CloudFormation wants one resource; this one does nothing.
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs,
+    }
+    try:
+        cfn.delete_stack(StackName=stack)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ValidationError":
+            raise
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(body))
+    status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        sys.exit(f"deploy: stack {stack}: {status}")
+    print(f"stack {stack}: {len(outputs)} output(s) of {TEMPLATE.relative_to(REPO)}: {', '.join(outputs)}")
+    for key, why in left_out.items():
+        print(f"stack {stack}: output {key} left out: the world has no {why}")
 
 
 def queue_arn(queues: dict, name: str, where: Path, what: str) -> str:

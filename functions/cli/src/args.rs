@@ -1,16 +1,17 @@
 //! The command tree, as clap reads it. Every flag's help here is what `brfed ... --help` prints.
 
-use crate::config::{Setting, configuration_arg};
+use crate::config::{AwsOptions, Setting, configuration_arg};
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const ABOUT: &str = "Federated EBS-snapshot backups and restores of one TiDB cluster spread over \
 several Kubernetes clusters (BR Federation's VolumeBackup, VolumeRestore, VolumeBackupSchedule), \
 run by brfed's Step Functions state machines.";
 
 const CONFIGURATION: &str = "\
-Where brfed is (a flag, or its environment variable; the output of brfed's CloudFormation
-stack that holds the value):
+Where brfed is: a flag, else its environment variable, else the output of brfed's
+CloudFormation stack named by --stack (BRFED_STACK) that holds the value:
   --catalog-bucket         BRFED_CATALOG_BUCKET
                            CatalogBucketName
   --backup-state-machine   BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN
@@ -26,7 +27,8 @@ stack that holds the value):
                            (schedule apply: the dead-letter queue of the rule's target)
   --kubeconfig             BRFED_KUBECONFIG, else the first path of KUBECONFIG
                            (preflight only: the data planes, contexts = k8sClusterName)
-AWS: the SDK's standard environment and profile (AWS_PROFILE, AWS_REGION, ...).
+AWS: --profile and --region, else the SDK's standard environment and shared config
+(AWS_PROFILE, AWS_REGION, ...); IAM Identity Center (SSO) profiles work (aws sso login first).
 AWS_ENDPOINT_URL sends every call elsewhere (the local world: eval \"$(make -s world-env)\"),
 with S3 path-style addressing (BRFED_S3_PATH_STYLE=true|false overrides).
 
@@ -59,9 +61,29 @@ pub struct Global {
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// AWS profile of the shared config and credentials files, IAM Identity Center (SSO)
+    /// profiles too [default: $AWS_PROFILE, else default]
+    #[arg(long, global = true, value_name = "PROFILE", help_heading = "AWS")]
+    pub profile: Option<String>,
+
+    /// AWS region [default: $AWS_REGION, else the profile's]
+    #[arg(long, global = true, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+
     // Where brfed is: the settings and the data planes' kubeconfig.
     #[command(flatten)]
     pub configuration: Configuration,
+}
+
+impl Global {
+    /// `--profile` and `--region` (empty counts as not given).
+    pub fn aws_options(&self) -> AwsOptions {
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        AwsOptions {
+            profile: given(&self.profile),
+            region: given(&self.region),
+        }
+    }
 }
 
 /// The configuration flags, built from one table ([`Setting::arg`]) rather than a field each.
@@ -72,14 +94,25 @@ pub struct Configuration {
     pub values: [Option<String>; 6],
     /// `--kubeconfig` (or `BRFED_KUBECONFIG`).
     pub kubeconfig: Option<String>,
+    /// `--stack` (or `BRFED_STACK`).
+    pub stack: Option<String>,
 }
 
 const KUBECONFIG: &str = "kubeconfig";
+const STACK: &str = "stack";
 
 impl Args for Configuration {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         let settings = Setting::ALL.map(Setting::arg);
-        cmd.args(settings).arg(configuration_arg(
+        cmd.arg(configuration_arg(
+            STACK,
+            "BRFED_STACK",
+            "NAME",
+            "brfed's CloudFormation stack: the settings below not given by a flag or variable are \
+             its outputs (DescribeStacks)",
+        ))
+        .args(settings)
+        .arg(configuration_arg(
             KUBECONFIG,
             "BRFED_KUBECONFIG",
             "PATH",
@@ -99,6 +132,7 @@ impl FromArgMatches for Configuration {
         Ok(Self {
             values: Setting::ALL.map(|s| value(&s.flag()[2..])),
             kubeconfig: value(KUBECONFIG),
+            stack: value(STACK),
         })
     }
 
@@ -182,6 +216,19 @@ Exit status: 0 done, 1 an AWS call failed, 2 bad arguments."
         #[arg(long, default_value_t = 1.0)]
         snapshots_per_second: f64,
     },
+    /// Print the shell completion script of brfed (bash, zsh or fish)
+    #[command(
+        long_about = "Print the shell completion script of brfed on stdout; nothing else is read \
+or called. Install it:\n\n  \
+bash: brfed completions bash > ~/.local/share/bash-completion/completions/brfed\n  \
+zsh:  brfed completions zsh > \"${fpath[1]}/_brfed\" (a directory of $fpath; then compinit)\n  \
+fish: brfed completions fish > ~/.config/fish/completions/brfed.fish"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
 }
 
 /// `-f FILE`.
@@ -199,9 +246,47 @@ pub struct WaitArgs {
     /// (exit 1 when it failed)
     #[arg(long)]
     pub wait: bool,
-    /// With --wait: give up waiting after this many seconds (the execution goes on)
-    #[arg(long, value_name = "SECONDS", requires = "wait")]
-    pub timeout: Option<u64>,
+    /// With --wait: give up waiting after this long (the execution goes on): 90s, 5m, 1h30m,
+    /// or a number of seconds
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// A duration as people write it: `90s`, `5m`, `1h30m`, `2h 15m` (humantime's units: s, m, h,
+/// d, ms, ...), or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("{e}"));
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("{e}: expected a duration such as 90s, 5m or 1h30m, or a number of seconds")
+    })
+}
+
+/// The shells `brfed completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    // Bash.
+    Bash,
+    // Zsh.
+    Zsh,
+    // Fish.
+    Fish,
+}
+
+impl CompletionShell {
+    /// clap_complete's shell.
+    pub fn shell(self) -> clap_complete::Shell {
+        match self {
+            Self::Bash => clap_complete::Shell::Bash,
+            Self::Zsh => clap_complete::Shell::Zsh,
+            Self::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 /// `create`'s `-f FILE`, `--wait` and `--timeout`.
@@ -362,7 +447,7 @@ mod tests {
         };
         assert_eq!(file.file, PathBuf::from("vbk.yaml"));
         assert!(wait.wait);
-        assert_eq!(wait.timeout, Some(60));
+        assert_eq!(wait.timeout, Some(Duration::from_secs(60)));
         assert!(matches!(
             parse(&["schedule", "list", "-A"]).unwrap().command,
             Command::Schedule(ScheduleCommand::List(ListArgs {
@@ -415,6 +500,96 @@ mod tests {
     }
 
     #[test]
+    fn durations_as_people_write_them_or_seconds() {
+        for (text, secs) in [
+            ("90", 90),
+            ("0", 0),
+            ("90s", 90),
+            ("5m", 300),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("2h", 7200),
+            (" 45s ", 45),
+            ("1.5h", 5400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        for bad in [
+            "",
+            "abc",
+            "5x",
+            "-5",
+            "5m-",
+            "m5",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        for (given, secs) in [("300", 300), ("5m", 300), ("1h30m", 5400)] {
+            let cli = parse(&["backup", "delete", "x", "--wait", "--timeout", given]).unwrap();
+            let Command::Backup(BackupCommand::Delete { wait, .. }) = cli.command else {
+                panic!("not delete")
+            };
+            assert_eq!(wait.timeout, Some(Duration::from_secs(secs)), "{given}");
+        }
+        let e = parse(&[
+            "restore",
+            "create",
+            "-f",
+            "x",
+            "--wait",
+            "--timeout",
+            "5 minutes!",
+        ])
+        .unwrap_err();
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ValueValidation, 2));
+        let text = e.to_string();
+        assert!(
+            text.contains("--timeout <DURATION>"),
+            "names the flag: {text}"
+        );
+        assert!(text.contains("1h30m"), "says what it takes: {text}");
+    }
+
+    #[test]
+    fn completions_for_bash_zsh_and_fish() {
+        for (shell, needle) in [
+            (CompletionShell::Bash, "complete -F"),
+            (CompletionShell::Zsh, "#compdef brfed"),
+            (CompletionShell::Fish, "complete -c brfed"),
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell.shell(), &mut Cli::command(), "brfed", &mut out);
+            let script = String::from_utf8(out).unwrap();
+            assert!(script.contains(needle), "{shell:?}");
+            // (fish spells a long flag `-l stack`)
+            for word in [
+                "backup",
+                "schedule",
+                "stack",
+                "profile",
+                "timeout",
+                "completions",
+            ] {
+                assert!(script.contains(word), "{shell:?}: {word}");
+            }
+        }
+        assert!(matches!(
+            parse(&["completions", "zsh"]).unwrap().command,
+            Command::Completions {
+                shell: CompletionShell::Zsh
+            }
+        ));
+        let e = parse(&["completions", "tcsh"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
     fn the_help_names_every_setting_and_its_stack_output() {
         let help = Cli::command().render_long_help().to_string();
         for needle in [
@@ -432,6 +607,11 @@ mod tests {
             "SafetyNetQueueArn",
             "AWS_ENDPOINT_URL",
             "KUBECONFIG",
+            "--stack",
+            "BRFED_STACK",
+            "--profile",
+            "--region",
+            "Identity Center",
             "Exit status",
         ] {
             assert!(help.contains(needle), "{needle} missing from --help");

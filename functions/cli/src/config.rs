@@ -4,6 +4,7 @@
 use crate::args::Global;
 use crate::error::CliError;
 use brfed_adapters::{S3Store, SfnExecutions};
+use std::collections::BTreeMap;
 
 /// One configuration value, with what tells a user where to find it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +121,33 @@ impl Setting {
         configuration_arg(&a.flag[2..], a.env, a.value_name, a.help)
     }
 
-    /// The error of a missing value.
+    /// The error of a missing value (no `--stack` given).
     pub fn missing(self) -> CliError {
         CliError::input(
             "Configuration",
             format!(
-                "{} is not set (nor {}): {}, the output {} of brfed's CloudFormation stack \
-                 (aws cloudformation describe-stacks --query \"Stacks[0].Outputs\"; on the local \
-                 world: eval \"$(make -s world-env)\")",
+                "{} is not set (nor {}): {}; or name brfed's CloudFormation stack (--stack NAME \
+                 or BRFED_STACK), whose output {} holds it (on the local world: eval \
+                 \"$(make -s world-env)\", or --stack brfed)",
                 self.env(),
                 self.flag(),
                 self.about().what,
                 self.stack_output()
+            ),
+        )
+    }
+
+    /// The error of a value neither set nor an output of stack `stack`.
+    pub fn missing_output(self, stack: &str) -> CliError {
+        CliError::input(
+            "StackOutputMissing",
+            format!(
+                "the stack {stack} has no output {} ({}), and neither {} nor {} is set: is \
+                 {stack} brfed's stack, and is it deployed from this version's template?",
+                self.stack_output(),
+                self.about().what,
+                self.flag(),
+                self.env(),
             ),
         )
     }
@@ -155,12 +171,25 @@ pub fn configuration_arg(
         .help_heading("Configuration")
 }
 
+/// The outputs of brfed's CloudFormation stack (`--stack`), by output key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackOutputs {
+    /// The stack's name.
+    pub stack: String,
+    /// `OutputKey` → `OutputValue`.
+    pub outputs: BTreeMap<String, String>,
+}
+
 /// The configuration values of one invocation.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// By [`Setting`], in the order of [`Setting::ALL`].
     values: [Option<String>; 6],
     kubeconfig: Option<String>,
+    /// `--stack` (or `BRFED_STACK`), when given.
+    stack_name: Option<String>,
+    /// Its outputs, once read ([`Self::with_stack`]).
+    stack: Option<StackOutputs>,
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
@@ -185,17 +214,44 @@ impl Settings {
         Self {
             values: Setting::ALL.map(|s| non_empty(&c.values[s as usize])),
             kubeconfig,
+            stack_name: non_empty(&c.stack).map(|s| s.trim().to_string()),
+            stack: None,
         }
     }
 
-    /// The value of `s`, when set.
-    pub fn get(&self, s: Setting) -> Option<&str> {
-        self.values[s as usize].as_deref()
+    /// The stack to read the outputs of: `--stack` was given and some value is not set by a flag
+    /// or variable (those win over the stack's outputs, so a stack is not read for nothing).
+    pub fn stack_to_read(&self) -> Option<&str> {
+        let unset = self.values.iter().any(Option::is_none);
+        self.stack_name.as_deref().filter(|_| unset)
     }
 
-    /// The value of `s`, or the error that says where it comes from.
+    /// The same settings, with the outputs of `--stack`'s stack beneath the flags and variables.
+    pub fn with_stack(mut self, stack: StackOutputs) -> Self {
+        self.stack = Some(stack);
+        self
+    }
+
+    /// The value of `s`, when set: its flag, else its variable, else the stack's output.
+    pub fn get(&self, s: Setting) -> Option<&str> {
+        self.values[s as usize].as_deref().or_else(|| {
+            self.stack
+                .as_ref()
+                .and_then(|st| st.outputs.get(s.stack_output()))
+                .map(String::as_str)
+                .filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// The value of `s`, or the error that says where it comes from (with `--stack`: which
+    /// output of which stack is missing).
     pub fn require(&self, s: Setting) -> Result<String, CliError> {
-        self.get(s).map(String::from).ok_or_else(|| s.missing())
+        self.get(s)
+            .map(String::from)
+            .ok_or_else(|| match &self.stack_name {
+                Some(stack) => s.missing_output(stack),
+                None => s.missing(),
+            })
     }
 
     /// Where the data-plane kubeconfig is.
@@ -219,9 +275,38 @@ pub fn s3_path_style() -> bool {
     }
 }
 
+/// `--profile` and `--region`: what every AWS client of the invocation is built with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsOptions {
+    /// A profile of the shared AWS config (IAM Identity Center ones too); else the SDK's
+    /// `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
+    /// The region; else the SDK's chain (`AWS_REGION`, the profile's).
+    pub region: Option<String>,
+}
+
+impl AwsOptions {
+    /// The SDK configuration: the standard chain, with the profile and the region given here.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.loader().load().await
+    }
+
+    /// The SDK's loader of [`Self::sdk_config`].
+    pub fn loader(&self) -> aws_config::ConfigLoader {
+        let mut loader = aws_config::from_env();
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        loader
+    }
+}
+
 /// The AWS clients of one invocation.
 pub struct Aws {
-    /// The SDK configuration (standard environment and profile).
+    /// The SDK configuration (standard environment and profile, `--profile`, `--region`).
     pub sdk: aws_config::SdkConfig,
     /// S3 (the catalog).
     pub store: S3Store,
@@ -231,13 +316,73 @@ pub struct Aws {
 
 impl Aws {
     /// Loads the SDK configuration; no call is made.
-    pub async fn load() -> Self {
-        let sdk = aws_config::load_from_env().await;
+    pub async fn load(options: &AwsOptions) -> Self {
+        let sdk = options.sdk_config().await;
         Self {
             store: S3Store::new(&sdk, s3_path_style()),
             executions: SfnExecutions::new(&sdk),
             sdk,
         }
+    }
+}
+
+/// The outputs of CloudFormation stack `stack` (DescribeStacks): a stack that does not exist is
+/// `StackNotFound` (exit 2), any other failure `CloudFormationUnavailable` (exit 1).
+pub async fn read_stack(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> Result<StackOutputs, CliError> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+            // CloudFormation says a missing stack as ValidationError "Stack with id X does not exist".
+            let missing = e.as_service_error().is_some_and(|s| {
+                s.code() == Some("ValidationError")
+                    && s.message().is_some_and(|m| m.contains("does not exist"))
+            });
+            if missing {
+                CliError::input(
+                    "StackNotFound",
+                    format!(
+                        "no CloudFormation stack {stack} in this account and region (--stack or \
+                         BRFED_STACK; --profile, --region)"
+                    ),
+                )
+            } else {
+                CliError::failed(
+                    "CloudFormationUnavailable",
+                    format!(
+                        "DescribeStacks {stack} (--stack): {}",
+                        DisplayErrorContext(&e)
+                    ),
+                )
+            }
+        })?;
+    let found = out.stacks().first().ok_or_else(|| {
+        CliError::input(
+            "StackNotFound",
+            format!("no CloudFormation stack {stack} in this account and region"),
+        )
+    })?;
+    Ok(stack_outputs(stack, found.outputs()))
+}
+
+/// The outputs of one described stack, by key.
+pub fn stack_outputs(
+    stack: &str,
+    outputs: &[aws_sdk_cloudformation::types::Output],
+) -> StackOutputs {
+    StackOutputs {
+        stack: stack.to_string(),
+        outputs: outputs
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+            .collect(),
     }
 }
 
@@ -280,11 +425,45 @@ mod tests {
         Global {
             output: Output::Table,
             namespace: None,
+            profile: None,
+            region: None,
             configuration: Configuration {
                 values,
                 kubeconfig: some(kubeconfig),
+                stack: None,
             },
         }
+    }
+
+    fn stack(outputs: &[(&str, &str)]) -> StackOutputs {
+        StackOutputs {
+            stack: "brfed-prod".into(),
+            outputs: outputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The settings of a command line, with `env` as the only environment variables.
+    fn parsed(args: &[&str], env: &[(&str, &'static str)]) -> Settings {
+        use clap::{CommandFactory, FromArgMatches};
+        // clap reads a flag's variable from the process environment; the test gives the
+        // variables by name instead, through each argument's `env` being looked up here.
+        let mut cmd = crate::args::Cli::command();
+        for (k, v) in env {
+            let id = cmd
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == *k))
+                .map(|a| a.get_id().clone())
+                .unwrap_or_else(|| panic!("no flag reads {k}"));
+            cmd = cmd.mut_arg(id, |a| a.default_value(*v));
+        }
+        let m = cmd
+            .try_get_matches_from(std::iter::once("brfed").chain(args.iter().copied()))
+            .unwrap();
+        let cli = crate::args::Cli::from_arg_matches(&m).unwrap();
+        Settings::with_kubeconfig_fallback(&cli.global, None)
     }
 
     #[test]
@@ -305,6 +484,209 @@ mod tests {
                 .missing()
                 .message
                 .contains("ScheduleTickFunctionArn")
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_its_variable_which_wins_over_the_stack() {
+        let outputs = stack(&[
+            ("CatalogBucketName", "stack-bucket"),
+            ("VolumeBackupStateMachineArn", "arn:stack:backup"),
+            ("VolumeRestoreStateMachineArn", "arn:stack:restore"),
+            ("ScheduleTickFunctionArn", " "),
+        ]);
+        let env = [
+            ("BRFED_CATALOG_BUCKET", "env-bucket"),
+            ("BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN", "arn:env:backup"),
+            ("BRFED_STACK", "brfed-prod"),
+        ];
+        let s = parsed(&["--catalog-bucket", "flag-bucket", "backup", "list"], &env);
+        assert_eq!(s.stack_to_read(), Some("brfed-prod"), "BRFED_STACK");
+        let s = s.with_stack(outputs.clone());
+        assert_eq!(s.get(Setting::CatalogBucket), Some("flag-bucket"), "flag");
+        assert_eq!(
+            s.get(Setting::BackupStateMachine),
+            Some("arn:env:backup"),
+            "variable over the stack"
+        );
+        assert_eq!(
+            s.get(Setting::RestoreStateMachine),
+            Some("arn:stack:restore"),
+            "the stack fills the rest"
+        );
+        // An empty output counts as missing; the error names the output and the stack.
+        let e = s.require(Setting::TickFunction).unwrap_err();
+        assert_eq!((e.name.as_str(), e.exit_code()), ("StackOutputMissing", 2));
+        for needle in [
+            "ScheduleTickFunctionArn",
+            "brfed-prod",
+            "--tick-function",
+            "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+        ] {
+            assert!(e.message.contains(needle), "{needle}: {}", e.message);
+        }
+        let e = s.require(Setting::SafetyNetQueue).unwrap_err();
+        assert!(
+            e.message.contains("no output SafetyNetQueueArn"),
+            "{}",
+            e.message
+        );
+        // --stack on the line wins over BRFED_STACK.
+        let s = parsed(&["backup", "list", "--stack", "other"], &env);
+        assert_eq!(s.stack_to_read(), Some("other"));
+    }
+
+    #[test]
+    fn a_stack_is_read_only_when_something_is_not_set() {
+        let mut args = vec!["--stack", "brfed"];
+        let values = ["b", "arn:1", "arn:2", "arn:3", "arn:4", "arn:5"];
+        for (s, v) in Setting::ALL.iter().zip(values) {
+            args.extend([s.flag(), v]);
+        }
+        args.extend(["backup", "list"]);
+        assert_eq!(parsed(&args, &[]).stack_to_read(), None, "all set");
+        assert_eq!(
+            parsed(
+                &[
+                    "--stack",
+                    "brfed",
+                    "--catalog-bucket",
+                    "b",
+                    "backup",
+                    "list"
+                ],
+                &[]
+            )
+            .stack_to_read(),
+            Some("brfed")
+        );
+        assert_eq!(parsed(&["backup", "list"], &[]).stack_to_read(), None);
+        assert_eq!(
+            parsed(&["backup", "list", "--stack", " "], &[]).stack_to_read(),
+            None,
+            "empty = not given"
+        );
+        // No stack: the error says how to give one.
+        let e = parsed(&["backup", "list"], &[])
+            .require(Setting::CatalogBucket)
+            .unwrap_err();
+        assert_eq!(e.name, "Configuration");
+        assert!(e.message.contains("--stack"), "{}", e.message);
+    }
+
+    #[test]
+    fn outputs_of_a_described_stack_by_key() {
+        use aws_sdk_cloudformation::types::Output;
+        let out = |k: &str, v: &str| Output::builder().output_key(k).output_value(v).build();
+        let got = stack_outputs(
+            "brfed-prod",
+            &[
+                out("CatalogBucketName", "b"),
+                Output::builder().output_key("NoValue").build(),
+                out("SafetyNetQueueArn", "arn:q"),
+            ],
+        );
+        assert_eq!(
+            got,
+            stack(&[("CatalogBucketName", "b"), ("SafetyNetQueueArn", "arn:q")])
+        );
+    }
+
+    fn options(args: &[&str]) -> AwsOptions {
+        use clap::Parser;
+        crate::args::Cli::try_parse_from(std::iter::once("brfed").chain(args.iter().copied()))
+            .unwrap()
+            .global
+            .aws_options()
+    }
+
+    // aws-config's own `ConfigLoader::profile_files` still takes the deprecated alias.
+    #[allow(deprecated)]
+    /// A shared config file with an IAM Identity Center profile `sso-admin` (region eu-north-1)
+    /// and a plain one `other`.
+    fn profile_files(dir: &std::path::Path) -> aws_config::profile::profile_file::ProfileFiles {
+        use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            "[profile sso-admin]\nsso_session = corp\nsso_account_id = 123456789012\n\
+             sso_role_name = Admin\nregion = eu-north-1\n\n[sso-session corp]\n\
+             sso_start_url = https://corp.awsapps.com/start\nsso_region = eu-north-1\n\n\
+             [profile other]\nregion = ap-south-1\n",
+        )
+        .unwrap();
+        let credentials = dir.join("credentials");
+        std::fs::write(&credentials, "").unwrap();
+        ProfileFiles::builder()
+            .with_file(ProfileFileKind::Config, config)
+            .with_file(ProfileFileKind::Credentials, credentials)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn profile_and_region_are_those_of_every_client() {
+        let dir = std::env::temp_dir().join(format!("brfed-cli-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = profile_files(&dir);
+        let sdk = |o: AwsOptions| {
+            let files = files.clone();
+            async move { o.loader().profile_files(files).load().await }
+        };
+        let o = options(&["backup", "list", "--profile", "sso-admin"]);
+        assert_eq!(o.profile.as_deref(), Some("sso-admin"));
+        let c = sdk(o).await;
+        assert_eq!(
+            c.region().map(|r| r.as_ref()),
+            Some("eu-north-1"),
+            "the profile's region"
+        );
+        let c = sdk(options(&[
+            "--profile",
+            "other",
+            "--region",
+            "us-east-2",
+            "backup",
+            "list",
+        ]))
+        .await;
+        assert_eq!(
+            c.region().map(|r| r.as_ref()),
+            Some("us-east-2"),
+            "--region wins"
+        );
+        let c = sdk(options(&["--profile", "other", "backup", "list"])).await;
+        assert_eq!(c.region().map(|r| r.as_ref()), Some("ap-south-1"));
+        assert_eq!(options(&["--profile", "", "backup", "list"]).profile, None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_sso_profile_is_understood() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let dir = std::env::temp_dir().join(format!("brfed-cli-sso-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sdk = options(&[
+            "--profile",
+            "sso-admin",
+            "--region",
+            "eu-north-1",
+            "backup",
+            "list",
+        ])
+        .loader()
+        .profile_files(profile_files(&dir))
+        .load()
+        .await;
+        let provider = sdk.credentials_provider().unwrap();
+        // No `aws sso login` was run here, so no credentials: but the error must be that of the
+        // SSO provider (no cached token), not "requires the cargo feature sso".
+        let e = provider.provide_credentials().await.unwrap_err();
+        let text = format!("{}", aws_sdk_sfn::error::DisplayErrorContext(&e));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!text.contains("feature"), "{text}");
+        assert!(
+            text.to_lowercase().contains("sso") || text.contains("token"),
+            "{text}"
         );
     }
 

@@ -24,7 +24,8 @@ pub mod schedule;
 pub mod wait;
 
 use args::{Cli, Command, Output};
-use config::{Aws, Setting, Settings};
+use clap::CommandFactory;
+use config::{Aws, AwsOptions, Setting, Settings};
 pub use error::CliError;
 
 /// What every command is given.
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub namespace: Option<String>,
     /// Configuration values.
     pub settings: Settings,
+    /// `--profile`, `--region`.
+    pub aws_options: AwsOptions,
 }
 
 impl Ctx {
@@ -50,16 +53,28 @@ impl Ctx {
 
     /// The AWS clients (loading the SDK configuration makes no call).
     pub async fn aws(&self) -> Aws {
-        Aws::load().await
+        Aws::load(&self.aws_options).await
     }
 }
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        let mut out = std::io::stdout();
+        clap_complete::generate(shell.shell(), &mut Cli::command(), "brfed", &mut out);
+        return Ok(());
+    }
+    let aws_options = cli.global.aws_options();
+    let mut settings = Settings::from_global(&cli.global);
+    if let Some(stack) = settings.stack_to_read() {
+        let outputs = config::read_stack(&aws_options.sdk_config().await, stack).await?;
+        settings = settings.with_stack(outputs);
+    }
     let ctx = Ctx {
         output: cli.global.output,
         namespace: cli.global.namespace.clone().filter(|n| !n.is_empty()),
-        settings: Settings::from_global(&cli.global),
+        settings,
+        aws_options,
     };
     match cli.command {
         Command::Backup(c) => backup::run(&ctx, c).await,
@@ -71,5 +86,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             include_retained,
             snapshots_per_second,
         } => orphans::run(&ctx, delete, include_retained, snapshots_per_second).await,
+        Command::Completions { .. } => Ok(()),
     }
 }

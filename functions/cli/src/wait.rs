@@ -123,13 +123,13 @@ async fn current_state(sfn: &aws_sdk_sfn::Client, arn: &str) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-/// Waits until execution `arn` ends, at most `timeout` seconds. `progress` says what the catalog
+/// Waits until execution `arn` ends, at most `timeout`. `progress` says what the catalog
 /// shows (called once a second).
 pub async fn wait<F, Fut>(
     sfn: &aws_sdk_sfn::Client,
     arn: &str,
     what: &str,
-    timeout: Option<u64>,
+    timeout: Option<Duration>,
     mut progress: F,
 ) -> Result<Finished, CliError>
 where
@@ -172,13 +172,14 @@ where
             last = msg;
         }
         if let Some(t) = timeout
-            && started.elapsed() >= Duration::from_secs(t)
+            && started.elapsed() >= t
         {
             break Err(CliError::failed(
                 "WaitTimedOut",
                 format!(
-                    "{what} is still running after {t} s; it goes on (execution {arn}); \
-                     follow it with describe"
+                    "{what} is still running after {}; it goes on (execution {arn}); \
+                     follow it with describe",
+                    humantime::format_duration(t)
                 ),
             ));
         }

@@ -760,3 +760,150 @@ async fn bad_input_is_refused_with_status_2_before_any_call() {
         );
     }
 }
+
+/// The variables of the settings `--stack` can give (`brfed --help`), and `BRFED_STACK` itself.
+const SETTINGS_ENV: &[&str] = &[
+    "BRFED_CATALOG_BUCKET",
+    "BRFED_VOLUME_BACKUP_STATE_MACHINE_ARN",
+    "BRFED_VOLUME_RESTORE_STATE_MACHINE_ARN",
+    "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
+    "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
+    "BRFED_SAFETY_NET_QUEUE_ARN",
+    "BRFED_STACK",
+];
+
+/// `brfed --stack brfed`: with none of the BRFED_* settings in its environment, the CLI takes
+/// them from the outputs of the world's CloudFormation stack `brfed` (deploy.py: the Outputs of
+/// infra/aws/template.yaml with the world's values): the catalog bucket (backup and schedule
+/// lists read the world's catalog), the schedule-tick function and the safety-net queue (the
+/// target and dead-letter queue of the rule `schedule apply` makes). A variable still wins over
+/// the stack; a stack that does not exist is `StackNotFound`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_s_outputs_stand_for_the_brfed_variables() {
+    let world = World::from_env().await;
+    let ns = unique("clistack");
+    let name = format!("st{}", &ns[ns.len() - 8..]);
+    let planes = world.plane_names(3);
+    let dir = workdir(&ns);
+    let unset: Vec<(&str, Option<&str>)> = SETTINGS_ENV.iter().map(|k| (*k, None)).collect();
+    let with = |extra: &[(&'static str, Option<&'static str>)]| {
+        let mut env = unset.clone();
+        env.extend_from_slice(extra);
+        env
+    };
+
+    // Without the stack the variables are really gone: a named error, status 2.
+    let bare = brfed_with(&["backup", "list", "-n", &ns], &unset).await;
+    assert_eq!(bare.code, 2, "{bare:#?}");
+    assert!(
+        bare.stderr.contains("Configuration") && bare.stderr.contains("--stack"),
+        "{bare:#?}"
+    );
+
+    // The issue's line: `brfed --stack brfed backup list`.
+    let listed = brfed_with(&["--stack", "brfed", "backup", "list"], &unset).await;
+    listed.ok();
+    let listed = brfed_with(&["--stack", "brfed", "backup", "list", "-n", &ns], &unset).await;
+    // (kubectl's note for an empty list, on stderr)
+    assert_eq!(
+        listed.ok().stderr.trim(),
+        format!("No resources found in {ns} namespace.")
+    );
+
+    // A schedule applied through the stack: its rule targets the stack's tick function, with the
+    // stack's safety-net queue; it is in the world's catalog (listed with the variables too).
+    let file = write(
+        &dir,
+        "vbks.yaml",
+        &format!(
+            "apiVersion: federation.pingcap.com/v1alpha1
+kind: VolumeBackupSchedule
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  schedule: \"0 0 1 1 *\"
+  maxBackups: 1
+  backupTemplate:
+    clusters:
+{}    template:
+      br: {{sendCredToTikv: false}}
+      s3: {{provider: aws, region: us-west-2, bucket: {}, prefix: {ns}/sched}}
+",
+            clusters_yaml(&planes, "basic", &ns, false).replace("  - ", "    - "),
+            world.bucket
+        ),
+    );
+    let applied = brfed_with(
+        &["schedule", "apply", "-f", &file],
+        &with(&[("BRFED_STACK", Some("brfed"))]),
+    )
+    .await;
+    applied.ok();
+    let rule = brfed_core::schedule::spec::rule_name(&ns, &name);
+    let sdk = aws_config::load_from_env().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let targets = events
+        .list_targets_by_rule()
+        .rule(&rule)
+        .send()
+        .await
+        .unwrap();
+    let target = &targets.targets()[0];
+    assert_eq!(target.arn(), TICK_FN, "{target:?}");
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some(safety_net_queue().as_str()),
+        "{target:?}"
+    );
+    let by_stack = brfed_with(
+        &[
+            "--stack", "brfed", "schedule", "list", "-n", &ns, "-o", "json",
+        ],
+        &unset,
+    )
+    .await;
+    let by_env = brfed(&["schedule", "list", "-n", &ns, "-o", "json"]).await;
+    assert_eq!(by_stack.ok().json(), by_env.ok().json());
+    assert!(by_stack.stdout.contains(&name), "{by_stack:#?}");
+
+    // A variable wins over the stack's output: here a bucket that does not exist.
+    let env_wins = brfed_with(
+        &["--stack", "brfed", "schedule", "list", "-n", &ns],
+        &with(&[("BRFED_CATALOG_BUCKET", Some("brfed-no-such-catalog"))]),
+    )
+    .await;
+    assert_eq!(env_wins.code, 1, "{env_wins:#?}");
+    // ... and a flag over the variable.
+    let catalog = std::env::var("BRFED_CATALOG_BUCKET").expect("the world's BRFED_CATALOG_BUCKET");
+    let flag_wins = brfed_with(
+        &[
+            "--stack",
+            "brfed",
+            "schedule",
+            "list",
+            "-n",
+            &ns,
+            "--catalog-bucket",
+            &catalog,
+        ],
+        &with(&[("BRFED_CATALOG_BUCKET", Some("brfed-no-such-catalog"))]),
+    )
+    .await;
+    assert!(flag_wins.ok().stdout.contains(&name), "{flag_wins:#?}");
+
+    // A stack that is not there: named, status 2, before any other call.
+    let missing = brfed_with(&["--stack", "brfed-nope", "backup", "list"], &unset).await;
+    assert_eq!(missing.code, 2, "{missing:#?}");
+    assert!(
+        missing.stderr.contains("StackNotFound") && missing.stderr.contains("brfed-nope"),
+        "{missing:#?}"
+    );
+
+    let deleted = brfed_with(
+        &["--stack", "brfed", "schedule", "delete", &name, "-n", &ns],
+        &unset,
+    )
+    .await;
+    assert!(deleted.ok().stdout.contains("deleted"), "{deleted:#?}");
+}
