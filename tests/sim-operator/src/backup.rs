@@ -834,7 +834,76 @@ fn clean_failed(message: impl Into<String>) -> CondReport {
         .message(message)
 }
 
-/// The clean job: delete the snapshots listed in `backupmeta`, then the objects under the prefix.
+/// What the clean job's copy of `backupmeta` gave (upstream `copyRemoteBackupMetaToLocal`:
+/// `rclone copy s3:{path}/backupmeta /`, then `os.ReadFile("/backupmeta")`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaRead {
+    /// The object's bytes.
+    Found(Vec<u8>),
+    /// No such key in an existing bucket. rclone's S3 backend then takes the path for a directory
+    /// (`NewFs`: HEAD of the object fails, so no `ErrorIsFile`), lists it empty without an error
+    /// (no directory markers) and `copy` exits 0 having copied nothing: the file is not there.
+    Missing,
+    /// The copy failed (bucket missing: ListObjects 404 → `ErrorDirNotFound`; access denied; a
+    /// transient error that outlasted rclone's retries): rclone exits non-zero.
+    Unreadable(String),
+}
+
+/// What the clean job does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanStart {
+    /// Delete these snapshots, then every object under the prefix, then `Clean`.
+    Delete(Vec<String>),
+    /// `Clean` at once, deleting nothing (not a snapshot, not an object).
+    NothingToDelete(String),
+    /// `CleanFailed`/`CleanBackupDataFailed` with this message.
+    Fail(String),
+}
+
+/// Upstream `deleteSnapshotsAndBackupMeta` on what reading `backupmeta` gave: a failed copy is
+/// only a warning and returns success ("bucket or backup folder is deleted already"), so the
+/// backup is `Clean` with nothing deleted; a copy that left no file is success with nothing
+/// deleted for a Failed backup and an error for any other; an unparsable file is an error.
+pub fn clean_start(read: MetaRead, backup_failed: bool) -> CleanStart {
+    match read {
+        MetaRead::Found(bytes) => match serde_json::from_slice::<CloudSnapBackup>(&bytes) {
+            Ok(meta) => CleanStart::Delete(meta.snapshot_ids()),
+            Err(e) => CleanStart::Fail(format!("backupmeta is not valid: {e}")),
+        },
+        MetaRead::Missing if backup_failed => CleanStart::NothingToDelete(
+            "backupmeta not found for a failed backup".to_string(),
+        ),
+        MetaRead::Missing => CleanStart::Fail(
+            "read metadata file /backupmeta failed: not found, a manual check or delete action required"
+                .to_string(),
+        ),
+        MetaRead::Unreadable(e) => {
+            CleanStart::NothingToDelete(format!("copying backupmeta failed ({e})"))
+        }
+    }
+}
+
+/// Attempts of the `backupmeta` copy on transient errors (rclone's `--retries` default).
+const COPY_ATTEMPTS: u32 = 3;
+
+async fn read_backupmeta(cloud: &crate::cloud::Cloud, storage: &Storage) -> MetaRead {
+    let key = storage.key(BACKUPMETA);
+    let mut attempt = 1;
+    loop {
+        match cloud.get(&storage.bucket, &key).await {
+            Ok(Some(bytes)) => return MetaRead::Found(bytes),
+            Ok(None) => return MetaRead::Missing,
+            Err(e) if e.transient && attempt < COPY_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return MetaRead::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// The clean job: delete the snapshots listed in `backupmeta`, then the objects under the prefix
+/// ([`clean_start`] when `backupmeta` cannot be read).
 async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
     tokio::time::sleep(sim.cfg.step_delay + a.plan.delay).await;
     match a.plan.outcome {
@@ -846,28 +915,16 @@ async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
         _ => {}
     }
     let cloud = &sim.cloud;
-    let backupmeta_key = a.storage.key(BACKUPMETA);
-    let snapshot_ids = match cloud.get(&a.storage.bucket, &backupmeta_key).await {
-        Ok(Some(bytes)) => match serde_json::from_slice::<CloudSnapBackup>(&bytes) {
-            Ok(meta) => meta.snapshot_ids(),
-            Err(e) => {
-                job.report(clean_failed(format!("backupmeta is not valid: {e}")));
-                return JobEnd::Failed;
-            }
-        },
-        Ok(None) if a.backup_failed => {
-            tracing::warn!(path = %a.storage.path(), "backupmeta not found for a failed backup: nothing to delete, check manually");
-            Vec::new()
+    let read = read_backupmeta(cloud, &a.storage).await;
+    let snapshot_ids = match clean_start(read, a.backup_failed) {
+        CleanStart::Delete(ids) => ids,
+        CleanStart::NothingToDelete(why) => {
+            tracing::warn!(path = %a.storage.path(), %why, "clean job: nothing deleted, a manual check is needed (as upstream)");
+            job.report(CondReport::new(cond::CLEAN).message(format!("{why}: nothing deleted")));
+            return JobEnd::Succeeded;
         }
-        Ok(None) => {
-            job.report(clean_failed(format!(
-                "s3://{}/{backupmeta_key} not found",
-                a.storage.bucket
-            )));
-            return JobEnd::Failed;
-        }
-        Err(e) => {
-            job.report(clean_failed(format!("reading backupmeta: {e}")));
+        CleanStart::Fail(why) => {
+            job.report(clean_failed(why));
             return JobEnd::Failed;
         }
     };
@@ -936,6 +993,31 @@ async fn run_clean_job(sim: Arc<Sim>, job: Arc<Job>, a: CleanArgs) -> JobEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_backupmeta_deletes_nothing_as_upstream_clean_does() {
+        // Failed backup: Clean at once, nothing deleted (the objects under the prefix stay)
+        assert!(matches!(
+            clean_start(MetaRead::Missing, true),
+            CleanStart::NothingToDelete(_)
+        ));
+        // any other backup: CleanFailed
+        assert!(matches!(
+            clean_start(MetaRead::Missing, false),
+            CleanStart::Fail(_)
+        ));
+        // the copy failed (bucket gone, access denied): a warning, Clean, nothing deleted
+        for failed in [true, false] {
+            assert!(matches!(
+                clean_start(MetaRead::Unreadable("NoSuchBucket".into()), failed),
+                CleanStart::NothingToDelete(_)
+            ));
+        }
+        assert!(matches!(
+            clean_start(MetaRead::Found(b"{not json".to_vec()), true),
+            CleanStart::Fail(_)
+        ));
+    }
 
     #[test]
     fn the_clean_job_takes_the_delete_ratio_as_given() {

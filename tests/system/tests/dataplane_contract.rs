@@ -786,6 +786,78 @@ async fn deleting_a_backup_with_clean_policy_delete_removes_its_snapshots_and_s3
     }
 }
 
+/// Upstream `deleteSnapshotsAndBackupMeta` (CONFORMANCE C5): a clean job that finds no
+/// `backupmeta` deletes nothing. A Failed backup is then `Clean` (its `clustermeta` and manifests
+/// stay: the old simulator deleted them); any other backup is `CleanFailed`, with its snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_job_without_backupmeta_deletes_nothing_clean_when_failed_else_clean_failed() {
+    let (world, planes, ns, _) = seeded("dpc-nometa", 2, |s| s).await;
+    let (ok, failing) = (planes[0].clone(), planes[1].clone());
+    let rule = format!("{failing}:execute:fail");
+    let bk = Backup::of(&world, &ns, "fed-nometa", &planes, "nometa");
+    bk.start(|m| m.annotation(FAULT, &rule).clean_policy("Delete", 2.0))
+        .await;
+    wait_has(&bk.api(&failing), &bk.name, "VolumeBackupFailed").await;
+    wait_condition(&bk.api(&ok), &bk.name, "VolumeBackupSnapshotsCreated").await;
+    patch_spec(&bk.api(&ok), &bk.name, json!({"resumeGcSchedule": true})).await;
+    wait_condition(&bk.api(&ok), &bk.name, "VolumeBackupComplete").await;
+    for plane in &planes {
+        patch_spec(
+            &bk.api(plane),
+            &bk.name,
+            json!({"federalVolumeBackupPhase": "teardown"}),
+        )
+        .await;
+    }
+    wait_condition(&bk.api(&ok), &bk.name, "Complete").await;
+    wait_has(&bk.api(&failing), &bk.name, "Failed").await;
+
+    // the Failed member: BR never wrote backupmeta; the operator wrote clustermeta and manifests
+    let before = bk.objects(&failing).await;
+    assert!(
+        before.iter().any(|k| k.ends_with("/clustermeta"))
+            && !before.iter().any(|k| k.ends_with("/backupmeta")),
+        "{before:?}"
+    );
+    let log = PhaseLog::start(bk.api(&failing), &bk.name).await;
+    bk.delete(&failing).await;
+    log.assert_walk(&["Failed", "Clean"], "failed member's deletion")
+        .await;
+    assert_eq!(
+        bk.objects(&failing).await,
+        before,
+        "nothing deleted for a Failed backup without backupmeta"
+    );
+
+    // the Complete member, its backupmeta gone: CleanFailed, its snapshots and objects stay
+    let ids = bk.snapshot_ids(&ok).await;
+    world
+        .cloud
+        .s3
+        .delete_object()
+        .bucket(&world.bucket)
+        .key(format!("{}/backupmeta", bk.member_prefix(&ok)))
+        .send()
+        .await
+        .expect("delete backupmeta");
+    let left = bk.objects(&ok).await;
+    bk.api(&ok)
+        .delete(&bk.name, &DeleteParams::default())
+        .await
+        .expect("delete member");
+    let obj = wait_has(&bk.api(&ok), &bk.name, "CleanFailed").await;
+    assert_eq!(reason(&obj, "CleanFailed"), "CleanBackupDataFailed");
+    assert!(
+        obj.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == "tidb.pingcap.com/backup-protection")),
+        "a CleanFailed member keeps its finalizer"
+    );
+    assert_eq!(bk.snapshots_found(&ids).await, ids.len(), "snapshots kept");
+    assert_eq!(bk.objects(&ok).await, left, "objects kept");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_init_job_that_dies_fails_initialize_and_only_its_lease_ends_the_pause() {
     let (world, planes, ns, _) = seeded("dpc-crash", 1, |s| s).await;
