@@ -329,6 +329,27 @@ impl Cloud {
         Ok(out.volume_id().unwrap_or_default().to_string())
     }
 
+    /// Adds `tags` to one resource (`CreateTags`, one call per resource as upstream `AddTags`).
+    pub async fn add_tags(
+        &self,
+        resource_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        with_backoff("CreateTags", || {
+            self.ec2
+                .create_tags()
+                .resources(resource_id)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Deletes a volume; a missing one counts as deleted.
     pub async fn delete_volume(&self, volume_id: &str) -> Result<Deleted, CloudError> {
         let res = with_backoff("DeleteVolume", || {

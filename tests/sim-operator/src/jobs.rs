@@ -123,6 +123,9 @@ pub enum Report {
     AnnotateVolumesReady,
     /// TiKV is up on the restored volumes: fill the TidbCluster's stores, then `TikvComplete`.
     TikvStarted,
+    /// The operator's tags of the restored volumes (upstream `prepareRestoreMetadata` →
+    /// `AddVolumeTags`, after `VolumeComplete`): tags by restored volume id.
+    TagRestoredVolumes(BTreeMap<String, BTreeMap<String, String>>),
 }
 
 impl From<CondReport> for Report {

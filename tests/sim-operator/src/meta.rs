@@ -372,7 +372,7 @@ fn pvc_and_pv(v: &VolumeInfo, tc_name: &str, tc_ns: &str, store_id: u64) -> (Val
         .tags
         .get(TAG_VOLUME_NAME)
         .map_or(DATA_VOLUME_NAME, String::as_str);
-    // The CSI driver's tag names the PVC; on a restored volume the operator's names the pod.
+    // The CSI driver's tag names the PVC (on a restored volume the operator's does, the same way).
     let pvc_name = v
         .tags
         .get(TAG_PVC_NAME)

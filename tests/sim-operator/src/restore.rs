@@ -20,7 +20,7 @@ use crate::member::{
 };
 use crate::meta::{
     self, BACKUPMETA, CloudSnapBackup, RESTOREMETA, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE,
-    TAG_PVC_NAME, TAG_STORE, TAG_VOLUME_NAME,
+    TAG_PV_NAME, TAG_PVC_NAME, TAG_PVC_NAMESPACE, TAG_STORE, TAG_VOLUME_NAME,
 };
 use crate::sim::{Next, Sim, SimError};
 
@@ -316,6 +316,17 @@ async fn handle_special(
             .await
             .map(|_| ())
         }
+        Report::TagRestoredVolumes(tags) => {
+            for (volume, tags) in tags {
+                if let Err(e) = m.sim.cloud.add_tags(volume, tags).await {
+                    // upstream: RetryFailed/volume_tag_adding_failed, then the next sync again
+                    m.retry_failed("volume_tag_adding_failed", e.to_string())
+                        .await?;
+                    return Err(e.into());
+                }
+            }
+            Ok(())
+        }
         other => {
             tracing::warn!(?other, "unexpected report from a restore job");
             Ok(())
@@ -372,6 +383,8 @@ struct VolumeArgs {
     target_key: String,
     plane: String,
     tc_name: String,
+    /// `spec.br.clusterNamespace` (else the TidbCluster's): the restored PVCs' namespace.
+    tc_namespace: String,
     uid: String,
     plan: FaultPlan,
     warmup_plan: FaultPlan,
@@ -407,6 +420,11 @@ fn start_restore_volume(
         target_key: pd_key(tc),
         plane: m.key.plane.clone(),
         tc_name: tc.metadata.name.clone().unwrap_or_default(),
+        tc_namespace: str_at(&m.obj, "/spec/br/clusterNamespace")
+            .filter(|ns| !ns.is_empty())
+            .map(String::from)
+            .or_else(|| tc.metadata.namespace.clone())
+            .unwrap_or_default(),
         uid: m.uid.clone(),
         plan,
         warmup_plan,
@@ -453,7 +471,7 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
         }
     };
     let mut restored = BTreeMap::new();
-    for (ordinal, store) in a.backup.tikv.stores.iter().enumerate() {
+    for store in &a.backup.tikv.stores {
         for v in &store.volumes {
             let Some(snap) = snapshots.get(&v.snapshot_id) else {
                 job.report(failed(
@@ -471,33 +489,11 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
                 .get(TAG_VOLUME_NAME)
                 .cloned()
                 .unwrap_or_else(|| meta::DATA_VOLUME_NAME.to_string());
-            let pv = format!(
-                "pvc-{}-{}",
-                a.uid.get(..8).unwrap_or(&a.uid),
-                restored.len()
-            );
-            let mut tags: BTreeMap<String, String> = snap
-                .tags
-                .iter()
-                .map(|(k, v)| (format!("snapshot/{k}"), v.clone()))
-                .collect();
-            // As the real restore tags them: BR (`TiDBCluster-BR`, `ebs.csi.aws.com/cluster`,
-            // `snapshot/createdFromSnapshotId`, the snapshot's tags under `snapshot/`), then the
-            // operator (`CSIVolumeName` = the PV, `kubernetes.io/created-for/pvc/name` = the TiKV
-            // pod). Nothing names the restore, the target namespace or the data plane: the CSI
-            // driver's `created-for/pvc/namespace` is only on volumes it provisions.
+            // BR's tags (`CreateVolumes`); the operator's come after `VolumeComplete`
+            // (`TagRestoredVolumes`). The `sim.brfed.dev/*` tags are the simulator's own
+            // bookkeeping (what the real operator reads from PVs and the TidbCluster).
+            let mut tags = br_volume_tags(&snap.id, &snap.tags);
             tags.extend([
-                ("TiDBCluster-BR".to_string(), "true".to_string()),
-                ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
-                (
-                    "snapshot/createdFromSnapshotId".to_string(),
-                    snap.id.clone(),
-                ),
-                ("CSIVolumeName".to_string(), pv),
-                (
-                    TAG_PVC_NAME.to_string(),
-                    format!("{}-tikv-{ordinal}", a.tc_name),
-                ),
                 (TAG_CLUSTER.to_string(), a.target_key.clone()),
                 (TAG_PLANE.to_string(), a.plane.clone()),
                 (TAG_STORE.to_string(), store.store_id.to_string()),
@@ -571,7 +567,215 @@ async fn run_restore_volume(sim: Arc<Sim>, job: Arc<Job>, a: VolumeArgs) -> JobE
             .message(format!("EBS restore success, resolved_ts={resolved_ts}"))
             .field("commitTs", json!(resolved_ts.to_string())),
     );
+    // the operator, seeing VolumeComplete: PVs and PVCs, then their tags on the volumes
+    match operator_volume_tags(&a.backup, &restored, &a.tc_name, &a.tc_namespace, &a.uid) {
+        Ok(tags) => job.report(Report::TagRestoredVolumes(tags)),
+        Err(NamesFailed { reason, message }) => {
+            // upstream retries for ever with RetryFailed: the member stays at VolumeComplete
+            job.report(
+                CondReport::new("RetryFailed")
+                    .reason(reason)
+                    .message(message),
+            );
+            return JobEnd::Failed;
+        }
+    }
     start_tikv(&sim, &job, &a).await
+}
+
+/// The tags BR puts on a volume it creates from snapshot `snapshot_id` (BR `CreateVolumes`):
+/// `TiDBCluster-BR=new`, `ebs.csi.aws.com/cluster=true`, `snapshot/createdFromSnapshotId`, and
+/// every tag of the snapshot not under `snapshot/` copied as `snapshot/{key}`.
+pub fn br_volume_tags(
+    snapshot_id: &str,
+    snapshot_tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = snapshot_tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("snapshot/"))
+        .map(|(k, v)| (format!("snapshot/{k}"), v.clone()))
+        .collect();
+    tags.extend([
+        ("TiDBCluster-BR".to_string(), "new".to_string()),
+        ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
+        (
+            "snapshot/createdFromSnapshotId".to_string(),
+            snapshot_id.to_string(),
+        ),
+    ]);
+    tags
+}
+
+/// Tag `CSIVolumeName` written by the operator on a restored volume (upstream `PVCTagKey`).
+pub const TAG_CSI_VOLUME_NAME: &str = "CSIVolumeName";
+/// PV annotation naming the backed-up volume (upstream `AnnTemporaryVolumeID`).
+const ANN_TEMPORARY_VOLUME_ID: &str = "temporary/volume-id";
+
+/// Why the operator could not name the restored PVs and PVCs (upstream reason, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamesFailed {
+    /// Upstream's reason (`GetPVFailed`, `PVClaimRefNil`, `PVCNotFound`, `InvalidPVCName`).
+    pub reason: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn names_failed(reason: &'static str, message: String) -> NamesFailed {
+    NamesFailed { reason, message }
+}
+
+/// One restored PV and the PVC it is claimed by.
+struct RestoredPv {
+    volume_id: String,
+    pv_name: String,
+    pvc_name: String,
+    pvc_namespace: String,
+}
+
+/// The operator's tags of the restored volumes, by restored volume id (upstream
+/// `ProcessCSBPVCsAndPVs` names the PVs and PVCs, `AddVolumeTags` tags each volume with them):
+/// `CSIVolumeName` and `kubernetes.io/created-for/pv/name` = the PV,
+/// `kubernetes.io/created-for/pvc/name` and `…/pvc/namespace` = its claim.
+///
+/// The backup's PV of each volume (`temporary/volume-id`) and its PVC are taken over. When the
+/// target namespace or TidbCluster name differs from the backup's (`resetMetadataAndStatus`),
+/// the PVC goes to `target_ns` and its name's `{tc}-tikv-N` ends in the target's name, and the PV
+/// gets a new name `pvc-{uuid}` (upstream: a random UUID; here one made of the Restore's `uid`
+/// and the volume's position). Then the PVCs of each volume name are numbered 0..n in order
+/// (`resetPVCSequence`).
+pub fn operator_volume_tags(
+    backup: &CloudSnapBackup,
+    restored: &BTreeMap<String, String>,
+    target_tc: &str,
+    target_ns: &str,
+    uid: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, NamesFailed> {
+    let k8s = &backup.kubernetes;
+    let backup_tc = k8s
+        .crd_tidb_cluster
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let text = |v: &Value, path: &str| v.pointer(path).and_then(Value::as_str).map(String::from);
+    let mut pvs = Vec::new();
+    for (n, (backup_volume, restored_volume)) in restored.iter().enumerate() {
+        let pv = k8s
+            .pvs
+            .iter()
+            .find(|pv| {
+                pv.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(ANN_TEMPORARY_VOLUME_ID))
+                    .and_then(Value::as_str)
+                    == Some(backup_volume.as_str())
+            })
+            .ok_or_else(|| {
+                names_failed(
+                    "GetPVFailed",
+                    format!("pv with volume id {backup_volume} not found"),
+                )
+            })?;
+        let pv_name = text(pv, "/metadata/name").unwrap_or_default();
+        let (Some(claim_name), claim_ns) = (
+            text(pv, "/spec/claimRef/name"),
+            text(pv, "/spec/claimRef/namespace").unwrap_or_default(),
+        ) else {
+            return Err(names_failed(
+                "PVClaimRefNil",
+                format!("pv {pv_name} claimRef is nil"),
+            ));
+        };
+        let pvc = k8s
+            .pvcs
+            .iter()
+            .find(|pvc| text(pvc, "/metadata/name").as_deref() == Some(claim_name.as_str()))
+            .ok_or_else(|| {
+                names_failed(
+                    "PVCNotFound",
+                    format!("pvc {claim_ns}/{claim_name} not found"),
+                )
+            })?;
+        let pvc_ns = text(pvc, "/metadata/namespace").unwrap_or_default();
+        let mut restored_pv = RestoredPv {
+            volume_id: restored_volume.clone(),
+            pv_name,
+            pvc_name: claim_name,
+            pvc_namespace: claim_ns,
+        };
+        if target_ns != pvc_ns || target_tc != backup_tc {
+            restored_pv.pvc_name = rename_statefulset(
+                &restored_pv.pvc_name,
+                &format!("{backup_tc}-tikv"),
+                &format!("{target_tc}-tikv"),
+            );
+            restored_pv.pvc_namespace = target_ns.to_string();
+            restored_pv.pv_name = format!("pvc-{}{n:012x}", uid.get(..24).unwrap_or(uid));
+        }
+        pvs.push(restored_pv);
+    }
+    resequence(&format!("{target_tc}-tikv"), &mut pvs)?;
+    Ok(pvs
+        .into_iter()
+        .map(|pv| {
+            let tags = BTreeMap::from([
+                (TAG_CSI_VOLUME_NAME.to_string(), pv.pv_name.clone()),
+                (TAG_PV_NAME.to_string(), pv.pv_name),
+                (TAG_PVC_NAME.to_string(), pv.pvc_name),
+                (TAG_PVC_NAMESPACE.to_string(), pv.pvc_namespace),
+            ]);
+            (pv.volume_id, tags)
+        })
+        .collect())
+}
+
+/// Splits `{head}-{N}` into `head` and `N` (upstream matches `-([0-9]+)$`).
+fn ordinal_suffix(name: &str) -> Option<(&str, usize)> {
+    let (head, digits) = name.rsplit_once('-')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((head, digits.parse().ok()?))
+}
+
+/// `{x}{from}-{N}` → `{x}{to}-{N}`; other names unchanged (upstream `resetMetadataAndStatus`).
+fn rename_statefulset(pvc: &str, from: &str, to: &str) -> String {
+    match ordinal_suffix(pvc) {
+        Some((head, n)) if head.ends_with(from) => {
+            format!("{}{to}-{n}", &head[..head.len() - from.len()])
+        }
+        _ => pvc.to_string(),
+    }
+}
+
+/// Upstream `resetPVCSequence`: PVC names must be `{volume}-{sts}-{N}`; per volume name, the
+/// PVCs sorted by N are renumbered 0, 1, ...
+fn resequence(sts: &str, pvs: &mut [RestoredPv]) -> Result<(), NamesFailed> {
+    let suffix = format!("-{sts}");
+    let mut groups: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, pv) in pvs.iter().enumerate() {
+        let parsed = ordinal_suffix(&pv.pvc_name).and_then(|(head, n)| {
+            let volume = head.strip_suffix(&suffix)?;
+            (!volume.is_empty()).then(|| (volume.to_string(), n))
+        });
+        let Some((volume, n)) = parsed else {
+            return Err(names_failed(
+                "InvalidPVCName",
+                format!(
+                    "pvc name {} doesn't match regex ^(.+)-{sts}-(\\d+)$",
+                    pv.pvc_name
+                ),
+            ));
+        };
+        groups.entry(volume).or_default().push((n, i));
+    }
+    for (volume, mut members) in groups {
+        members.sort_unstable();
+        for (want, (n, i)) in members.into_iter().enumerate() {
+            if want != n {
+                pvs[i].pvc_name = format!("{volume}{suffix}-{want}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the operator does once the volumes are restored (`VolumeComplete`), by `spec.warmup` and
@@ -788,6 +992,138 @@ async fn restore_finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cloud::VolumeInfo;
+
+    /// A backup of TidbCluster `basic` in `ns`: stores 4 and 7 (scaled in: ordinals 0 and 2),
+    /// each with a `tikv` and a `raft` volume.
+    fn backup() -> CloudSnapBackup {
+        let tc = json!({
+            "metadata": {"name": "basic", "namespace": "ns"},
+            "spec": {"tikv": {"replicas": 2}},
+            "status": {"tikv": {"stores": {"4": {"id": "4"}, "7": {"id": "7"}}}},
+        });
+        let vol = |id: &str, store: u64, ordinal: u64, name: &str| VolumeInfo {
+            id: id.to_string(),
+            az: "us-west-2a".to_string(),
+            size_gib: 10,
+            snapshot_id: None,
+            state: "available".to_string(),
+            tags: BTreeMap::from([
+                (TAG_STORE.to_string(), store.to_string()),
+                (TAG_VOLUME_NAME.to_string(), name.to_string()),
+                (
+                    TAG_PVC_NAME.to_string(),
+                    format!("{name}-basic-tikv-{ordinal}"),
+                ),
+                (TAG_PV_NAME.to_string(), format!("pvc-backup-{id}")),
+            ]),
+        };
+        let vols = [
+            vol("vol-a", 4, 0, "tikv"),
+            vol("vol-b", 4, 0, "raft"),
+            vol("vol-c", 7, 2, "tikv"),
+            vol("vol-d", 7, 2, "raft"),
+        ];
+        meta::cluster_meta(&tc, &vols).expect("clustermeta")
+    }
+
+    fn restored() -> BTreeMap<String, String> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|x| (format!("vol-{x}"), format!("vol-new-{x}")))
+            .collect()
+    }
+
+    const UID: &str = "0123abcd-0000-4000-8000-00000000cafe";
+
+    fn tag<'a>(
+        tags: &'a BTreeMap<String, BTreeMap<String, String>>,
+        vol: &str,
+        k: &str,
+    ) -> &'a str {
+        tags[vol][k].as_str()
+    }
+
+    #[test]
+    fn the_operator_tags_restored_volumes_with_upstreams_pv_and_pvc_names() {
+        // same namespace and TidbCluster name: the backup's PV names; PVCs renumbered 0..n
+        let tags = operator_volume_tags(&backup(), &restored(), "basic", "ns", UID).expect("tags");
+        assert_eq!(tags.len(), 4);
+        for (vol, pvc) in [
+            ("vol-new-a", "tikv-basic-tikv-0"),
+            ("vol-new-b", "raft-basic-tikv-0"),
+            ("vol-new-c", "tikv-basic-tikv-1"),
+            ("vol-new-d", "raft-basic-tikv-1"),
+        ] {
+            assert_eq!(
+                tags[vol].keys().map(String::as_str).collect::<Vec<_>>(),
+                [
+                    TAG_CSI_VOLUME_NAME,
+                    TAG_PV_NAME,
+                    TAG_PVC_NAME,
+                    TAG_PVC_NAMESPACE
+                ]
+            );
+            assert_eq!(tag(&tags, vol, TAG_PVC_NAME), pvc, "{vol}");
+            assert_eq!(tag(&tags, vol, TAG_PVC_NAMESPACE), "ns");
+            assert_eq!(
+                tag(&tags, vol, TAG_CSI_VOLUME_NAME),
+                tag(&tags, vol, TAG_PV_NAME)
+            );
+        }
+        assert_eq!(tag(&tags, "vol-new-a", TAG_PV_NAME), "pvc-backup-vol-a");
+
+        // another namespace: the PVCs move there, the PVs get new names
+        let tags = operator_volume_tags(&backup(), &restored(), "basic", "ns2", UID).expect("tags");
+        assert_eq!(tag(&tags, "vol-new-c", TAG_PVC_NAME), "tikv-basic-tikv-1");
+        assert_eq!(tag(&tags, "vol-new-c", TAG_PVC_NAMESPACE), "ns2");
+        let pv = tag(&tags, "vol-new-c", TAG_PV_NAME);
+        assert!(
+            pv.starts_with("pvc-0123abcd-0000-4000-8000-") && pv.len() == 40,
+            "{pv}"
+        );
+        let names: std::collections::BTreeSet<&str> =
+            tags.keys().map(|v| tag(&tags, v, TAG_PV_NAME)).collect();
+        assert_eq!(names.len(), 4, "one PV each");
+
+        // another TidbCluster name: `{volume}-{tc}-tikv-N` names the target
+        let tags = operator_volume_tags(&backup(), &restored(), "other", "ns", UID).expect("tags");
+        assert_eq!(tag(&tags, "vol-new-b", TAG_PVC_NAME), "raft-other-tikv-0");
+        assert_eq!(tag(&tags, "vol-new-d", TAG_PVC_NAME), "raft-other-tikv-1");
+    }
+
+    #[test]
+    fn restored_pv_names_fail_as_upstream_without_the_backups_pv() {
+        let mut restored = restored();
+        restored.insert("vol-x".into(), "vol-new-x".into());
+        let err = operator_volume_tags(&backup(), &restored, "basic", "ns", UID).unwrap_err();
+        assert_eq!(err.reason, "GetPVFailed");
+    }
+
+    #[test]
+    fn br_tags_a_new_volume_without_the_operators_tags() {
+        let snap = BTreeMap::from([
+            (TAG_PVC_NAME.to_string(), "tikv-basic-tikv-0".to_string()),
+            ("snapshot/old".to_string(), "x".to_string()),
+        ]);
+        let tags = br_volume_tags("snap-1", &snap);
+        assert_eq!(
+            tags,
+            BTreeMap::from([
+                ("TiDBCluster-BR".to_string(), "new".to_string()),
+                ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
+                (
+                    "snapshot/createdFromSnapshotId".to_string(),
+                    "snap-1".to_string()
+                ),
+                (
+                    format!("snapshot/{TAG_PVC_NAME}"),
+                    "tikv-basic-tikv-0".to_string()
+                ),
+            ])
+        );
+    }
 
     #[test]
     fn check_wal_only_finishes_only_on_the_sync_path() {

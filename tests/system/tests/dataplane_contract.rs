@@ -609,9 +609,11 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             .assert_walk(&expected, &format!("{plane} restore"))
             .await;
 
-        // real volumes from this plane's snapshots, in the requested AZ, tagged like BR does
+        // real volumes from this plane's snapshots, in the requested AZ, tagged as BR and then
+        // the operator (CONFORMANCE R3) tag them
         let snaps = &snapshots_by_plane[plane];
         let mut restored = Vec::new();
+        let mut pvcs = BTreeSet::new();
         for snap in snaps {
             let vols = world
                 .cloud
@@ -621,14 +623,35 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             assert_eq!(vols.len(), 1, "one volume restored from {snap}");
             let v = &vols[0];
             assert_eq!(v.snapshot_id.as_deref(), Some(snap.as_str()));
-            assert_eq!(v.tags.get("snapshot/createdFromSnapshotId"), Some(snap));
             assert_eq!(v.az, target_az[plane]);
+            let tag = |k: &str| v.tags.get(k).map(String::as_str);
+            // BR
+            assert_eq!(tag("snapshot/createdFromSnapshotId"), Some(snap.as_str()));
+            assert_eq!(tag("TiDBCluster-BR"), Some("new"));
+            assert_eq!(tag("ebs.csi.aws.com/cluster"), Some("true"));
+            // the operator: the restored PV and its PVC in the target namespace; the target
+            // namespace differs from the backup's, so the PV has a new name
+            let pv = tag("kubernetes.io/created-for/pv/name").expect("pv/name tag");
+            assert!(pv.starts_with("pvc-"), "{pv}");
+            assert_eq!(tag("CSIVolumeName"), Some(pv));
+            assert_ne!(
+                tag("snapshot/kubernetes.io/created-for/pv/name"),
+                Some(pv),
+                "not the backed-up volume's PV"
+            );
             assert_eq!(
-                v.tags.get("TiDBCluster-BR").map(String::as_str),
-                Some("true")
+                tag("kubernetes.io/created-for/pvc/namespace"),
+                Some(ns2.as_str())
+            );
+            pvcs.insert(
+                tag("kubernetes.io/created-for/pvc/name")
+                    .expect("pvc/name tag")
+                    .to_string(),
             );
             restored.push(v.id.clone());
         }
+        let want: BTreeSet<String> = (0..STORES).map(|i| format!("tikv-{TC}-tikv-{i}")).collect();
+        assert_eq!(pvcs, want, "{plane}: the PVCs {{volume}}-{{tc}}-tikv-N");
         let restoremeta = world
             .cloud
             .get(
@@ -1221,5 +1244,22 @@ async fn warmup_modes_follow_upstream_async_check_wal_only_stays_at_volume_compl
             "{name}: TiKV is not started"
         );
         assert_eq!(tc.data.pointer("/spec/recoveryMode"), Some(&json!(true)));
+        // the operator tags the volumes once they are complete, whatever comes next
+        let uid = obj.metadata.uid.clone().expect("uid");
+        let vols = world
+            .cloud
+            .volumes_tagged(&[("sim.brfed.dev/restore-uid", uid.as_str())])
+            .await
+            .expect("DescribeVolumes");
+        assert_eq!(vols.len(), STORES, "{name}: its volumes");
+        for v in &vols {
+            assert_eq!(
+                v.tags
+                    .get("kubernetes.io/created-for/pvc/namespace")
+                    .map(String::as_str),
+                Some(targets[name].as_str()),
+                "{name}: {v:?}"
+            );
+        }
     }
 }
