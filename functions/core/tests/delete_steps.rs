@@ -315,6 +315,37 @@ async fn a_failed_backup_whose_cleanup_failed_shows_it_and_is_still_failed_for_i
     );
 }
 
+/// A member that failed before BR wrote its `backupmeta`: the data plane's clean job deletes
+/// nothing then (as the original's: upstream `deleteSnapshotsAndBackupMeta` returns at a missing
+/// `backupmeta`), so its `clustermeta` would stay and every deletion of the backup would end
+/// `CleanFailed`. brfed deletes that member's objects itself once the member is gone.
+#[tokio::test]
+async fn a_member_without_backupmeta_has_its_objects_deleted_by_brfed_and_the_deletion_ends() {
+    let w = World::new(3, "Failed", "Delete");
+    w.store.remove(DATA, "p-dp2/backupmeta");
+    let out = w.start().await;
+    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
+    assert_eq!(
+        by,
+        [
+            CleanBy::DataPlane,
+            CleanBy::BrfedAfterRetain,
+            CleanBy::DataPlane
+        ]
+    );
+    assert_eq!(w.observe(&out).await.verdict, "met");
+    let p = w
+        .delete_snapshots(&out, 0, Pacing::default())
+        .await
+        .unwrap();
+    assert!(p.done);
+    assert!(w.store.get(DATA, "p-dp2/clustermeta").is_none());
+    w.data_planes_clean(&["dp1", "dp3"]);
+    let r = w.finish(&out, p.cursor).await;
+    assert_eq!(r.result, "Cleaned", "{r:?}");
+    assert!(!r.remains.anything_remains(), "{r:?}");
+}
+
 #[tokio::test]
 async fn on_failure_deletes_only_a_failed_backup() {
     for (phase, deletes) in [("Complete", false), ("Failed", true)] {

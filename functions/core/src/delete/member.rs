@@ -14,10 +14,12 @@ pub enum CleanBy {
     DataPlane,
     /// brfed, because the data plane is no longer in the kubeconfig.
     Brfed,
-    /// brfed, because the member's `backupmeta` lists snapshots that are not the backup's: its
-    /// `cleanPolicy` was set to `Retain` (and the data plane's protection finalizer removed)
-    /// before it was deleted, so that its clean job deletes nothing; brfed deletes the
-    /// snapshots that are the backup's and the member's objects once it is gone.
+    /// brfed, after the member object is deleted with `cleanPolicy: Retain` (and the data
+    /// plane's protection finalizer removed), so that its clean job deletes nothing: because the
+    /// member's `backupmeta` lists snapshots that are not the backup's, or because it has no
+    /// `backupmeta` (the data plane's clean deletes nothing then, as the original's does, and
+    /// the member's `clustermeta` and manifests would stay). brfed deletes the snapshots that
+    /// are the backup's and the member's objects once it is gone.
     BrfedAfterRetain,
     /// Nobody: the member object of that name is not this backup's (another execution or
     /// namespace made it). Neither it nor anything of its data is touched; it is reported.

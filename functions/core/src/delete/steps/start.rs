@@ -92,17 +92,30 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
                     .is_some_and(|info| !owned_by(info, env.catalog_bucket, &owner))
             })
             .collect();
+        let prefix = backup.member_prefix(&m.k8s_cluster_name);
         let clean_by = if !known.contains(&m.k8s_cluster_name) {
             CleanBy::Brfed
         } else if data_deleted && !foreign_snapshots.is_empty() {
             tracing::warn!(member = %m.display(), not_owned = ?foreign_snapshots, "backupmeta lists snapshots that are not the backup's: the data plane will not clean this member, brfed will");
+            CleanBy::BrfedAfterRetain
+        } else if data_deleted
+            && !env
+                .store
+                .exists(backup.bucket(), &format!("{prefix}/backupmeta"))
+                .await?
+        {
+            // The data plane's clean job deletes nothing without backupmeta (a member that failed
+            // before BR wrote it, or one whose clean already ran): its clustermeta and manifests
+            // would stay for ever, and the deletion could never end. They are under the prefix
+            // this backup was given (and found unused at its start): brfed deletes them.
+            tracing::info!(member = %m.display(), "no backupmeta: the data plane's clean deletes nothing, brfed deletes the member's objects once it is gone");
             CleanBy::BrfedAfterRetain
         } else {
             CleanBy::DataPlane
         };
         members.push(DeleteMember {
             bucket: backup.bucket().to_string(),
-            prefix: backup.member_prefix(&m.k8s_cluster_name),
+            prefix,
             clean_by,
             data_deleted,
             snapshots: snaps.len(),
