@@ -1,9 +1,10 @@
 //! Which EBS volumes are a restore's own (`docs/safety.md`, `docs/restore.md` "Leftovers").
 //!
 //! Every restore of one backup writes its `restoremeta` into the backup's prefix, and the volumes
-//! the data plane makes carry no tag naming the restore, its namespace or its Kubernetes cluster
-//! (BR tags them `TiDBCluster-BR`, `snapshot/createdFromSnapshotId` and the snapshot's tags under
-//! `snapshot/`; the operator adds `CSIVolumeName` and the TiKV pod's name). So brfed proves
+//! the data plane makes carry no tag naming the restore or its Kubernetes cluster (BR tags them
+//! `TiDBCluster-BR`, `snapshot/createdFromSnapshotId` and the snapshot's tags under `snapshot/`;
+//! after `VolumeComplete` the operator adds `CSIVolumeName`, the PV name and the PVC's name
+//! `{vol}-{tc}-tikv-N` and namespace, which name the target TidbCluster). So brfed proves
 //! ownership itself, from what EC2 says of each volume, and records the proof in tags:
 //!
 //! * **At `VolumeComplete`** of a member `Restore` that carries this execution, brfed *claims*
@@ -392,7 +393,8 @@ mod tests {
                 "{k}={v}"
             );
         }
-        // the operator's pod name and the CSI driver's PVC name both name the TidbCluster
+        // the PVC name as the operator tags it ({vol}-{tc}-tikv-N) and a bare pod-style name both
+        // name the TidbCluster
         for name in ["basic-tikv-0", "tikv-basic-tikv-1"] {
             let mut tags = OURS.to_vec();
             tags.push((TAG_PVC_NAME, name));
