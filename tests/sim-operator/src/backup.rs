@@ -29,6 +29,10 @@ use crate::sim::{Next, Sim, SimError};
 pub const BACKUP_FINALIZER: &str = "tidb.pingcap.com/backup-protection";
 /// Tag added to every snapshot, naming the member that took it.
 pub const TAG_BACKUP: &str = "sim.brfed.dev/backup";
+/// Prefix of the simulator's own bookkeeping tags.
+pub const SIM_TAG_PREFIX: &str = "sim.brfed.dev/";
+/// The one tag BR puts on a snapshot it takes.
+pub const BR_SNAPSHOT_TAG: (&str, &str) = ("TiDBCluster-BR", "old");
 
 /// Backup condition types (with the ones a Restore writes).
 pub use crate::member::cond;
@@ -570,7 +574,16 @@ async fn run_exec_job(sim: Arc<Sim>, job: Arc<Job>, a: ExecArgs) -> JobEnd {
     };
     let mut snapshots = BTreeMap::new();
     for v in &volumes {
-        let mut tags = v.tags.clone();
+        // BR tags each snapshot `TiDBCluster-BR=old` and nothing else (br/pkg/aws/ebs.go
+        // `StartsEBSSnapshot`: CreateSnapshot without CopyTagsFromSource); the simulator's own
+        // bookkeeping tags (`sim.brfed.dev/*`, which brfed never reads) ride along.
+        let mut tags: BTreeMap<String, String> = v
+            .tags
+            .iter()
+            .filter(|(k, _)| k.starts_with(SIM_TAG_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        tags.insert(BR_SNAPSHOT_TAG.0.to_string(), BR_SNAPSHOT_TAG.1.to_string());
         tags.insert(TAG_BACKUP.to_string(), a.holder.clone());
         match cloud
             .create_snapshot(

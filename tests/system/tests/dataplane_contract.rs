@@ -482,7 +482,8 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
             "{manifest} exists"
         );
 
-        // real snapshots in the emulator, from the right volumes, with the volumes' tags
+        // real snapshots in the emulator, from the right volumes, tagged as BR tags them (only
+        // `TiDBCluster-BR=old`; the volumes' own tags are not copied) plus the simulator's own
         let found = world
             .cloud
             .snapshots_by_id(&snaps)
@@ -492,7 +493,17 @@ async fn a_backup_walks_initialize_execute_resume_teardown_and_restores_back() {
         for s in &found {
             assert!(seeded_plane.volume_ids.contains(&s.volume_id));
             assert_eq!(s.tags.get("sim.brfed.dev/tidb-cluster"), Some(&key));
-            assert!(s.tags.contains_key("kubernetes.io/created-for/pvc/name"));
+            assert_eq!(
+                s.tags.get("TiDBCluster-BR").map(String::as_str),
+                Some("old")
+            );
+            assert!(
+                s.tags
+                    .keys()
+                    .all(|k| k == "TiDBCluster-BR" || k.starts_with("sim.brfed.dev/")),
+                "{:?}",
+                s.tags
+            );
         }
         snapshots_by_plane.insert(plane.clone(), snaps);
     }
