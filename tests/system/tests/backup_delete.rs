@@ -361,3 +361,38 @@ async fn a_running_backup_is_not_deleted() {
     let kept = catalog_doc(&c.world, "br", &c.name).await.unwrap();
     assert!(kept["brfed"].get("deletion").is_none(), "nothing recorded");
 }
+
+/// A member that failed before BR wrote its `backupmeta` (dp2's execute job fails): the data
+/// plane's clean job deletes nothing then, as the real one's, so brfed deletes that member's
+/// objects itself; the deletion ends `Cleaned` with nothing left (it ended `CleanFailed` for ever
+/// before).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_member_without_backupmeta_is_cleaned_and_the_deletion_ends() {
+    let c = BackupCase::new("nometa", "bk", 2).await;
+    let input = c
+        .input("Delete")
+        .annotations(json!({"sim.brfed.dev/fault": "dp2:execute:fail"}))
+        .build();
+    let done = c.run(&input, RUN).await;
+    assert_eq!(done.status, "FAILED", "{done:?}");
+    let dp2 = prefix(&c, "dp2");
+    let objects = c
+        .world
+        .cloud
+        .list(&c.world.bucket, &format!("{dp2}/"))
+        .await
+        .unwrap();
+    assert!(
+        !objects.is_empty() && !objects.iter().any(|k| k.ends_with("/backupmeta")),
+        "dp2 wrote clustermeta but no backupmeta: {objects:?}"
+    );
+
+    let done = c
+        .delete(&json!({"name": c.name, "namespace": "br"}), RUN)
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let out = done.output.unwrap();
+    assert_eq!(out["result"], "Cleaned", "{out}");
+    assert_planes_cleaned(&c).await;
+    assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
+}
