@@ -22,6 +22,14 @@ pub enum StepError {
     /// A federated restore of that namespace/name exists already (from another execution). Terminal.
     #[error("restore exists: {0}")]
     RestoreExists(String),
+    /// No federated restore of that namespace/name is in the catalog (and none was deleted).
+    /// Terminal.
+    #[error("restore not found: {0}")]
+    RestoreNotFound(String),
+    /// The federated restore's execution is still running: it cannot be deleted until it has
+    /// ended (stop it first). Terminal.
+    #[error("restore running: {0}")]
+    RestoreRunning(String),
     /// The backup named for a restore is not in the catalog or did not complete. Terminal.
     #[error("backup not restorable: {0}")]
     BackupNotRestorable(String),
@@ -111,6 +119,8 @@ impl StepError {
             Self::BackupExists(_) => "BackupExists",
             Self::TidbClusterInvalid(_) => "TidbClusterInvalid",
             Self::RestoreExists(_) => "RestoreExists",
+            Self::RestoreNotFound(_) => "RestoreNotFound",
+            Self::RestoreRunning(_) => "RestoreRunning",
             Self::BackupNotRestorable(_) => "BackupNotRestorable",
             Self::BackupMetaUnreadable(_) => "BackupMetaUnreadable",
             Self::TopologyMismatch(_) => "TopologyMismatch",
@@ -150,6 +160,8 @@ pub const ERROR_NAMES: &[&str] = &[
     "BackupExists",
     "TidbClusterInvalid",
     "RestoreExists",
+    "RestoreNotFound",
+    "RestoreRunning",
     "BackupNotRestorable",
     "BackupMetaUnreadable",
     "TopologyMismatch",
@@ -214,6 +226,8 @@ mod tests {
             StepError::BackupExists(String::new()),
             StepError::TidbClusterInvalid(String::new()),
             StepError::RestoreExists(String::new()),
+            StepError::RestoreNotFound(String::new()),
+            StepError::RestoreRunning(String::new()),
             StepError::BackupNotRestorable(String::new()),
             StepError::BackupMetaUnreadable(String::new()),
             StepError::TopologyMismatch(String::new()),

@@ -29,16 +29,52 @@ pub const MAX_EXECUTION_NAME: usize = 80;
 /// and followed by `-` and 8 hex digits of the SHA-256 of `namespace/name`, so it stays
 /// deterministic (a repeated start is still a no-op) and distinct.
 pub fn execution_name(namespace: &str, name: &str) -> String {
+    fitted(namespace, name, MAX_EXECUTION_NAME)
+}
+
+/// `{namespace}.{name}` in at most `room` characters: as it is when it fits, else cut to
+/// `room - 9` and followed by `-` and 8 hex digits of the SHA-256 of `namespace/name`.
+fn fitted(namespace: &str, name: &str, room: usize) -> String {
     let full = format!("{namespace}.{name}");
-    if full.len() <= MAX_EXECUTION_NAME {
+    if full.len() <= room {
         return full;
     }
     use sha2::Digest;
     let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
     let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     // Every character of a namespace and a Kubernetes name is ASCII: cutting at a byte is safe.
-    let cut = full[..MAX_EXECUTION_NAME - 9].trim_end_matches(['.', '-']);
+    let cut = full[..room - 9].trim_end_matches(['.', '-']);
     format!("{cut}-{hex}")
+}
+
+/// Step Functions execution name of generation `generation` of restore `namespace/name`: the
+/// first is [`execution_name`]; after a deletion of the restore (`brfed restore delete`) the
+/// name is taken for 90 days (Step Functions refuses a second execution of a closed name), so
+/// the next restore of that name is `{namespace}.{name}_{generation}`, cut and hashed as in
+/// [`execution_name`] so that the whole stays within 80 characters. No Kubernetes name has an
+/// `_`, so it never is another restore's name. The generation comes from the catalog
+/// ([`crate::restore::status::RestoreGeneration`]): two starts of one re-created restore get the
+/// same name, so a repeated start stays a no-op.
+pub fn restore_execution_name(namespace: &str, name: &str, generation: u32) -> String {
+    if generation <= 1 {
+        return execution_name(namespace, name);
+    }
+    let suffix = format!("_{generation}");
+    let body = fitted(namespace, name, MAX_EXECUTION_NAME - suffix.len());
+    format!("{body}{suffix}")
+}
+
+/// The state machine ARN and execution name of execution ARN `arn` (the inverse of
+/// [`execution_arn`]); `None` when it is not one.
+pub fn split_execution_arn(arn: &str) -> Option<(String, String)> {
+    let (head, name) = arn.rsplit_once(':')?;
+    if name.is_empty() || !head.contains(":execution:") {
+        return None;
+    }
+    Some((
+        head.replacen(":execution:", ":stateMachine:", 1),
+        name.to_string(),
+    ))
 }
 
 /// Step Functions execution name of a deletion of backup `namespace/name` asked at `at`,
@@ -56,18 +92,7 @@ pub fn deletion_execution_name(
     const HEAD: &str = "delete-";
     let stamp = at.format("%Y%m%dT%H%M%SZ").to_string();
     let room = MAX_EXECUTION_NAME - HEAD.len() - 1 - stamp.len();
-    let full = format!("{namespace}.{name}");
-    let body = if full.len() <= room {
-        full
-    } else {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
-        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        // ASCII only (a namespace and a Kubernetes name): cutting at a byte is safe.
-        let cut = full[..room - 9].trim_end_matches(['.', '-']);
-        format!("{cut}-{hex}")
-    };
-    format!("{HEAD}{body}-{stamp}")
+    format!("{HEAD}{}-{stamp}", fitted(namespace, name, room))
 }
 
 /// ARN of execution `name` of state machine `state_machine` (Step Functions' own formula:
@@ -163,6 +188,43 @@ mod tests {
         assert_ne!(long(1), long(2));
         assert_eq!(long(1), long(1));
         assert!(long(1).ends_with("-20260501T020304Z"));
+    }
+
+    #[test]
+    fn a_recreated_restore_gets_a_name_no_restore_has_and_step_functions_takes() {
+        assert_eq!(restore_execution_name("br", "r1", 0), "br.r1");
+        assert_eq!(restore_execution_name("br", "r1", 1), "br.r1");
+        assert_eq!(restore_execution_name("br", "r1", 2), "br.r1_2");
+        assert_eq!(restore_execution_name("br", "r1", 12), "br.r1_12");
+        // `r1-2` is another restore; `_` is in no Kubernetes name.
+        assert_ne!(
+            restore_execution_name("br", "r1", 2),
+            execution_name("br", "r1-2")
+        );
+        let ns = "n".repeat(63);
+        for name in ["x".repeat(16), "x".repeat(17), "x".repeat(200)] {
+            let n = restore_execution_name(&ns, &name, 3);
+            assert!(n.len() <= MAX_EXECUTION_NAME, "{n}");
+            assert!(n.ends_with("_3"), "{n}");
+            assert_ne!(n, restore_execution_name(&ns, &name, 4));
+            assert_eq!(n, restore_execution_name(&ns, &name, 3), "deterministic");
+        }
+        assert_ne!(
+            restore_execution_name(&ns, &"x".repeat(200), 2),
+            restore_execution_name(&ns, &format!("{}y", "x".repeat(199)), 2)
+        );
+    }
+
+    #[test]
+    fn an_execution_arn_splits_into_its_state_machine_and_name() {
+        let sm = "arn:aws:states:us-west-2:123456789012:stateMachine:volume-restore";
+        let arn = execution_arn(sm, "br.r1_2");
+        assert_eq!(
+            split_execution_arn(&arn),
+            Some((sm.to_string(), "br.r1_2".to_string()))
+        );
+        assert_eq!(split_execution_arn("exec-1"), None);
+        assert_eq!(split_execution_arn(sm), None);
     }
 
     #[test]

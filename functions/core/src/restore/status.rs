@@ -3,7 +3,9 @@
 
 use crate::catalog::CatalogDoc;
 use crate::conditions::Progress;
+use crate::error::StepError;
 use crate::member::MemberRef;
+use crate::ports::ObjectStore;
 use crate::ports::Observation;
 use crate::restore::member::RestoreView;
 use crate::restore::member::rcond;
@@ -208,6 +210,22 @@ pub struct RestoreRecord {
     /// reached `VolumeComplete` (`restore_volumes::claim`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_claims: Vec<VolumeClaim>,
+    /// A deletion that could not finish (`brfed restore delete`): what it left, so that it can be
+    /// run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<RestoreDeletion>,
+}
+
+/// What a deletion of the restore that could not finish left (`brfed.deletion`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreDeletion {
+    /// When it was last tried.
+    pub tried_at: String,
+    /// Its error name.
+    pub error: String,
+    /// The member `Restore`s of this restore that are still there, or may be, each with why.
+    pub remaining_members: Vec<String>,
 }
 
 /// What a failed restore left in one data plane.
@@ -284,6 +302,62 @@ pub fn restore_key(namespace: &str, name: &str) -> String {
         "{}/volumerestores/{namespace}/{name}.json",
         crate::catalog::CATALOG_PREFIX
     )
+}
+
+/// Catalog key of the generation record of restore name `namespace/name`.
+pub fn generation_key(namespace: &str, name: &str) -> String {
+    format!(
+        "{}/volumerestore-generations/{namespace}/{name}.json",
+        crate::catalog::CATALOG_PREFIX
+    )
+}
+
+/// What the deletions of the restores of one `namespace/name` leave for the next restore of that
+/// name (`brfed/catalog/volumerestore-generations/{ns}/{name}.json`): the generation in its
+/// execution name ([`crate::names::restore_execution_name`]), since Step Functions keeps a closed
+/// execution's name for 90 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreGeneration {
+    /// The generation of the next restore of this name (the first is 1, no suffix).
+    pub next: u32,
+    /// The execution of the restore of this name deleted last.
+    pub deleted_execution: String,
+    /// When it was deleted.
+    pub deleted_at: String,
+}
+
+impl RestoreGeneration {
+    /// The generation record of `namespace/name` and its ETag, `None` when no restore of that
+    /// name was ever deleted.
+    pub async fn read<S: ObjectStore>(
+        store: &S,
+        bucket: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(Self, String)>, StepError> {
+        let key = generation_key(namespace, name);
+        let Some(v) = store.get_json(bucket, &key).await? else {
+            return Ok(None);
+        };
+        let g = serde_json::from_value(v.value).map_err(|e| {
+            StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is unreadable: {e}"))
+        })?;
+        Ok(Some((g, v.etag)))
+    }
+
+    /// The execution name the next restore of `namespace/name` gets.
+    pub async fn next_execution_name<S: ObjectStore>(
+        store: &S,
+        bucket: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, StepError> {
+        let next = Self::read(store, bucket, namespace, name)
+            .await?
+            .map_or(1, |(g, _)| g.next);
+        Ok(crate::names::restore_execution_name(namespace, name, next))
+    }
 }
 
 crate::catalog::federated_doc!(VolumeRestoreDoc);

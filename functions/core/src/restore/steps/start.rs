@@ -18,6 +18,7 @@ use crate::ports::Volumes;
 use crate::restore::member::RestoreView;
 use crate::restore::member::build_member_restore;
 use crate::restore::spec::RestoreRequest;
+use crate::restore::status::RestoreGeneration;
 use crate::restore::status::RestoreRecord;
 use crate::restore::status::VolumeRestoreDoc;
 use crate::restore::status::VolumeRestoreStatus;
@@ -244,6 +245,29 @@ pub fn restore_members(req: &RestoreRequest) -> Vec<MemberRef> {
         .collect()
 }
 
+/// Why a start cannot have the name: `RestoreExists`, or, when `doc` is the record of a restore
+/// whose deletion removes it right now (it raised the name's generation past it), the retryable
+/// `CatalogConflict`: the start of the name's next generation goes on once the record is gone.
+async fn exists<D: DataPlanes, S: ObjectStore, V: Volumes>(
+    env: &RestoreEnv<'_, D, S, V>,
+    doc: &VolumeRestoreDoc,
+) -> StepError {
+    let (ns, name) = (&doc.metadata.meta.namespace, &doc.metadata.meta.name);
+    let deleted = RestoreGeneration::read(env.base.store, env.base.catalog_bucket, ns, name).await;
+    match deleted {
+        Ok(Some((g, _))) if g.deleted_execution == doc.brfed.execution => {
+            StepError::CatalogConflict(format!(
+                "VolumeRestore {ns}/{name} of execution {} is being deleted: its record goes next",
+                doc.brfed.execution
+            ))
+        }
+        _ => StepError::RestoreExists(format!(
+            "VolumeRestore {ns}/{name} already exists (execution {})",
+            doc.brfed.execution
+        )),
+    }
+}
+
 /// Start: validate, resolve the backup, check every target, record the restore, create every
 /// member `Restore` in `restore-volume` at once.
 pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
@@ -274,12 +298,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
             req.spec = doc.spec.clone();
             true
         }
-        Some((doc, _)) => {
-            return Err(StepError::RestoreExists(format!(
-                "VolumeRestore {ns}/{name} already exists (execution {})",
-                doc.brfed.execution
-            )));
-        }
+        Some((doc, _)) => return Err(exists(env, &doc).await),
         None => false,
     };
     if !resumed {
@@ -291,10 +310,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 && let Some((doc, _)) = env.catalog().get(&ns, &name).await?
                 && doc.brfed.execution != execution
             {
-                return Err(StepError::RestoreExists(format!(
-                    "VolumeRestore {ns}/{name} already exists (execution {})",
-                    doc.brfed.execution
-                )));
+                return Err(exists(env, &doc).await);
             }
             return Err(e);
         }
@@ -325,10 +341,7 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
     // member exists.
     let stored = env.catalog().create(&doc).await?;
     if stored.brfed.execution != execution {
-        return Err(StepError::RestoreExists(format!(
-            "VolumeRestore {ns}/{name} already exists (execution {})",
-            stored.brfed.execution
-        )));
+        return Err(exists(env, &stored).await);
     }
     let creations = members.iter().enumerate().map(|(i, m)| {
         let object = build_member_restore(&req, i, m, &execution);
