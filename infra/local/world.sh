@@ -78,6 +78,8 @@ write_env() {
     # the target of the schedule rules `brfed schedule apply` makes (the state machine ARNs come
     # from deploy.py's deployed.env, through aws.sh env)
     echo "export BRFED_SCHEDULE_TICK_FUNCTION_ARN=arn:aws:lambda:${AWS_REGION:-us-west-2}:123456789012:function:schedule-tick"
+    # the function `brfed restore delete` invokes (aws lambda invoke, docs/aws-cli.md)
+    echo "export BRFED_RESTORE_DELETE_FUNCTION_ARN=arn:aws:lambda:${AWS_REGION:-us-west-2}:123456789012:function:restore-delete"
     # the dead-letter queue `brfed schedule apply` gives the rule targets (deploy.py makes it)
     echo "export BRFED_SAFETY_NET_QUEUE_ARN=arn:aws:sqs:${AWS_REGION:-us-west-2}:123456789012:brfed-events-dlq"
     echo "export SIM_HTTP_ADDR=$SIM_ADDR"

@@ -1,8 +1,8 @@
 //! Everything a step function builds once per process: configuration, the AWS config, the S3
-//! store, the data-plane registry and the event bus.
+//! store, the data-plane registry, Step Functions and the event bus.
 
 use crate::emit::{Emitter, EventBus};
-use crate::{Ec2Volumes, FunctionConfig, KubeRegistry, S3Store};
+use crate::{Ec2Volumes, FunctionConfig, KubeRegistry, S3Store, SfnExecutions};
 use brfed_core::StepError;
 use brfed_core::backup::steps::Env;
 use brfed_core::restore::steps::RestoreEnv;
@@ -19,6 +19,7 @@ struct Inner {
     planes: KubeRegistry,
     store: S3Store,
     volumes: Ec2Volumes,
+    executions: SfnExecutions,
     events: EventBus,
 }
 
@@ -50,6 +51,7 @@ impl Runtime {
         };
         let planes = KubeRegistry::from_yaml(&text, &sdk).await?;
         let volumes = Ec2Volumes::new(&sdk);
+        let executions = SfnExecutions::new(&sdk);
         let events = EventBus::new(&sdk, &config.event_bus);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -57,6 +59,7 @@ impl Runtime {
                 planes,
                 store,
                 volumes,
+                executions,
                 events,
             }),
         })
@@ -83,6 +86,11 @@ impl Runtime {
     /// EBS volumes and snapshots.
     pub fn volumes(&self) -> &Ec2Volumes {
         &self.inner.volumes
+    }
+
+    /// Step Functions (no call is made until one is asked).
+    pub fn executions(&self) -> &SfnExecutions {
+        &self.inner.executions
     }
 
     /// brfed's event bus.

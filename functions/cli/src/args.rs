@@ -20,6 +20,9 @@ CloudFormation stack named by --stack (BRFED_STACK) that holds the value:
                            VolumeRestoreStateMachineArn
   --delete-state-machine   BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN
                            VolumeBackupDeleteStateMachineArn
+  --restore-delete-function
+                           BRFED_RESTORE_DELETE_FUNCTION_ARN
+                           RestoreDeleteFunctionArn
   --tick-function          BRFED_SCHEDULE_TICK_FUNCTION_ARN
                            ScheduleTickFunctionArn
   --safety-net-queue       BRFED_SAFETY_NET_QUEUE_ARN
@@ -91,7 +94,7 @@ impl Global {
 pub struct Configuration {
     /// The values of `--catalog-bucket` ... `--safety-net-queue` (or their variables), in the
     /// order of [`Setting::ALL`].
-    pub values: [Option<String>; 6],
+    pub values: [Option<String>; 7],
     /// `--kubeconfig` (or `BRFED_KUBECONFIG`).
     pub kubeconfig: Option<String>,
     /// `--stack` (or `BRFED_STACK`).
@@ -349,7 +352,8 @@ cleans up per cleanPolicy; brfed verifies with EC2 and S3 and removes the catalo
 /// `brfed restore ...`.
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
-    /// Start a restore from a VolumeRestore file (execution name = NAMESPACE.NAME)
+    /// Start a restore from a VolumeRestore file (execution name = NAMESPACE.NAME, or
+    /// NAMESPACE.NAME_N once a restore of that name was deleted)
     #[command(
         long_about = "Start a restore from a VolumeRestore file: as BR Federation users have \
 it (each spec.clusters[].backup.s3 pointing at that member's backup), or with \
@@ -357,7 +361,9 @@ it (each spec.clusters[].backup.s3 pointing at that member's backup), or with \
 location from the catalog (spec.clusters[] then need no backup, but an azName). Parsed and \
 validated here first; then StartExecution on the volume-restore state machine, execution name = \
 {metadata.namespace}.{metadata.name} (cut and hashed past 80 characters, docs/safety.md), input = \
-the file as JSON."
+the file as JSON. Once a restore of that name was deleted (`restore delete`), Step Functions keeps \
+the name for 90 days: the next one is {namespace}.{name}_2, then _3, ... (the generation the \
+deletion recorded in the catalog, so --catalog-bucket is needed)."
     )]
     Create(CreateArgs),
     /// Show one restore as a table row (or its catalog document with -o json|yaml)
@@ -369,6 +375,23 @@ the file as JSON."
     List(ListArgs),
     /// Show one restore in detail: members, steps, conditions, leftovers of a failure
     Describe {
+        /// Name of the VolumeRestore
+        name: String,
+    },
+    /// Delete a restore: its member Restores, then its catalog record (the name can be used again)
+    #[command(
+        long_about = "Delete a restore, as deleting a VolumeRestore does in BR Federation: \
+invokes the restore-delete function (synchronously, {\"name\", \"namespace\"}), which deletes \
+each member Restore that carries this restore's execution and namespace (another Restore of that \
+name is named and left), then removes the catalog record, so that the name can be restored again \
+(under the execution name NAMESPACE.NAME_N, see `restore create`). The restored volumes, PVs and \
+TidbClusters are never touched: they are the restored TiKV now. Refused while the restore's \
+execution runs (RestoreRunning: stop it first) and for a name not in the catalog \
+(RestoreNotFound); a repeat after a deletion says AlreadyDeleted. When a member of its own may \
+remain (a data plane down), the record stays with what remains and the command fails: run it \
+again.\n\nExit status: 0 deleted (or already), 1 refused or incomplete, 2 bad input."
+    )]
+    Delete {
         /// Name of the VolumeRestore
         name: String,
     },
@@ -477,8 +500,12 @@ mod tests {
             ),
             (&["backup", "frobnicate"][..], ErrorKind::InvalidSubcommand),
             (
-                &["restore", "delete", "x"][..],
+                &["restore", "frobnicate", "x"][..],
                 ErrorKind::InvalidSubcommand,
+            ),
+            (
+                &["restore", "delete"][..],
+                ErrorKind::MissingRequiredArgument,
             ),
             (
                 &["schedule", "pause"][..],
@@ -601,6 +628,8 @@ mod tests {
             "VolumeRestoreStateMachineArn",
             "BRFED_VOLUME_BACKUP_DELETE_STATE_MACHINE_ARN",
             "VolumeBackupDeleteStateMachineArn",
+            "BRFED_RESTORE_DELETE_FUNCTION_ARN",
+            "RestoreDeleteFunctionArn",
             "BRFED_SCHEDULE_TICK_FUNCTION_ARN",
             "ScheduleTickFunctionArn",
             "BRFED_SAFETY_NET_QUEUE_ARN",

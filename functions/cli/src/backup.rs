@@ -67,7 +67,9 @@ pub fn warn(warnings: &[String]) {
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let (req, input) = read_request(path, ctx.namespace.as_deref())?;
     let id = (req.metadata.namespace.as_str(), req.name());
-    kind::create::<VolumeBackupDoc>(ctx, Setting::BackupStateMachine, id, &input, w).await
+    let execution = brfed_core::names::execution_name(id.0, id.1);
+    kind::create::<VolumeBackupDoc>(ctx, Setting::BackupStateMachine, id, &execution, &input, w)
+        .await
 }
 
 /// The progress line of a running backup: its phase and how many members are in which phase.

@@ -1,4 +1,4 @@
-//! Where brfed is: the catalog bucket, the state machines, the tick function and the data-plane
+//! Where brfed is: the catalog bucket, the state machines, the restore-delete and tick functions and the data-plane
 //! kubeconfig (flags or environment, see `brfed --help`), and the AWS clients, built once.
 
 use crate::args::Global;
@@ -17,6 +17,8 @@ pub enum Setting {
     RestoreStateMachine,
     /// `--delete-state-machine`.
     DeleteStateMachine,
+    /// `--restore-delete-function`.
+    RestoreDeleteFunction,
     /// `--tick-function`.
     TickFunction,
     /// `--safety-net-queue`.
@@ -36,11 +38,12 @@ struct About {
 
 impl Setting {
     /// Every setting, in the order `--help` shows them.
-    pub const ALL: [Setting; 6] = [
+    pub const ALL: [Setting; 7] = [
         Self::CatalogBucket,
         Self::BackupStateMachine,
         Self::RestoreStateMachine,
         Self::DeleteStateMachine,
+        Self::RestoreDeleteFunction,
         Self::TickFunction,
         Self::SafetyNetQueue,
     ];
@@ -78,6 +81,14 @@ impl Setting {
                 help: "ARN of the volume-backup-delete state machine",
                 stack_output: "VolumeBackupDeleteStateMachineArn",
                 what: "the ARN of the volume-backup-delete state machine",
+            },
+            Self::RestoreDeleteFunction => About {
+                flag: "--restore-delete-function",
+                env: "BRFED_RESTORE_DELETE_FUNCTION_ARN",
+                value_name: "ARN",
+                help: "ARN of the restore-delete function (`restore delete` invokes it)",
+                stack_output: "RestoreDeleteFunctionArn",
+                what: "the ARN of the restore-delete function",
             },
             Self::TickFunction => About {
                 flag: "--tick-function",
@@ -184,7 +195,7 @@ pub struct StackOutputs {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// By [`Setting`], in the order of [`Setting::ALL`].
-    values: [Option<String>; 6],
+    values: [Option<String>; 7],
     kubeconfig: Option<String>,
     /// `--stack` (or `BRFED_STACK`), when given.
     stack_name: Option<String>,
@@ -312,6 +323,8 @@ pub struct Aws {
     pub store: S3Store,
     /// Step Functions.
     pub executions: SfnExecutions,
+    /// Lambda (`restore delete`).
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Aws {
@@ -321,6 +334,7 @@ impl Aws {
         Self {
             store: S3Store::new(&sdk, s3_path_style()),
             executions: SfnExecutions::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
             sdk,
         }
     }
@@ -419,7 +433,7 @@ mod tests {
 
     fn global(catalog_bucket: &str, tick_function: &str, kubeconfig: &str) -> Global {
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
-        let mut values: [Option<String>; 6] = Default::default();
+        let mut values: [Option<String>; 7] = Default::default();
         values[Setting::CatalogBucket as usize] = some(catalog_bucket);
         values[Setting::TickFunction as usize] = some(tick_function);
         Global {

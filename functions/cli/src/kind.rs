@@ -204,8 +204,9 @@ pub async fn list<K: Run>(ctx: &Ctx, all_namespaces: bool) -> Result<(), CliErro
 }
 
 /// `create [--wait]` of `namespace/name`, its execution input `input` already read and
-/// validated: starts the execution `{namespace}.{name}` of `state_machine` (a repeated create is
-/// refused by Step Functions, `K::EXISTS`; the same name in another namespace is another one).
+/// validated: starts the execution `execution` of `state_machine` (`{namespace}.{name}`, for a
+/// re-created restore with its generation; a repeated create is refused by Step Functions,
+/// `K::EXISTS`; the same name in another namespace is another one).
 /// Without `--wait` it says so; with it, it follows the execution with the catalog document's
 /// progress line, prints the document at the end ([`print_described`]) and fails as the
 /// execution did ([`finished`]).
@@ -213,21 +214,14 @@ pub async fn create<K: Run>(
     ctx: &Ctx,
     state_machine: Setting,
     (ns, name): (&str, &str),
+    execution: &str,
     input: &Value,
     w: WaitArgs,
 ) -> Result<(), CliError> {
     let state_machine = ctx.settings.require(state_machine)?;
     let bucket = if w.wait { Some(ctx.bucket()?) } else { None };
     let aws = ctx.aws().await;
-    let execution = brfed_core::names::execution_name(ns, name);
-    let arn = wait::start(
-        &aws.executions,
-        &state_machine,
-        &execution,
-        input,
-        K::EXISTS,
-    )
-    .await?;
+    let arn = wait::start(&aws.executions, &state_machine, execution, input, K::EXISTS).await?;
     let what = format!("{} {ns}/{name}", K::KIND.to_lowercase());
     let Some(bucket) = bucket else {
         emit(&started_text(ctx.output, K::KIND, (ns, name), &what, &arn)?);

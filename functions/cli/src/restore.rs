@@ -1,15 +1,20 @@
-//! `brfed restore create|get|list|describe`.
+//! `brfed restore create|get|list|describe|delete`.
 
 use crate::args::{CreateArgs, ListArgs, RestoreCommand, WaitArgs};
 use crate::config::Setting;
 use crate::error::CliError;
 use crate::kind::{self, Kind, Run};
-use crate::render::{Column, lines_or_none, or_none, reason_text};
+use crate::render::{Column, Describe, document, emit, lines_or_none, or_none, reason_text};
 use crate::{Ctx, input};
+use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::primitives::Blob;
 use brfed_core::restore::spec::RestoreRequest;
+use brfed_core::restore::status::RestoreGeneration;
 use brfed_core::restore::status::VolumeRestoreDoc;
+use brfed_core::restore::steps::RestoreDeleteResult;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use serde_json::json;
 use std::path::Path;
 
 /// Runs one `restore` command.
@@ -21,6 +26,7 @@ pub async fn run(ctx: &Ctx, cmd: RestoreCommand) -> Result<(), CliError> {
             kind::list::<VolumeRestoreDoc>(ctx, all_namespaces).await
         }
         RestoreCommand::Describe { name } => kind::describe::<VolumeRestoreDoc>(ctx, &name).await,
+        RestoreCommand::Delete { name } => delete(ctx, &name).await,
     }
 }
 
@@ -41,8 +47,102 @@ pub fn read_request(
 
 async fn create(ctx: &Ctx, path: &Path, w: WaitArgs) -> Result<(), CliError> {
     let (req, input) = read_request(path, ctx.namespace.as_deref())?;
-    let id = (req.metadata.namespace.as_str(), req.name());
-    kind::create::<VolumeRestoreDoc>(ctx, Setting::RestoreStateMachine, id, &input, w).await
+    let (ns, name) = (req.metadata.namespace.as_str(), req.name());
+    ctx.settings.require(Setting::RestoreStateMachine)?;
+    let bucket = ctx.bucket()?;
+    let aws = ctx.aws().await;
+    // After a deletion of a restore of that name, its next generation (docs/safety.md).
+    let execution = RestoreGeneration::next_execution_name(&aws.store, &bucket, ns, name).await?;
+    let state_machine = Setting::RestoreStateMachine;
+    kind::create::<VolumeRestoreDoc>(ctx, state_machine, (ns, name), &execution, &input, w).await
+}
+
+/// `restore delete NAME`: invokes the restore-delete function and prints what it did.
+async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {
+    let function = ctx.settings.require(Setting::RestoreDeleteFunction)?;
+    let ns = ctx.namespace().to_string();
+    let aws = ctx.aws().await;
+    let payload = serde_json::to_vec(&json!({"name": name, "namespace": ns}))
+        .map_err(|e| CliError::failed("Internal", e.to_string()))?;
+    let out = aws
+        .lambda
+        .invoke()
+        .function_name(&function)
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::failed(
+                "LambdaUnavailable",
+                format!("Invoke {function}: {}", DisplayErrorContext(e)),
+            )
+        })?;
+    let body: Value = out
+        .payload()
+        .and_then(|b| serde_json::from_slice(b.as_ref()).ok())
+        .unwrap_or(Value::Null);
+    if out.function_error().is_some() {
+        return Err(function_error(&body));
+    }
+    let result: RestoreDeleteResult = serde_json::from_value(body.clone()).map_err(|e| {
+        CliError::failed(
+            "Internal",
+            format!("{function} answered what is not a deletion's result ({e}): {body}"),
+        )
+    })?;
+    emit(&if ctx.output.is_document() {
+        document(&result, ctx.output)?
+    } else {
+        deletion_text(&result)
+    });
+    Ok(())
+}
+
+/// The error a function reported (`{"errorType", "errorMessage"}`): brfed's own names keep their
+/// name and lose their prefix, as a step error does; bad input is exit status 2.
+pub fn function_error(body: &Value) -> CliError {
+    let name = body["errorType"].as_str().unwrap_or("FunctionError");
+    let text = body["errorMessage"].as_str().unwrap_or_default();
+    let ours = brfed_core::ERROR_NAMES.contains(&name);
+    let message = match text.split_once(": ") {
+        Some((_, m)) if ours => m.to_string(),
+        _ => text.to_string(),
+    };
+    if matches!(name, "InvalidSpec" | "Configuration") {
+        CliError::input(name, message)
+    } else {
+        CliError::failed(name, message)
+    }
+}
+
+/// What `restore delete` prints.
+pub fn deletion_text(r: &RestoreDeleteResult) -> String {
+    let mut d = Describe::new();
+    d.field("VolumeRestore", format!("{}/{}", r.namespace, r.name))
+        .field("Result", &r.result)
+        .field("Execution", or_none(Some(&r.execution)))
+        .field("Members Deleted", lines_or_none(&r.members_deleted, ", "))
+        .field("Already Gone", lines_or_none(&r.members_gone, ", "));
+    if !r.foreign_members.is_empty() {
+        d.field(
+            "Foreign Members",
+            format!(
+                "{} (not this restore's: left)",
+                r.foreign_members.join(", ")
+            ),
+        );
+    }
+    if !r.volumes_left.is_empty() {
+        d.field(
+            "Volumes Left",
+            format!(
+                "{} (a failed restore's leftovers: a deletion never deletes volumes)",
+                r.volumes_left.join(", ")
+            ),
+        );
+    }
+    d.field("Next Execution", &r.next_execution_name);
+    d.finish()
 }
 
 /// The progress line of a running restore: its phase and the step running.
@@ -247,6 +347,48 @@ mod tests {
                           "members": [{"k8sClusterName": "dp1", "tcName": "basic", "tcNamespace": "tidb", "backupName": "fed-rt1"}]}
             }),
         )
+    }
+
+    #[test]
+    fn a_function_error_keeps_brfeds_name_and_its_exit_status() {
+        let e = function_error(&json!({"errorType": "RestoreRunning",
+            "errorMessage": "restore running: br/r1 is Running (execution x)"}));
+        assert_eq!(e.name, "RestoreRunning");
+        assert_eq!(e.message, "br/r1 is Running (execution x)");
+        assert_eq!(e.exit_code(), 1);
+        let e = function_error(
+            &json!({"errorType": "InvalidSpec", "errorMessage": "invalid spec: name `X`"}),
+        );
+        assert_eq!((e.message.as_str(), e.exit_code()), ("name `X`", 2));
+        let e = function_error(&json!({"errorType": "Runtime.ExitError", "errorMessage": "a: b"}));
+        assert_eq!(
+            (e.name.as_str(), e.message.as_str()),
+            ("Runtime.ExitError", "a: b")
+        );
+    }
+
+    #[test]
+    fn a_deletion_says_what_went_what_was_left_and_the_next_name() {
+        let r = RestoreDeleteResult {
+            name: "r1".into(),
+            namespace: "br".into(),
+            result: "Deleted".into(),
+            execution: "arn:x".into(),
+            members_deleted: vec!["dp1/tidb/fed-r1".into()],
+            foreign_members: vec!["dp2/tidb/fed-r1".into()],
+            next_execution_name: "br.r1_2".into(),
+            ..Default::default()
+        };
+        let text = deletion_text(&r);
+        for needle in [
+            "br/r1",
+            "Deleted",
+            "dp1/tidb/fed-r1",
+            "dp2/tidb/fed-r1 (not this restore's: left)",
+            "br.r1_2",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -52,6 +52,11 @@ const SFN_CALLS: &[(&str, &str)] = &[
     ("retention-sweep", "volume-backup-delete.asl.json"),
 ];
 
+/// The crates that only ask Step Functions about executions of one state machine (its ASL file),
+/// never start one: `states:DescribeExecution` on its executions, and nothing else of Step
+/// Functions. `restore-delete`: has the execution of a restore whose record never ended stopped?
+const SFN_DESCRIBE_ONLY: &[(&str, &str)] = &[("restore-delete", "volume-restore.asl.json")];
+
 /// The crates that put brfed's events on EventBridge (`docs/signals.md`): their `src/main.rs`
 /// calls `runtime.signals()` (`functions/adapters/src/emit.rs`) after its step. Exactly these get
 /// `events:PutEvents`, alone in its statement, on the default bus only (`BRFED_EVENT_BUS` is left
@@ -105,10 +110,15 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 "{role_id}"
             );
             let actions = actions_of(s);
-            let sfn = SFN_CALLS
+            let describe_only = SFN_DESCRIBE_ONLY
                 .iter()
                 .find(|(k, _)| *k == krate)
                 .map(|(_, file)| *file);
+            let sfn = SFN_CALLS
+                .iter()
+                .find(|(k, _)| *k == krate)
+                .map(|(_, file)| *file)
+                .or(describe_only);
             for a in &actions {
                 assert!(
                     *a != "*" && !a.ends_with(":*"),
@@ -122,7 +132,8 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                         || a.starts_with("s3:")
                         || EC2_CALLS.contains(&(krate.as_str(), *a))
                         || (sfn.is_some()
-                            && ["states:StartExecution", "states:DescribeExecution"].contains(a))
+                            && ["states:StartExecution", "states:DescribeExecution"].contains(a)
+                            && (describe_only.is_none() || *a == "states:DescribeExecution"))
                         || (*a == "events:PutEvents"
                             && (EVENT_EMITTERS.contains(&krate.as_str())
                                 || krate == SETTLE_CHECKER))
@@ -231,6 +242,13 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
             krate == SETTLE_CHECKER,
             "{role_id}: settle checks are {SETTLE_CHECKER}'s only"
         );
+        if SFN_DESCRIBE_ONLY.iter().any(|(k, _)| *k == krate) {
+            assert_eq!(
+                sfn_granted,
+                BTreeSet::from(["states:DescribeExecution"]),
+                "{role_id}: {krate} describes executions, and starts none"
+            );
+        }
         if SFN_CALLS.iter().any(|(k, _)| *k == krate) {
             assert_eq!(
                 sfn_granted,

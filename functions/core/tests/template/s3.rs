@@ -230,6 +230,12 @@ const CATALOG_ACCESS: &[(&str, &str, &str)] = &[
     ("restore-start", "volumerestores", "rw"),
     // `restore::steps::resolve_from_backup`: a restore named after a backup.
     ("restore-start", "volumebackups", "r"),
+    // `restore::steps::start`: is the record in the way one whose deletion removes it now?
+    ("restore-start", "volumerestore-generations", "r"),
+    // `restore::steps::delete`: the record (kept with what remains, or removed), and the name's
+    // generation it raises.
+    ("restore-delete", "volumerestores", "rwd"),
+    ("restore-delete", "volumerestore-generations", "rw"),
     ("restore-observe", "volumerestores", "rw"),
     ("restore-data", "volumerestores", "rw"),
     ("restore-finish", "volumerestores", "rw"),
@@ -258,6 +264,10 @@ fn catalog_keys() -> Vec<(&'static str, String)> {
         (
             "volumerestores",
             brfed_core::restore::status::restore_key("team-a", "nightly-x"),
+        ),
+        (
+            "volumerestore-generations",
+            brfed_core::restore::status::generation_key("team-a", "nightly-x"),
         ),
         (
             "volumebackupschedules",
