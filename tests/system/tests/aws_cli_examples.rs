@@ -18,6 +18,7 @@ use std::time::Duration;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/aws-cli.md");
 const TICK_FN: &str = "arn:aws:lambda:us-west-2:123456789012:function:schedule-tick";
+const RESTORE_DELETE_FN: &str = "arn:aws:lambda:us-west-2:123456789012:function:restore-delete";
 
 /// The tagged `sh` blocks of a Markdown text, in order: (name, body).
 fn tagged_blocks(markdown: &str) -> Vec<(String, String)> {
@@ -54,6 +55,9 @@ fn run_block(dir: &Path, vars: &[(&str, String)], body: &str) -> Ran {
     if std::env::var("BRFED_SCHEDULE_TICK_FUNCTION_ARN").is_err() {
         cmd.env("BRFED_SCHEDULE_TICK_FUNCTION_ARN", TICK_FN);
     }
+    if std::env::var("BRFED_RESTORE_DELETE_FUNCTION_ARN").is_err() {
+        cmd.env("BRFED_RESTORE_DELETE_FUNCTION_ARN", RESTORE_DELETE_FN);
+    }
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -72,7 +76,7 @@ fn the_document_has_the_tagged_examples_in_order() {
     assert_eq!(names, EXPECTED_BLOCKS, "docs/aws-cli.md's tagged examples");
 }
 
-const EXPECTED_BLOCKS: [&str; 13] = [
+const EXPECTED_BLOCKS: [&str; 15] = [
     "write-volumebackup",
     "convert",
     "start-backup",
@@ -81,6 +85,8 @@ const EXPECTED_BLOCKS: [&str; 13] = [
     "catalog",
     "restore-from-backup",
     "restore-from-prefixes",
+    "delete-restore",
+    "recreate-restore",
     "stop",
     "delete",
     "list-rules",
@@ -101,7 +107,9 @@ async fn every_aws_cli_example_runs_as_documented() {
     let tc_ns = tc.ns;
     let target_ns = format!("{tc_ns}-rt");
     let target2_ns = format!("{tc_ns}-rp");
-    for target in [&target_ns, &target2_ns] {
+    // the TidbClusters the deleted restore's name restores into again
+    let target3_ns = format!("{tc_ns}-r3");
+    for target in [&target_ns, &target2_ns, &target3_ns] {
         seed_restore_target(
             &world.kubeconfig,
             &planes,
@@ -152,6 +160,7 @@ async fn every_aws_cli_example_runs_as_documented() {
         ("RESTORE", restore.clone()),
         ("TARGET_NS", target_ns.clone()),
         ("TARGET2_NS", target2_ns.clone()),
+        ("TARGET3_NS", target3_ns.clone()),
         ("SCHEDULE", schedule.clone()),
     ];
     let expect: Vec<(&str, Vec<String>)> = vec![
@@ -195,6 +204,22 @@ async fn every_aws_cli_example_runs_as_documented() {
             vec![
                 format!("execution:volume-restore:br.{restore}-p"),
                 "SUCCEEDED".into(),
+            ],
+        ),
+        (
+            "delete-restore",
+            vec![
+                "None".into(),
+                format!("Deleted br.{restore}_2"),
+                "not in the catalog any more".into(),
+            ],
+        ),
+        (
+            "recreate-restore",
+            vec![
+                format!("execution:volume-restore:br.{restore}_2"),
+                "SUCCEEDED".into(),
+                "Complete".into(),
             ],
         ),
         (

@@ -907,3 +907,135 @@ spec:
     .await;
     assert!(deleted.ok().stdout.contains("deleted"), "{deleted:#?}");
 }
+
+/// Every volume restored into the target TidbClusters of `key` (the simulator's own tag: as on
+/// the real operator's volumes, no tag names the restore).
+async fn target_volumes(world: &World, key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = world
+        .cloud
+        .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
+        .await
+        .expect("DescribeVolumes")
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restored() {
+    let world = World::from_env().await;
+    let tc = SeededCluster::seed(&world, "clid", "tidb", 2)
+        .await
+        .expect("seed");
+    let name = format!("cd-{}", tc.id());
+    let SeededCluster { ns, planes, .. } = tc;
+    let dir = workdir(&ns);
+    let vbk = write(
+        &dir,
+        "vbk.yaml",
+        &backup_yaml(
+            &name,
+            &clusters_yaml(&planes, "basic", &ns, false),
+            &world.bucket,
+            &format!("{ns}/backup"),
+        ),
+    );
+    brfed(&["backup", "create", "-f", &vbk, "--wait", "--timeout", "240"])
+        .await
+        .ok();
+    let target = format!("{ns}-rt");
+    let seed_target = || async {
+        seed_restore_target(
+            &world.kubeconfig,
+            &planes,
+            &TidbClusterSeed::new(&target, "basic", &target).stores_per_plane(2),
+        )
+        .await
+        .expect("seed restore target")
+    };
+    seed_target().await;
+    let rname = format!("cd-{}", &ns[ns.len() - 8..]);
+    let vrt = write(
+        &dir,
+        "vrt.yaml",
+        &restore_yaml(
+            &rname,
+            &name,
+            &clusters_yaml(&planes, "basic", &target, true),
+        ),
+    );
+    let create = [
+        "restore",
+        "create",
+        "-f",
+        &vrt,
+        "--wait",
+        "--timeout",
+        "240",
+    ];
+    brfed(&create).await.ok();
+    let volumes = target_volumes(&world, &target).await;
+    assert_eq!(volumes.len(), planes.len() * 2, "two TiKV stores a plane");
+
+    // a running restore cannot be deleted is the core's test; here one that ended is
+    let deleted = brfed(&["restore", "delete", &rname, "-n", "br"]).await;
+    deleted.ok();
+    for needle in [
+        "Result:",
+        "Deleted",
+        &format!("fed-{rname}"),
+        &format!("br.{rname}_2"),
+    ] {
+        assert!(deleted.stdout.contains(needle), "{needle}: {deleted:#?}");
+    }
+    for p in &planes {
+        let member = world
+            .restores(p, &target)
+            .get_opt(&format!("fed-{rname}"))
+            .await
+            .unwrap();
+        assert!(member.is_none(), "{p}: the member Restore is gone");
+        let tc = world
+            .tidbclusters(p, &target)
+            .get_opt("basic")
+            .await
+            .unwrap();
+        assert!(tc.is_some(), "{p}: the restored TidbCluster stays");
+    }
+    let gone = brfed(&["restore", "get", &rname, "-n", "br"]).await;
+    assert_eq!(gone.code, 1, "{gone:#?}");
+    assert!(gone.stderr.contains("RestoreNotFound"), "{gone:#?}");
+    assert_eq!(
+        target_volumes(&world, &target).await,
+        volumes,
+        "the restored volumes are the restored TiKV: never deleted"
+    );
+
+    // again: nothing to do, said so
+    let again = brfed(&["restore", "delete", &rname, "-n", "br", "-o", "json"]).await;
+    assert_eq!(again.ok().json()["result"], "AlreadyDeleted", "{again:#?}");
+
+    // the name again, into the same TidbClusters back in recovery mode: Complete, under the
+    // name's second execution name
+    seed_target().await;
+    let recreated = brfed(&create).await;
+    recreated.ok();
+    assert!(recreated.stdout.contains("Complete"), "{recreated:#?}");
+    let r = brfed(&["restore", "get", &rname, "-n", "br", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(r["status"]["phase"], "Complete");
+    let execution = r["brfed"]["execution"].as_str().unwrap_or_default();
+    assert!(
+        execution.ends_with(&format!(":br.{rname}_2")),
+        "{execution}"
+    );
+    // a repeated create of that restore is refused by name and starts nothing
+    let twice = brfed(&["restore", "create", "-f", &vrt]).await;
+    assert_eq!(twice.code, 1, "{twice:#?}");
+    assert!(twice.stderr.contains("RestoreExists"), "{twice:#?}");
+    brfed(&["restore", "delete", &rname, "-n", "br"]).await.ok();
+}

@@ -534,6 +534,7 @@ fn restore_finalize(
                     refused: None,
                 })
                 .collect(),
+            deletion: None,
         },
     };
     RestoreFinalizeOutput::new(ctx, document, failure.as_ref())
