@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn a_stack_is_read_only_when_something_is_not_set() {
         let mut args = vec!["--stack", "brfed"];
-        let values = ["b", "arn:1", "arn:2", "arn:3", "arn:4", "arn:5"];
+        let values = ["b", "arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6"];
         for (s, v) in Setting::ALL.iter().zip(values) {
             args.extend([s.flag(), v]);
         }
