@@ -358,7 +358,7 @@ pub enum RestoreCommand {
         long_about = "Start a restore from a VolumeRestore file: as BR Federation users have \
 it (each spec.clusters[].backup.s3 pointing at that member's backup), or with \
 \"fromBackup\": {\"namespace\": ..., \"name\": ...} beside spec to take each member's backup \
-location from the catalog (spec.clusters[] then need no backup, but an azName). Parsed and \
+location from the catalog (spec.clusters[] then need no backup). Parsed and \
 validated here first; then StartExecution on the volume-restore state machine, execution name = \
 {metadata.namespace}.{metadata.name} (cut and hashed past 80 characters, docs/safety.md), input = \
 the file as JSON. Once a restore of that name was deleted (`restore delete`), Step Functions keeps \

@@ -411,7 +411,10 @@ fn start_restore_volume(
     let args = VolumeArgs {
         storage: m.storage().expect("validated"),
         backup,
-        volume_az: str_at(&m.obj, "/spec/volumeAZ").map(String::from),
+        // an empty volumeAZ is no --target-az: BR restores each volume into its backup volume's AZ
+        volume_az: str_at(&m.obj, "/spec/volumeAZ")
+            .filter(|az| !az.is_empty())
+            .map(String::from),
         volume_type,
         warmup: str_at(&m.obj, "/spec/warmup").unwrap_or("").to_string(),
         strategy: str_at(&m.obj, "/spec/warmupStrategy")

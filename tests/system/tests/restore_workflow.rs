@@ -618,3 +618,41 @@ async fn of_two_restores_started_at_once_under_one_name_exactly_one_proceeds() {
     assert_eq!(doc["brfed"]["execution"].as_str(), Some(won.arn.as_str()));
     assert_eq!(doc["status"]["phase"], "Complete", "{doc}");
 }
+
+/// A restore without `azName`, as the original takes it: the member's `volumeAZ` is empty, so BR
+/// makes each volume in the AZ of its backup volume, and brfed still proves and claims every one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_without_az_names_restores_into_the_backup_volumes_azs() {
+    let c = backed_up("rt-noaz", 2).await;
+    let name = c.restore_name("rt-noaz");
+    let mut input = c.restore_of(&name).build();
+    for cl in input["spec"]["clusters"].as_array_mut().unwrap() {
+        cl.as_object_mut().unwrap().remove("azName");
+    }
+    let done = c.restore(&name, &input).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let doc = done.output.unwrap();
+    let claims = doc["brfed"]["volumeClaims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(claims.len(), c.planes.len(), "{claims:?}");
+    for cl in &claims {
+        assert!(cl["refused"].is_null(), "{cl}");
+        assert_eq!(cl["claimed"], 2, "{cl}");
+    }
+    let ec2 = &c.world.cloud.ec2;
+    for (plane, meta) in restoremetas(&c).await {
+        for store in meta["tikv"]["stores"].as_array().unwrap() {
+            for v in store["volumes"].as_array().unwrap() {
+                let id = v["restore_volume_id"].as_str().unwrap();
+                let vol = ec2.describe_volumes().volume_ids(id).send().await.unwrap();
+                assert_eq!(
+                    vol.volumes()[0].availability_zone(),
+                    v["volume_az"].as_str(),
+                    "{plane}: {id} is not in its backup volume's AZ"
+                );
+            }
+        }
+    }
+}

@@ -42,7 +42,8 @@ pub struct RestoreCluster {
     /// Its namespace (the member `Restore` goes there).
     #[serde(default)]
     pub tc_namespace: String,
-    /// AZ of the restored volumes.
+    /// AZ of the restored volumes; empty: each volume in the AZ of its backup volume, as the
+    /// original (the member's `volumeAZ` is empty, BR gets no `--target-az`).
     #[serde(default)]
     pub az_name: String,
     /// Storage of that member's backup (`{"s3": {...}}`).
@@ -252,11 +253,6 @@ impl RestoreRequest {
                         "spec.clusters[{i}].{field} `{v}` is empty or not a valid name"
                     ));
                 }
-            }
-            if c.az_name.is_empty() {
-                problems.push(format!(
-                    "spec.clusters[{i}].azName is empty: restored volumes need a target AZ"
-                ));
             }
             if !seen.insert(c.k8s_cluster_name.clone()) {
                 problems.push(format!(

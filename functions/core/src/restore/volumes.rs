@@ -65,8 +65,12 @@ pub struct Scope {
     pub tc_name: String,
     /// Its namespace.
     pub tc_namespace: String,
-    /// The AZ the member restores into.
+    /// The AZ the member restores into (`azName`); empty when the restore gives none, and each
+    /// volume is then made in the AZ of the backup volume of its snapshot (BR without
+    /// `--target-az`), which [`Scope::snapshot_azs`] holds.
     pub az: String,
+    /// The AZ of the backup volume of each snapshot (`backupmeta`'s `volume_az`).
+    pub snapshot_azs: BTreeMap<String, String>,
     /// When the restore began (the catalog document's `creationTimestamp`), if readable.
     pub started: Option<DateTime<Utc>>,
     /// The snapshots of the member's backup (`backupmeta`), one per backup volume.
@@ -75,14 +79,16 @@ pub struct Scope {
 
 impl Scope {
     /// The scope of member `cluster` of restore `doc` in stack `stack`, with the snapshots of its
-    /// backup.
+    /// backup (its `backupmeta`).
     pub fn new(
         stack: &str,
         doc: &VolumeRestoreDoc,
         cluster: &RestoreCluster,
-        snapshots: Vec<String>,
+        backupmeta: &Value,
     ) -> Self {
+        let snapshots = crate::backup::member::snapshot_ids(backupmeta);
         Self {
+            snapshot_azs: snapshot_azs(backupmeta),
             stack: stack.to_string(),
             restore: format!("{}/{}", doc.metadata.meta.namespace, doc.metadata.meta.name),
             k8s_cluster: cluster.k8s_cluster_name.clone(),
@@ -154,10 +160,19 @@ impl Scope {
                 self.k8s_cluster
             ));
         }
-        if v.availability_zone != self.az {
+        let az = match self.az.as_str() {
+            "" => v
+                .snapshot_id
+                .as_ref()
+                .and_then(|s| self.snapshot_azs.get(s))
+                .map_or("", String::as_str),
+            az => az,
+        };
+        if v.availability_zone != az {
             return Err(format!(
                 "in {}, the member restores into {}",
-                v.availability_zone, self.az
+                v.availability_zone,
+                if az.is_empty() { "an unknown AZ" } else { az }
             ));
         }
         let Some(started) = self.started else {
@@ -194,6 +209,20 @@ impl Scope {
             (Ok(false), Err(why)) => Judged::NotOurs(why),
         }
     }
+}
+
+/// The AZ of each snapshot's backup volume in a `backupmeta`
+/// (`tikv.stores[].volumes[].{snapshot_id, volume_az}`), where it says.
+pub fn snapshot_azs(meta: &Value) -> BTreeMap<String, String> {
+    meta["tikv"]["stores"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["volumes"].as_array().into_iter().flatten())
+        .filter_map(|v| Some((v["snapshot_id"].as_str()?, v["volume_az"].as_str()?)))
+        .filter(|(s, az)| !s.is_empty() && !az.is_empty())
+        .map(|(s, az)| (s.to_string(), az.to_string()))
+        .collect()
 }
 
 /// The volume ids of a `restoremeta` (`tikv.stores[].volumes[].restore_volume_id`).
@@ -259,12 +288,7 @@ pub async fn claim<S: ObjectStore, V: Volumes>(
     let Some(restoremeta) = restoremeta else {
         return Ok(refused("the backup's restoremeta is unreadable".into()));
     };
-    let scope = Scope::new(
-        stack,
-        doc,
-        cluster,
-        crate::backup::member::snapshot_ids(&backupmeta),
-    );
+    let scope = Scope::new(stack, doc, cluster, &backupmeta);
     let listed: BTreeSet<String> = restoremeta_volumes(&restoremeta).into_iter().collect();
     let found = volumes.volumes_from_snapshots(&scope.snapshots).await?;
     let mut candidates = BTreeSet::new();
@@ -324,9 +348,32 @@ mod tests {
             tc_name: "basic".into(),
             tc_namespace: "tidb".into(),
             az: "az-a".into(),
+            snapshot_azs: BTreeMap::new(),
             started: Some("2026-01-01T00:00:00Z".parse().unwrap()),
             snapshots: vec!["snap-1".into(), "snap-2".into()],
         }
+    }
+
+    /// Without `azName`, BR makes each volume in the AZ of its snapshot's backup volume
+    /// (`backupmeta`'s `volume_az`): that AZ is the proof, and another is not.
+    #[test]
+    fn without_an_az_name_each_volume_is_judged_by_its_backup_volumes_az() {
+        let meta = serde_json::json!({"tikv": {"stores": [{"volumes": [
+            {"snapshot_id": "snap-1", "volume_az": "az-b"},
+            {"snapshot_id": "snap-2", "volume_az": "az-c"}]}]}});
+        let mut s = scope();
+        s.az = String::new();
+        s.snapshot_azs = snapshot_azs(&meta);
+        let at = "2026-01-01T00:01:00Z";
+        let mut v = vol("v", at, &[]);
+        v.availability_zone = "az-b".into();
+        assert!(s.plausible(&v).is_ok(), "{:?}", s.plausible(&v));
+        v.availability_zone = "az-a".into();
+        assert!(s.plausible(&v).unwrap_err().contains("restores into az-b"));
+        // A snapshot whose AZ backupmeta does not give proves nothing.
+        v.snapshot_id = Some("snap-3".into());
+        s.snapshots.push("snap-3".into());
+        assert!(s.plausible(&v).unwrap_err().contains("an unknown AZ"));
     }
 
     fn vol(id: &str, at: &str, tags: &[(&str, &str)]) -> VolumeFacts {

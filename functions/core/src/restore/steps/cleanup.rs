@@ -125,12 +125,7 @@ async fn member_volumes<D: DataPlanes, S: ObjectStore, V: Volumes>(
         l.unconfirmed_volumes = listed;
         return None;
     };
-    let scope = Scope::new(
-        env.base.catalog_bucket,
-        doc,
-        cluster,
-        crate::backup::member::snapshot_ids(&backupmeta),
-    );
+    let scope = Scope::new(env.base.catalog_bucket, doc, cluster, &backupmeta);
     match env.volumes.volumes_from_snapshots(&scope.snapshots).await {
         Ok(mut found) => {
             found.sort_by(|a, b| a.id.cmp(&b.id));
@@ -203,7 +198,12 @@ pub(crate) async fn leftovers<D: DataPlanes, S: ObjectStore, V: Volumes>(
             l.notes.push(format!(
                 "the member was still creating volumes when this was written: volumes it made later are not listed (made from {}'s backup snapshots, in {})",
                 m.k8s_cluster_name,
-                doc.spec.clusters.get(i).map_or("", |c| c.az_name.as_str())
+                doc.spec
+                    .clusters
+                    .get(i)
+                    .map(|c| c.az_name.as_str())
+                    .filter(|az| !az.is_empty())
+                    .unwrap_or("the AZs of the backup's volumes")
             ));
         }
         if let Some(why) = all_claims

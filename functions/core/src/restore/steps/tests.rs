@@ -199,3 +199,19 @@ fn check_wal_only_without_a_sync_warmup_is_refused_by_name() {
         );
     }
 }
+
+/// A cluster without `azName` is accepted, as the original takes it (each volume is restored
+/// into its backup volume's AZ), and the member `Restore` gets an empty `volumeAZ`, as the
+/// original's `buildRestoreMember` writes it.
+#[test]
+fn a_restore_without_an_az_name_is_accepted_as_the_original_accepts_it() {
+    use crate::restore::spec::RestoreRequest;
+    use crate::testing::restore_request;
+    let mut v = restore_request("r", "data", "tidb", false);
+    for c in v["spec"]["clusters"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("azName");
+    }
+    let req = RestoreRequest::from_value(v).unwrap();
+    req.validate().expect("valid without azName");
+    assert!(req.spec.clusters.iter().all(|c| c.az_name.is_empty()));
+}
