@@ -215,15 +215,12 @@ pub fn describe_text(doc: &VolumeBackupDoc, now: DateTime<Utc>) -> String {
         d.field("Teardown Requested", when(Some(t), now));
     }
     // The safety net (docs/reliability.md): members not asked yet, members still running.
-    if !b.teardown_pending.is_empty() {
-        d.field(
-            "Teardown Pending",
-            format!(
-                "{} (not asked yet: backup-abort is retried until they are)",
-                b.teardown_pending.join("; ")
-            ),
-        );
-    }
+    d.listed(
+        "Teardown Pending",
+        &b.teardown_pending,
+        "; ",
+        "not asked yet: backup-abort is retried until they are",
+    );
     match b.members_settled {
         Some(false) => {
             d.field(

@@ -199,6 +199,14 @@ impl Describe {
         self
     }
 
+    /// A `Key: a, b (note)` line (items joined by `sep`), only when there are items.
+    pub fn listed(&mut self, key: &str, items: &[String], sep: &str, note: &str) -> &mut Self {
+        if !items.is_empty() {
+            self.field(key, format!("{} ({note})", items.join(sep)));
+        }
+        self
+    }
+
     fn flush(&mut self) {
         let width = self.block.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
         let pad = " ".repeat(self.indent);

@@ -123,24 +123,18 @@ pub fn deletion_text(r: &RestoreDeleteResult) -> String {
         .field("Execution", or_none(Some(&r.execution)))
         .field("Members Deleted", lines_or_none(&r.members_deleted, ", "))
         .field("Already Gone", lines_or_none(&r.members_gone, ", "));
-    if !r.foreign_members.is_empty() {
-        d.field(
-            "Foreign Members",
-            format!(
-                "{} (not this restore's: left)",
-                r.foreign_members.join(", ")
-            ),
-        );
-    }
-    if !r.volumes_left.is_empty() {
-        d.field(
-            "Volumes Left",
-            format!(
-                "{} (a failed restore's leftovers: a deletion never deletes volumes)",
-                r.volumes_left.join(", ")
-            ),
-        );
-    }
+    d.listed(
+        "Foreign Members",
+        &r.foreign_members,
+        ", ",
+        "not this restore's: left",
+    )
+    .listed(
+        "Volumes Left",
+        &r.volumes_left,
+        ", ",
+        "a failed restore's leftovers: a deletion never deletes volumes",
+    );
     d.field("Next Execution", &r.next_execution_name);
     d.finish()
 }
@@ -295,15 +289,12 @@ pub fn describe_text(doc: &VolumeRestoreDoc, now: DateTime<Utc>) -> String {
                 )
                 .field("Volumes", lines_or_none(&l.volumes, ", "))
                 .field("Recovery Mode", l.tidb_cluster_in_recovery_mode.to_string());
-            if !l.unconfirmed_volumes.is_empty() {
-                d.field(
-                    "Unconfirmed Volumes",
-                    format!(
-                        "{} (not proved this restore's: never deleted)",
-                        l.unconfirmed_volumes.join(", ")
-                    ),
-                );
-            }
+            d.listed(
+                "Unconfirmed Volumes",
+                &l.unconfirmed_volumes,
+                ", ",
+                "not proved this restore's: never deleted",
+            );
             if let Some(f) = &l.foreign_member {
                 d.field("Foreign Member", format!("{f} (not this restore's: left)"));
             }

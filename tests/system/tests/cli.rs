@@ -167,25 +167,54 @@ spec:
     )
 }
 
+/// A TidbCluster seeded in the world's data planes (`stores` TiKV a plane) and a `VolumeBackup`
+/// of it named `{name_prefix}-{id}`, written as `vbk.yaml` in its own work dir.
+struct CliCase {
+    name: String,
+    ns: String,
+    planes: Vec<String>,
+    dir: PathBuf,
+    vbk: String,
+}
+
+impl CliCase {
+    async fn new(world: &World, prefix: &str, name_prefix: &str, stores: usize) -> Self {
+        let tc = SeededCluster::seed(world, prefix, "tidb", stores)
+            .await
+            .expect("seed");
+        let name = format!("{name_prefix}-{}", tc.id());
+        let SeededCluster { ns, planes, .. } = tc;
+        let dir = workdir(&ns);
+        let vbk = write(
+            &dir,
+            "vbk.yaml",
+            &backup_yaml(
+                &name,
+                &clusters_yaml(&planes, "basic", &ns, false),
+                &world.bucket,
+                &format!("{ns}/backup"),
+            ),
+        );
+        Self {
+            name,
+            ns,
+            planes,
+            dir,
+            vbk,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_made_with_the_cli_reads_back_like_kubectl_restores_by_name_and_is_deleted() {
     let world = World::from_env().await;
-    let tc = SeededCluster::seed(&world, "clib", "tidb", 2)
-        .await
-        .expect("seed");
-    let name = format!("cb-{}", tc.id());
-    let SeededCluster { ns, planes, .. } = tc;
-    let dir = workdir(&ns);
-    let vbk = write(
-        &dir,
-        "vbk.yaml",
-        &backup_yaml(
-            &name,
-            &clusters_yaml(&planes, "basic", &ns, false),
-            &world.bucket,
-            &format!("{ns}/backup"),
-        ),
-    );
+    let CliCase {
+        name,
+        ns,
+        planes,
+        dir,
+        vbk,
+    } = CliCase::new(&world, "clib", "cb", 2).await;
 
     // create --wait: the describe view of a Complete backup
     let created = brfed(&["backup", "create", "-f", &vbk, "--wait", "--timeout", "240"]).await;
@@ -927,22 +956,13 @@ async fn target_volumes(world: &World, key: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restored() {
     let world = World::from_env().await;
-    let tc = SeededCluster::seed(&world, "clid", "tidb", 2)
-        .await
-        .expect("seed");
-    let name = format!("cd-{}", tc.id());
-    let SeededCluster { ns, planes, .. } = tc;
-    let dir = workdir(&ns);
-    let vbk = write(
-        &dir,
-        "vbk.yaml",
-        &backup_yaml(
-            &name,
-            &clusters_yaml(&planes, "basic", &ns, false),
-            &world.bucket,
-            &format!("{ns}/backup"),
-        ),
-    );
+    let CliCase {
+        name,
+        ns,
+        planes,
+        dir,
+        vbk,
+    } = CliCase::new(&world, "clid", "cd", 2).await;
     brfed(&["backup", "create", "-f", &vbk, "--wait", "--timeout", "240"])
         .await
         .ok();
