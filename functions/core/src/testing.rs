@@ -31,6 +31,9 @@ pub struct FakePlanes {
     /// Data planes that refuse every change (patch, delete) with this message.
     refusing: Mutex<BTreeMap<String, String>>,
     not_serving: Mutex<HashSet<String>>,
+    /// Data planes whose member objects vanish at the next patch (their data plane finished
+    /// deleting them between a read and the patch): the patch finds nothing.
+    vanishing: Mutex<HashSet<String>>,
     /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
     pub log: Mutex<Vec<String>>,
 }
@@ -51,6 +54,13 @@ impl FakePlanes {
             return Err(Self::not_found(&m.k8s_cluster_name, "patch"));
         }
         let mut b = self.objects(kind).lock().unwrap();
+        if self.vanishing.lock().unwrap().remove(&m.k8s_cluster_name) {
+            b.remove(&(
+                m.k8s_cluster_name.clone(),
+                m.tc_namespace.clone(),
+                m.backup_name.clone(),
+            ));
+        }
         let obj = b
             .get_mut(&(
                 m.k8s_cluster_name.clone(),
@@ -112,6 +122,12 @@ impl FakePlanes {
 
     /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
     /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
+    /// The member objects of `cluster` vanish at the next patch (deleted by their data plane
+    /// between a read and the patch).
+    pub fn vanish_at_next_patch(&self, cluster: &str) {
+        self.vanishing.lock().unwrap().insert(cluster.to_string());
+    }
+
     pub fn refuse_changes(&self, cluster: &str, message: Option<&str>) {
         let mut r = self.refusing.lock().unwrap();
         match message {

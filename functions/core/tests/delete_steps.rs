@@ -346,6 +346,20 @@ async fn a_member_without_backupmeta_has_its_objects_deleted_by_brfed_and_the_de
     assert!(!r.remains.anything_remains(), "{r:?}");
 }
 
+/// Run again after a stopped deletion, a member whose clean already ran (no `backupmeta`) may
+/// vanish between the read and the patch that hands it to brfed: it is gone, not an error (the
+/// system test `a_stopped_deletion_is_marked_clean_failed_and_can_be_run_again` met this as
+/// `MemberMissing`).
+#[tokio::test]
+async fn a_member_that_vanishes_before_its_patch_is_gone_not_missing() {
+    let w = World::new(3, "Failed", "Delete");
+    w.store.remove(DATA, "p-dp2/backupmeta");
+    w.planes.vanish_at_next_patch("dp2");
+    let out = w.start().await;
+    assert_eq!(out.deletion.members[1].clean_by, CleanBy::BrfedAfterRetain);
+    assert_eq!(w.observe(&out).await.verdict, "met");
+}
+
 #[tokio::test]
 async fn on_failure_deletes_only_a_failed_backup() {
     for (phase, deletes) in [("Complete", false), ("Failed", true)] {

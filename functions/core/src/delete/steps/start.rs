@@ -174,9 +174,17 @@ pub async fn start<D: DataPlanes, S: ObjectStore, V: Volumes>(
                 "metadata": {"finalizers": finalizers},
                 "spec": {"cleanPolicy": "Retain"},
             });
-            env.planes
+            match env
+                .planes
                 .patch_member_if(MemberKind::Backup, &m.member, uid, &patch)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // Its data plane finished deleting it between the read and the patch (a member
+                // whose clean already ran, on a deletion run again): nothing left to ask.
+                Err(StepError::MemberMissing(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
         env.planes
             .delete_member_if(MemberKind::Backup, &m.member, uid)
