@@ -45,6 +45,16 @@ impl CliError {
         }
     }
 
+    /// An error of brfed's error name `name` (a step's, or a function's `errorType`): bad input
+    /// for `InvalidSpec` and `Configuration`, a failed operation otherwise.
+    pub fn of_step(name: &str, message: impl Into<String>) -> Self {
+        if matches!(name, "InvalidSpec" | "Configuration") {
+            Self::input(name, message)
+        } else {
+            Self::failed(name, message)
+        }
+    }
+
     /// The process exit status.
     pub fn exit_code(&self) -> u8 {
         if self.bad_input {
@@ -95,22 +105,18 @@ impl std::error::Error for CliError {}
 /// The message of a step error without the prefix its `Display` adds (`invalid spec: `): every
 /// prefix is a few words without a colon, so the message is what follows the first `": "`.
 pub fn step_message(e: &StepError) -> String {
-    let text = e.to_string();
-    match text.split_once(": ") {
-        Some((_, message)) => message.to_string(),
-        None => text,
-    }
+    without_prefix(&e.to_string()).to_string()
+}
+
+/// A step error's text (`restore running: ...`, as a function reports it too) without its
+/// prefix: what follows the first `": "`.
+pub fn without_prefix(text: &str) -> &str {
+    text.split_once(": ").map_or(text, |(_, message)| message)
 }
 
 impl From<StepError> for CliError {
     fn from(e: StepError) -> Self {
-        let message = step_message(&e);
-        match e {
-            StepError::InvalidSpec(_) | StepError::Configuration(_) => {
-                Self::input(e.name(), message)
-            }
-            _ => Self::failed(e.name(), message),
-        }
+        Self::of_step(e.name(), step_message(&e))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::args::{CreateArgs, ListArgs, RestoreCommand, WaitArgs};
 use crate::config::Setting;
-use crate::error::CliError;
+use crate::error::{CliError, without_prefix};
 use crate::kind::{self, Kind, Run};
 use crate::render::{Column, Describe, document, emit, lines_or_none, or_none, reason_text};
 use crate::{Ctx, input};
@@ -103,16 +103,11 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<(), CliError> {
 pub fn function_error(body: &Value) -> CliError {
     let name = body["errorType"].as_str().unwrap_or("FunctionError");
     let text = body["errorMessage"].as_str().unwrap_or_default();
-    let ours = brfed_core::ERROR_NAMES.contains(&name);
-    let message = match text.split_once(": ") {
-        Some((_, m)) if ours => m.to_string(),
-        _ => text.to_string(),
+    let message = match brfed_core::ERROR_NAMES.contains(&name) {
+        true => without_prefix(text),
+        false => text,
     };
-    if matches!(name, "InvalidSpec" | "Configuration") {
-        CliError::input(name, message)
-    } else {
-        CliError::failed(name, message)
-    }
+    CliError::of_step(name, message)
 }
 
 /// What `restore delete` prints.

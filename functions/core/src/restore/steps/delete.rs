@@ -6,7 +6,6 @@
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
 use crate::error::StepError;
-use crate::member::MemberRef;
 use crate::names;
 use crate::ports::DataPlanes;
 use crate::ports::Executions;
@@ -119,7 +118,7 @@ pub async fn delete<D: DataPlanes, S: ObjectStore, E: Executions>(
     let mut remaining: Vec<String> = Vec::new();
     let mut first_error: Option<StepError> = None;
     for m in &doc.brfed.members {
-        let at = member_at(m);
+        let at = m.display();
         if !known.contains(&m.k8s_cluster_name) {
             remaining.push(format!(
                 "{at}: data plane {} is not in the kubeconfig",
@@ -276,14 +275,6 @@ async fn bump_generation<D, S: ObjectStore>(
         }
     }
     Err(StepError::CatalogConflict(last))
-}
-
-/// `cluster/namespace/name` of a member.
-fn member_at(m: &MemberRef) -> String {
-    format!(
-        "{}/{}/{}",
-        m.k8s_cluster_name, m.tc_namespace, m.backup_name
-    )
 }
 
 /// An error of the same name as `e`, with `message`.
