@@ -12,9 +12,13 @@
 #
 # Cluster i (name dpi = kubeconfig context = cluster = brfed's k8sClusterName):
 #   apiserver https://127.0.0.1:$((17442+i)), etcd client 127.0.0.1:$((27780+2*i)), peer +1.
-# World dir ${BRFED_WORLD_DIR:-<repo>/.world}: kubeconfig, pki/ (CA, serving cert, client cert in
-# group system:masters; made once), dataplanes/ (pids, etcd data), logs/.
-# CRDs: infra/crds/*.yaml, or every pingcap.com_*.yaml in $BRFED_UPSTREAM_CRDS when that is set.
+# World dir ${BRFED_WORLD_DIR:-<repo>/.world}: kubeconfig (an administrator: group system:masters,
+# for the tests, the simulated operator and the CLI), functions.kubeconfig (brfed's functions: user
+# brfed-functions in group brfed, with only the rights infra/dataplane/brfed-rbac.yaml grants where
+# it is bound), pki/ (CA, serving cert, the two client certs; made once), dataplanes/ (pids, etcd
+# data), logs/.
+# CRDs: infra/crds/*.yaml, or every pingcap.com_*.yaml in $BRFED_UPSTREAM_CRDS when that is set;
+# always infra/local/rbac-crds/*.yaml (the RBAC kinds the API server authorizes with, main.go).
 # Needs: bash, curl, openssl, python3 (with PyYAML, or the one setup-apiserver.sh unpacks).
 set -euo pipefail
 
@@ -27,6 +31,7 @@ DP=$WORLD/dataplanes
 LOGS=$WORLD/logs
 PKI=$WORLD/pki
 KUBECONFIG_FILE=$WORLD/kubeconfig
+FUNCTIONS_KUBECONFIG_FILE=$WORLD/functions.kubeconfig
 API_BASE_PORT=17442      # apiserver of dpi: 17442+i
 ETCD_BASE_PORT=27780     # etcd of dpi: client 27780+2i, peer 27781+2i
 READY_TIMEOUT=${BRFED_DP_READY_TIMEOUT:-60}    # seconds, per wait
@@ -102,7 +107,8 @@ http_code() {   # http_code URL [curl args...] -> HTTP status (000 when no answe
 
 # ------------------------------------------------------------------ PKI + kubeconfig
 make_pki() {
-  [ -f "$PKI/admin.crt" ] && [ -f "$PKI/server.crt" ] && [ -f "$PKI/core.kubeconfig" ] && return 0
+  [ -f "$PKI/admin.crt" ] && [ -f "$PKI/functions.crt" ] && [ -f "$PKI/server.crt" ] &&
+    [ -f "$PKI/core.kubeconfig" ] && return 0
   command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
   local tmp=$PKI.tmp.$$
   rm -rf "$tmp"; mkdir -p "$tmp"
@@ -118,6 +124,10 @@ make_pki() {
     printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' >admin.ext
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile admin.ext -out admin.crt
+    # brfed's functions: no group but `brfed`, the subject of infra/dataplane/brfed-rbac.yaml
+    openssl req -newkey rsa:2048 -nodes -subj "/O=brfed/CN=brfed-functions" -keyout functions.key -out functions.csr
+    openssl x509 -req -in functions.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile admin.ext -out functions.crt
     rm -f ./*.csr ./*.ext ca.srl
     # upstream's options insist on a kubeconfig for the "core" API; there is none, so it points at
     # a closed port and is never contacted (main.go gives the server an empty informer factory)
@@ -134,10 +144,15 @@ EOF
   rm -rf "$PKI"; mv "$tmp" "$PKI"
 }
 
-write_kubeconfig() {  # write_kubeconfig N
-  local n=$1 i tmp=$KUBECONFIG_FILE.tmp.$$
+write_kubeconfigs() {  # write_kubeconfigs N: the administrator's and the functions'
+  write_kubeconfig "$1" admin brfed-admin "$KUBECONFIG_FILE"
+  write_kubeconfig "$1" functions brfed-functions "$FUNCTIONS_KUBECONFIG_FILE"
+}
+
+write_kubeconfig() {  # write_kubeconfig N CERT USER FILE
+  local n=$1 cert=$2 user=$3 file=$4 i tmp=$4.tmp.$$
   local ca crt key
-  ca=$(base64 -w0 <"$PKI/ca.crt"); crt=$(base64 -w0 <"$PKI/admin.crt"); key=$(base64 -w0 <"$PKI/admin.key")
+  ca=$(base64 -w0 <"$PKI/ca.crt"); crt=$(base64 -w0 <"$PKI/$cert.crt"); key=$(base64 -w0 <"$PKI/$cert.key")
   {
     echo "# written by infra/local/dataplanes.sh: one context per local data plane"
     echo "apiVersion: v1"
@@ -149,16 +164,16 @@ write_kubeconfig() {  # write_kubeconfig N
       echo "  cluster: {server: \"https://127.0.0.1:$(api_port $i)\", certificate-authority-data: $ca}"
     done
     echo "users:"
-    echo "- name: brfed-admin"
+    echo "- name: $user"
     echo "  user: {client-certificate-data: $crt, client-key-data: $key}"
     echo "contexts:"
     for ((i = 1; i <= n; i++)); do
       echo "- name: dp$i"
-      echo "  context: {cluster: dp$i, user: brfed-admin}"
+      echo "  context: {cluster: dp$i, user: $user}"
     done
   } >"$tmp"
   chmod 600 "$tmp"
-  mv "$tmp" "$KUBECONFIG_FILE"
+  mv "$tmp" "$file"
 }
 
 # ------------------------------------------------------------------ processes
@@ -339,6 +354,7 @@ crds_needed() {   # writes $TMPD/crds: one line per CRD to apply (see crd_json)
   local f files
   files=$(crd_files) || exit 1
   [ -n "$files" ] || die "no CRD manifests found in ${BRFED_UPSTREAM_CRDS:-$REPO/infra/crds}"
+  files=$files$'\n'$(for f in "$HERE"/rbac-crds/*.yaml; do [ -f "$f" ] && echo "$f"; done)
   : >"$TMPD/crds"
   while read -r f; do crd_json "$f" >>"$TMPD/crds" || exit 1; done <<<"$files"
 }
@@ -372,7 +388,7 @@ cmd_start() {
   crds_needed
   for ((i = 1; i <= n; i++)); do start_etcd "dp$i"; done
   for ((i = 1; i <= n; i++)); do start_apiserver "dp$i"; done
-  write_kubeconfig "$n"
+  write_kubeconfigs "$n"
   for ((i = 1; i <= n; i++)); do wait_ready "dp$i"; done
   say "apiservers ready after $(( $(now_ms) - t0 )) ms; applying $(wc -l <"$TMPD/crds") CRDs from ${BRFED_UPSTREAM_CRDS:-infra/crds}: $(awk '{printf "%s ", $2}' "$TMPD/crds")"
   for ((i = 1; i <= n; i++)); do apply_crds "dp$i" "$TMPD/crds" & pids+=($!); done

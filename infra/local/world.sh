@@ -96,7 +96,7 @@ up() {
   "$HERE/dataplanes.sh" start "$n"
   # what every function process gets (re-read at each instance start)
   cat >"$WORLD/functions.env" <<ENV
-BRFED_KUBECONFIG=$WORLD/kubeconfig
+BRFED_KUBECONFIG=$WORLD/functions.kubeconfig
 BRFED_CATALOG_BUCKET=$CATALOG_BUCKET
 BRFED_OBSERVE_BUDGET_SECONDS=${BRFED_OBSERVE_BUDGET_SECONDS:-20}
 BRFED_WORK_BUDGET_SECONDS=${BRFED_WORK_BUDGET_SECONDS:-240}

@@ -183,6 +183,14 @@ pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
                 status.code, status.message
             ))
         }
+        kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+            StepError::DataPlaneRejected(format!(
+                "{cluster}: {what}: {} {}: brfed's rights in a data plane are \
+                 infra/dataplane/brfed-rbac.yaml, bound in each TiDB namespace it serves \
+                 (docs/deploy.md, \"Data-plane access\")",
+                status.code, status.message
+            ))
+        }
         kube::Error::Api(status) => StepError::DataPlaneRejected(format!(
             "{cluster}: {what}: {} {}",
             status.code, status.message
@@ -250,17 +258,30 @@ impl DataPlanes for KubeRegistry {
     }
 
     #[tracing::instrument(name = "data_plane", skip_all, fields(cluster = %cluster))]
-    async fn probe(&self, cluster: &str) -> Result<(), StepError> {
-        let api: Api<DynamicObject> = Api::all_with(self.client(cluster)?.clone(), &self.backups);
-        match api
+    async fn probe(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<(), StepError> {
+        match self
+            .members(kind, cluster, namespace)?
             .list_metadata(&kube::api::ListParams::default().limit(1))
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(StepError::DataPlaneRejected(
-                format!("{cluster}: the Backup CRD (backups.pingcap.com) is not installed"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StepError::DataPlaneRejected(format!(
+                    "{cluster}: the {} CRD ({}.pingcap.com) is not installed",
+                    kind.kind(),
+                    kind.plural()
+                )))
+            }
+            Err(e) => Err(classify(
+                cluster,
+                &format!("list {} in namespace {namespace}", kind.plural()),
+                e,
             )),
-            Err(e) => Err(classify(cluster, "probe", e)),
         }
     }
 

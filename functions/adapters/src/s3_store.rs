@@ -130,8 +130,10 @@ impl ObjectStore for S3Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
-                Err(StepError::S3PrefixInUse(format!(
-                    "s3://{bucket}/{key}: access denied, cannot check the prefix is free"
+                Err(StepError::BucketNotAllowed(format!(
+                    "s3://{bucket}/{key}: access denied (403), so the prefix cannot be checked: \
+                     the stack's roles may read only under its BackupBucketName and \
+                     BackupPrefix (docs/deploy.md)"
                 )))
             }
             Err(e) => Err(unavailable(bucket, key, e)),

@@ -10,7 +10,7 @@ use brfed_adapters::KubeRegistry;
 use brfed_adapters::eks_token::{
     EksTokenProvider, TOKEN_PREFIX, client, presign_token, replace_aws_exec,
 };
-use brfed_core::ports::DataPlanes;
+use brfed_core::ports::{DataPlanes, MemberKind};
 use kube::Config;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::collections::BTreeMap;
@@ -329,7 +329,10 @@ async fn the_registry_reaches_an_eks_data_plane_without_the_aws_binary() {
     let planes = KubeRegistry::from_yaml(&eks_kubeconfig(&url), &sdk_config())
         .await
         .expect("a registry");
-    planes.probe("tidb-east").await.expect("the probe succeeds");
+    planes
+        .probe(MemberKind::Backup, "tidb-east", "tidb")
+        .await
+        .expect("the probe succeeds");
     let authorization = seen
         .recv()
         .await

@@ -169,6 +169,7 @@ fn env<'a>(
         store,
         catalog_bucket: bucket,
         observe_budget: Duration::ZERO,
+        backup_location: None,
     }
 }
 

@@ -48,6 +48,10 @@ pub enum StepError {
     /// A member S3 prefix already holds a backup (`clustermeta`), see reference §10 item 7. Terminal.
     #[error("S3 prefix in use: {0}")]
     S3PrefixInUse(String),
+    /// The backup's bucket or prefix is not where this stack may keep backups (its
+    /// `BackupBucketName` and `BackupPrefix`), or S3 denied access there. Terminal.
+    #[error("bucket not allowed: {0}")]
+    BucketNotAllowed(String),
     /// A data plane's API server could not be reached or answered 5xx/429. Retryable.
     #[error("data plane unreachable: {0}")]
     DataPlaneUnreachable(String),
@@ -116,6 +120,7 @@ impl StepError {
             Self::UnknownCluster(_) => "UnknownCluster",
             Self::MemberNameConflict(_) => "MemberNameConflict",
             Self::S3PrefixInUse(_) => "S3PrefixInUse",
+            Self::BucketNotAllowed(_) => "BucketNotAllowed",
             Self::BackupExists(_) => "BackupExists",
             Self::TidbClusterInvalid(_) => "TidbClusterInvalid",
             Self::RestoreExists(_) => "RestoreExists",
@@ -157,6 +162,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "UnknownCluster",
     "MemberNameConflict",
     "S3PrefixInUse",
+    "BucketNotAllowed",
     "BackupExists",
     "TidbClusterInvalid",
     "RestoreExists",
@@ -223,6 +229,7 @@ mod tests {
             StepError::UnknownCluster(String::new()),
             StepError::MemberNameConflict(String::new()),
             StepError::S3PrefixInUse(String::new()),
+            StepError::BucketNotAllowed(String::new()),
             StepError::BackupExists(String::new()),
             StepError::TidbClusterInvalid(String::new()),
             StepError::RestoreExists(String::new()),

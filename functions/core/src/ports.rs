@@ -71,8 +71,14 @@ pub trait DataPlanes: Send + Sync {
     /// Names of every data plane the registry knows (kubeconfig contexts).
     fn cluster_names(&self) -> HashSet<String>;
 
-    /// Checks that the data plane answers and serves the `Backup` resource.
-    fn probe(&self, cluster: &str) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Checks that the data plane answers, serves `kind`'s resource, and lets brfed list it in
+    /// `namespace` (the only place brfed needs rights: a namespaced RoleBinding is enough).
+    fn probe(
+        &self,
+        kind: MemberKind,
+        cluster: &str,
+        namespace: &str,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
 
     /// Reads a `TidbCluster`.
     fn get_tidb_cluster(

@@ -34,6 +34,8 @@ pub struct FakePlanes {
     /// Data planes whose member objects vanish at the next patch (their data plane finished
     /// deleting them between a read and the patch): the patch finds nothing.
     vanishing: Mutex<HashSet<String>>,
+    /// (data plane, namespace) where brfed has no rights: its probe there is refused (403).
+    forbidden: Mutex<HashSet<(String, String)>>,
     /// Every mutation, in order: `create cluster/ns/name`, `patch cluster/ns/name {...}`.
     pub log: Mutex<Vec<String>>,
 }
@@ -108,6 +110,15 @@ impl FakePlanes {
             .lock()
             .unwrap()
             .insert((cluster.into(), ns.into(), name.into()), tc);
+    }
+
+    /// Leaves namespace `ns` of data plane `cluster` without brfed's rights: the probe there is
+    /// refused (`DataPlaneRejected`, as the API server's 403).
+    pub fn forbid(&self, cluster: &str, ns: &str) {
+        self.forbidden
+            .lock()
+            .unwrap()
+            .insert((cluster.into(), ns.into()));
     }
 
     /// Takes a data plane down or brings it back.
@@ -331,6 +342,7 @@ pub fn fake_env<'a, S>(
         store,
         catalog_bucket,
         observe_budget: Duration::ZERO,
+        backup_location: None,
     }
 }
 
@@ -372,8 +384,20 @@ impl DataPlanes for FakePlanes {
         self.clusters.iter().cloned().collect()
     }
 
-    async fn probe(&self, cluster: &str) -> Result<(), StepError> {
-        self.check(cluster)
+    async fn probe(&self, kind: MemberKind, cluster: &str, ns: &str) -> Result<(), StepError> {
+        self.check(cluster)?;
+        if self
+            .forbidden
+            .lock()
+            .unwrap()
+            .contains(&(cluster.to_string(), ns.to_string()))
+        {
+            return Err(StepError::DataPlaneRejected(format!(
+                "{cluster}: list {} in namespace {ns}: 403 forbidden",
+                kind.plural()
+            )));
+        }
+        Ok(())
     }
 
     async fn get_tidb_cluster(

@@ -19,6 +19,12 @@
 //     replaced by an empty one so /readyz does not wait for it forever.
 //  5. Standalone defaults: client-certificate auth only, no admission plugins, no priority and
 //     fairness, and a prompt shutdown (see standaloneDefaults).
+//  6. RBAC. kube-apiserver authorizes with the RBAC API (Roles, RoleBindings, ClusterRoles,
+//     ClusterRoleBindings); this server has no such API, so the world serves those four kinds
+//     as CRDs of the same group and version (infra/local/rbac-crds/) and rbacAuthorizer below
+//     grants what they grant, matching rules with upstream's own rule comparison
+//     (k8s.io/component-helpers/auth/rbac/validation). brfed's functions then run as a plain
+//     user whose only rights are the ones brfed ships (infra/dataplane/brfed-rbac.yaml).
 //
 // Built offline from Debian sid's Go source packages by ../setup-apiserver.sh.
 package main
@@ -36,21 +42,31 @@ import (
 
 	"github.com/spf13/cobra"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver"
 	"k8s.io/apiextensions-apiserver/pkg/cmd/server/options"
 	generatedopenapi "k8s.io/apiextensions-apiserver/pkg/generated/openapi"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/union"
 	"k8s.io/apimachinery/pkg/version"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/apiserver/pkg/util/openapi"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/cli"
+	"k8s.io/component-helpers/auth/rbac/validation"
 	"k8s.io/klog/v2"
 )
 
@@ -86,7 +102,7 @@ func main() {
 // priority-and-fairness objects from, or to feed the admission plugins' informers
 // (NamespaceLifecycle would never become ready; webhooks and admission policies need the core
 // API too). Client certificates (--client-ca-file) authenticate; the group system:masters is
-// always authorized; everything else is forbidden. --kubeconfig (the core API) is still
+// always authorized; everything else only as the RBAC objects say (rbacAuthorizer). --kubeconfig (the core API) is still
 // required by upstream's config code; its target is never contacted.
 //
 // Shutdown: upstream waits up to the request timeout (60 s) for open watches before the HTTP
@@ -125,6 +141,16 @@ func serve(ctx context.Context, opts *options.CustomResourceDefinitionsServerOpt
 	}
 	generic.SharedInformerFactory = informers.NewSharedInformerFactory(core, 0)
 
+	// (6) RBAC from the RBAC objects (served as CRDs), after the options' own authorizers
+	// (system:masters, always-allowed paths)
+	dyn, err := dynamic.NewForConfig(generic.LoopbackClientConfig)
+	if err != nil {
+		return fmt.Errorf("loopback dynamic client: %w", err)
+	}
+	rbacInformers := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	rbac := newRBACAuthorizer(rbacInformers)
+	generic.Authorization.Authorizer = union.New(generic.Authorization.Authorizer, rbac)
+
 	completed := cfg.Complete()
 	// (1) upstream's Complete() sets this to false; the handler chain reads it in New().
 	completed.GenericConfig.EnableDiscovery = true
@@ -143,6 +169,19 @@ func serve(ctx context.Context, opts *options.CustomResourceDefinitionsServerOpt
 		DeleteFunc: func(any) { gl.sync() },
 	}); err != nil {
 		return fmt.Errorf("watching CRDs for discovery: %w", err)
+	}
+	// the RBAC informers start with the server (their CRDs may come later: until then, and
+	// until they have synced, nobody outside system:masters is granted anything). /readyz waits
+	// for them once their CRDs exist, as kube-apiserver's waits for its RBAC: a restarted data
+	// plane is not ready while it would still refuse what its RoleBindings grant.
+	gs.AddPostStartHookOrDie("brfed-rbac-informers", func(hook genericapiserver.PostStartHookContext) error {
+		rbacInformers.Start(hook.Done())
+		return nil
+	})
+	if err := gs.AddReadyzChecks(healthz.NamedCheck("brfed-rbac", func(*http.Request) error {
+		return rbac.ready(crds.Lister())
+	})); err != nil {
+		return fmt.Errorf("adding the RBAC readiness check: %w", err)
 	}
 	// (3) the core group's discovery documents
 	for _, path := range []string{"/api", "/api/", "/api/v1", "/api/v1/"} {
@@ -265,4 +304,179 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
+}
+
+// rbacAuthorizer grants a request when a RoleBinding of its namespace or a ClusterRoleBinding
+// names its user, one of its groups, or its ServiceAccount, and the bound Role or ClusterRole
+// has a rule that covers it; otherwise it has no opinion (the request is then forbidden, as
+// kube-apiserver's RBAC does: there are no deny rules). Rule matching (verbs, API groups,
+// resources and subresources, resource names, wildcards) is upstream's `validation.Covers`, the
+// comparison kube-apiserver uses to stop privilege escalation. Not modelled: aggregated
+// ClusterRoles (aggregationRule) and non-resource URL rules (any authenticated user may GET
+// non-resource paths such as /apis and /version, as kube-apiserver's default
+// system:discovery and system:public-info-viewer bindings allow).
+type rbacAuthorizer struct {
+	roles, roleBindings, clusterRoles, clusterRoleBindings interface {
+		List(labels.Selector) ([]runtime.Object, error)
+	}
+	synced []cache.InformerSynced
+}
+
+// ready: every RBAC informer whose CRD is established has synced (before the CRDs are
+// applied there is nothing to wait for).
+func (r *rbacAuthorizer) ready(crds interface {
+	Get(string) (*apiextensionsv1.CustomResourceDefinition, error)
+}) error {
+	for i, resource := range rbacResources {
+		crd, err := crds.Get(resource + "." + rbacv1.GroupName)
+		if err != nil || !established(crd) {
+			continue
+		}
+		if !r.synced[i]() {
+			return fmt.Errorf("the %s informer has not synced yet", resource)
+		}
+	}
+	return nil
+}
+
+var rbacResources = []string{"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
+
+func newRBACAuthorizer(f dynamicinformer.DynamicSharedInformerFactory) *rbacAuthorizer {
+	var informers []interface {
+		List(labels.Selector) ([]runtime.Object, error)
+	}
+	r := &rbacAuthorizer{}
+	for _, resource := range rbacResources {
+		i := f.ForResource(rbacv1.SchemeGroupVersion.WithResource(resource))
+		informers = append(informers, i.Lister())
+		r.synced = append(r.synced, i.Informer().HasSynced)
+	}
+	r.roles, r.roleBindings, r.clusterRoles, r.clusterRoleBindings =
+		informers[0], informers[1], informers[2], informers[3]
+	return r
+}
+
+func (r *rbacAuthorizer) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	u := a.GetUser()
+	if u == nil {
+		return authorizer.DecisionNoOpinion, "no user", nil
+	}
+	if !a.IsResourceRequest() {
+		if a.GetVerb() == "get" && hasGroup(u, user.AllAuthenticated) {
+			return authorizer.DecisionAllow, "", nil
+		}
+		return authorizer.DecisionNoOpinion, "", nil
+	}
+	resource := a.GetResource()
+	if a.GetSubresource() != "" {
+		resource += "/" + a.GetSubresource()
+	}
+	want := rbacv1.PolicyRule{Verbs: []string{a.GetVerb()}, APIGroups: []string{a.GetAPIGroup()},
+		Resources: []string{resource}}
+	if a.GetName() != "" {
+		want.ResourceNames = []string{a.GetName()}
+	}
+	if covered, _ := validation.Covers(r.rulesFor(u, a.GetNamespace()), []rbacv1.PolicyRule{want}); covered {
+		return authorizer.DecisionAllow, "", nil
+	}
+	return authorizer.DecisionNoOpinion, "no RBAC rule bound to this user allows it", nil
+}
+
+// rulesFor: the rules of every role bound to u cluster-wide, and in namespace ns.
+func (r *rbacAuthorizer) rulesFor(u user.Info, ns string) []rbacv1.PolicyRule {
+	var rules []rbacv1.PolicyRule
+	for _, o := range list[rbacv1.ClusterRoleBinding](r.clusterRoleBindings) {
+		if binds(o.Subjects, u, "") && o.RoleRef.Kind == "ClusterRole" {
+			rules = append(rules, r.clusterRoleRules(o.RoleRef.Name)...)
+		}
+	}
+	if ns == "" {
+		return rules
+	}
+	for _, o := range list[rbacv1.RoleBinding](r.roleBindings) {
+		if o.Namespace != ns || !binds(o.Subjects, u, ns) {
+			continue
+		}
+		switch o.RoleRef.Kind {
+		case "ClusterRole":
+			rules = append(rules, r.clusterRoleRules(o.RoleRef.Name)...)
+		case "Role":
+			for _, role := range list[rbacv1.Role](r.roles) {
+				if role.Namespace == ns && role.Name == o.RoleRef.Name {
+					rules = append(rules, role.Rules...)
+				}
+			}
+		}
+	}
+	return rules
+}
+
+func (r *rbacAuthorizer) clusterRoleRules(name string) []rbacv1.PolicyRule {
+	for _, role := range list[rbacv1.ClusterRole](r.clusterRoles) {
+		if role.Name == name {
+			return role.Rules
+		}
+	}
+	return nil
+}
+
+// binds: one of subjects is u (by user name, group, or ServiceAccount; a ServiceAccount
+// subject without a namespace is in the binding's, bindingNS).
+func binds(subjects []rbacv1.Subject, u user.Info, bindingNS string) bool {
+	for _, s := range subjects {
+		switch s.Kind {
+		case rbacv1.UserKind:
+			if s.Name == u.GetName() {
+				return true
+			}
+		case rbacv1.GroupKind:
+			if hasGroup(u, s.Name) {
+				return true
+			}
+		case rbacv1.ServiceAccountKind:
+			ns := s.Namespace
+			if ns == "" {
+				ns = bindingNS
+			}
+			if u.GetName() == "system:serviceaccount:"+ns+":"+s.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasGroup(u user.Info, group string) bool {
+	for _, g := range u.GetGroups() {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// list: the informer's objects as typed RBAC objects (one that does not convert is skipped
+// and logged: it grants nothing).
+func list[T any](l interface {
+	List(labels.Selector) ([]runtime.Object, error)
+}) []T {
+	objs, err := l.List(labels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "listing RBAC objects")
+		return nil
+	}
+	out := make([]T, 0, len(objs))
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		var t T
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &t); err != nil {
+			klog.ErrorS(err, "an RBAC object that grants nothing", "kind", u.GetKind(), "name", u.GetName())
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -44,6 +44,9 @@ pub struct DataPlane {
     pub client: Client,
     /// Client for watches (no response timeout).
     pub watch_client: Client,
+    /// The configuration of `client` (for a client of other credentials, such as an
+    /// impersonating one).
+    pub config: kube::Config,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -103,11 +106,12 @@ pub async fn data_planes(path: &Path, contexts: &[String]) -> Result<Vec<DataPla
         let watch_client = Client::try_from(config.clone()).map_err(|e| err(&e))?;
         config.read_timeout = Some(Duration::from_secs(15));
         config.write_timeout = Some(Duration::from_secs(15));
-        let client = Client::try_from(config).map_err(|e| err(&e))?;
+        let client = Client::try_from(config.clone()).map_err(|e| err(&e))?;
         planes.push(DataPlane {
             name,
             client,
             watch_client,
+            config,
         });
     }
     Ok(planes)

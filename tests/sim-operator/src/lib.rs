@@ -13,6 +13,7 @@ pub mod backup;
 pub mod cloud;
 pub mod config;
 pub mod faults;
+pub mod grant;
 pub mod http;
 pub mod jobs;
 pub mod kubeobj;

@@ -11,6 +11,7 @@ use kube::api::{DynamicObject, PostParams};
 use serde_json::{Value, json};
 
 use crate::cloud::{Cloud, CloudError};
+use crate::grant::{GrantError, grant_brfed};
 use crate::kubeobj::{PlaneError, data_planes, k8s_now, tidbcluster_resource};
 use crate::meta::{
     DATA_MOUNT_PATH, DATA_VOLUME_NAME, TAG_CLUSTER, TAG_MOUNT_PATH, TAG_PLANE, TAG_PV_NAME,
@@ -39,6 +40,9 @@ pub enum SeedError {
     /// Nothing to seed.
     #[error("no data plane (context) given")]
     NoPlanes,
+    /// brfed's rights could not be granted.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
 }
 
 /// An extra TiKV volume (`spec.tikv.storageVolumes[]`).
@@ -79,6 +83,9 @@ pub struct TidbClusterSeed {
     pub across_k8s: bool,
     /// Region of the AZs.
     pub region: String,
+    /// Grant brfed its shipped rights in the namespace (`crate::grant`), as the data plane's
+    /// administrator does for every TiDB namespace brfed serves; on by default.
+    pub grant_brfed: bool,
 }
 
 impl TidbClusterSeed {
@@ -101,7 +108,15 @@ impl TidbClusterSeed {
             volume_size_gib: 10,
             across_k8s: true,
             region: crate::config::region_from(&|k| std::env::var(k).ok()),
+            grant_brfed: true,
         }
+    }
+
+    /// Leaves the namespace without brfed's rights (a namespace its administrator did not
+    /// grant brfed).
+    pub fn without_brfed_grant(mut self) -> Self {
+        self.grant_brfed = false;
+        self
     }
 
     /// Stores per data plane.
@@ -420,6 +435,9 @@ async fn seed(
                 json!({TIKV_VOLUMES_ANNOTATION: tikv_volumes_annotation(&by_store)});
         }
         upsert(&api, &plane.name, tc, &[TIKV_VOLUMES_ANNOTATION]).await?;
+        if seed.grant_brfed {
+            grant_brfed(plane, &seed.namespace).await?;
+        }
         tracing::info!(plane = %plane.name, namespace = %seed.namespace, name = %seed.name, %az, volumes = volume_ids.len(), restore_target, "seeded");
         out.push(SeededPlane {
             plane: plane.name.clone(),

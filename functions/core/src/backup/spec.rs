@@ -646,6 +646,40 @@ impl BackupRequest {
     }
 }
 
+/// Where a stack may keep backups: its template parameters `BackupBucketName` and
+/// `BackupPrefix` (a folder, ending in `/`), the only place its roles may read and delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupLocation {
+    /// The bucket.
+    pub bucket: String,
+    /// The folder every `spec.template.s3.prefix` lies under.
+    pub prefix: String,
+}
+
+impl BackupLocation {
+    /// `BucketNotAllowed` unless `req`'s bucket is this one and its prefix lies under this
+    /// folder (S3 would deny the stack's roles anywhere else: said here, before anything).
+    pub fn check(&self, req: &BackupRequest) -> Result<(), StepError> {
+        let (bucket, prefix) = (req.bucket(), req.prefix());
+        if bucket != self.bucket {
+            return Err(StepError::BucketNotAllowed(format!(
+                "spec.template.s3.bucket `{bucket}`: this stack keeps backups only in `{}` \
+                 (its BackupBucketName; another bucket needs another stack, docs/deploy.md)",
+                self.bucket
+            )));
+        }
+        if !prefix.starts_with(&self.prefix) || prefix.len() == self.prefix.len() {
+            return Err(StepError::BucketNotAllowed(format!(
+                "spec.template.s3.prefix `{prefix}`: this stack keeps backups only under \
+                 `{}` in `{bucket}` (its BackupPrefix; docs/deploy.md, \"Backups in several \
+                 folders\")",
+                self.prefix
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The JSON types of the input, level by level, before serde reads it: serde would take a list
 /// for a struct (positionally) and names no field in its type errors.
 fn check_shapes(top: &Map<String, Value>) -> Result<(), StepError> {

@@ -163,3 +163,16 @@ fn every_function_gets_its_configuration_from_parameters_and_the_agreed_limits()
         "the work budget must stay under the paced function's timeout"
     );
 }
+
+/// `backup-start` knows where the stack may keep backups, so that a backup elsewhere is refused
+/// by name (`BucketNotAllowed`) instead of by the 403 S3 gives its role there.
+#[test]
+fn backup_start_knows_the_stack_s_backup_bucket_and_folder() {
+    let t = template();
+    let env = &resource(&t, &function_id("backup-start"))["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        ref_of(&env["BRFED_BACKUP_BUCKET"]),
+        Some("BackupBucketName")
+    );
+    assert_eq!(ref_of(&env["BRFED_BACKUP_PREFIX"]), Some("BackupPrefix"));
+}

@@ -385,3 +385,37 @@ fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources
         "snapshot tagging needs both statements: untagged snapshots and this stack's"
     );
 }
+
+/// `DataPlaneRoleArns` (what an administrator gives access to every data plane, docs/deploy.md
+/// "Data-plane access") is exactly the roles of the functions that get the data planes'
+/// kubeconfig: a new such function left out would be refused by every data plane.
+#[test]
+fn the_data_plane_roles_output_is_every_role_whose_function_reaches_the_data_planes() {
+    let t = template();
+    let reaching: BTreeSet<String> = function_crates()
+        .into_iter()
+        .filter(|k| {
+            !resource(&t, &function_id(k))["Properties"]["Environment"]["Variables"]
+                ["BRFED_KUBECONFIG"]
+                .is_null()
+        })
+        .map(|k| role_of(&t, &k).to_string())
+        .collect();
+    assert!(reaching.len() >= 10, "{reaching:?}");
+    let joined = &t["Outputs"]["DataPlaneRoleArns"]["Value"]["Fn::Join"];
+    assert_eq!(joined[0].as_str(), Some(","), "comma-separated");
+    let listed: Vec<String> = one_or_many(&joined[1])
+        .into_iter()
+        .map(|v| {
+            get_att(v, "Arn")
+                .unwrap_or_else(|| panic!("not a role ARN: {v:?}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        listed.iter().cloned().collect::<BTreeSet<_>>(),
+        reaching,
+        "DataPlaneRoleArns"
+    );
+    assert_eq!(listed.len(), reaching.len(), "each role once");
+}

@@ -34,6 +34,9 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
 ) -> Result<StartOutput, StepError> {
     let req = BackupRequest::from_value(input.input)?;
     req.validate(None)?;
+    if let Some(location) = env.backup_location {
+        location.check(&req)?;
+    }
     for warning in req.warnings() {
         tracing::warn!(%warning, "the request is run as the original runs it");
     }
@@ -160,8 +163,9 @@ impl Preflight {
     }
 
     /// The one error [`start`] returns: the most actionable kind first — an unreachable data
-    /// plane (retryable), an unknown one, an existing backup, a member name conflict, a
-    /// TidbCluster (or other data-plane) problem, the catalog failing, a used S3 prefix — with
+    /// plane (retryable), an unknown one, an existing backup, a member name conflict, a data
+    /// plane's refusal (no rights there, a CRD missing), a TidbCluster (or other data-plane)
+    /// problem, the catalog failing, a used S3 prefix — with
     /// every message of that kind.
     pub fn into_result(self) -> Result<(), StepError> {
         let joined = |name: &str| {
@@ -184,6 +188,9 @@ impl Preflight {
         }
         if let Some(m) = joined("MemberNameConflict") {
             return Err(StepError::MemberNameConflict(m));
+        }
+        if let Some(m) = joined("DataPlaneRejected") {
+            return Err(StepError::DataPlaneRejected(m));
         }
         let data_plane: Vec<&str> = self
             .problems
@@ -267,7 +274,11 @@ pub async fn preflight<D: DataPlanes, S: ObjectStore>(
         .collect();
     let checks = members.iter().map(|m| async move {
         let mut found = Vec::new();
-        if let Err(e) = env.planes.probe(&m.k8s_cluster_name).await {
+        if let Err(e) = env
+            .planes
+            .probe(MemberKind::Backup, &m.k8s_cluster_name, &m.tc_namespace)
+            .await
+        {
             let mut problem = Problem::answered(e);
             if !matches!(problem.error, StepError::DataPlaneUnreachable(_)) {
                 problem.summary = format!("{}: {}", m.k8s_cluster_name, problem.error);

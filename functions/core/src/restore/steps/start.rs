@@ -132,7 +132,10 @@ pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
 ) -> Vec<(&'static str, String)> {
     let checks = members.iter().enumerate().map(|(i, m)| async move {
         let mut out: Vec<(&'static str, String)> = Vec::new();
-        if let Err(e) = env.planes.probe(&m.k8s_cluster_name).await {
+        if let Err(e) = env
+            .planes
+            .probe(MemberKind::Restore, &m.k8s_cluster_name, &m.tc_namespace)
+            .await {
             out.push((e.name(), e.to_string()));
             return out;
         }
@@ -213,6 +216,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let first = [
         "DataPlaneUnreachable",
         "MemberNameConflict",
+        "DataPlaneRejected",
         "TidbClusterInvalid",
         "BackupMetaUnreadable",
         "TopologyMismatch",

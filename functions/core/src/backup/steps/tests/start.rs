@@ -26,6 +26,15 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
             members: 0,
         },
         Case {
+            what: "a namespace where brfed has no rights",
+            planes: 3,
+            arrange: |w| w.planes.forbid("dp2", "tidb"),
+            error: "DataPlaneRejected",
+            retryable: false,
+            says: &["dp2", "namespace tidb", "403"],
+            members: 0,
+        },
+        Case {
             what: "TidbCluster not acrossK8s",
             planes: 3,
             arrange: |w| {
@@ -130,4 +139,46 @@ async fn a_preflight_reports_every_problem_at_once_and_start_names_the_most_acti
     let w = World::new(3);
     let req = BackupRequest::from_value(input(json!({}))).unwrap();
     assert!(preflight(&w.env(), &req, None).await.is_ok());
+}
+
+/// A stack keeps backups in its `BackupBucketName` under its `BackupPrefix` only: a backup
+/// elsewhere is refused by that name, before anything is read or created (S3 would deny the
+/// stack's roles there, and the 403 was reported as a used prefix).
+#[tokio::test]
+async fn a_backup_outside_the_stack_s_bucket_or_folder_is_refused_before_anything() {
+    use crate::backup::spec::BackupLocation;
+    let location = BackupLocation {
+        bucket: "data".into(),
+        prefix: "tidb/".into(),
+    };
+    let w = World::new(3);
+    let env = Env {
+        backup_location: Some(&location),
+        ..w.env()
+    };
+    let with = |bucket: &str, prefix: &str| {
+        let mut i = input(json!({}));
+        i["spec"]["template"]["s3"] =
+            json!({"provider": "aws", "bucket": bucket, "prefix": prefix});
+        StartInput {
+            input: i,
+            execution: EXEC.into(),
+        }
+    };
+    for (bucket, prefix, says) in [
+        ("other", "tidb/bk", "`other`"),
+        ("data", "p", "under `tidb/`"),
+        ("data", "tidb/", "under `tidb/`"),
+        ("data", "tidbx/bk", "under `tidb/`"),
+    ] {
+        let err = start(&env, with(bucket, prefix)).await.unwrap_err();
+        assert_eq!(err.name(), "BucketNotAllowed", "{bucket}/{prefix}: {err}");
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(!err.is_retryable());
+    }
+    assert!(w.planes.log.lock().unwrap().is_empty(), "no member");
+    assert_eq!(w.store.calls(), 0, "not even a catalog read");
+    start(&env, with("data", "tidb/bk"))
+        .await
+        .expect("inside: it starts");
 }
