@@ -347,6 +347,44 @@ pub fn fake_restore_env<'a, S, V>(
     }
 }
 
+/// The fakes a restore runs on: the data planes and the backup of [`restore_world`], EC2, and
+/// the catalog bucket its steps are given.
+pub struct RestoreFakes {
+    /// The data planes, each with TidbCluster `{target_ns}/basic` in recovery mode.
+    pub planes: FakePlanes,
+    /// The backup (bucket `data`) and the catalog.
+    pub store: FakeStore,
+    /// EC2.
+    pub ec2: FakeVolumes,
+    /// The catalog bucket.
+    pub catalog: String,
+}
+
+impl RestoreFakes {
+    /// [`restore_world`] with the backup in bucket `data` and the TidbClusters in `target_ns`,
+    /// an empty EC2, and catalog bucket `catalog`.
+    pub fn new(data: &str, target_ns: &str, catalog: &str) -> Self {
+        let (planes, store) = restore_world(data, target_ns);
+        Self {
+            planes,
+            store,
+            ec2: FakeVolumes::default(),
+            catalog: catalog.into(),
+        }
+    }
+
+    /// A restore step's ports on these fakes ([`fake_restore_env`]).
+    pub fn env(&self) -> RestoreEnv<'_, FakePlanes, FakeStore, FakeVolumes> {
+        self.env_with(&self.ec2)
+    }
+
+    /// A restore step's ports on these fakes, with `volumes` for EC2 (a wrapper of
+    /// [`Self::ec2`] that fails or races, say).
+    pub fn env_with<'a, V>(&'a self, volumes: &'a V) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
+        fake_restore_env(&self.planes, &self.store, volumes, &self.catalog)
+    }
+}
+
 /// JSON merge patch (RFC 7386).
 pub fn merge(target: &mut Value, patch: &Value) {
     match patch {

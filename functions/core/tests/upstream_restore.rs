@@ -15,9 +15,9 @@ use brfed_core::restore::judge::RestoreAwait;
 use brfed_core::restore::member::rcond;
 use brfed_core::restore::status::VolumeRestoreDoc;
 use brfed_core::restore::steps::{
-    self, RestoreContext, RestoreEnv, RestoreFinalizeOutput, RestoreObserveInput, RestoreStepInput,
+    self, RestoreContext, RestoreFinalizeOutput, RestoreObserveInput, RestoreStepInput,
 };
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world};
+use brfed_core::testing::RestoreFakes;
 use brfed_core::time::Phase;
 use serde_json::{Value, json};
 
@@ -53,11 +53,9 @@ fn volume_restore(template: Value) -> Value {
 }
 
 /// The original's test helper: the data planes (with the backup to restore), the federation
-/// (here: the catalog), and a method per step of the state machine.
+/// (here: the catalog) and EC2 ([`RestoreFakes`]), and a method per step of the state machine.
 struct Helper {
-    planes: FakePlanes,
-    store: FakeStore,
-    ec2: FakeVolumes,
+    fakes: RestoreFakes,
 }
 
 /// What the state machine carries from step to step.
@@ -69,16 +67,9 @@ struct Run {
 
 impl Helper {
     fn new() -> Self {
-        let (planes, store) = restore_world(DATA, TARGET_NS);
         Self {
-            planes,
-            store,
-            ec2: FakeVolumes::default(),
+            fakes: RestoreFakes::new(DATA, TARGET_NS, CATALOG),
         }
-    }
-
-    fn env(&self) -> RestoreEnv<'_, FakePlanes, FakeStore, FakeVolumes> {
-        fake_restore_env(&self.planes, &self.store, &self.ec2, CATALOG)
     }
 
     /// `createVolumeRestoreWith` + the first `Sync`: the start step, and the state machine's
@@ -89,7 +80,7 @@ impl Helper {
             input: volume_restore(template),
             execution: EXEC.into(),
         };
-        let out = steps::start(&self.env(), input).await.unwrap();
+        let out = steps::start(&self.fakes.env(), input).await.unwrap();
         let run = Run {
             ctx: out.restore,
             phase: out.phase,
@@ -118,7 +109,7 @@ impl Helper {
             phase: run.phase.clone(),
             data_member: run.data_member,
         };
-        steps::observe(&self.env(), input).await.unwrap()
+        steps::observe(&self.fakes.env(), input).await.unwrap()
     }
 
     async fn verdict(&self, run: &Run, awaited: RestoreAwait) -> String {
@@ -138,7 +129,7 @@ impl Helper {
     /// `TikvComplete`, member 1 (commitTs 121) in `restore-data`, the others still in
     /// `restore-volume`; `steps` steps.
     async fn restore_data(&self, run: &mut Run, steps: usize) {
-        let i = steps::data(&self.env(), Self::step_input(run, None))
+        let i = steps::data(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
         run.data_member = Some(i);
@@ -158,7 +149,7 @@ impl Helper {
     /// Restart every TiKV. The original's `assertRunRestoreFinish`: `DataComplete` at commitTs
     /// 121, every member in `restore-finish`; `steps` steps.
     async fn restore_finish(&self, run: &mut Run, steps: usize) {
-        run.phase = steps::finish(&self.env(), Self::step_input(run, None))
+        run.phase = steps::finish(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
         let doc = self.doc().await;
@@ -174,7 +165,7 @@ impl Helper {
     }
 
     async fn finalize(&self, run: &Run, failure: Option<&Failure>) -> RestoreFinalizeOutput {
-        steps::finalize(&self.env(), Self::step_input(run, failure))
+        steps::finalize(&self.fakes.env(), Self::step_input(run, failure))
             .await
             .unwrap()
     }
@@ -217,7 +208,7 @@ impl Helper {
     }
 
     async fn doc(&self) -> VolumeRestoreDoc {
-        Catalog::<_, VolumeRestoreDoc>::new(&self.store, CATALOG)
+        Catalog::<_, VolumeRestoreDoc>::new(&self.fakes.store, CATALOG)
             .get("ns-1", "restore-1")
             .await
             .unwrap()
@@ -238,7 +229,7 @@ impl Helper {
     }
 
     fn federal_phase(&self, plane: &str) -> Value {
-        let m = self.planes.restore(plane, TARGET_NS, MEMBER);
+        let m = self.fakes.planes.restore(plane, TARGET_NS, MEMBER);
         m.unwrap_or_else(|| panic!("member of {plane} exists"))["spec"]["federalVolumeRestorePhase"]
             .clone()
     }
@@ -246,7 +237,8 @@ impl Helper {
     /// The original's `setDataPlane*`: condition `type_` on the members of `planes`.
     fn set(&self, planes: &[&str], type_: &str) {
         for p in planes {
-            self.planes
+            self.fakes
+                .planes
                 .add_restore_condition(p, TARGET_NS, MEMBER, type_);
         }
     }
@@ -254,7 +246,8 @@ impl Helper {
     /// `setDataPlaneVolumeComplete`: every member `VolumeComplete`, commitTs 121, 122, 123.
     fn volume_complete(&self) {
         for (p, ts) in [("dp1", "121"), ("dp2", "122"), ("dp3", "123")] {
-            self.planes
+            self.fakes
+                .planes
                 .set_restore_status(p, TARGET_NS, MEMBER, json!({"commitTs": ts}));
         }
         self.set(&PLANES, rcond::VOLUME_COMPLETE);
@@ -262,7 +255,8 @@ impl Helper {
 
     /// `setDataPlaneDataComplete`: member 1 `DataComplete` at commitTs 121.
     fn data_complete(&self) {
-        self.planes
+        self.fakes
+            .planes
             .set_restore_status("dp1", TARGET_NS, MEMBER, json!({"commitTs": "121"}));
         self.set(&["dp1"], rcond::DATA_COMPLETE);
     }
@@ -488,11 +482,11 @@ async fn test_volume_restore_check_wal_async_is_refused() {
         input: volume_restore(json!({"warmup": "async", "warmupStrategy": "check-wal-only"})),
         execution: EXEC.into(),
     };
-    let err = steps::start(&h.env(), input).await.unwrap_err();
+    let err = steps::start(&h.fakes.env(), input).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec", "{err}");
     assert!(err.to_string().contains("check-wal-only"), "{err}");
-    assert_eq!(h.planes.restore_count(), 0, "no member created");
-    let recorded = Catalog::<_, VolumeRestoreDoc>::new(&h.store, CATALOG)
+    assert_eq!(h.fakes.planes.restore_count(), 0, "no member created");
+    let recorded = Catalog::<_, VolumeRestoreDoc>::new(&h.fakes.store, CATALOG)
         .get("ns-1", "restore-1")
         .await
         .unwrap();
