@@ -125,10 +125,12 @@ impl Helper {
         }
     }
 
-    /// Restore data on the member of least commitTs. The original's `assertRunRestoreData`:
-    /// `TikvComplete`, member 1 (commitTs 121) in `restore-data`, the others still in
-    /// `restore-volume`; `steps` steps.
+    /// Every member `TikvComplete` (the wait for TiKV is met), then restore data on the member of
+    /// least commitTs. The original's `assertRunRestoreData`: `TikvComplete`, member 1 (commitTs
+    /// 121) in `restore-data`, the others still in `restore-volume`; `steps` steps.
     async fn restore_data(&self, run: &mut Run, steps: usize) {
+        self.set(&PLANES, rcond::TIKV_COMPLETE);
+        assert_eq!(self.verdict(run, RestoreAwait::TikvStarted).await, "met");
         let i = steps::data(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
@@ -146,9 +148,12 @@ impl Helper {
         }
     }
 
-    /// Restart every TiKV. The original's `assertRunRestoreFinish`: `DataComplete` at commitTs
-    /// 121, every member in `restore-finish`; `steps` steps.
+    /// Member 1 `DataComplete` (the wait for the data is met), then restart every TiKV. The
+    /// original's `assertRunRestoreFinish`: `DataComplete` at commitTs 121, every member in
+    /// `restore-finish`; `steps` steps.
     async fn restore_finish(&self, run: &mut Run, steps: usize) {
+        self.data_complete();
+        assert_eq!(self.verdict(run, RestoreAwait::DataRestored).await, "met");
         run.phase = steps::finish(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
@@ -164,17 +169,42 @@ impl Helper {
         }
     }
 
+    /// The middle of a restore that succeeds: data plane TiKV complete, run the restore data
+    /// phase ([`Self::restore_data`], `steps` steps); wait for the restore data phase; data
+    /// plane data complete, run the restore finish phase ([`Self::restore_finish`], one step
+    /// more); wait for the restore to complete.
+    async fn restore_data_and_finish(&self, run: &mut Run, steps: usize) {
+        self.restore_data(run, steps).await;
+        assert_eq!(
+            self.verdict(run, RestoreAwait::DataRestored).await,
+            "pending"
+        );
+        self.restore_finish(run, steps + 1).await;
+        assert_eq!(self.verdict(run, RestoreAwait::Complete).await, "pending");
+    }
+
+    /// Data plane complete, restore complete: every member `Complete`, the wait for the end is
+    /// met, and finalize ends the restore `Complete` with `steps` steps.
+    async fn complete(&self, run: &Run, steps: usize) {
+        self.set(&PLANES, rcond::COMPLETE);
+        assert_eq!(self.verdict(run, RestoreAwait::Complete).await, "met");
+        let out = self.finalize(run, None).await;
+        self.assert_complete(&out, steps, false);
+    }
+
     async fn finalize(&self, run: &Run, failure: Option<&Failure>) -> RestoreFinalizeOutput {
         steps::finalize(&self.fakes.env(), Self::step_input(run, failure))
             .await
             .unwrap()
     }
 
-    /// A wait that ends in a member's failure, then the failure path: the settle wait answers
-    /// `settled` (`met`, or `pending` for members still making volumes, which the state machine
-    /// ends at its limit), then finalize. The original's `assertRestoreFailed`: `Failed` with a
-    /// completion time and the time taken, and no commitTs unless the data was restored.
+    /// Member 1 `Failed` (the original's `setDataPlaneFailed`), so that a wait ends in a
+    /// member's failure, then the failure path: the settle wait answers `settled` (`met`, or
+    /// `pending` for members still making volumes, which the state machine ends at its limit),
+    /// then finalize. The original's `assertRestoreFailed`: `Failed` with a completion time and
+    /// the time taken, and no commitTs unless the data was restored.
     async fn fail(&self, run: &Run, awaited: RestoreAwait, settled: &str) -> RestoreFinalizeOutput {
+        self.set(&["dp1"], rcond::FAILED);
         let o = self.observe(run, awaited).await;
         assert_eq!(o.verdict, "failed", "{o:?}");
         let failure = o.failure.unwrap();
@@ -302,27 +332,9 @@ async fn test_volume_restore() {
         .await;
     assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "pending");
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
+    h.restore_data_and_finish(&mut run, 3).await;
 
-    // wait restore data phase
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
-
-    // data plane data complete, run restore finish phase
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 4).await;
-
-    // wait restore complete
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
-
-    // data plane complete, restore complete
-    h.set(&PLANES, rcond::COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "met");
-    let out = h.finalize(&run, None).await;
-    h.assert_complete(&out, 4, false);
+    h.complete(&run, 4).await;
 }
 
 /// `TestVolumeRestoreWithWarmUpSync`: warmup before TiKV starts. `WarmUp` starts with the
@@ -346,21 +358,9 @@ async fn test_volume_restore_with_warm_up_sync() {
     assert!(doc.status.progress.has(rcond::WARMUP_COMPLETE));
     assert_eq!(h.steps(&doc), ["RestoreVolume", "WarmUp", "StartTiKV"]);
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 4).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
+    h.restore_data_and_finish(&mut run, 4).await;
 
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 5).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
-
-    h.set(&PLANES, rcond::COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "met");
-    let out = h.finalize(&run, None).await;
-    h.assert_complete(&out, 5, false);
+    h.complete(&run, 5).await;
 }
 
 /// `TestVolumeRestoreWithWarmUpAsync`: TiKV starts while the volumes warm up (`StartTiKV` and
@@ -378,16 +378,7 @@ async fn test_volume_restore_with_warm_up_async() {
     // warmup start
     h.warmup_started(&run, RestoreAwait::TikvStarted, 3).await;
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 4).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
-
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 5).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
+    h.restore_data_and_finish(&mut run, 4).await;
 
     // data plane complete, wait warmup complete
     h.set(&PLANES, rcond::COMPLETE);
@@ -412,9 +403,17 @@ async fn test_volume_restore_restore_volume_failed() {
     let run = h.create(json!({})).await;
 
     // restore volume failed, restore failed (dp2 and dp3 still make volumes: not settled)
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::VolumesRestored, "pending").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
+}
+
+/// The restore without warmup, up to the restore data phase (3 steps).
+async fn restoring_data(h: &Helper) -> Run {
+    let mut run = h.create(json!({})).await;
+    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
+        .await;
+    h.restore_data(&mut run, 3).await;
+    run
 }
 
 /// `TestVolumeRestore_RestoreDataFailed`: the restore-data member fails; the restore is
@@ -422,15 +421,9 @@ async fn test_volume_restore_restore_volume_failed() {
 #[tokio::test]
 async fn test_volume_restore_restore_data_failed() {
     let h = Helper::new();
-    let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
-        .await;
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
+    let run = restoring_data(&h).await;
 
     // restore data failed, restore failed
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::DataRestored, "met").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
 }
@@ -440,18 +433,10 @@ async fn test_volume_restore_restore_data_failed() {
 #[tokio::test]
 async fn test_volume_restore_restore_finish_failed() {
     let h = Helper::new();
-    let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
-        .await;
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
+    let mut run = restoring_data(&h).await;
     h.restore_finish(&mut run, 4).await;
 
     // restore finish failed, restore failed
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::Complete, "met").await;
     assert_eq!(
         out.document.status.progress.commit_ts.as_deref(),
@@ -499,7 +484,6 @@ async fn test_volume_restore_check_wal_async_is_refused() {
 async fn test_volume_restore_check_wal_failed_sync() {
     let h = Helper::new();
     let run = check_wal_only(&h).await;
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::WalChecked, "met").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
     assert_eq!(h.federal_phase("dp1"), "restore-volume", "no restore-data");
