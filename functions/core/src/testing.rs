@@ -10,6 +10,7 @@ use crate::ports::{
     VolumeFacts, Volumes,
 };
 use crate::restore::steps::RestoreEnv;
+use crate::schedule::steps::SchedulerEnv;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -383,6 +384,42 @@ impl RestoreFakes {
     pub fn env_with<'a, V>(&'a self, volumes: &'a V) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
         fake_restore_env(&self.planes, &self.store, volumes, &self.catalog)
     }
+}
+
+/// The fakes the schedule steps run on: the catalog (S3), Step Functions and EventBridge.
+#[derive(Default)]
+pub struct ScheduleFakes {
+    /// The catalog.
+    pub store: FakeStore,
+    /// Step Functions.
+    pub executions: FakeExecutions,
+    /// EventBridge.
+    pub rules: FakeRules,
+}
+
+impl ScheduleFakes {
+    /// The catalog bucket of [`Self::env`].
+    pub const CATALOG: &'static str = "catalog";
+    /// The backup state machine of [`Self::env`].
+    pub const BACKUP_STATE_MACHINE: &'static str = "arn:sm:volume-backup";
+    /// The backup-delete state machine of [`Self::env`].
+    pub const DELETE_STATE_MACHINE: &'static str = "arn:sm:volume-backup-delete";
+
+    /// The schedule steps' ports on these fakes.
+    pub fn env(&self) -> SchedulerEnv<'_, FakeStore, FakeExecutions> {
+        SchedulerEnv {
+            store: &self.store,
+            catalog_bucket: Self::CATALOG,
+            executions: &self.executions,
+            backup_state_machine: Self::BACKUP_STATE_MACHINE,
+            delete_state_machine: Self::DELETE_STATE_MACHINE,
+        }
+    }
+}
+
+/// The entries of `map` (labels, annotations) in order, as pairs to compare with a list.
+pub fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// JSON merge patch (RFC 7386).
