@@ -572,24 +572,14 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn preflight_reports_every_problem_at_once_and_creates_nothing() {
     let world = World::from_env().await;
-    let tc = SeededCluster::seed(&world, "clip", "tidb", 1)
-        .await
-        .expect("seed");
-    let name = format!("cp-{}", tc.id());
-    let SeededCluster { ns, planes, .. } = tc;
-    let dir = workdir(&ns);
-
-    // a good one passes
-    let good = write(
-        &dir,
-        "good.yaml",
-        &backup_yaml(
-            &name,
-            &clusters_yaml(&planes, "basic", &ns, false),
-            &world.bucket,
-            &format!("{ns}/fresh"),
-        ),
-    );
+    // a good one (at a fresh prefix) passes
+    let CliCase {
+        name,
+        ns,
+        planes,
+        dir,
+        vbk: good,
+    } = CliCase::new(&world, "clip", "cp", 1).await;
     let passed = brfed(&["preflight", "-f", &good]).await;
     assert!(
         passed.ok().stdout.contains("preflight passed"),
