@@ -121,14 +121,14 @@ impl FakePlanes {
         }
     }
 
-    /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
-    /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
     /// The member objects of `cluster` vanish at the next patch (deleted by their data plane
     /// between a read and the patch).
     pub fn vanish_at_next_patch(&self, cluster: &str) {
         self.vanishing.lock().unwrap().insert(cluster.to_string());
     }
 
+    /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
+    /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
     pub fn refuse_changes(&self, cluster: &str, message: Option<&str>) {
         let mut r = self.refusing.lock().unwrap();
         match message {
