@@ -928,21 +928,6 @@ spec:
     assert!(deleted.ok().stdout.contains("deleted"), "{deleted:#?}");
 }
 
-/// Every volume restored into the target TidbClusters of `key` (the simulator's own tag: as on
-/// the real operator's volumes, no tag names the restore).
-async fn target_volumes(world: &World, key: &str) -> Vec<String> {
-    let mut ids: Vec<String> = world
-        .cloud
-        .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
-        .await
-        .expect("DescribeVolumes")
-        .into_iter()
-        .map(|v| v.id)
-        .collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restored() {
     let world = World::from_env().await;
@@ -987,7 +972,7 @@ async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restor
         "240",
     ];
     brfed(&create).await.ok();
-    let volumes = target_volumes(&world, &target).await;
+    let volumes = world.target_volumes(&target).await;
     assert_eq!(volumes.len(), planes.len() * 2, "two TiKV stores a plane");
 
     // a running restore cannot be deleted is the core's test; here one that ended is
@@ -1019,7 +1004,7 @@ async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restor
     assert_eq!(gone.code, 1, "{gone:#?}");
     assert!(gone.stderr.contains("RestoreNotFound"), "{gone:#?}");
     assert_eq!(
-        target_volumes(&world, &target).await,
+        world.target_volumes(&target).await,
         volumes,
         "the restored volumes are the restored TiKV: never deleted"
     );
