@@ -152,12 +152,16 @@ impl<'a, S: ObjectStore, D: CatalogDoc> Catalog<'a, S, D> {
         else {
             return Ok(None);
         };
-        let doc = serde_json::from_value(v.value).map_err(|e| {
+        Ok(Some((Self::parse(namespace, name, v.value)?, v.etag)))
+    }
+
+    /// The document of `namespace/name` in `value`, as stored.
+    fn parse(namespace: &str, name: &str, value: Value) -> Result<D, StepError> {
+        serde_json::from_value(value).map_err(|e| {
             StepError::CatalogUnavailable(format!(
                 "catalog document {namespace}/{name} is unreadable: {e}"
             ))
-        })?;
-        Ok(Some((doc, v.etag)))
+        })
     }
 
     /// Creates the document unless one exists; returns the stored one.
@@ -203,26 +207,123 @@ impl<'a, S: ObjectStore, D: CatalogDoc> Catalog<'a, S, D> {
         mut change: impl FnMut(&mut D) -> Result<bool, StepError>,
     ) -> Result<D, StepError> {
         let key = D::key_of(namespace, name);
-        let mut last = None;
-        for _ in 0..5 {
-            let (mut doc, etag) = self.get(namespace, name).await?.ok_or_else(|| {
+        let parse = |v| Self::parse(namespace, name, v);
+        read_modify_write(self.store, self.bucket, &key, parse, |stored| {
+            let mut doc = stored.ok_or_else(|| {
                 StepError::CatalogUnavailable(format!("catalog document {key} does not exist"))
             })?;
-            if !change(&mut doc)? {
-                return Ok(doc);
-            }
-            let value =
-                serde_json::to_value(&doc).map_err(|e| StepError::Internal(e.to_string()))?;
-            match self
-                .store
-                .put_json(self.bucket, &key, &value, Precondition::IfMatch(etag))
-                .await
-            {
-                Ok(()) => return Ok(doc),
-                Err(StepError::CatalogConflict(m)) => last = Some(m),
-                Err(e) => return Err(e),
-            }
+            Ok(if change(&mut doc)? {
+                Rewrite::Write(doc)
+            } else {
+                Rewrite::Keep(doc)
+            })
+        })
+        .await
+    }
+}
+
+/// What a [`read_modify_write`] does with what it read.
+pub(crate) enum Rewrite<T> {
+    /// Writes nothing; the answer is this.
+    Keep(T),
+    /// Writes this in place of what was read.
+    Write(T),
+}
+
+/// A read-modify-write of the JSON object at `key` in `bucket`: `parse` reads what is stored,
+/// `change` decides on it (`None`: nothing is) what to keep or write, and the write is
+/// conditional on the read (its ETag, or that nothing exists yet). A write that loses to a
+/// concurrent one (`CatalogConflict`) is tried again from the read, a few times; after the last,
+/// its conflict is the error. The object kept or written.
+pub(crate) async fn read_modify_write<S: ObjectStore, T: Serialize>(
+    store: &S,
+    bucket: &str,
+    key: &str,
+    parse: impl Fn(Value) -> Result<T, StepError>,
+    mut change: impl FnMut(Option<T>) -> Result<Rewrite<T>, StepError>,
+) -> Result<T, StepError> {
+    let mut last = None;
+    for _ in 0..5 {
+        let (stored, precondition) = match store.get_json(bucket, key).await? {
+            Some(v) => (Some(parse(v.value)?), Precondition::IfMatch(v.etag)),
+            None => (None, Precondition::IfAbsent),
+        };
+        let next = match change(stored)? {
+            Rewrite::Keep(kept) => return Ok(kept),
+            Rewrite::Write(next) => next,
+        };
+        let value = serde_json::to_value(&next).map_err(|e| StepError::Internal(e.to_string()))?;
+        match store.put_json(bucket, key, &value, precondition).await {
+            Ok(()) => return Ok(next),
+            Err(StepError::CatalogConflict(m)) => last = Some(m),
+            Err(e) => return Err(e),
         }
-        Err(StepError::CatalogConflict(last.unwrap_or_default()))
+    }
+    Err(StepError::CatalogConflict(last.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeStore;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<u32, StepError> {
+        serde_json::from_value(v).map_err(|e| StepError::CatalogUnavailable(e.to_string()))
+    }
+
+    /// One more than what is stored, 1 when nothing is; what each call saw.
+    async fn count_up(store: &FakeStore, seen: &mut Vec<Option<u32>>) -> Result<u32, StepError> {
+        read_modify_write(store, "b", "k", parse, |stored| {
+            seen.push(stored);
+            Ok(Rewrite::Write(stored.map_or(1, |n| n + 1)))
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_read_modify_write_that_loses_the_race_is_done_again_on_the_winners_object() {
+        let store = FakeStore::default();
+        let mut seen = vec![];
+        store.race_next_put("k", json!(10));
+        assert_eq!(count_up(&store, &mut seen).await.unwrap(), 11);
+        assert_eq!(seen, [None, Some(10)], "created by a rival after the read");
+        assert_eq!(store.get("b", "k"), Some(json!(11)));
+
+        seen.clear();
+        assert_eq!(count_up(&store, &mut seen).await.unwrap(), 12);
+        assert_eq!(seen, [Some(11)]);
+    }
+
+    #[tokio::test]
+    async fn a_read_modify_write_that_keeps_writes_nothing() {
+        let store = FakeStore::default();
+        store.put("b", "k", json!(3));
+        let out = read_modify_write(&store, "b", "k", parse, |stored| {
+            Ok(Rewrite::Keep(stored.unwrap_or_default() * 2))
+        })
+        .await
+        .unwrap();
+        assert_eq!(out, 6);
+        assert_eq!(store.get("b", "k"), Some(json!(3)));
+    }
+
+    #[tokio::test]
+    async fn a_read_modify_write_refused_or_unreadable_writes_nothing() {
+        let store = FakeStore::default();
+        let err = read_modify_write(&store, "b", "k", parse, |_| {
+            Err::<Rewrite<u32>, _>(StepError::InvalidSpec("no".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.name(), "InvalidSpec");
+        assert_eq!(store.get("b", "k"), None);
+
+        store.put("b", "k", json!("not a number"));
+        let mut seen = vec![];
+        let err = count_up(&store, &mut seen).await.unwrap_err();
+        assert_eq!(err.name(), "CatalogUnavailable", "{err}");
+        assert!(seen.is_empty());
+        assert_eq!(store.get("b", "k"), Some(json!("not a number")));
     }
 }

@@ -10,6 +10,7 @@ use crate::ports::{
     VolumeFacts, Volumes,
 };
 use crate::restore::steps::RestoreEnv;
+use crate::schedule::steps::SchedulerEnv;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -131,14 +132,14 @@ impl FakePlanes {
         }
     }
 
-    /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
-    /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
     /// The member objects of `cluster` vanish at the next patch (deleted by their data plane
     /// between a read and the patch).
     pub fn vanish_at_next_patch(&self, cluster: &str) {
         self.vanishing.lock().unwrap().insert(cluster.to_string());
     }
 
+    /// Makes a data plane refuse every patch and deletion with `DataPlaneRejected(message)`
+    /// (an admission webhook, a quota, RBAC), or accept them again (`None`).
     pub fn refuse_changes(&self, cluster: &str, message: Option<&str>) {
         let mut r = self.refusing.lock().unwrap();
         match message {
@@ -357,6 +358,80 @@ pub fn fake_restore_env<'a, S, V>(
         base: fake_env(planes, store, catalog_bucket),
         volumes,
     }
+}
+
+/// The fakes a restore runs on: the data planes and the backup of [`restore_world`], EC2, and
+/// the catalog bucket its steps are given.
+pub struct RestoreFakes {
+    /// The data planes, each with TidbCluster `{target_ns}/basic` in recovery mode.
+    pub planes: FakePlanes,
+    /// The backup (bucket `data`) and the catalog.
+    pub store: FakeStore,
+    /// EC2.
+    pub ec2: FakeVolumes,
+    /// The catalog bucket.
+    pub catalog: String,
+}
+
+impl RestoreFakes {
+    /// [`restore_world`] with the backup in bucket `data` and the TidbClusters in `target_ns`,
+    /// an empty EC2, and catalog bucket `catalog`.
+    pub fn new(data: &str, target_ns: &str, catalog: &str) -> Self {
+        let (planes, store) = restore_world(data, target_ns);
+        Self {
+            planes,
+            store,
+            ec2: FakeVolumes::default(),
+            catalog: catalog.into(),
+        }
+    }
+
+    /// A restore step's ports on these fakes ([`fake_restore_env`]).
+    pub fn env(&self) -> RestoreEnv<'_, FakePlanes, FakeStore, FakeVolumes> {
+        self.env_with(&self.ec2)
+    }
+
+    /// A restore step's ports on these fakes, with `volumes` for EC2 (a wrapper of
+    /// [`Self::ec2`] that fails or races, say).
+    pub fn env_with<'a, V>(&'a self, volumes: &'a V) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
+        fake_restore_env(&self.planes, &self.store, volumes, &self.catalog)
+    }
+}
+
+/// The fakes the schedule steps run on: the catalog (S3), Step Functions and EventBridge.
+#[derive(Default)]
+pub struct ScheduleFakes {
+    /// The catalog.
+    pub store: FakeStore,
+    /// Step Functions.
+    pub executions: FakeExecutions,
+    /// EventBridge.
+    pub rules: FakeRules,
+}
+
+impl ScheduleFakes {
+    /// The catalog bucket of [`Self::env`].
+    pub const CATALOG: &'static str = "catalog";
+    /// The backup state machine of [`Self::env`].
+    pub const BACKUP_STATE_MACHINE: &'static str = "arn:sm:volume-backup";
+    /// The backup-delete state machine of [`Self::env`].
+    pub const DELETE_STATE_MACHINE: &'static str = "arn:sm:volume-backup-delete";
+
+    /// The schedule steps' ports on these fakes.
+    pub fn env(&self) -> SchedulerEnv<'_, FakeStore, FakeExecutions> {
+        SchedulerEnv {
+            store: &self.store,
+            catalog_bucket: Self::CATALOG,
+            executions: &self.executions,
+            backup_state_machine: Self::BACKUP_STATE_MACHINE,
+            delete_state_machine: Self::DELETE_STATE_MACHINE,
+        }
+    }
+}
+
+/// The entries of `map` (labels, annotations) in order, as pairs to compare with a list.
+pub fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// JSON merge patch (RFC 7386).

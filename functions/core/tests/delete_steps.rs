@@ -166,6 +166,21 @@ impl World {
             .expect("the deletion starts")
     }
 
+    /// [`Self::start`], which leaves dp1's and dp3's data to their data planes and takes dp2's
+    /// itself, after its member's `Retain` patch.
+    async fn start_dp2_by_brfed(&self) -> DeleteStartOutput {
+        let out = self.start().await;
+        assert_eq!(
+            clean_by(&out),
+            [
+                CleanBy::DataPlane,
+                CleanBy::BrfedAfterRetain,
+                CleanBy::DataPlane
+            ]
+        );
+        out
+    }
+
     async fn observe(&self, out: &DeleteStartOutput) -> DeleteObserved {
         delete::steps::observe(&self.env(), step(out, 0))
             .await
@@ -179,6 +194,16 @@ impl World {
         pacing: Pacing,
     ) -> Result<SnapshotProgress, StepError> {
         delete::steps::delete_snapshots(&self.env(), &self.ec2, step(out, cursor), pacing).await
+    }
+
+    /// The snapshot deletion from the start, done in one call.
+    async fn delete_snapshots_at_once(&self, out: &DeleteStartOutput) -> SnapshotProgress {
+        let p = self
+            .delete_snapshots(out, 0, Pacing::default())
+            .await
+            .unwrap();
+        assert!(p.done, "{p:?}");
+        p
     }
 
     async fn finish(&self, out: &DeleteStartOutput, cursor: usize) -> DeleteResult {
@@ -212,6 +237,11 @@ fn member(execution: &str, namespace: &str) -> Value {
                         "annotations": {"brfed.io/execution": execution,
                                         "brfed.io/federation-namespace": namespace}},
            "spec": {"cleanPolicy": "Delete"}})
+}
+
+/// Who cleans each member's data, in order.
+fn clean_by(out: &DeleteStartOutput) -> Vec<CleanBy> {
+    out.deletion.members.iter().map(|m| m.clean_by).collect()
 }
 
 fn step(out: &DeleteStartOutput, cursor: usize) -> DeleteStepInput {
@@ -323,22 +353,9 @@ async fn a_failed_backup_whose_cleanup_failed_shows_it_and_is_still_failed_for_i
 async fn a_member_without_backupmeta_has_its_objects_deleted_by_brfed_and_the_deletion_ends() {
     let w = World::new(3, "Failed", "Delete");
     w.store.remove(DATA, "p-dp2/backupmeta");
-    let out = w.start().await;
-    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
-    assert_eq!(
-        by,
-        [
-            CleanBy::DataPlane,
-            CleanBy::BrfedAfterRetain,
-            CleanBy::DataPlane
-        ]
-    );
+    let out = w.start_dp2_by_brfed().await;
     assert_eq!(w.observe(&out).await.verdict, "met");
-    let p = w
-        .delete_snapshots(&out, 0, Pacing::default())
-        .await
-        .unwrap();
-    assert!(p.done);
+    let p = w.delete_snapshots_at_once(&out).await;
     assert!(w.store.get(DATA, "p-dp2/clustermeta").is_none());
     w.data_planes_clean(&["dp1", "dp3"]);
     let r = w.finish(&out, p.cursor).await;
@@ -545,16 +562,7 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
     // dp2's backupmeta now also lists a production snapshot brfed never made.
     w.ec2.add_snapshot("snap-prod", chrono::Utc::now());
     w.add_to_backupmeta("dp2", "snap-prod");
-    let out = w.start().await;
-    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
-    assert_eq!(
-        by,
-        [
-            CleanBy::DataPlane,
-            CleanBy::BrfedAfterRetain,
-            CleanBy::DataPlane
-        ]
-    );
+    let out = w.start_dp2_by_brfed().await;
     // Before its deletion, dp2's member was told to keep its data, and the data plane's
     // protection finalizer (which only a clean would remove) was taken off; nothing else.
     let log = w.log();
@@ -581,11 +589,7 @@ async fn a_backupmeta_listing_a_snapshot_that_is_not_the_backups_is_not_left_to_
     assert_eq!(w.observe(&out).await.verdict, "met");
 
     // brfed deletes dp2's own snapshots and objects itself, and leaves the other one.
-    let p = w
-        .delete_snapshots(&out, 0, Pacing::default())
-        .await
-        .unwrap();
-    assert!(p.done);
+    let p = w.delete_snapshots_at_once(&out).await;
     assert_eq!(
         (p.deleted, p.not_owned.clone()),
         (2, vec!["snap-prod".to_string()])
@@ -669,8 +673,10 @@ async fn member_objects_that_are_not_the_backups_are_left_and_named() {
     w.planes.put_backup("dp1", member("exec-other", "br"));
     w.planes.put_backup("dp2", member("exec-bk", "team-b"));
     let out = w.start().await;
-    let by: Vec<CleanBy> = out.deletion.members.iter().map(|m| m.clean_by).collect();
-    assert_eq!(by, [CleanBy::Foreign, CleanBy::Foreign, CleanBy::DataPlane]);
+    assert_eq!(
+        clean_by(&out),
+        [CleanBy::Foreign, CleanBy::Foreign, CleanBy::DataPlane]
+    );
     assert!(w.planes.backup("dp1", "tidb", "fed-bk").is_some());
     assert!(w.planes.backup("dp2", "tidb", "fed-bk").is_some());
     assert!(w.planes.backup("dp3", "tidb", "fed-bk").is_none());

@@ -13,10 +13,7 @@ use brfed_core::restore::status::{
 };
 use brfed_core::restore::steps;
 use brfed_core::restore::steps::{RestoreDeleteInput, RestoreDeleteResult};
-use brfed_core::testing::{
-    FakeExecutions, FakePlanes, FakeStore, FakeVolumes, fake_env, fake_restore_env,
-    restore_request, restore_world,
-};
+use brfed_core::testing::{FakeExecutions, RestoreFakes, restore_request};
 use brfed_core::{StepError, names};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -31,32 +28,28 @@ fn exec(run: &str) -> String {
     names::execution_arn(STATE_MACHINE, run)
 }
 
+/// The data planes, the backup a restore starts from and EC2 ([`RestoreFakes`]), and Step
+/// Functions.
 struct World {
-    planes: FakePlanes,
-    store: FakeStore,
-    ec2: FakeVolumes,
+    fakes: RestoreFakes,
     sfn: FakeExecutions,
 }
 
 impl World {
     fn new() -> Self {
-        let (planes, store) = restore_world(DATA, TARGET_NS);
         Self {
-            planes,
-            store,
-            ec2: FakeVolumes::default(),
+            fakes: RestoreFakes::new(DATA, TARGET_NS, CATALOG),
             sfn: FakeExecutions::default(),
         }
     }
 
     /// Starts restore `name` by execution `run` (Step Functions says it runs).
     async fn start(&self, name: &str, run: &str) -> Result<(), StepError> {
-        let env = fake_restore_env(&self.planes, &self.store, &self.ec2, CATALOG);
         let input = StartInput {
             input: restore_request(name, DATA, TARGET_NS, false),
             execution: exec(run),
         };
-        steps::start(&env, input).await?;
+        steps::start(&self.fakes.env(), input).await?;
         self.set_execution(run, "RUNNING");
         Ok(())
     }
@@ -72,41 +65,44 @@ impl World {
     fn complete(&self, name: &str, run: &str) {
         let key = restore_key("br", name);
         let mut doc: VolumeRestoreDoc =
-            serde_json::from_value(self.store.get(CATALOG, &key).unwrap()).unwrap();
+            serde_json::from_value(self.fakes.store.get(CATALOG, &key).unwrap()).unwrap();
         doc.status.progress.end(None, Utc::now());
-        self.store
+        self.fakes
+            .store
             .put(CATALOG, &key, serde_json::to_value(&doc).unwrap());
         self.set_execution(run, "SUCCEEDED");
     }
 
     async fn delete(&self, name: &str) -> Result<RestoreDeleteResult, StepError> {
-        let env = fake_env(&self.planes, &self.store, CATALOG);
         let input = RestoreDeleteInput {
             name: name.into(),
             namespace: "br".into(),
         };
-        steps::delete(&env, &self.sfn, input).await
+        steps::delete(&self.fakes.env().base, &self.sfn, input).await
     }
 
     fn record(&self, name: &str) -> Option<VolumeRestoreDoc> {
-        self.store
+        self.fakes
+            .store
             .get(CATALOG, &restore_key("br", name))
             .map(|v| serde_json::from_value(v).unwrap())
     }
 
     fn generation(&self, name: &str) -> Option<RestoreGeneration> {
-        self.store
+        self.fakes
+            .store
             .get(CATALOG, &generation_key("br", name))
             .map(|v| serde_json::from_value(v).unwrap())
     }
 
     fn member(&self, plane: &str, name: &str) -> Option<Value> {
-        self.planes
+        self.fakes
+            .planes
             .restore(plane, TARGET_NS, &format!("fed-{name}"))
     }
 
     fn log(&self) -> Vec<String> {
-        self.planes.log.lock().unwrap().clone()
+        self.fakes.planes.log.lock().unwrap().clone()
     }
 }
 
@@ -131,7 +127,7 @@ async fn a_deleted_restore_loses_its_members_and_record_and_nothing_else() {
     let tidb_clusters: Vec<Value> = PLANES
         .iter()
         .map(|p| {
-            futures::executor::block_on(w.planes.get_tidb_cluster(p, TARGET_NS, "basic"))
+            futures::executor::block_on(w.fakes.planes.get_tidb_cluster(p, TARGET_NS, "basic"))
                 .unwrap()
                 .unwrap()
         })
@@ -163,13 +159,14 @@ async fn a_deleted_restore_loses_its_members_and_record_and_nothing_else() {
     assert_eq!(changes.len(), 3, "{changes:?}");
     for (p, tc) in PLANES.iter().zip(tidb_clusters) {
         let now = w
+            .fakes
             .planes
             .get_tidb_cluster(p, TARGET_NS, "basic")
             .await
             .unwrap();
         assert_eq!(now, Some(tc), "{p}'s TidbCluster untouched");
     }
-    assert!(w.ec2.volume_log.lock().unwrap().is_empty());
+    assert!(w.fakes.ec2.volume_log.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -179,7 +176,8 @@ async fn a_member_restore_that_is_not_the_restores_is_left_and_named() {
     w.complete("r1", "br.r1");
     // dp2's Restore of that name was replaced by someone else's.
     let m = member_ref("dp2", "r1");
-    w.planes
+    w.fakes
+        .planes
         .delete_member(MemberKind::Restore, &m)
         .await
         .unwrap();
@@ -187,7 +185,8 @@ async fn a_member_restore_that_is_not_the_restores_is_left_and_named() {
         "metadata": {"name": "fed-r1", "namespace": TARGET_NS,
                      "annotations": {"brfed.io/execution": exec("other"), "brfed.io/federation-namespace": "br"}},
         "spec": {}});
-    w.planes
+    w.fakes
+        .planes
         .create_member(MemberKind::Restore, "dp2", &foreign)
         .await
         .unwrap();
@@ -207,7 +206,7 @@ async fn a_running_restore_is_refused_and_nothing_is_deleted() {
     let err = w.delete("r1").await.unwrap_err();
     assert_eq!(err.name(), "RestoreRunning", "{err}");
     assert!(err.to_string().contains("stop-execution"), "{err}");
-    assert_eq!(w.planes.restore_count(), 3);
+    assert_eq!(w.fakes.planes.restore_count(), 3);
     assert!(w.record("r1").is_some());
     assert!(w.generation("r1").is_none());
 
@@ -215,7 +214,7 @@ async fn a_running_restore_is_refused_and_nothing_is_deleted() {
     w.set_execution("br.r1", "ABORTED");
     let out = w.delete("r1").await.unwrap();
     assert_eq!(out.result, "Deleted");
-    assert_eq!(w.planes.restore_count(), 0);
+    assert_eq!(w.fakes.planes.restore_count(), 0);
 }
 
 #[tokio::test]
@@ -223,14 +222,14 @@ async fn an_unknown_restore_is_refused_by_name() {
     let w = World::new();
     let err = w.delete("nope").await.unwrap_err();
     assert_eq!(err.name(), "RestoreNotFound", "{err}");
-    let env = fake_env(&w.planes, &w.store, CATALOG);
+    let env = w.fakes.env().base;
     let bad = RestoreDeleteInput {
         name: "Not_A_Name".into(),
         namespace: "br".into(),
     };
     let err = steps::delete(&env, &w.sfn, bad).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec", "{err}");
-    assert!(w.planes.log.lock().unwrap().is_empty());
+    assert!(w.fakes.planes.log.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -253,7 +252,7 @@ async fn a_data_plane_down_keeps_the_record_with_what_remains_until_a_new_try() 
     let w = World::new();
     w.start("r1", "br.r1").await.unwrap();
     w.complete("r1", "br.r1");
-    w.planes.set_down("dp3", true);
+    w.fakes.planes.set_down("dp3", true);
     let err = w.delete("r1").await.unwrap_err();
     assert_eq!(err.name(), "DataPlaneUnreachable", "{err}");
     assert!(err.to_string().contains(&at("dp3", "r1")), "{err}");
@@ -265,7 +264,7 @@ async fn a_data_plane_down_keeps_the_record_with_what_remains_until_a_new_try() 
     assert!(w.generation("r1").is_none(), "the name is not freed yet");
     assert!(w.member("dp3", "r1").is_some());
 
-    w.planes.set_down("dp3", false);
+    w.fakes.planes.set_down("dp3", false);
     let out = w.delete("r1").await.unwrap();
     assert_eq!(out.result, "Deleted");
     assert_eq!(out.members_deleted, [at("dp3", "r1")]);
@@ -281,17 +280,21 @@ async fn a_deleted_restores_name_is_restored_again_under_its_next_execution_name
     let first = w.delete("r1").await.unwrap();
     let second_run = first.next_execution_name.clone();
     assert_eq!(second_run, restore_execution_name("br", "r1", 2));
-    let next = RestoreGeneration::next_execution_name(&w.store, CATALOG, "br", "r1")
+    let next = RestoreGeneration::next_execution_name(&w.fakes.store, CATALOG, "br", "r1")
         .await
         .unwrap();
     assert_eq!(next, second_run, "what `brfed restore create` names it");
 
     w.start("r1", &second_run).await.unwrap();
     assert_eq!(w.record("r1").unwrap().brfed.execution, exec(&second_run));
-    assert_eq!(w.planes.restore_count(), 3, "its members are made again");
+    assert_eq!(
+        w.fakes.planes.restore_count(),
+        3,
+        "its members are made again"
+    );
     // a repeated start of the same execution is the same restore
     w.start("r1", &second_run).await.unwrap();
-    assert_eq!(w.planes.restore_count(), 3);
+    assert_eq!(w.fakes.planes.restore_count(), 3);
 
     w.complete("r1", &second_run);
     let out = w.delete("r1").await.unwrap();
@@ -305,7 +308,7 @@ async fn a_start_that_meets_the_record_of_a_restore_being_deleted_is_retried() {
     w.start("r1", "br.r1").await.unwrap();
     w.complete("r1", "br.r1");
     // the deletion has raised the generation and not removed the record yet
-    w.store.put(
+    w.fakes.store.put(
         CATALOG,
         &generation_key("br", "r1"),
         json!({"next": 2, "deletedExecution": exec("br.r1"), "deletedAt": "0"}),
@@ -314,7 +317,7 @@ async fn a_start_that_meets_the_record_of_a_restore_being_deleted_is_retried() {
     assert_eq!(err.name(), "CatalogConflict", "retryable: {err}");
     assert!(err.is_retryable());
     // an unrelated restore of the name is a plain RestoreExists
-    w.store.remove(CATALOG, &generation_key("br", "r1"));
+    w.fakes.store.remove(CATALOG, &generation_key("br", "r1"));
     let err = w.start("r1", "br.r1_2").await.unwrap_err();
     assert_eq!(err.name(), "RestoreExists", "{err}");
 }

@@ -18,9 +18,7 @@ use brfed_core::restore::steps::{
     RestoreEnv, RestoreObserveInput, RestoreStartOutput, RestoreStepInput,
 };
 use brfed_core::tags::{TAG_CLUSTER, TAG_STACK, TAG_VOLUME_RESTORE};
-use brfed_core::testing::{
-    FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_request, restore_world,
-};
+use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, RestoreFakes, restore_request};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,34 +33,21 @@ fn exec(name: &str) -> String {
     format!("arn:aws:states:us-west-2:123456789012:execution:volume-restore:{name}")
 }
 
-/// The data planes and the backup a restore starts from ([`restore_world`]), and EC2.
+/// The data planes and the backup a restore starts from, and EC2 ([`RestoreFakes`]), with the
+/// plays of these tests.
 struct World {
-    planes: FakePlanes,
-    store: FakeStore,
-    ec2: FakeVolumes,
+    fakes: RestoreFakes,
 }
 
 impl World {
     fn new() -> Self {
-        let (planes, store) = restore_world(DATA, TARGET_NS);
         Self {
-            planes,
-            store,
-            ec2: FakeVolumes::default(),
+            fakes: RestoreFakes::new(DATA, TARGET_NS, CATALOG),
         }
     }
 
-    fn env(&self) -> RestoreEnv<'_, FakePlanes, FakeStore, FakeVolumes> {
-        self.env_with(&self.ec2)
-    }
-
-    /// The steps' ports with `ec2` in front of this world's EC2.
-    fn env_with<'a, V>(&'a self, ec2: &'a V) -> RestoreEnv<'a, FakePlanes, FakeStore, V> {
-        fake_restore_env(&self.planes, &self.store, ec2, CATALOG)
-    }
-
     fn doc(&self, name: &str) -> VolumeRestoreDoc {
-        record(&self.store, name)
+        record(&self.fakes.store, name)
     }
 
     /// Replaces `plane`'s member `Restore` `fed-r1` by `obj`, as someone else could.
@@ -73,11 +58,13 @@ impl World {
             tc_namespace: TARGET_NS.into(),
             backup_name: "fed-r1".into(),
         };
-        self.planes
+        self.fakes
+            .planes
             .delete_member(MemberKind::Restore, &member)
             .await
             .unwrap();
-        self.planes
+        self.fakes
+            .planes
             .create_member(MemberKind::Restore, plane, obj)
             .await
             .unwrap();
@@ -99,35 +86,53 @@ impl World {
                 .enumerate()
                 .map(|(k, id)| json!({"volume_id": format!("vol-src-{plane}-{k}"), "snapshot_id": format!("snap-{plane}-{k}"), "restore_volume_id": id}))
                 .collect();
-            self.store.put(
+            self.fakes.store.put(
                 DATA,
                 &format!("p-{plane}/restoremeta"),
                 json!({"tikv": {"stores": [{"store_id": 1, "volumes": vols}]}}),
             );
-            self.planes
-                .add_restore_condition(plane, TARGET_NS, &member, rcond::VOLUME_COMPLETE);
+            self.fakes.planes.add_restore_condition(
+                plane,
+                TARGET_NS,
+                &member,
+                rcond::VOLUME_COMPLETE,
+            );
         } else {
-            self.planes
+            self.fakes
+                .planes
                 .add_restore_condition(plane, TARGET_NS, &member, rcond::FAILED);
         }
         ids
     }
 
     fn add_volume(&self, v: VolumeFacts) {
-        self.ec2.volumes.lock().unwrap().insert(v.id.clone(), v);
+        self.fakes
+            .ec2
+            .volumes
+            .lock()
+            .unwrap()
+            .insert(v.id.clone(), v);
     }
 
     /// The tags of volume `id`, which must exist.
     fn volume_tags(&self, id: &str) -> BTreeMap<String, String> {
-        self.ec2.volumes.lock().unwrap()[id].tags.clone()
+        self.fakes.ec2.volumes.lock().unwrap()[id].tags.clone()
     }
 
     fn existing(&self) -> BTreeSet<String> {
-        self.ec2.volumes.lock().unwrap().keys().cloned().collect()
+        self.fakes
+            .ec2
+            .volumes
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn deleted(&self) -> BTreeSet<String> {
-        self.ec2
+        self.fakes
+            .ec2
             .volume_log
             .lock()
             .unwrap()
@@ -236,24 +241,28 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
     // The winner's document, as the other start wrote it.
     let winner = {
         let other = World::new();
-        start(&other.env(), "r1", &exec("winner"), false)
+        start(&other.fakes.env(), "r1", &exec("winner"), false)
             .await
             .unwrap();
-        other.store.get(CATALOG, &restore_key("br", "r1")).unwrap()
+        other
+            .fakes
+            .store
+            .get(CATALOG, &restore_key("br", "r1"))
+            .unwrap()
     };
     // another start of the same restore wins the race: its document appears between this
     // start's read and its conditional create
-    w.store.race_next_put("/r1.json", winner);
-    let err = start(&w.env(), "r1", &exec("loser"), false)
+    w.fakes.store.race_next_put("/r1.json", winner);
+    let err = start(&w.fakes.env(), "r1", &exec("loser"), false)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "RestoreExists", "{err}");
     assert!(err.to_string().contains("winner"), "{err}");
     assert_eq!(
-        w.planes.restore_count(),
+        w.fakes.planes.restore_count(),
         0,
         "{:?}",
-        w.planes.log.lock().unwrap()
+        w.fakes.planes.log.lock().unwrap()
     );
     assert_eq!(w.doc("r1").execution(), exec("winner"));
 }
@@ -261,7 +270,7 @@ async fn of_two_starts_of_one_restore_name_the_one_that_loses_the_catalog_create
 #[tokio::test]
 async fn a_second_start_of_a_running_restore_name_is_refused_by_name() {
     let w = World::new();
-    let e = w.env();
+    let e = w.fakes.env();
     start(&e, "r1", &exec("first"), false).await.unwrap();
     let err = start(&e, "r1", &exec("second"), false).await.unwrap_err();
     assert_eq!(err.name(), "RestoreExists", "{err}");
@@ -288,7 +297,7 @@ async fn a_restore_into_a_namespace_where_brfed_has_no_rights_is_refused_by_that
 #[tokio::test]
 async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
     let w = World::new();
-    let e = w.env();
+    let e = w.fakes.env();
     let out = started(&e, "r1").await;
     // dp2's Restore of that name was replaced by someone else's (another execution); dp3's
     // carries the execution but not the federation namespace.
@@ -296,22 +305,23 @@ async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
     w.replace_member("dp2", &foreign).await;
     let other_ns = member(&exec("r1"), "team-b");
     w.replace_member("dp3", &other_ns).await;
-    w.planes
+    w.fakes
+        .planes
         .add_restore_condition("dp1", TARGET_NS, "fed-r1", rcond::FAILED);
 
     let done = steps::finalize(&e, after_failure(&out)).await.unwrap();
     assert_eq!(done.error.as_deref(), Some("MemberFailed"));
     assert!(
-        w.planes.restore("dp1", TARGET_NS, "fed-r1").is_none(),
+        w.fakes.planes.restore("dp1", TARGET_NS, "fed-r1").is_none(),
         "own member deleted"
     );
     assert_eq!(
-        w.planes.restore("dp2", TARGET_NS, "fed-r1"),
+        w.fakes.planes.restore("dp2", TARGET_NS, "fed-r1"),
         Some(foreign),
         "another execution's Restore is left"
     );
     assert_eq!(
-        w.planes.restore("dp3", TARGET_NS, "fed-r1"),
+        w.fakes.planes.restore("dp3", TARGET_NS, "fed-r1"),
         Some(other_ns),
         "a Restore of another federation namespace is left"
     );
@@ -333,14 +343,17 @@ async fn the_cleanup_deletes_only_member_restores_of_its_own_execution() {
 #[tokio::test]
 async fn restore_finish_never_patches_a_restore_of_another_execution() {
     let w = World::new();
-    let e = w.env();
+    let e = w.fakes.env();
     let out = start(&e, "r1", &exec("r1"), false).await.unwrap();
     let mut foreign = member(&exec("someone-else"), "br");
     foreign["spec"] = json!({"federalVolumeRestorePhase": "restore-volume"});
     w.replace_member("dp2", &foreign).await;
     let err = steps::finish(&e, after_failure(&out)).await.unwrap_err();
     assert_eq!(err.name(), "MemberNameConflict", "{err}");
-    assert_eq!(w.planes.restore("dp2", TARGET_NS, "fed-r1"), Some(foreign));
+    assert_eq!(
+        w.fakes.planes.restore("dp2", TARGET_NS, "fed-r1"),
+        Some(foreign)
+    );
 }
 
 // The volumes: only those it proved its own, read again before each delete.
@@ -348,7 +361,7 @@ async fn restore_finish_never_patches_a_restore_of_another_execution() {
 #[tokio::test]
 async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_own_volumes() {
     let w = World::new();
-    let e = w.env();
+    let e = w.fakes.env();
     // A volume made from the same snapshot long ago (a restore from before brfed tagged
     // volumes, or made by hand): never this restore's.
     w.add_volume(volume(
@@ -382,9 +395,9 @@ async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_o
     assert_eq!(claims.len(), 3, "{claims:?}");
     assert!(claims.iter().all(|c| c.claimed == 2 && c.refused.is_none()));
     // A later observation claims nothing again.
-    let tags_before = w.ec2.volume_log.lock().unwrap().len();
+    let tags_before = w.fakes.ec2.volume_log.lock().unwrap().len();
     observe(&e, &r1).await;
-    assert_eq!(w.ec2.volume_log.lock().unwrap().len(), tags_before);
+    assert_eq!(w.fakes.ec2.volume_log.lock().unwrap().len(), tags_before);
 
     // The second restore into the same namespace and TidbCluster names: dp1 and dp2 make their
     // volumes, dp3 fails after making its own but before writing restoremeta (which still
@@ -442,7 +455,7 @@ async fn of_two_restores_in_turn_into_one_target_each_cleanup_deletes_only_its_o
 #[tokio::test]
 async fn no_volume_is_claimed_while_another_restore_of_the_backup_makes_volumes_in_the_same_az() {
     let w = World::new();
-    let e = w.env();
+    let e = w.fakes.env();
     let r = started(&e, "r1").await;
     // Someone else restores dp1's backup into the same AZ meanwhile.
     w.add_volume(volume("vol-theirs", "snap-dp1-0", "az-dp1", Utc::now()));
@@ -461,7 +474,8 @@ async fn no_volume_is_claimed_while_another_restore_of_the_backup_makes_volumes_
     for id in &mine["dp1"] {
         assert!(!w.volume_tags(id).contains_key(TAG_VOLUME_RESTORE), "{id}");
     }
-    w.planes
+    w.fakes
+        .planes
         .add_restore_condition("dp2", TARGET_NS, "fed-r1", rcond::FAILED);
     let d = fail(&e, &r).await;
     let l1 = &d.brfed.leftovers[0];
@@ -541,11 +555,11 @@ impl Volumes for Retagged<'_> {
 async fn the_cleanup_reads_each_volume_again_and_leaves_one_no_longer_its_own() {
     let w = World::new();
     let ec2 = Retagged {
-        inner: &w.ec2,
+        inner: &w.fakes.ec2,
         id: "vol-r1-dp1-0".into(),
         tags: Mutex::new(None),
     };
-    let e = w.env_with(&ec2);
+    let e = w.fakes.env_with(&ec2);
     let r = started(&e, "r1").await;
     for p in PLANES {
         w.make_volumes("r1", p, true);

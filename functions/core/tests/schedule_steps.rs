@@ -11,16 +11,14 @@ use brfed_core::ports::{Executions, ScheduleRule};
 use brfed_core::schedule;
 use brfed_core::schedule::spec::ScheduleRequest;
 use brfed_core::schedule::status::{ScheduleDoc, schedule_key};
-use brfed_core::schedule::steps::{
-    SchedulerEnv, SweepOutput, TickInput, TickOutput, tick_input_template,
-};
-use brfed_core::testing::{FakeExecutions, FakeRules, FakeStore};
+use brfed_core::schedule::steps::{SweepOutput, TickInput, TickOutput, tick_input_template};
+use brfed_core::testing::ScheduleFakes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-const CATALOG: &str = "catalog";
-const BACKUP_SM: &str = "arn:sm:volume-backup";
-const DELETE_SM: &str = "arn:sm:volume-backup-delete";
+const CATALOG: &str = ScheduleFakes::CATALOG;
+const BACKUP_SM: &str = ScheduleFakes::BACKUP_STATE_MACHINE;
+const DELETE_SM: &str = ScheduleFakes::DELETE_STATE_MACHINE;
 const TICK_FN: &str = "arn:aws:lambda:us-west-2:123456789012:function:schedule-tick";
 
 /// The function's clock in these tests: a day after the first tick.
@@ -68,9 +66,7 @@ fn complete<'a>(name: &'a str, created: &'a str) -> Backup<'a> {
 /// result, for the tests of its errors. Times are RFC 3339 strings; `clock` is the function's.
 #[derive(Default)]
 struct Fixture {
-    store: FakeStore,
-    x: FakeExecutions,
-    rules: FakeRules,
+    fakes: ScheduleFakes,
 }
 
 impl Fixture {
@@ -83,18 +79,8 @@ impl Fixture {
         f
     }
 
-    fn env(&self) -> SchedulerEnv<'_, FakeStore, FakeExecutions> {
-        SchedulerEnv {
-            store: &self.store,
-            catalog_bucket: CATALOG,
-            executions: &self.x,
-            backup_state_machine: BACKUP_SM,
-            delete_state_machine: DELETE_SM,
-        }
-    }
-
     async fn try_apply(&self, s: &ScheduleRequest) -> Result<ScheduleDoc, StepError> {
-        schedule::steps::apply(&self.env(), &self.rules, TICK_FN, s, None).await
+        schedule::steps::apply(&self.fakes.env(), &self.fakes.rules, TICK_FN, s, None).await
     }
 
     async fn apply(&self, s: &ScheduleRequest) -> ScheduleDoc {
@@ -102,7 +88,7 @@ impl Fixture {
     }
 
     async fn try_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleDoc, StepError> {
-        schedule::steps::set_paused(&self.env(), &self.rules, "br", name, paused).await
+        schedule::steps::set_paused(&self.fakes.env(), &self.fakes.rules, "br", name, paused).await
     }
 
     async fn set_paused(&self, name: &str, paused: bool) -> ScheduleDoc {
@@ -110,7 +96,7 @@ impl Fixture {
     }
 
     async fn try_remove(&self, name: &str) -> Result<ScheduleDoc, StepError> {
-        schedule::steps::remove(&self.env(), &self.rules, "br", name).await
+        schedule::steps::remove(&self.fakes.env(), &self.fakes.rules, "br", name).await
     }
 
     /// The tick of schedule `ns/name` whose event time is `time`.
@@ -126,7 +112,7 @@ impl Fixture {
             name: name.into(),
             time: time.into(),
         };
-        schedule::steps::tick_at(&self.env(), input, at(clock)).await
+        schedule::steps::tick_at(&self.fakes.env(), input, at(clock)).await
     }
 
     /// The tick of `br/name` at `time`, run at `clock`.
@@ -149,23 +135,23 @@ impl Fixture {
     /// [`Self::tick`], which must wait for a backup that still runs, saying `why`, and start
     /// nothing.
     async fn expect_waiting(&self, name: &str, time: &str, why: &str) {
-        let before = self.x.names(BACKUP_SM).len();
+        let before = self.fakes.executions.names(BACKUP_SM).len();
         let out = self.expect_tick(name, time, "lastBackupRunning").await;
         let reason = out.reason.as_deref().unwrap_or("");
         assert!(reason.contains(why), "{out:?}");
-        let after = self.x.names(BACKUP_SM).len();
+        let after = self.fakes.executions.names(BACKUP_SM).len();
         assert_eq!(after, before, "nothing new started: {out:?}");
     }
 
     async fn catch_up(&self, doc: &ScheduleDoc, clock: &str) -> Option<TickOutput> {
-        schedule::steps::catch_up(&self.env(), doc, at(clock))
+        schedule::steps::catch_up(&self.fakes.env(), doc, at(clock))
             .await
             .unwrap()
     }
 
     /// The retention sweep, delivered with `event`.
     async fn try_sweep(&self, event: Value, clock: &str) -> Result<SweepOutput, StepError> {
-        schedule::steps::sweep_at(&self.env(), &event, at(clock)).await
+        schedule::steps::sweep_at(&self.fakes.env(), &event, at(clock)).await
     }
 
     async fn sweep(&self, event: Value, clock: &str) -> SweepOutput {
@@ -181,7 +167,7 @@ impl Fixture {
 
     /// EventBridge's rule `name`.
     fn rule(&self, name: &str) -> ScheduleRule {
-        let rules = self.rules.rules.lock().unwrap();
+        let rules = self.fakes.rules.rules.lock().unwrap();
         rules
             .get(name)
             .cloned()
@@ -189,12 +175,12 @@ impl Fixture {
     }
 
     fn no_rules(&self) -> bool {
-        self.rules.rules.lock().unwrap().is_empty()
+        self.fakes.rules.rules.lock().unwrap().is_empty()
     }
 
     /// The executions of `state_machine`, sorted by name.
     fn started(&self, state_machine: &str) -> Vec<String> {
-        let mut names = self.x.names(state_machine);
+        let mut names = self.fakes.executions.names(state_machine);
         names.sort();
         names
     }
@@ -202,7 +188,7 @@ impl Fixture {
     /// The input of execution `name` of `state_machine`.
     fn input(&self, state_machine: &str, name: &str) -> Value {
         let key = (state_machine.to_string(), name.to_string());
-        self.x.runs.lock().unwrap()[&key].0.clone()
+        self.fakes.executions.runs.lock().unwrap()[&key].0.clone()
     }
 
     /// The input of the execution of backup `br/backup`.
@@ -212,7 +198,8 @@ impl Fixture {
 
     /// Ends the execution of backup `br/backup` with `status`.
     fn end_backup(&self, backup: &str, status: &str) {
-        self.x
+        self.fakes
+            .executions
             .set_status(BACKUP_SM, &execution_name("br", backup), status);
     }
 
@@ -250,18 +237,19 @@ impl Fixture {
         .unwrap();
         let meta = &doc.metadata.meta;
         let key = backup_key(&meta.namespace, &meta.name);
-        self.store
+        self.fakes
+            .store
             .put(CATALOG, &key, serde_json::to_value(doc).unwrap());
     }
 
     /// Sets `fields` of backup `br/name`'s `brfed` record, as a step writes them.
     fn set_brfed(&self, name: &str, fields: Value) {
         let key = backup_key("br", name);
-        let mut doc = self.store.get(CATALOG, &key).unwrap();
+        let mut doc = self.fakes.store.get(CATALOG, &key).unwrap();
         for (k, v) in fields.as_object().unwrap() {
             doc["brfed"][k] = v.clone();
         }
-        self.store.put(CATALOG, &key, doc);
+        self.fakes.store.put(CATALOG, &key, doc);
     }
 }
 
@@ -311,7 +299,8 @@ async fn a_bad_schedule_is_refused_with_every_problem_and_nothing_written() {
     let msg = err.to_string();
     assert!(msg.contains("7d") && msg.contains("day-of-month"), "{msg}");
     assert!(
-        f.store
+        f.fakes
+            .store
             .get(CATALOG, &schedule_key("br", "weekly"))
             .is_none()
     );
@@ -360,9 +349,15 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
         .await;
     f.expect_tick("daily", "2026-01-01T12:00:00Z", "lastBackupRunning")
         .await;
-    assert_eq!(f.x.names(BACKUP_SM).len(), 1, "nothing new started");
+    assert_eq!(
+        f.fakes.executions.names(BACKUP_SM).len(),
+        1,
+        "nothing new started"
+    );
 
-    f.x.set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
+    f.fakes
+        .executions
+        .set_status(BACKUP_SM, "br.daily-2026-01-01t06-00-00", "SUCCEEDED");
     let next = f
         .expect_tick("daily", "2026-01-01T18:00:00Z", "started")
         .await;
@@ -378,7 +373,7 @@ async fn ticks_start_named_backups_once_and_never_beside_a_running_one() {
     f.set_paused("daily", false).await;
     f.expect_tick("daily", "2026-01-02T00:00:00Z", "started")
         .await;
-    assert_eq!(f.x.names(BACKUP_SM).len(), 3);
+    assert_eq!(f.fakes.executions.names(BACKUP_SM).len(), 3);
 }
 
 #[tokio::test]
@@ -430,9 +425,19 @@ async fn remove_deletes_the_rule_and_the_document_and_keeps_the_backups() {
     f.put_backups("daily", &[complete(backup, "2026-01-01T00:00:00Z")]);
     f.try_remove("daily").await.unwrap();
     assert!(f.no_rules());
-    assert!(f.store.get(CATALOG, &schedule_key("br", "daily")).is_none());
-    assert!(f.store.get(CATALOG, &backup_key("br", backup)).is_some());
-    assert!(f.env().list(None).await.unwrap().is_empty());
+    assert!(
+        f.fakes
+            .store
+            .get(CATALOG, &schedule_key("br", "daily"))
+            .is_none()
+    );
+    assert!(
+        f.fakes
+            .store
+            .get(CATALOG, &backup_key("br", backup))
+            .is_some()
+    );
+    assert!(f.fakes.env().list(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -497,7 +502,7 @@ async fn the_sweep_starts_one_deletion_per_schedule_paused_or_not() {
 
     // Same sweep again (a duplicate delivery): nothing new.
     f.sweep(event, "2026-01-03T06:00:10Z").await;
-    assert_eq!(f.x.names(DELETE_SM).len(), 2);
+    assert_eq!(f.fakes.executions.names(DELETE_SM).len(), 2);
 }
 
 #[tokio::test]
@@ -526,7 +531,7 @@ async fn a_manual_backup_carrying_the_schedule_label_is_not_its_retentions() {
         "{out:?}"
     );
     assert_eq!(
-        f.x.names(DELETE_SM),
+        f.fakes.executions.names(DELETE_SM),
         vec!["delete-br.count-2026-01-01t00-00-00-20260103T000000Z"]
     );
 }
@@ -550,7 +555,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
         assert_eq!(t.backup, "nightly-2026-01-02t06-00-00");
     }
     assert_eq!(
-        f.x.names(BACKUP_SM),
+        f.fakes.executions.names(BACKUP_SM),
         vec![
             "team-a.nightly-2026-01-02t06-00-00",
             "team-b.nightly-2026-01-02t06-00-00"
@@ -589,7 +594,7 @@ async fn the_same_schedule_name_in_two_namespaces_backs_up_and_expires_both() {
 #[tokio::test]
 async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothing() {
     let f = Fixture::with([schedule("daily", json!({"maxReservedTime": "1h"}))]).await;
-    let before = f.store.get(CATALOG, &schedule_key("br", "daily"));
+    let before = f.fakes.store.get(CATALOG, &schedule_key("br", "daily"));
     for time in [
         "2026-01-03T06:00:00Z", // a day ahead
         "2026-01-02T06:05:01Z", // 301 s ahead
@@ -599,8 +604,11 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
         let err = f.try_tick("br", "daily", time, NOW).await.unwrap_err();
         assert_eq!(err.name(), "EventTimeOutOfRange", "{time}: {err}");
     }
-    assert_eq!(f.store.get(CATALOG, &schedule_key("br", "daily")), before);
-    assert!(f.x.names(BACKUP_SM).is_empty());
+    assert_eq!(
+        f.fakes.store.get(CATALOG, &schedule_key("br", "daily")),
+        before
+    );
+    assert!(f.fakes.executions.names(BACKUP_SM).is_empty());
 
     // Later ticks still run: the refused one left no trace.
     f.expect_tick("daily", NOW, "started").await;
@@ -613,7 +621,10 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
         .await
         .unwrap_err();
     assert_eq!(err.name(), "EventTimeOutOfRange");
-    assert!(f.x.names(DELETE_SM).is_empty(), "nothing expired early");
+    assert!(
+        f.fakes.executions.names(DELETE_SM).is_empty(),
+        "nothing expired early"
+    );
     let out = f.sweep(json!({"time": "2026-01-02T06:04:00Z"}), NOW).await;
     assert_eq!(out.now, NOW, "never later than the clock");
     assert_eq!(
@@ -626,7 +637,7 @@ async fn ticks_and_sweeps_dated_outside_the_window_are_refused_and_change_nothin
     let err = f.try_sweep(json!({"time": 5}), NOW).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
     assert_eq!(out.schedules[0].deleting, None, "{out:?}");
-    assert!(f.x.names(DELETE_SM).is_empty());
+    assert!(f.fakes.executions.names(DELETE_SM).is_empty());
     let out = f.sweep(json!({}), "2026-01-02T06:04:00Z").await;
     assert_eq!(
         out.schedules[0].deleting.as_deref(),
@@ -712,8 +723,8 @@ async fn the_sweep_asks_abort_again_about_ended_backups_whose_members_had_not_se
     for (name, sm, status, phase, record) in cases {
         let exec = execution_name("br", name);
         let input = json!({"volumeBackup": {"metadata": {"name": name, "namespace": "br"}}});
-        f.x.start(sm, &exec, &input).await.unwrap();
-        f.x.set_status(sm, &exec, status);
+        f.fakes.executions.start(sm, &exec, &input).await.unwrap();
+        f.fakes.executions.set_status(sm, &exec, status);
         f.put_doc(
             json!({"name": name, "namespace": "br", "creationTimestamp": "2026-01-01T00:00:00Z"}),
             phase,
@@ -794,7 +805,7 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
     // Still running at 03:10: the sweep tries the 03:00 tick and is refused too.
     let missed = f.missed_tick("2026-01-01T03:10:00Z").await.unwrap();
     assert_eq!(missed.result, "lastBackupRunning", "{missed:?}");
-    assert_eq!(f.x.names(BACKUP_SM).len(), 1);
+    assert_eq!(f.fakes.executions.names(BACKUP_SM).len(), 1);
 
     f.end_backup(&first.backup, "SUCCEEDED");
     let missed = f.missed_tick("2026-01-01T03:20:00Z").await.unwrap();
@@ -812,7 +823,7 @@ async fn the_sweep_runs_the_latest_tick_missed_while_the_last_backup_ran_once() 
     );
     // Nothing missed any more; the 04:00 rule delivery runs as usual.
     assert_eq!(f.missed_tick("2026-01-01T03:25:00Z").await, None);
-    assert_eq!(f.x.names(BACKUP_SM).len(), 2);
+    assert_eq!(f.fakes.executions.names(BACKUP_SM).len(), 2);
 }
 
 /// Resuming a schedule runs the latest tick it missed while paused (the rule is disabled then,
@@ -833,7 +844,7 @@ async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
         ("started", "nightly-2026-01-05t02-00-00")
     );
     assert_eq!(
-        f.x.names(BACKUP_SM).len(),
+        f.fakes.executions.names(BACKUP_SM).len(),
         2,
         "one, not the four missed nights"
     );

@@ -15,9 +15,9 @@ use brfed_core::restore::judge::RestoreAwait;
 use brfed_core::restore::member::rcond;
 use brfed_core::restore::status::VolumeRestoreDoc;
 use brfed_core::restore::steps::{
-    self, RestoreContext, RestoreEnv, RestoreFinalizeOutput, RestoreObserveInput, RestoreStepInput,
+    self, RestoreContext, RestoreFinalizeOutput, RestoreObserveInput, RestoreStepInput,
 };
-use brfed_core::testing::{FakePlanes, FakeStore, FakeVolumes, fake_restore_env, restore_world};
+use brfed_core::testing::RestoreFakes;
 use brfed_core::time::Phase;
 use serde_json::{Value, json};
 
@@ -53,11 +53,9 @@ fn volume_restore(template: Value) -> Value {
 }
 
 /// The original's test helper: the data planes (with the backup to restore), the federation
-/// (here: the catalog), and a method per step of the state machine.
+/// (here: the catalog) and EC2 ([`RestoreFakes`]), and a method per step of the state machine.
 struct Helper {
-    planes: FakePlanes,
-    store: FakeStore,
-    ec2: FakeVolumes,
+    fakes: RestoreFakes,
 }
 
 /// What the state machine carries from step to step.
@@ -69,16 +67,9 @@ struct Run {
 
 impl Helper {
     fn new() -> Self {
-        let (planes, store) = restore_world(DATA, TARGET_NS);
         Self {
-            planes,
-            store,
-            ec2: FakeVolumes::default(),
+            fakes: RestoreFakes::new(DATA, TARGET_NS, CATALOG),
         }
-    }
-
-    fn env(&self) -> RestoreEnv<'_, FakePlanes, FakeStore, FakeVolumes> {
-        fake_restore_env(&self.planes, &self.store, &self.ec2, CATALOG)
     }
 
     /// `createVolumeRestoreWith` + the first `Sync`: the start step, and the state machine's
@@ -89,7 +80,7 @@ impl Helper {
             input: volume_restore(template),
             execution: EXEC.into(),
         };
-        let out = steps::start(&self.env(), input).await.unwrap();
+        let out = steps::start(&self.fakes.env(), input).await.unwrap();
         let run = Run {
             ctx: out.restore,
             phase: out.phase,
@@ -118,7 +109,7 @@ impl Helper {
             phase: run.phase.clone(),
             data_member: run.data_member,
         };
-        steps::observe(&self.env(), input).await.unwrap()
+        steps::observe(&self.fakes.env(), input).await.unwrap()
     }
 
     async fn verdict(&self, run: &Run, awaited: RestoreAwait) -> String {
@@ -134,11 +125,13 @@ impl Helper {
         }
     }
 
-    /// Restore data on the member of least commitTs. The original's `assertRunRestoreData`:
-    /// `TikvComplete`, member 1 (commitTs 121) in `restore-data`, the others still in
-    /// `restore-volume`; `steps` steps.
+    /// Every member `TikvComplete` (the wait for TiKV is met), then restore data on the member of
+    /// least commitTs. The original's `assertRunRestoreData`: `TikvComplete`, member 1 (commitTs
+    /// 121) in `restore-data`, the others still in `restore-volume`; `steps` steps.
     async fn restore_data(&self, run: &mut Run, steps: usize) {
-        let i = steps::data(&self.env(), Self::step_input(run, None))
+        self.set(&PLANES, rcond::TIKV_COMPLETE);
+        assert_eq!(self.verdict(run, RestoreAwait::TikvStarted).await, "met");
+        let i = steps::data(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
         run.data_member = Some(i);
@@ -155,10 +148,13 @@ impl Helper {
         }
     }
 
-    /// Restart every TiKV. The original's `assertRunRestoreFinish`: `DataComplete` at commitTs
-    /// 121, every member in `restore-finish`; `steps` steps.
+    /// Member 1 `DataComplete` (the wait for the data is met), then restart every TiKV. The
+    /// original's `assertRunRestoreFinish`: `DataComplete` at commitTs 121, every member in
+    /// `restore-finish`; `steps` steps.
     async fn restore_finish(&self, run: &mut Run, steps: usize) {
-        run.phase = steps::finish(&self.env(), Self::step_input(run, None))
+        self.data_complete();
+        assert_eq!(self.verdict(run, RestoreAwait::DataRestored).await, "met");
+        run.phase = steps::finish(&self.fakes.env(), Self::step_input(run, None))
             .await
             .unwrap();
         let doc = self.doc().await;
@@ -173,17 +169,42 @@ impl Helper {
         }
     }
 
+    /// The middle of a restore that succeeds: data plane TiKV complete, run the restore data
+    /// phase ([`Self::restore_data`], `steps` steps); wait for the restore data phase; data
+    /// plane data complete, run the restore finish phase ([`Self::restore_finish`], one step
+    /// more); wait for the restore to complete.
+    async fn restore_data_and_finish(&self, run: &mut Run, steps: usize) {
+        self.restore_data(run, steps).await;
+        assert_eq!(
+            self.verdict(run, RestoreAwait::DataRestored).await,
+            "pending"
+        );
+        self.restore_finish(run, steps + 1).await;
+        assert_eq!(self.verdict(run, RestoreAwait::Complete).await, "pending");
+    }
+
+    /// Data plane complete, restore complete: every member `Complete`, the wait for the end is
+    /// met, and finalize ends the restore `Complete` with `steps` steps.
+    async fn complete(&self, run: &Run, steps: usize) {
+        self.set(&PLANES, rcond::COMPLETE);
+        assert_eq!(self.verdict(run, RestoreAwait::Complete).await, "met");
+        let out = self.finalize(run, None).await;
+        self.assert_complete(&out, steps, false);
+    }
+
     async fn finalize(&self, run: &Run, failure: Option<&Failure>) -> RestoreFinalizeOutput {
-        steps::finalize(&self.env(), Self::step_input(run, failure))
+        steps::finalize(&self.fakes.env(), Self::step_input(run, failure))
             .await
             .unwrap()
     }
 
-    /// A wait that ends in a member's failure, then the failure path: the settle wait answers
-    /// `settled` (`met`, or `pending` for members still making volumes, which the state machine
-    /// ends at its limit), then finalize. The original's `assertRestoreFailed`: `Failed` with a
-    /// completion time and the time taken, and no commitTs unless the data was restored.
+    /// Member 1 `Failed` (the original's `setDataPlaneFailed`), so that a wait ends in a
+    /// member's failure, then the failure path: the settle wait answers `settled` (`met`, or
+    /// `pending` for members still making volumes, which the state machine ends at its limit),
+    /// then finalize. The original's `assertRestoreFailed`: `Failed` with a completion time and
+    /// the time taken, and no commitTs unless the data was restored.
     async fn fail(&self, run: &Run, awaited: RestoreAwait, settled: &str) -> RestoreFinalizeOutput {
+        self.set(&["dp1"], rcond::FAILED);
         let o = self.observe(run, awaited).await;
         assert_eq!(o.verdict, "failed", "{o:?}");
         let failure = o.failure.unwrap();
@@ -217,7 +238,7 @@ impl Helper {
     }
 
     async fn doc(&self) -> VolumeRestoreDoc {
-        Catalog::<_, VolumeRestoreDoc>::new(&self.store, CATALOG)
+        Catalog::<_, VolumeRestoreDoc>::new(&self.fakes.store, CATALOG)
             .get("ns-1", "restore-1")
             .await
             .unwrap()
@@ -238,7 +259,7 @@ impl Helper {
     }
 
     fn federal_phase(&self, plane: &str) -> Value {
-        let m = self.planes.restore(plane, TARGET_NS, MEMBER);
+        let m = self.fakes.planes.restore(plane, TARGET_NS, MEMBER);
         m.unwrap_or_else(|| panic!("member of {plane} exists"))["spec"]["federalVolumeRestorePhase"]
             .clone()
     }
@@ -246,7 +267,8 @@ impl Helper {
     /// The original's `setDataPlane*`: condition `type_` on the members of `planes`.
     fn set(&self, planes: &[&str], type_: &str) {
         for p in planes {
-            self.planes
+            self.fakes
+                .planes
                 .add_restore_condition(p, TARGET_NS, MEMBER, type_);
         }
     }
@@ -254,7 +276,8 @@ impl Helper {
     /// `setDataPlaneVolumeComplete`: every member `VolumeComplete`, commitTs 121, 122, 123.
     fn volume_complete(&self) {
         for (p, ts) in [("dp1", "121"), ("dp2", "122"), ("dp3", "123")] {
-            self.planes
+            self.fakes
+                .planes
                 .set_restore_status(p, TARGET_NS, MEMBER, json!({"commitTs": ts}));
         }
         self.set(&PLANES, rcond::VOLUME_COMPLETE);
@@ -262,7 +285,8 @@ impl Helper {
 
     /// `setDataPlaneDataComplete`: member 1 `DataComplete` at commitTs 121.
     fn data_complete(&self) {
-        self.planes
+        self.fakes
+            .planes
             .set_restore_status("dp1", TARGET_NS, MEMBER, json!({"commitTs": "121"}));
         self.set(&["dp1"], rcond::DATA_COMPLETE);
     }
@@ -308,27 +332,9 @@ async fn test_volume_restore() {
         .await;
     assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "pending");
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
+    h.restore_data_and_finish(&mut run, 3).await;
 
-    // wait restore data phase
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
-
-    // data plane data complete, run restore finish phase
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 4).await;
-
-    // wait restore complete
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
-
-    // data plane complete, restore complete
-    h.set(&PLANES, rcond::COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "met");
-    let out = h.finalize(&run, None).await;
-    h.assert_complete(&out, 4, false);
+    h.complete(&run, 4).await;
 }
 
 /// `TestVolumeRestoreWithWarmUpSync`: warmup before TiKV starts. `WarmUp` starts with the
@@ -352,21 +358,9 @@ async fn test_volume_restore_with_warm_up_sync() {
     assert!(doc.status.progress.has(rcond::WARMUP_COMPLETE));
     assert_eq!(h.steps(&doc), ["RestoreVolume", "WarmUp", "StartTiKV"]);
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 4).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
+    h.restore_data_and_finish(&mut run, 4).await;
 
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 5).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
-
-    h.set(&PLANES, rcond::COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "met");
-    let out = h.finalize(&run, None).await;
-    h.assert_complete(&out, 5, false);
+    h.complete(&run, 5).await;
 }
 
 /// `TestVolumeRestoreWithWarmUpAsync`: TiKV starts while the volumes warm up (`StartTiKV` and
@@ -384,16 +378,7 @@ async fn test_volume_restore_with_warm_up_async() {
     // warmup start
     h.warmup_started(&run, RestoreAwait::TikvStarted, 3).await;
 
-    // data plane tikv complete, run restore data phase
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 4).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "pending");
-
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
-    h.restore_finish(&mut run, 5).await;
-    assert_eq!(h.verdict(&run, RestoreAwait::Complete).await, "pending");
+    h.restore_data_and_finish(&mut run, 4).await;
 
     // data plane complete, wait warmup complete
     h.set(&PLANES, rcond::COMPLETE);
@@ -418,9 +403,17 @@ async fn test_volume_restore_restore_volume_failed() {
     let run = h.create(json!({})).await;
 
     // restore volume failed, restore failed (dp2 and dp3 still make volumes: not settled)
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::VolumesRestored, "pending").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
+}
+
+/// The restore without warmup, up to the restore data phase (3 steps).
+async fn restoring_data(h: &Helper) -> Run {
+    let mut run = h.create(json!({})).await;
+    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
+        .await;
+    h.restore_data(&mut run, 3).await;
+    run
 }
 
 /// `TestVolumeRestore_RestoreDataFailed`: the restore-data member fails; the restore is
@@ -428,15 +421,9 @@ async fn test_volume_restore_restore_volume_failed() {
 #[tokio::test]
 async fn test_volume_restore_restore_data_failed() {
     let h = Helper::new();
-    let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
-        .await;
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
+    let run = restoring_data(&h).await;
 
     // restore data failed, restore failed
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::DataRestored, "met").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
 }
@@ -446,18 +433,10 @@ async fn test_volume_restore_restore_data_failed() {
 #[tokio::test]
 async fn test_volume_restore_restore_finish_failed() {
     let h = Helper::new();
-    let mut run = h.create(json!({})).await;
-    h.volumes_restored(&run, &["RestoreVolume", "StartTiKV"])
-        .await;
-    h.set(&PLANES, rcond::TIKV_COMPLETE);
-    assert_eq!(h.verdict(&run, RestoreAwait::TikvStarted).await, "met");
-    h.restore_data(&mut run, 3).await;
-    h.data_complete();
-    assert_eq!(h.verdict(&run, RestoreAwait::DataRestored).await, "met");
+    let mut run = restoring_data(&h).await;
     h.restore_finish(&mut run, 4).await;
 
     // restore finish failed, restore failed
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::Complete, "met").await;
     assert_eq!(
         out.document.status.progress.commit_ts.as_deref(),
@@ -488,11 +467,11 @@ async fn test_volume_restore_check_wal_async_is_refused() {
         input: volume_restore(json!({"warmup": "async", "warmupStrategy": "check-wal-only"})),
         execution: EXEC.into(),
     };
-    let err = steps::start(&h.env(), input).await.unwrap_err();
+    let err = steps::start(&h.fakes.env(), input).await.unwrap_err();
     assert_eq!(err.name(), "InvalidSpec", "{err}");
     assert!(err.to_string().contains("check-wal-only"), "{err}");
-    assert_eq!(h.planes.restore_count(), 0, "no member created");
-    let recorded = Catalog::<_, VolumeRestoreDoc>::new(&h.store, CATALOG)
+    assert_eq!(h.fakes.planes.restore_count(), 0, "no member created");
+    let recorded = Catalog::<_, VolumeRestoreDoc>::new(&h.fakes.store, CATALOG)
         .get("ns-1", "restore-1")
         .await
         .unwrap();
@@ -505,7 +484,6 @@ async fn test_volume_restore_check_wal_async_is_refused() {
 async fn test_volume_restore_check_wal_failed_sync() {
     let h = Helper::new();
     let run = check_wal_only(&h).await;
-    h.set(&["dp1"], rcond::FAILED);
     let out = h.fail(&run, RestoreAwait::WalChecked, "met").await;
     assert_eq!(out.document.status.progress.commit_ts, None);
     assert_eq!(h.federal_phase("dp1"), "restore-volume", "no restore-data");

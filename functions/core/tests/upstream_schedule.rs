@@ -17,15 +17,14 @@ use brfed_core::schedule::cron::translate;
 use brfed_core::schedule::retention::{Candidate, Decision, decide};
 use brfed_core::schedule::spec::{Retention, ScheduleRequest};
 use brfed_core::schedule::status::schedule_key;
-use brfed_core::schedule::steps::{SchedulerEnv, SweepEntry, TickInput, TickOutput};
-use brfed_core::testing::{FakeExecutions, FakeRules, FakeStore};
+use brfed_core::schedule::steps::{SweepEntry, TickInput, TickOutput};
+use brfed_core::testing::{ScheduleFakes, pairs};
 use brfed_core::time::rfc3339;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
-const CATALOG: &str = "catalog";
-const BACKUP_SM: &str = "arn:sm:volume-backup";
-const DELETE_SM: &str = "arn:sm:volume-backup-delete";
+const CATALOG: &str = ScheduleFakes::CATALOG;
+const BACKUP_SM: &str = ScheduleFakes::BACKUP_STATE_MACHINE;
 const TICK_FN: &str = "arn:aws:lambda:us-west-2:123456789012:function:schedule-tick";
 /// The original's schedules all live in namespace `ns`.
 const NS: &str = "ns";
@@ -77,25 +76,13 @@ fn grouped(name: &str, group: &str) -> ScheduleRequest {
 /// EventBridge, all fakes, and the schedule steps on them.
 #[derive(Default)]
 struct Helper {
-    store: FakeStore,
-    x: FakeExecutions,
-    rules: FakeRules,
+    fakes: ScheduleFakes,
 }
 
 impl Helper {
-    fn env(&self) -> SchedulerEnv<'_, FakeStore, FakeExecutions> {
-        SchedulerEnv {
-            store: &self.store,
-            catalog_bucket: CATALOG,
-            executions: &self.x,
-            backup_state_machine: BACKUP_SM,
-            delete_state_machine: DELETE_SM,
-        }
-    }
-
     /// `createBackupSchedule` (or an update of it: its status stays).
     async fn apply(&self, s: &ScheduleRequest) {
-        schedule::steps::apply(&self.env(), &self.rules, TICK_FN, s, None)
+        schedule::steps::apply(&self.fakes.env(), &self.fakes.rules, TICK_FN, s, None)
             .await
             .unwrap();
     }
@@ -108,7 +95,7 @@ impl Helper {
             time: rfc3339(at),
         };
         let clock = at + Duration::seconds(5);
-        schedule::steps::tick_at(&self.env(), input, clock)
+        schedule::steps::tick_at(&self.fakes.env(), input, clock)
             .await
             .unwrap()
     }
@@ -116,7 +103,7 @@ impl Helper {
     /// The retention sweep at `clock`, which also runs each schedule's latest missed tick; the
     /// entry of schedule `name`.
     async fn sweep(&self, name: &str, clock: DateTime<Utc>) -> SweepEntry {
-        let out = schedule::steps::sweep_at(&self.env(), &json!({}), clock)
+        let out = schedule::steps::sweep_at(&self.fakes.env(), &json!({}), clock)
             .await
             .unwrap();
         out.schedules
@@ -129,9 +116,9 @@ impl Helper {
     /// the original's tests set them on the object.
     fn edit_schedule(&self, name: &str, edit: impl FnOnce(&mut Value)) {
         let key = schedule_key(NS, name);
-        let mut doc = self.store.get(CATALOG, &key).unwrap();
+        let mut doc = self.fakes.store.get(CATALOG, &key).unwrap();
         edit(&mut doc);
-        self.store.put(CATALOG, &key, doc);
+        self.fakes.store.put(CATALOG, &key, doc);
     }
 
     /// `bs.Status.LastBackup = last`, ticked a day before [`now`].
@@ -157,7 +144,7 @@ impl Helper {
             "status": {"phase": phase, "conditions": [{"type": phase, "status": "True"}]},
             "brfed": brfed}))
         .unwrap();
-        self.store.put(
+        self.fakes.store.put(
             CATALOG,
             &backup_key(NS, name),
             serde_json::to_value(doc).unwrap(),
@@ -166,20 +153,22 @@ impl Helper {
 
     /// `helper.deleteBackup`: the deletion is done, the record gone.
     fn deleted(&self, name: &str) {
-        self.store.remove(CATALOG, &backup_key(NS, name));
+        self.fakes.store.remove(CATALOG, &backup_key(NS, name));
     }
 
     /// The backup started by a tick ran and ended `phase`, created at `created`, as the
     /// original's test completes each backup its `Sync` created.
     fn complete(&self, schedule: &str, backup: &str, created: DateTime<Utc>) {
         let exec = execution_name(NS, backup);
-        self.x.set_status(BACKUP_SM, &exec, "SUCCEEDED");
+        self.fakes
+            .executions
+            .set_status(BACKUP_SM, &exec, "SUCCEEDED");
         self.put_backup(backup, "Complete", created, Some(schedule));
     }
 
     /// Backup executions started so far.
     fn started(&self) -> usize {
-        self.x.names(BACKUP_SM).len()
+        self.fakes.executions.names(BACKUP_SM).len()
     }
 }
 
@@ -211,8 +200,12 @@ async fn test_manager_can_perform_next_backup() {
                 "FAILED"
             };
             let exec = execution_name(NS, "backupname");
-            h.x.start(BACKUP_SM, &exec, &json!({})).await.unwrap();
-            h.x.set_status(BACKUP_SM, &exec, status);
+            h.fakes
+                .executions
+                .start(BACKUP_SM, &exec, &json!({}))
+                .await
+                .unwrap();
+            h.fakes.executions.set_status(BACKUP_SM, &exec, status);
         }
         let t = h.tick("bsname", midnight(0)).await;
         assert_eq!(t.result, "started", "last backup {last:?}: {t:?}");
@@ -328,12 +321,12 @@ async fn test_get_last_scheduled_time_invalid() {
     let err = bad.validate(None).unwrap_err();
     assert_eq!(err.name(), "InvalidSpec", "{err}");
     let h = Helper::default();
-    let err = schedule::steps::apply(&h.env(), &h.rules, TICK_FN, &bad, None)
+    let err = schedule::steps::apply(&h.fakes.env(), &h.fakes.rules, TICK_FN, &bad, None)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "InvalidSpec");
     assert!(
-        h.env().list(None).await.unwrap().is_empty(),
+        h.fakes.env().list(None).await.unwrap().is_empty(),
         "nothing written"
     );
 }
@@ -374,15 +367,15 @@ async fn test_get_last_scheduled_time_too_many_missed() {
     h.edit_schedule("bsname", |d| {
         d["status"] = json!({"lastBackup": last, "lastBackupTime": t});
     });
-    let doc = h.env().list(None).await.unwrap().remove(0);
-    let tick = schedule::steps::catch_up(&h.env(), &doc, now())
+    let doc = h.fakes.env().list(None).await.unwrap().remove(0);
+    let tick = schedule::steps::catch_up(&h.fakes.env(), &doc, now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(tick.result, "started");
     assert_eq!(tick.backup, "bsname-2026-03-20t00-00-00");
-    let doc = h.env().list(None).await.unwrap().remove(0);
-    let next = schedule::steps::catch_up(&h.env(), &doc, now())
+    let doc = h.fakes.env().list(None).await.unwrap().remove(0);
+    let next = schedule::steps::catch_up(&h.fakes.env(), &doc, now())
         .await
         .unwrap();
     assert_eq!(next, None, "the next look finds nothing more");
@@ -401,14 +394,8 @@ fn test_build_backup() {
     let get = bs.backup_request_for_tick(tick);
     assert_eq!(get.metadata.name, "bsname-2026-03-20t12-00-00");
     assert_eq!(get.metadata.namespace, NS);
-    let labels: Vec<(&str, &str)> = get
-        .metadata
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        labels,
+        pairs(&get.metadata.labels),
         [
             ("app.kubernetes.io/instance", "bsname"),
             ("app.kubernetes.io/managed-by", "backup-schedule-operator"),

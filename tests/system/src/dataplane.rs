@@ -6,6 +6,7 @@
 //! the simulated operator running with its HTTP endpoint on `SIM_HTTP_ADDR` (default
 //! `127.0.0.1:18080`). `BRFED_BUCKET` names the bucket (default `brfed-system-tests`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,6 +139,18 @@ impl World {
     /// `TidbCluster` API of a namespace in a data plane.
     pub fn tidbclusters(&self, plane: &str, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client(plane), ns, &tidbcluster_resource())
+    }
+
+    /// Every volume in EC2 restored into the target TidbClusters of `key` (the simulator's own
+    /// tag: as on the real operator's volumes, no tag names the restore or its namespace).
+    pub async fn target_volumes(&self, key: &str) -> BTreeSet<String> {
+        self.cloud
+            .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
+            .await
+            .expect("DescribeVolumes")
+            .into_iter()
+            .map(|v| v.id)
+            .collect()
     }
 
     async fn http_get(&self, path: &str) -> Result<(u16, String), String> {

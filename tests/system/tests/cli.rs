@@ -572,24 +572,14 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn preflight_reports_every_problem_at_once_and_creates_nothing() {
     let world = World::from_env().await;
-    let tc = SeededCluster::seed(&world, "clip", "tidb", 1)
-        .await
-        .expect("seed");
-    let name = format!("cp-{}", tc.id());
-    let SeededCluster { ns, planes, .. } = tc;
-    let dir = workdir(&ns);
-
-    // a good one passes
-    let good = write(
-        &dir,
-        "good.yaml",
-        &backup_yaml(
-            &name,
-            &clusters_yaml(&planes, "basic", &ns, false),
-            &world.bucket,
-            &format!("{ns}/fresh"),
-        ),
-    );
+    // a good one (at a fresh prefix) passes
+    let CliCase {
+        name,
+        ns,
+        planes,
+        dir,
+        vbk: good,
+    } = CliCase::new(&world, "clip", "cp", 1).await;
     let passed = brfed(&["preflight", "-f", &good]).await;
     assert!(
         passed.ok().stdout.contains("preflight passed"),
@@ -938,21 +928,6 @@ spec:
     assert!(deleted.ok().stdout.contains("deleted"), "{deleted:#?}");
 }
 
-/// Every volume restored into the target TidbClusters of `key` (the simulator's own tag: as on
-/// the real operator's volumes, no tag names the restore).
-async fn target_volumes(world: &World, key: &str) -> Vec<String> {
-    let mut ids: Vec<String> = world
-        .cloud
-        .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
-        .await
-        .expect("DescribeVolumes")
-        .into_iter()
-        .map(|v| v.id)
-        .collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restored() {
     let world = World::from_env().await;
@@ -997,7 +972,7 @@ async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restor
         "240",
     ];
     brfed(&create).await.ok();
-    let volumes = target_volumes(&world, &target).await;
+    let volumes = world.target_volumes(&target).await;
     assert_eq!(volumes.len(), planes.len() * 2, "two TiKV stores a plane");
 
     // a running restore cannot be deleted is the core's test; here one that ended is
@@ -1029,7 +1004,7 @@ async fn a_restore_deleted_with_the_cli_frees_its_name_and_leaves_what_it_restor
     assert_eq!(gone.code, 1, "{gone:#?}");
     assert!(gone.stderr.contains("RestoreNotFound"), "{gone:#?}");
     assert_eq!(
-        target_volumes(&world, &target).await,
+        world.target_volumes(&target).await,
         volumes,
         "the restored volumes are the restored TiKV: never deleted"
     );

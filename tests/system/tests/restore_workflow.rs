@@ -419,7 +419,7 @@ async fn a_stopped_restore_is_marked_failed_with_what_it_left() {
         }
     }
     // every volume of this restore that exists is in the report
-    let have = target_volumes(&c, &c.target_key).await;
+    let have = c.world.target_volumes(&c.target_key).await;
     assert_eq!(reported_volumes(&doc), have);
 }
 
@@ -458,8 +458,8 @@ async fn restores_of_one_backup_report_only_their_own_volumes() {
         .await
         .unwrap();
     let reported = reported_volumes(&doc);
-    let mine = target_volumes(&c, &format!("{}-2", c.target_key)).await;
-    let theirs = target_volumes(&c, &c.target_key).await;
+    let mine = c.world.target_volumes(&format!("{}-2", c.target_key)).await;
+    let theirs = c.world.target_volumes(&c.target_key).await;
     assert_eq!(mine.len(), 6, "two TiKV stores a plane");
     assert_eq!(reported, mine, "B's report names exactly B's volumes");
     assert!(
@@ -502,19 +502,6 @@ async fn restoremeta_volumes(c: &Case) -> BTreeSet<String> {
     out
 }
 
-/// Every volume in EC2 restored into the target TidbCluster `key` (the simulator's own tag: as
-/// on the real operator's volumes, no tag names the target namespace).
-async fn target_volumes(c: &Case, key: &str) -> BTreeSet<String> {
-    c.world
-        .cloud
-        .volumes_tagged(&[(brfed_sim_operator::meta::TAG_CLUSTER, key)])
-        .await
-        .expect("DescribeVolumes")
-        .into_iter()
-        .map(|v| v.id)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volumes() {
     let c = backed_up("rt-turn", 2).await;
@@ -554,7 +541,7 @@ async fn two_restores_in_turn_into_one_target_each_clean_up_only_their_own_volum
         reported.is_disjoint(&first_volumes),
         "{reported:?} names the first restore's {first_volumes:?}"
     );
-    let left = target_volumes(&c, &c.target_key).await;
+    let left = c.world.target_volumes(&c.target_key).await;
     assert_eq!(
         left, first_volumes,
         "the first restore's volumes survive, the second's are gone"

@@ -340,10 +340,18 @@ impl RestoreGeneration {
         let Some(v) = store.get_json(bucket, &key).await? else {
             return Ok(None);
         };
-        let g = serde_json::from_value(v.value).map_err(|e| {
+        Ok(Some((Self::parse(bucket, &key, v.value)?, v.etag)))
+    }
+
+    /// The generation record stored at `key` in `bucket`, from its `value`.
+    pub(crate) fn parse(
+        bucket: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<Self, StepError> {
+        serde_json::from_value(value).map_err(|e| {
             StepError::CatalogUnavailable(format!("s3://{bucket}/{key} is unreadable: {e}"))
-        })?;
-        Ok(Some((g, v.etag)))
+        })
     }
 
     /// The execution name the next restore of `namespace/name` gets.

@@ -630,6 +630,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::pairs;
     use crate::time::go_duration_parts;
 
     const YAML: &str = r#"
@@ -753,14 +754,8 @@ spec:
             names::init_job_name(&member),
             "backup-fed-daily-2024-05-01t00-00-00-init"
         );
-        let labels: Vec<(&str, &str)> = b
-            .metadata
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         assert_eq!(
-            labels,
+            pairs(&b.metadata.labels),
             [
                 ("app.kubernetes.io/instance", "daily"),
                 ("app.kubernetes.io/managed-by", "backup-schedule-operator"),

@@ -5,13 +5,14 @@
 
 use crate::backup::steps::Env;
 use crate::catalog::Catalog;
+use crate::catalog::Rewrite;
+use crate::catalog::read_modify_write;
 use crate::error::StepError;
 use crate::names;
 use crate::ports::DataPlanes;
 use crate::ports::Executions;
 use crate::ports::MemberKind;
 use crate::ports::ObjectStore;
-use crate::ports::Precondition;
 use crate::restore::status::RestoreDeletion;
 use crate::restore::status::RestoreGeneration;
 use crate::restore::status::VolumeRestoreDoc;
@@ -250,31 +251,20 @@ async fn bump_generation<D, S: ObjectStore>(
     execution: &str,
 ) -> Result<u32, StepError> {
     let key = generation_key(ns, name);
-    let mut last = String::new();
-    for _ in 0..5 {
-        let stored = RestoreGeneration::read(env.store, env.catalog_bucket, ns, name).await?;
-        let (next, precondition) = match &stored {
-            Some((g, _)) if g.deleted_execution == execution => return Ok(g.next),
-            Some((g, etag)) => (g.next.max(1) + 1, Precondition::IfMatch(etag.clone())),
-            None => (2, Precondition::IfAbsent),
-        };
-        let g = RestoreGeneration {
-            next,
-            deleted_execution: execution.to_string(),
-            deleted_at: now_ms(),
-        };
-        let value = serde_json::to_value(&g).map_err(|e| StepError::Internal(e.to_string()))?;
-        match env
-            .store
-            .put_json(env.catalog_bucket, &key, &value, precondition)
-            .await
-        {
-            Ok(()) => return Ok(next),
-            Err(StepError::CatalogConflict(m)) => last = m,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StepError::CatalogConflict(last))
+    let bucket = env.catalog_bucket;
+    let parse = |v| RestoreGeneration::parse(bucket, &key, v);
+    let g = read_modify_write(env.store, bucket, &key, parse, |stored| {
+        Ok(match stored {
+            Some(g) if g.deleted_execution == execution => Rewrite::Keep(g),
+            stored => Rewrite::Write(RestoreGeneration {
+                next: stored.map_or(2, |g| g.next.max(1) + 1),
+                deleted_execution: execution.to_string(),
+                deleted_at: now_ms(),
+            }),
+        })
+    })
+    .await?;
+    Ok(g.next)
 }
 
 /// An error of the same name as `e`, with `message`.
