@@ -281,15 +281,20 @@ async fn a_second_start_of_a_running_restore_name_is_refused_by_name() {
 #[tokio::test]
 async fn a_restore_into_a_namespace_where_brfed_has_no_rights_is_refused_by_that_name() {
     let w = World::new();
-    w.planes.forbid("dp3", TARGET_NS);
-    let err = start(&w.env(), "r1", &exec("r1"), false).await.unwrap_err();
+    w.fakes.planes.forbid("dp3", TARGET_NS);
+    let err = start(&w.fakes.env(), "r1", &exec("r1"), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "DataPlaneRejected", "{err}");
     assert!(
         err.to_string()
             .contains("list restores in namespace tidb-restore"),
         "{err}"
     );
-    assert!(w.planes.log.lock().unwrap().is_empty(), "nothing created");
+    assert!(
+        w.fakes.planes.log.lock().unwrap().is_empty(),
+        "nothing created"
+    );
 }
 
 // The member `Restore`s: only its own execution's.
