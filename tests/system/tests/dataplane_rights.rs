@@ -21,6 +21,20 @@ async fn as_functions() -> Vec<DataPlane> {
         .expect("the functions' kubeconfig")
 }
 
+/// Seeds TidbCluster `basic` (one store a plane) in namespace `ns` of `planes`, with brfed's
+/// rights there or not.
+async fn seed(world: &World, planes: &[String], ns: &str, granted: bool) {
+    let seed = TidbClusterSeed::new(ns, "basic", format!("{ns}-tidb")).stores_per_plane(1);
+    let seed = if granted {
+        seed
+    } else {
+        seed.without_brfed_grant()
+    };
+    seed_tidb_cluster(&world.kubeconfig, planes, &seed)
+        .await
+        .expect("seed");
+}
+
 fn status_code(e: kube::Error) -> u16 {
     match e {
         kube::Error::Api(s) => s.code,
@@ -34,22 +48,8 @@ async fn the_functions_have_the_shipped_rights_in_granted_namespaces_and_no_othe
     let granted = unique("rights-in");
     let other = unique("rights-out");
     let planes = world.plane_names(1);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&granted, "basic", format!("{granted}-tidb")).stores_per_plane(1),
-    )
-    .await
-    .expect("seed");
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&other, "basic", format!("{other}-tidb"))
-            .stores_per_plane(1)
-            .without_brfed_grant(),
-    )
-    .await
-    .expect("seed");
+    seed(&world, &planes, &granted, true).await;
+    seed(&world, &planes, &other, false).await;
     let dp = as_functions().await.remove(0);
     let backups =
         |ns: &str| Api::<DynamicObject>::namespaced_with(dp.client.clone(), ns, &backup_resource());
@@ -112,15 +112,7 @@ async fn a_backup_in_a_namespace_not_granted_to_brfed_is_refused_by_name_before_
     let flows = Workflows::from_env().await;
     let ns = unique("rights-none");
     let planes = world.plane_names(3);
-    seed_tidb_cluster(
-        &world.kubeconfig,
-        &planes,
-        &TidbClusterSeed::new(&ns, "basic", format!("{ns}-tidb"))
-            .stores_per_plane(1)
-            .without_brfed_grant(),
-    )
-    .await
-    .expect("seed");
+    seed(&world, &planes, &ns, false).await;
     let name = format!("bk-{}", &ns[ns.len() - 8..]);
     let input = VolumeBackup::new(
         &name,
