@@ -42,6 +42,18 @@ const EC2_CALLS: &[(&str, &str)] = &[
 /// `"*"` reaches no action that could be narrowed. Everything else in EC2 must name an ARN.
 const EC2_WITHOUT_RESOURCE_LEVEL: &[&str] = &["ec2:DescribeSnapshots", "ec2:DescribeVolumes"];
 
+/// What Lambda needs of a function's role to run it in a VPC (its network interfaces, the
+/// documented set, on `*`): granted only under the condition `InVpc`, in the statement
+/// `VpcNetworkInterfaces`, to the functions that reach the data planes.
+const VPC_ENI_ACTIONS: &[&str] = &[
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+];
+
 /// The Step Functions calls of the scheduled functions (`functions/adapters/src/sfn_executions.rs`),
 /// by crate: the state machine (its ASL file) whose executions it starts. `Executions::start`
 /// asks `DescribeExecution` first (a repeated start is reported as one), and `schedule-tick` also
@@ -100,6 +112,11 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
         );
         let stmts = statements(role);
         assert!(!stmts.is_empty(), "{role_id} grants nothing");
+        // the VPC statement is checked on its own (the_data_plane_functions_can_run_in_a_vpc)
+        let stmts: Vec<&Value> = stmts
+            .into_iter()
+            .filter(|s| s["Sid"].as_str() != Some("VpcNetworkInterfaces"))
+            .collect();
         let mut sfn_granted = BTreeSet::new();
         let mut events_granted = false;
         let mut settle_granted = false;
@@ -418,4 +435,59 @@ fn the_data_plane_roles_output_is_every_role_whose_function_reaches_the_data_pla
         "DataPlaneRoleArns"
     );
     assert_eq!(listed.len(), reaching.len(), "each role once");
+}
+
+/// Private EKS endpoints: with `VpcSubnetIds`, every function that reaches the data planes runs
+/// in that VPC (`VpcConfig` under `InVpc`) and its role may manage the network interfaces Lambda
+/// makes, under the same condition only; the scheduled functions (no data plane) stay outside.
+#[test]
+fn the_data_plane_functions_can_run_in_a_vpc_and_only_they_get_its_grant() {
+    let t = template();
+    for (krate, role_id, role) in function_roles(&t) {
+        let id = function_id(&krate);
+        let f = &resource(&t, &id)["Properties"];
+        let reaches = !f["Environment"]["Variables"]["BRFED_KUBECONFIG"].is_null();
+        let vpc_statements: Vec<&Value> = one_or_many(&role["Properties"]["Policies"])
+            .into_iter()
+            .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+            .filter(|s| {
+                s["Fn::If"][1]["Sid"].as_str() == Some("VpcNetworkInterfaces")
+                    || s["Sid"].as_str() == Some("VpcNetworkInterfaces")
+            })
+            .collect();
+        if !reaches {
+            assert!(f["VpcConfig"].is_null(), "{id}: no VPC");
+            assert!(vpc_statements.is_empty(), "{role_id}: no VPC grant");
+            continue;
+        }
+        let vpc = &f["VpcConfig"]["Fn::If"];
+        assert_eq!(
+            vpc[0].as_str(),
+            Some("InVpc"),
+            "{id}: VpcConfig under InVpc"
+        );
+        assert_eq!(ref_of(&vpc[1]["SubnetIds"]), Some("VpcSubnetIds"), "{id}");
+        assert_eq!(
+            ref_of(&vpc[1]["SecurityGroupIds"]),
+            Some("VpcSecurityGroupIds"),
+            "{id}"
+        );
+        assert_eq!(ref_of(&vpc[2]), Some("AWS::NoValue"), "{id}: else no VPC");
+        assert_eq!(vpc_statements.len(), 1, "{role_id}: one VPC statement");
+        let cond = &vpc_statements[0]["Fn::If"];
+        assert_eq!(cond[0].as_str(), Some("InVpc"), "{role_id}: only in a VPC");
+        assert_eq!(ref_of(&cond[2]), Some("AWS::NoValue"), "{role_id}");
+        let s = &cond[1];
+        assert_eq!(
+            actions_of(s),
+            VPC_ENI_ACTIONS,
+            "{role_id}: Lambda's set, no more"
+        );
+        assert_eq!(s["Resource"].as_str(), Some("*"), "{role_id}");
+    }
+    assert_eq!(
+        t["Conditions"]["InVpc"]["Fn::Not"][0]["Fn::Equals"][0]["Fn::Join"][1]["Ref"].as_str(),
+        Some("VpcSubnetIds"),
+        "InVpc: VpcSubnetIds given"
+    );
 }
