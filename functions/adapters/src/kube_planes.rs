@@ -164,7 +164,8 @@ async fn get_object(
 }
 
 /// Classifies a kube error: connection problems, 5xx, 429 and a resource not served (yet) are
-/// retryable (`DataPlaneUnreachable`), other API refusals are `DataPlaneRejected`.
+/// retryable (`DataPlaneUnreachable`), 401/403 are `DataPlaneForbidden` (brfed's rights there),
+/// other API refusals are `DataPlaneRejected`.
 pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
     tracing::warn!(cluster, what, error = %e, "data plane call failed");
     match &e {
@@ -184,7 +185,7 @@ pub fn classify(cluster: &str, what: &str, e: kube::Error) -> StepError {
             ))
         }
         kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
-            StepError::DataPlaneRejected(format!(
+            StepError::DataPlaneForbidden(format!(
                 "{cluster}: {what}: {} {}: brfed's rights in a data plane are \
                  infra/dataplane/brfed-rbac.yaml, bound in each TiDB namespace it serves \
                  (docs/deploy.md, \"Data-plane access\")",
@@ -505,5 +506,29 @@ mod not_served_tests {
         assert_eq!(e.name(), "DataPlaneUnreachable", "{e}");
         let e = classify("dp2", "get Backup", kube::Error::Api(missing.boxed()));
         assert_eq!(e.name(), "MemberMissing", "{e}");
+    }
+
+    #[test]
+    fn a_refusal_of_brfed_s_rights_is_forbidden_naming_what_and_where_and_the_shipped_file() {
+        let forbidden = status(serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "backups.pingcap.com is forbidden: User \"brfed-functions\" cannot list resource \"backups\" in API group \"pingcap.com\" in the namespace \"tidb\"",
+            "details": {"group": "pingcap.com", "kind": "backups"}}));
+        let e = classify(
+            "dp1",
+            "list backups in namespace tidb",
+            kube::Error::Api(forbidden.boxed()),
+        );
+        assert_eq!(e.name(), "DataPlaneForbidden", "{e}");
+        assert!(!e.is_retryable());
+        let m = e.to_string();
+        for part in [
+            "dp1",
+            "cannot list resource \"backups\"",
+            "namespace \"tidb\"",
+            "brfed-rbac.yaml",
+        ] {
+            assert!(m.contains(part), "{part} in {m}");
+        }
     }
 }

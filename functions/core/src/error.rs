@@ -55,10 +55,15 @@ pub enum StepError {
     /// A data plane's API server could not be reached or answered 5xx/429. Retryable.
     #[error("data plane unreachable: {0}")]
     DataPlaneUnreachable(String),
-    /// A data plane refused a request (4xx other than 404/429: schema validation, missing CRD,
-    /// RBAC, a conflict). Terminal.
+    /// A data plane refused a request (4xx other than 401/403/404/429: schema validation,
+    /// missing CRD, a conflict, a webhook). Terminal.
     #[error("data plane rejected the request: {0}")]
     DataPlaneRejected(String),
+    /// A data plane did not let brfed do something (401/403): its rights there
+    /// (`infra/dataplane/brfed-rbac.yaml`) are missing or not bound to brfed in that namespace.
+    /// The message is the API server's, naming the verb, resource and namespace. Terminal.
+    #[error("data plane forbids it: {0}")]
+    DataPlaneForbidden(String),
     /// A change made only while a member object is still the one brfed read (a UID
     /// precondition) was refused: an object of that name with another UID stands there now,
     /// another execution's or not brfed's, and it is left alone. Terminal.
@@ -132,6 +137,7 @@ impl StepError {
             Self::ResolvedTsInvalid(_) => "ResolvedTsInvalid",
             Self::DataPlaneUnreachable(_) => "DataPlaneUnreachable",
             Self::DataPlaneRejected(_) => "DataPlaneRejected",
+            Self::DataPlaneForbidden(_) => "DataPlaneForbidden",
             Self::MemberReplaced(_) => "MemberReplaced",
             Self::MemberMissing(_) => "MemberMissing",
             Self::MembersRunning(_) => "MembersRunning",
@@ -174,6 +180,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "ResolvedTsInvalid",
     "DataPlaneUnreachable",
     "DataPlaneRejected",
+    "DataPlaneForbidden",
     "MemberReplaced",
     "MemberMissing",
     "MembersRunning",
@@ -241,6 +248,7 @@ mod tests {
             StepError::ResolvedTsInvalid(String::new()),
             StepError::DataPlaneUnreachable(String::new()),
             StepError::DataPlaneRejected(String::new()),
+            StepError::DataPlaneForbidden(String::new()),
             StepError::MemberReplaced(String::new()),
             StepError::MemberMissing(String::new()),
             StepError::MembersRunning(String::new()),

@@ -114,7 +114,7 @@ impl FakePlanes {
     }
 
     /// Leaves namespace `ns` of data plane `cluster` without brfed's rights: the probe there is
-    /// refused (`DataPlaneRejected`, as the API server's 403).
+    /// refused (`DataPlaneForbidden`, as the API server's 403).
     pub fn forbid(&self, cluster: &str, ns: &str) {
         self.forbidden
             .lock()
@@ -467,7 +467,7 @@ impl DataPlanes for FakePlanes {
             .unwrap()
             .contains(&(cluster.to_string(), ns.to_string()))
         {
-            return Err(StepError::DataPlaneRejected(format!(
+            return Err(StepError::DataPlaneForbidden(format!(
                 "{cluster}: list {} in namespace {ns}: 403 forbidden",
                 kind.plural()
             )));

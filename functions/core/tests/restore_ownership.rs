@@ -285,7 +285,7 @@ async fn a_restore_into_a_namespace_where_brfed_has_no_rights_is_refused_by_that
     let err = start(&w.fakes.env(), "r1", &exec("r1"), false)
         .await
         .unwrap_err();
-    assert_eq!(err.name(), "DataPlaneRejected", "{err}");
+    assert_eq!(err.name(), "DataPlaneForbidden", "{err}");
     assert!(
         err.to_string()
             .contains("list restores in namespace tidb-restore"),

@@ -123,8 +123,9 @@ async fn a_backup_in_a_namespace_not_granted_to_brfed_is_refused_by_name_before_
     .build();
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, Duration::from_secs(120)).await;
-    done.assert_failed_with("DataPlaneRejected", &ns);
-    done.assert_failed_with("DataPlaneRejected", "infra/dataplane/brfed-rbac.yaml");
+    done.assert_failed_with("DataPlaneForbidden", &ns);
+    done.assert_failed_with("DataPlaneForbidden", "cannot list resource \"backups\"");
+    done.assert_failed_with("DataPlaneForbidden", "infra/dataplane/brfed-rbac.yaml");
     for p in &planes {
         let members = world
             .backups(p, &ns)

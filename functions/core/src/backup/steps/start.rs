@@ -164,7 +164,7 @@ impl Preflight {
 
     /// The one error [`start`] returns: the most actionable kind first — an unreachable data
     /// plane (retryable), an unknown one, an existing backup, a member name conflict, a data
-    /// plane's refusal (no rights there, a CRD missing), a TidbCluster (or other data-plane)
+    /// plane's refusal (no rights there, then a CRD missing), a TidbCluster (or other data-plane)
     /// problem, the catalog failing, a used S3 prefix — with
     /// every message of that kind.
     pub fn into_result(self) -> Result<(), StepError> {
@@ -188,6 +188,9 @@ impl Preflight {
         }
         if let Some(m) = joined("MemberNameConflict") {
             return Err(StepError::MemberNameConflict(m));
+        }
+        if let Some(m) = joined("DataPlaneForbidden") {
+            return Err(StepError::DataPlaneForbidden(m));
         }
         if let Some(m) = joined("DataPlaneRejected") {
             return Err(StepError::DataPlaneRejected(m));

@@ -275,6 +275,7 @@ fn same_kind(e: &StepError, message: String) -> StepError {
         StepError::CatalogUnavailable(_) => StepError::CatalogUnavailable(message),
         StepError::CatalogConflict(_) => StepError::CatalogConflict(message),
         StepError::DataPlaneRejected(_) => StepError::DataPlaneRejected(message),
+        StepError::DataPlaneForbidden(_) => StepError::DataPlaneForbidden(message),
         other => other.clone(),
     }
 }

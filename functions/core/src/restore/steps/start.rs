@@ -216,6 +216,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
     let first = [
         "DataPlaneUnreachable",
         "MemberNameConflict",
+        "DataPlaneForbidden",
         "DataPlaneRejected",
         "TidbClusterInvalid",
         "BackupMetaUnreadable",
@@ -231,6 +232,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
         "BackupMetaUnreadable" => StepError::BackupMetaUnreadable(message),
         "TopologyMismatch" => StepError::TopologyMismatch(message),
         "InvalidSpec" => StepError::InvalidSpec(message),
+        "DataPlaneForbidden" => StepError::DataPlaneForbidden(message),
         _ => StepError::DataPlaneRejected(message),
     })
 }

@@ -29,7 +29,7 @@ async fn rejections_happen_before_any_side_effect_with_their_names() {
             what: "a namespace where brfed has no rights",
             planes: 3,
             arrange: |w| w.planes.forbid("dp2", "tidb"),
-            error: "DataPlaneRejected",
+            error: "DataPlaneForbidden",
             retryable: false,
             says: &["dp2", "namespace tidb", "403"],
             members: 0,
