@@ -491,3 +491,54 @@ fn the_data_plane_functions_can_run_in_a_vpc_and_only_they_get_its_grant() {
         "InVpc: VpcSubnetIds given"
     );
 }
+
+/// One identity in the data planes: `DataPlaneAccessRole` trusts exactly the roles of the
+/// functions that reach the data planes, has no AWS permission of its own, and the one
+/// `AWS::IAM::Policy` of the template lets exactly those roles assume it, nothing else.
+#[test]
+fn the_data_plane_access_role_is_assumable_by_the_data_plane_functions_only_and_grants_nothing() {
+    let t = template();
+    let reaching: BTreeSet<String> = function_crates()
+        .into_iter()
+        .filter(|k| {
+            !resource(&t, &function_id(k))["Properties"]["Environment"]["Variables"]
+                ["BRFED_KUBECONFIG"]
+                .is_null()
+        })
+        .map(|k| role_of(&t, &k).to_string())
+        .collect();
+    let access = &resource(&t, "DataPlaneAccessRole")["Properties"];
+    assert!(access["Policies"].is_null() && access["ManagedPolicyArns"].is_null());
+    let trust = one_or_many(&access["AssumeRolePolicyDocument"]["Statement"]);
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust[0]["Action"].as_str(), Some("sts:AssumeRole"));
+    let trusted: BTreeSet<String> = one_or_many(&trust[0]["Principal"]["AWS"])
+        .into_iter()
+        .map(|p| {
+            get_att(p, "Arn")
+                .expect("a role of the template")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(trusted, reaching, "trusted roles");
+
+    let policies = of_type(&t, "AWS::IAM::Policy");
+    assert_eq!(policies.len(), 1, "one policy resource: the assume grant");
+    let p = &policies[0].1["Properties"];
+    let attached: BTreeSet<String> = one_or_many(&p["Roles"])
+        .into_iter()
+        .map(|r| ref_of(r).expect("a role of the template").to_string())
+        .collect();
+    assert_eq!(attached, reaching, "roles that may assume it");
+    let stmts = one_or_many(&p["PolicyDocument"]["Statement"]);
+    assert_eq!(stmts.len(), 1);
+    assert_eq!(actions_of(stmts[0]), ["sts:AssumeRole"]);
+    assert_eq!(
+        get_att(&stmts[0]["Resource"], "Arn"),
+        Some("DataPlaneAccessRole")
+    );
+    assert_eq!(
+        get_att(&t["Outputs"]["DataPlaneAccessRoleArn"]["Value"], "Arn"),
+        Some("DataPlaneAccessRole")
+    );
+}
