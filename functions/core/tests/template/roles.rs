@@ -112,10 +112,13 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
         );
         let stmts = statements(role);
         assert!(!stmts.is_empty(), "{role_id} grants nothing");
-        // the VPC statement is checked on its own (the_data_plane_functions_can_run_in_a_vpc)
+        // the VPC and KMS statements are checked on their own (below)
         let stmts: Vec<&Value> = stmts
             .into_iter()
-            .filter(|s| s["Sid"].as_str() != Some("VpcNetworkInterfaces"))
+            .filter(|s| {
+                !["VpcNetworkInterfaces", "KmsKeysThroughS3"]
+                    .contains(&s["Sid"].as_str().unwrap_or(""))
+            })
             .collect();
         let mut sfn_granted = BTreeSet::new();
         let mut events_granted = false;
@@ -541,4 +544,45 @@ fn the_data_plane_access_role_is_assumable_by_the_data_plane_functions_only_and_
         get_att(&t["Outputs"]["DataPlaneAccessRoleArn"]["Value"], "Arn"),
         Some("DataPlaneAccessRole")
     );
+}
+
+/// Customer-managed KMS keys (`KmsKeyArns`): every function role may decrypt and make data keys
+/// with exactly those keys, through S3 only, and only when keys are given.
+#[test]
+fn every_function_may_use_the_given_kms_keys_through_s3_only() {
+    let t = template();
+    for (_, role_id, role) in function_roles(&t) {
+        let kms: Vec<&Value> = one_or_many(&role["Properties"]["Policies"])
+            .into_iter()
+            .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+            .filter(|s| {
+                s["Fn::If"][1]["Sid"].as_str() == Some("KmsKeysThroughS3")
+                    || actions_of(s).iter().any(|a| a.starts_with("kms:"))
+            })
+            .collect();
+        assert_eq!(kms.len(), 1, "{role_id}: one KMS statement");
+        let cond = &kms[0]["Fn::If"];
+        assert_eq!(
+            cond[0].as_str(),
+            Some("UseKmsKeys"),
+            "{role_id}: only with keys"
+        );
+        assert_eq!(ref_of(&cond[2]), Some("AWS::NoValue"), "{role_id}");
+        let s = &cond[1];
+        assert_eq!(
+            actions_of(s),
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            "{role_id}"
+        );
+        assert_eq!(
+            ref_of(&s["Resource"]),
+            Some("KmsKeyArns"),
+            "{role_id}: those keys only"
+        );
+        assert_eq!(
+            sub_text(&s["Condition"]["StringEquals"]["kms:ViaService"]),
+            Some("s3.${AWS::Region}.amazonaws.com"),
+            "{role_id}: through S3 only"
+        );
+    }
 }
