@@ -15,8 +15,9 @@
 # World dir ${BRFED_WORLD_DIR:-<repo>/.world}: kubeconfig (an administrator: group system:masters,
 # for the tests, the simulated operator and the CLI), functions.kubeconfig (brfed's functions: user
 # brfed-functions in group brfed, with only the rights infra/dataplane/brfed-rbac.yaml grants where
-# it is bound), pki/ (CA, serving cert, the two client certs; made once), dataplanes/ (pids, etcd
-# data), logs/.
+# it is bound), operator.kubeconfig (the simulated TiDB Operator: user tidb-operator, cluster-wide
+# rights as the real operator's ClusterRole gives), pki/ (CA, serving cert, the three client certs;
+# made once), dataplanes/ (pids, etcd data), logs/.
 # CRDs: infra/crds/*.yaml, or every pingcap.com_*.yaml in $BRFED_UPSTREAM_CRDS when that is set;
 # always infra/local/rbac-crds/*.yaml (the RBAC kinds the API server authorizes with, main.go).
 # Needs: bash, curl, openssl, python3 (with PyYAML, or the one setup-apiserver.sh unpacks).
@@ -32,6 +33,7 @@ LOGS=$WORLD/logs
 PKI=$WORLD/pki
 KUBECONFIG_FILE=$WORLD/kubeconfig
 FUNCTIONS_KUBECONFIG_FILE=$WORLD/functions.kubeconfig
+OPERATOR_KUBECONFIG_FILE=$WORLD/operator.kubeconfig
 API_BASE_PORT=17442      # apiserver of dpi: 17442+i
 ETCD_BASE_PORT=27780     # etcd of dpi: client 27780+2i, peer 27781+2i
 READY_TIMEOUT=${BRFED_DP_READY_TIMEOUT:-60}    # seconds, per wait
@@ -107,7 +109,7 @@ http_code() {   # http_code URL [curl args...] -> HTTP status (000 when no answe
 
 # ------------------------------------------------------------------ PKI + kubeconfig
 make_pki() {
-  [ -f "$PKI/admin.crt" ] && [ -f "$PKI/functions.crt" ] && [ -f "$PKI/server.crt" ] &&
+  [ -f "$PKI/admin.crt" ] && [ -f "$PKI/functions.crt" ] && [ -f "$PKI/operator.crt" ] && [ -f "$PKI/server.crt" ] &&
     [ -f "$PKI/core.kubeconfig" ] && return 0
   command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
   local tmp=$PKI.tmp.$$
@@ -128,6 +130,10 @@ make_pki() {
     openssl req -newkey rsa:2048 -nodes -subj "/O=brfed/CN=brfed-functions" -keyout functions.key -out functions.csr
     openssl x509 -req -in functions.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile admin.ext -out functions.crt
+    # the simulated TiDB Operator: an identity of its own (the real one's rights are cluster-wide)
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=tidb-operator" -keyout operator.key -out operator.csr
+    openssl x509 -req -in operator.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile admin.ext -out operator.crt
     rm -f ./*.csr ./*.ext ca.srl
     # upstream's options insist on a kubeconfig for the "core" API; there is none, so it points at
     # a closed port and is never contacted (main.go gives the server an empty informer factory)
@@ -147,6 +153,7 @@ EOF
 write_kubeconfigs() {  # write_kubeconfigs N: the administrator's and the functions'
   write_kubeconfig "$1" admin brfed-admin "$KUBECONFIG_FILE"
   write_kubeconfig "$1" functions brfed-functions "$FUNCTIONS_KUBECONFIG_FILE"
+  write_kubeconfig "$1" operator tidb-operator "$OPERATOR_KUBECONFIG_FILE"
 }
 
 write_kubeconfig() {  # write_kubeconfig N CERT USER FILE

@@ -47,6 +47,8 @@ start_sim() {
     # shellcheck disable=SC1091
     source "$WORLD/env"
     export SIM_HTTP_ADDR=$SIM_ADDR
+    # the operator's own identity (dataplanes.sh), not the tests' administrator
+    export KUBECONFIG=$WORLD/operator.kubeconfig
     exec "$CARGO_TARGET_DIR/debug/brfed-sim-operator" run
   ) >"$WORLD/logs/sim-operator.log" 2>&1 &
   echo $! >"$WORLD/sim/sim.pid"
