@@ -110,7 +110,8 @@ impl<'a> Emitter<'a> {
 
     /// A backup or a restore ended, with the finalize step's `error` and `cause`.
     async fn ended(&self, doc: &impl EndedDoc, error: Option<&str>, cause: Option<&str>) {
-        self.emit(signals::ended(doc, error, cause, Utc::now()))
+        let stack = self.runtime.catalog_bucket();
+        self.emit(signals::ended(doc, error, cause, stack, Utc::now()))
             .await;
     }
 

@@ -76,6 +76,12 @@ impl Runtime {
         }
     }
 
+    /// The stack's catalog bucket: also its identity (the `brfed.dev/stack` tag, the `stack`
+    /// dimension of the end metrics its alarms read).
+    pub fn catalog_bucket(&self) -> &str {
+        &self.inner.config.catalog_bucket
+    }
+
     /// Pacing of brfed's own snapshot deletions, with this function's work budget.
     pub fn pacing(&self) -> brfed_core::delete::pacing::Pacing {
         brfed_core::delete::pacing::Pacing {

@@ -35,6 +35,9 @@ const BY_CLUSTER: &[&str] = &["namespace", "tc"];
 /// The dimension of [`GC_PAUSED_METRIC`] that the stack's alarm watches: the emitting function's
 /// name (`<NamePrefix>-backup-observe`), so that two stacks in one account alarm apart.
 const BY_FUNCTION: &[&str] = &["FunctionName"];
+/// The dimension set of the ends' status metrics that the stack's alarms read: its identity
+/// (`stack` = the catalog bucket, `BRFED_CATALOG_BUCKET`) and the phase.
+const BY_STACK: &[&str] = &["stack", "status"];
 
 /// Seconds a running backup's initialize member has held GC and the PD schedulers paused
 /// ([`gc_paused`]); `infra/aws/template.yaml`'s `GcPausedAlarm` watches it.
@@ -251,17 +254,25 @@ impl Ended {
         }
     }
 
-    /// The metrics of every end: `status_metric` = 1 by namespace, tc and status, with the name
+    /// The metrics of every end: `status_metric` = 1 by namespace, tc and status, and (given a
+    /// `stack`, the stack's identity) by stack and status for the stack's alarms, with the name
     /// and the execution as properties.
-    fn metrics(&self, status_metric: &str, now: DateTime<Utc>) -> Emf {
+    fn metrics(&self, status_metric: &str, stack: Option<&str>, now: DateTime<Utc>) -> Emf {
         let d = &self.detail;
-        Emf::new(METRIC_NAMESPACE, now)
+        let emf = Emf::new(METRIC_NAMESPACE, now)
             .dimension("namespace", &d.namespace)
             .dimension("tc", &self.tc)
             .dimension("status", &d.phase)
             .property("name", d.name.as_str())
             .property("execution", d.execution.as_str())
-            .metric(BY_STATUS, status_metric, Unit::Count, 1.0)
+            .metric(BY_STATUS, status_metric, Unit::Count, 1.0);
+        match stack {
+            Some(stack) => {
+                emf.dimension("stack", stack)
+                    .metric(BY_STACK, status_metric, Unit::Count, 1.0)
+            }
+            None => emf,
+        }
     }
 
     /// The signal: `metrics`, and the event `{kind} {phase}`.
@@ -347,12 +358,13 @@ pub fn ended<D: EndedDoc>(
     doc: &D,
     error: Option<&str>,
     cause: Option<&str>,
+    stack: &str,
     now: DateTime<Utc>,
 ) -> Option<Signal> {
     let phase = doc.ended_phase()?;
     let ended = Ended::new(D::KIND, doc.id(), doc.execution(), phase)
         .tc(doc.clusters().into_iter().map(|(_, tc)| tc));
-    let metrics = doc.metrics(ended.metrics(D::STATUS_METRIC, now));
+    let metrics = doc.metrics(ended.metrics(D::STATUS_METRIC, Some(stack), now));
     let (error, cause) = failure(phase, doc.conditions(), error, cause);
     let detail = doc.result(EventDetail {
         error,
@@ -499,7 +511,7 @@ pub fn cleanup_ended(
     )
     .tc(ctx.members.iter().map(|m| m.member.tc_name.as_str()));
     let metrics = ended
-        .metrics("fed_volume_backup_cleanup_status", now)
+        .metrics("fed_volume_backup_cleanup_status", None, now)
         .metric_of(
             BY_CLUSTER,
             "fed_volume_backup_cleanup_total_time_sec",
@@ -690,10 +702,12 @@ mod tests {
     }
 
     const NOW: &str = "2026-01-02T03:10:31.250Z";
+    /// The stack identity (catalog bucket) the ends carry as a dimension.
+    const STACK: &str = "brfed-catalog";
 
     #[test]
     fn a_complete_backup_emits_the_originals_metrics_and_the_pause_window_as_valid_emf() {
-        let s = ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        let s = ended(&complete_backup(), None, None, STACK, at(NOW)).unwrap();
         let doc: Value = serde_json::from_str(&s.metrics.line()).unwrap();
         assert_eq!(emf_violations(&doc), Vec::<String>::new(), "{doc}");
         assert_eq!(doc["_aws"]["Timestamp"], at(NOW).timestamp_millis());
@@ -706,14 +720,21 @@ mod tests {
         assert_eq!(doc["fed_volume_backup_pause_window_sec"], 75.0);
         assert_eq!(doc["execution"], s.event.detail.execution);
         let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
-        assert_eq!(directives.len(), 2, "{doc}");
+        assert_eq!(directives.len(), 3, "{doc}");
         assert_eq!(
             directives[0],
             json!({"Namespace": "brfed", "Dimensions": [["namespace", "tc", "status"]],
                    "Metrics": [{"Name": "fed_volume_backup_status", "Unit": "Count"}]})
         );
+        // what the stack's backup-failed alarm reads (infra/aws/template.yaml)
+        assert_eq!(doc["stack"], STACK);
         assert_eq!(
             directives[1],
+            json!({"Namespace": "brfed", "Dimensions": [["stack", "status"]],
+                   "Metrics": [{"Name": "fed_volume_backup_status", "Unit": "Count"}]})
+        );
+        assert_eq!(
+            directives[2],
             json!({"Namespace": "brfed", "Dimensions": [["namespace", "tc"]],
                    "Metrics": [
                        {"Name": "fed_volume_backup_total_time_sec", "Unit": "Seconds"},
@@ -725,7 +746,7 @@ mod tests {
 
     #[test]
     fn a_complete_backup_event_carries_the_small_detail_and_never_the_members() {
-        let s = ended(&complete_backup(), None, None, at(NOW)).unwrap();
+        let s = ended(&complete_backup(), None, None, STACK, at(NOW)).unwrap();
         assert_eq!(s.event.detail_type, "VolumeBackup Complete");
         assert_eq!(
             serde_json::to_value(&s.event.detail).unwrap(),
@@ -748,7 +769,7 @@ mod tests {
                           Some("execution arn ended ABORTED")),
             ],
         }));
-        let s = ended(&doc, None, None, at(NOW)).unwrap();
+        let s = ended(&doc, None, None, STACK, at(NOW)).unwrap();
         let m = s.metrics.to_json();
         assert_eq!(emf_violations(&m), Vec::<String>::new());
         assert_eq!(m["status"], "Failed");
@@ -764,10 +785,16 @@ mod tests {
             s.event.detail.cause.as_deref(),
             Some("execution arn ended ABORTED")
         );
-        let given = ended(&doc, Some("MemberFailed"), Some("dp2 failed"), at(NOW))
-            .unwrap()
-            .event
-            .detail;
+        let given = ended(
+            &doc,
+            Some("MemberFailed"),
+            Some("dp2 failed"),
+            STACK,
+            at(NOW),
+        )
+        .unwrap()
+        .event
+        .detail;
         assert_eq!(given.error.as_deref(), Some("MemberFailed"));
         assert_eq!(given.cause.as_deref(), Some("dp2 failed"));
     }
@@ -778,14 +805,14 @@ mod tests {
             json!({"timeStarted": "2026-01-02T03:00:00Z", "phase": "Running",
             "conditions": [condition("Running", "2026-01-02T03:00:00Z", None, None)]}),
         );
-        assert!(ended(&doc, None, None, at(NOW)).is_none());
+        assert!(ended(&doc, None, None, STACK, at(NOW)).is_none());
     }
 
     #[test]
     fn a_long_cause_is_cut() {
         let long = "x".repeat(CAUSE_LIMIT + 10);
         let doc = backup_doc(json!({"phase": "Failed"}));
-        let s = ended(&doc, Some("MemberFailed"), Some(&long), at(NOW)).unwrap();
+        let s = ended(&doc, Some("MemberFailed"), Some(&long), STACK, at(NOW)).unwrap();
         assert_eq!(
             s.event.detail.cause.unwrap().chars().count(),
             CAUSE_LIMIT + 1
@@ -926,7 +953,14 @@ mod tests {
             "brfed": {"execution": "arn:x"},
         }))
         .unwrap();
-        let s = ended(&doc, Some("MemberFailed"), Some("restore failed"), at(NOW)).unwrap();
+        let s = ended(
+            &doc,
+            Some("MemberFailed"),
+            Some("restore failed"),
+            STACK,
+            at(NOW),
+        )
+        .unwrap();
         let m = s.metrics.to_json();
         assert_eq!(emf_violations(&m), Vec::<String>::new(), "{m}");
         assert_eq!(m["tc"], "y,z");

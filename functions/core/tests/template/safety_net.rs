@@ -375,3 +375,58 @@ fn alarms_watch_the_safety_net_queue_and_the_gc_pause() {
     );
     notify(id, p);
 }
+
+/// A backup or a restore that ends Failed sets an alarm of this stack: the status metric of the
+/// ends (`STATUS_METRIC` of `VolumeBackupDoc` / `VolumeRestoreDoc` in signals.rs), by the `stack`
+/// dimension the functions write (their `BRFED_CATALOG_BUCKET`) and `status` Failed, notifying
+/// `AlarmTopicArn` when it is set.
+#[test]
+fn a_failed_backup_or_restore_of_this_stack_sets_its_alarm() {
+    let t = template();
+    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    for metric in ["fed_volume_backup_status", "fed_volume_restore_status"] {
+        assert!(
+            text.contains(&format!(
+                "const STATUS_METRIC: &'static str = \"{metric}\";"
+            )),
+            "signals.rs emits {metric}"
+        );
+        let on: Vec<_> = alarms
+            .iter()
+            .filter(|(_, a)| a["Properties"]["MetricName"].as_str() == Some(metric))
+            .collect();
+        assert_eq!(on.len(), 1, "one alarm on {metric}");
+        let (id, a) = on[0];
+        let p = &a["Properties"];
+        assert_eq!(p["Namespace"].as_str(), Some("brfed"), "{id}");
+        let dims = one_or_many(&p["Dimensions"]);
+        let dim = |name: &str| {
+            dims.iter()
+                .find(|d| d["Name"].as_str() == Some(name))
+                .map(|d| d["Value"].clone())
+                .unwrap_or_else(|| panic!("{id}: dimension {name}"))
+        };
+        assert_eq!(
+            dims.len(),
+            2,
+            "{id}: stack and status, as signals.rs's BY_STACK"
+        );
+        assert_eq!(dim("stack"), stack_identity(&t), "{id}: this stack's");
+        assert_eq!(dim("status").as_str(), Some("Failed"), "{id}");
+        assert_eq!(p["Statistic"].as_str(), Some("Sum"), "{id}");
+        assert_eq!(p["Threshold"].as_u64(), Some(0), "{id}: any failure");
+        assert_eq!(
+            p["ComparisonOperator"].as_str(),
+            Some("GreaterThanThreshold"),
+            "{id}"
+        );
+        for key in ["AlarmActions", "OKActions"] {
+            assert_eq!(p[key]["Fn::If"][0].as_str(), Some("NotifyAlarms"), "{id}");
+        }
+    }
+    assert!(
+        text.contains(r#"const BY_STACK: &[&str] = &["stack", "status"];"#),
+        "the dimension set the alarms read"
+    );
+}
