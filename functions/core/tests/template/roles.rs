@@ -412,15 +412,7 @@ fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources
 #[test]
 fn the_data_plane_roles_output_is_every_role_whose_function_reaches_the_data_planes() {
     let t = template();
-    let reaching: BTreeSet<String> = function_crates()
-        .into_iter()
-        .filter(|k| {
-            !resource(&t, &function_id(k))["Properties"]["Environment"]["Variables"]
-                ["BRFED_KUBECONFIG"]
-                .is_null()
-        })
-        .map(|k| role_of(&t, &k).to_string())
-        .collect();
+    let reaching = data_plane_roles(&t);
     assert!(reaching.len() >= 10, "{reaching:?}");
     let joined = &t["Outputs"]["DataPlaneRoleArns"]["Value"]["Fn::Join"];
     assert_eq!(joined[0].as_str(), Some(","), "comma-separated");
@@ -501,15 +493,7 @@ fn the_data_plane_functions_can_run_in_a_vpc_and_only_they_get_its_grant() {
 #[test]
 fn the_data_plane_access_role_is_assumable_by_the_data_plane_functions_only_and_grants_nothing() {
     let t = template();
-    let reaching: BTreeSet<String> = function_crates()
-        .into_iter()
-        .filter(|k| {
-            !resource(&t, &function_id(k))["Properties"]["Environment"]["Variables"]
-                ["BRFED_KUBECONFIG"]
-                .is_null()
-        })
-        .map(|k| role_of(&t, &k).to_string())
-        .collect();
+    let reaching = data_plane_roles(&t);
     let access = &resource(&t, "DataPlaneAccessRole")["Properties"];
     assert!(access["Policies"].is_null() && access["ManagedPolicyArns"].is_null());
     let trust = one_or_many(&access["AssumeRolePolicyDocument"]["Statement"]);
@@ -585,4 +569,17 @@ fn every_function_may_use_the_given_kms_keys_through_s3_only() {
             "{role_id}: through S3 only"
         );
     }
+}
+
+/// The roles of the functions that reach the data planes (those that get `BRFED_KUBECONFIG`).
+fn data_plane_roles(t: &Value) -> BTreeSet<String> {
+    function_crates()
+        .into_iter()
+        .filter(|k| {
+            !resource(t, &function_id(k))["Properties"]["Environment"]["Variables"]
+                ["BRFED_KUBECONFIG"]
+                .is_null()
+        })
+        .map(|k| role_of(t, &k).to_string())
+        .collect()
 }

@@ -177,23 +177,18 @@ impl Preflight {
                 .collect();
             (!parts.is_empty()).then(|| parts.join("; "))
         };
-        if let Some(m) = joined("DataPlaneUnreachable") {
-            return Err(StepError::DataPlaneUnreachable(m));
-        }
-        if let Some(m) = joined("UnknownCluster") {
-            return Err(StepError::UnknownCluster(m));
-        }
-        if let Some(m) = joined("BackupExists") {
-            return Err(StepError::BackupExists(m));
-        }
-        if let Some(m) = joined("MemberNameConflict") {
-            return Err(StepError::MemberNameConflict(m));
-        }
-        if let Some(m) = joined("DataPlaneForbidden") {
-            return Err(StepError::DataPlaneForbidden(m));
-        }
-        if let Some(m) = joined("DataPlaneRejected") {
-            return Err(StepError::DataPlaneRejected(m));
+        let first_kinds: [(&str, fn(String) -> StepError); 6] = [
+            ("DataPlaneUnreachable", StepError::DataPlaneUnreachable),
+            ("UnknownCluster", StepError::UnknownCluster),
+            ("BackupExists", StepError::BackupExists),
+            ("MemberNameConflict", StepError::MemberNameConflict),
+            ("DataPlaneForbidden", StepError::DataPlaneForbidden),
+            ("DataPlaneRejected", StepError::DataPlaneRejected),
+        ];
+        for (name, error) in first_kinds {
+            if let Some(m) = joined(name) {
+                return Err(error(m));
+            }
         }
         let data_plane: Vec<&str> = self
             .problems
