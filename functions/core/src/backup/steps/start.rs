@@ -177,7 +177,8 @@ impl Preflight {
                 .collect();
             (!parts.is_empty()).then(|| parts.join("; "))
         };
-        let first_kinds: [(&str, fn(String) -> StepError); 6] = [
+        type Named = fn(String) -> StepError;
+        let first_kinds: [(&str, Named); 6] = [
             ("DataPlaneUnreachable", StepError::DataPlaneUnreachable),
             ("UnknownCluster", StepError::UnknownCluster),
             ("BackupExists", StepError::BackupExists),
