@@ -124,7 +124,8 @@ async fn a_backup_in_a_namespace_not_granted_to_brfed_is_refused_by_name_before_
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, Duration::from_secs(120)).await;
     done.assert_failed_with("DataPlaneForbidden", &ns);
-    done.assert_failed_with("DataPlaneForbidden", "cannot list resource \"backups\"");
+    done.assert_failed_with("DataPlaneForbidden", "list backups in namespace");
+    done.assert_failed_with("DataPlaneForbidden", "cannot list resource");
     done.assert_failed_with("DataPlaneForbidden", "infra/dataplane/brfed-rbac.yaml");
     for p in &planes {
         let members = world

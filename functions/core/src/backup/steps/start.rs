@@ -128,7 +128,8 @@ impl Problem {
     /// An error a data plane answered: an unreachable one by its message, others whole.
     fn answered(error: StepError) -> Self {
         let summary = match &error {
-            StepError::DataPlaneUnreachable(m) => m.clone(),
+            // these messages start with the data plane's name already
+            StepError::DataPlaneUnreachable(m) | StepError::DataPlaneForbidden(m) => m.clone(),
             other => other.to_string(),
         };
         Self {
@@ -279,7 +280,10 @@ pub async fn preflight<D: DataPlanes, S: ObjectStore>(
             .await
         {
             let mut problem = Problem::answered(e);
-            if !matches!(problem.error, StepError::DataPlaneUnreachable(_)) {
+            if !matches!(
+                problem.error,
+                StepError::DataPlaneUnreachable(_) | StepError::DataPlaneForbidden(_)
+            ) {
                 problem.summary = format!("{}: {}", m.k8s_cluster_name, problem.error);
             }
             found.push(problem);

@@ -182,3 +182,15 @@ async fn a_backup_outside_the_stack_s_bucket_or_folder_is_refused_before_anythin
         .await
         .expect("inside: it starts");
 }
+
+/// A namespace without brfed's rights is said once per data plane, the plane's name once.
+#[tokio::test]
+async fn a_forbidden_namespace_is_said_once_with_its_data_plane() {
+    let w = World::new(3);
+    w.planes.forbid("dp2", "tidb");
+    let err = w.start(input(json!({}))).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "data plane forbids it: dp2: list backups in namespace tidb: 403 forbidden"
+    );
+}
