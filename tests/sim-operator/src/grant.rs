@@ -71,15 +71,14 @@ pub fn brfed_rbac(namespace: &str) -> Result<(ClusterRole, RoleBinding), GrantEr
     Ok((role, binding))
 }
 
-/// The group the shipped RoleBinding grants to (the group brfed's functions are in).
-pub fn brfed_group() -> Result<String, GrantError> {
-    let (_, binding) = brfed_rbac("default")?;
+/// The group `binding` grants to (for the shipped one, the group brfed's functions are in).
+fn granted_group(binding: &RoleBinding) -> Result<String, GrantError> {
     binding
         .subjects
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flatten()
         .find(|s| s.kind == "Group")
-        .map(|s| s.name)
+        .map(|s| s.name.clone())
         .ok_or_else(|| GrantError::Manifest("the RoleBinding names no Group".into()))
 }
 
@@ -104,7 +103,7 @@ pub async fn grant_brfed(plane: &DataPlane, namespace: &str) -> Result<(), Grant
         .await
         .map_err(err)?;
 
-    let check = as_brfed(plane)?;
+    let check = as_member_of(plane, granted_group(&binding)?)?;
     let backups: Api<kube::api::DynamicObject> =
         Api::namespaced_with(check, namespace, &backup_resource());
     let deadline = Instant::now() + EFFECTIVE_WITHIN;
@@ -126,12 +125,12 @@ pub async fn grant_brfed(plane: &DataPlane, namespace: &str) -> Result<(), Grant
     }
 }
 
-/// A client of `plane` that acts as a member of brfed's group only (impersonation: the
+/// A client of `plane` that acts as a member of `group` only (impersonation: the
 /// administrator's client asks the API server to authorize as that user).
-fn as_brfed(plane: &DataPlane) -> Result<Client, GrantError> {
+fn as_member_of(plane: &DataPlane, group: String) -> Result<Client, GrantError> {
     let mut config = plane.config.clone();
     config.auth_info.impersonate = Some("brfed-grant-check".into());
-    config.auth_info.impersonate_groups = Some(vec![brfed_group()?]);
+    config.auth_info.impersonate_groups = Some(vec![group]);
     Client::try_from(config).map_err(|source| GrantError::Kube {
         plane: plane.name.clone(),
         namespace: String::new(),
