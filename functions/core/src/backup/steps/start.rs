@@ -280,11 +280,9 @@ pub async fn preflight<D: DataPlanes, S: ObjectStore>(
             .await
         {
             let mut problem = Problem::answered(e);
-            if !matches!(
-                problem.error,
-                StepError::DataPlaneUnreachable(_) | StepError::DataPlaneForbidden(_)
-            ) {
-                problem.summary = format!("{}: {}", m.k8s_cluster_name, problem.error);
+            // `answered` keeps the whole error where its message does not name the plane
+            if problem.summary == problem.error.to_string() {
+                problem.summary = format!("{}: {}", m.k8s_cluster_name, problem.summary);
             }
             found.push(problem);
             return found;
