@@ -168,12 +168,18 @@ fn statements(role: &Value) -> Vec<&Value> {
         }
     }
     let mut out = Vec::new();
-    for p in one_or_many(&role["Properties"]["Policies"]) {
-        for s in one_or_many(&p["PolicyDocument"]["Statement"]) {
-            flatten(s, &mut out);
-        }
+    for s in policy_statements(role) {
+        flatten(s, &mut out);
     }
     out
+}
+
+/// The statements of a role's inline policies as written: a conditional one is its `Fn::If`.
+fn policy_statements(role: &Value) -> Vec<&Value> {
+    one_or_many(&role["Properties"]["Policies"])
+        .into_iter()
+        .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+        .collect()
 }
 
 /// The function resource of each crate: `<Camel>Function`.

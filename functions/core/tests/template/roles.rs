@@ -438,13 +438,13 @@ fn the_data_plane_roles_output_is_every_role_whose_function_reaches_the_data_pla
 #[test]
 fn the_data_plane_functions_can_run_in_a_vpc_and_only_they_get_its_grant() {
     let t = template();
+    let reaching = data_plane_roles(&t);
     for (krate, role_id, role) in function_roles(&t) {
         let id = function_id(&krate);
         let f = &resource(&t, &id)["Properties"];
-        let reaches = !f["Environment"]["Variables"]["BRFED_KUBECONFIG"].is_null();
-        let vpc_statements: Vec<&Value> = one_or_many(&role["Properties"]["Policies"])
+        let reaches = reaching.contains(&role_id);
+        let vpc_statements: Vec<&Value> = policy_statements(role)
             .into_iter()
-            .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
             .filter(|s| {
                 s["Fn::If"][1]["Sid"].as_str() == Some("VpcNetworkInterfaces")
                     || s["Sid"].as_str() == Some("VpcNetworkInterfaces")
@@ -536,9 +536,8 @@ fn the_data_plane_access_role_is_assumable_by_the_data_plane_functions_only_and_
 fn every_function_may_use_the_given_kms_keys_through_s3_only() {
     let t = template();
     for (_, role_id, role) in function_roles(&t) {
-        let kms: Vec<&Value> = one_or_many(&role["Properties"]["Policies"])
+        let kms: Vec<&Value> = policy_statements(role)
             .into_iter()
-            .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
             .filter(|s| {
                 s["Fn::If"][1]["Sid"].as_str() == Some("KmsKeysThroughS3")
                     || actions_of(s).iter().any(|a| a.starts_with("kms:"))
