@@ -51,10 +51,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/union"
-	"k8s.io/apimachinery/pkg/version"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -316,10 +316,8 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 // non-resource paths such as /apis and /version, as kube-apiserver's default
 // system:discovery and system:public-info-viewer bindings allow).
 type rbacAuthorizer struct {
-	roles, roleBindings, clusterRoles, clusterRoleBindings interface {
-		List(labels.Selector) ([]runtime.Object, error)
-	}
-	synced []cache.InformerSynced
+	roles, roleBindings, clusterRoles, clusterRoleBindings cache.GenericLister
+	synced                                                 []cache.InformerSynced
 }
 
 // ready: every RBAC informer whose CRD is established has synced (before the CRDs are
@@ -342,9 +340,7 @@ func (r *rbacAuthorizer) ready(crds interface {
 var rbacResources = []string{"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
 
 func newRBACAuthorizer(f dynamicinformer.DynamicSharedInformerFactory) *rbacAuthorizer {
-	var informers []interface {
-		List(labels.Selector) ([]runtime.Object, error)
-	}
+	var informers []cache.GenericLister
 	r := &rbacAuthorizer{}
 	for _, resource := range rbacResources {
 		i := f.ForResource(rbacv1.SchemeGroupVersion.WithResource(resource))
@@ -382,42 +378,48 @@ func (r *rbacAuthorizer) Authorize(_ context.Context, a authorizer.Attributes) (
 	return authorizer.DecisionNoOpinion, "no RBAC rule bound to this user allows it", nil
 }
 
-// rulesFor: the rules of every role bound to u cluster-wide, and in namespace ns.
+// rulesFor: the rules of every role bound to u cluster-wide, and in namespace ns (only the
+// bindings of ns and the roles they name are read: a request is authorized on every call).
 func (r *rbacAuthorizer) rulesFor(u user.Info, ns string) []rbacv1.PolicyRule {
 	var rules []rbacv1.PolicyRule
-	for _, o := range list[rbacv1.ClusterRoleBinding](r.clusterRoleBindings) {
+	for _, o := range list[rbacv1.ClusterRoleBinding](r.clusterRoleBindings.List(labels.Everything())) {
 		if binds(o.Subjects, u, "") && o.RoleRef.Kind == "ClusterRole" {
-			rules = append(rules, r.clusterRoleRules(o.RoleRef.Name)...)
+			rules = append(rules, roleRules(r.clusterRoles.Get(o.RoleRef.Name))...)
 		}
 	}
 	if ns == "" {
 		return rules
 	}
-	for _, o := range list[rbacv1.RoleBinding](r.roleBindings) {
-		if o.Namespace != ns || !binds(o.Subjects, u, ns) {
+	for _, o := range list[rbacv1.RoleBinding](r.roleBindings.ByNamespace(ns).List(labels.Everything())) {
+		if !binds(o.Subjects, u, ns) {
 			continue
 		}
 		switch o.RoleRef.Kind {
 		case "ClusterRole":
-			rules = append(rules, r.clusterRoleRules(o.RoleRef.Name)...)
+			rules = append(rules, roleRules(r.clusterRoles.Get(o.RoleRef.Name))...)
 		case "Role":
-			for _, role := range list[rbacv1.Role](r.roles) {
-				if role.Namespace == ns && role.Name == o.RoleRef.Name {
-					rules = append(rules, role.Rules...)
-				}
-			}
+			rules = append(rules, roleRules(r.roles.ByNamespace(ns).Get(o.RoleRef.Name))...)
 		}
 	}
 	return rules
 }
 
-func (r *rbacAuthorizer) clusterRoleRules(name string) []rbacv1.PolicyRule {
-	for _, role := range list[rbacv1.ClusterRole](r.clusterRoles) {
-		if role.Name == name {
-			return role.Rules
-		}
+// roleRules: the rules of the Role or ClusterRole a lister's Get returned (none when it is
+// missing: a binding to a missing role grants nothing, as in kube-apiserver).
+func roleRules(o runtime.Object, err error) []rbacv1.PolicyRule {
+	if err != nil {
+		return nil
 	}
-	return nil
+	var rules []rbacv1.PolicyRule
+	for _, role := range list[withRules]([]runtime.Object{o}, nil) {
+		rules = append(rules, role.Rules...)
+	}
+	return rules
+}
+
+// withRules: what Role and ClusterRole share.
+type withRules struct {
+	Rules []rbacv1.PolicyRule `json:"rules"`
 }
 
 // binds: one of subjects is u (by user name, group, or ServiceAccount; a ServiceAccount
@@ -455,12 +457,9 @@ func hasGroup(u user.Info, group string) bool {
 	return false
 }
 
-// list: the informer's objects as typed RBAC objects (one that does not convert is skipped
-// and logged: it grants nothing).
-func list[T any](l interface {
-	List(labels.Selector) ([]runtime.Object, error)
-}) []T {
-	objs, err := l.List(labels.Everything())
+// list: a lister's objects as typed RBAC objects (one that does not convert is skipped and
+// logged: it grants nothing).
+func list[T any](objs []runtime.Object, err error) []T {
 	if err != nil {
 		klog.ErrorS(err, "listing RBAC objects")
 		return nil
