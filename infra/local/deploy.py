@@ -3,7 +3,7 @@
 
     "$(infra/local/setup-python.sh)/bin/python" infra/local/deploy.py [--with-fixtures]
 
-* S3 bucket brfed-backups.
+* S3 bucket brfed-backups, and the buckets of BRFED_BACKUP_LOCATIONS.
 * One Lambda function per crate under functions/ that has src/main.rs (tests/smoke-fn too with
   --with-fixtures), named after the crate directory; moto needs them to exist: the emulator
   answers Invoke of an unknown function with ResourceNotFoundException, as Lambda does.
@@ -182,14 +182,17 @@ def main() -> int:
         client(s) for s in ("s3", "iam", "lambda", "stepfunctions", "events", "sqs", "cloudformation")
     )
 
-    # --- bucket -----------------------------------------------------------------------------------
-    try:
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        print(f"bucket {BUCKET}: created")
-    except ClientError as e:
-        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise
-        print(f"bucket {BUCKET}: exists")
+    # --- buckets: the catalog's, and those of the backup locations ---------------------------------
+    locations = os.environ.get("BRFED_BACKUP_LOCATIONS", "")
+    buckets = [BUCKET] + [e.strip().split("/", 1)[0] for e in locations.split(",") if e.strip()]
+    for bucket in dict.fromkeys(buckets):
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+            print(f"bucket {bucket}: created")
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            print(f"bucket {bucket}: exists")
 
     ensure_role(iam, LAMBDA_ROLE, "lambda.amazonaws.com")
     ensure_role(iam, STATES_ROLE, "states.amazonaws.com")

@@ -19,6 +19,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$BRFED_CACHE/target}
 WORLD=$BRFED_WORLD_DIR
 SIM_ADDR=127.0.0.1:18080
 CATALOG_BUCKET=brfed-backups
+# Where the world's stack may keep backups (BRFED_BACKUP_LOCATIONS, as the template's
+# BackupBucketName/BackupPrefix pairs give it): the whole catalog bucket, where every test writes
+# under a folder of its own (a location the template never gives: its BackupPrefix is a folder),
+# and a second bucket's folder, for the tests of a second location.
+BACKUP_LOCATIONS="$CATALOG_BUCKET/,brfed-second-backups/tidb/"
 
 say() { echo "world: $*" >&2; }
 die() { echo "world: ERROR: $*" >&2; exit 1; }
@@ -77,6 +82,7 @@ write_env() {
     "$HERE/dataplanes.sh" env
     "$HERE/aws.sh" env
     echo "export BRFED_CATALOG_BUCKET=$CATALOG_BUCKET"
+    echo "export BRFED_BACKUP_LOCATIONS=$BACKUP_LOCATIONS"
     # the target of the schedule rules `brfed schedule apply` makes (the state machine ARNs come
     # from deploy.py's deployed.env, through aws.sh env)
     echo "export BRFED_SCHEDULE_TICK_FUNCTION_ARN=arn:aws:lambda:${AWS_REGION:-us-west-2}:123456789012:function:schedule-tick"
@@ -100,6 +106,7 @@ up() {
   cat >"$WORLD/functions.env" <<ENV
 BRFED_KUBECONFIG=$WORLD/functions.kubeconfig
 BRFED_CATALOG_BUCKET=$CATALOG_BUCKET
+BRFED_BACKUP_LOCATIONS=$BACKUP_LOCATIONS
 BRFED_OBSERVE_BUDGET_SECONDS=${BRFED_OBSERVE_BUDGET_SECONDS:-20}
 BRFED_WORK_BUDGET_SECONDS=${BRFED_WORK_BUDGET_SECONDS:-240}
 BRFED_BACKUP_STATE_MACHINE_ARN=arn:aws:states:${AWS_REGION:-us-west-2}:123456789012:stateMachine:volume-backup

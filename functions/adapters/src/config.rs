@@ -1,7 +1,7 @@
 //! Function configuration: read once from the environment at start-up, typed, failing fast.
 
 use brfed_core::StepError;
-use brfed_core::backup::spec::BackupLocation;
+use brfed_core::backup::spec::BackupLocations;
 use std::time::Duration;
 
 /// Configuration shared by the brfed functions.
@@ -20,16 +20,16 @@ pub struct FunctionConfig {
     pub work_budget: Duration,
     /// EventBridge bus of brfed's events (a name or an ARN).
     pub event_bus: String,
-    /// Where the stack may keep backups (`BRFED_BACKUP_BUCKET`, `BRFED_BACKUP_PREFIX`: the
-    /// template's BackupBucketName and BackupPrefix); `None` when neither is set.
-    pub backup_location: Option<BackupLocation>,
+    /// Where the stack may keep backups (`BRFED_BACKUP_LOCATIONS`: the template's
+    /// BackupBucketName/BackupPrefix pairs as `bucket/folder/,...`); `None` when it is not set.
+    pub backup_locations: Option<BackupLocations>,
 }
 
 impl FunctionConfig {
     /// Reads `BRFED_KUBECONFIG`, `BRFED_CATALOG_BUCKET`, `BRFED_OBSERVE_BUDGET_SECONDS` (default 20),
     /// `BRFED_S3_PATH_STYLE` (default: true when `AWS_ENDPOINT_URL` is set) and
     /// `BRFED_WORK_BUDGET_SECONDS` (default 600), `BRFED_EVENT_BUS` (default `default`), and
-    /// `BRFED_BACKUP_BUCKET` with `BRFED_BACKUP_PREFIX` (both or neither).
+    /// `BRFED_BACKUP_LOCATIONS` (optional).
     pub fn from_env() -> Result<Self, StepError> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let kubeconfig = get("BRFED_KUBECONFIG")
@@ -56,19 +56,15 @@ impl FunctionConfig {
             Some(v) => v == "true" || v == "1",
             None => get("AWS_ENDPOINT_URL").is_some(),
         };
-        let backup_location = match (get("BRFED_BACKUP_BUCKET"), get("BRFED_BACKUP_PREFIX")) {
-            (Some(bucket), Some(prefix)) => Some(BackupLocation { bucket, prefix }),
-            (None, None) => None,
-            _ => {
-                return Err(StepError::Configuration(
-                    "BRFED_BACKUP_BUCKET and BRFED_BACKUP_PREFIX go together: set both or neither"
-                        .into(),
-                ));
-            }
-        };
+        let backup_locations = get("BRFED_BACKUP_LOCATIONS")
+            .map(|v| {
+                BackupLocations::parse(&v)
+                    .map_err(|e| StepError::Configuration(format!("BRFED_BACKUP_LOCATIONS: {e}")))
+            })
+            .transpose()?;
         Ok(Self {
             kubeconfig,
-            backup_location,
+            backup_locations,
             catalog_bucket,
             observe_budget,
             s3_path_style,

@@ -72,7 +72,7 @@ impl Runtime {
             store: &self.inner.store,
             catalog_bucket: &self.inner.config.catalog_bucket,
             observe_budget: self.inner.config.observe_budget,
-            backup_location: self.inner.config.backup_location.as_ref(),
+            backup_locations: self.inner.config.backup_locations.as_ref(),
         }
     }
 

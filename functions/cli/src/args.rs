@@ -92,9 +92,9 @@ impl Global {
 /// The configuration flags, built from one table ([`Setting::arg`]) rather than a field each.
 #[derive(Debug, Clone, Default)]
 pub struct Configuration {
-    /// The values of `--catalog-bucket` ... `--safety-net-queue` (or their variables), in the
+    /// The values of `--catalog-bucket` ... `--backup-locations` (or their variables), in the
     /// order of [`Setting::ALL`].
-    pub values: [Option<String>; 7],
+    pub values: [Option<String>; Setting::COUNT],
     /// `--kubeconfig` (or `BRFED_KUBECONFIG`).
     pub kubeconfig: Option<String>,
     /// `--stack` (or `BRFED_STACK`).

@@ -23,6 +23,8 @@ pub enum Setting {
     TickFunction,
     /// `--safety-net-queue`.
     SafetyNetQueue,
+    /// `--backup-locations`.
+    BackupLocations,
 }
 
 /// What one setting is: its flag, variable, value name and help (`brfed --help`), the stack output
@@ -37,8 +39,11 @@ struct About {
 }
 
 impl Setting {
+    /// How many settings there are.
+    pub const COUNT: usize = 8;
+
     /// Every setting, in the order `--help` shows them.
-    pub const ALL: [Setting; 7] = [
+    pub const ALL: [Setting; Self::COUNT] = [
         Self::CatalogBucket,
         Self::BackupStateMachine,
         Self::RestoreStateMachine,
@@ -46,6 +51,7 @@ impl Setting {
         Self::RestoreDeleteFunction,
         Self::TickFunction,
         Self::SafetyNetQueue,
+        Self::BackupLocations,
     ];
 
     fn about(self) -> About {
@@ -107,6 +113,16 @@ impl Setting {
                        attempts, 24 h)",
                 stack_output: "SafetyNetQueueArn",
                 what: "the ARN of the safety-net SQS queue (the dead-letter queue of schedule rules)",
+            },
+            Self::BackupLocations => About {
+                flag: "--backup-locations",
+                env: "BRFED_BACKUP_LOCATIONS",
+                value_name: "LOCATIONS",
+                help: "Where the stack may keep backups, bucket/folder/ comma-separated: \
+                       `preflight` refuses a backup or restore elsewhere (BucketNotAllowed), as \
+                       its start would; optional",
+                stack_output: "BackupLocations",
+                what: "the stack's backup locations",
             },
         }
     }
@@ -195,7 +211,7 @@ pub struct StackOutputs {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// By [`Setting`], in the order of [`Setting::ALL`].
-    values: [Option<String>; 7],
+    values: [Option<String>; Setting::COUNT],
     kubeconfig: Option<String>,
     /// `--stack` (or `BRFED_STACK`), when given.
     stack_name: Option<String>,
@@ -433,7 +449,7 @@ mod tests {
 
     fn global(catalog_bucket: &str, tick_function: &str, kubeconfig: &str) -> Global {
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
-        let mut values: [Option<String>; 7] = Default::default();
+        let mut values: [Option<String>; Setting::COUNT] = Default::default();
         values[Setting::CatalogBucket as usize] = some(catalog_bucket);
         values[Setting::TickFunction as usize] = some(tick_function);
         Global {
@@ -553,7 +569,9 @@ mod tests {
     #[test]
     fn a_stack_is_read_only_when_something_is_not_set() {
         let mut args = vec!["--stack", "brfed"];
-        let values = ["b", "arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6"];
+        let values = [
+            "b", "arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6", "b/f/",
+        ];
         for (s, v) in Setting::ALL.iter().zip(values) {
             args.extend([s.flag(), v]);
         }

@@ -3,12 +3,13 @@
 //! with no side effect, every problem reported.
 
 use crate::args::Output;
-use crate::config::{Aws, read_kubeconfig};
+use crate::config::{Aws, Setting, read_kubeconfig};
 use crate::error::{CliError, step_message};
 use crate::render::{document, emit, table};
 use crate::{Ctx, backup, catalog, restore};
 use brfed_adapters::{KubeRegistry, S3Store};
 use brfed_core::StepError;
+use brfed_core::backup::spec::BackupLocations;
 use brfed_core::backup::steps::{Env, preflight};
 use brfed_core::restore::status::VolumeRestoreDoc;
 use brfed_core::restore::steps::{resolve_from_backup, restore_members, restore_problems};
@@ -96,13 +97,15 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<(), CliError> {
     // Validated here first: an invalid file is refused before any call.
     let report = if is_restore {
         let (req, _) = restore::read_request(path, ns)?;
+        let locations = locations(ctx)?;
         let (bucket, aws, planes) = connect(ctx).await?;
-        let env = env(&planes, &aws.store, &bucket);
+        let env = env(&planes, &aws.store, &bucket, locations.as_ref());
         restore_report(&env, req).await
     } else {
         let (req, _) = backup::read_request(path, ns)?;
+        let locations = locations(ctx)?;
         let (bucket, aws, planes) = connect(ctx).await?;
-        let env = env(&planes, &aws.store, &bucket);
+        let env = env(&planes, &aws.store, &bucket, locations.as_ref());
         let found = preflight(&env, &req, None).await;
         Report {
             kind: "VolumeBackup".into(),
@@ -148,6 +151,19 @@ fn names(problems: &[Finding]) -> Vec<&str> {
     out
 }
 
+/// The stack's backup locations (`--backup-locations`), when given.
+fn locations(ctx: &Ctx) -> Result<Option<BackupLocations>, CliError> {
+    let Some(text) = ctx.settings.get(Setting::BackupLocations) else {
+        return Ok(None);
+    };
+    BackupLocations::parse(text).map(Some).map_err(|e| {
+        CliError::input(
+            "Configuration",
+            format!("--backup-locations (BRFED_BACKUP_LOCATIONS, or the stack's output BackupLocations): {e}"),
+        )
+    })
+}
+
 async fn connect(ctx: &Ctx) -> Result<(String, Aws, KubeRegistry), CliError> {
     let bucket = ctx.bucket()?;
     let location = ctx.settings.kubeconfig()?;
@@ -163,13 +179,14 @@ fn env<'a>(
     planes: &'a KubeRegistry,
     store: &'a S3Store,
     bucket: &'a str,
+    backup_locations: Option<&'a BackupLocations>,
 ) -> Env<'a, KubeRegistry, S3Store> {
     Env {
         planes,
         store,
         catalog_bucket: bucket,
         observe_budget: Duration::ZERO,
-        backup_location: None,
+        backup_locations,
     }
 }
 

@@ -343,7 +343,7 @@ pub fn fake_env<'a, S>(
         store,
         catalog_bucket,
         observe_budget: Duration::ZERO,
-        backup_location: None,
+        backup_locations: None,
     }
 }
 

@@ -332,7 +332,7 @@ fn run_start(input: Value) -> (Result<StartOutput, StepError>, FakePlanes, FakeS
         store: &store,
         catalog_bucket: CATALOG,
         observe_budget: Duration::from_secs(1),
-        backup_location: None,
+        backup_locations: None,
     };
     let out = block_on(start(
         &env,

@@ -297,6 +297,42 @@ async fn a_restore_into_a_namespace_where_brfed_has_no_rights_is_refused_by_that
     );
 }
 
+/// A restore from a bucket or folder the stack may not read is refused by that name, before any
+/// data plane or backup object is read (its role would get 403 there, reported as an unreadable
+/// backup).
+#[tokio::test]
+async fn a_restore_from_outside_the_stack_s_backup_locations_is_refused_by_that_name() {
+    use brfed_core::backup::spec::BackupLocations;
+    let w = World::new();
+    let elsewhere = BackupLocations::parse("other/tidb/, data/q/").unwrap();
+    let mut e = w.fakes.env();
+    e.base.backup_locations = Some(&elsewhere);
+    let reads = w.fakes.store.calls();
+    let err = start(&e, "r1", &exec("r1"), false).await.unwrap_err();
+    assert_eq!(err.name(), "BucketNotAllowed", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("spec.clusters[0].backup.s3.prefix `p-dp1` in `data`")
+            && text.contains("`s3://other/tidb/`, `s3://data/q/`"),
+        "{text}"
+    );
+    assert!(
+        w.fakes.planes.log.lock().unwrap().is_empty(),
+        "nothing created"
+    );
+    assert_eq!(
+        w.fakes.store.calls(),
+        reads + 1,
+        "the catalog's record of the name only, no backupmeta"
+    );
+    // where the backup is, the same restore starts
+    let here = BackupLocations::parse("other/tidb/,data/").unwrap();
+    e.base.backup_locations = Some(&here);
+    start(&e, "r1", &exec("r1"), false)
+        .await
+        .expect("it starts");
+}
+
 // The member `Restore`s: only its own execution's.
 
 #[tokio::test]

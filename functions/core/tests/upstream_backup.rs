@@ -65,7 +65,7 @@ impl Helper {
             store: &self.store,
             catalog_bucket: CATALOG,
             observe_budget: Duration::ZERO,
-            backup_location: None,
+            backup_locations: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Federated backups run end to end on the local world: brfed's state machine on the emulator's
 //! Step Functions, our Lambda binaries, real API servers, the simulated TiDB Operator.
 
+use brfed_core::backup::spec::BackupLocations;
 use brfed_sim_operator::kubeobj::backup_resource;
 use brfed_system_tests::dataplane::{PhaseLog, is_subsequence};
-use brfed_system_tests::fixtures::BackupCase;
+use brfed_system_tests::fixtures::{BackupCase, VolumeBackup, backup_clusters};
 use brfed_system_tests::workflow::{Finished, catalog_doc, doc_condition_types, doc_conditions};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -290,4 +291,60 @@ async fn bad_input_is_rejected_before_any_side_effect() {
     assert!(c.member("dp1").await.is_none());
     assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
     assert_gc_resumed(&c, 0).await;
+}
+
+/// The world's stack keeps backups in two locations (`BRFED_BACKUP_LOCATIONS`, as the template
+/// gives its BackupBucketName/BackupPrefix and BackupBucketName2/BackupPrefix2): a backup in the
+/// second completes with its members' objects there; one in a bucket that is none of them is
+/// refused by name at its start, before any member or record is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_in_the_second_location_completes_and_one_elsewhere_is_refused_by_name() {
+    let text =
+        std::env::var("BRFED_BACKUP_LOCATIONS").expect("BRFED_BACKUP_LOCATIONS (make world-env)");
+    let locations = BackupLocations::parse(&text).expect("the world's locations");
+    let second = locations
+        .all()
+        .get(1)
+        .expect("the world has a second location");
+    let written = |c: &BackupCase, bucket: &str, prefix: &str| {
+        VolumeBackup::written(
+            &c.name,
+            backup_clusters(&c.planes, "basic", &c.ns),
+            bucket,
+            prefix,
+            "Delete",
+        )
+        .build()
+    };
+
+    let c = BackupCase::new("bk-second", "bk", 1).await;
+    c.world.cloud.ensure_bucket(&second.bucket).await.unwrap();
+    let prefix = format!("{}{}/backup", second.prefix, c.ns);
+    let done = run(&c, &written(&c, &second.bucket, &prefix)).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    for p in &c.planes {
+        let meta = format!("{prefix}-{p}/backupmeta");
+        assert!(
+            c.world.cloud.exists(&second.bucket, &meta).await.unwrap(),
+            "s3://{}/{meta}",
+            second.bucket
+        );
+    }
+    assert_eq!(
+        catalog_doc(&c.world, "br", &c.name)
+            .await
+            .expect("recorded")["status"]["phase"],
+        "Complete"
+    );
+
+    let c = BackupCase::new("bk-elsewhere", "bk", 1).await;
+    let elsewhere = "brfed-not-a-location";
+    assert!(locations.all().iter().all(|l| l.bucket != elsewhere));
+    let done = run(&c, &written(&c, elsewhere, &format!("{}/backup", c.ns))).await;
+    done.assert_failed_with("BucketNotAllowed", &format!("`{elsewhere}`"));
+    done.assert_failed_with("BucketNotAllowed", &format!("`{second}`"));
+    for p in &c.planes {
+        assert!(c.member(p).await.is_none(), "{p}: no member");
+    }
+    assert!(catalog_doc(&c.world, "br", &c.name).await.is_none());
 }

@@ -585,6 +585,24 @@ async fn preflight_reports_every_problem_at_once_and_creates_nothing() {
         passed.ok().stdout.contains("preflight passed"),
         "{passed:#?}"
     );
+    // with locations of the stack that do not hold it (`--backup-locations`, else the variable,
+    // else the stack's output), it is refused by that name, as its start would refuse it
+    let elsewhere = "brfed-second-backups/tidb/";
+    let refused = brfed(&["preflight", "-f", &good, "--backup-locations", elsewhere]).await;
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    for needle in [
+        "BucketNotAllowed",
+        &format!("`{}`", world.bucket),
+        "s3://brfed-second-backups/tidb/",
+    ] {
+        assert!(refused.stdout.contains(needle), "{needle}: {refused:#?}");
+    }
+    let unreadable = brfed(&["preflight", "-f", &good, "--backup-locations", "no-folder"]).await;
+    assert_eq!(unreadable.code, 2, "{unreadable:#?}");
+    assert!(
+        unreadable.stderr.contains("--backup-locations"),
+        "{unreadable:#?}"
+    );
 
     // three problems at once: a used prefix (planes[0]), a TidbCluster that does not exist
     // (planes[1]), a data plane that is not one

@@ -646,37 +646,111 @@ impl BackupRequest {
     }
 }
 
-/// Where a stack may keep backups: its template parameters `BackupBucketName` and
-/// `BackupPrefix` (a folder, ending in `/`), the only place its roles may read and delete.
+/// One place a stack may keep backups: a bucket and a folder of it (ending in `/`; empty: the
+/// whole bucket, which the template never gives, the local world does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupLocation {
     /// The bucket.
     pub bucket: String,
-    /// The folder every `spec.template.s3.prefix` lies under.
+    /// The folder every backup prefix there lies under.
     pub prefix: String,
 }
 
 impl BackupLocation {
-    /// `BucketNotAllowed` unless `req`'s bucket is this one and its prefix lies under this
-    /// folder (S3 would deny the stack's roles anywhere else: said here, before anything).
-    pub fn check(&self, req: &BackupRequest) -> Result<(), StepError> {
-        let (bucket, prefix) = (req.bucket(), req.prefix());
-        if bucket != self.bucket {
+    /// Whether `prefix` lies under this folder, and is not the folder itself.
+    fn holds(&self, prefix: &str) -> bool {
+        prefix.starts_with(&self.prefix) && prefix.len() > self.prefix.len()
+    }
+}
+
+impl std::fmt::Display for BackupLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Where a stack may keep backups: its template parameters `BackupBucketName`/`BackupPrefix`
+/// and the optional `BackupBucketName2`/`BackupPrefix2`, `BackupBucketName3`/`BackupPrefix3`,
+/// given to the functions as `BRFED_BACKUP_LOCATIONS` (`bucket/folder/`, comma-separated): the
+/// only places its roles may read and delete backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupLocations(Vec<BackupLocation>);
+
+impl BackupLocations {
+    /// The locations of `text`: `bucket/folder/` entries separated by commas (spaces around an
+    /// entry and empty entries ignored; a folder ends in `/`, `bucket/` alone is the whole
+    /// bucket). `Err` names the entry that is none.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut all = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = |why: &str| format!("`{entry}` is no `bucket/folder/`: {why}");
+            let (bucket, prefix) = entry
+                .strip_prefix("s3://")
+                .unwrap_or(entry)
+                .split_once('/')
+                .ok_or_else(|| bad("no `/` after the bucket"))?;
+            if !(3..=63).contains(&bucket.len())
+                || !bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            {
+                return Err(bad("the bucket is not an S3 bucket name"));
+            }
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                return Err(bad("the folder must end in `/`"));
+            }
+            if prefix.contains(['*', '?']) {
+                return Err(bad("the folder may not hold `*` or `?`"));
+            }
+            all.push(BackupLocation {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+            });
+        }
+        if all.is_empty() {
+            return Err(format!("`{text}` names no location"));
+        }
+        Ok(Self(all))
+    }
+
+    /// The locations, in the order given.
+    pub fn all(&self) -> &[BackupLocation] {
+        &self.0
+    }
+
+    /// `BucketNotAllowed` unless `prefix` in `bucket` lies under one of the folders the stack
+    /// has in that bucket (S3 would deny the stack's roles anywhere else: said here, before
+    /// anything). `what` names the input's field (`spec.template.s3`).
+    pub fn check(&self, what: &str, bucket: &str, prefix: &str) -> Result<(), StepError> {
+        let list = || {
+            self.0
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut folders = self.0.iter().filter(|l| l.bucket == bucket).peekable();
+        if folders.peek().is_none() {
             return Err(StepError::BucketNotAllowed(format!(
-                "spec.template.s3.bucket `{bucket}`: this stack keeps backups only in `{}` \
-                 (its BackupBucketName; another bucket needs another stack, docs/deploy.md)",
-                self.bucket
+                "{what}.bucket `{bucket}`: this stack keeps backups only in {} (its \
+                 BackupBucketName/BackupPrefix parameters, up to 3; docs/deploy.md, \
+                 \"Backup buckets and folders\")",
+                list()
             )));
         }
-        if !prefix.starts_with(&self.prefix) || prefix.len() == self.prefix.len() {
-            return Err(StepError::BucketNotAllowed(format!(
-                "spec.template.s3.prefix `{prefix}`: this stack keeps backups only under \
-                 `{}` in `{bucket}` (its BackupPrefix; docs/deploy.md, \"Backups in several \
-                 folders\")",
-                self.prefix
-            )));
+        if folders.any(|l| l.holds(prefix)) {
+            return Ok(());
         }
-        Ok(())
+        Err(StepError::BucketNotAllowed(format!(
+            "{what}.prefix `{prefix}` in `{bucket}`: this stack keeps backups only under {} \
+             (its BackupBucketName/BackupPrefix parameters; docs/deploy.md, \"Backup buckets and folders\")",
+            list()
+        )))
+    }
+
+    /// [`Self::check`] of a backup's `spec.template.s3`.
+    pub fn check_backup(&self, req: &BackupRequest) -> Result<(), StepError> {
+        self.check("spec.template.s3", req.bucket(), req.prefix())
     }
 }
 
@@ -1045,6 +1119,33 @@ spec:
             .validate(Some(&known()))
             .unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn backup_locations_read_as_the_template_writes_them_and_refuse_what_is_no_folder() {
+        let l = BackupLocations::parse(" data/tidb/ ,s3://second/a/b/,,whole/").unwrap();
+        let all: Vec<String> = l.all().iter().map(ToString::to_string).collect();
+        assert_eq!(all, ["s3://data/tidb/", "s3://second/a/b/", "s3://whole/"]);
+        // the whole bucket holds any prefix but the empty one
+        assert!(l.check("s", "whole", "x/y").is_ok());
+        assert_eq!(
+            l.check("s", "whole", "").unwrap_err().name(),
+            "BucketNotAllowed"
+        );
+        assert!(l.check("s", "second", "a/b/c").is_ok());
+        assert!(l.check("s", "second", "a/bc").is_err());
+        for (bad, says) in [
+            ("", "names no location"),
+            (" , ", "names no location"),
+            ("data", "no `/` after the bucket"),
+            ("data/tidb", "must end in `/`"),
+            ("Data/tidb/", "not an S3 bucket name"),
+            ("data/*/", "may not hold"),
+            ("data/tidb/,x/", "not an S3 bucket name"),
+        ] {
+            let err = BackupLocations::parse(bad).unwrap_err();
+            assert!(err.contains(says), "{bad:?}: {err}");
         }
     }
 }

@@ -164,15 +164,62 @@ fn every_function_gets_its_configuration_from_parameters_and_the_agreed_limits()
     );
 }
 
-/// `backup-start` knows where the stack may keep backups, so that a backup elsewhere is refused
-/// by name (`BucketNotAllowed`) instead of by the 403 S3 gives its role there.
+/// `backup-start` and `restore-start` know where the stack may keep backups
+/// (`BRFED_BACKUP_LOCATIONS`, every location the parameters give), so that a backup or a
+/// restore elsewhere is refused by name (`BucketNotAllowed`) instead of by the 403 S3 gives
+/// their roles there.
 #[test]
-fn backup_start_knows_the_stack_s_backup_bucket_and_folder() {
+fn backup_and_restore_start_know_every_backup_location_of_the_stack() {
+    use brfed_core::backup::spec::BackupLocations;
     let t = template();
-    let env = &resource(&t, &function_id("backup-start"))["Properties"]["Environment"]["Variables"];
-    assert_eq!(
-        ref_of(&env["BRFED_BACKUP_BUCKET"]),
-        Some("BackupBucketName")
-    );
-    assert_eq!(ref_of(&env["BRFED_BACKUP_PREFIX"]), Some("BackupPrefix"));
+    let first = [("BackupBucketName", "data"), ("BackupPrefix", "tidb/")];
+    // (the parameters given besides the first location, the locations the function gets)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (&[], &["s3://data/tidb/"]),
+        (
+            &[("BackupBucketName2", "second"), ("BackupPrefix2", "a/b/")],
+            &["s3://data/tidb/", "s3://second/a/b/"],
+        ),
+        (
+            &[
+                ("BackupBucketName2", "second"),
+                ("BackupPrefix2", "a/"),
+                ("BackupBucketName3", "third"),
+                ("BackupPrefix3", "c/"),
+            ],
+            &["s3://data/tidb/", "s3://second/a/", "s3://third/c/"],
+        ),
+    ];
+    for krate in ["backup-start", "restore-start"] {
+        let env = &resource(&t, &function_id(krate))["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            t["Outputs"]["BackupLocations"]["Value"], env["BRFED_BACKUP_LOCATIONS"],
+            "the output `brfed --stack` reads is what {krate} gets"
+        );
+        for (more, want) in cases {
+            let mut params = first.to_vec();
+            for p in [
+                "BackupBucketName2",
+                "BackupPrefix2",
+                "BackupBucketName3",
+                "BackupPrefix3",
+            ] {
+                params.push((p, more.iter().find(|(k, _)| *k == p).map_or("", |(_, v)| v)));
+            }
+            let text = evaluate(&t, &params, &env["BRFED_BACKUP_LOCATIONS"]).unwrap_or_else(|| {
+                panic!(
+                    "{krate}: BRFED_BACKUP_LOCATIONS {:?}",
+                    env["BRFED_BACKUP_LOCATIONS"]
+                )
+            });
+            let got: Vec<String> = BackupLocations::parse(&text)
+                .unwrap_or_else(|e| panic!("{krate}: {e}"))
+                .all()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(got, want, "{krate}: {text}");
+        }
+    }
 }

@@ -17,7 +17,8 @@
 //! - `state_machines.rs`: placeholders and substitutions, the state machines' roles;
 //! - `logs.rs`: log groups and retention, no execution data in the logs;
 //! - `roles.rs`: the function roles stay narrow; tag conditions on deletions and tagging;
-//! - `s3.rs`: S3 grants per catalog collection and under folders, `BackupPrefix`;
+//! - `s3.rs`: S3 grants per catalog collection and under folders, `BackupPrefix`, the second
+//!   and third backup locations;
 //! - `rules.rs`: the abort, settle-check, sweep and schedule rules and their permissions;
 //! - `safety_net.rs`: retries, the dead-letter queue, alarms, as in the local world;
 //! - `policy_scanner.rs`: the checks checkov skips, each with its reason.
@@ -154,6 +155,87 @@ fn one_or_many(v: &Value) -> Vec<&Value> {
         Value::Null => Vec::new(),
         other => vec![other],
     }
+}
+
+/// The `Resource` of a statement, one or a list; an `Fn::If` element counts with both branches,
+/// `AWS::NoValue` with none.
+fn statement_resources(s: &Value) -> Vec<&Value> {
+    one_or_many(&s["Resource"])
+        .into_iter()
+        .flat_map(|r| match r["Fn::If"].as_sequence() {
+            Some(branches) => branches[1..].iter().collect(),
+            None => vec![r],
+        })
+        .filter(|r| ref_of(r) != Some("AWS::NoValue"))
+        .collect()
+}
+
+/// What CloudFormation makes of a string-valued expression (`Ref` of a parameter, `Fn::Sub`,
+/// `Fn::If`) given the parameters' values; `None` for anything else.
+fn evaluate(t: &Value, params: &[(&str, &str)], v: &Value) -> Option<String> {
+    if let Some(text) = v.as_str() {
+        return Some(text.into());
+    }
+    if let Some(name) = ref_of(v) {
+        return params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string());
+    }
+    if let Some(branches) = v["Fn::If"].as_sequence() {
+        let condition = &t["Conditions"][branches[0].as_str()?];
+        let pick = if holds(t, params, condition)? { 1 } else { 2 };
+        return evaluate(t, params, &branches[pick]);
+    }
+    let text = sub_text(v)?;
+    let vars = &v["Fn::Sub"][1];
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        let end = rest[i..].find('}')? + i;
+        let name = &rest[i + 2..end];
+        out.push_str(&rest[..i]);
+        out.push_str(&match vars.get(name) {
+            Some(var) => evaluate(t, params, var)?,
+            None => evaluate(
+                t,
+                params,
+                &Value::from(Mapping::from_iter([("Ref".into(), name.into())])),
+            )?,
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Whether a condition (or a rule's assertion) holds given the parameters' values.
+fn holds(t: &Value, params: &[(&str, &str)], c: &Value) -> Option<bool> {
+    let args = |f: &str| c[f].as_sequence();
+    if let Some(a) = args("Fn::Equals") {
+        return Some(evaluate(t, params, &a[0])? == evaluate(t, params, &a[1])?);
+    }
+    if let Some(a) = args("Fn::Not") {
+        return holds(t, params, &a[0]).map(|b| !b);
+    }
+    if let Some(a) = args("Fn::And") {
+        return a
+            .iter()
+            .map(|x| holds(t, params, x))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.iter().all(|b| *b));
+    }
+    if let Some(a) = args("Fn::Or") {
+        return a
+            .iter()
+            .map(|x| holds(t, params, x))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.iter().any(|b| *b));
+    }
+    if let Some(name) = c["Condition"].as_str() {
+        return holds(t, params, &t["Conditions"][name]);
+    }
+    None
 }
 
 /// Every statement of a role's inline policies; both branches of an `Fn::If` count.

@@ -164,7 +164,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
             if actions.contains(&"events:PutEvents") {
                 // brfed's events only: the default bus, source `brfed`, nothing else granted.
                 assert_eq!(actions, ["events:PutEvents"], "{role_id}: PutEvents alone");
-                let resources = one_or_many(&s["Resource"]);
+                let resources = statement_resources(s);
                 assert_eq!(resources.len(), 1, "{role_id}: one bus");
                 assert_eq!(
                     sub_text(resources[0]),
@@ -192,7 +192,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 let describe_only = actions
                     .iter()
                     .all(|a| EC2_WITHOUT_RESOURCE_LEVEL.contains(a));
-                for r in one_or_many(&s["Resource"]) {
+                for r in statement_resources(s) {
                     if describe_only && r.as_str() == Some("*") {
                         continue;
                     }
@@ -219,7 +219,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                     1,
                     "{role_id}: one Step Functions action a statement"
                 );
-                for r in one_or_many(&s["Resource"]) {
+                for r in statement_resources(s) {
                     match actions[0] {
                         "states:StartExecution"
                             if krate == SETTLE_CHECKER
@@ -240,7 +240,7 @@ fn every_function_has_its_own_role_with_no_wildcard_action_and_no_wildcard_s3_re
                 }
             }
             if actions.iter().any(|a| a.starts_with("s3:")) {
-                for r in one_or_many(&s["Resource"]) {
+                for r in statement_resources(s) {
                     // One of the stack's buckets (`s3_resource` refuses any other), and never
                     // every object of it.
                     let (bucket, key) = s3_resource(&t, &role_id, r);
@@ -358,7 +358,7 @@ fn every_create_tags_sets_brfed_keys_with_this_stack_on_unowned_or_own_resources
                 continue;
             }
             assert_eq!(actions, ["ec2:CreateTags"], "{role_id}: CreateTags alone");
-            for r in one_or_many(&s["Resource"]) {
+            for r in statement_resources(s) {
                 let arn = sub_text(r).unwrap_or_default();
                 assert!(
                     arn.ends_with(":snapshot/*") || arn.ends_with(":volume/*"),

@@ -1,6 +1,6 @@
 //! S3 grants (`docs/safety.md`, "IAM"): each function gets exactly the catalog collections it
-//! uses, every grant is under a prefix that ends in `/`, and `BackupPrefix` is required and one
-//! folder.
+//! uses, every grant is under a prefix that ends in `/`, `BackupPrefix` is required and one
+//! folder, and the optional second and third backup locations get exactly the first one's rights.
 
 use super::*;
 
@@ -92,18 +92,32 @@ pub(crate) enum S3Bucket {
 /// `text` with `${BackupPrefix}` replaced by [`SAMPLE_BACKUP_PREFIX`], once the parameter is
 /// known to refuse every value that is not a folder (empty, or without its trailing `/`): only
 /// then is `${BackupPrefix}*` one folder, whatever the deployer passes.
+/// The second and third locations' folders may be empty (no location): the template's rules
+/// require each with its bucket, and their grants stand under their bucket's condition
+/// ([`the_second_and_third_locations_get_the_rights_of_the_first_under_their_condition`]).
 fn with_backup_prefix(t: &Value, text: &str) -> String {
-    if text.contains("${BackupPrefix}") {
-        let re = allowed(t, "BackupPrefix");
+    let mut out = text.to_string();
+    for param in ["BackupPrefix", "BackupPrefix2", "BackupPrefix3"] {
+        let placeholder = format!("${{{param}}}");
+        if !text.contains(&placeholder) {
+            continue;
+        }
+        let re = allowed(t, param);
         assert!(re.is_match(SAMPLE_BACKUP_PREFIX));
-        for not_a_folder in ["", "tidb-backups", "a/b"] {
+        let not_folders: &[&str] = if param == "BackupPrefix" {
+            &["", "tidb-backups", "a/b"]
+        } else {
+            &["tidb-backups", "a/b"]
+        };
+        for not_a_folder in not_folders {
             assert!(
                 !re.is_match(not_a_folder),
-                "BackupPrefix accepts {not_a_folder:?}, so ${{BackupPrefix}}* in {text} is not one folder"
+                "{param} accepts {not_a_folder:?}, so {placeholder}* in {text} is not one folder"
             );
         }
+        out = out.replace(&placeholder, SAMPLE_BACKUP_PREFIX);
     }
-    text.replace("${BackupPrefix}", SAMPLE_BACKUP_PREFIX)
+    out
 }
 
 /// `(bucket, key pattern)` of an S3 ARN resource (`None` for the bucket itself), with
@@ -129,7 +143,7 @@ pub(crate) fn s3_resource(t: &Value, role_id: &str, r: &Value) -> (S3Bucket, Opt
             );
             S3Bucket::Catalog
         }
-        "${BackupBucketName}" => S3Bucket::Backup,
+        "${BackupBucketName}" | "${BackupBucketName2}" | "${BackupBucketName3}" => S3Bucket::Backup,
         "${Object}" => {
             // `bucket/key` of KubeconfigLocation, granted as one exact object: the parameter
             // must refuse IAM's wildcards in it.
@@ -153,7 +167,7 @@ pub(crate) fn s3_resource(t: &Value, role_id: &str, r: &Value) -> (S3Bucket, Opt
     if let Some(k) = &key {
         assert!(
             !k.contains("${"),
-            "{role_id}: {arn}: a key may use no parameter but BackupPrefix"
+            "{role_id}: {arn}: a key may use no parameter but a BackupPrefix"
         );
     }
     (bucket, key)
@@ -177,7 +191,7 @@ fn every_s3_grant_is_under_a_prefix_that_ends_in_a_slash() {
             if !actions.iter().any(|a| a.starts_with("s3:")) {
                 continue;
             }
-            for r in one_or_many(&s["Resource"]) {
+            for r in statement_resources(s) {
                 let (bucket, key) = s3_resource(&t, &role_id, r);
                 match key {
                     Some(k) => {
@@ -305,7 +319,7 @@ fn every_function_gets_exactly_the_catalog_collections_it_uses() {
             if !actions.iter().any(|a| a.starts_with("s3:")) {
                 continue;
             }
-            for r in one_or_many(&s["Resource"]) {
+            for r in statement_resources(s) {
                 if let (S3Bucket::Catalog, Some(k)) = s3_resource(&t, &role_id, r) {
                     for a in &actions {
                         granted.push((letter(a), k.clone()));
@@ -337,6 +351,151 @@ fn every_function_gets_exactly_the_catalog_collections_it_uses() {
             assert!(
                 keys.iter().any(|(_, k)| iam_glob(p, k)),
                 "{role_id}: `{l}` on catalog keys {p}, which is no collection brfed has"
+            );
+        }
+    }
+}
+
+/// The placeholders of backup location `n` (1 is `BackupBucketName`/`BackupPrefix`).
+fn location_params(n: u8) -> [String; 2] {
+    let suffix = if n == 1 { String::new() } else { n.to_string() };
+    [
+        format!("BackupBucketName{suffix}"),
+        format!("BackupPrefix{suffix}"),
+    ]
+}
+
+/// Which backup location an expression names (`None`: none; a mix fails the test).
+fn location_of(v: &Value) -> Option<u8> {
+    let text = serde_yaml::to_string(v).unwrap();
+    let named: BTreeSet<u8> = (1..=3)
+        .filter(|n| {
+            location_params(*n)
+                .iter()
+                .any(|p| text.contains(&format!("${{{p}}}")))
+        })
+        .collect();
+    assert!(named.len() <= 1, "{text} names several backup locations");
+    named.into_iter().next()
+}
+
+/// `v` written for location 1: location `n`'s placeholders renamed.
+fn as_first_location(v: &Value, n: u8) -> String {
+    let mut text = serde_yaml::to_string(v).unwrap();
+    for (theirs, first) in location_params(n).iter().zip(location_params(1)) {
+        text = text.replace(&format!("${{{theirs}}}"), &format!("${{{first}}}"));
+    }
+    text
+}
+
+/// A second and a third bucket (`BackupBucketName2`/`BackupPrefix2`, `...3`): every role gets
+/// there exactly what it gets in `BackupBucketName` under `BackupPrefix` (the same actions, keys
+/// and list conditions), and nothing unless the location is given (each grant under its
+/// condition `BackupLocation<n>`); a ListBucket's folder condition stays with its own bucket.
+#[test]
+fn the_second_and_third_locations_get_the_rights_of_the_first_under_their_condition() {
+    let t = template();
+    let mut roles_with_locations = 0;
+    for (_, role_id, role) in function_roles(&t) {
+        // per location: each grant as written for location 1 (statement without Sid and
+        // resource, plus the resource)
+        let mut grants: [BTreeSet<String>; 3] = Default::default();
+        let mut record = |n: u8, s: &Value, r: &Value| {
+            let mut bare = s.clone();
+            if let Some(m) = bare.as_mapping_mut() {
+                m.remove("Sid");
+                m.remove("Resource");
+            }
+            let grant = format!("{}{}", as_first_location(&bare, n), as_first_location(r, n));
+            grants[usize::from(n - 1)].insert(grant);
+        };
+        for written in policy_statements(role) {
+            let (guard, s) = match written["Fn::If"].as_sequence() {
+                Some(b) => (b[0].as_str(), &b[1]),
+                None => (None, written),
+            };
+            if s.get("Sid").is_none() {
+                continue;
+            }
+            for r in one_or_many(&s["Resource"]) {
+                let (r_guard, r) = match r["Fn::If"].as_sequence() {
+                    Some(b) => (b[0].as_str(), &b[1]),
+                    None => (None, r),
+                };
+                let guarded_by = guard.or(r_guard);
+                let n = match (location_of(r), location_of(&s["Condition"])) {
+                    (Some(a), Some(b)) => {
+                        assert_eq!(
+                            a, b,
+                            "{role_id}: a bucket listed under another location's folder"
+                        );
+                        a
+                    }
+                    (Some(n), None) | (None, Some(n)) => n,
+                    (None, None) => continue,
+                };
+                let want = (n > 1).then(|| format!("BackupLocation{n}"));
+                assert_eq!(
+                    guarded_by.map(String::from),
+                    want,
+                    "{role_id}: a grant in location {n} must stand under {want:?}"
+                );
+                record(n, s, r);
+            }
+        }
+        if grants[0].is_empty() {
+            continue;
+        }
+        roles_with_locations += 1;
+        for n in [2, 3] {
+            assert_eq!(
+                grants[n - 1],
+                grants[0],
+                "{role_id}: location {n} must get exactly location 1's rights"
+            );
+        }
+    }
+    assert!(
+        roles_with_locations >= 8,
+        "{roles_with_locations} roles reach the backups"
+    );
+}
+
+/// A second or third location is a bucket and a folder, or nothing: the template's rules refuse
+/// one without the other, and the folder is one folder.
+#[test]
+fn a_second_or_third_location_is_a_bucket_with_its_folder_or_nothing() {
+    let t = template();
+    for n in [2u8, 3] {
+        let [bucket, prefix] = location_params(n);
+        assert_eq!(t["Parameters"][&bucket]["Default"].as_str(), Some(""));
+        assert_eq!(t["Parameters"][&prefix]["Default"].as_str(), Some(""));
+        assert!(allowed(&t, &bucket).is_match("my-second-bucket"));
+        let re = allowed(&t, &prefix);
+        assert!(re.is_match("") && re.is_match("tidb/") && !re.is_match("tidb"));
+        let rules: Vec<&Value> = t["Rules"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .filter(|r| {
+                serde_yaml::to_string(r)
+                    .unwrap()
+                    .contains(&format!("Ref: {prefix}"))
+            })
+            .collect();
+        assert_eq!(rules.len(), 1, "one rule for {bucket} with {prefix}");
+        let assertion = &rules[0]["Assertions"][0]["Assert"];
+        for (b, p, ok) in [
+            ("", "", true),
+            ("second", "tidb/", true),
+            ("second", "", false),
+            ("", "tidb/", false),
+        ] {
+            let params = [(bucket.as_str(), b), (prefix.as_str(), p)];
+            assert_eq!(
+                holds(&t, &params, assertion),
+                Some(ok),
+                "{bucket}={b:?} {prefix}={p:?}"
             );
         }
     }

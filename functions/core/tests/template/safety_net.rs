@@ -196,7 +196,7 @@ fn every_function_eventbridge_invokes_retries_twice_then_sends_the_event_to_the_
         let role_id = role_of(&t, &krate);
         let sends = statements(resource(&t, role_id)).into_iter().any(|s| {
             actions_of(s) == ["sqs:SendMessage"]
-                && one_or_many(&s["Resource"])
+                && statement_resources(s)
                     .into_iter()
                     .all(|r| get_att(r, "Arn") == Some(queue.as_str()))
         });

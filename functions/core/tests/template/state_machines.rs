@@ -86,7 +86,7 @@ fn every_state_machine_role_invokes_exactly_the_functions_its_definition_uses() 
                 "{role_id}: wildcard action"
             );
             if actions.contains(&"lambda:InvokeFunction") {
-                for r in one_or_many(&s["Resource"]) {
+                for r in statement_resources(s) {
                     let f = get_att(r, "Arn").unwrap_or_else(|| {
                         panic!("{role_id}: lambda:InvokeFunction on something not a function of the template: {r:?}")
                     });

@@ -7,7 +7,7 @@
 
 use crate::backup::judge::Await;
 use crate::backup::judge::Failure;
-use crate::backup::spec::{BackupLocation, Options};
+use crate::backup::spec::{BackupLocations, Options};
 use crate::backup::status::VolumeBackupDoc;
 use crate::catalog::Catalog;
 use crate::execution::RunContext;
@@ -27,8 +27,8 @@ pub struct Env<'a, D, S> {
     pub catalog_bucket: &'a str,
     /// Longest time one observe invocation may watch.
     pub observe_budget: Duration,
-    /// Where this stack may keep backups (`None`: anywhere, as in the local world).
-    pub backup_location: Option<&'a BackupLocation>,
+    /// Where this stack may keep backups (`None`: anywhere).
+    pub backup_locations: Option<&'a BackupLocations>,
 }
 
 impl<D, S: ObjectStore> Env<'_, D, S> {

@@ -34,8 +34,8 @@ pub async fn start<D: DataPlanes, S: ObjectStore>(
 ) -> Result<StartOutput, StepError> {
     let req = BackupRequest::from_value(input.input)?;
     req.validate(None)?;
-    if let Some(location) = env.backup_location {
-        location.check(&req)?;
+    if let Some(locations) = env.backup_locations {
+        locations.check_backup(&req)?;
     }
     for warning in req.warnings() {
         tracing::warn!(%warning, "the request is run as the original runs it");
@@ -324,6 +324,11 @@ pub async fn preflight<D: DataPlanes, S: ObjectStore>(
     report
         .problems
         .extend(join_all(checks).await.into_iter().flatten());
+    // Outside the stack's locations S3 would only deny the prefix checks: say why once.
+    if let Some(Err(e)) = env.backup_locations.map(|l| l.check_backup(req)) {
+        report.problems.push(Problem::found(e));
+        return report;
+    }
     let bucket = req.bucket();
     for c in &req.spec.clusters {
         let key = format!("{}/clustermeta", req.member_prefix(&c.k8s_cluster_name));

@@ -132,6 +132,12 @@ pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
 ) -> Vec<(&'static str, String)> {
     let checks = members.iter().enumerate().map(|(i, m)| async move {
         let mut out: Vec<(&'static str, String)> = Vec::new();
+        if let (Some(locations), Some((bucket, prefix))) = (env.backup_locations, req.backup_location(i))
+            && let Err(e) = locations.check(&format!("spec.clusters[{i}].backup.s3"), &bucket, &prefix)
+        {
+            out.push((e.name(), e.to_string()));
+            return out;
+        }
         if let Err(e) = env
             .planes
             .probe(MemberKind::Restore, &m.k8s_cluster_name, &m.tc_namespace)
@@ -214,6 +220,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
         .collect::<Vec<_>>()
         .join("; ");
     let first = [
+        "BucketNotAllowed",
         "DataPlaneUnreachable",
         "MemberNameConflict",
         "DataPlaneForbidden",
@@ -233,6 +240,7 @@ async fn restore_preflight<D: DataPlanes, S: ObjectStore, V: Volumes>(
         "TopologyMismatch" => StepError::TopologyMismatch(message),
         "InvalidSpec" => StepError::InvalidSpec(message),
         "DataPlaneForbidden" => StepError::DataPlaneForbidden(message),
+        "BucketNotAllowed" => StepError::BucketNotAllowed(message),
         _ => StepError::DataPlaneRejected(message),
     })
 }

@@ -130,7 +130,7 @@ impl World {
             store: &self.store,
             catalog_bucket: BUCKET,
             observe_budget: Duration::from_secs(1),
-            backup_location: None,
+            backup_locations: None,
         }
     }
 

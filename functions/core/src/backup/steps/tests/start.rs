@@ -141,19 +141,16 @@ async fn a_preflight_reports_every_problem_at_once_and_start_names_the_most_acti
     assert!(preflight(&w.env(), &req, None).await.is_ok());
 }
 
-/// A stack keeps backups in its `BackupBucketName` under its `BackupPrefix` only: a backup
-/// elsewhere is refused by that name, before anything is read or created (S3 would deny the
+/// A stack keeps backups in its locations (`BackupBucketName` under `BackupPrefix`, and the
+/// optional second and third) only: a backup elsewhere is refused by that name, before anything is read or created (S3 would deny the
 /// stack's roles there, and the 403 was reported as a used prefix).
 #[tokio::test]
 async fn a_backup_outside_the_stack_s_bucket_or_folder_is_refused_before_anything() {
-    use crate::backup::spec::BackupLocation;
-    let location = BackupLocation {
-        bucket: "data".into(),
-        prefix: "tidb/".into(),
-    };
+    use crate::backup::spec::BackupLocations;
+    let locations = BackupLocations::parse("data/tidb/,second/other/").unwrap();
     let w = World::new(3);
     let env = Env {
-        backup_location: Some(&location),
+        backup_locations: Some(&locations),
         ..w.env()
     };
     let with = |bucket: &str, prefix: &str| {
@@ -167,9 +164,15 @@ async fn a_backup_outside_the_stack_s_bucket_or_folder_is_refused_before_anythin
     };
     for (bucket, prefix, says) in [
         ("other", "tidb/bk", "`other`"),
-        ("data", "p", "under `tidb/`"),
-        ("data", "tidb/", "under `tidb/`"),
-        ("data", "tidbx/bk", "under `tidb/`"),
+        ("data", "p", "under `s3://data/tidb/`"),
+        ("data", "tidb/", "under `s3://data/tidb/`"),
+        ("data", "tidbx/bk", "under `s3://data/tidb/`"),
+        (
+            "data",
+            "other/bk",
+            "under `s3://data/tidb/`, `s3://second/other/`",
+        ),
+        ("second", "tidb/bk", "prefix `tidb/bk` in `second`"),
     ] {
         let err = start(&env, with(bucket, prefix)).await.unwrap_err();
         assert_eq!(err.name(), "BucketNotAllowed", "{bucket}/{prefix}: {err}");
@@ -178,9 +181,16 @@ async fn a_backup_outside_the_stack_s_bucket_or_folder_is_refused_before_anythin
     }
     assert!(w.planes.log.lock().unwrap().is_empty(), "no member");
     assert_eq!(w.store.calls(), 0, "not even a catalog read");
-    start(&env, with("data", "tidb/bk"))
-        .await
-        .expect("inside: it starts");
+    for (bucket, prefix) in [("data", "tidb/bk"), ("second", "other/bk")] {
+        let w = World::new(3);
+        let env = Env {
+            backup_locations: Some(&locations),
+            ..w.env()
+        };
+        start(&env, with(bucket, prefix))
+            .await
+            .unwrap_or_else(|e| panic!("{bucket}/{prefix} is inside: it starts ({e})"));
+    }
 }
 
 /// A namespace without brfed's rights is said once per data plane, the plane's name once.
