@@ -105,7 +105,7 @@ impl std::error::Error for CliError {}
 /// The message of a step error without the prefix its `Display` adds (`invalid spec: `): every
 /// prefix is a few words without a colon, so the message is what follows the first `": "`.
 pub fn step_message(e: &StepError) -> String {
-    without_prefix(&e.to_string()).to_string()
+    e.message().to_string()
 }
 
 /// A step error's text (`restore running: ...`, as a function reports it too) without its

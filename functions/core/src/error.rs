@@ -156,6 +156,45 @@ impl StepError {
         }
     }
 
+    /// What the error says, without the prefix of its name (`Display` adds it): the text a
+    /// summary of several errors joins, so that each prefix is said once.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::InvalidSpec(m)
+            | Self::UnknownCluster(m)
+            | Self::MemberNameConflict(m)
+            | Self::BackupExists(m)
+            | Self::RestoreExists(m)
+            | Self::RestoreNotFound(m)
+            | Self::RestoreRunning(m)
+            | Self::BackupNotRestorable(m)
+            | Self::BackupMetaUnreadable(m)
+            | Self::TopologyMismatch(m)
+            | Self::ResolvedTsInvalid(m)
+            | Self::TidbClusterInvalid(m)
+            | Self::S3PrefixInUse(m)
+            | Self::BucketNotAllowed(m)
+            | Self::DataPlaneUnreachable(m)
+            | Self::DataPlaneRejected(m)
+            | Self::DataPlaneForbidden(m)
+            | Self::MemberReplaced(m)
+            | Self::MemberMissing(m)
+            | Self::MembersRunning(m)
+            | Self::CatalogUnavailable(m)
+            | Self::CatalogConflict(m)
+            | Self::BackupNotFound(m)
+            | Self::BackupRunning(m)
+            | Self::DeletionInProgress(m)
+            | Self::ScheduleNotFound(m)
+            | Self::EventTimeOutOfRange(m)
+            | Self::Ec2Unavailable(m)
+            | Self::StepFunctionsUnavailable(m)
+            | Self::EventBridgeUnavailable(m)
+            | Self::Configuration(m)
+            | Self::Internal(m) => m,
+        }
+    }
+
     /// Whether running the same step again may succeed.
     pub fn is_retryable(&self) -> bool {
         RETRYABLE_ERROR_NAMES.contains(&self.name())
@@ -230,44 +269,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variant_name_is_listed() {
+    fn every_variant_name_is_listed_and_says_its_message_after_one_prefix() {
+        const WRONG: &str = "what was wrong";
         let all = [
-            StepError::InvalidSpec(String::new()),
-            StepError::UnknownCluster(String::new()),
-            StepError::MemberNameConflict(String::new()),
-            StepError::S3PrefixInUse(String::new()),
-            StepError::BucketNotAllowed(String::new()),
-            StepError::BackupExists(String::new()),
-            StepError::TidbClusterInvalid(String::new()),
-            StepError::RestoreExists(String::new()),
-            StepError::RestoreNotFound(String::new()),
-            StepError::RestoreRunning(String::new()),
-            StepError::BackupNotRestorable(String::new()),
-            StepError::BackupMetaUnreadable(String::new()),
-            StepError::TopologyMismatch(String::new()),
-            StepError::ResolvedTsInvalid(String::new()),
-            StepError::DataPlaneUnreachable(String::new()),
-            StepError::DataPlaneRejected(String::new()),
-            StepError::DataPlaneForbidden(String::new()),
-            StepError::MemberReplaced(String::new()),
-            StepError::MemberMissing(String::new()),
-            StepError::MembersRunning(String::new()),
-            StepError::CatalogUnavailable(String::new()),
-            StepError::CatalogConflict(String::new()),
-            StepError::BackupNotFound(String::new()),
-            StepError::BackupRunning(String::new()),
-            StepError::DeletionInProgress(String::new()),
-            StepError::ScheduleNotFound(String::new()),
-            StepError::EventTimeOutOfRange(String::new()),
-            StepError::Ec2Unavailable(String::new()),
-            StepError::StepFunctionsUnavailable(String::new()),
-            StepError::EventBridgeUnavailable(String::new()),
-            StepError::Configuration(String::new()),
-            StepError::Internal(String::new()),
+            StepError::InvalidSpec(WRONG.into()),
+            StepError::UnknownCluster(WRONG.into()),
+            StepError::MemberNameConflict(WRONG.into()),
+            StepError::S3PrefixInUse(WRONG.into()),
+            StepError::BucketNotAllowed(WRONG.into()),
+            StepError::BackupExists(WRONG.into()),
+            StepError::TidbClusterInvalid(WRONG.into()),
+            StepError::RestoreExists(WRONG.into()),
+            StepError::RestoreNotFound(WRONG.into()),
+            StepError::RestoreRunning(WRONG.into()),
+            StepError::BackupNotRestorable(WRONG.into()),
+            StepError::BackupMetaUnreadable(WRONG.into()),
+            StepError::TopologyMismatch(WRONG.into()),
+            StepError::ResolvedTsInvalid(WRONG.into()),
+            StepError::DataPlaneUnreachable(WRONG.into()),
+            StepError::DataPlaneRejected(WRONG.into()),
+            StepError::DataPlaneForbidden(WRONG.into()),
+            StepError::MemberReplaced(WRONG.into()),
+            StepError::MemberMissing(WRONG.into()),
+            StepError::MembersRunning(WRONG.into()),
+            StepError::CatalogUnavailable(WRONG.into()),
+            StepError::CatalogConflict(WRONG.into()),
+            StepError::BackupNotFound(WRONG.into()),
+            StepError::BackupRunning(WRONG.into()),
+            StepError::DeletionInProgress(WRONG.into()),
+            StepError::ScheduleNotFound(WRONG.into()),
+            StepError::EventTimeOutOfRange(WRONG.into()),
+            StepError::Ec2Unavailable(WRONG.into()),
+            StepError::StepFunctionsUnavailable(WRONG.into()),
+            StepError::EventBridgeUnavailable(WRONG.into()),
+            StepError::Configuration(WRONG.into()),
+            StepError::Internal(WRONG.into()),
         ];
         assert_eq!(all.len(), ERROR_NAMES.len());
         for e in all {
             assert!(ERROR_NAMES.contains(&e.name()), "{} not listed", e.name());
+            // `message` is what `Display` says after the name's prefix
+            assert_eq!(e.message(), WRONG, "{}", e.name());
+            let said = e.to_string();
+            let prefix = said.strip_suffix(WRONG).unwrap_or_else(|| panic!("{said}"));
+            assert!(
+                prefix.ends_with(": ") && !prefix[..prefix.len() - 2].contains(": "),
+                "{said}"
+            );
         }
         for r in RETRYABLE_ERROR_NAMES {
             assert!(ERROR_NAMES.contains(r));

@@ -291,6 +291,11 @@ async fn a_restore_into_a_namespace_where_brfed_has_no_rights_is_refused_by_that
             .contains("list restores in namespace tidb-restore"),
         "{err}"
     );
+    assert_eq!(
+        err.to_string().matches("data plane forbids it").count(),
+        1,
+        "the name's prefix once: {err}"
+    );
     assert!(
         w.fakes.planes.log.lock().unwrap().is_empty(),
         "nothing created"
@@ -311,6 +316,7 @@ async fn a_restore_from_outside_the_stack_s_backup_locations_is_refused_by_that_
     let err = start(&e, "r1", &exec("r1"), false).await.unwrap_err();
     assert_eq!(err.name(), "BucketNotAllowed", "{err}");
     let text = err.to_string();
+    assert_eq!(text.matches("bucket not allowed").count(), 1, "{text}");
     assert!(
         text.contains("spec.clusters[0].backup.s3.prefix `p-dp1` in `data`")
             && text.contains("`s3://other/tidb/`, `s3://data/q/`"),

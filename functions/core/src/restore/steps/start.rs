@@ -135,14 +135,14 @@ pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
         if let (Some(locations), Some((bucket, prefix))) = (env.backup_locations, req.backup_location(i))
             && let Err(e) = locations.check(&format!("spec.clusters[{i}].backup.s3"), &bucket, &prefix)
         {
-            out.push((e.name(), e.to_string()));
+            out.push((e.name(), e.message().to_string()));
             return out;
         }
         if let Err(e) = env
             .planes
             .probe(MemberKind::Restore, &m.k8s_cluster_name, &m.tc_namespace)
             .await {
-            out.push((e.name(), e.to_string()));
+            out.push((e.name(), e.message().to_string()));
             return out;
         }
         let at = format!("TidbCluster {}/{} in {}", m.tc_namespace, m.tc_name, m.k8s_cluster_name);
@@ -153,7 +153,7 @@ pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
                 return out;
             }
             Err(e) => {
-                out.push((e.name(), e.to_string()));
+                out.push((e.name(), e.message().to_string()));
                 return out;
             }
         };
@@ -196,7 +196,7 @@ pub async fn restore_problems<D: DataPlanes, S: ObjectStore>(
                 out.push(("MemberNameConflict", format!("Restore {}/{} already exists in {}", m.tc_namespace, m.backup_name, m.k8s_cluster_name)));
             }
             Ok(_) => {}
-            Err(e) => out.push((e.name(), e.to_string())),
+            Err(e) => out.push((e.name(), e.message().to_string())),
         }
         out
     });
