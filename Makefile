@@ -27,11 +27,12 @@ lint: ## rustfmt check, clippy with warnings denied, checkov on the AWS template
 	@venv="$$(infra/aws/setup-lint.sh)" && "$$venv/bin/checkov" --config-file infra/aws/.checkov.yaml
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-unit: lint-template ## Unit and contract tests that need no world (and the AWS template lint)
+test-unit: lint-template ## Unit and contract tests that need no world (and the AWS template lint, and the check that every build of make test compiles each dependency once)
+	python3 infra/local/one-build.py
 	cargo test --workspace --exclude brfed-system-tests
 
 test-system: ## System tests against a running world (make world-up first); builds the brfed CLI they run
-	source $(BRFED_WORLD_DIR)/env && cargo build -p brfed-cli && cargo test -p brfed-system-tests -- --test-threads=4
+	source $(BRFED_WORLD_DIR)/env && cargo build --workspace --bins && cargo test -p brfed-system-tests -- --test-threads=4
 
 test: ## Everything: setup, unit tests, system tests on a world with our CRDs, and again with $BRFED_UPSTREAM_CRDS if set
 	@$(WORLD) setup
