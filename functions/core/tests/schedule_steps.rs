@@ -849,3 +849,124 @@ async fn a_resumed_schedule_runs_the_latest_tick_missed_while_paused() {
         "one, not the four missed nights"
     );
 }
+
+impl Fixture {
+    /// A backup document of `br`, made by schedule `schedule`'s tick, that ended `phase` at
+    /// `completed`, with `brfed` fields over the tick's record.
+    fn put_ended(&self, schedule: &str, name: &str, phase: &str, completed: &str, brfed: Value) {
+        let mut record = json!({"execution": name,
+                                "scheduledBy": {"namespace": "br", "name": schedule}});
+        record
+            .as_object_mut()
+            .unwrap()
+            .extend(brfed.as_object().unwrap().clone());
+        let doc: VolumeBackupDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeBackup",
+            "metadata": {"name": name, "namespace": "br", "creationTimestamp": completed},
+            "spec": {"clusters": [], "template": {}},
+            "status": {"phase": phase, "timeCompleted": completed},
+            "brfed": record}))
+        .unwrap();
+        self.fakes.store.put(
+            CATALOG,
+            &backup_key("br", name),
+            serde_json::to_value(doc).unwrap(),
+        );
+    }
+
+    /// Sets schedule `br/name`'s `creationTimestamp` (its first apply) to `t`.
+    fn set_created(&self, name: &str, t: &str) {
+        let key = schedule_key("br", name);
+        let mut doc = self.fakes.store.get(CATALOG, &key).unwrap();
+        doc["metadata"]["creationTimestamp"] = json!(t);
+        self.fakes.store.put(CATALOG, &key, doc);
+    }
+}
+
+/// Every sweep judges each schedule that is not paused against its RPO, on the function's
+/// clock: the time since the newest `Complete` backup its ticks made (its `timeCompleted`; a
+/// `Failed` one or one being deleted does not count), or since its first apply before it has
+/// one; and counts those beyond it, 0 included (the `SchedulesBeyondRpo` metric). Every 6 h
+/// with the default 6 h deadline: an RPO of 12 h; `brfed.io/rpo` overrides it.
+#[tokio::test]
+async fn the_sweep_counts_the_schedules_without_a_complete_backup_within_their_rpo() {
+    let mut annotated = schedule("annotated", json!({}));
+    annotated
+        .metadata
+        .annotations
+        .insert("brfed.io/rpo".into(), "36h".into());
+    let names = [
+        "fresh", "stale", "failing", "deleting", "never", "new", "paused",
+    ];
+    let f = Fixture::with(names.iter().map(|n| {
+        let pause = *n == "paused";
+        schedule(n, json!({"pause": pause}))
+    }))
+    .await;
+    f.apply(&annotated).await;
+    for n in names.iter().chain(&["annotated"]) {
+        f.set_created(n, "2025-12-01T00:00:00Z");
+    }
+    let long_ago = "2026-01-01T17:00:00Z"; // 13 h before NOW
+    let recent = "2026-01-02T04:00:00Z"; // 2 h before NOW
+    f.put_ended("fresh", "fresh-1", "Complete", long_ago, json!({}));
+    f.put_ended("fresh", "fresh-2", "Complete", recent, json!({}));
+    f.put_ended("stale", "stale-1", "Complete", long_ago, json!({}));
+    f.put_ended("failing", "failing-1", "Complete", long_ago, json!({}));
+    f.put_ended("failing", "failing-2", "Failed", recent, json!({}));
+    f.put_ended("deleting", "deleting-1", "Complete", long_ago, json!({}));
+    let deletion = json!({"deletion": {"execution": "arn:d", "requestedAt": recent,
+                                       "state": "Deleting"}});
+    f.put_ended("deleting", "deleting-2", "Complete", recent, deletion);
+    f.set_created("never", "2026-01-01T00:00:00Z");
+    f.set_created("new", "2026-01-02T05:00:00Z");
+    f.put_ended(
+        "paused",
+        "paused-1",
+        "Complete",
+        "2025-12-01T00:00:00Z",
+        json!({}),
+    );
+    f.put_ended("annotated", "annotated-1", "Complete", long_ago, json!({}));
+    // A manual backup of the same name prefix does not count for `never`.
+    f.put_backup_in("br", None, "never", complete("never-1", recent));
+
+    let out = f.sweep(json!({}), NOW).await;
+    let rpo = |name: &str| {
+        out.schedules
+            .iter()
+            .find(|s| s.schedule == format!("br/{name}"))
+            .unwrap()
+            .rpo
+            .clone()
+    };
+    for (name, since, last, beyond) in [
+        ("fresh", 2 * 3600, Some("fresh-2"), false),
+        ("stale", 13 * 3600, Some("stale-1"), true),
+        ("failing", 13 * 3600, Some("failing-1"), true),
+        ("deleting", 13 * 3600, Some("deleting-1"), true),
+        ("never", 30 * 3600, None, true),
+        ("new", 3600, None, false),
+    ] {
+        let r = rpo(name).unwrap_or_else(|| panic!("{name}: {out:?}"));
+        assert_eq!(r.since_complete_seconds, since, "{name}: {r:?}");
+        assert_eq!(r.last_complete.as_deref(), last, "{name}: {r:?}");
+        assert_eq!(r.rpo_seconds, Some(12 * 3600), "{name}: {r:?}");
+        assert_eq!(r.beyond_rpo, beyond, "{name}: {r:?}");
+    }
+    assert_eq!(rpo("never").unwrap().since, "2026-01-01T00:00:00Z");
+    let a = rpo("annotated").unwrap();
+    assert_eq!((a.rpo_seconds, a.beyond_rpo), (Some(36 * 3600), false));
+    assert_eq!(rpo("paused"), None, "a paused schedule is not judged");
+    assert_eq!(out.schedules_beyond_rpo, 4, "{out:?}");
+
+    // Zero is said too, so that the alarm tells it from a sweep that did not run.
+    let f = Fixture::with([schedule("fresh", json!({}))]).await;
+    f.set_created("fresh", "2025-12-01T00:00:00Z");
+    f.put_ended("fresh", "fresh-2", "Complete", recent, json!({}));
+    let out = f.sweep(json!({}), NOW).await;
+    assert_eq!(
+        serde_json::to_value(&out).unwrap()["schedulesBeyondRpo"],
+        json!(0)
+    );
+}

@@ -329,6 +329,66 @@ impl EventBridgeSchedule {
             }
         }
     }
+
+    /// The longest time between two consecutive firings, in seconds: a `rate(...)`'s period; for
+    /// a `cron(...)`, found over the years 2024 to 2032 (three leap days, so that `0 0 29 2 *`
+    /// gives its 4 years; every expression [`translate`] accepts fires at least twice in them).
+    /// A cron's firings are its times of day (minutes × hours, the same on every day it fires)
+    /// on the days it fires, so the longest gap is the longest between two times of one day or
+    /// from the last time of a firing day to the first time of the next: found from about 3,300
+    /// days and 1,440 times of day, never by walking every minute. `None` when the expression
+    /// does not fire twice in those years (not one `translate` makes).
+    pub fn longest_gap_seconds(&self) -> Option<u64> {
+        match self {
+            Self::Rate { value, unit } => {
+                let unit_seconds: u64 = match unit {
+                    RateUnit::Minutes => 60,
+                    RateUnit::Hours => 3600,
+                    RateUnit::Days => 86_400,
+                };
+                value.checked_mul(unit_seconds).filter(|s| *s > 0)
+            }
+            Self::Cron {
+                minutes,
+                hours,
+                day_of_month,
+                month,
+                day_of_week,
+            } => {
+                let parse = |text: String| quartz_cron::Schedule::from_str(&text).ok();
+                let days = parse(format!("0 0 0 {day_of_month} {month} {day_of_week} *"))?;
+                let times = parse(format!("0 {minutes} {hours} * * ? *"))?;
+                let start = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+                    .ok()?
+                    .with_timezone(&Utc);
+                let before = start - chrono::Duration::seconds(1);
+                let day_end = start + chrono::Duration::days(1);
+                let window_end = DateTime::parse_from_rfc3339("2033-01-01T00:00:00Z")
+                    .ok()?
+                    .with_timezone(&Utc);
+                // Seconds after midnight of each firing in a day, in order.
+                let offsets: Vec<i64> = times
+                    .after(&before)
+                    .take_while(|t| *t < day_end)
+                    .map(|t| (t - start).num_seconds())
+                    .collect();
+                let (first, last) = (*offsets.first()?, *offsets.last()?);
+                let within_day = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+                let midnights: Vec<DateTime<Utc>> = days
+                    .after(&before)
+                    .take_while(|t| *t < window_end)
+                    .collect();
+                let across_days = midnights
+                    .windows(2)
+                    .map(|w| (w[1] - w[0]).num_seconds() + first - last)
+                    .max();
+                // One firing day in nine years is not a gap found: no answer rather than a
+                // within-day one.
+                let gap = across_days?.max(within_day);
+                u64::try_from(gap).ok().filter(|s| *s > 0)
+            }
+        }
+    }
 }
 
 impl fmt::Display for EventBridgeSchedule {
@@ -869,6 +929,33 @@ mod tests {
             every.latest_fire(utc("2026-01-01T10:17:00Z"), utc("2026-01-01T16:16:59Z")),
             None
         );
+    }
+
+    /// The longest interval between consecutive firings (the default RPO is made of it).
+    #[test]
+    fn the_longest_gap_between_firings_is_found_across_days_months_and_years() {
+        let gap = |expr: &str| translate(expr).unwrap().longest_gap_seconds();
+        let (m, h, d) = (60, 3600, 86_400);
+        for (expr, want) in [
+            ("0 2 * * *", d),
+            ("@daily", d),
+            ("0 */6 * * *", 6 * h),
+            ("* * * * *", m),
+            // Two a night: the long gap is from 02:00 to 01:00 the next day.
+            ("0 1,2 * * *", 23 * h),
+            ("30 1 * * 0", 7 * d),
+            // Office hours: Friday 17:55 to Monday 09:00.
+            ("*/5 9-17 * * 1-5", 2 * d + 15 * h + 5 * m),
+            // The 31st: May 31 to July 31.
+            ("0 0 31 * *", 61 * d),
+            // The 29th of February: every 4 years.
+            ("0 0 29 2 *", (3 * 365 + 366) * d),
+            ("@yearly", 366 * d),
+            ("@every 90m", 90 * m),
+            ("@every 2h", 2 * h),
+        ] {
+            assert_eq!(gap(expr), Some(want), "{expr}");
+        }
     }
 
     fn ok(expr: &str) -> String {

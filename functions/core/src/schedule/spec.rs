@@ -268,6 +268,14 @@ impl ScheduleRequest {
                 Ok(_) => {}
             }
         }
+        if self
+            .metadata
+            .annotations
+            .contains_key(crate::schedule::rpo::ANNOTATION_RPO)
+            && let Err(e) = self.rpo()
+        {
+            problems.push(e);
+        }
         match self.spec.backup_template.template.get("br") {
             None | Some(Value::Null) => problems.push(
                 "spec.backupTemplate.template.br is missing: the original creates no backup without it (give at least `br: {}`)".into(),
@@ -298,7 +306,8 @@ impl ScheduleRequest {
     /// template with `s3.prefix` rewritten to `path.Join(prefix, "-" + ts)`, named
     /// `{schedule}-{ts}` in the schedule's namespace, with the four schedule labels over the
     /// schedule's own labels (the original merges them so, the first map winning) and the
-    /// schedule's annotations. Does not validate; see [`Self::validate`].
+    /// schedule's annotations but brfed's [`crate::schedule::rpo::ANNOTATION_RPO`] (the
+    /// schedule's, meaningless on a backup). Does not validate; see [`Self::validate`].
     pub fn backup_request_for_tick(&self, tick: DateTime<Utc>) -> BackupRequest {
         let ts = tick_timestamp(tick);
         let mut spec = self.spec.backup_template.clone();
@@ -323,12 +332,14 @@ impl ScheduleRequest {
         ] {
             labels.insert(k.to_string(), v.to_string());
         }
+        let mut annotations = self.metadata.annotations.clone();
+        annotations.remove(crate::schedule::rpo::ANNOTATION_RPO);
         BackupRequest {
             metadata: ObjectMeta {
                 name: format!("{name}-{ts}"),
                 namespace: self.metadata.namespace.clone(),
                 labels,
-                annotations: self.metadata.annotations.clone(),
+                annotations,
             },
             spec,
             skip_gc: false,

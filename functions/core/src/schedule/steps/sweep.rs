@@ -1,5 +1,6 @@
 //! The retention sweep: per schedule, the deletion retention lets go (see [`crate::schedule::retention`]),
-//! the latest missed tick, and the settle checks.
+//! the latest missed tick and the time since its newest `Complete` backup against its RPO (see
+//! [`crate::schedule::rpo`]); then the settle checks.
 
 use crate::error::StepError;
 use crate::ports::Executions;
@@ -8,6 +9,8 @@ use crate::ports::Started;
 use crate::schedule::retention;
 use crate::schedule::retention::Candidate;
 use crate::schedule::retention::Decision;
+use crate::schedule::rpo;
+use crate::schedule::rpo::RpoCheck;
 use crate::schedule::steps::context::SchedulerEnv;
 use crate::schedule::steps::settle::SettleCheck;
 use crate::schedule::steps::settle::settle_checks;
@@ -39,6 +42,10 @@ pub struct SweepEntry {
     /// The latest tick the schedule missed, run now ([`catch_up`]): `started`, or why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed_tick: Option<TickOutput>,
+    /// Time since its newest `Complete` backup against its RPO ([`rpo::check`]); absent for a
+    /// paused schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<RpoCheck>,
 }
 
 /// Output of `retention-sweep`.
@@ -49,6 +56,9 @@ pub struct SweepOutput {
     pub now: String,
     /// One entry per schedule.
     pub schedules: Vec<SweepEntry>,
+    /// How many schedules (not paused) are beyond their RPO ([`RpoCheck::beyond_rpo`]): the
+    /// `SchedulesBeyondRpo` metric, written at every sweep, 0 included.
+    pub schedules_beyond_rpo: u32,
     /// Backups `backup-abort` is asked to look at again ([`settle_checks`]); the function sends
     /// each as an event ([`SETTLE_CHECK_SOURCE`], [`SETTLE_CHECK_DETAIL_TYPE`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -65,7 +75,9 @@ pub async fn sweep<S: ObjectStore, X: Executions>(
 
 /// Step `retention-sweep` at `now`: for every schedule (paused ones too) starts the deletion of
 /// at most one backup that its retention policy lets go (see [`retention::decide`]) among the
-/// backups its ticks made ([`SchedulerEnv::backups_of`]); then lists the [`settle_checks`]. Age is judged as of the scheduled
+/// backups its ticks made ([`SchedulerEnv::backups_of`]), and judges every schedule not paused
+/// against its RPO on the function's clock ([`rpo::check`], counted in
+/// [`SweepOutput::schedules_beyond_rpo`]); then lists the [`settle_checks`]. Age is judged as of the scheduled
 /// event's `time` when it is earlier than `now` (a late delivery judges as of when it was due),
 /// never later: a `time` ahead of `now` by more than [`EVENT_TIME_AHEAD_SECONDS`], or older than
 /// [`EVENT_TIME_BEHIND_SECONDS`], is refused (`EventTimeOutOfRange`) and nothing is started.
@@ -88,6 +100,7 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
     let mut out = SweepOutput {
         now: rfc3339(now),
         schedules: Vec::new(),
+        schedules_beyond_rpo: 0,
         settle_checks: Vec::new(),
     };
     for doc in env.list(None).await? {
@@ -102,12 +115,22 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
             reason: String::new(),
             clean_failed: Vec::new(),
             missed_tick: None,
+            rpo: None,
         };
         // On the function's clock, not the event's: a missed tick is due when it is due.
         match catch_up(env, &doc, clock).await {
             Ok(t) => entry.missed_tick = t,
             // The rule's own tick raced it, or a service is busy: the next sweep looks again.
             Err(e) => tracing::warn!(schedule = %entry.schedule, error = %e, "missed tick not run"),
+        }
+        let backups = env.backups_of(&ns, &name).await?;
+        // On the function's clock too: how old the newest restore point is now.
+        entry.rpo = rpo::check(&doc, &backups, clock);
+        if let Some(check) = &entry.rpo {
+            out.schedules_beyond_rpo += u32::from(check.beyond_rpo);
+            if let Some(problem) = &check.problem {
+                tracing::warn!(schedule = %entry.schedule, problem, "RPO");
+            }
         }
         let policy = match doc.request().retention() {
             Ok(p) => p,
@@ -117,7 +140,6 @@ pub async fn sweep_at<S: ObjectStore, X: Executions>(
                 continue;
             }
         };
-        let backups = env.backups_of(&ns, &name).await?;
         let candidates: Vec<Candidate> = backups
             .iter()
             .map(|b| Candidate {
