@@ -23,6 +23,7 @@ use brfed_core::execution::ExecutionStatusChange;
 use brfed_core::member::MemberView;
 use brfed_core::ports::{DataPlanes, MemberKind, Observation};
 use brfed_core::restore::steps::RestoreFinalizeOutput;
+use brfed_core::schedule::steps::SweepOutput;
 use chrono::Utc;
 use std::io::Write;
 use std::time::Duration;
@@ -243,6 +244,17 @@ pub async fn gc_paused(runtime: &Runtime, ctx: &BackupContext) {
         && let Err(e) = write_line(&m.line())
     {
         tracing::warn!(error = %e, "GC pause metric not written");
+    }
+}
+
+/// `retention-sweep`, after its step returned: [`signals::schedule_rpo`] of its output, by
+/// `stack` = the catalog bucket (as the ends' metrics), one line each. Only metrics, never an
+/// event; a line that cannot be written is logged and the sweep's result is unchanged.
+pub fn schedule_rpo(stack: &str, out: &SweepOutput) {
+    for doc in signals::schedule_rpo(out, stack, Utc::now()) {
+        if let Err(e) = write_line(&doc.line()) {
+            tracing::warn!(error = %e, "RPO metric not written");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use brfed_core::delete::status::DeleteResult;
 use brfed_core::delete::steps::DeleteContext;
 use brfed_core::member::{MemberView, cond};
 use brfed_core::restore::status::VolumeRestoreDoc;
+use brfed_core::schedule::steps::SweepOutput;
 use brfed_core::time::go_duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -42,6 +43,19 @@ const BY_STACK: &[&str] = &["stack", "status"];
 /// Seconds a running backup's initialize member has held GC and the PD schedulers paused
 /// ([`gc_paused`]); `infra/aws/template.yaml`'s `GcPausedAlarm` watches it.
 pub const GC_PAUSED_METRIC: &str = "GcPausedSeconds";
+
+/// Seconds since a schedule's newest `Complete` backup (or its first apply), per schedule
+/// ([`schedule_rpo`]).
+pub const SINCE_COMPLETE_METRIC: &str = "fed_volume_backup_schedule_since_complete_sec";
+
+/// How many schedules are beyond their RPO, by stack, at every sweep ([`schedule_rpo`]);
+/// `infra/aws/template.yaml`'s `ScheduleRpoAlarm` watches it.
+pub const BEYOND_RPO_METRIC: &str = "SchedulesBeyondRpo";
+
+/// Dimensions of [`SINCE_COMPLETE_METRIC`]: the schedule's namespace and name.
+const BY_SCHEDULE: &[&str] = &["namespace", "schedule"];
+/// Dimensions of [`BEYOND_RPO_METRIC`], which the stack's alarm reads: the stack's identity.
+const BY_STACK_ALONE: &[&str] = &["stack"];
 
 /// CloudWatch units brfed uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,6 +474,51 @@ pub fn gc_paused(
             .metric(BY_CLUSTER, GC_PAUSED_METRIC, Unit::Seconds, seconds)
             .metric(BY_FUNCTION, GC_PAUSED_METRIC, Unit::Seconds, seconds),
     )
+}
+
+/// What one retention sweep says of the schedules' RPO (brfed's own metrics): first
+/// [`BEYOND_RPO_METRIC`] = [`SweepOutput::schedules_beyond_rpo`] by `stack` (0 included: the
+/// stack's alarm tells it from a sweep that did not run), then per schedule it judged (not
+/// paused) [`SINCE_COMPLETE_METRIC`] by `namespace` and `schedule` (its name), with its RPO, whether
+/// it is beyond it and its newest `Complete` backup as properties. Timestamped `now` (the
+/// sweep judged on its clock).
+pub fn schedule_rpo(out: &SweepOutput, stack: &str, now: DateTime<Utc>) -> Vec<Emf> {
+    let mut docs = vec![
+        Emf::new(METRIC_NAMESPACE, now)
+            .dimension("stack", stack)
+            .metric(
+                BY_STACK_ALONE,
+                BEYOND_RPO_METRIC,
+                Unit::Count,
+                f64::from(out.schedules_beyond_rpo),
+            ),
+    ];
+    for entry in &out.schedules {
+        let Some(check) = &entry.rpo else { continue };
+        let (namespace, name) = entry
+            .schedule
+            .split_once('/')
+            .unwrap_or(("", entry.schedule.as_str()));
+        let mut doc = Emf::new(METRIC_NAMESPACE, now)
+            .dimension("namespace", namespace)
+            .dimension("schedule", name)
+            .property("since", check.since.as_str())
+            .property("beyondRpo", check.beyond_rpo)
+            .metric(
+                BY_SCHEDULE,
+                SINCE_COMPLETE_METRIC,
+                Unit::Seconds,
+                check.since_complete_seconds as f64,
+            );
+        if let Some(rpo) = check.rpo_seconds {
+            doc = doc.property("rpoSeconds", rpo);
+        }
+        if let Some(last) = &check.last_complete {
+            doc = doc.property("lastComplete", last.as_str());
+        }
+        docs.push(doc);
+    }
+    docs
 }
 
 /// A restore's end: `fed_volume_restore_status` (1, by namespace, tc, status) and
@@ -1045,6 +1104,76 @@ mod tests {
             Some("2 snapshot(s) remain")
         );
         assert!(cleanup_ended(&deletion(), &result("Rejected", None), None, at(NOW)).is_none());
+    }
+
+    #[test]
+    fn a_sweep_reports_the_schedules_beyond_their_rpo_by_stack_and_each_ones_age_as_valid_emf() {
+        let out: SweepOutput = serde_json::from_value(json!({
+        "now": "2026-01-02T03:10:31Z",
+        "schedulesBeyondRpo": 1,
+        "schedules": [
+            {"schedule": "br/daily", "reason": "",
+             "rpo": {"sinceCompleteSeconds": 180_000, "since": "2025-12-31T01:10:31Z",
+                     "lastComplete": "daily-2025-12-31t01-00-00", "rpoSeconds": 172_800,
+                     "rpoSource": "default", "beyondRpo": true}},
+            {"schedule": "br/paused", "reason": ""},
+            {"schedule": "team-a/new", "reason": "",
+             "rpo": {"sinceCompleteSeconds": 60, "since": "2026-01-02T03:09:31Z",
+                     "rpoSeconds": 7200, "rpoSource": "annotation", "beyondRpo": false}},
+        ]}))
+        .unwrap();
+        let docs: Vec<Value> = schedule_rpo(&out, STACK, at(NOW))
+            .iter()
+            .map(|d| serde_json::from_str(&d.line()).unwrap())
+            .collect();
+        assert_eq!(
+            docs.len(),
+            3,
+            "the count, and one per schedule judged: {docs:?}"
+        );
+        for d in &docs {
+            assert_eq!(emf_violations(d), Vec::<String>::new(), "{d}");
+            assert_eq!(d["_aws"]["Timestamp"], at(NOW).timestamp_millis());
+        }
+        // What the stack's schedule-rpo alarm reads (infra/aws/template.yaml).
+        assert_eq!(docs[0]["stack"], STACK);
+        assert_eq!(docs[0]["SchedulesBeyondRpo"], 1.0);
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"],
+            json!([{"Namespace": "brfed", "Dimensions": [["stack"]],
+                    "Metrics": [{"Name": "SchedulesBeyondRpo", "Unit": "Count"}]}])
+        );
+        let per_schedule = json!([{"Namespace": "brfed", "Dimensions": [["namespace", "schedule"]],
+                    "Metrics": [{"Name": "fed_volume_backup_schedule_since_complete_sec",
+                                 "Unit": "Seconds"}]}]);
+        let d = &docs[1];
+        assert_eq!(
+            (&d["namespace"], &d["schedule"]),
+            (&json!("br"), &json!("daily"))
+        );
+        assert_eq!(
+            d["fed_volume_backup_schedule_since_complete_sec"],
+            180_000.0
+        );
+        assert_eq!(d["rpoSeconds"], 172_800);
+        assert_eq!(d["beyondRpo"], true);
+        assert_eq!(d["lastComplete"], "daily-2025-12-31t01-00-00");
+        assert_eq!(d["_aws"]["CloudWatchMetrics"], per_schedule);
+        let d = &docs[2];
+        assert_eq!(
+            (&d["namespace"], &d["schedule"]),
+            (&json!("team-a"), &json!("new"))
+        );
+        assert_eq!(d["fed_volume_backup_schedule_since_complete_sec"], 60.0);
+        assert!(d.get("lastComplete").is_none(), "{d}");
+
+        // Zero is written too.
+        let none: SweepOutput =
+            serde_json::from_value(json!({"now": NOW, "schedulesBeyondRpo": 0, "schedules": []}))
+                .unwrap();
+        let docs = schedule_rpo(&none, STACK, at(NOW));
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].to_json()["SchedulesBeyondRpo"], 0.0);
     }
 
     #[test]
