@@ -430,3 +430,54 @@ fn a_failed_backup_or_restore_of_this_stack_sets_its_alarm() {
         "the dimension set the alarms read"
     );
 }
+
+/// A schedule without a `Complete` backup within its RPO sets an alarm of this stack: on the
+/// count `retention-sweep` writes at every sweep (`BEYOND_RPO_METRIC` of signals.rs), by the one
+/// `stack` dimension it writes (its `BRFED_CATALOG_BUCKET`), above 0, keeping its state between
+/// sweeps (`ignore`: a sweep that stops running is the safety net's to report), notifying
+/// `AlarmTopicArn` when it is set.
+#[test]
+fn a_schedule_beyond_its_rpo_sets_the_stacks_alarm() {
+    let t = template();
+    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let namespace = signals_const("METRIC_NAMESPACE");
+    let metric = signals_const("BEYOND_RPO_METRIC");
+    assert!(
+        text.contains(r#"const BY_STACK_ALONE: &[&str] = &["stack"];"#),
+        "the dimension set the alarm reads"
+    );
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    let on: Vec<_> = alarms
+        .iter()
+        .filter(|(_, a)| a["Properties"]["MetricName"].as_str() == Some(metric.as_str()))
+        .collect();
+    assert_eq!(on.len(), 1, "one alarm on {metric}");
+    let (id, a) = on[0];
+    let p = &a["Properties"];
+    assert_eq!(
+        p["AlarmName"]["Fn::Sub"].as_str(),
+        Some("${NamePrefix}-schedule-rpo"),
+        "{id}"
+    );
+    assert_eq!(p["Namespace"].as_str(), Some(namespace.as_str()), "{id}");
+    let dims = one_or_many(&p["Dimensions"]);
+    assert_eq!(dims.len(), 1, "{id}: stack alone");
+    assert_eq!(dims[0]["Name"].as_str(), Some("stack"), "{id}");
+    assert_eq!(dims[0]["Value"], stack_identity(&t), "{id}: this stack's");
+    assert_eq!(p["Statistic"].as_str(), Some("Maximum"), "{id}");
+    assert_eq!(p["Threshold"].as_u64(), Some(0), "{id}: any schedule");
+    assert_eq!(
+        p["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold"),
+        "{id}"
+    );
+    assert_eq!(p["TreatMissingData"].as_str(), Some("ignore"), "{id}");
+    for key in ["AlarmActions", "OKActions"] {
+        assert_eq!(p[key]["Fn::If"][0].as_str(), Some("NotifyAlarms"), "{id}");
+        assert_eq!(
+            ref_of(&p[key]["Fn::If"][1][0]),
+            Some("AlarmTopicArn"),
+            "{id}"
+        );
+    }
+}
