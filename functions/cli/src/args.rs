@@ -401,6 +401,7 @@ again.\n\nExit status: 0 deleted (or already), 1 refused or incomplete, 2 bad in
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
     /// Create or update a schedule from a VolumeBackupSchedule file, and its EventBridge rule
+    /// (annotation brfed.io/rpo: its RPO, a Go duration, for the schedule-rpo alarm)
     Apply {
         #[command(flatten)]
         file: FileArg,
