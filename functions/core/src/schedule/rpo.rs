@@ -23,10 +23,7 @@ use crate::time::{go_duration, parse_go_duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Annotation of a `VolumeBackupSchedule` overriding its RPO: a Go duration (`6h`, `90m`,
-/// `36h`), at least the longest interval between two firings of its schedule. Not copied onto
-/// the backups its ticks make.
-pub const ANNOTATION_RPO: &str = "brfed.io/rpo";
+pub use crate::schedule::spec::ANNOTATION_RPO;
 
 /// Where a schedule's RPO comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

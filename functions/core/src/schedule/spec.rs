@@ -28,6 +28,11 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::time::Duration;
 
+/// Annotation of a `VolumeBackupSchedule` overriding its RPO (`crate::schedule::rpo`): a Go
+/// duration (`6h`, `90m`, `36h`), at least the longest interval between two firings of its
+/// schedule. Not copied onto the backups its ticks make.
+pub const ANNOTATION_RPO: &str = "brfed.io/rpo";
+
 /// Kind of the schedule object.
 pub const SCHEDULE_KIND: &str = "VolumeBackupSchedule";
 
@@ -268,10 +273,7 @@ impl ScheduleRequest {
                 Ok(_) => {}
             }
         }
-        if self
-            .metadata
-            .annotations
-            .contains_key(crate::schedule::rpo::ANNOTATION_RPO)
+        if self.metadata.annotations.contains_key(ANNOTATION_RPO)
             && let Err(e) = self.rpo()
         {
             problems.push(e);
@@ -306,7 +308,7 @@ impl ScheduleRequest {
     /// template with `s3.prefix` rewritten to `path.Join(prefix, "-" + ts)`, named
     /// `{schedule}-{ts}` in the schedule's namespace, with the four schedule labels over the
     /// schedule's own labels (the original merges them so, the first map winning) and the
-    /// schedule's annotations but brfed's [`crate::schedule::rpo::ANNOTATION_RPO`] (the
+    /// schedule's annotations but brfed's [`ANNOTATION_RPO`] (the
     /// schedule's, meaningless on a backup). Does not validate; see [`Self::validate`].
     pub fn backup_request_for_tick(&self, tick: DateTime<Utc>) -> BackupRequest {
         let ts = tick_timestamp(tick);
@@ -333,7 +335,7 @@ impl ScheduleRequest {
             labels.insert(k.to_string(), v.to_string());
         }
         let mut annotations = self.metadata.annotations.clone();
-        annotations.remove(crate::schedule::rpo::ANNOTATION_RPO);
+        annotations.remove(ANNOTATION_RPO);
         BackupRequest {
             metadata: ObjectMeta {
                 name: format!("{name}-{ts}"),
