@@ -57,6 +57,25 @@ const BY_SCHEDULE: &[&str] = &["namespace", "schedule"];
 /// Dimensions of [`BEYOND_RPO_METRIC`], which the stack's alarm reads: the stack's identity.
 const BY_STACK_ALONE: &[&str] = &["stack"];
 
+/// Every metric the builders of this file write (namespace [`METRIC_NAMESPACE`]), each with every
+/// dimension set it is written under; a unit test checks that they write exactly these.
+/// `functions/core/tests/template/dashboard.rs` reads this table (one entry a line, the sets
+/// named by the `BY_*` constants above) to check that the stack's dashboard graphs only what is
+/// written.
+pub const METRICS: &[(&str, &[&[&str]])] = &[
+    ("fed_volume_backup_status", &[BY_STATUS, BY_STACK]),
+    ("fed_volume_backup_total_time_sec", &[BY_CLUSTER]),
+    ("fed_volume_backup_total_size_gb", &[BY_CLUSTER]),
+    ("fed_volume_backup_pause_window_sec", &[BY_CLUSTER]),
+    ("fed_volume_backup_cleanup_status", &[BY_STATUS]),
+    ("fed_volume_backup_cleanup_total_time_sec", &[BY_CLUSTER]),
+    ("fed_volume_restore_status", &[BY_STATUS, BY_STACK]),
+    ("fed_volume_restore_total_time_sec", &[BY_CLUSTER]),
+    (GC_PAUSED_METRIC, &[BY_CLUSTER, BY_FUNCTION]),
+    (SINCE_COMPLETE_METRIC, &[BY_SCHEDULE]),
+    (BEYOND_RPO_METRIC, &[BY_STACK_ALONE]),
+];
+
 /// CloudWatch units brfed uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -1104,6 +1123,92 @@ mod tests {
             Some("2 snapshot(s) remain")
         );
         assert!(cleanup_ended(&deletion(), &result("Rejected", None), None, at(NOW)).is_none());
+    }
+
+    /// Every (metric, dimension set) of an EMF document.
+    fn written(doc: &Value) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for d in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for set in d["Dimensions"].as_array().unwrap() {
+                let dims: Vec<String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap().to_string())
+                    .collect();
+                for m in d["Metrics"].as_array().unwrap() {
+                    out.push((m["Name"].as_str().unwrap().to_string(), dims.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_metrics_table_is_exactly_what_the_builders_write() {
+        let ctx = running_backup();
+        let init = init_member(
+            &ctx.execution,
+            vec![condition(
+                cond::INITIALIZED,
+                "2026-01-02T03:00:00Z",
+                None,
+                None,
+            )],
+        );
+        let restore: VolumeRestoreDoc = serde_json::from_value(json!({
+            "apiVersion": "federation.pingcap.com/v1alpha1", "kind": "VolumeRestore",
+            "metadata": {"name": "rt1", "namespace": "br"},
+            "spec": {"clusters": [
+                {"k8sClusterName": "dp1", "tcName": "z", "tcNamespace": "t", "azName": "a"}],
+                "template": {}},
+            "status": {"timeStarted": "2026-01-02T03:00:00Z",
+                       "timeCompleted": "2026-01-02T03:00:42Z", "phase": "Complete"},
+            "brfed": {"execution": "arn:x"},
+        }))
+        .unwrap();
+        let docs = [
+            ended(&complete_backup(), None, None, STACK, at(NOW))
+                .unwrap()
+                .metrics,
+            ended(&restore, None, None, STACK, at(NOW)).unwrap().metrics,
+            cleanup_ended(
+                &deletion(),
+                &result("Cleaned", None),
+                Some("2026-01-02T03:09:31.250Z"),
+                at(NOW),
+            )
+            .unwrap()
+            .metrics,
+            gc_paused(&ctx, &init, "brfed-backup-observe", at(NOW)).unwrap(),
+        ];
+        let sweep: SweepOutput = serde_json::from_value(json!({
+            "now": NOW, "schedulesBeyondRpo": 0,
+            "schedules": [{"schedule": "br/daily", "reason": "",
+                           "rpo": {"sinceCompleteSeconds": 60, "since": NOW, "rpoSeconds": 7200,
+                                   "rpoSource": "annotation", "beyondRpo": false}}]}))
+        .unwrap();
+        let docs: Vec<Emf> = docs
+            .into_iter()
+            .chain(schedule_rpo(&sweep, STACK, at(NOW)))
+            .collect();
+        let mut written: Vec<_> = docs.iter().flat_map(|m| written(&m.to_json())).collect();
+        written.sort();
+        written.dedup();
+        let mut table: Vec<(String, Vec<String>)> = METRICS
+            .iter()
+            .flat_map(|(name, sets)| {
+                sets.iter().map(move |set| {
+                    (
+                        name.to_string(),
+                        set.iter().map(|d| d.to_string()).collect(),
+                    )
+                })
+            })
+            .collect();
+        table.sort();
+        assert_eq!(written, table);
+        assert!(docs.iter().all(|m| m.namespace == METRIC_NAMESPACE));
     }
 
     #[test]
