@@ -21,8 +21,11 @@
 //!   and third backup locations;
 //! - `rules.rs`: the abort, settle-check, sweep and schedule rules and their permissions;
 //! - `safety_net.rs`: retries, the dead-letter queue, alarms, as in the local world;
-//! - `policy_scanner.rs`: the checks checkov skips, each with its reason.
+//! - `policy_scanner.rs`: the checks checkov skips, each with its reason;
+//! - `dashboard.rs`: the dashboard graphs what the functions write, every alarm, state machine
+//!   and function.
 
+mod dashboard;
 mod functions;
 mod logs;
 mod policy_scanner;
