@@ -266,6 +266,17 @@ pub enum RateUnit {
     Days,
 }
 
+impl RateUnit {
+    /// Seconds in one unit.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Minutes => 60,
+            Self::Hours => 3600,
+            Self::Days => 86_400,
+        }
+    }
+}
+
 /// An EventBridge schedule expression. `Display` writes it as `PutRule` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBridgeSchedule {
@@ -310,12 +321,7 @@ impl EventBridgeSchedule {
         }
         match self {
             Self::Rate { value, unit } => {
-                let unit_seconds: i64 = match unit {
-                    RateUnit::Minutes => 60,
-                    RateUnit::Hours => 3600,
-                    RateUnit::Days => 86_400,
-                };
-                let step = i64::try_from(*value).ok()?.checked_mul(unit_seconds)?;
+                let step = i64::try_from(value.checked_mul(unit.seconds())?).ok()?;
                 let periods = (until - after).num_seconds() / step;
                 (periods >= 1).then(|| after + chrono::Duration::seconds(periods * step))
             }
@@ -340,14 +346,7 @@ impl EventBridgeSchedule {
     /// does not fire twice in those years (not one `translate` makes).
     pub fn longest_gap_seconds(&self) -> Option<u64> {
         match self {
-            Self::Rate { value, unit } => {
-                let unit_seconds: u64 = match unit {
-                    RateUnit::Minutes => 60,
-                    RateUnit::Hours => 3600,
-                    RateUnit::Days => 86_400,
-                };
-                value.checked_mul(unit_seconds).filter(|s| *s > 0)
-            }
+            Self::Rate { value, unit } => value.checked_mul(unit.seconds()).filter(|s| *s > 0),
             Self::Cron {
                 minutes,
                 hours,
