@@ -210,6 +210,13 @@ impl Kind for ScheduleDoc {
     const WIDE: &'static [Column<Self>] = &[
         ("RULE", |d| d.brfed.rule.clone()),
         ("EXPRESSION", |d| d.brfed.expression.clone()),
+        // its annotation `brfed.io/rpo`, else the default from its expression (docs/schedule.md)
+        ("RPO", |d| {
+            d.request()
+                .rpo()
+                .map(|r| brfed_core::time::go_duration(r.seconds))
+                .unwrap_or_default()
+        }),
     ];
     fn created(&self) -> Option<&str> {
         self.metadata.creation_timestamp.as_deref()
@@ -241,9 +248,9 @@ mod tests {
         assert_eq!(
             t,
             "NAME    SCHEDULE    MAXBACKUPS   MAXRESERVEDTIME   PAUSED   LASTBACKUP                  \
-             LASTBACKUPTIME         AGE   RULE                      EXPRESSION\n\
+             LASTBACKUPTIME         AGE   RULE                      EXPRESSION          RPO\n\
              daily   0 0 * * *                168h              false    daily-2024-05-02t00-00-00   \
-             2024-05-02T00:00:00Z   2d    brfed-schedule-br.daily   cron(0 0 * * ? *)"
+             2024-05-02T00:00:00Z   2d    brfed-schedule-br.daily   cron(0 0 * * ? *)   48h0m0s"
         );
         assert_eq!(
             summary(&doc, "configured"),
