@@ -188,8 +188,15 @@ impl<'a> Emitter<'a> {
         requested_at: Option<&str>,
     ) {
         if let Some(ctx) = ctx {
-            self.emit(signals::cleanup_ended(ctx, out, requested_at, Utc::now()))
-                .await;
+            let stack = self.runtime.catalog_bucket();
+            self.emit(signals::cleanup_ended(
+                ctx,
+                out,
+                requested_at,
+                stack,
+                Utc::now(),
+            ))
+            .await;
         }
     }
 

@@ -67,7 +67,7 @@ pub const METRICS: &[(&str, &[&[&str]])] = &[
     ("fed_volume_backup_total_time_sec", &[BY_CLUSTER]),
     ("fed_volume_backup_total_size_gb", &[BY_CLUSTER]),
     ("fed_volume_backup_pause_window_sec", &[BY_CLUSTER]),
-    ("fed_volume_backup_cleanup_status", &[BY_STATUS]),
+    ("fed_volume_backup_cleanup_status", &[BY_STATUS, BY_STACK]),
     ("fed_volume_backup_cleanup_total_time_sec", &[BY_CLUSTER]),
     ("fed_volume_restore_status", &[BY_STATUS, BY_STACK]),
     ("fed_volume_restore_total_time_sec", &[BY_CLUSTER]),
@@ -566,13 +566,15 @@ impl EndedDoc for VolumeRestoreDoc {
 }
 
 /// The signal of a backup deletion that ended `Cleaned` or `CleanFailed` (a rejected one emits
-/// nothing): `fed_volume_backup_cleanup_status` (1, by namespace, tc, status) and
+/// nothing): `fed_volume_backup_cleanup_status` (1, by namespace, tc, status, and by `stack` and
+/// status as the other ends: the stack's dashboard counts its own deletions) and
 /// `fed_volume_backup_cleanup_total_time_sec` (`now - requested_at`, the deletion record's
 /// `requestedAt`, as the original measures from the deletion timestamp; absent when unknown).
 pub fn cleanup_ended(
     ctx: &DeleteContext,
     result: &DeleteResult,
     requested_at: Option<&str>,
+    stack: &str,
     now: DateTime<Utc>,
 ) -> Option<Signal> {
     let phase = result.result.as_str();
@@ -589,7 +591,7 @@ pub fn cleanup_ended(
     )
     .tc(ctx.members.iter().map(|m| m.member.tc_name.as_str()));
     let metrics = ended
-        .metrics("fed_volume_backup_cleanup_status", None, now)
+        .metrics("fed_volume_backup_cleanup_status", Some(stack), now)
         .metric_of(
             BY_CLUSTER,
             "fed_volume_backup_cleanup_total_time_sec",
@@ -1094,6 +1096,7 @@ mod tests {
             &deletion(),
             &result("Cleaned", None),
             Some("2026-01-02T03:09:31.250Z"),
+            STACK,
             at(NOW),
         )
         .unwrap();
@@ -1103,6 +1106,16 @@ mod tests {
         assert_eq!(m["status"], "Cleaned");
         assert_eq!(m["fed_volume_backup_cleanup_status"], 1.0);
         assert_eq!(m["fed_volume_backup_cleanup_total_time_sec"], 60.0);
+        // what the stack's dashboard counts as its own deletions (infra/aws/template.yaml)
+        assert_eq!(m["stack"], STACK);
+        let directives = m["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert!(
+            directives
+                .iter()
+                .any(|d| d["Dimensions"] == json!([["stack", "status"]])
+                    && d["Metrics"][0]["Name"] == "fed_volume_backup_cleanup_status"),
+            "{m}"
+        );
         assert_eq!(s.event.detail_type, "VolumeBackup Cleaned");
         assert_eq!(s.event.detail.time_taken.as_deref(), Some("1m0s"));
         assert_eq!(s.event.detail.error, None);
@@ -1112,7 +1125,14 @@ mod tests {
     #[test]
     fn a_clean_failure_names_its_failure_and_a_rejected_deletion_emits_nothing() {
         let f = Failure::new("SnapshotsRemain", "2 snapshot(s) remain");
-        let s = cleanup_ended(&deletion(), &result("CleanFailed", Some(f)), None, at(NOW)).unwrap();
+        let s = cleanup_ended(
+            &deletion(),
+            &result("CleanFailed", Some(f)),
+            None,
+            STACK,
+            at(NOW),
+        )
+        .unwrap();
         let m = s.metrics.to_json();
         assert_eq!(emf_violations(&m), Vec::<String>::new());
         assert!(m.get("fed_volume_backup_cleanup_total_time_sec").is_none());
@@ -1122,7 +1142,9 @@ mod tests {
             s.event.detail.cause.as_deref(),
             Some("2 snapshot(s) remain")
         );
-        assert!(cleanup_ended(&deletion(), &result("Rejected", None), None, at(NOW)).is_none());
+        assert!(
+            cleanup_ended(&deletion(), &result("Rejected", None), None, STACK, at(NOW)).is_none()
+        );
     }
 
     /// Every (metric, dimension set) of an EMF document.
@@ -1176,6 +1198,7 @@ mod tests {
                 &deletion(),
                 &result("Cleaned", None),
                 Some("2026-01-02T03:09:31.250Z"),
+                STACK,
                 at(NOW),
             )
             .unwrap()

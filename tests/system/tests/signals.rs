@@ -219,6 +219,15 @@ async fn a_deleted_backup_sends_volume_backup_cleaned_with_the_cleanup_time() {
     assert_eq!(emf["fed_volume_backup_cleanup_status"], 1.0);
     let d = directive_of(&emf, "fed_volume_backup_cleanup_status");
     assert_eq!(d["Dimensions"], json!([["namespace", "tc", "status"]]));
+    // and by the stack (its catalog bucket), which the stack's dashboard reads
+    let catalog = std::env::var("BRFED_CATALOG_BUCKET").expect("BRFED_CATALOG_BUCKET");
+    assert_eq!(emf["stack"], catalog.as_str());
+    let by_stack = emf["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["Dimensions"] == json!([["stack", "status"]]));
+    assert!(by_stack, "{emf}");
     let took = emf["fed_volume_backup_cleanup_total_time_sec"]
         .as_f64()
         .expect("the deletion record's requestedAt was read before it was removed");
