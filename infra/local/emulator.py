@@ -42,12 +42,19 @@ What it adds to moto 5.2.5 (see the "AWS emulator" section of infra/local/README
     GET    /_brfed/ec2-calls?action=ACTION&since=SEQ -> {"calls": [{seq, t (monotonic s), wall (epoch s),
            action, region, throttled, snapshotId (DeleteSnapshot), status (HTTP)}], "lastSeq": N}
     DELETE /_brfed/ec2-calls       -> {"cleared": n}; seq numbers keep counting
+    GET    /_brfed/invocations?execution=ARN&function=NAME&since=SEQ -> {"invocations": [{seq,
+           function, start (epoch s), durationMs, memoryMb, error, execution, state, rule}],
+           "lastSeq": N}: every synchronous Lambda invocation (also $WORLD/logs/lambda-invocations.jsonl);
+           execution/state for a state machine's Task, rule for an EventBridge delivery
+    GET    /_brfed/billed-calls?since=SEQ -> {"calls": [{seq, wall (epoch s), service (s3 | events),
+           kind (S3: tier1 PUT/COPY/POST/LIST, tier2 GET/HEAD, free DELETE; events: the action)}], "lastSeq": N}
 * StartExecution without a name gets a UUID name (moto would name it "None").
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import collections
 import datetime as dt
@@ -100,6 +107,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: E402
 from moto.stepfunctions.parser.asl.eval.environment import Environment  # noqa: E402
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped  # noqa: E402
 from moto.stepfunctions.parser.models import (  # noqa: E402
@@ -466,12 +474,82 @@ def forwarded_lambda_invoke(
         # Lambda's asynchronous invocation: retries and the OnFailure destination (see the pump)
         PUMP.invoke_async(self.account_id, self.region_name, name, payload)
         return b""
-    started = time.monotonic()
+    wall, started = time.time(), time.monotonic()
     status, answer = _invoke(name, payload, timeout, fn)
-    LOG.info("invoke %s -> %s in %.0f ms", name, status, (time.monotonic() - started) * 1000)
+    duration_ms = (time.monotonic() - started) * 1000
+    LOG.info("invoke %s -> %s in %.0f ms", name, status, duration_ms)
+    INVOCATIONS.record(name, fn, wall, duration_ms, status, answer, headers.get("X-Amz-Client-Context"))
     if status != 200:
         response_headers["x-amz-function-error"] = "Unhandled"
     return answer
+
+
+class Invocations:
+    """Journal of every synchronous Lambda invocation (what Lambda bills): function, start (epoch s),
+    duration in ms as measured around the call (spawn of a new instance included, as Lambda bills
+    a custom runtime's init), the configured memory, and the execution and state that made it
+    (the ASL interpreter passes them in the ClientContext; see _attributed_lambda_integration) or
+    the rule whose event it delivers. Kept in memory (last 100k) and appended to
+    $WORLD/logs/lambda-invocations.jsonl."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: collections.deque = collections.deque(maxlen=100_000)
+        self.seq = itertools.count(1)
+        self.last_seq = 0
+        self.path = os.path.join(WORLD, "logs", "lambda-invocations.jsonl")
+
+    @staticmethod
+    def _context(header: str | None) -> dict[str, Any]:
+        if not header:
+            return {}
+        try:
+            doc = json.loads(base64.b64decode(header))
+            custom = doc.get("custom") if isinstance(doc, dict) else None
+            return custom if isinstance(custom, dict) else {}
+        except (ValueError, TypeError):
+            return {}
+
+    def record(self, name: str, fn: Any, wall: float, duration_ms: float, status: int, answer: bytes,
+               client_context: str | None) -> None:
+        ctx = self._context(client_context)
+        error = None
+        if status != 200:
+            try:
+                error = json.loads(answer or b"null").get("errorType")
+            except (ValueError, AttributeError):
+                error = "Unknown"
+        with self.lock:
+            self.last_seq = next(self.seq)
+            entry = {
+                "seq": self.last_seq, "function": name, "start": wall, "durationMs": round(duration_ms, 3),
+                "memoryMb": getattr(fn, "memory_size", None), "error": error,
+                "execution": ctx.get("brfedExecution"), "state": ctx.get("brfedState"),
+                "rule": ctx.get("brfedRule"),
+            }
+            self.items.append(entry)
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(entry) + "\n")
+            except OSError:
+                LOG.exception("could not append to %s", self.path)
+
+    def journal(self, execution: str | None, function: str | None, since: int) -> dict[str, Any]:
+        with self.lock:
+            items = [dict(i) for i in self.items if i["seq"] > since
+                     and (execution is None or i["execution"] == execution)
+                     and (function is None or i["function"] == function)]
+            return {"invocations": items, "lastSeq": self.last_seq}
+
+
+INVOCATIONS = Invocations()
+
+
+def client_context(**custom: str) -> str:
+    """A Lambda ClientContext carrying `custom` (the emulator's own attribution; the function never
+    sees it: the runtime-API host gets the payload only)."""
+    return base64.b64encode(json.dumps({"custom": custom}).encode()).decode()
 
 
 def _invoke(name: str, payload: bytes, timeout: float, fn: Any) -> tuple[int, bytes]:
@@ -505,6 +583,26 @@ def _invoke(name: str, payload: bytes, timeout: float, fn: Any) -> tuple[int, by
 
 
 LambdaSimpleBackend.invoke = forwarded_lambda_invoke  # type: ignore[method-assign]
+
+# --- which execution made an invocation: the ASL interpreter's Lambda Task passes its execution
+# ARN and state name in the ClientContext, which forwarded_lambda_invoke journals (INVOCATIONS)
+_original_lambda_integration = lambda_eval_utils.execute_lambda_function_integration
+
+
+def _attributed_lambda_integration(env, parameters, region, state_credentials):
+    try:
+        data = env.states.context_object.context_object_data
+        if "ClientContext" not in parameters:
+            parameters = dict(parameters)
+            parameters["ClientContext"] = client_context(
+                brfedExecution=str(data["Execution"]["Id"]), brfedState=str(data.get("State", {}).get("Name", "")))
+    except (AttributeError, KeyError, TypeError):
+        LOG.warning("Lambda Task: no execution context to attribute the invocation to")
+    return _original_lambda_integration(env=env, parameters=parameters, region=region,
+                                        state_credentials=state_credentials)
+
+
+lambda_eval_utils.execute_lambda_function_integration = _attributed_lambda_integration
 
 
 # --- StartExecution without a name: AWS generates a UUID; moto would name it "None" -------------
@@ -1153,7 +1251,9 @@ class Pump:
                     job["config"] = self.invoke_config(region, arn)
                 record["attempt"] = job["attempt"]
                 record["maxAttempts"] = 1 + job["config"]["maxRetries"]
-                r = self.client("lambda", region).invoke(FunctionName=arn, Payload=payload.encode())
+                r = self.client("lambda", region).invoke(
+                    FunctionName=arn, Payload=payload.encode(),
+                    ClientContext=client_context(brfedRule=record["rule"] or ""))
                 body = r["Payload"].read().decode("utf-8", "replace")
                 record["result"] = {"statusCode": r["StatusCode"], "functionError": r.get("FunctionError")}
                 try:
@@ -1440,6 +1540,51 @@ class Ec2Faults:
 EC2_FAULTS = Ec2Faults()
 
 
+class BilledCalls:
+    """Journal of the S3 and EventBridge requests the world makes, by how AWS bills them: S3
+    `tier1` (PUT, COPY, POST, LIST), `tier2` (GET, HEAD, the rest of the reads) or `free` (DELETE);
+    EventBridge `PutEvents` (entries) or another action. Last 100k, in memory."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: collections.deque = collections.deque(maxlen=100_000)
+        self.seq = itertools.count(1)
+        self.last_seq = 0
+
+    @staticmethod
+    def kind(service: str, environ: dict) -> tuple[str, int] | None:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if service == "s3":
+            query = environ.get("QUERY_STRING", "")
+            if method == "DELETE":
+                return "free", 1
+            if method in ("PUT", "POST") or (method == "GET" and re.search(r"(^|&)(list-type|prefix)=", query)):
+                return "tier1", 1
+            return "tier2", 1
+        if service == "events":
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            return (target.rsplit(".", 1)[-1] or "unknown"), 1
+        return None
+
+    def admit(self, environ: dict) -> None:
+        scope = _signing_scope(environ)
+        if scope is None or scope[0] not in ("s3", "events"):
+            return
+        kind = self.kind(scope[0], environ)
+        if kind is None:
+            return
+        with self.lock:
+            self.last_seq = next(self.seq)
+            self.calls.append({"seq": self.last_seq, "wall": time.time(), "service": scope[0], "kind": kind[0]})
+
+    def journal(self, since: int) -> dict[str, Any]:
+        with self.lock:
+            return {"calls": [dict(c) for c in self.calls if c["seq"] > since], "lastSeq": self.last_seq}
+
+
+BILLED_CALLS = BilledCalls()
+
+
 def ec2_throttled(start_response: Any) -> list[bytes]:
     request_id = str(uuid.uuid4())
     out = _EC2_THROTTLED_XML.format(request_id=request_id).encode()
@@ -1535,6 +1680,12 @@ def control(environ: dict, start_response: Any) -> list[bytes]:
             status, doc = "200 OK", {"removed": EC2_FAULTS.remove_throttle(path[len("/_brfed/faults/ec2/"):])}
         elif path == "/_brfed/ec2-calls" and method == "GET":
             status, doc = "200 OK", EC2_FAULTS.journal(query.get("action"), int(query.get("since", 0)))
+        elif path == "/_brfed/invocations" and method == "GET":
+            execution, function = (urllib.parse.unquote(query[k]) if query.get(k) else None
+                                   for k in ("execution", "function"))
+            status, doc = "200 OK", INVOCATIONS.journal(execution, function, int(query.get("since", 0)))
+        elif path == "/_brfed/billed-calls" and method == "GET":
+            status, doc = "200 OK", BILLED_CALLS.journal(int(query.get("since", 0)))
         elif path == "/_brfed/ec2-calls" and method == "DELETE":
             status, doc = "200 OK", {"cleared": EC2_FAULTS.clear_journal()}
     except Exception as e:
@@ -1551,6 +1702,10 @@ class App:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("PATH_INFO", "").startswith("/_brfed/"):
             return control(environ, start_response)
+        try:
+            BILLED_CALLS.admit(environ)
+        except Exception:  # a journal bug must not take S3 or EventBridge down
+            LOG.exception("billed-call journal failed")
         try:
             entry, throttled = EC2_FAULTS.admit(environ)
         except Exception:  # a fault-injection bug must not take EC2 down: let moto answer

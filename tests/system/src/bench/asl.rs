@@ -34,6 +34,8 @@ pub fn events_of(state_type: &str) -> usize {
 pub struct Walk {
     /// States entered (= state transitions as the bench counts them).
     pub states_entered: usize,
+    /// Task states entered (= Lambda invocations, retries aside).
+    pub tasks_entered: usize,
     /// History events, `ExecutionStarted` and the end event included.
     pub history_events: usize,
     /// Largest payload seen, bytes.
@@ -193,6 +195,9 @@ pub fn walk(
             .as_str()
             .unwrap_or_else(|| panic!("state {name}"));
         w.states_entered += 1;
+        if ty == "Task" {
+            w.tasks_entered += 1;
+        }
         w.history_events += events_of(ty);
         w.see(&name, "state input", &doc);
         let effective = select(&doc, st.get("InputPath"), execution);

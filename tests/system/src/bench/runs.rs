@@ -2,6 +2,7 @@
 //! observer watching every member, and a restore of such a backup (`fromBackup`) into freshly
 //! seeded recovery-mode TidbClusters; what their execution histories say.
 
+use crate::bench::cost::{self, Invocation, Requests};
 use crate::dataplane::{World, unique};
 use crate::fixtures::{SeededCluster, VolumeBackup, VolumeRestore, restore_clusters};
 use crate::workflow::Workflows;
@@ -77,6 +78,23 @@ pub async fn history(flows: &Workflows, arn: &str) -> History {
     h
 }
 
+/// The emulator's request journal position, before an execution starts.
+async fn billed_mark() -> u64 {
+    tokio::task::spawn_blocking(cost::billed_calls_seq)
+        .await
+        .unwrap_or_default()
+}
+
+/// The invocations `arn` made, and the S3/EventBridge requests since `mark`.
+async fn billed(arn: &str, mark: u64) -> (Vec<Invocation>, Requests) {
+    let arn = arn.to_string();
+    tokio::task::spawn_blocking(move || {
+        (cost::invocations_of(&arn), cost::billed_calls_since(mark))
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Execution start and stop, ms since the epoch.
 async fn times(flows: &Workflows, arn: &str) -> (i64, i64) {
     let d = flows.describe(arn).await.expect("DescribeExecution");
@@ -122,6 +140,11 @@ pub struct BackupRun {
     pub events_per_observe: Option<usize>,
     /// Member changes the observer saw.
     pub member_changes_observed: usize,
+    /// The Lambda invocations the execution made (the emulator's journal).
+    pub invocations: Vec<Invocation>,
+    /// S3 and EventBridge requests of the world from its start to its end (every run's, when
+    /// runs overlap).
+    pub requests: Requests,
 }
 
 /// States entered, history events and the largest payload of a live run.
@@ -175,8 +198,10 @@ pub async fn backup(world: &World, flows: &Workflows, mode: &str, poll_seconds: 
         .namespace("bench")
         .options(json!({"observeMode": mode, "pollSeconds": poll_seconds}))
         .build();
+    let mark = billed_mark().await;
     let arn = flows.start(&flows.backup_arn, &name, &input).await;
     let done = flows.wait(&arn, RUN).await;
+    let (invocations, requests) = billed(&arn, mark).await;
     for w in watchers {
         w.abort();
     }
@@ -223,6 +248,8 @@ pub async fn backup(world: &World, flows: &Workflows, mode: &str, poll_seconds: 
         largest_payload_bytes: h.largest_payload_bytes,
         events_per_observe: h.events_per_observe,
         member_changes_observed: seen.len(),
+        invocations,
+        requests,
     }
 }
 
@@ -252,6 +279,10 @@ pub struct RestoreRun {
     pub history_events: usize,
     /// Largest payload in the history.
     pub largest_payload_bytes: usize,
+    /// The Lambda invocations the execution made (the emulator's journal).
+    pub invocations: Vec<Invocation>,
+    /// S3 and EventBridge requests of the world from its start to its end.
+    pub requests: Requests,
 }
 
 impl RestoreRun {
@@ -288,8 +319,10 @@ pub async fn restore(
     let input = VolumeRestore::from_backup(&name, "bench", clusters, &source.name)
         .options(json!({"observeMode": mode, "pollSeconds": poll_seconds}))
         .build();
+    let mark = billed_mark().await;
     let arn = flows.start(&flows.restore_arn, &name, &input).await;
     let done = flows.wait(&arn, RUN).await;
+    let (invocations, requests) = billed(&arn, mark).await;
     let (started, stopped) = times(flows, &arn).await;
     let h = history(flows, &arn).await;
     RestoreRun {
@@ -304,5 +337,7 @@ pub async fn restore(
         state_transitions: h.states.len(),
         history_events: h.events,
         largest_payload_bytes: h.largest_payload_bytes,
+        invocations,
+        requests,
     }
 }

@@ -16,11 +16,12 @@
 //! Writes everything as JSON to `$CARGO_TARGET_DIR/bench/bench.json`; see docs/performance.md.
 
 use brfed_system_tests::bench::asl::Walk;
+use brfed_system_tests::bench::cost::{self, Measured, Requests, Usage};
 use brfed_system_tests::bench::model::{self, Facts, Modelled, Scenario};
 use brfed_system_tests::bench::runs::{self, BackupRun, Figures, RestoreRun};
 use brfed_system_tests::bench::scale::Extrapolation;
 use brfed_system_tests::bench::stats::Summary;
-use brfed_system_tests::bench::{lambda, scale};
+use brfed_system_tests::bench::{lambda, prices, scale};
 use brfed_system_tests::dataplane::{World, missing_world_env};
 use brfed_system_tests::workflow::Workflows;
 use chrono::Utc;
@@ -142,6 +143,324 @@ fn model_check_json(w: &Walk, (states, events, payload): Figures) -> serde_json:
     json!({"modelled": w, "measured": {"states": states, "events": events, "largestPayloadBytes": payload}})
 }
 
+/// Wall times of the modelled real backups and restores, seconds (10 min, 1 h).
+const REAL_WALL_SECONDS: [u64; 2] = [600, 3600];
+
+/// The observe budget of the AWS template's default (`ObserveBudgetSeconds`).
+const AWS_OBSERVE_BUDGET: u64 = 600;
+
+/// Observe time assumed for a deletion (its data planes delete the snapshots), seconds.
+const DELETION_OBSERVE_SECONDS: f64 = 60.0;
+
+/// S3 requests assumed for a schedule tick (read the schedule, record the backup it starts) and
+/// for a retention sweep over one schedule (list the schedules and the schedule's backups, read
+/// the schedule): not measured here.
+const TICK_REQUESTS: Requests = Requests {
+    s3_tier1: 1,
+    s3_tier2: 2,
+    events: 0,
+};
+const SWEEP_REQUESTS: Requests = Requests {
+    s3_tier1: 2,
+    s3_tier2: 1,
+    events: 0,
+};
+
+/// A modelled real execution of `wall_seconds`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Real {
+    wall_seconds: u64,
+    pending_loops: usize,
+    usage: Usage,
+    bill: cost::Bill,
+}
+
+/// The cost rows' figures.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Costs {
+    template_memory_mb: std::collections::BTreeMap<String, u64>,
+    backup_measured: Measured,
+    restore_measured: Option<Measured>,
+    backup_real: Vec<Real>,
+    restore_real: Vec<Real>,
+    /// Mean billed ms of the backup's short steps: the stand-in for the steps not measured
+    /// (deletion steps, schedule tick, retention sweep).
+    mean_short_step_ms: u64,
+    deletion: Usage,
+    tick: Usage,
+    sweep: Usage,
+    /// One month of an hourly schedule with retention, for each wall time.
+    months: Vec<(u64, cost::Month)>,
+    original: cost::Standing,
+    /// Original's standing cost / brfed's month, for each wall time.
+    ratios: Vec<(u64, f64)>,
+    assumptions: Vec<&'static str>,
+}
+
+fn costing(
+    backup: &BackupRun,
+    restore: Option<&RestoreRun>,
+    three: &Facts,
+) -> Result<Costs, String> {
+    let memory = cost::template_memory(cost::TEMPLATE)?;
+    let mem = |f: &str| {
+        memory
+            .get(f)
+            .copied()
+            .ok_or(format!("{f}: no MemorySize in infra/aws/template.yaml"))
+    };
+    if backup.invocations.is_empty() {
+        return Err("the emulator journaled no invocation of the backup (an emulator without GET /_brfed/invocations?)".into());
+    }
+    let b = cost::measure(
+        &backup.invocations,
+        backup.state_transitions,
+        backup.requests,
+        &memory,
+    )?;
+    let r = restore
+        .map(|r| cost::measure(&r.invocations, r.state_transitions, r.requests, &memory))
+        .transpose()?;
+    let loops = |t: u64| t.div_ceil(AWS_OBSERVE_BUDGET).saturating_sub(1) as usize;
+    let backup_real: Vec<Real> = REAL_WALL_SECONDS
+        .iter()
+        .map(|&t| {
+            let transitions = scale::extrapolate("watch", AWS_OBSERVE_BUDGET, t as f64 / 3600.0)
+                .state_transitions;
+            let usage = cost::real(&b, t as f64, loops(t), transitions);
+            Real {
+                wall_seconds: t,
+                pending_loops: loops(t),
+                usage,
+                bill: usage.bill(),
+            }
+        })
+        .collect();
+    let restore_real: Vec<Real> = match (restore, &r) {
+        (Some(rr), Some(rm)) => REAL_WALL_SECONDS
+            .iter()
+            .map(|&t| {
+                let w = model::walk_restore(
+                    &rr.input,
+                    &backup.input,
+                    &rr.arn,
+                    three,
+                    Scenario {
+                        pending_loops: loops(t),
+                        ..Default::default()
+                    },
+                );
+                let usage = cost::real(rm, t as f64, loops(t), w.states_entered);
+                Real {
+                    wall_seconds: t,
+                    pending_loops: loops(t),
+                    usage,
+                    bill: usage.bill(),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mean_short = b.short_billed_ms / b.short_invocations.max(1);
+    // a deletion: the ASL walk of a cleaned deletion, each Task the mean short step (the observe
+    // also DELETION_OBSERVE_SECONDS), S3/EventBridge as the backup's
+    let d = model::walk_delete(&backup.input, &backup.arn, three, Scenario::default());
+    let delete_mb = mem("backup-delete-snapshots")?.max(mem("backup-delete-start")?);
+    let deletion = cost::assumed(
+        d.tasks_entered as f64,
+        mean_short,
+        delete_mb,
+        d.states_entered as f64,
+        backup.requests,
+    )
+    .plus(Usage {
+        gb_seconds: DELETION_OBSERVE_SECONDS * mem("backup-delete-observe")? as f64 / 1024.0,
+        ..Default::default()
+    });
+    let tick = cost::assumed(1.0, mean_short, mem("schedule-tick")?, 0.0, TICK_REQUESTS);
+    let sweep = cost::assumed(
+        1.0,
+        mean_short,
+        mem("retention-sweep")?,
+        0.0,
+        SWEEP_REQUESTS,
+    );
+    let months: Vec<(u64, cost::Month)> = backup_real
+        .iter()
+        .map(|br| {
+            (
+                br.wall_seconds,
+                cost::month(
+                    br.usage,
+                    deletion,
+                    tick,
+                    sweep,
+                    cost::HOURLY_BACKUPS_PER_MONTH,
+                    cost::SWEEPS_PER_MONTH,
+                ),
+            )
+        })
+        .collect();
+    let original = cost::original_standing();
+    let ratios = months
+        .iter()
+        .map(|(t, m)| (*t, original.total / m.bill.total))
+        .collect();
+    Ok(Costs {
+        template_memory_mb: memory,
+        backup_measured: b,
+        restore_measured: r,
+        backup_real,
+        restore_real,
+        mean_short_step_ms: mean_short,
+        deletion,
+        tick,
+        sweep,
+        months,
+        original,
+        ratios,
+        assumptions: vec![
+            "observe functions are billed the workflow's wall time T in all (they hold their watch while a phase runs; at most one runs at a time)",
+            "short steps take on AWS what they took here (debug builds, loopback API servers)",
+            "deletion: the ASL walk of a cleaned deletion, each Task the backup's mean short step, its observe 60 s, S3/EventBridge requests as the backup's",
+            "schedule tick and retention sweep: one invocation of the backup's mean short step; S3 1 PUT + 2 GET (tick), 2 LIST + 1 GET (sweep over one schedule)",
+            "free tiers, savings plans, CloudWatch (logs, metrics, alarms, dashboard) and EBS snapshots are left out",
+        ],
+    })
+}
+
+fn usd(v: f64) -> String {
+    if v >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.6}")
+    }
+}
+
+fn usage_cell(u: &Usage) -> String {
+    format!(
+        "{:.0} inv, {:.1} GB-s, {:.0} transitions, S3 {:.0}/{:.0}, {:.0} events",
+        u.lambda_requests, u.gb_seconds, u.transitions, u.s3_tier1, u.s3_tier2, u.events
+    )
+}
+
+fn cost_rows(
+    row: &mut dyn FnMut(&str, String, String, String),
+    costs: Option<&Result<Costs, String>>,
+) {
+    row(
+        "COST ON AWS, us-east-1 list prices (tests/system/src/bench/prices.rs, read 2026-12-05), first watch backup and restore",
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    let c = match costs {
+        None => {
+            row(
+                "cost",
+                "n/a: no successful watch backup".into(),
+                String::new(),
+                String::new(),
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            row("cost", format!("n/a: {e}"), String::new(), String::new());
+            return;
+        }
+        Some(Ok(c)) => c,
+    };
+    let b = &c.backup_measured;
+    row(
+        "3-cluster backup as run (template memory)",
+        usd(b.bill.total),
+        usage_cell(&b.usage),
+        format!(
+            "Lambda {} + Step Functions {} + S3 {} + EventBridge {}",
+            usd(b.bill.lambda),
+            usd(b.bill.step_functions),
+            usd(b.bill.s3),
+            usd(b.bill.eventbridge)
+        ),
+    );
+    if let Some(r) = &c.restore_measured {
+        row(
+            "3-cluster restore as run (template memory)",
+            usd(r.bill.total),
+            usage_cell(&r.usage),
+            String::new(),
+        );
+    }
+    let reals = |v: &[Real]| {
+        v.iter()
+            .map(|r| usd(r.bill.total))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    row(
+        "real backup of T = 10 min / 1 h (observe ≈ T, B = 600 s)",
+        reals(&c.backup_real),
+        c.backup_real
+            .iter()
+            .map(|r| usage_cell(&r.usage))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        String::new(),
+    );
+    if !c.restore_real.is_empty() {
+        row(
+            "real restore of T = 10 min / 1 h (observe ≈ T)",
+            reals(&c.restore_real),
+            c.restore_real
+                .iter()
+                .map(|r| usage_cell(&r.usage))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            String::new(),
+        );
+    }
+    row(
+        "hourly schedule, a month: 730 backups of 10 min / 1 h + 730 deletions + 730 ticks + 8,760 sweeps",
+        c.months
+            .iter()
+            .map(|(_, m)| usd(m.bill.total))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        c.months
+            .iter()
+            .map(|(_, m)| usage_cell(&m.total))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        format!(
+            "deletion, tick, sweep: mean short step {} ms, assumed (docs/performance.md)",
+            c.mean_short_step_ms
+        ),
+    );
+    row(
+        "original: control-plane EKS cluster + manager pod, a month",
+        usd(c.original.total),
+        format!(
+            "EKS {} + {:.0} % of a t3.medium {}",
+            usd(c.original.eks_cluster),
+            c.original.node_share * 100.0,
+            usd(c.original.manager_pod)
+        ),
+        String::new(),
+    );
+    row(
+        "original / brfed, a month (10 min / 1 h backups)",
+        c.ratios
+            .iter()
+            .map(|(_, r)| format!("{r:.0}×"))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        String::new(),
+        String::new(),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -253,6 +572,17 @@ async fn main() {
                     r,
                 )
             })
+    });
+
+    // --- cost on AWS -----------------------------------------------------------------------------
+    let costs = source.map(|s| {
+        costing(
+            s,
+            restores
+                .iter()
+                .find(|r| r.mode == "watch" && r.status == "SUCCEEDED"),
+            &three,
+        )
     });
 
     // --- the table ------------------------------------------------------------------------------
@@ -538,6 +868,7 @@ async fn main() {
             law_of("poll", poll_seconds).max_hours_within_history_limit
         ),
     );
+    cost_rows(&mut row, costs.as_ref());
     println!("{table}");
 
     // --- JSON ------------------------------------------------------------------------------------
@@ -571,6 +902,11 @@ async fn main() {
             "restore": restore_check.map(|(w, r)| model_check_json(&w, r.figures())),
         },
         "thresholds": thresholds,
+        "cost": costs.as_ref().map(|c| match c {
+            Ok(c) => json!(c),
+            Err(e) => json!({"error": e}),
+        }),
+        "prices": prices::ALL,
     });
     let dir = lambda::target_dir().join("bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
