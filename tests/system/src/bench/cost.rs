@@ -379,6 +379,46 @@ pub fn month(
     }
 }
 
+/// brfed's own standing cost per month: the monitoring its template deploys (alarms, the
+/// dashboard) and the custom metrics its EMF lines create. Not usage: it does not depend on
+/// how many backups run.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// `AWS::CloudWatch::Alarm` resources of the template.
+    pub alarms: u64,
+    /// `AWS::CloudWatch::Dashboard` resources of the template.
+    pub dashboards: u64,
+    /// Metric series: one per metric and dimension set brfed writes (each dimension with one
+    /// value: one stack, one schedule, one TidbCluster, one outcome; more values, more series).
+    pub metric_series: u64,
+    /// US dollars per month.
+    pub usd: f64,
+}
+
+/// [`Monitoring`] of `template` with `metric_series` series.
+pub fn monitoring(template: &str, metric_series: u64) -> Result<Monitoring, String> {
+    let t: serde_json::Value =
+        serde_saphyr::from_str(template).map_err(|e| format!("template.yaml: {e}"))?;
+    let count = |ty: &str| {
+        t["Resources"]
+            .as_object()
+            .map_or(0, |r| r.values().filter(|v| v["Type"] == ty).count() as u64)
+    };
+    let (alarms, dashboards) = (
+        count("AWS::CloudWatch::Alarm"),
+        count("AWS::CloudWatch::Dashboard"),
+    );
+    Ok(Monitoring {
+        alarms,
+        dashboards,
+        metric_series,
+        usd: alarms as f64 * prices::CW_ALARM_MONTH.usd
+            + dashboards as f64 * prices::CW_DASHBOARD_MONTH.usd
+            + metric_series as f64 * prices::CW_METRIC_MONTH.usd,
+    })
+}
+
 /// The original's standing cost per month: the control-plane EKS cluster's fee and the manager
 /// pod's share of a t3.medium node (the larger of its CPU and memory shares).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -534,6 +574,15 @@ mod tests {
         assert!((s.node_share - 0.04).abs() < 1e-12);
         assert!((s.manager_pod - 1.214_72).abs() < 1e-9, "{}", s.manager_pod);
         assert!((s.total - 74.214_72).abs() < 1e-9);
+    }
+
+    /// By hand: 2 alarms × $0.10 + 1 dashboard × $3 + 10 series × $0.30 = $6.20.
+    #[test]
+    fn monitoring_counts_the_templates_alarms_and_dashboards() {
+        let t = "Resources:\n  A:\n    Type: AWS::CloudWatch::Alarm\n  B:\n    Type: AWS::CloudWatch::Alarm\n  D:\n    Type: AWS::CloudWatch::Dashboard\n  F:\n    Type: AWS::Lambda::Function\n";
+        let m = monitoring(t, 10).unwrap();
+        assert_eq!((m.alarms, m.dashboards), (2, 1));
+        assert!((m.usd - 6.2).abs() < 1e-9, "{}", m.usd);
     }
 
     /// Every function crate (`functions/<crate>/src/main.rs`) has a `MemorySize` in the template

@@ -159,6 +159,46 @@ pub const MANAGER_MEMORY_MIB: f64 = 50.0;
 /// Memory of a t3.medium, MiB.
 pub const T3_MEDIUM_MIB: f64 = 4_096.0;
 
+/// CloudWatch standard-resolution alarm: per alarm-month (brfed's template deploys alarms by
+/// default; a standing cost of brfed's monitoring, not of its backups).
+pub const CW_ALARM_MONTH: Price = Price {
+    what: "CloudWatch alarm, standard resolution",
+    usd: 0.10,
+    unit: "alarm-month",
+    region: REGION,
+    source: "https://aws.amazon.com/cloudwatch/pricing/ (Alarms)",
+    read: READ,
+    assumption: Some(
+        "the stored AWS page shows the tabs without the figures; $0.10 per alarm-month from https://c3x.dev/resources/aws/aws_cloudwatch_metric_alarm",
+    ),
+};
+
+/// CloudWatch dashboard: per dashboard-month, beyond the 3 free ones.
+pub const CW_DASHBOARD_MONTH: Price = Price {
+    what: "CloudWatch dashboard",
+    usd: 3.00,
+    unit: "dashboard-month",
+    region: REGION,
+    source: "https://aws.amazon.com/cloudwatch/pricing/ (Dashboards; 3 free per account)",
+    read: READ,
+    assumption: Some(
+        "$3 per dashboard-month from https://coralogix.com/blog/is-cloudwatch-really-cost-efficient; counted as if the account's 3 free dashboards were taken",
+    ),
+};
+
+/// CloudWatch custom metric (what brfed's EMF lines create): per metric-month, first tier.
+pub const CW_METRIC_MONTH: Price = Price {
+    what: "CloudWatch custom metric (first 10,000)",
+    usd: 0.30,
+    unit: "metric-month",
+    region: REGION,
+    source: "https://aws.amazon.com/cloudwatch/pricing/ (Metrics)",
+    read: READ,
+    assumption: Some(
+        "not found in the text of any stored page: $0.30 per metric-month is AWS's long-standing first-tier figure, unverified here",
+    ),
+};
+
 /// Hours in the month the monthly figures use (AWS's own: 730).
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
@@ -173,4 +213,7 @@ pub const ALL: &[Price] = &[
     LOGS_INGESTION_GB,
     EKS_CLUSTER_HOUR,
     EC2_T3_MEDIUM_HOUR,
+    CW_ALARM_MONTH,
+    CW_DASHBOARD_MONTH,
+    CW_METRIC_MONTH,
 ];

@@ -194,8 +194,12 @@ struct Costs {
     /// One month of an hourly schedule with retention, for each wall time.
     months: Vec<(u64, cost::Month)>,
     original: cost::Standing,
+    /// brfed's own standing cost (the template's alarms and dashboard, its EMF metrics).
+    monitoring: cost::Monitoring,
     /// Original's standing cost / brfed's month, for each wall time.
     ratios: Vec<(u64, f64)>,
+    /// The same, brfed's monitoring added to its month.
+    ratios_with_monitoring: Vec<(u64, f64)>,
     assumptions: Vec<&'static str>,
 }
 
@@ -304,9 +308,18 @@ fn costing(
         })
         .collect();
     let original = cost::original_standing();
+    let series = brfed_adapters::signals::METRICS
+        .iter()
+        .map(|(_, sets)| sets.len() as u64)
+        .sum();
+    let monitoring = cost::monitoring(cost::TEMPLATE, series)?;
     let ratios = months
         .iter()
         .map(|(t, m)| (*t, original.total / m.bill.total))
+        .collect();
+    let ratios_with_monitoring = months
+        .iter()
+        .map(|(t, m)| (*t, original.total / (m.bill.total + monitoring.usd)))
         .collect();
     Ok(Costs {
         template_memory_mb: memory,
@@ -320,7 +333,9 @@ fn costing(
         sweep,
         months,
         original,
+        monitoring,
         ratios,
+        ratios_with_monitoring,
         assumptions: vec![
             "observe functions are billed the workflow's wall time T in all (they hold their watch while a phase runs; at most one runs at a time)",
             "short steps take on AWS what they took here (debug builds, loopback API servers)",
@@ -449,14 +464,29 @@ fn cost_rows(
         ),
         String::new(),
     );
+    let m = &c.monitoring;
+    row(
+        "brfed's standing monitoring, a month (not usage)",
+        usd(m.usd),
+        format!(
+            "{} alarms, {} dashboard, {} EMF metric series (one value per dimension)",
+            m.alarms, m.dashboards, m.metric_series
+        ),
+        "CloudWatch prices of prices.rs: assumptions".into(),
+    );
+    let ratio = |v: &[(u64, f64)]| {
+        v.iter()
+            .map(|(_, r)| format!("{r:.1}×"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     row(
         "original / brfed, a month (10 min / 1 h backups)",
-        c.ratios
-            .iter()
-            .map(|(_, r)| format!("{r:.0}×"))
-            .collect::<Vec<_>>()
-            .join(" / "),
-        String::new(),
+        ratio(&c.ratios),
+        format!(
+            "with brfed's monitoring: {}",
+            ratio(&c.ratios_with_monitoring)
+        ),
         String::new(),
     );
 }
