@@ -47,7 +47,8 @@ What it adds to moto 5.2.5 (see the "AWS emulator" section of infra/local/README
            "lastSeq": N}: every synchronous Lambda invocation (also $WORLD/logs/lambda-invocations.jsonl);
            execution/state for a state machine's Task, rule for an EventBridge delivery
     GET    /_brfed/billed-calls?since=SEQ -> {"calls": [{seq, wall (epoch s), service (s3 | events),
-           kind (S3: tier1 PUT/COPY/POST/LIST, tier2 GET/HEAD, free DELETE; events: the action)}], "lastSeq": N}
+           kind (S3: tier1 PUT/COPY/POST/LIST, tier2 GET/HEAD, free DELETE; events: the action),
+           dataPlane (made by the simulated operator)}], "lastSeq": N}
 * StartExecution without a name gets a UUID name (moto would name it "None").
 """
 
@@ -1543,7 +1544,8 @@ EC2_FAULTS = Ec2Faults()
 class BilledCalls:
     """Journal of the S3 and EventBridge requests the world makes, by how AWS bills them: S3
     `tier1` (PUT, COPY, POST, LIST), `tier2` (GET, HEAD, the rest of the reads) or `free` (DELETE);
-    EventBridge `PutEvents` (entries) or another action. Last 100k, in memory."""
+    EventBridge `PutEvents` (entries) or another action; `dataPlane` when the simulated operator
+    made it (its SDK's user agent names the app brfed-sim-operator). Last 100k, in memory."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -1573,9 +1575,11 @@ class BilledCalls:
         kind = self.kind(scope[0], environ)
         if kind is None:
             return
+        agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         with self.lock:
             self.last_seq = next(self.seq)
-            self.calls.append({"seq": self.last_seq, "wall": time.time(), "service": scope[0], "kind": kind[0]})
+            self.calls.append({"seq": self.last_seq, "wall": time.time(), "service": scope[0], "kind": kind[0],
+                               "dataPlane": "app/brfed-sim-operator" in agent})
 
     def journal(self, since: int) -> dict[str, Any]:
         with self.lock:

@@ -181,6 +181,9 @@ fn volume_info(v: &aws_sdk_ec2::types::Volume) -> VolumeInfo {
     }
 }
 
+/// The app name the simulated operator's AWS clients put in their user agent.
+pub const SIM_APP_NAME: &str = "brfed-sim-operator";
+
 /// EC2 and S3 clients of the emulated account.
 #[derive(Debug, Clone)]
 pub struct Cloud {
@@ -196,7 +199,12 @@ impl Cloud {
     /// Builds the clients from the standard AWS environment (`AWS_ENDPOINT_URL`, credentials) for `region`.
     /// Without `AWS_ACCESS_KEY_ID`, static test credentials are used (the emulator accepts anything).
     pub async fn from_env(region: &str) -> Self {
-        let mut loader = aws_config::from_env().region(aws_config::Region::new(region.to_string()));
+        // app name in the user agent: the emulator tells the data plane's S3 requests from
+        // brfed's by it (`GET /_brfed/billed-calls`, `dataPlane`), so that `make bench` prices
+        // brfed's alone (the operator's backup data is the same for both tools)
+        let mut loader = aws_config::from_env()
+            .region(aws_config::Region::new(region.to_string()))
+            .app_name(aws_config::AppName::new(SIM_APP_NAME).expect("a valid app name"));
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
             loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 "test",

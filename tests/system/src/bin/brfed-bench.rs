@@ -159,11 +159,13 @@ const TICK_REQUESTS: Requests = Requests {
     s3_tier1: 1,
     s3_tier2: 2,
     events: 0,
+    data_plane: 0,
 };
 const SWEEP_REQUESTS: Requests = Requests {
     s3_tier1: 2,
     s3_tier2: 1,
     events: 0,
+    data_plane: 0,
 };
 
 /// A modelled real execution of `wall_seconds`.
