@@ -57,7 +57,7 @@ world-env: ## Print the exports that let a shell talk to the world (eval them)
 demo: ## Set up, start the world, back up the 3-cluster TiDB and restore it, print the result
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && python infra/local/demo.py
 
-bench: ## Benchmarks on the local world (watch vs 30 s poll: pause-window p50/p95, backup and restore end to end, history, Lambda init/RSS/size, 50x200 payloads); one table + JSON
+bench: ## Benchmarks on the local world (watch vs 30 s poll: pause-window p50/p95, backup and restore end to end, history, Lambda init/RSS/size, 50x200 payloads, cost per backup and per month on AWS vs the original); one table + JSON
 	@trap '$(WORLD) down' EXIT; $(WORLD) up 3 && source $(BRFED_WORLD_DIR)/env && \
 	  cargo run -q -p brfed-system-tests --bin brfed-bench
 

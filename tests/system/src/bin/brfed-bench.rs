@@ -12,6 +12,10 @@
 //! - At scale (`BRFED_BENCH_MEMBERS` × `BRFED_BENCH_VOLUMES`, default 50 × 200) without data
 //!   planes: brfed's real state objects carried through the real ASL; and the state transitions
 //!   and history events of a 1 h and a 24 h backup for several observe budgets.
+//! - Cost on AWS (`bench/cost.rs`, prices in `bench/prices.rs`): the first watch backup and
+//!   restore priced from their own Lambda invocations (the emulator's journal, at the template's
+//!   `MemorySize`), transitions and S3/EventBridge requests; a real backup and restore of 10 min
+//!   and 1 h; an hourly schedule for a month; the original's standing cost, and the ratio.
 //!
 //! Writes everything as JSON to `$CARGO_TARGET_DIR/bench/bench.json`; see docs/performance.md.
 
