@@ -689,11 +689,7 @@ impl BackupLocations {
                 .unwrap_or(entry)
                 .split_once('/')
                 .ok_or_else(|| bad("no `/` after the bucket"))?;
-            if !(3..=63).contains(&bucket.len())
-                || !bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-            {
+            if !crate::input::valid_bucket(bucket) {
                 return Err(bad("the bucket is not an S3 bucket name"));
             }
             if !prefix.is_empty() && !prefix.ends_with('/') {
