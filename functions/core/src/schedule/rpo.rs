@@ -58,10 +58,7 @@ impl ScheduleRequest {
     /// would be beyond it between any two ticks), or on an expression without an interval.
     /// [`Self::validate`] refuses what this errs on.
     pub fn rpo(&self) -> Result<Rpo, String> {
-        let gap = self
-            .eventbridge_schedule()
-            .ok()
-            .and_then(|s| s.longest_gap_seconds());
+        let gap = self.longest_gap();
         match self.metadata.annotations.get(ANNOTATION_RPO) {
             Some(text) => {
                 let what = format!("metadata.annotations.{ANNOTATION_RPO} `{}`", truncate(text));
@@ -83,15 +80,27 @@ impl ScheduleRequest {
                     source: RpoSource::Annotation,
                 })
             }
-            None => gap
-                .map(|gap| Rpo {
-                    seconds: default_rpo_seconds(gap, self.options.deadline_seconds),
-                    source: RpoSource::Default,
-                })
-                .ok_or_else(|| {
-                    "spec.schedule gives no interval between firings to derive an RPO from".into()
-                }),
+            None => self.default_rpo(),
         }
+    }
+
+    /// [`default_rpo_seconds`] of its expression's longest interval and its backups' deadline,
+    /// whatever its annotation says; errs on an expression without an interval.
+    pub fn default_rpo(&self) -> Result<Rpo, String> {
+        self.longest_gap()
+            .map(|gap| Rpo {
+                seconds: default_rpo_seconds(gap, self.options.deadline_seconds),
+                source: RpoSource::Default,
+            })
+            .ok_or_else(|| {
+                "spec.schedule gives no interval between firings to derive an RPO from".into()
+            })
+    }
+
+    fn longest_gap(&self) -> Option<u64> {
+        self.eventbridge_schedule()
+            .ok()
+            .and_then(|s| s.longest_gap_seconds())
     }
 }
 
@@ -162,14 +171,10 @@ pub fn check(
     let request = doc.request();
     let (rpo, problem) = match request.rpo() {
         Ok(rpo) => (Some(rpo), None),
-        Err(e) => {
-            let mut plain = request.clone();
-            plain.metadata.annotations.remove(ANNOTATION_RPO);
-            match plain.rpo() {
-                Ok(rpo) => (Some(rpo), Some(format!("{e}; the default RPO is used"))),
-                Err(e2) => (None, Some(e2)),
-            }
-        }
+        Err(e) => match request.default_rpo() {
+            Ok(rpo) => (Some(rpo), Some(format!("{e}; the default RPO is used"))),
+            Err(e2) => (None, Some(e2)),
+        },
     };
     Some(RpoCheck {
         since_complete_seconds,
