@@ -26,11 +26,6 @@ const GRAPHED: &[&str] = &[
 /// Metric name → its dimension sets (each sorted), as `signals.rs` writes them.
 type Written = BTreeMap<String, Vec<Vec<String>>>;
 
-fn signals_rs() -> String {
-    let path = root().join("functions/adapters/src/signals.rs");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The value of `const NAME: <ty> = <value>;` (`pub` or not) in `text`.
 fn const_value<'a>(text: &'a str, name: &str) -> &'a str {
     text.lines()

@@ -160,6 +160,13 @@ fn one_or_many(v: &Value) -> Vec<&Value> {
     }
 }
 
+/// The source of `functions/adapters/src/signals.rs` (the metric names and dimension sets the
+/// alarms and the dashboard must match).
+fn signals_rs() -> String {
+    let path = root().join("functions/adapters/src/signals.rs");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The `Resource` of a statement, one or a list; an `Fn::If` element counts with both branches,
 /// `AWS::NoValue` with none.
 fn statement_resources(s: &Value) -> Vec<&Value> {
@@ -179,11 +186,14 @@ fn evaluate(t: &Value, params: &[(&str, &str)], v: &Value) -> Option<String> {
     if let Some(text) = v.as_str() {
         return Some(text.into());
     }
-    if let Some(name) = ref_of(v) {
-        return params
+    let param = |name: &str| {
+        params
             .iter()
             .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string());
+            .map(|(_, v)| v.to_string())
+    };
+    if let Some(name) = ref_of(v) {
+        return param(name);
     }
     if let Some(branches) = v["Fn::If"].as_sequence() {
         let condition = &t["Conditions"][branches[0].as_str()?];
@@ -200,11 +210,7 @@ fn evaluate(t: &Value, params: &[(&str, &str)], v: &Value) -> Option<String> {
         out.push_str(&rest[..i]);
         out.push_str(&match vars.get(name) {
             Some(var) => evaluate(t, params, var)?,
-            None => evaluate(
-                t,
-                params,
-                &Value::from(Mapping::from_iter([("Ref".into(), name.into())])),
-            )?,
+            None => param(name)?,
         });
         rest = &rest[end + 1..];
     }
@@ -221,19 +227,18 @@ fn holds(t: &Value, params: &[(&str, &str)], c: &Value) -> Option<bool> {
     if let Some(a) = args("Fn::Not") {
         return holds(t, params, &a[0]).map(|b| !b);
     }
-    if let Some(a) = args("Fn::And") {
-        return a
-            .iter()
-            .map(|x| holds(t, params, x))
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.iter().all(|b| *b));
-    }
-    if let Some(a) = args("Fn::Or") {
-        return a
-            .iter()
-            .map(|x| holds(t, params, x))
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.iter().any(|b| *b));
+    for (f, all) in [("Fn::And", true), ("Fn::Or", false)] {
+        if let Some(a) = args(f) {
+            let each: Vec<bool> = a
+                .iter()
+                .map(|x| holds(t, params, x))
+                .collect::<Option<_>>()?;
+            return Some(if all {
+                each.iter().all(|b| *b)
+            } else {
+                each.iter().any(|b| *b)
+            });
+        }
     }
     if let Some(name) = c["Condition"].as_str() {
         return holds(t, params, &t["Conditions"][name]);

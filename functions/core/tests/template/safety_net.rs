@@ -271,7 +271,7 @@ fn the_safety_net_is_configured_as_in_the_local_world() {
 /// A `pub const NAME: &str = "value";` of `functions/adapters/src/signals.rs` (this crate cannot
 /// depend on the adapters).
 fn signals_const(name: &str) -> String {
-    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let text = signals_rs();
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("pub const {name}: &str = ")))
@@ -383,7 +383,7 @@ fn alarms_watch_the_safety_net_queue_and_the_gc_pause() {
 #[test]
 fn a_failed_backup_or_restore_of_this_stack_sets_its_alarm() {
     let t = template();
-    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let text = signals_rs();
     let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
     for metric in ["fed_volume_backup_status", "fed_volume_restore_status"] {
         assert!(
@@ -439,7 +439,7 @@ fn a_failed_backup_or_restore_of_this_stack_sets_its_alarm() {
 #[test]
 fn a_schedule_beyond_its_rpo_sets_the_stacks_alarm() {
     let t = template();
-    let text = std::fs::read_to_string(root().join("functions/adapters/src/signals.rs")).unwrap();
+    let text = signals_rs();
     let namespace = signals_const("METRIC_NAMESPACE");
     let metric = signals_const("BEYOND_RPO_METRIC");
     assert!(
