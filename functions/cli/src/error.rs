@@ -102,8 +102,8 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// The message of a step error without the prefix its `Display` adds (`invalid spec: `): every
-/// prefix is a few words without a colon, so the message is what follows the first `": "`.
+/// The message of a step error without the prefix its `Display` adds (`invalid spec: `):
+/// [`StepError::message`].
 pub fn step_message(e: &StepError) -> String {
     e.message().to_string()
 }
