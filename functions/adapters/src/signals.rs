@@ -1108,12 +1108,11 @@ mod tests {
         assert_eq!(m["fed_volume_backup_cleanup_total_time_sec"], 60.0);
         // what the stack's dashboard counts as its own deletions (infra/aws/template.yaml)
         assert_eq!(m["stack"], STACK);
-        let directives = m["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert!(
-            directives
-                .iter()
-                .any(|d| d["Dimensions"] == json!([["stack", "status"]])
-                    && d["Metrics"][0]["Name"] == "fed_volume_backup_cleanup_status"),
+            written(&m).contains(&(
+                "fed_volume_backup_cleanup_status".into(),
+                vec!["stack".into(), "status".into()]
+            )),
             "{m}"
         );
         assert_eq!(s.event.detail_type, "VolumeBackup Cleaned");
